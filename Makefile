@@ -1,0 +1,53 @@
+# Coffer: every target installs what it needs itself (Debian packages, the
+# virtual environment), so a fresh Debian machine needs only `make demo` and
+# `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# pyfuse3 builds from source against libfuse3; fuse3 gives fusermount3 for mounts.
+DEBS_BUILD := fuse3 libfuse3-dev pkg-config attr rsync
+# Servers the destination tests start on loopback, and the engines we benchmark against.
+DEBS_TEST := openssh-server rclone
+DEBS_BENCH := restic borgbackup time
+AZURITE := $(VENV)/node/node_modules/.bin/azurite-blob
+PYTEST_ARGS ?=
+
+.PHONY: venv check test test-full demo bench testdeps clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@tools/setup/debs.sh $(DEBS_BUILD)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip >/dev/null
+	@$(BIN)/pip install -q -e '.[dev]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
+
+testdeps: venv
+	@tools/setup/debs.sh $(DEBS_TEST)
+	@test -x $(AZURITE) || (echo "coffer setup: installing Azurite (npm)" >&2; \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/node azurite@3 >/dev/null)
+
+check: venv
+	$(BIN)/ruff check store sources mount cli tools tests
+	$(BIN)/ruff format --check store sources mount cli tools tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check testdeps
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-full: check testdeps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/python -m tools.demo
+
+bench: venv
+	@tools/setup/debs.sh $(DEBS_BENCH)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The coffer command: argument parsing, configuration, progress and reports."""

@@ -1,0 +1,1 @@
+"""Read-only FUSE view of a repository (pyfuse3 + trio)."""

@@ -1,0 +1,1 @@
+"""Readers (backup) and writers (restore) for what Coffer protects: Microsoft 365 and local folders."""
