@@ -96,7 +96,9 @@ class Keyring:
 
     @cached_property
     def chunker_seed(self) -> int:
-        return int.from_bytes(derive("coffer v1 chunker seed", self.root)[:8], "big") | 1
+        # 63 bits: pyfastcdc shifts the seed left by one inside a u64.
+        raw = int.from_bytes(derive("coffer v1 chunker seed", self.root)[:8], "big")
+        return (raw & ((1 << 63) - 1)) | 1
 
     def encode(self) -> bytes:
         return pack({"v": 1, "root": self.root, "epochs": self.epochs, "current": self.current})

@@ -7,8 +7,12 @@ keeps the local blob index in step with the repository's index objects.
 
 from __future__ import annotations
 
+import json
+import secrets
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from store.backend import Backend
 from store.blobindex import BlobIndex, BlobLocation
@@ -40,7 +44,7 @@ from store.index import IndexObject, PackRecord
 from store.keys import KdfParams, Keyring, KeySlot, PrivateKey, new_password_slot
 from store.pack import BlobEntry, open_blob
 from store.reader import ChunkCache, SnapshotReader
-from store.snapshot import Snapshot
+from store.snapshot import Snapshot, format_time
 from store.tree import TreeReader
 
 
@@ -344,6 +348,25 @@ class Repository:
     def reader(self, snapshot: Snapshot) -> SnapshotReader:
         """Browse and read one snapshot."""
         return SnapshotReader(snapshot, self.tree_reader, self.chunk_cache)
+
+    # -- reports --------------------------------------------------------
+
+    def save_report(self, kind: str, report: dict[str, Any]) -> str:
+        """Store a JSON report (backup run, restore, check) and return its key."""
+        name = f"reports/{kind}/{format_time(time.time_ns())}-{secrets.token_hex(4)}"
+        self.save_object("report", name, json.dumps(report, sort_keys=True).encode())
+        return name
+
+    def list_reports(self, kind: str) -> list[str]:
+        """Keys of the stored reports of ``kind``, oldest first."""
+        return sorted(info.key for info in self.backend.list(f"reports/{kind}/"))
+
+    def load_report(self, key: str) -> dict[str, Any]:
+        """A stored report. Raises ObjectNotFound, IntegrityError."""
+        report = json.loads(self.load_object("report", key))
+        if not isinstance(report, dict):
+            raise IntegrityError(f"{key}: not a report")
+        return report
 
     # -- key slots ------------------------------------------------------
 
