@@ -35,6 +35,7 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot
+from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
 from store.selection import owner_matches, select_snapshots
@@ -74,6 +75,7 @@ __all__ = [
     "OwnerBusy",
     "OwnerSession",
     "PackId",
+    "PackProblem",
     "PathNotFound",
     "RepoConfig",
     "Repository",
@@ -91,7 +93,11 @@ __all__ = [
     "WrongPassword",
     "format_time",
     "latest_per_owner",
+    "list_packs",
     "open_backend",
     "owner_matches",
+    "read_pack",
+    "records_from_packs",
+    "scan_pack",
     "select_snapshots",
 ]

@@ -8,6 +8,7 @@ keeps the local blob index in step with the repository's index objects.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -47,6 +48,8 @@ from store.reader import ChunkCache, SnapshotReader
 from store.snapshot import Snapshot, format_time
 from store.tree import TreeReader
 
+log = logging.getLogger(__name__)
+
 
 class Repository:
     """An open repository. Thread-safe for reading and for BlobWriter use."""
@@ -67,6 +70,9 @@ class Repository:
         self.cache_dir = private_dir(root / config.repo_id)
         self._blob_index: BlobIndex | None = None
         self._index_lock = threading.Lock()
+        # Index objects that failed to load (damaged): their blobs read as
+        # missing until `coffer repair index` rebuilds them from the packs.
+        self.damaged_indexes: dict[IndexId, str] = {}
         self._tree_reader: TreeReader | None = None
         self._chunk_cache: ChunkCache | None = None
 
@@ -193,6 +199,12 @@ class Repository:
                 obj = self.load_index(index_id)
             except ObjectNotFound:
                 continue  # removed by a concurrent prune after we listed it
+            except IntegrityError as exc:
+                # One damaged index must not make the whole repository
+                # unreadable: its blobs read as missing, the rest works.
+                self.damaged_indexes[index_id] = str(exc)
+                log.warning("%s (run `coffer repair index`)", exc)
+                continue
             index.add_index(index_id, obj.packs)
 
     def load_index(self, index_id: IndexId) -> IndexObject:
