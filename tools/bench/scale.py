@@ -22,14 +22,18 @@ from tools.bench.measure import run_measured
 PASSWORD = "scale benchmark"
 
 
-def backup_items(repo: Path, items: int) -> None:
-    """Runs in the measured child process."""
+def backup_items(repo: Path, items: int, first: int = 0) -> None:
+    """Runs in the measured child process: adds items ``first`` to ``items`` - 1.
+
+    A later call with ``first`` > 0 is what a delta source does: it mentions
+    only the new items; everything else carries over from the catalogue.
+    """
     from store import BackupRun, LocalBackend, Owner, Repository
 
     repository = Repository.open(LocalBackend(repo), PASSWORD.encode())
     owner = Owner("users", "scale-user", "scale.user@contoso.example")
     with BackupRun(repository) as run, run.owner(owner) as session:
-        for number in range(items):
+        for number in range(first, items):
             folder = f"mail/folder-{number % 100:02d}"
             body = f"Subject: item {number}\r\n\r\nmessage number {number}\r\n".encode()
             session.add_item(
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     if restored != args.items:
         raise SystemExit(f"restored {restored} items, expected {args.items}")
     shutil.rmtree(work / "out")
-    # A second backup of the same owner adding 1% new items: the catalogue at work.
+    # An incremental backup adding 1% new items (as a delta source would).
     more = args.items + args.items // 100
     record(
         "second backup (1% new items)",
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.executable,
             "-c",
             "from tools.bench.scale import backup_items; from pathlib import Path; "
-            f"backup_items(Path({str(work / 'repo')!r}), {more})",
+            f"backup_items(Path({str(work / 'repo')!r}), {more}, {args.items})",
         ],
     )
     (work / "scale.json").write_text(
