@@ -1,0 +1,146 @@
+"""The SFTP backend against a private OpenSSH sshd on loopback."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from store.backend import Backend, open_backend
+from store.backend.sftp import HostKeyError, SftpBackend, parse_url
+from store.errors import BackendError, TransientBackendError
+from tests.store.backend_conformance import BackendConformance
+from tests.store.servers import SshServer, free_port, sshd_server
+
+__all__ = ["sshd_server"]
+
+pytestmark = pytest.mark.server
+
+SFTP_VARIABLES = (
+    "COFFER_SFTP_KEY",
+    "COFFER_SFTP_KEY_PASSPHRASE",
+    "COFFER_SFTP_KNOWN_HOSTS",
+    "COFFER_SFTP_INSECURE_NO_HOST_KEY_CHECK",
+)
+
+
+@pytest.fixture
+def sftp_env(monkeypatch: pytest.MonkeyPatch, sshd_server: SshServer, tmp_path: Path) -> None:
+    """The test's key and known_hosts; no agent and no ~/.ssh of the machine."""
+    for name in (*SFTP_VARIABLES, "SSH_AUTH_SOCK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COFFER_SFTP_KEY", str(sshd_server.client_key))
+    monkeypatch.setenv("COFFER_SFTP_KNOWN_HOSTS", str(sshd_server.known_hosts))
+
+
+def new_root(server: SshServer) -> Path:
+    return server.root / uuid.uuid4().hex
+
+
+class TestSftpBackend(BackendConformance):
+    @pytest.fixture
+    def backend(self, sftp_env: None, sshd_server: SshServer) -> Iterator[Backend]:
+        backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}/repo")
+        yield backend
+        backend.close()
+
+
+def test_objects_are_files_written_atomically(sftp_env: None, sshd_server: SshServer) -> None:
+    root = new_root(sshd_server)
+    backend = open_backend(f"sftp:{sshd_server.url_base}{root}")
+    backend.put("data/ab/abcdef", b"content")
+    backend.put("data/ab/abcdef", b"replaced")
+    files = [Path(d, n) for d, _, names in os.walk(root) for n in names]
+    assert files == [root / "data/ab/abcdef"]
+    assert (root / "data/ab/abcdef").read_bytes() == b"replaced"
+    assert stat.S_IMODE((root / "data/ab/abcdef").stat().st_mode) == 0o600
+    # A writer that died half-way leaves a temporary file nobody lists.
+    (root / "data/ab/.tmp-0123456789abcdef").write_bytes(b"half")
+    assert [info.key for info in backend.list("")] == ["data/ab/abcdef"]
+    backend.close()
+
+
+def test_unknown_host_key_is_refused(
+    sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    monkeypatch.setenv("COFFER_SFTP_KNOWN_HOSTS", str(empty))
+    backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    with pytest.raises(HostKeyError, match="not in known_hosts"):
+        backend.put("config", b"x")
+    # The explicit opt-out for throwaway test servers.
+    monkeypatch.setenv("COFFER_SFTP_INSECURE_NO_HOST_KEY_CHECK", "1")
+    insecure = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    insecure.put("config", b"x")
+    insecure.close()
+
+
+def test_changed_host_key_is_refused(
+    sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impostor = tmp_path / "known_hosts"
+    other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIHBm0rX3tKKhvy4Wq3o0m2nDj1XzwsN0Vz8M2g6G8yqB"
+    impostor.write_text(f"[127.0.0.1]:{sshd_server.port} ssh-ed25519 {other_key}\n")
+    monkeypatch.setenv("COFFER_SFTP_KNOWN_HOSTS", str(impostor))
+    backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    with pytest.raises(HostKeyError, match="changed"):
+        backend.get("config")
+
+
+def test_wrong_key_is_a_permanent_error(
+    sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    monkeypatch.setenv("COFFER_SFTP_KEY", str(stranger))
+    backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    with pytest.raises(BackendError, match="authentication failed") as info:
+        backend.get("config")
+    assert not isinstance(info.value, TransientBackendError)
+    monkeypatch.setenv("COFFER_SFTP_KEY", str(tmp_path / "missing-key"))
+    with pytest.raises(BackendError, match="does not exist"):
+        open_backend(f"sftp:{sshd_server.url_base}/x").get("config")
+
+
+def test_unreachable_server_is_transient(sftp_env: None) -> None:
+    backend = SftpBackend("127.0.0.1", "/tmp/x", port=free_port(), insecure_no_host_key_check=True)
+    with pytest.raises(TransientBackendError):
+        backend.put("config", b"x")
+
+
+def test_reconnects_after_the_connection_dropped(sftp_env: None, sshd_server: SshServer) -> None:
+    root = new_root(sshd_server)
+    backend = open_backend(f"sftp:{sshd_server.url_base}{root}", retry=False)
+    assert isinstance(backend, SftpBackend)
+    backend.put("config", b"before")
+    # Cut the connection under the backend's feet, as a network failure would.
+    client = backend._client
+    assert client is not None
+    transport = client.get_transport()
+    assert transport is not None
+    transport.sock.close()  # type: ignore[union-attr]
+    transport.join(5)
+    with pytest.raises(TransientBackendError):
+        backend.get("config")
+    assert backend.get("config") == b"before"
+    backend.close()
+
+
+def test_url_forms() -> None:
+    assert parse_url("backup@nas:2222/srv/coffer") == ("backup", "nas", 2222, "/srv/coffer", {})
+    assert parse_url("nas:coffer/repo") == (None, "nas", 22, "coffer/repo", {})
+    assert parse_url("u@nas:/abs") == ("u", "nas", 22, "/abs", {})
+    assert parse_url("u@[::1]:22/abs?key=/k") == ("u", "::1", 22, "/abs", {"key": "/k"})
+    for bad in ("nas", "u@:22/x", "//u@h/x", "u@h:", "u@h:70000/x", "u@h:/x?port=3"):
+        with pytest.raises(ValueError):
+            parse_url(bad)
+    assert open_backend("sftp:u@h:2222/srv/c/").location == "sftp:u@h:2222/srv/c"
+    assert open_backend("sftp:u@h:rel").location == "sftp:u@h:rel"
