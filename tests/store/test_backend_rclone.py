@@ -1,0 +1,119 @@
+"""The rclone backend, through a real `rclone rcd`, on an rclone local remote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from store.backend import Backend, open_backend
+from store.backend.rclone import RcloneBackend, from_url
+from store.errors import BackendError, ObjectNotFound, TransientBackendError
+from tests.store.backend_conformance import BackendConformance
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def rclone_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("rclone")
+    config = directory / "rclone.conf"
+    config.write_text("[testlocal]\ntype = local\n", encoding="ascii")
+    return config
+
+
+@pytest.fixture
+def rclone_env(monkeypatch: pytest.MonkeyPatch, rclone_config: Path) -> None:
+    monkeypatch.setenv("RCLONE_CONFIG", str(rclone_config))
+    monkeypatch.delenv("COFFER_RCLONE", raising=False)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class TestRcloneBackend(BackendConformance):
+    @pytest.fixture
+    def backend(self, rclone_env: None, tmp_path: Path) -> Iterator[Backend]:
+        backend = open_backend(f"rclone:testlocal:{tmp_path}/repo")
+        yield backend
+        backend.close()
+
+
+def test_daemon_lifecycle_and_secrets(rclone_env: None, tmp_path: Path) -> None:
+    backend = RcloneBackend(f"testlocal:{tmp_path}")
+    assert backend.daemon_pid is None  # nothing starts before the first call
+    backend.put("config", b"x")
+    pid = backend.daemon_pid
+    assert pid is not None
+    assert alive(pid)
+    # The rc credentials are in the daemon's environment, not its command line ...
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert not any(b"pass" in arg.lower() or b"user" in arg.lower() for arg in cmdline)
+    # ... and the port refuses anyone without them.
+    url = backend._daemon.endpoint()[0]
+    assert requests.post(f"{url}/operations/list", json={"fs": "/"}, timeout=10).status_code == 401
+    backend.close()
+    assert not alive(pid)
+    with pytest.raises(BackendError, match="closed"):
+        backend.get("config")
+
+
+def test_daemon_is_restarted_after_it_died(rclone_env: None, tmp_path: Path) -> None:
+    backend = RcloneBackend(f"testlocal:{tmp_path}")
+    backend.put("config", b"x")
+    first = backend.daemon_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    backend._daemon._process.wait()  # type: ignore[union-attr]
+    # The call in flight may fail as transient; then a new daemon takes over.
+    assert backend.get("config") == b"x"
+    assert backend.daemon_pid not in (None, first)
+    backend.close()
+
+
+def test_objects_are_plain_files_and_temporaries_are_hidden(
+    rclone_env: None, tmp_path: Path
+) -> None:
+    backend = open_backend(f"rclone:testlocal:{tmp_path}/r/")
+    backend.put("data/ab/abcdef", b"content")
+    assert (tmp_path / "r/data/ab/abcdef").read_bytes() == b"content"
+    assert sorted(p.name for p in (tmp_path / "r/data/ab").iterdir()) == ["abcdef"]
+    (tmp_path / "r/data/ab/.tmp-0123456789abcdef").write_bytes(b"half")
+    assert [info.key for info in backend.list("data/")] == ["data/ab/abcdef"]
+    with pytest.raises(ObjectNotFound):
+        backend.get("data/ab")  # a directory is not an object
+    with pytest.raises(ObjectNotFound):
+        backend.stat("data")
+    backend.close()
+
+
+def test_unknown_remote_is_a_permanent_error(rclone_env: None) -> None:
+    backend = RcloneBackend(f"nosuchremote{uuid.uuid4().hex[:6]}:x")
+    with pytest.raises(BackendError) as info:
+        backend.put("config", b"x")
+    assert not isinstance(info.value, TransientBackendError | ObjectNotFound)
+    backend.close()
+
+
+def test_missing_binary_is_reported(rclone_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COFFER_RCLONE", "/nonexistent/rclone")
+    with pytest.raises(BackendError, match="cannot run rclone"):
+        open_backend("rclone:testlocal:/tmp/x").get("config")
+
+
+def test_url_forms() -> None:
+    assert from_url("onedrive:backups/coffer").location == "rclone:onedrive:backups/coffer"
+    assert from_url(":local:/srv/x/").location == "rclone::local:/srv/x"
+    for bad in ("nocolon", ":local"):
+        with pytest.raises(ValueError):
+            from_url(bad)
