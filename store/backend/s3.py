@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from urllib.parse import urlsplit
 import boto3
 import botocore.config
 import botocore.exceptions
+import urllib3.exceptions
 
 from store.backend.base import Backend, ObjectInfo, validate_key
 from store.backend.options import join_key, positive_int_option, split_container, split_options
@@ -98,7 +100,13 @@ def translate_error(exc: Exception, what: str) -> BackendError:
         return BackendError(f"S3 configuration problem for {what}: {exc}")
     if isinstance(exc, botocore.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return BackendError(f"S3 endpoint's TLS certificate is not trusted ({what})")
-    if isinstance(exc, botocore.exceptions.BotoCoreError | OSError):
+    if isinstance(
+        exc,
+        botocore.exceptions.BotoCoreError
+        | urllib3.exceptions.HTTPError
+        | http.client.HTTPException
+        | OSError,
+    ):
         # Connection refused/reset, timeouts, truncated bodies, checksum
         # mismatches in transit: all worth another try.
         return TransientBackendError(f"S3 connection problem on {what}: {exc}")
