@@ -49,6 +49,7 @@ from paramiko.sftp import CMD_EXTENDED
 
 from store.backend.base import Backend, ObjectInfo, validate_key
 from store.backend.options import split_options
+from store.backend.sftp_pipeline import read_range
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
 
 TEMP_PREFIX = ".tmp-"
@@ -70,6 +71,12 @@ class _RejectUnknownHost(paramiko.MissingHostKeyPolicy):
             f"fingerprint SHA256:{key.fingerprint.removeprefix('SHA256:')}); add it with "
             "ssh-keyscan after checking the fingerprint"
         )
+
+
+def _close_quietly(resource: paramiko.SSHClient | paramiko.SFTPClient) -> None:
+    """Close a client or session that may sit on a dead connection (closing sends a message)."""
+    with contextlib.suppress(Exception):
+        resource.close()
 
 
 def translate_error(exc: BaseException, what: str) -> BackendError:
@@ -185,7 +192,7 @@ class SftpBackend(Backend):
                 auth_timeout=self._connect_timeout,
             )
         except BaseException:
-            client.close()
+            _close_quietly(client)
             raise
         transport = client.get_transport()
         if transport is not None:
@@ -199,10 +206,10 @@ class SftpBackend(Backend):
             transport = self._client.get_transport() if self._client else None
             if transport is None or not transport.is_active():
                 if self._client is not None:
-                    self._client.close()
+                    _close_quietly(self._client)
                 self._client = None
                 for _, stale in self._idle:
-                    stale.close()
+                    _close_quietly(stale)
                 self._idle.clear()
                 self._client = self._connect()
                 self._generation += 1
@@ -241,7 +248,7 @@ class SftpBackend(Backend):
                 # failure from a session that died is worth a retry.
                 error = TransientBackendError(f"SFTP connection lost during {what}: {exc}")
             if isinstance(error, TransientBackendError) and entry is not None:
-                entry[1].close()  # the session may be broken: do not reuse it
+                _close_quietly(entry[1])  # the session may be broken: do not reuse it
                 entry = None
             raise error from exc
         finally:
@@ -251,7 +258,7 @@ class SftpBackend(Backend):
                         self._idle.append(entry)
                         entry = None
                 if entry is not None:
-                    entry[1].close()
+                    _close_quietly(entry[1])
             self._slots.release()
 
     def _connected(self) -> bool:
@@ -335,8 +342,7 @@ class SftpBackend(Backend):
             end = size if length is None else min(size, offset + length)
             if offset >= end:
                 return b""
-            # readv pipelines 32 KiB requests instead of one round trip each.
-            return b"".join(handle.readv([(offset, end - offset)]))
+            return read_range(sftp, handle, offset, end - offset)
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -383,9 +389,9 @@ class SftpBackend(Backend):
             idle, self._idle = self._idle, []
             client, self._client = self._client, None
         for _, sftp in idle:
-            sftp.close()
+            _close_quietly(sftp)
         if client is not None:
-            client.close()
+            _close_quietly(client)
 
 
 _PORT_AND_PATH = re.compile(r"(\d{1,5})(/.*)")
