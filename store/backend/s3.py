@@ -200,8 +200,8 @@ class S3Backend(Backend):
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc)[0] != "NoSuchBucket":
                 raise translate_error(exc, f"object {key}") from exc
-            self._create_bucket()
             try:
+                self._create_bucket()
                 self._put_once(name, data)
             except Exception as again:
                 raise translate_error(again, f"object {key}") from again
