@@ -6,9 +6,10 @@ URL form (see docs/backends.md)::
 
 Credentials come from Google's Application Default Credentials
 (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's login, the metadata server).
-With ``STORAGE_EMULATOR_HOST`` set, the client talks to that emulator with
-anonymous credentials. ``project`` (or ``GOOGLE_CLOUD_PROJECT``) is only
-needed when the backend has to create the bucket.
+With ``STORAGE_EMULATOR_HOST`` set (read when the backend is opened), the
+client talks to that emulator with anonymous credentials. ``project`` (or
+``GOOGLE_CLOUD_PROJECT``) is only needed when the backend has to create the
+bucket.
 
 Writes are plain uploads without generation preconditions: the engine's
 object names are content-addressed or random, so two writers of one name
@@ -31,6 +32,7 @@ import google.api_core.exceptions as api_errors
 import google.auth.exceptions as auth_errors
 import requests
 import urllib3.exceptions
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
@@ -89,10 +91,19 @@ class GcsBackend(Backend):
     missing bucket raise ObjectNotFound and lists are empty.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, project: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        project: str | None = None,
+        emulator: str | None = None,
+    ) -> None:
         self._bucket_name = bucket
         self._prefix = prefix.strip("/")
         self._project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+        # Read once here, so clients made later by other threads agree.
+        self._emulator = emulator or os.environ.get("STORAGE_EMULATOR_HOST") or None
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
@@ -105,7 +116,14 @@ class GcsBackend(Backend):
         bucket = getattr(self._local, "bucket", None)
         if bucket is None:
             try:
-                client = storage.Client(project=self._project)
+                if self._emulator:
+                    client = storage.Client(
+                        project=self._project or "<none>",
+                        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                        client_options={"api_endpoint": self._emulator},
+                    )
+                else:
+                    client = storage.Client(project=self._project)
             except Exception as exc:
                 raise translate_error(exc, self.location) from exc
             with self._lock:
