@@ -156,12 +156,18 @@ _HTTP_503 = (
 class FaultProxy:
     """A TCP proxy on 127.0.0.1 to ``127.0.0.1:upstream_port`` that breaks connections.
 
-    For each accepted connection (decisions seeded by ``seed`` and the
-    connection's number) it either passes it through, resets it after a random
-    number of bytes up to ``cut_within`` (``cut_rate``), or, for HTTP servers,
-    answers the first request with a 503 and closes (``http_503_rate``).
-    ``slow_rate`` delays each forwarded chunk by ``slow_delay`` on that share of
-    connections. ``counts`` records what happened. Use as a context manager.
+    Faults, all drawn from a ``random.Random`` seeded by ``seed`` and the
+    connection's number:
+
+    - per connection: ``cut_rate`` resets it after a random number of bytes
+      (up to ``cut_within``); ``slow_rate`` delays each of its chunks by
+      ``slow_delay``;
+    - per exchange (the client speaking after the server did, which for
+      HTTP/1.1 is one request on a kept-alive connection): ``http_503_rate``
+      answers with a 503 and closes, ``exchange_cut_rate`` resets the
+      connection within the next ``cut_within`` bytes.
+
+    ``counts`` records what happened. Use as a context manager.
     """
 
     def __init__(
@@ -170,6 +176,7 @@ class FaultProxy:
         *,
         seed: int,
         cut_rate: float = 0.0,
+        exchange_cut_rate: float = 0.0,
         cut_within: int = 1 << 20,
         http_503_rate: float = 0.0,
         slow_rate: float = 0.0,
@@ -178,6 +185,7 @@ class FaultProxy:
         self._upstream = upstream_port
         self._seed = seed
         self._cut_rate = cut_rate
+        self._exchange_cut_rate = exchange_cut_rate
         self._cut_within = cut_within
         self._503_rate = http_503_rate
         self._slow_rate = slow_rate
@@ -207,11 +215,25 @@ class FaultProxy:
         with self._lock:
             self._closed = True
             sockets = list(self._sockets)
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         for sock in sockets:
-            _reset(sock)
+            # shutdown() wakes up a thread blocked on the socket; close alone does not.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for thread in self._threads:
             thread.join(timeout=5)
+
+    @property
+    def faults(self) -> int:
+        """Connections reset plus 503 answers so far."""
+        with self._lock:
+            return self.counts["cut"] + self.counts["503"]
 
     def _accept_loop(self) -> None:
         while True:
@@ -239,75 +261,99 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket, number: int) -> None:
         rng = random.Random(f"{self._seed}/{number}")
-        roll = rng.random()
-        slow = rng.random() < self._slow_rate
-        budget: int | None = None
         self._count("connections")
+        upstream: socket.socket | None = None
+        cut = True
         try:
-            if roll < self._503_rate:
-                self._count("503")
-                _read_request_head(client)
-                client.sendall(_HTTP_503)
-                # Close gracefully, reading what the client still sends, so
-                # it gets to read the 503 rather than a reset.
-                client.shutdown(socket.SHUT_WR)
-                while client.recv(65536):
-                    pass
-                return
-            if roll < self._503_rate + self._cut_rate:
-                budget = rng.randrange(self._cut_within)
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=10)
-            except OSError:
-                return
+            budget = rng.randrange(self._cut_within) if rng.random() < self._cut_rate else None
+            slow = rng.random() < self._slow_rate
+            upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=10)
             upstream.settimeout(None)
             with self._lock:
                 self._sockets.add(upstream)
-            try:
-                self._pump(client, upstream, budget, slow)
-            finally:
-                _reset(upstream)
+            cut = self._pump(client, upstream, rng, budget, slow)
+        except (OSError, ValueError):
+            pass  # a socket closed under us (by close() or the peer): the connection ends
+        finally:
+            # Injected faults end with a reset; normal ends close gracefully,
+            # so data still in flight reaches the peer.
+            finish = _reset if cut else _close
+            if upstream is not None:
+                finish(upstream)
                 with self._lock:
                     self._sockets.discard(upstream)
-        except OSError:
-            pass
-        finally:
-            _reset(client)
+            finish(client)
             with self._lock:
                 self._sockets.discard(client)
 
     def _pump(
-        self, client: socket.socket, upstream: socket.socket, budget: int | None, slow: bool
-    ) -> None:
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        rng: random.Random,
+        budget: int | None,
+        slow: bool,
+    ) -> bool:
+        """Forward both ways until both sides closed; True when a fault ended it."""
         peers = {client: upstream, upstream: client}
+        open_sources = [client, upstream]
         moved = 0
-        while True:
-            readable, _, _ = select.select(list(peers), [], [], 30)
+        client_spoke_last: bool | None = None
+        while open_sources:
+            readable, _, _ = select.select(open_sources, [], [], 60)
             if not readable:
-                return
+                return True  # idle for a minute: give up on this connection
             for source in readable:
                 chunk = source.recv(65536)
                 if not chunk:
-                    return
+                    # Pass the half-close on and keep the other direction going.
+                    open_sources.remove(source)
+                    try:
+                        peers[source].shutdown(socket.SHUT_WR)
+                    except OSError:
+                        return False
+                    continue
+                from_client = source is client
+                if from_client and client_spoke_last is not True:
+                    # A new exchange (request) begins.
+                    roll = rng.random()
+                    if roll < self._503_rate:
+                        self._count("503")
+                        _answer_503(client)
+                        return False
+                    if roll < self._503_rate + self._exchange_cut_rate and budget is None:
+                        budget = moved + rng.randrange(self._cut_within)
+                client_spoke_last = from_client
                 if budget is not None and moved + len(chunk) > budget:
                     # Forward part of the chunk, then reset both sides.
                     peers[source].sendall(chunk[: max(0, budget - moved)])
                     self._count("cut")
-                    return
+                    return True
                 moved += len(chunk)
                 if slow:
                     time.sleep(self._slow_delay)
                 peers[source].sendall(chunk)
+        return False
 
 
-def _read_request_head(sock: socket.socket) -> None:
-    sock.settimeout(10)
-    received = b""
-    while b"\r\n\r\n" not in received and len(received) < 65536:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return
-        received += chunk
+def _answer_503(client: socket.socket) -> None:
+    """Answer the request being sent with a 503, then close gracefully.
+
+    The rest of the request is read and dropped, so the client gets to read
+    the 503 rather than a reset.
+    """
+    client.settimeout(10)
+    client.sendall(_HTTP_503)
+    client.shutdown(socket.SHUT_WR)
+    while client.recv(65536):
+        pass
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def _reset(sock: socket.socket) -> None:
@@ -320,3 +366,58 @@ def _reset(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass
+
+
+def write_and_verify_through_faults(
+    faulted: Backend,
+    direct: Backend,
+    *,
+    seed: int,
+    count: int = 48,
+    threads: int = 4,
+    large: int = 3 * 1024 * 1024,
+) -> None:
+    """Store, delete, list and read objects through ``faulted``, then check ``direct``.
+
+    ``faulted`` is the backend under test behind faults and retry; ``direct``
+    reaches the same storage without faults. Afterwards the storage must hold
+    exactly the objects that should survive, byte for byte, with nothing half
+    written: a complete, verified result. Raises AssertionError otherwise.
+    """
+    rng = random.Random(seed)
+    expected = {
+        f"data/{i % 8:02x}/{seed:x}-{i:04d}": rng.randbytes(rng.randrange(0, 40_000))
+        for i in range(count)
+    }
+    expected[f"data/ff/{seed:x}-large"] = rng.randbytes(large)
+    keys = list(expected)
+    failures: list[BaseException] = []
+
+    def writer(part: int) -> None:
+        try:
+            for key in keys[part::threads]:
+                faulted.put(key, expected[key])
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not failures, failures
+    for key in keys[::5]:
+        faulted.delete(key)
+        del expected[key]
+    assert {info.key: info.size for info in faulted.list("data/")} == {
+        key: len(data) for key, data in expected.items()
+    }
+    for key, data in expected.items():
+        assert faulted.get(key) == data, key
+        assert faulted.get(key, len(data) // 3, 1000) == data[len(data) // 3 :][:1000]
+    # The storage itself, without faults: complete, identical, nothing extra.
+    assert {info.key: info.size for info in direct.list("")} == {
+        key: len(data) for key, data in expected.items()
+    }
+    for key, data in expected.items():
+        assert direct.get(key) == data, key

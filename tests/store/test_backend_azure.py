@@ -9,11 +9,13 @@ from collections.abc import Iterator
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from store.backend import Backend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.azure_blob import AzureBlobBackend
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
 from tests.store.servers import AzuriteServer, azurite_server, free_port
+from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["azurite_server"]
 
@@ -48,7 +50,7 @@ def new_container() -> str:
     return f"coffer-{uuid.uuid4().hex[:16]}"
 
 
-class TestAzureBackend(BackendConformance):
+class TestAzureBackend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, account_key_env: None) -> Iterator[Backend]:
         backend = open_backend(f"azure:{new_container()}/repo/one")
@@ -56,7 +58,7 @@ class TestAzureBackend(BackendConformance):
         backend.close()
 
 
-class TestAzureBackendConnectionString(BackendConformance):
+class TestAzureBackendConnectionString(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, connection_string_env: None) -> Iterator[Backend]:
         backend = AzureBlobBackend(new_container())
@@ -128,3 +130,51 @@ def test_url_forms(account_key_env: None) -> None:
     for bad in ("azure:", "azure:/", "azure:c/../x", "azure:c?tier=hot"):
         with pytest.raises(ValueError):
             open_backend(bad)
+
+
+# -- network faults between the backend and Azurite -----------------------------------
+
+PROXY_FAULTS = {
+    "exchange_cut_rate": 0.08,
+    "cut_within": 2 << 20,
+    "http_503_rate": 0.08,
+    "slow_rate": 0.1,
+}
+
+
+def retrying(backend: Backend) -> RetryingBackend:
+    return RetryingBackend(backend, attempts=20, base_delay=0.01, max_delay=0.2)
+
+
+def _through(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, server: AzuriteServer) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"http://127.0.0.1:{proxy.port}/{server.account}")
+
+
+class TestAzureThroughNetworkFaults(BackendConformance, ExtraConformance):
+    @pytest.fixture
+    def backend(
+        self,
+        account_key_env: None,
+        azurite_server: AzuriteServer,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
+    ) -> Iterator[Backend]:
+        seed = sum(request.node.name.encode())
+        with FaultProxy(azurite_server.port, seed=seed, **PROXY_FAULTS) as proxy:
+            _through(proxy, monkeypatch, azurite_server)
+            backend = retrying(AzureBlobBackend(new_container(), "r"))
+            yield backend
+            backend.close()
+
+
+def test_complete_and_verified_through_network_faults(
+    account_key_env: None, azurite_server: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = new_container()
+    direct = AzureBlobBackend(container, "v")
+    with FaultProxy(azurite_server.port, seed=4, **PROXY_FAULTS) as proxy:
+        _through(proxy, monkeypatch, azurite_server)
+        faulted = retrying(AzureBlobBackend(container, "v"))
+        write_and_verify_through_faults(faulted, direct, seed=4)
+        assert proxy.faults > 5, proxy.counts
+        assert faulted.retries > 0

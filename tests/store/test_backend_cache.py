@@ -12,6 +12,7 @@ from store.backend import Backend, CachingBackend, LocalBackend, ObjectInfo, ope
 from store.backend.cache import is_cached
 from store.errors import ObjectNotFound
 from tests.store.backend_conformance import BackendConformance
+from tests.store.test_backend_extra import ExtraConformance
 
 
 class CountingBackend(Backend):
@@ -45,7 +46,7 @@ class CountingBackend(Backend):
         return self.inner.stat(key)
 
 
-class TestCachingBackend(BackendConformance):
+class TestCachingBackend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Iterator[Backend]:
         backend = CachingBackend(LocalBackend(tmp_path / "repo"), tmp_path / "cache")

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from store.backend import Backend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.gcs import GcsBackend
 from store.errors import ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
 from tests.store.servers import GcsServer, free_port, gcs_server
+from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["gcs_server"]
 
@@ -30,7 +32,7 @@ def new_bucket() -> str:
     return f"coffer-{uuid.uuid4().hex[:16]}"
 
 
-class TestGcsBackend(BackendConformance):
+class TestGcsBackend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, emulator_env: None) -> Iterator[Backend]:
         backend = open_backend(f"gs:{new_bucket()}/repo/one")
@@ -79,3 +81,47 @@ def test_url_forms(emulator_env: None) -> None:
     for bad in ("gs:", "gs:b/./x", "gs:b?region=x"):
         with pytest.raises(ValueError):
             open_backend(bad)
+
+
+# -- network faults between the backend and the emulator --------------------------------
+
+PROXY_FAULTS = {
+    "exchange_cut_rate": 0.08,
+    "cut_within": 2 << 20,
+    "http_503_rate": 0.08,
+    "slow_rate": 0.1,
+}
+
+
+def retrying(backend: Backend) -> RetryingBackend:
+    return RetryingBackend(backend, attempts=20, base_delay=0.01, max_delay=0.2)
+
+
+class TestGcsThroughNetworkFaults(BackendConformance, ExtraConformance):
+    @pytest.fixture
+    def backend(
+        self,
+        emulator_env: None,
+        gcs_server: GcsServer,
+        monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest,
+    ) -> Iterator[Backend]:
+        seed = sum(request.node.name.encode())
+        with FaultProxy(gcs_server.port, seed=seed, **PROXY_FAULTS) as proxy:
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{proxy.port}")
+            backend = retrying(GcsBackend(new_bucket(), "r"))
+            yield backend
+            backend.close()
+
+
+def test_complete_and_verified_through_network_faults(
+    emulator_env: None, gcs_server: GcsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = new_bucket()
+    direct = GcsBackend(bucket, "v")
+    with FaultProxy(gcs_server.port, seed=5, **PROXY_FAULTS) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{proxy.port}")
+        faulted = retrying(GcsBackend(bucket, "v"))
+        write_and_verify_through_faults(faulted, direct, seed=5)
+        assert proxy.faults > 5, proxy.counts
+        assert faulted.retries > 0

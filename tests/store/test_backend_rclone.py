@@ -15,6 +15,7 @@ from store.backend import Backend, open_backend
 from store.backend.rclone import RcloneBackend, from_url
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.test_backend_extra import ExtraConformance
 
 pytestmark = pytest.mark.server
 
@@ -41,7 +42,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-class TestRcloneBackend(BackendConformance):
+class TestRcloneBackend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, rclone_env: None, tmp_path: Path) -> Iterator[Backend]:
         backend = open_backend(f"rclone:testlocal:{tmp_path}/repo")

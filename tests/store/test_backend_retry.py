@@ -13,13 +13,14 @@ from store.backend import Backend, LocalBackend, RetryingBackend
 from store.errors import BackendFull, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
 from tests.store.faulty_backend import FaultyBackend
+from tests.store.test_backend_extra import ExtraConformance
 
 
 def no_sleep(_seconds: float) -> None:
     return None
 
 
-class TestConformanceThroughFaults(BackendConformance):
+class TestConformanceThroughFaults(BackendConformance, ExtraConformance):
     """Every conformance check passes while a third of all calls fail."""
 
     @pytest.fixture

@@ -11,11 +11,13 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from store.backend import Backend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.s3 import S3Backend, parse_url, translate_error
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
 from tests.store.servers import S3Server, free_port, moto_server
+from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["moto_server"]
 
@@ -42,7 +44,7 @@ def new_bucket() -> str:
     return f"coffer-{uuid.uuid4().hex[:16]}"
 
 
-class TestS3Backend(BackendConformance):
+class TestS3Backend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, moto_server: S3Server) -> Iterator[Backend]:
         backend = open_backend(f"s3:{moto_server.endpoint}/{new_bucket()}/repo/one")
@@ -50,7 +52,7 @@ class TestS3Backend(BackendConformance):
         backend.close()
 
 
-class TestS3BackendNoPrefix(BackendConformance):
+class TestS3BackendNoPrefix(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, moto_server: S3Server) -> Iterator[Backend]:
         backend = S3Backend(new_bucket(), endpoint_url=moto_server.endpoint)
@@ -190,3 +192,41 @@ def test_url_forms() -> None:
     with pytest.raises(ValueError):
         open_backend("s3:b?object-lock-days=-1")
     assert open_backend("s3:https://h:9/b/p").location == "s3:https://h:9/b/p"
+
+
+# -- network faults between the backend and moto -------------------------------------
+
+PROXY_FAULTS = {
+    "exchange_cut_rate": 0.08,
+    "cut_within": 2 << 20,
+    "http_503_rate": 0.08,
+    "slow_rate": 0.1,
+}
+
+
+def retrying(backend: Backend) -> RetryingBackend:
+    return RetryingBackend(backend, attempts=20, base_delay=0.01, max_delay=0.2)
+
+
+class TestS3ThroughNetworkFaults(BackendConformance, ExtraConformance):
+    """Connections reset mid-transfer, 503 SlowDown answers and delays, seeded."""
+
+    @pytest.fixture
+    def backend(self, moto_server: S3Server, request: pytest.FixtureRequest) -> Iterator[Backend]:
+        seed = sum(request.node.name.encode())
+        with FaultProxy(moto_server.port, seed=seed, **PROXY_FAULTS) as proxy:
+            backend = retrying(
+                S3Backend(new_bucket(), "r", endpoint_url=f"http://127.0.0.1:{proxy.port}")
+            )
+            yield backend
+            backend.close()
+
+
+def test_complete_and_verified_through_network_faults(moto_server: S3Server) -> None:
+    bucket = new_bucket()
+    with FaultProxy(moto_server.port, seed=3, **PROXY_FAULTS) as proxy:
+        faulted = retrying(S3Backend(bucket, "v", endpoint_url=f"http://127.0.0.1:{proxy.port}"))
+        direct = S3Backend(bucket, "v", endpoint_url=moto_server.endpoint)
+        write_and_verify_through_faults(faulted, direct, seed=3)
+        assert proxy.faults > 5, proxy.counts
+        assert faulted.retries > 0

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from store.backend import Backend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.sftp import HostKeyError, SftpBackend, parse_url
 from store.errors import BackendError, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
 from tests.store.servers import SshServer, free_port, sshd_server
+from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["sshd_server"]
 
@@ -42,7 +44,7 @@ def new_root(server: SshServer) -> Path:
     return server.root / uuid.uuid4().hex
 
 
-class TestSftpBackend(BackendConformance):
+class TestSftpBackend(BackendConformance, ExtraConformance):
     @pytest.fixture
     def backend(self, sftp_env: None, sshd_server: SshServer) -> Iterator[Backend]:
         backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}/repo")
@@ -144,3 +146,59 @@ def test_url_forms() -> None:
             parse_url(bad)
     assert open_backend("sftp:u@h:2222/srv/c/").location == "sftp:u@h:2222/srv/c"
     assert open_backend("sftp:u@h:rel").location == "sftp:u@h:rel"
+
+
+# -- network faults between the backend and sshd ----------------------------------------
+
+# Per connection only for the suite: its 17 MiB object must fit through one
+# connection; the verification run also cuts inside connections.
+PROXY_FAULTS = {"cut_rate": 0.4, "cut_within": 4 << 20, "slow_rate": 0.1}
+VERIFY_FAULTS = {"cut_rate": 0.3, "exchange_cut_rate": 0.02, "cut_within": 1 << 20}
+
+
+def _through(proxy: FaultProxy, server: SshServer, directory: Path) -> SftpBackend:
+    # The proxy's port must be known too: host keys are looked up per host and port.
+    known_hosts = directory / "known_hosts_proxy"
+    known_hosts.write_text(
+        server.host_key_line.replace(f":{server.port} ", f":{proxy.port} ", 1) + "\n"
+    )
+    return SftpBackend(
+        "127.0.0.1",
+        str(directory / "repo"),
+        port=proxy.port,
+        key_file=str(server.client_key),
+        known_hosts=str(known_hosts),
+    )
+
+
+class TestSftpThroughNetworkFaults(BackendConformance, ExtraConformance):
+    @pytest.fixture
+    def backend(
+        self, sftp_env: None, sshd_server: SshServer, request: pytest.FixtureRequest
+    ) -> Iterator[Backend]:
+        seed = sum(request.node.name.encode())
+        directory = new_root(sshd_server)
+        directory.mkdir()
+        with FaultProxy(sshd_server.port, seed=seed, **PROXY_FAULTS) as proxy:
+            backend = RetryingBackend(
+                _through(proxy, sshd_server, directory), attempts=20, base_delay=0.01, max_delay=0.2
+            )
+            yield backend
+            backend.close()
+
+
+def test_complete_and_verified_through_network_faults(
+    sftp_env: None, sshd_server: SshServer
+) -> None:
+    directory = new_root(sshd_server)
+    directory.mkdir()
+    direct = open_backend(f"sftp:{sshd_server.url_base}{directory}/repo")
+    with FaultProxy(sshd_server.port, seed=6, **VERIFY_FAULTS) as proxy:
+        faulted = RetryingBackend(
+            _through(proxy, sshd_server, directory), attempts=20, base_delay=0.01, max_delay=0.2
+        )
+        write_and_verify_through_faults(faulted, direct, seed=6)
+        assert proxy.faults >= 3, proxy.counts
+        assert faulted.retries > 0
+    # No temporary file survived the interrupted uploads' clean-up or was listed.
+    direct.close()
