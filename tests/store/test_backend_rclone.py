@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from store.backend import Backend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.rclone import RcloneBackend, from_url
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
+from tests.store.faulty_backend import FaultyBackend, write_and_verify_through_faults
 from tests.store.test_backend_extra import ExtraConformance
 
 pytestmark = pytest.mark.server
@@ -118,3 +119,57 @@ def test_url_forms() -> None:
     for bad in ("nocolon", ":local"):
         with pytest.raises(ValueError):
             from_url(bad)
+
+
+# -- faults: between the engine and the rclone backend, and rclone itself dying ----------
+
+
+class TestRcloneThroughFaults(BackendConformance, ExtraConformance):
+    """Dropped answers, 503s and slow calls injected at the backend interface.
+
+    The network between this backend and its storage belongs to rclone (which
+    retries on its own); what can fail on our side is the call to the rcd and
+    the rcd itself, which the next test kills mid-run.
+    """
+
+    @pytest.fixture
+    def backend(self, rclone_env: None, tmp_path: Path) -> Iterator[Backend]:
+        faulty = FaultyBackend(
+            RcloneBackend(f"testlocal:{tmp_path}/repo"),
+            seed=8,
+            drop_rate=0.2,
+            error_rate=0.15,
+            slow_rate=0.05,
+        )
+        backend = RetryingBackend(faulty, attempts=30, base_delay=0.001, max_delay=0.01)
+        yield backend
+        backend.close()
+        # Every injected failure was retried, and nothing else needed a retry.
+        failures = sum(faulty.injected[kind] for kind in ("503", "drop-before", "drop-after"))
+        assert failures > 0
+        assert backend.retries == failures
+
+
+def test_complete_and_verified_while_the_daemon_is_killed(rclone_env: None, tmp_path: Path) -> None:
+    inner = RcloneBackend(f"testlocal:{tmp_path}/repo")
+    faulty = FaultyBackend(inner, seed=12, drop_rate=0.1, error_rate=0.1)
+
+    class KillingBackend(RetryingBackend):
+        """Kills the rcd every 25th put, as an OOM killer or a crash would."""
+
+        puts = 0
+
+        def put(self, key: str, data: bytes) -> None:
+            type(self).puts += 1
+            pid = inner.daemon_pid
+            if self.puts % 25 == 0 and pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            super().put(key, data)
+
+    faulted = KillingBackend(faulty, attempts=30, base_delay=0.01, max_delay=0.05)
+    direct = RcloneBackend(f"testlocal:{tmp_path}/repo")
+    write_and_verify_through_faults(faulted, direct, seed=12, count=60, large=1 << 20)
+    assert faulted.retries > 0
+    assert KillingBackend.puts >= 25
+    faulted.close()
+    direct.close()
