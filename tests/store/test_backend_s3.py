@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ import botocore.exceptions
 import pytest
 
 from store.backend import Backend, RetryingBackend, open_backend
+from store.backend.ratelimit import KIB
 from store.backend.s3 import S3Backend, parse_url, translate_error
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
@@ -230,3 +233,44 @@ def test_complete_and_verified_through_network_faults(moto_server: S3Server) -> 
         write_and_verify_through_faults(faulted, direct, seed=3)
         assert proxy.faults > 5, proxy.counts
         assert faulted.retries > 0
+
+
+# -- bandwidth limits measured against a real server --------------------------------------
+
+
+@pytest.mark.parametrize("upload", [True, False], ids=["upload", "download"])
+def test_bandwidth_limit_measured_through_s3(moto_server: S3Server, upload: bool) -> None:
+    limit = 1024  # KiB/s
+    bucket = new_bucket()
+    raw = S3Backend(bucket, "bw", endpoint_url=moto_server.endpoint)
+    payload = os.urandom(40 * KIB)
+    for n in range(4):
+        raw.put(f"data/{n:02x}/seed", payload)
+    backend = open_backend(
+        f"s3:{moto_server.endpoint}/{bucket}/bw",
+        limit_upload=limit if upload else None,
+        limit_download=None if upload else limit,
+    )
+
+    def work(n: int) -> None:
+        for i in range(8):
+            if upload:
+                backend.put(f"data/{n:02x}/{i}", payload)
+            else:
+                assert backend.get(f"data/{n:02x}/seed") == payload
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    start = time.monotonic()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - start
+    moved = 4 * 8 * len(payload)
+    # The first quarter second of the rate is free (the bucket starts full).
+    rate = (moved - limit * KIB * 0.25) / elapsed / KIB
+    print(
+        f"S3 {'upload' if upload else 'download'}: limit {limit} KiB/s, measured {rate:.0f} KiB/s"
+    )
+    assert limit * 0.9 < rate < limit * 1.05
+    backend.close()
