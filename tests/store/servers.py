@@ -14,6 +14,7 @@ several modules still starts once per session.
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import http.client
 import os
@@ -51,6 +52,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_running: set[ManagedProcess] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Stop servers whose fixture never got to tear down (pytest interrupted)."""
+    for process in list(_running):
+        process.stop()
+
+
 class ManagedProcess:
     """A server process with its log file; ``stop`` is idempotent."""
 
@@ -74,6 +85,7 @@ class ManagedProcess:
         except OSError as exc:
             self._log.close()
             pytest.fail(f"cannot start {name} ({argv[0]}): {exc}", pytrace=False)
+        _running.add(self)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -104,6 +116,7 @@ class ManagedProcess:
         )
 
     def stop(self) -> None:
+        _running.discard(self)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
