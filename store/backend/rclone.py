@@ -172,6 +172,15 @@ class RcloneDaemon:
                 self._finalizer()
 
 
+# "remote,key=value,...:path" and ":type,key=value:path" may carry credentials.
+_CONNECTION_STRING = re.compile(r"^(:?[^,:]*),[^:]*:")
+
+
+def redact(remote: str) -> str:
+    """The remote without connection-string parameters (which may hold secrets)."""
+    return _CONNECTION_STRING.sub(r"\1,...:", remote, count=1)
+
+
 def translate_error(status: int, message: str, what: str) -> BackendError:
     """Map an rc error answer (HTTP status and rclone's message) to our error classes."""
     lowered = message.lower()
@@ -193,7 +202,7 @@ class RcloneBackend(Backend):
 
     @property
     def location(self) -> str:
-        return f"rclone:{self._remote}"
+        return f"rclone:{redact(self._remote)}"
 
     @property
     def daemon_pid(self) -> int | None:

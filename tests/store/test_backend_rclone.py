@@ -116,6 +116,9 @@ def test_missing_binary_is_reported(rclone_env: None, monkeypatch: pytest.Monkey
 def test_url_forms() -> None:
     assert from_url("onedrive:backups/coffer").location == "rclone:onedrive:backups/coffer"
     assert from_url(":local:/srv/x/").location == "rclone::local:/srv/x"
+    secret = ":s3,access_key_id=AKIA,secret_access_key=SECRET:bucket/p"
+    assert from_url(secret).location == "rclone::s3,...:bucket/p"
+    assert from_url("drive,scope=drive:x").location == "rclone:drive,...:x"
     for bad in ("nocolon", ":local"):
         with pytest.raises(ValueError):
             from_url(bad)
