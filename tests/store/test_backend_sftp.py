@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from store.backend import Backend, RetryingBackend, open_backend
+from store.backend import Backend, RetryingBackend, open_backend, sftp_pipeline
 from store.backend.sftp import HostKeyError, SftpBackend, parse_url
 from store.errors import BackendError, TransientBackendError
 from tests.store.backend_conformance import BackendConformance
@@ -64,6 +64,21 @@ def test_objects_are_files_written_atomically(sftp_env: None, sshd_server: SshSe
     # A writer that died half-way leaves a temporary file nobody lists.
     (root / "data/ab/.tmp-0123456789abcdef").write_bytes(b"half")
     assert [info.key for info in backend.list("")] == ["data/ab/abcdef"]
+    backend.close()
+
+
+def test_short_read_answers_are_completed(
+    sftp_env: None, sshd_server: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ask for more per request than OpenSSH answers (255 KiB): every answer
+    # is short, and the reader must ask for the rest.
+    monkeypatch.setattr(sftp_pipeline, "REQUEST_SIZE", 1024 * 1024)
+    backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    backend.put("data/03/big", data)
+    assert backend.get("data/03/big") == data
+    assert backend.get("data/03/big", 1000, 2 * 1024 * 1024) == data[1000 : 1000 + 2 * 1024 * 1024]
+    assert backend.get("data/03/big", len(data) - 10, 1 << 20) == data[-10:]
     backend.close()
 
 
