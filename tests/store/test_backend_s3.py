@@ -133,6 +133,17 @@ def test_object_lock_retention(moto_server: S3Server) -> None:
     assert body == b"precious"
 
 
+def test_object_lock_on_a_bucket_without_it_is_refused(moto_server: S3Server) -> None:
+    bucket = new_bucket()
+    raw_client(moto_server).create_bucket(Bucket=bucket)
+    backend = open_backend(f"s3:{moto_server.endpoint}/{bucket}?object-lock-days=7")
+    with pytest.raises(BackendError) as info:
+        backend.put("config", b"unprotected?")
+    assert not isinstance(info.value, TransientBackendError | ObjectNotFound)
+    assert "lock" in str(info.value).lower()
+    assert not S3Backend(bucket, endpoint_url=moto_server.endpoint).exists("config")
+
+
 def test_missing_bucket_reads_as_empty(moto_server: S3Server) -> None:
     backend = S3Backend(new_bucket(), "x", endpoint_url=moto_server.endpoint)
     assert list(backend.list("")) == []
