@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import getpass
+import logging
 import os
 import re
 import secrets
@@ -51,6 +52,12 @@ from store.backend.base import Backend, ObjectInfo, validate_key
 from store.backend.options import split_options
 from store.backend.sftp_pipeline import read_range
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
+
+# paramiko logs every dropped connection at ERROR level; this backend reports
+# failures as exceptions (retried, then shown once), so keep paramiko quiet
+# unless someone configured its logger on purpose.
+if logging.getLogger("paramiko").level == logging.NOTSET:
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 TEMP_PREFIX = ".tmp-"
 OPTIONS = ("key", "known-hosts")
