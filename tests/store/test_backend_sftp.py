@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +84,46 @@ def test_short_read_answers_are_completed(
     backend.close()
 
 
+def test_key_from_ssh_agent(
+    sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(socket_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        subprocess.run(["ssh-add", "-q", str(sshd_server.client_key)], check=True)
+        monkeypatch.delenv("COFFER_SFTP_KEY")  # nothing but the agent (HOME has no keys)
+        backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+        backend.put("config", b"via the agent")
+        assert backend.get("config") == b"via the agent"
+        backend.close()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+
+
+def test_key_from_home_ssh_directory(
+    sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ssh_dir = tmp_path / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    (ssh_dir / "id_ed25519").write_bytes(sshd_server.client_key.read_bytes())
+    (ssh_dir / "id_ed25519").chmod(0o600)
+    monkeypatch.delenv("COFFER_SFTP_KEY")
+    backend = open_backend(f"sftp:{sshd_server.url_base}{new_root(sshd_server)}")
+    backend.put("config", b"via ~/.ssh")
+    assert backend.get("config") == b"via ~/.ssh"
+    backend.close()
+
+
 def test_unknown_host_key_is_refused(
     sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,8 +155,6 @@ def test_changed_host_key_is_refused(
 def test_wrong_key_is_a_permanent_error(
     sftp_env: None, sshd_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import subprocess
-
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     monkeypatch.setenv("COFFER_SFTP_KEY", str(stranger))
