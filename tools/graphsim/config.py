@@ -9,7 +9,7 @@ is never scaled or disabled: it is what clients must respect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Scale = Literal["small", "medium", "large"]
@@ -117,8 +117,8 @@ class ScaleProfile:
     teams: int
     channels_per_team: int
     posts_per_channel: int
-    max_file: int  # ceiling for ordinary files
-    extra_files: dict[str, int] = field(default_factory=dict)
+    max_file: int  # ceiling for ordinary files (sizes are spread on a log scale)
+    max_attachment: int = 1_500_000  # ceiling for ordinary attachments
 
 
 SCALES: dict[str, ScaleProfile] = {
@@ -171,6 +171,8 @@ SCALES: dict[str, ScaleProfile] = {
         teams=6,
         channels_per_team=4,
         posts_per_channel=120,
-        max_file=12 * 1024 * 1024,
+        # About 170k items and 8 GB of content: enough for benchmarks, not more.
+        max_file=2 * 1024 * 1024,
+        max_attachment=300_000,
     ),
 }

@@ -160,6 +160,8 @@ class Request:
     route_name: str = ""
     params: dict[str, str] = field(default_factory=dict)
     in_batch: bool = False
+    # The $select of the running delta round (set by services.common.delta_round).
+    delta_select: list[str] | None = None
     _body_cache: bytes | None = None
 
     @property

@@ -136,8 +136,8 @@ class IdentityPlatform:
         self._lock = threading.Lock()
         self._device_codes: dict[str, DeviceCode] = {}
         self._validated: dict[str, dict[str, Any]] = {}
-        # Tokens issued before this instant are refused by Graph (admin "expire tokens").
-        self.not_before = 0.0
+        # Tokens of an older generation are refused by Graph (admin "expire tokens").
+        self.token_generation = 0
 
     # -- routing ----------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class IdentityPlatform:
                 700027,
                 f"Client assertion failed signature validation: unsupported alg {alg!r}.",
             )
-        thumb = header.get("x5t#S256") or header.get("x5t")
+        thumb = str(header.get("x5t#S256") or header.get("x5t") or "").rstrip("=")
         if thumb not in (self._cert_x5t, self._cert_x5t_s256):
             raise AadError(
                 401,
@@ -452,6 +452,7 @@ class IdentityPlatform:
             "tid": self.tenant_id,
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
+            "xms_sim_gen": self.token_generation,
         }
         return json_response(
             {
@@ -624,6 +625,7 @@ class IdentityPlatform:
             "tid": self.tenant_id,
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
+            "xms_sim_gen": self.token_generation,
         }
         id_claims = {
             "aud": self.client_id,
@@ -666,7 +668,7 @@ class IdentityPlatform:
     def expire_all_tokens(self) -> None:
         """Make Graph refuse every token issued until now (admin API)."""
         with self._lock:
-            self.not_before = time.time() + 1e-6
+            self.token_generation += 1
             self._validated.clear()
 
     def validate_access_token(self, authorization: str) -> AuthContext:
@@ -737,7 +739,8 @@ class IdentityPlatform:
                     self._validated.clear()
                 self._validated[token] = claims
         now = time.time()
-        if float(claims.get("exp", 0)) <= now or float(claims.get("iat", 0)) < self.not_before:
+        revoked = int(claims.get("xms_sim_gen", 0)) < self.token_generation
+        if float(claims.get("exp", 0)) <= now or revoked:
             raise GraphError(
                 401,
                 "InvalidAuthenticationToken",

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from .httpcore import GraphError, Request, Response, bad_request, json_response, parse_iso
 from .statetokens import StateTokens, TokenError
@@ -266,5 +266,11 @@ def paged_list(
     next_link = None
     if more:
         token = tokens.encode({"after": last, "top": size, "select": select, "filter": ftext})
-        next_link = link(req, path, **{"$skiptoken": token})
+        # Other options ($expand, includeHiddenFolders, ...) ride along in the link.
+        kept = {
+            k: v
+            for k, v in parse_qsl(req.raw_query, keep_blank_values=True)
+            if k.lower() not in ("$skiptoken", "$top", "$select", "$filter")
+        }
+        next_link = link(req, path, **kept, **{"$skiptoken": token})
     return collection(req, out, next_link=next_link, context=context)

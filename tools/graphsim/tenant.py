@@ -56,6 +56,7 @@ class Tenant:
         self.switches = Switches()
         self._lock = threading.Lock()
         self._users: dict[str, str] = {}
+        self._user_items: dict[str, Item] = {}
         self.uploads: dict[str, Any] = {}  # upload sessions by id (uploads.py)
         self.uploads_lock = threading.Lock()
 
@@ -73,14 +74,26 @@ class Tenant:
     def invalidate_users(self) -> None:
         with self._lock:
             self._users = {}
+            self._user_items = {}
 
     def user(self, id_or_upn: str) -> Item | None:
-        """The live user by object id, UPN or primary SMTP address (case-insensitive)."""
+        """The live user by object id, UPN or primary SMTP address (case-insensitive).
+
+        User objects are cached (they change only through the generator); treat the
+        returned item as read-only."""
         with self._lock:
             if not self._users:
                 self._load_users()
             key = self._users.get(id_or_upn.lower())
-        return self.store.get(key) if key else None
+            if key is None:
+                return None
+            item = self._user_items.get(key)
+        if item is None:
+            item = self.store.get(key)
+            if item is not None:
+                with self._lock:
+                    self._user_items[key] = item
+        return item
 
     def user_dict(self, id_or_upn: str) -> dict[str, Any] | None:
         item = self.user(id_or_upn)

@@ -183,6 +183,7 @@ def generate_mailbox(
                 others,
                 pool,
                 big=(big_attachment if n == 4 else 0),
+                max_attachment=scale.max_attachment,
             )
         )
     out.rows.extend(_contacts(gen, owner, scale, others))
@@ -206,6 +207,7 @@ def _message(
     others: list[Person],
     pool: list[dict[str, Any]],
     big: int,
+    max_attachment: int,
 ) -> list[NewItem]:
     rng = gen.rng("msg", uid, n)
     mid = gen.outlook_id("AAMkAG", uid, "msg", n)
@@ -249,7 +251,7 @@ def _message(
                 )
             else:
                 ext, ctype, head, text = rng.choice(_ATT_EXT)
-                size = log_size(rng, 200, 1_500_000)
+                size = log_size(rng, 200, max_attachment)
                 name = f"{rng.choice(names.ATTACHMENT_NAMES)} {n}-{k}{ext}"
                 atts.append(
                     (
@@ -270,7 +272,9 @@ def _message(
             )
         )
     cids: list[str] = []
-    if body_kind != "text" and rng.random() < 0.12:
+    # Every mailbox has at least one inline image (message 2) and one cloud attachment
+    # (message 1); more appear at random.
+    if n == 2 or (body_kind != "text" and rng.random() < 0.12):
         body_kind = "alternative"
         cid = f"image{n}@{gen.number('cid', uid, n):x}"
         cids.append(cid)
@@ -287,7 +291,7 @@ def _message(
                 content_spec(gen, rng, size, False, "\x89PNG\r\n\x1a\n", "inline", uid, n),
             )
         )
-    reference = rng.random() < 0.03
+    reference = n == 1 or rng.random() < 0.03
     file_count = sum(1 for a, _ in atts if not a.get("isInline"))
     data: dict[str, Any] = {
         "id": mid,

@@ -317,7 +317,10 @@ def register(router: Router, t: Tenant) -> None:
         initial = int(state["since"]) == 0
         zone = tz(req)
         out: list[dict[str, Any]] = []
-        cursor, sub = int(state["after"]), int(state["sub"])
+        # Resume at entry `sub` of the row with seq `after` (0: from the start).
+        resume_seq, resume_sub = int(state["after"]), int(state["sub"])
+        fetch_after = max(0, resume_seq - 1)
+        cursor, sub = resume_seq, resume_sub
         more = False
         while not more:
             rows = t.store.changes(
@@ -325,13 +328,13 @@ def register(router: Router, t: Tenant) -> None:
                 ["event"],
                 since=int(state["since"]),
                 upto=int(state["upto"]),
-                after_seq=cursor if sub == 0 else cursor - 1,
+                after_seq=fetch_after,
                 limit=100,
                 include_deleted=not initial,
             )
             for row in rows:
                 entries = _delta_entries(row, start, end, zone, initial)
-                skip = sub if row.seq == cursor else 0
+                skip = resume_sub if row.seq == resume_seq else 0
                 for i in range(skip, len(entries)):
                     if len(out) >= size:
                         more = True
@@ -340,8 +343,10 @@ def register(router: Router, t: Tenant) -> None:
                     out.append(entries[i])
                 if more:
                     break
-                cursor, sub = row.seq, 0
+                fetch_after = row.seq
             if len(rows) < 100:
+                break
+            if not more and not rows:
                 break
         if more:
             token = t.tokens.encode({**state, "after": cursor, "sub": sub})
@@ -374,6 +379,8 @@ def register(router: Router, t: Tenant) -> None:
             {"@odata.type": "#microsoft.graph.event", **e}
             for e in cm.view_entries(t, row, start, end, zone)
         ]
+        if kind == "exception" and initial:
+            return []  # the initial round shows exceptions through their series master
         if kind == "exception" and cm._overlaps(row.data, start, end):
             entries = [{"@odata.type": "#microsoft.graph.event", **cm.render_event(row, zone)}]
         if not entries and not initial:

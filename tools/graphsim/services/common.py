@@ -135,6 +135,7 @@ def delta_round(
     if "$top" in req.query or "maxpagesize" in req.header("Prefer"):
         state["top"] = page_size(req, spec.default_page, spec.max_page)
     size = int(state["top"])
+    req.delta_select = state.get("select")
     initial = int(state["since"]) == 0
     out: list[dict[str, Any]] = []
     cursor = int(state["after"])

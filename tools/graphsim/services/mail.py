@@ -16,7 +16,7 @@ from typing import Any
 
 from ..httpcore import GraphError, Request, Response, bad_request, empty_response, json_response
 from ..mime import MimeDoc, decode_base64_mime, parse_mime
-from ..odata import apply_select, paged_list, parse_filter, parse_select
+from ..odata import apply_select, paged_list, parse_filter, parse_select, read_state
 from ..router import Router
 from ..store import Item
 from ..tenant import Tenant
@@ -171,12 +171,14 @@ def register(router: Router, t: Tenant) -> None:
             def fetch(after: int, limit: int) -> list[Item]:
                 return t.store.by_owner(user.key, ["message"], after_pk=after, limit=limit)
 
+        state = read_state(req, t.tokens)
+        select = parse_select(req, state)
         return paged_list(
             req,
             t.tokens,
             path,
             fetch,
-            lambda item: mm.render_message(t, item, body_text=as_text),
+            lambda item: mm.render_message(t, item, body_text=as_text, select=select),
             default=DEFAULT_PAGE,
             maximum=MAX_PAGE,
             context=f"users('{user.key}')/messages",
@@ -338,7 +340,7 @@ def register(router: Router, t: Tenant) -> None:
                 }
             return {
                 "@odata.type": "#microsoft.graph.message",
-                **mm.render_message(t, item, body_text=as_text),
+                **mm.render_message(t, item, body_text=as_text, select=req.delta_select),
             }
 
         return delta_round(t, req, spec, render, extra_state=state_extra, accept=accept)

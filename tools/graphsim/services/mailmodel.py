@@ -101,14 +101,19 @@ def _html_to_text(content: str) -> str:
     return html_lib.unescape(re.sub(r"[ \t]+", " ", text)).strip()
 
 
-def render_message(t: Tenant, item: Item, *, body_text: bool = False) -> dict[str, Any]:
+def render_message(
+    t: Tenant, item: Item, *, body_text: bool = False, select: list[str] | None = None
+) -> dict[str, Any]:
+    """Message JSON. With `select` lacking body and bodyPreview, the body is not built."""
     d = public(item.data)
-    kind, text, body_html = message_body(item)
-    if body_text or kind == "text":
-        d["body"] = {"contentType": "text", "content": text}
-    else:
-        d["body"] = {"contentType": "html", "content": body_html}
-    d["bodyPreview"] = preview(text)
+    wanted = {s.lower() for s in select} if select else None
+    if wanted is None or "body" in wanted or "bodypreview" in wanted:
+        kind, text, body_html = message_body(item)
+        if body_text or kind == "text":
+            d["body"] = {"contentType": "text", "content": text}
+        else:
+            d["body"] = {"contentType": "html", "content": body_html}
+        d["bodyPreview"] = preview(text)
     d["hasAttachments"] = bool(item.data.get("_fileAttachments", 0))
     d["@odata.etag"] = etag(str(item.data.get("changeKey", "")))
     d["webLink"] = (
@@ -244,7 +249,7 @@ def create_message_json(
             raise GraphError(
                 400, "ErrorInvalidExtendedPropertyValue", "Invalid value for PR_MESSAGE_FLAGS."
             ) from None
-        data["isDraft"] = not value & MSGFLAG_UNSENT
+        data["isDraft"] = bool(value & MSGFLAG_UNSENT)
         data["isRead"] = bool(value & MSGFLAG_READ)
     for prop, field in (
         ("systemtime 0x0e06", "receivedDateTime"),
