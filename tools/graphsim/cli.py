@@ -21,10 +21,16 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
-from .config import SCALES, ThrottlePolicy
+from .config import SCALES, IdentitySettings, ThrottlePolicy
+from .content import ContentStore
+from .inventory import inventory
 from .simulator import Simulator, SimulatorError
+from .statetokens import StateTokens
+from .store import Store
+from .tenant import Tenant
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,14 +113,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _inventory(state_dir: str) -> int:
-    from pathlib import Path
-
-    from .content import ContentStore
-    from .inventory import inventory
-    from .statetokens import StateTokens
-    from .store import Store
-    from .tenant import Tenant
-    from .config import IdentitySettings
 
     path = Path(state_dir) / "tenant.db"
     if not path.exists():

@@ -2,16 +2,17 @@
 
 A content spec is a small JSON object stored with an item:
 
-    {"t": "rand", "seed": S, "size": N, "head": "%PDF-1.7\\n"}   incompressible bytes (head in Latin-1)
+    {"t": "rand", "seed": S, "size": N, "head": "%PDF-1.7\\n"}   incompressible bytes
     {"t": "text", "seed": S, "size": N}                          compressible ASCII text
     {"t": "blob", "sha256": H, "size": N}                        uploaded bytes, DIR/blobs/H
     {"t": "empty"}                                               zero bytes
 
 "rand" is the AES-128-CTR keystream for a key derived from S, so any byte range is
 produced directly (Range requests, resumed downloads) at GB/s without storing anything;
-"head" overlays a file-type signature. "text" is built per 64 KiB block from a word list
-with a seeded PRNG. Equal specs give equal bytes, which is how attachments and files are
-shared across mailboxes and drives (deduplication is then visible to a backup tool).
+"head" (Latin-1 text) overlays a file-type signature. "text" is built per 64 KiB block
+from a word list with a seeded PRNG. Equal specs give equal bytes, which is how
+attachments and files are shared across mailboxes and drives (deduplication is then
+visible to a backup tool).
 
 Hashes (quickXorHash as OneDrive reports it, SHA-1, SHA-256) are computed on first use and
 cached in the store. Thread-safe.
@@ -41,14 +42,98 @@ ContentSpec = dict[str, Any]
 CHUNK = 256 * 1024
 _TEXT_BLOCK = 64 * 1024
 
-_WORDS = (
-    "the of and to in is that for it as with was on be by at this from are or an have not "
-    "which but all were when we there can been has more if will one would so about out up "
-    "their what into them than some could only other time new report budget quarter team "
-    "project review meeting plan customer contract invoice draft final summary agenda notes "
-    "sales forecast design release backup restore archive policy security network server "
-    "storage license renewal schedule deadline approval feedback proposal analysis figures"
-).split()
+_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "at",
+    "this",
+    "from",
+    "are",
+    "or",
+    "an",
+    "have",
+    "not",
+    "which",
+    "but",
+    "all",
+    "were",
+    "when",
+    "we",
+    "there",
+    "can",
+    "been",
+    "has",
+    "more",
+    "if",
+    "will",
+    "one",
+    "would",
+    "so",
+    "about",
+    "out",
+    "up",
+    "their",
+    "what",
+    "into",
+    "them",
+    "than",
+    "some",
+    "could",
+    "only",
+    "other",
+    "time",
+    "new",
+    "report",
+    "budget",
+    "quarter",
+    "team",
+    "project",
+    "review",
+    "meeting",
+    "plan",
+    "customer",
+    "contract",
+    "invoice",
+    "draft",
+    "final",
+    "summary",
+    "agenda",
+    "notes",
+    "sales",
+    "forecast",
+    "design",
+    "release",
+    "backup",
+    "restore",
+    "archive",
+    "policy",
+    "security",
+    "network",
+    "server",
+    "storage",
+    "license",
+    "renewal",
+    "schedule",
+    "deadline",
+    "approval",
+    "feedback",
+    "proposal",
+    "analysis",
+    "figures",
+]
 
 
 def _aes_key(seed: int) -> bytes:

@@ -22,6 +22,8 @@ InvalidAuthenticationToken. Device codes live in memory; everything else is stat
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
 import json
 import secrets
 import threading
@@ -766,16 +768,12 @@ def _stable_uuid(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
 
-def _from_epoch(ts: float) -> Any:
-    import datetime as dt
-
+def _from_epoch(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 def x5t_key_id(key: rsa.RSAPrivateKey) -> str:
     """A stable key id for the signing key (hash of its public modulus)."""
-    import hashlib
-
     n = key.public_key().public_numbers().n
     digest = hashlib.sha1(n.to_bytes((n.bit_length() + 7) // 8, "big")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

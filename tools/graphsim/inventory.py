@@ -22,7 +22,8 @@ def _drive_stats(t: Tenant, drive_key: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT json_extract(data,'$.file') IS NOT NULL, json_extract(data,'$.folder') IS NOT NULL,"
         " json_extract(data,'$.package') IS NOT NULL, json_extract(data,'$.root') IS NOT NULL,"
-        " COALESCE(json_extract(data,'$.size'),0), COALESCE(json_array_length(data,'$._versions'),0)"
+        " COALESCE(json_extract(data,'$.size'),0),"
+        " COALESCE(json_array_length(data,'$._versions'),0)"
         " FROM items WHERE scope=? AND kind='driveItem' AND deleted=0",
         (drive_key,),
     )
@@ -57,22 +58,25 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             folders = {
                 r[0]: (r[1], bool(r[2]), r[3])
                 for r in conn.execute(
-                    "SELECT key, json_extract(data,'$.displayName'), json_extract(data,'$.isHidden'),"
-                    " json_extract(data,'$._wellKnown') FROM items WHERE owner=? AND kind='mailFolder'"
+                    "SELECT key, json_extract(data,'$.displayName'),"
+                    " json_extract(data,'$.isHidden'), json_extract(data,'$._wellKnown')"
+                    " FROM items WHERE owner=? AND kind='mailFolder'"
                     " AND deleted=0",
                     (user.key,),
                 )
             }
             per_folder = dict(
                 conn.execute(
-                    "SELECT parent, COUNT(*) FROM items WHERE owner=? AND kind='message' AND deleted=0"
+                    "SELECT parent, COUNT(*) FROM items"
+                    " WHERE owner=? AND kind='message' AND deleted=0"
                     " GROUP BY parent",
                     (user.key,),
                 ).fetchall()
             )
             att = defaultdict(int)
             for kind, inline, n in conn.execute(
-                "SELECT json_extract(data,'$.\"@odata.type\"'), json_extract(data,'$.isInline'), COUNT(*)"
+                "SELECT json_extract(data,'$.\"@odata.type\"'), json_extract(data,'$.isInline'),"
+                " COUNT(*)"
                 " FROM items WHERE owner=? AND kind='attachment' AND deleted=0 GROUP BY 1, 2",
                 (user.key,),
             ):
@@ -201,7 +205,8 @@ def _attachment_bytes(t: Tenant) -> int:
     row = (
         t.store.conn()
         .execute(
-            "SELECT COALESCE(SUM(json_extract(data,'$.size')),0) FROM items WHERE kind='attachment' AND deleted=0"
+            "SELECT COALESCE(SUM(json_extract(data,'$.size')),0) FROM items"
+            " WHERE kind='attachment' AND deleted=0"
         )
         .fetchone()
     )

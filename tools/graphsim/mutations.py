@@ -18,6 +18,7 @@ from .httpcore import GraphError, iso, utc_now
 from .services import calmodel as cm
 from .services import drivemodel as dm
 from .services import mailmodel as mm
+from .services.contacts import new_contact_data
 from .store import Item, NewItem, Transaction
 from .tenant import Tenant
 
@@ -76,9 +77,9 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             tx.update(item)
             return [_change("update", item)]
         if roll < 0.6:
-            folders = [
-                f for f in t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])
-            ] or [t.store.get(str(user.data["_wk"]["archive"]))]
+            folders = list(t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])) or [
+                t.store.get(str(user.data["_wk"]["archive"]))
+            ]
             dest = next((f for f in folders if f is not None and f.key != item.parent), None)
             if dest is not None:
                 new = mm.move_message(t, tx, item, dest)
@@ -132,7 +133,6 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
         if roll < 0.8:
             tx.tombstone(item)
             return [_change("delete", item)]
-        from .services.contacts import new_contact_data
 
         folder = t.store.get(item.parent)
         assert folder is not None
@@ -153,7 +153,8 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             return [_change("delete", item)]
         user = t.user(item.owner)
         cal = t.store.get(item.parent)
-        assert user is not None and cal is not None
+        assert user is not None
+        assert cal is not None
         start = utc_now().replace(minute=0, second=0, microsecond=0)
         data = cm.new_event_data(
             t,
@@ -181,13 +182,12 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             return [_change("update", item)]
         if roll < 0.55:
             stem, dot, ext = str(item.data["name"]).rpartition(".")
+            suffix = f"{dot}{ext}" if stem else ""
             dm.update_item(
                 t,
                 tx,
                 item,
-                {
-                    "name": f"{stem or ext} renamed {rng.randint(1, 10**6)}{dot}{ext if stem else ''}"
-                },
+                {"name": f"{stem or ext} renamed {rng.randint(1, 10**6)}{suffix}"},
                 None,
             )
             return [_change("rename", item)]
@@ -390,8 +390,6 @@ def _create(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
             assert user is not None
             new = mm.create_folder(t, tx, user, parent, str(op.get("name", "New folder")))
         elif kind == "contact":
-            from .services.contacts import new_contact_data
-
             new = tx.insert(
                 NewItem(
                     "contact", parent.owner, parent.key, parent.key, new_contact_data(parent, props)

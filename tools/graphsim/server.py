@@ -65,7 +65,7 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 tls.close()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
+    def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients vanishing mid-request are normal (fault tests do it on purpose).
         return
 
@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _dispatch(self) -> None:

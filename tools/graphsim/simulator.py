@@ -42,8 +42,8 @@ from .identity import IdentityPlatform, UserLookup
 from .router import Router
 from .server import HttpsServer
 from .services import batch, calendar, contacts, drive, mail, sites, teams, uploads, users
-from .stats import Stats
 from .statetokens import StateTokens
+from .stats import Stats
 from .store import Store
 from .tenant import Tenant
 from .throttling import Throttler
@@ -239,7 +239,6 @@ class Simulator:
         sites.register(router, tenant)
         teams.register(router, tenant)
         uploads.register(raw, tenant)
-        self._register_mail_uploads(router, tenant)
         admin = AdminApi(
             tenant=tenant,
             identity=identity,
@@ -281,54 +280,6 @@ class Simulator:
         )
         write_connection_files(self.state_dir, info.as_json())
         return info
-
-    def _register_mail_uploads(self, router: Router, tenant: Tenant) -> None:
-        from .httpcore import GraphError, Request, Response, json_response
-        from .services.common import require_item
-
-        def create_session(req: Request) -> Response:
-            user = tenant.require_mailbox(req.params["user"])
-            msg = require_item(tenant, req.params["message"], ["message"], user.key, "message")
-            body = req.json()
-            item = body.get("AttachmentItem") or body.get("attachmentItem") or {}
-            if str(item.get("attachmentType", "file")).lower() != "file":
-                raise GraphError(
-                    400, "ErrorInvalidRequest", "Only file attachments can be uploaded."
-                )
-            size = int(item.get("size") or 0)
-            if size <= 0 or size > uploads.MAX_ATTACHMENT:
-                raise GraphError(
-                    400,
-                    "ErrorInvalidRequest",
-                    "The attachment size must be between 1 byte and 150 MB.",
-                )
-            props = {
-                "name": item.get("name") or "attachment",
-                "contentType": item.get("contentType") or "application/octet-stream",
-                "isInline": bool(item.get("isInline", False)),
-                "contentId": item.get("contentId"),
-            }
-            sess = uploads.new_session(
-                tenant, "attachment", user.key, {"message": msg.key, "props": props}, size
-            )
-            return json_response(
-                {
-                    "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
-                    "uploadUrl": uploads.upload_url(req, sess),
-                    "expirationDateTime": sess.expiration(),
-                    "nextExpectedRanges": ["0-"],
-                },
-                201,
-            )
-
-        for prefix in ("/users/{user}", "/users/{user}/mailFolders/{folder}"):
-            router.add(
-                "POST",
-                f"{prefix}/messages/{{message}}/attachments/createUploadSession",
-                create_session,
-                service="outlook",
-                owner_param="user",
-            )
 
     def _public_info(self) -> dict[str, Any]:
         assert self.store is not None

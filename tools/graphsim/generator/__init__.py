@@ -14,10 +14,12 @@ timestamps are relative to the generation day.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import replace
 from typing import Any
 
 from ..config import SCALES, ScaleProfile
+from ..httpcore import iso
 from ..store import NewItem, Store
 from . import names
 from .base import Gen, content_spec, log_size
@@ -304,7 +306,6 @@ def _add_site(
 def _list_rows(
     gen: Gen, site_id: str, site: dict[str, Any], label: str, items: int
 ) -> list[NewItem]:
-    import uuid
 
     list_name = names.LIST_NAMES[gen.number("listname", label) % len(names.LIST_NAMES)]
     list_id = gen.guid("list", label)
@@ -329,6 +330,8 @@ def _list_rows(
             name=list_name,
         )
     ]
+    list_url = f"{site['webUrl']}/Lists/{list_name.replace(' ', '')}"
+    titles = ["Order", "Task", "Ticket", "Bestellung", "Tâche"]
     for n in range(1, items + 1):
         rng = gen.rng("listitem", label, n)
         istamp = gen.ago(rng, 300, 1)
@@ -344,13 +347,13 @@ def _list_rows(
                     "lastModifiedDateTime": istamp,
                     "createdBy": {"user": {"displayName": "Adele Vance"}},
                     "lastModifiedBy": {"user": {"displayName": "Adele Vance"}},
-                    "webUrl": f"{site['webUrl']}/Lists/{list_name.replace(' ', '')}/DispForm.aspx?ID={n}",
+                    "webUrl": f"{list_url}/DispForm.aspx?ID={n}",
                     "contentType": {
                         "id": "0x0100" + uuid.uuid5(uuid.NAMESPACE_OID, list_id).hex[:24].upper(),
                         "name": "Item",
                     },
                     "_fields": {
-                        "Title": f"{rng.choice(['Order', 'Task', 'Ticket', 'Bestellung', 'Tâche'])} {n}",
+                        "Title": f"{rng.choice(titles)} {n}",
                         "Status": rng.choice(["Not started", "In progress", "Completed"]),
                         "DueDate": gen.ago(rng, 30, -30),
                         "Amount": round(rng.uniform(1, 5000), 2),
@@ -422,9 +425,12 @@ def _teams(store: Store, gen: Gen, profile: ScaleProfile, host: str, users: list
                     "createdDateTime": stamp,
                     "visibility": "private",
                     "isArchived": False,
-                    "webUrl": f"https://teams.microsoft.com/l/team/19%3a{team_id.replace('-', '')}%40thread.tacv2/conversations?groupId={team_id}",
+                    "webUrl": (
+                        "https://teams.microsoft.com/l/team/19%3a"
+                        f"{team_id.replace('-', '')}%40thread.tacv2/conversations?groupId={team_id}"
+                    ),
                     "_site": site_id,
-                    "_mail": f"{nick}@{host.split('.')[0]}.onmicrosoft.com",
+                    "_mail": f"{nick}@{host.split('.', maxsplit=1)[0]}.onmicrosoft.com",
                     "_mailNickname": nick,
                 },
                 name=name,
@@ -508,7 +514,6 @@ def _chat(
     *,
     deleted: bool = False,
 ) -> NewItem:
-    from ..httpcore import iso
 
     stamp = iso(created)
     text = rng.choice(
@@ -560,4 +565,4 @@ def _chat(
     return NewItem(kind, team_id, scope, parent, data, key=f"{ch_id}/{msg_id}")
 
 
-__all__ = ["generate_tenant", "content_spec", "log_size"]
+__all__ = ["content_spec", "generate_tenant", "log_size"]

@@ -55,9 +55,10 @@ def shared_attachments(gen: Gen, count: int = 8) -> list[dict[str, Any]]:
         rng = gen.rng("shared-att", i)
         ext, ctype, head, text = _ATT_EXT[i % len(_ATT_EXT)]
         size = log_size(rng, 2_000, 600_000)
+        stem = names.ATTACHMENT_NAMES[i % len(names.ATTACHMENT_NAMES)]
         pool.append(
             {
-                "name": f"Company {names.ATTACHMENT_NAMES[i % len(names.ATTACHMENT_NAMES)]} {2020 + i}{ext}",
+                "name": f"Company {stem} {2020 + i}{ext}",
                 "contentType": ctype,
                 "size": size,
                 "content": content_spec(gen, rng, size, text, head, "shared-att", i),
@@ -119,7 +120,6 @@ def generate_mailbox(
                 name=display,
             )
         )
-    rng = gen.rng("mailbox", uid)
     custom: list[str] = []
     for i in range(scale.folders_per_user):
         name = names.MAIL_FOLDERS[i % len(names.MAIL_FOLDERS)] + (
@@ -168,7 +168,7 @@ def generate_mailbox(
     plan += [out.well_known["drafts"]] * drafts_n
     plan += [out.well_known["deleteditems"]] * deleted_n
     rest = max(0, messages - len(plan))
-    targets = folders + [out.well_known["archive"], out.well_known["junkemail"]]
+    targets = [*folders, out.well_known["archive"], out.well_known["junkemail"]]
     plan += [targets[i % len(targets)] for i in range(rest)]
     others = [p for p in people if p.id != uid] or [owner]
     for n, folder_id in enumerate(plan):
@@ -293,6 +293,7 @@ def _message(
         )
     reference = n == 1 or rng.random() < 0.03
     file_count = sum(1 for a, _ in atts if not a.get("isInline"))
+    sender_domain = sender.address.split("@")[-1]
     data: dict[str, Any] = {
         "id": mid,
         "createdDateTime": received,
@@ -301,7 +302,7 @@ def _message(
         "categories": ["Blue category"] if rng.random() < 0.1 else [],
         "receivedDateTime": received,
         "sentDateTime": received,
-        "internetMessageId": f"<{gen.guid('imid', uid, n).replace('-', '')}@{sender.address.split('@')[-1]}>",
+        "internetMessageId": f"<{gen.guid('imid', uid, n).replace('-', '')}@{sender_domain}>",
         "subject": subject,
         "importance": "high" if rng.random() < 0.08 else "normal",
         "parentFolderId": folder_id,
@@ -354,7 +355,7 @@ def _message(
                     "id": aid,
                     "lastModifiedDateTime": received,
                     "name": f"Shared plan {n}.docx",
-                    "contentType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    "contentType": names.EXTENSIONS[0][1],
                     "size": 0,
                     "isInline": False,
                 },
@@ -406,6 +407,7 @@ def _contacts(gen: Gen, owner: Person, scale: ScaleProfile, others: list[Person]
             first, last = rng.choice(names.FIRST), rng.choice(names.LAST)
         folder = folders[0] if n % 4 else folders[n % len(folders)]
         stamp = gen.ago(rng, 700, 1)
+        local = names.ascii_local(first, last)
         data: dict[str, Any] = {
             "id": gen.outlook_id("AAMkAC", uid, n),
             "createdDateTime": stamp,
@@ -413,7 +415,8 @@ def _contacts(gen: Gen, owner: Person, scale: ScaleProfile, others: list[Person]
             "changeKey": gen.change_key("contact", uid, n),
             "categories": [],
             "parentFolderId": folder,
-            "birthday": f"19{rng.randint(50, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T11:59:00Z"
+            "birthday": f"19{rng.randint(50, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            "T11:59:00Z"
             if rng.random() < 0.3
             else None,
             "fileAs": f"{last}, {first}",
@@ -433,7 +436,7 @@ def _contacts(gen: Gen, owner: Person, scale: ScaleProfile, others: list[Person]
             "emailAddresses": [
                 {
                     "name": f"{first} {last}",
-                    "address": f"{names.ascii_local(first, last)}@{rng.choice(names.EXTERNAL_DOMAINS)}",
+                    "address": f"{local}@{rng.choice(names.EXTERNAL_DOMAINS)}",
                 }
             ],
             "imAddresses": [],

@@ -11,6 +11,7 @@ message-delete.md, message-move.md, message-copy.md.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..router import Router
 from ..store import Item
 from ..tenant import Tenant
 from . import mailmodel as mm
+from . import uploads
 from .common import DeltaSpec, delta_round, require_item
 
 MAX_PAGE = 1000
@@ -380,7 +382,6 @@ def register(router: Router, t: Tenant) -> None:
         )
 
     def _attachment_json(att: Item, *, with_content: bool) -> dict[str, Any]:
-        import base64
 
         out = dict(att.data)
         if with_content and out.get("@odata.type") == "#microsoft.graph.fileAttachment":
@@ -417,6 +418,37 @@ def register(router: Router, t: Tenant) -> None:
             mm.delete_attachment(tx, msg, att)
         return empty_response()
 
+    def attachment_upload_session(req: Request) -> Response:
+        """attachment-createuploadsession.md: 3 MB to 150 MB, fragments of at most 4 MB."""
+        user = t.require_mailbox(req.params["user"])
+        msg = _message(req, user)
+        body = req.json()
+        item = body.get("AttachmentItem") or body.get("attachmentItem") or {}
+        if str(item.get("attachmentType", "file")).lower() != "file":
+            raise GraphError(400, "ErrorInvalidRequest", "Only file attachments can be uploaded.")
+        size = int(item.get("size") or 0)
+        if size <= 0 or size > uploads.MAX_ATTACHMENT:
+            raise GraphError(
+                400, "ErrorInvalidRequest", "The attachment size must be between 1 byte and 150 MB."
+            )
+        props = {
+            "name": item.get("name") or "attachment",
+            "contentType": item.get("contentType") or "application/octet-stream",
+            "isInline": bool(item.get("isInline", False)),
+            "contentId": item.get("contentId"),
+        }
+        target = {"message": msg.key, "props": props}
+        sess = uploads.new_session(t, "attachment", user.key, target, size)
+        return json_response(
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
+                "uploadUrl": uploads.upload_url(req, sess),
+                "expirationDateTime": sess.expiration(),
+                "nextExpectedRanges": ["0-"],
+            },
+            201,
+        )
+
     # -- routes ------------------------------------------------------------------------
 
     add("GET", "/users/{user}/mailFolders", list_top_folders)
@@ -445,6 +477,11 @@ def register(router: Router, t: Tenant) -> None:
         add("GET", f"{prefix}/messages/{{message}}/attachments/{{attachment}}", get_attachment)
         add(
             "DELETE", f"{prefix}/messages/{{message}}/attachments/{{attachment}}", delete_attachment
+        )
+        add(
+            "POST",
+            f"{prefix}/messages/{{message}}/attachments/createUploadSession",
+            attachment_upload_session,
         )
         add(
             "GET",

@@ -21,6 +21,8 @@ Behaviours:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import html as html_lib
 import re
@@ -331,8 +333,6 @@ def _insert_attachment(
 
 def add_file_attachment(t: Tenant, tx: Transaction, message: Item, payload: dict[str, Any]) -> Item:
     """POST .../attachments with a fileAttachment (contentBytes) or referenceAttachment."""
-    import base64
-    import binascii
 
     kind = payload.get("@odata.type", "")
     if kind == "#microsoft.graph.referenceAttachment":

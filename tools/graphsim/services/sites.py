@@ -12,6 +12,7 @@ Site ids look like `{hostname},{site-collection-guid},{web-guid}`.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ..httpcore import GraphError, Request, Response, bad_request, empty_response, json_response
@@ -273,7 +274,10 @@ def register(router: Router, t: Tenant) -> None:
             default_page=200,
             max_page=999,
             gone_code="resyncRequired",
-            gone_message="Resync required. Replace any local items with the server's version (including deletes).",
+            gone_message=(
+                "Resync required. Replace any local items with the server's version"
+                " (including deletes)."
+            ),
             gone_inner="resyncChangesApplyDifferences",
             gone_location=True,
             supports_latest=True,
@@ -310,17 +314,17 @@ def new_list_item_data(
     fields: dict[str, Any],
     req: Request | None = None,
 ) -> dict[str, Any]:
-    import uuid
 
     now = Tenant.now()
     who = {"user": {"displayName": "Coffer"}}
+    list_url = f"{site.data.get('webUrl')}/Lists/{lst.data.get('name')}"
     return {
         "id": str(item_id),
         "createdDateTime": now,
         "lastModifiedDateTime": now,
         "createdBy": who,
         "lastModifiedBy": who,
-        "webUrl": f"{site.data.get('webUrl')}/Lists/{lst.data.get('name')}/DispForm.aspx?ID={item_id}",
+        "webUrl": f"{list_url}/DispForm.aspx?ID={item_id}",
         "contentType": {
             "id": "0x0100" + uuid.uuid5(uuid.NAMESPACE_OID, lst.key).hex[:24].upper(),
             "name": "Item",

@@ -26,6 +26,7 @@ Bytes are streamed to a temporary file, never held in memory. Thread-safe per se
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
@@ -60,7 +61,6 @@ class UploadSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def expiration(self) -> str:
-        import datetime as dt
 
         return iso(dt.datetime.fromtimestamp(self.expires, dt.UTC))
 
@@ -182,7 +182,8 @@ def register(router: Router, t: Tenant) -> None:
                     raise GraphError(
                         400,
                         "invalidRequest",
-                        "Fragment sizes must be a multiple of 320 KiB (327,680 bytes), except the last.",
+                        "Fragment sizes must be a multiple of 320 KiB (327,680 bytes),"
+                        " except the last.",
                     )
             elif length > MAX_ATTACHMENT_FRAGMENT:
                 raise GraphError(
@@ -242,7 +243,10 @@ def register(router: Router, t: Tenant) -> None:
                 att = mm.insert_uploaded_attachment(
                     t, tx, message, tgt["props"], spec, int(spec.get("size", 0))
                 )
-            location = f"{req.base_url}/v1.0/users('{message.owner}')/messages('{message.key}')/attachments('{att.key}')"
+            location = (
+                f"{req.base_url}/v1.0/users('{message.owner}')/messages('{message.key}')"
+                f"/attachments('{att.key}')"
+            )
             return empty_response(201, {"Location": location})
         user = tgt.get("user")
         with t.store.transaction() as tx:
