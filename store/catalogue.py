@@ -1,0 +1,214 @@
+"""The per-owner LMDB store: item catalogue, item-ID map and run changes.
+
+One LMDB environment per owner (FORMAT.md §10):
+
+- ``catalogue``: path key -> encoded entry, exactly the tree of the snapshot
+  named by ``meta[snapshot]`` (directories included, with their subtree IDs);
+- ``ids``: item ID -> path key, for sources that learn of removals by ID;
+- ``run`` / ``runids``: the changes of the run in progress since its last
+  checkpoint (an empty value is a removal).
+
+Everything here is a cache of the repository: when ``meta[snapshot]`` is not
+the owner's newest snapshot, :meth:`rebuild` reloads it from the tree.
+Writes to ``run`` are buffered in memory and flushed in batches.
+Thread-safe (LMDB transactions per call, a lock around the buffer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from store.cachedir import open_lmdb
+from store.codec import unpack
+from store.ids import BlobId, SnapshotId
+from store.paths import SEPARATOR
+from store.tree import Entry, TreeReader
+
+TOMBSTONE = b""
+_BATCH = 2000
+
+
+class OwnerStore:
+    """One owner's LMDB environment."""
+
+    MAP_SIZE = 1 << 36  # 64 GiB of address space per owner
+
+    def __init__(self, path: Path) -> None:
+        self.env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8)
+        self.catalogue = self.env.open_db(b"catalogue")
+        self.ids = self.env.open_db(b"ids")
+        self.meta = self.env.open_db(b"meta")
+        self.run = self.env.open_db(b"run")
+        self.runids = self.env.open_db(b"runids")
+        self._buffer: dict[bytes, bytes] = {}
+        self._buffer_ids: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.env.close()
+
+    # -- state ----------------------------------------------------------
+
+    def snapshot_id(self) -> SnapshotId | None:
+        with self.env.begin(db=self.meta) as txn:
+            raw = txn.get(b"snapshot")
+        return SnapshotId(bytes(raw)) if raw else None
+
+    def get_catalogue(self, key: bytes) -> bytes | None:
+        with self.env.begin(db=self.catalogue) as txn:
+            raw = txn.get(key)
+        return None if raw is None else bytes(raw)
+
+    def current(self, key: bytes) -> bytes | None:
+        """The entry at ``key`` as of now: run changes first, then the catalogue.
+
+        None when there is no such item (or it was removed in this run).
+        """
+        with self._lock:
+            buffered = self._buffer.get(key)
+        if buffered is not None:
+            return buffered or None
+        with self.env.begin() as txn:
+            raw = txn.get(key, db=self.run)
+            if raw is not None:
+                return bytes(raw) or None
+            raw = txn.get(key, db=self.catalogue)
+        return None if raw is None else bytes(raw)
+
+    def lookup_id(self, item_id: str) -> bytes | None:
+        """Path key of the item with this source ID (run first), or None."""
+        raw_id = item_id.encode()
+        with self._lock:
+            buffered = self._buffer_ids.get(raw_id)
+        if buffered is not None:
+            return buffered
+        with self.env.begin() as txn:
+            raw = txn.get(raw_id, db=self.runids)
+            if raw is None:
+                raw = txn.get(raw_id, db=self.ids)
+        if raw is None:
+            return None
+        key = bytes(raw)
+        # The ID map may lag behind a removal in this run.
+        return key if self.current(key) is not None else None
+
+    # -- run changes ----------------------------------------------------
+
+    def put_run(self, key: bytes, encoded: bytes, item_id: str | None) -> None:
+        with self._lock:
+            self._buffer[key] = encoded
+            if item_id is not None:
+                self._buffer_ids[item_id.encode()] = key
+            full = len(self._buffer) >= _BATCH
+        if full:
+            self.flush_run()
+
+    def remove_run(self, key: bytes) -> None:
+        """Record a removal of ``key`` and drop run entries under it."""
+        self.flush_run()
+        prefix = key + SEPARATOR
+        with self.env.begin(write=True, db=self.run) as txn:
+            cursor = txn.cursor()
+            if cursor.set_range(prefix):
+                while cursor.key().startswith(prefix):
+                    if not cursor.delete():
+                        break
+            txn.put(key, TOMBSTONE)
+
+    def flush_run(self) -> None:
+        with self._lock:
+            buffer, self._buffer = self._buffer, {}
+            ids, self._buffer_ids = self._buffer_ids, {}
+        if not buffer and not ids:
+            return
+        with self.env.begin(write=True) as txn:
+            for key, value in sorted(buffer.items()):
+                txn.put(key, value, db=self.run)
+            for raw_id, key in ids.items():
+                txn.put(raw_id, key, db=self.runids)
+
+    def clear_run(self) -> None:
+        with self._lock:
+            self._buffer.clear()
+            self._buffer_ids.clear()
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.run, delete=False)
+            txn.drop(self.runids, delete=False)
+
+    def run_has_under(self, key: bytes) -> bool:
+        """True when the run changed ``key`` itself or anything below it."""
+        with self.env.begin(db=self.run) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(key):
+                return False
+            found = bytes(cursor.key())
+            return found == key or found.startswith(key + SEPARATOR)
+
+    # -- rebuilding -----------------------------------------------------
+
+    def rebuild(
+        self, snapshot_id: SnapshotId | None, root: BlobId | None, reader: TreeReader
+    ) -> None:
+        """Reload the catalogue from a snapshot's tree (or empty it if None)."""
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.catalogue, delete=False)
+            txn.drop(self.ids, delete=False)
+            txn.drop(self.run, delete=False)
+            txn.drop(self.runids, delete=False)
+            txn.delete(b"snapshot", db=self.meta)
+            if root is not None:
+                for key, entry in _walk(reader, root, b""):
+                    txn.put(key, entry.encode(), db=self.catalogue, append=False)
+                    if entry.item_id is not None:
+                        txn.put(entry.item_id.encode(), key, db=self.ids)
+            if snapshot_id is not None:
+                txn.put(b"snapshot", snapshot_id, db=self.meta)
+        with self._lock:
+            self._buffer.clear()
+            self._buffer_ids.clear()
+
+    def iter_catalogue(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, encoded entry) under ``prefix`` in key order (a consistent view)."""
+        with self.env.begin(db=self.catalogue) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(prefix):
+                return
+            for key, value in cursor:
+                key = bytes(key)
+                if prefix and not (key == prefix or key.startswith(prefix + SEPARATOR)):
+                    break
+                yield key, bytes(value)
+
+    def children(self, key: bytes) -> dict[bytes, tuple[str, str | None]]:
+        """Name -> (type, version) of the catalogue items directly under ``key``."""
+        prefix = key + SEPARATOR if key else b""
+        out: dict[bytes, tuple[str, str | None]] = {}
+        with self.env.begin(db=self.catalogue) as txn:
+            cursor = txn.cursor()
+            found = cursor.set_range(prefix) if prefix else cursor.first()
+            while found:
+                child = bytes(cursor.key())
+                if prefix and not child.startswith(prefix):
+                    break
+                name = child[len(prefix) :]
+                if SEPARATOR in name:  # a deeper item: skip to the next sibling
+                    found = cursor.set_range(prefix + name.split(SEPARATOR, 1)[0] + b"\x01")
+                    continue
+                data = unpack(bytes(cursor.value()), "catalogue entry")
+                out[name] = (str(data.get("t")), data.get("v"))
+                found = cursor.next()
+        return out
+
+    def count(self) -> int:
+        with self.env.begin(db=self.catalogue) as txn:
+            return int(txn.stat(self.catalogue)["entries"])
+
+
+def _walk(reader: TreeReader, root: BlobId, prefix: bytes) -> Iterator[tuple[bytes, Entry]]:
+    for entry in reader.entries(root):
+        key = prefix + SEPARATOR + entry.name if prefix else entry.name
+        yield key, entry
+        if entry.is_dir and entry.subtree is not None:
+            yield from _walk(reader, entry.subtree, key)

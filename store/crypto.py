@@ -1,0 +1,148 @@
+"""Cryptographic primitives of the format (FORMAT.md §2 and §7).
+
+AES-256-GCM with single-use keys derived by BLAKE3, keyed BLAKE3 IDs, and the
+codec byte that says whether a plaintext is zstd-compressed. All functions are
+thread-safe (compressors are per thread: zstandard's are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+
+import zstandard
+from blake3 import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from store.errors import IntegrityError
+
+KEY_SIZE = 32
+TAG_SIZE = 16
+ZERO_NONCE = bytes(12)
+TRAILER_NONCE = b"\xff" * 12
+
+CODEC_RAW = 0x00
+CODEC_ZSTD = 0x01
+
+# Compression must save at least 1/32 of the size to be kept: below that the
+# CPU spent decompressing on every read is not worth the bytes.
+_MIN_SAVING_SHIFT = 5
+
+# Sealed objects (FORMAT.md §7): magic, version, epoch u32, salt.
+SEALED_MAGIC = b"CFOB"
+SEALED_VERSION = 1
+_SEALED_HEADER = struct.Struct(">4sBI32s")
+SEALED_HEADER_SIZE = _SEALED_HEADER.size  # 41
+
+_local = threading.local()
+
+
+def derive(context: str, material: bytes) -> bytes:
+    """BLAKE3 key derivation: a 32-byte key for ``context`` from ``material``."""
+    return blake3(material, derive_key_context=context).digest()
+
+
+def keyed_hash(key: bytes, data: bytes | memoryview) -> bytes:
+    """Keyed BLAKE3-256 (blob, index, snapshot IDs)."""
+    return blake3(data, key=key).digest()
+
+
+def nonce_for_offset(offset: int) -> bytes:
+    """A blob's nonce: its offset in the pack, 12 bytes big-endian."""
+    return offset.to_bytes(12, "big")
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    compressor = cache.get(level)
+    if compressor is None:
+        compressor = cache[level] = zstandard.ZstdCompressor(level=level)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+def encode_payload(plaintext: bytes, level: int | None) -> bytes:
+    """Codec byte ‖ body: zstd when it saves at least 1/32, raw otherwise."""
+    if level is not None and len(plaintext) >= 64:
+        packed = _compressor(level).compress(plaintext)
+        if len(packed) < len(plaintext) - (len(plaintext) >> _MIN_SAVING_SHIFT):
+            return bytes([CODEC_ZSTD]) + packed
+    return bytes([CODEC_RAW]) + plaintext
+
+
+def decode_payload(payload: bytes, what: str) -> bytes:
+    """Inverse of encode_payload. Raises IntegrityError on an unknown codec."""
+    if not payload:
+        raise IntegrityError(f"{what}: empty payload")
+    codec = payload[0]
+    if codec == CODEC_RAW:
+        return payload[1:]
+    if codec == CODEC_ZSTD:
+        try:
+            return _decompressor().decompress(payload[1:])
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{what}: cannot decompress: {exc}") from exc
+    raise IntegrityError(f"{what}: unknown codec {codec}")
+
+
+def encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """AES-256-GCM; the caller guarantees (key, nonce) is never reused."""
+    return AESGCM(key).encrypt(nonce, plaintext, ad)
+
+
+def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes, what: str) -> bytes:
+    """AES-256-GCM open. Raises IntegrityError naming ``what`` on any tampering."""
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, ad)
+    except InvalidTag as exc:
+        raise IntegrityError(f"{what}: authentication failed (damaged or tampered)") from exc
+
+
+def seal(
+    epoch: int,
+    epoch_key: bytes,
+    kind: str,
+    name: str,
+    plaintext: bytes,
+    level: int | None = 3,
+    extra_ad: bytes = b"",
+) -> bytes:
+    """Build a sealed object (FORMAT.md §7) stored under backend key ``name``."""
+    salt = os.urandom(32)
+    header = _SEALED_HEADER.pack(SEALED_MAGIC, SEALED_VERSION, epoch, salt)
+    key = derive("coffer v1 object key", epoch_key + salt)
+    ad = header + kind.encode() + b"\x00" + name.encode() + extra_ad
+    return header + encrypt(key, ZERO_NONCE, encode_payload(plaintext, level), ad)
+
+
+def sealed_epoch(blob: bytes, name: str) -> int:
+    """The key epoch a sealed object was written with (to pick the key)."""
+    if len(blob) < SEALED_HEADER_SIZE + TAG_SIZE:
+        raise IntegrityError(f"{name}: truncated ({len(blob)} bytes)")
+    magic, version, epoch, _salt = _SEALED_HEADER.unpack_from(blob)
+    if magic != SEALED_MAGIC:
+        raise IntegrityError(f"{name}: not a Coffer object (bad magic)")
+    if version > SEALED_VERSION:
+        raise IntegrityError(f"{name}: unknown object version {version} (damaged)")
+    return int(epoch)
+
+
+def unseal(blob: bytes, epoch_key: bytes, kind: str, name: str, extra_ad: bytes = b"") -> bytes:
+    """Open a sealed object; raises IntegrityError when anything was altered."""
+    sealed_epoch(blob, name)
+    header = blob[:SEALED_HEADER_SIZE]
+    salt = header[9:41]
+    key = derive("coffer v1 object key", epoch_key + salt)
+    ad = header + kind.encode() + b"\x00" + name.encode() + extra_ad
+    payload = decrypt(key, ZERO_NONCE, blob[SEALED_HEADER_SIZE:], ad, name)
+    return decode_payload(payload, name)

@@ -1,0 +1,224 @@
+"""The read API for mount, ls and restore: browse a snapshot, stream its items.
+
+:class:`SnapshotReader` resolves paths in a snapshot's tree and lists
+directories page by page (never a whole snapshot in memory).
+:class:`ItemReader` is a seekable, read-only file object over an item's chunks;
+decrypted chunks go through a shared, bounded :class:`ChunkCache`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from store.errors import PathNotFound
+from store.ids import BlobId
+from store.paths import split_path
+from store.snapshot import Snapshot
+from store.tree import Entry, TreeReader
+
+
+class ChunkCache:
+    """LRU cache of decrypted chunks, bounded in bytes. Thread-safe.
+
+    Concurrent misses on the same chunk load it once (the others wait).
+    """
+
+    def __init__(self, load: Callable[[BlobId], bytes], capacity: int = 64 * 1024 * 1024) -> None:
+        self._load = load
+        self._capacity = capacity
+        self._size = 0
+        self._items: OrderedDict[BlobId, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[BlobId, threading.Event] = {}
+
+    def get(self, blob_id: BlobId) -> bytes:
+        while True:
+            with self._lock:
+                data = self._items.get(blob_id)
+                if data is not None:
+                    self._items.move_to_end(blob_id)
+                    return data
+                event = self._loading.get(blob_id)
+                if event is None:
+                    event = self._loading[blob_id] = threading.Event()
+                    break
+            event.wait()
+        try:
+            data = self._load(blob_id)
+            with self._lock:
+                if blob_id not in self._items and len(data) <= self._capacity:
+                    self._items[blob_id] = data
+                    self._size += len(data)
+                    while self._size > self._capacity:
+                        _, evicted = self._items.popitem(last=False)
+                        self._size -= len(evicted)
+            return data
+        finally:
+            with self._lock:
+                del self._loading[blob_id]
+            event.set()
+
+    def contains(self, blob_id: BlobId) -> bool:
+        with self._lock:
+            return blob_id in self._items
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+class ItemReader(io.RawIOBase):
+    """A read-only, seekable file over an item's chunks.
+
+    ``prefetch`` (optional) is called with the next chunk's ID when a read
+    reaches a chunk, so a caller can warm the cache for sequential readers.
+    Not thread-safe (one reader per open file); the cache it uses is.
+    """
+
+    def __init__(
+        self,
+        entry: Entry,
+        cache: ChunkCache,
+        prefetch: Callable[[BlobId], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.entry = entry
+        self._cache = cache
+        self._prefetch = prefetch
+        self._ids = [chunk_id for chunk_id, _ in entry.chunks]
+        self._starts: list[int] = []
+        offset = 0
+        for _, size in entry.chunks:
+            self._starts.append(offset)
+            offset += size
+        self._size = offset
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == io.SEEK_END:
+            target = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError("negative seek position")
+        self._pos = target
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (no change to the position)."""
+        if offset >= self._size or length <= 0:
+            return b""
+        end = min(offset + length, self._size)
+        index = bisect.bisect_right(self._starts, offset) - 1
+        parts: list[bytes] = []
+        position = offset
+        while position < end:
+            chunk = self._cache.get(self._ids[index])
+            start = self._starts[index]
+            parts.append(chunk[position - start : end - start])
+            position = start + len(chunk)
+            index += 1
+        if self._prefetch is not None and index < len(self._ids):
+            self._prefetch(self._ids[index])
+        return b"".join(parts)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._size - self._pos
+        data = self.pread(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class SnapshotReader:
+    """Paths, listings and items of one snapshot. Thread-safe."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        tree_reader: TreeReader,
+        chunk_cache: ChunkCache,
+    ) -> None:
+        self.snapshot = snapshot
+        self.trees = tree_reader
+        self.chunks = chunk_cache
+
+    @property
+    def root_entry(self) -> Entry:
+        return Entry(
+            name=b"",
+            type="d",
+            mode=0o755,
+            mtime_ns=self.snapshot.time_ns,
+            subtree=self.snapshot.tree,
+        )
+
+    def stat(self, path: str) -> Entry:
+        """The entry at ``path`` ("" is the root). Raises PathNotFound."""
+        if not path.strip("/"):
+            return self.root_entry
+        try:
+            names = split_path(path)
+        except ValueError:
+            raise PathNotFound(f"{path}: no such item") from None
+        entry = self.root_entry
+        for depth, name in enumerate(names):
+            if not entry.is_dir or entry.subtree is None:
+                where = "/".join(n.decode(errors="replace") for n in names[:depth])
+                raise PathNotFound(f"{where}: not a directory")
+            found = self.trees.lookup(entry.subtree, name)
+            if found is None:
+                raise PathNotFound(f"{path}: no such item in snapshot {self.snapshot.short_id}")
+            entry = found
+        return entry
+
+    def listdir(self, path: str = "", after: bytes | None = None) -> Iterator[Entry]:
+        """Entries of the directory at ``path`` in name order (streamed)."""
+        entry = self.stat(path)
+        if not entry.is_dir or entry.subtree is None:
+            raise PathNotFound(f"{path}: not a directory")
+        return self.trees.entries(entry.subtree, after)
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, Entry]]:
+        """(path, entry) of everything under ``path``, depth first, parents first."""
+        base = path.strip("/")
+        for entry in self.listdir(base):
+            child = f"{base}/{entry.display_name}" if base else entry.display_name
+            yield child, entry
+            if entry.is_dir:
+                yield from self.walk(child)
+
+    def open(
+        self, path: str | Entry, prefetch: Callable[[BlobId], None] | None = None
+    ) -> ItemReader:
+        """A seekable reader of a file item. Raises PathNotFound for non-files."""
+        entry = path if isinstance(path, Entry) else self.stat(path)
+        if not entry.is_file:
+            raise PathNotFound(f"{entry.display_name}: not a file")
+        return ItemReader(entry, self.chunks, prefetch)

@@ -1,0 +1,417 @@
+"""A repository: a backend, its keys, its configuration and its local cache.
+
+This is the engine's hub. It opens or creates repositories, reads blobs
+(verifying every one), writes sealed objects, loads and saves snapshots, and
+keeps the local blob index in step with the repository's index objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from store.backend import Backend
+from store.blobindex import BlobIndex, BlobLocation
+from store.blobwriter import BlobWriter
+from store.cachedir import default_cache_root, private_dir
+from store.config import CONFIG_KEY, RepoConfig, decode_config, read_header
+from store.crypto import keyed_hash, seal, sealed_epoch, unseal
+from store.errors import (
+    AlreadyExists,
+    BlobMissing,
+    IntegrityError,
+    ObjectNotFound,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    StoreError,
+    WrongPassword,
+)
+from store.ids import (
+    DATA,
+    PACK_KIND_FOR_TYPE,
+    TREE,
+    BlobId,
+    IndexId,
+    SnapshotId,
+    from_hex,
+    pack_key,
+)
+from store.index import IndexObject, PackRecord
+from store.keys import KdfParams, Keyring, KeySlot, PrivateKey, new_password_slot
+from store.pack import BlobEntry, open_blob
+from store.reader import ChunkCache, SnapshotReader
+from store.snapshot import Snapshot, format_time
+from store.tree import TreeReader
+
+log = logging.getLogger(__name__)
+
+
+class Repository:
+    """An open repository. Thread-safe for reading and for BlobWriter use."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: RepoConfig,
+        keyring: Keyring,
+        slot_id: str,
+        cache_root: Path | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.keyring = keyring
+        self.slot_id = slot_id  # the slot that opened it
+        root = cache_root if cache_root is not None else default_cache_root()
+        self.cache_dir = private_dir(root / config.repo_id)
+        self._blob_index: BlobIndex | None = None
+        self._index_lock = threading.Lock()
+        # Index objects that failed to load (damaged): their blobs read as
+        # missing until `coffer repair index` rebuilds them from the packs.
+        self.damaged_indexes: dict[IndexId, str] = {}
+        self._tree_reader: TreeReader | None = None
+        self._chunk_cache: ChunkCache | None = None
+
+    # -- opening --------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        backend: Backend,
+        password: bytes,
+        *,
+        kdf: KdfParams | None = None,
+        cache_root: Path | None = None,
+        config: RepoConfig | None = None,
+    ) -> Repository:
+        """Create a repository with one password slot. Raises AlreadyExists."""
+        if backend.exists(CONFIG_KEY):
+            raise AlreadyExists(f"a repository already exists at {backend.location}")
+        if any(True for _ in backend.list("")):
+            raise AlreadyExists(f"{backend.location} is not empty; refusing to create a repository")
+        config = config or RepoConfig.new()
+        keyring = Keyring.generate()
+        slot = new_password_slot(config.repo_id, keyring, password, kdf=kdf)
+        # The slot first: a config without a slot would be a locked repository.
+        backend.put(slot.key, slot.to_json())
+        backend.put(CONFIG_KEY, config.encode(keyring))
+        return cls(backend, config, keyring, slot.slot_id, cache_root)
+
+    @classmethod
+    def open(
+        cls,
+        backend: Backend,
+        password: bytes | None = None,
+        *,
+        private_key: PrivateKey | None = None,
+        cache_root: Path | None = None,
+    ) -> Repository:
+        """Open with a password (or an escrow private key).
+
+        Raises RepositoryNotFound, FormatTooNew, WrongPassword, IntegrityError.
+        """
+        try:
+            raw = backend.get(CONFIG_KEY)
+        except ObjectNotFound:
+            raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
+        header = read_header(raw)
+        slots, damaged = read_slots(backend)
+        if not slots and not damaged:
+            raise IntegrityError(f"the repository at {backend.location} has no key slots")
+        for slot in slots:
+            try:
+                if private_key is not None:
+                    keyring = slot.open_with_private_key(header.repo_id, private_key)
+                elif password is not None:
+                    keyring = slot.open_with_password(header.repo_id, password)
+                else:
+                    raise StoreError("a password or a private key is needed")
+            except IntegrityError as exc:
+                damaged[slot.key] = str(exc)
+                continue
+            if keyring is not None:
+                for key, problem in damaged.items():
+                    log.warning("key slot %s is unusable: %s", key, problem)
+                config = decode_config(header, keyring)
+                return cls(backend, config, keyring, slot.slot_id, cache_root)
+        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in slots) or "none"
+        what = "private key" if private_key is not None else "password"
+        message = f"the {what} opens none of the key slots tried: {tried}"
+        if damaged:
+            message += (
+                f"; unusable slots: {', '.join(k.removeprefix('keys/')[:8] for k in damaged)}"
+            )
+        raise WrongPassword(message)
+
+    def close(self) -> None:
+        if self._blob_index is not None:
+            self._blob_index.close()
+            self._blob_index = None
+        self.backend.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def repo_id(self) -> str:
+        return self.config.repo_id
+
+    # -- sealed objects -------------------------------------------------
+
+    def save_object(self, kind: str, key: str, plaintext: bytes) -> None:
+        kr = self.keyring
+        self.backend.put(key, seal(kr.current, kr.current_key, kind, key, plaintext))
+
+    def load_object(self, kind: str, key: str) -> bytes:
+        """Read and open a sealed object. Raises ObjectNotFound, IntegrityError."""
+        raw = self.backend.get(key)
+        epoch = sealed_epoch(raw, key)
+        return unseal(raw, self.keyring.epoch_key(epoch, key), kind, key)
+
+    def object_id(self, plaintext: bytes) -> bytes:
+        return keyed_hash(self.keyring.blob_id_key, plaintext)
+
+    # -- the blob index -------------------------------------------------
+
+    @property
+    def blob_index(self) -> BlobIndex:
+        """The local blob index, brought up to date on first use."""
+        if self._blob_index is None:
+            with self._index_lock:
+                if self._blob_index is None:
+                    index = BlobIndex(self.cache_dir / "blobs")
+                    self._sync_index(index)
+                    self._blob_index = index
+        return self._blob_index
+
+    def refresh_index(self) -> None:
+        """Merge index objects written since we last looked (other processes)."""
+        self._sync_index(self.blob_index)
+
+    def _sync_index(self, index: BlobIndex) -> None:
+        listed = {
+            IndexId(from_hex(info.key[len("index/") :])) for info in self.backend.list("index/")
+        }
+        merged = index.merged_indexes()
+        if merged - listed:
+            # Something we merged is gone (prune or repair replaced it): the
+            # cache may point at deleted packs, so start over.
+            index.clear()
+            merged = set()
+        for index_id in listed - merged:
+            try:
+                obj = self.load_index(index_id)
+            except ObjectNotFound:
+                continue  # removed by a concurrent prune after we listed it
+            except IntegrityError as exc:
+                # One damaged index must not make the whole repository
+                # unreadable: its blobs read as missing, the rest works.
+                self.damaged_indexes[index_id] = str(exc)
+                log.warning("%s (run `coffer repair index`)", exc)
+                continue
+            index.add_index(index_id, obj.packs)
+
+    def load_index(self, index_id: IndexId) -> IndexObject:
+        key = f"index/{index_id.hex()}"
+        plain = self.load_object("index", key)
+        if self.object_id(plain) != index_id:
+            raise IntegrityError(f"{key}: content does not match its name")
+        return IndexObject.decode(plain, key)
+
+    def write_index(
+        self, records: list[PackRecord], supersedes: list[IndexId] | None = None
+    ) -> IndexId:
+        """Write an index object for uploaded packs and merge it locally."""
+        obj = IndexObject(records, supersedes or [])
+        plain = obj.encode()
+        index_id = IndexId(self.object_id(plain))
+        self.save_object("index", f"index/{index_id.hex()}", plain)
+        self.blob_index.add_index(index_id, records)
+        return index_id
+
+    def list_index_ids(self) -> list[IndexId]:
+        return [
+            IndexId(from_hex(info.key[len("index/") :])) for info in self.backend.list("index/")
+        ]
+
+    # -- blobs ----------------------------------------------------------
+
+    def blob_writer(self, **options: int) -> BlobWriter:
+        return BlobWriter(self, **options)
+
+    def locate(self, blob_id: BlobId) -> BlobLocation:
+        """Where a blob is. Raises BlobMissing when no index names it."""
+        location = self.blob_index.lookup(blob_id)
+        if location is None:
+            # Another process may have written it since we synced.
+            self.refresh_index()
+            location = self.blob_index.lookup(blob_id)
+        if location is None:
+            raise BlobMissing(f"blob {blob_id.hex()} is not in any index")
+        return location
+
+    def load_blob(self, blob_id: BlobId, expected_type: int | None = None) -> bytes:
+        """The verified plaintext of a blob.
+
+        Raises BlobMissing (not indexed, or its pack is gone) and
+        IntegrityError (authentication, decompression or hash failure).
+        """
+        location = self.locate(blob_id)
+        if expected_type is not None and location.type != expected_type:
+            raise IntegrityError(
+                f"blob {blob_id.hex()[:8]} has type {location.type}, expected {expected_type}"
+            )
+        kind = PACK_KIND_FOR_TYPE[location.type]
+        key = pack_key(location.pack_id, kind)
+        try:
+            sealed = self.backend.get(key, location.offset, location.length)
+        except ObjectNotFound:
+            raise BlobMissing(
+                f"pack {location.pack_id.hex()} holding blob {blob_id.hex()[:8]} is missing"
+            ) from None
+        what = f"blob {blob_id.hex()[:8]} in pack {location.pack_id.hex()}"
+        if len(sealed) != location.length:
+            raise IntegrityError(f"{what}: pack is truncated")
+        entry = BlobEntry(
+            location.type, blob_id, location.offset, location.length, location.raw_length
+        )
+        plain = open_blob(
+            sealed, self.keyring.epoch_key(location.epoch, what), location.pack_id, entry, what
+        )
+        if keyed_hash(self.keyring.blob_id_key, plain) != blob_id:
+            raise IntegrityError(f"{what}: content does not match its ID")
+        return plain
+
+    # -- snapshots ------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """Write a snapshot (after its blobs are indexed) and return it with its ID."""
+        plain = snapshot.encode()
+        snapshot_id = SnapshotId(self.object_id(plain))
+        self.save_object("snapshot", f"snapshots/{snapshot_id.hex()}", plain)
+        stored = snapshot.with_id(snapshot_id)
+        self._cache_snapshot(snapshot_id, plain)
+        return stored
+
+    def _cache_snapshot(self, snapshot_id: SnapshotId, plain: bytes) -> None:
+        index = self.blob_index
+        with index._env.begin(write=True, db=index.snapshots) as txn:
+            txn.put(snapshot_id, plain)
+
+    def load_snapshot(self, snapshot_id: SnapshotId) -> Snapshot:
+        key = f"snapshots/{snapshot_id.hex()}"
+        index = self.blob_index
+        with index._env.begin(db=index.snapshots) as txn:
+            cached = txn.get(snapshot_id)
+        if cached is not None:
+            return Snapshot.decode(bytes(cached), snapshot_id, key)
+        try:
+            plain = self.load_object("snapshot", key)
+        except ObjectNotFound:
+            raise SnapshotNotFound(f"snapshot {snapshot_id.hex()[:8]} does not exist") from None
+        if self.object_id(plain) != snapshot_id:
+            raise IntegrityError(f"{key}: content does not match its name")
+        self._cache_snapshot(snapshot_id, plain)
+        return Snapshot.decode(plain, snapshot_id, key)
+
+    def list_snapshot_ids(self) -> list[SnapshotId]:
+        return [
+            SnapshotId(from_hex(info.key[len("snapshots/") :]))
+            for info in self.backend.list("snapshots/")
+        ]
+
+    def list_snapshots(self) -> list[Snapshot]:
+        """Every snapshot (checkpoints included), oldest first."""
+        ids = self.list_snapshot_ids()
+        snapshots = []
+        for snapshot_id in ids:
+            try:
+                snapshots.append(self.load_snapshot(snapshot_id))
+            except SnapshotNotFound:
+                continue  # deleted between list and get
+        self._forget_cached_snapshots(set(ids))
+        return sorted(snapshots, key=lambda s: (s.time_ns, s.owner.identity, s.partial))
+
+    def _forget_cached_snapshots(self, alive: set[SnapshotId]) -> None:
+        index = self.blob_index
+        with index._env.begin(write=True, db=index.snapshots) as txn:
+            stale = [bytes(k) for k in txn.cursor().iternext(values=False) if bytes(k) not in alive]
+            for key in stale:
+                txn.delete(key)
+
+    def delete_snapshot(self, snapshot_id: SnapshotId) -> None:
+        self.backend.delete(f"snapshots/{snapshot_id.hex()}")
+        index = self.blob_index
+        with index._env.begin(write=True, db=index.snapshots) as txn:
+            txn.delete(snapshot_id)
+
+    # -- reading snapshots ----------------------------------------------
+
+    @property
+    def tree_reader(self) -> TreeReader:
+        """The shared page cache for reading trees."""
+        if self._tree_reader is None:
+            self._tree_reader = TreeReader(lambda blob_id: self.load_blob(blob_id, TREE))
+        return self._tree_reader
+
+    @property
+    def chunk_cache(self) -> ChunkCache:
+        """The shared, bounded cache of decrypted chunks."""
+        if self._chunk_cache is None:
+            self._chunk_cache = ChunkCache(lambda blob_id: self.load_blob(blob_id, DATA))
+        return self._chunk_cache
+
+    def reader(self, snapshot: Snapshot) -> SnapshotReader:
+        """Browse and read one snapshot."""
+        return SnapshotReader(snapshot, self.tree_reader, self.chunk_cache)
+
+    # -- reports --------------------------------------------------------
+
+    def save_report(self, kind: str, report: dict[str, Any]) -> str:
+        """Store a JSON report (backup run, restore, check) and return its key."""
+        name = f"reports/{kind}/{format_time(time.time_ns())}-{secrets.token_hex(4)}"
+        self.save_object("report", name, json.dumps(report, sort_keys=True).encode())
+        return name
+
+    def list_reports(self, kind: str) -> list[str]:
+        """Keys of the stored reports of ``kind``, oldest first."""
+        return sorted(info.key for info in self.backend.list(f"reports/{kind}/"))
+
+    def load_report(self, key: str) -> dict[str, Any]:
+        """A stored report. Raises ObjectNotFound, IntegrityError."""
+        report = json.loads(self.load_object("report", key))
+        if not isinstance(report, dict):
+            raise IntegrityError(f"{key}: not a report")
+        return report
+
+    # -- key slots ------------------------------------------------------
+
+    def key_slots(self) -> list[KeySlot]:
+        return list_slots(self.backend)
+
+
+def list_slots(backend: Backend) -> list[KeySlot]:
+    """Every readable key slot, in a stable order (damaged ones left out)."""
+    return read_slots(backend)[0]
+
+
+def read_slots(backend: Backend) -> tuple[list[KeySlot], dict[str, str]]:
+    """Readable key slots, and the damaged or unknown ones with the reason.
+
+    A damaged slot is reported, never fatal: the others may still open.
+    """
+    slots: list[KeySlot] = []
+    damaged: dict[str, str] = {}
+    for info in sorted(backend.list("keys/"), key=lambda i: i.key):
+        try:
+            slots.append(KeySlot.parse(backend.get(info.key), info.key))
+        except (IntegrityError, ObjectNotFound) as exc:
+            damaged[info.key] = str(exc)
+    return slots, damaged
