@@ -2,8 +2,10 @@
 
 Tests compare a backup against these numbers: per user (mail folders, messages per folder,
 attachments by type, contact folders, contacts, calendars, events by type, drive files,
-folders, packages, bytes and versions), per site (drive and list contents) and per team
-(channels, root messages, messages inside the 8-month delta window, replies).
+folders, packages, bytes and versions), per site (drive and list contents: `lists`
+includes the document libraries, whose items are the drive's items, and `listItems`
+counts the items of the other lists) and per team (channels, root messages, messages
+inside the 8-month delta window, replies).
 Counts exclude deleted items and the hidden folders Graph does not list.
 """
 
@@ -143,7 +145,9 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             "name": site.data.get("displayName"),
             "webUrl": site.data.get("webUrl"),
             "drives": len(drives),
+            # Graph lists document libraries among the lists; their items are drive items.
             "lists": len(lists),
+            "documentLibraries": sum(1 for lst in lists if lst.data.get("_drive")),
             "listItems": sum(t.store.count_children(lst.key, ["listItem"]) for lst in lists),
             **{f"drive{k[0].upper()}{k[1:]}": v for k, v in stats.items()},
         }

@@ -354,6 +354,18 @@ class Store:
         )
         return [_row_to_item(r) for r in rows]
 
+    def scope_page(
+        self, scope: str, kinds: Sequence[str], *, after_pk: int = 0, limit: int = -1
+    ) -> list[Item]:
+        """Live rows of a delta scope (a whole drive, say) in insertion order."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.conn().execute(
+            f"SELECT {_COLUMNS} FROM items WHERE scope=? AND kind IN ({marks}) AND deleted=0"
+            " AND pk>? ORDER BY pk LIMIT ?",
+            (scope, *kinds, after_pk, limit),
+        )
+        return [_row_to_item(r) for r in rows]
+
     def count_children(self, parent: str, kinds: Sequence[str]) -> int:
         marks = ",".join("?" * len(kinds))
         row = (

@@ -184,15 +184,25 @@ def test_sites_lists_and_teams_page(
         assert len(files) == inv["driveFiles"]
         lists = collect(graph, f"{base}/sites/{site_id}/lists", page_size=1)
         assert len(lists) == inv["lists"]
+        libraries = [lst for lst in lists if lst["list"]["template"] == "documentLibrary"]
+        assert len(libraries) == inv["documentLibraries"] == 1
+        generic = [lst for lst in lists if lst not in libraries]
         items = [
             i
-            for lst in lists
+            for lst in generic
             for i in collect(
                 graph, f"{base}/sites/{site_id}/lists/{lst['id']}/items?$expand=fields", page_size=3
             )
         ]
         assert len(items) == inv["listItems"]
         assert all("Title" in i["fields"] for i in items)
+        # A library's items are its drive's files and folders.
+        docs = collect(
+            graph, f"{base}/sites/{site_id}/lists/{libraries[0]['id']}/items", page_size=4
+        )
+        assert sum(1 for i in docs if i["contentType"]["name"] == "Document") == inv["driveFiles"]
+        drive = get(graph, f"{base}/sites/{site_id}/lists/{libraries[0]['id']}/drive")
+        assert drive["driveType"] == "documentLibrary"
     teams = collect(graph, f"{base}/teams", page_size=1)
     assert {t["id"] for t in teams} == set(inventory["teams"])
     for team in teams:

@@ -18,6 +18,8 @@ from tools.graphsim.statetokens import StateTokens
 from tools.graphsim.store import Store
 from tools.graphsim.tenant import Tenant
 
+pytestmark = pytest.mark.sim
+
 ANCHOR = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 

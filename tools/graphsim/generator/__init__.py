@@ -296,6 +296,21 @@ def _add_site(
     )
     data["_drive"] = drive_key
     rows = [NewItem("site", site_id, "sites", "tenant", data, name=name), *drows]
+    # The document library is also a list (template documentLibrary), as SharePoint
+    # lists it; its items are the drive's items (services/sites.py).
+    stamp = str(data["createdDateTime"])
+    library = {
+        "id": gen.guid("doclib", label),
+        "name": "Shared Documents",
+        "displayName": "Documents",
+        "description": "",
+        "createdDateTime": stamp,
+        "lastModifiedDateTime": stamp,
+        "webUrl": f"{data['webUrl']}/Shared%20Documents",
+        "list": {"contentTypesEnabled": False, "hidden": False, "template": "documentLibrary"},
+        "_drive": drive_key,
+    }
+    rows.append(NewItem("list", site_id, f"{site_id}/lists", site_id, library, name="Documents"))
     if items:
         rows.extend(_list_rows(gen, site_id, data, label, items))
     with store.transaction() as tx:
@@ -306,7 +321,6 @@ def _add_site(
 def _list_rows(
     gen: Gen, site_id: str, site: dict[str, Any], label: str, items: int
 ) -> list[NewItem]:
-
     list_name = names.LIST_NAMES[gen.number("listname", label) % len(names.LIST_NAMES)]
     list_id = gen.guid("list", label)
     stamp = gen.ago(gen.rng("list", label), 700, 100)
