@@ -19,7 +19,8 @@ Drive sessions (`POST .../createUploadSession`, then `PUT {uploadUrl}`):
 
 Attachment sessions (`POST .../attachments/createUploadSession` with AttachmentItem):
 fragments of at most 4 MB, in order; 200 with `nextExpectedRanges: ["<offset>"]` until the
-last, then 201 Created with a Location header and an empty body.
+last, then 201 Created with a Location header and an empty body
+(concepts/outlook-large-attachments.md).
 
 Bytes are streamed to a temporary file, never held in memory. Thread-safe per session.
 """
@@ -209,9 +210,10 @@ def register(router: Router, t: Tenant) -> None:
             sess.received = end + 1
             if not last:
                 if sess.kind == "attachment":
+                    # outlook-large-attachments.md shows Outlook's casing here.
                     return json_response(
                         {
-                            "expirationDateTime": sess.expiration(),
+                            "ExpirationDateTime": sess.expiration(),
                             "nextExpectedRanges": [str(sess.received)],
                         }
                     )
@@ -243,9 +245,11 @@ def register(router: Router, t: Tenant) -> None:
                 att = mm.insert_uploaded_attachment(
                     t, tx, message, tgt["props"], spec, int(spec.get("size", 0))
                 )
+            # The shape outlook-large-attachments.md shows; the attachment id is the
+            # last parenthesised value.
             location = (
-                f"{req.base_url}/v1.0/users('{message.owner}')/messages('{message.key}')"
-                f"/attachments('{att.key}')"
+                f"{req.base_url}/api/v2.0/Users('{message.owner}')/Messages('{message.key}')"
+                f"/Attachments('{att.key}')"
             )
             return empty_response(201, {"Location": location})
         user = tgt.get("user")
