@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS items_parent ON items(parent, kind, deleted, pk);
 CREATE INDEX IF NOT EXISTS items_scope ON items(scope, kind, seq);
 CREATE INDEX IF NOT EXISTS items_owner ON items(owner, kind, deleted);
 CREATE INDEX IF NOT EXISTS items_name ON items(parent, name);
+CREATE INDEX IF NOT EXISTS items_immutable ON items(json_extract(data, '$._immutableId'))
+    WHERE kind = 'message';
 CREATE TABLE IF NOT EXISTS invitations(
     pk INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL
@@ -402,6 +404,19 @@ class Store:
             (scope, kind, path, value),
         )
         return [_row_to_item(r) for r in rows]
+
+    def message_by_immutable_id(self, immutable_id: str) -> Item | None:
+        """The live message with this immutable id (outlook-immutable-id.md)."""
+        row = (
+            self.conn()
+            .execute(
+                f"SELECT {_COLUMNS} FROM items WHERE kind = 'message'"
+                " AND json_extract(data, '$._immutableId') = ? AND deleted=0",
+                (immutable_id,),
+            )
+            .fetchone()
+        )
+        return _row_to_item(row) if row else None
 
     def count_owned(self, owner: str, kind: str) -> int:
         row = (

@@ -9,7 +9,7 @@ import requests
 
 from tools.graphsim.testing import RunningTenant
 
-from .probe import collect, get
+from .probe import collect, delta_round, get
 
 pytestmark = pytest.mark.sim
 
@@ -211,3 +211,36 @@ def test_message_filters_and_prefer_text(ctx: tuple[RunningTenant, requests.Sess
         headers={"Prefer": 'outlook.body-content-type="text"'},
     )
     assert text["value"][0]["body"]["contentType"] == "text"
+
+
+def test_immutable_ids_survive_moves(ctx: tuple[RunningTenant, requests.Session, str]) -> None:
+    t, s, upn = ctx
+
+    prefer = {"Prefer": 'IdType="ImmutableId"'}
+    s.headers.update(prefer)
+    try:
+        inbox, inbox_link, _ = delta_round(
+            s, t.url(f"/users/{upn}/mailFolders/inbox/messages/delta?$select=subject")
+        )
+        _, archive_link, _ = delta_round(
+            s, t.url(f"/users/{upn}/mailFolders/archive/messages/delta?$select=subject")
+        )
+        msg = inbox[0]
+        moved = s.post(
+            t.url(f"/users/{upn}/messages/{msg['id']}/move"), json={"destinationId": "archive"}
+        ).json()
+        assert moved["id"] == msg["id"]  # the immutable id does not change on a move
+        assert (
+            get(s, t.url(f"/users/{upn}/messages/{msg['id']}"))["parentFolderId"]
+            == moved["parentFolderId"]
+        )
+        gone, _, _ = delta_round(s, inbox_link)
+        arrived, _, _ = delta_round(s, archive_link)
+        assert [m["id"] for m in gone] == [msg["id"]]
+        assert "@removed" in gone[0]
+        assert [m["id"] for m in arrived] == [msg["id"]]
+    finally:
+        del s.headers["Prefer"]
+    # Without the header, ids are the regular ones, which change on moves.
+    regular = get(s, t.url(f"/users/{upn}/messages/{msg['id']}"))
+    assert regular["id"] != msg["id"]

@@ -320,6 +320,7 @@ def _message(
         "replyTo": [],
         "flag": {"flagStatus": "flagged" if rng.random() < 0.1 else "notFlagged"},
         "_fileAttachments": file_count,
+        "_immutableId": gen.outlook_id("AAkALg", uid, "msg", n),
         "_body": {
             "gen": gen.number("body", uid, n),
             "type": body_kind,

@@ -147,7 +147,16 @@ def register(router: Router, t: Tenant) -> None:
 
     # -- messages -------------------------------------------------------------------------
 
+    def imm(req: Request) -> bool:
+        return mm.wants_immutable_ids(req.header("Prefer"))
+
     def _message(req: Request, user: Item) -> Item:
+        ref = req.params["message"]
+        found = t.store.get(ref)
+        if found is None or found.kind != "message":
+            by_immutable = t.store.message_by_immutable_id(ref)
+            if by_immutable is not None and by_immutable.owner == user.key:
+                req.params["message"] = by_immutable.key
         item = require_item(t, req.params["message"], ["message"], user.key, "message")
         if "folder" in req.params:
             folder = mm.resolve_folder(t, user, req.params["folder"])
@@ -180,7 +189,9 @@ def register(router: Router, t: Tenant) -> None:
             t.tokens,
             path,
             fetch,
-            lambda item: mm.render_message(t, item, body_text=as_text, select=select),
+            lambda item: mm.render_message(
+                t, item, body_text=as_text, select=select, immutable=imm(req)
+            ),
             default=DEFAULT_PAGE,
             maximum=MAX_PAGE,
             context=f"users('{user.key}')/messages",
@@ -201,7 +212,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
         item = _message(req, user)
-        out = mm.render_message(t, item, body_text=prefer_text(req))
+        out = mm.render_message(t, item, body_text=prefer_text(req), immutable=imm(req))
         expand = req.query.get("$expand", "")
         if "attachments" in expand.lower():
             out["attachments"] = [
@@ -247,7 +258,7 @@ def register(router: Router, t: Tenant) -> None:
             )
         fresh = t.store.get(item.key)
         assert fresh is not None
-        return json_response(mm.render_message(t, fresh), 201)
+        return json_response(mm.render_message(t, fresh, immutable=imm(req)), 201)
 
     def patch_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -257,7 +268,7 @@ def register(router: Router, t: Tenant) -> None:
             raise bad_request("The request body must be a JSON object.")
         with t.store.transaction() as tx:
             mm.update_message(tx, item, patch)
-        return json_response(mm.render_message(t, item))
+        return json_response(mm.render_message(t, item, immutable=imm(req)))
 
     def delete_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -275,7 +286,7 @@ def register(router: Router, t: Tenant) -> None:
         dest = mm.resolve_folder(t, user, dest_ref)
         with t.store.transaction() as tx:
             new = mm.move_message(t, tx, item, dest)
-        return json_response(mm.render_message(t, new), 201)
+        return json_response(mm.render_message(t, new, immutable=imm(req)), 201)
 
     def copy_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -283,7 +294,7 @@ def register(router: Router, t: Tenant) -> None:
         dest = mm.resolve_folder(t, user, str(req.json().get("destinationId", "")))
         with t.store.transaction() as tx:
             new = mm.copy_message(t, tx, item, dest)
-        return json_response(mm.render_message(t, new), 201)
+        return json_response(mm.render_message(t, new, immutable=imm(req)), 201)
 
     def messages_delta(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -337,12 +348,14 @@ def register(router: Router, t: Tenant) -> None:
             if item.deleted:
                 return {
                     "@odata.type": "#microsoft.graph.message",
-                    "id": item.key,
+                    "id": mm.message_id(item, imm(req)),
                     "@removed": {"reason": "deleted"},
                 }
             return {
                 "@odata.type": "#microsoft.graph.message",
-                **mm.render_message(t, item, body_text=as_text, select=req.delta_select),
+                **mm.render_message(
+                    t, item, body_text=as_text, select=req.delta_select, immutable=imm(req)
+                ),
             }
 
         return delta_round(t, req, spec, render, extra_state=state_extra, accept=accept)
