@@ -259,7 +259,12 @@ class Simulator:
         )
         batch.register(router, app.execute)
         server = HttpsServer(
-            app, str(certs.server_cert), str(certs.server_key), self._host, self._port
+            app,
+            str(certs.server_cert),
+            str(certs.server_key),
+            self._host,
+            self._port,
+            on_connection_end=store.close_thread,
         )
         server.start()
         self._server = server

@@ -285,6 +285,19 @@ class Store:
                 self._all_conns.append(conn)
         return conn
 
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (server threads end with their TCP
+        connection; without this their SQLite handles would pile up)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._conns_lock:
+            if conn in self._all_conns:
+                self._all_conns.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
     def close(self) -> None:
         """Close every connection opened by any thread."""
         with self._conns_lock:
