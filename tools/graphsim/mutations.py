@@ -22,7 +22,16 @@ from .services.contacts import new_contact_data
 from .store import Item, NewItem, Transaction
 from .tenant import Tenant
 
-CHURN_KINDS = ("message", "contact", "event", "driveItem", "listItem", "chatMessage")
+CHURN_KINDS = (
+    "message",
+    "contact",
+    "event",
+    "driveItem",
+    "listItem",
+    "chatMessage",
+    "mailFolder",
+    "driveFolder",
+)
 
 
 def _change(op: str, item: Item, **extra: Any) -> dict[str, Any]:
@@ -41,12 +50,23 @@ def churn(
     t: Tenant, percent: float, seed: int = 0, kinds: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Apply user-like changes to about `percent`% of the items; returns the changes."""
-    chosen_kinds = tuple(kinds or CHURN_KINDS)
+    chosen = set(kinds or CHURN_KINDS)
+    unknown = chosen - set(CHURN_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; expected some of {CHURN_KINDS}")
+    store_kinds = {"driveItem" if k == "driveFolder" else k for k in chosen}
     candidates: list[Item] = []
-    for item in t.store.iter_live(chosen_kinds):
+    for item in t.store.iter_live(sorted(store_kinds)):
         if item.kind == "event" and item.data.get("type") not in ("singleInstance",):
             continue
-        if item.kind == "driveItem" and "file" not in item.data:
+        if item.kind == "driveItem":
+            is_folder = "folder" in item.data and "root" not in item.data
+            if not (
+                ("file" in item.data and "driveItem" in chosen)
+                or (is_folder and "driveFolder" in chosen)
+            ):
+                continue
+        if item.kind == "mailFolder" and item.data.get("_wellKnown"):
             continue
         if item.kind == "chatMessage" and item.data.get("deletedDateTime"):
             continue
@@ -62,11 +82,51 @@ def churn(
             fresh = t.store.get(item.key)
             if fresh is None:
                 continue
-            changes.extend(_churn_one(t, tx, fresh, rng))
+            # A change Graph would refuse (a name clash, say) is undone and skipped, so the
+            # list returned is exactly what happened.
+            try:
+                with tx.savepoint():
+                    changes.extend(_churn_one(t, tx, fresh, rng))
+            except GraphError:
+                continue
     return changes
 
 
+def _churn_folder(
+    t: Tenant, tx: Transaction, item: Item, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Rename, add a subfolder to, or delete a custom mail folder or a drive folder."""
+    roll = rng.random()
+    tag = rng.randint(1, 10**6)
+    if item.kind == "mailFolder":
+        user = t.user(item.owner)
+        assert user is not None
+        if roll < 0.5:
+            name = f"{item.data['displayName']} ({tag})"
+            item.data["displayName"] = name
+            item.name = name
+            tx.update(item)
+            return [_change("rename", item)]
+        if roll < 0.8:
+            new = mm.create_folder(t, tx, user, item, f"Subfolder {tag}")
+            return [_change("create", new)]
+        mm.delete_folder(t, tx, item)
+        return [_change("delete", item)]
+    if roll < 0.4:
+        dm.update_item(t, tx, item, {"name": f"{str(item.data['name'])[:100]} {tag}"}, None)
+        return [_change("rename", item)]
+    if roll < 0.7:
+        folder, _ = dm.create_folder(t, tx, item, f"New folder {tag}", "rename", None)
+        spec = {"t": "rand", "seed": rng.randint(1, 2**40), "size": rng.randint(1, 100_000)}
+        new, _ = dm.put_file(t, tx, folder, f"inside {tag}.bin", spec, "rename", None)
+        return [_change("create", folder), _change("create", new)]
+    dm.delete_item(t, tx, item)
+    return [_change("delete", item)]
+
+
 def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> list[dict[str, Any]]:
+    if item.kind == "mailFolder" or (item.kind == "driveItem" and "folder" in item.data):
+        return _churn_folder(t, tx, item, rng)
     roll = rng.random()
     if item.kind == "message":
         user = t.user(item.owner)
@@ -187,7 +247,7 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
                 t,
                 tx,
                 item,
-                {"name": f"{stem or ext} renamed {rng.randint(1, 10**6)}{suffix}"},
+                {"name": f"{(stem or ext)[:100]} renamed {rng.randint(1, 10**6)}{suffix}"},
                 None,
             )
             return [_change("rename", item)]

@@ -239,6 +239,18 @@ class Transaction:
         """Remove the row entirely (no delta trace). Used for ephemeral objects."""
         self._conn.execute("DELETE FROM items WHERE pk=?", (item.pk,))
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested step that can fail alone: on an exception its writes are undone."""
+        self._conn.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO step")
+            self._conn.execute("RELEASE step")
+            raise
+        self._conn.execute("RELEASE step")
+
     def add_invitation(self, payload: dict[str, Any]) -> None:
         self._conn.execute("INSERT INTO invitations(data) VALUES (?)", (_dumps(payload),))
 

@@ -225,3 +225,38 @@ def test_serve_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(out.stdout)["totals"]["items"] > 0
+
+
+def test_folder_churn_and_cli_churn(tmp_path: Path) -> None:
+    state = tmp_path / "t"
+    with running_tenant(state, seed=33, throttling=False) as t:
+        s = t.graph()
+        changes = t.admin.churn(50, seed=2, kinds=["mailFolder", "driveFolder"])
+        assert {c["kind"] for c in changes} <= {"mailFolder", "driveItem"}
+        for c in changes:
+            if c["op"] == "delete" and c["kind"] == "mailFolder":
+                assert s.get(t.url(f"/users/{c['owner']}/mailFolders/{c['id']}")).status_code == 404
+            if c["op"] == "rename" and c["kind"] == "driveItem":
+                item = t.admin.item(c["key"])
+                assert item["data"]["name"].split(" ")[-1].isdigit()
+        with pytest.raises(RuntimeError):
+            t.admin.churn(1, kinds=["nonsense"])
+    # With no server running, the CLI changes the stored tenant directly.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.graphsim",
+            "churn",
+            "--state-dir",
+            str(state),
+            "--percent",
+            "3",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)
