@@ -8,6 +8,7 @@ import email
 import email.policy
 import hashlib
 import os
+import time
 
 import pytest
 import quickxorhash
@@ -306,3 +307,19 @@ def test_batch(tenant: RunningTenant, s: requests.Session, upn: str) -> None:
         ]
     }
     assert s.post(tenant.url("/$batch"), json=dup).status_code == 400
+
+
+def test_download_urls_are_short_lived(fresh_tenant: RunningTenant) -> None:
+    s = fresh_tenant.graph()
+    upn = next(u["userPrincipalName"] for u in fresh_tenant.admin.users() if u["purpose"] == "user")
+    fresh_tenant.admin.settings(download_url_lifetime=1)
+    item = next(
+        i for i in collect(s, fresh_tenant.url(f"/users/{upn}/drive/root/children")) if "file" in i
+    )
+    url = item["@microsoft.graph.downloadUrl"]
+    assert fresh_tenant.session().get(url).status_code == 200
+    time.sleep(2.1)
+    expired = fresh_tenant.session().get(url)
+    assert expired.status_code == 401
+    tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    assert fresh_tenant.session().get(tampered).status_code == 401
