@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,8 @@ class Simulator:
         self.identity: IdentityPlatform | None = None
         self._info: ConnectionInfo | None = None
         self.generation_seconds: float | None = None
+        self._warm_stop = threading.Event()
+        self._warm_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -284,7 +287,26 @@ class Simulator:
             port=server.port,
         )
         write_connection_files(self.state_dir, info.as_json())
+        if store.get_meta("scale") in ("medium", "large"):
+            # Hash the files in the background so the first drive delta is not slowed by
+            # hashing gigabytes (hashes are otherwise computed on first use).
+            self._warm_thread = threading.Thread(
+                target=self._warm_hashes, args=(store, content), name="graphsim-hashes", daemon=True
+            )
+            self._warm_thread.start()
         return info
+
+    def _warm_hashes(self, store: Store, content: ContentStore) -> None:
+        try:
+            for item in store.iter_live(["driveItem"]):
+                if self._warm_stop.is_set():
+                    return
+                if item.content and "file" in item.data:
+                    content.hashes(item.content)
+        except Exception:  # best effort: hashes are computed on demand anyway
+            return
+        finally:
+            store.close_thread()
 
     def _public_info(self) -> dict[str, Any]:
         assert self.store is not None
@@ -306,6 +328,10 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving and close the database. Idempotent."""
+        self._warm_stop.set()
+        if self._warm_thread is not None:
+            self._warm_thread.join(timeout=30)
+            self._warm_thread = None
         if self._server is not None:
             self._server.stop()
             self._server = None
