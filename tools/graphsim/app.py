@@ -21,11 +21,12 @@ from typing import Any
 
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
-from .identity import AuthContext, IdentityPlatform
+from .identity import IdentityPlatform
 from .router import Route, Router, normalize_path
 from .stats import Stats
 from .tenant import Tenant
 from .throttling import Charge, Throttled, Throttler, Ticket
+from .tokens import AuthContext
 
 log = logging.getLogger("graphsim")
 
