@@ -75,7 +75,7 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
                     (user.key,),
                 ).fetchall()
             )
-            att = defaultdict(int)
+            att: defaultdict[str, int] = defaultdict(int)
             for kind, inline, n in conn.execute(
                 "SELECT json_extract(data,'$.\"@odata.type\"'), json_extract(data,'$.isInline'),"
                 " COUNT(*)"

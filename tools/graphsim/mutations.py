@@ -137,9 +137,9 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             tx.update(item)
             return [_change("update", item)]
         if roll < 0.6:
-            folders = list(t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])) or [
-                t.store.get(str(user.data["_wk"]["archive"]))
-            ]
+            folders: list[Item | None] = list(
+                t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])
+            ) or [t.store.get(str(user.data["_wk"]["archive"]))]
             dest = next((f for f in folders if f is not None and f.key != item.parent), None)
             if dest is not None:
                 new = mm.move_message(t, tx, item, dest)
@@ -252,13 +252,13 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             )
             return [_change("rename", item)]
         if roll < 0.7:
-            folders = [
+            drive_folders = [
                 f
                 for f in t.store.in_scope(item.scope, ["driveItem"])
                 if "folder" in f.data and f.key != item.parent
             ]
-            if folders:
-                dest = folders[rng.randrange(len(folders))]
+            if drive_folders:
+                dest = drive_folders[rng.randrange(len(drive_folders))]
                 try:
                     dm.update_item(
                         t,

@@ -107,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_error(400, "Bad Content-Length")
             return
-        body = BodyReader(self.rfile, length, chunked)
+        body = BodyReader(self.rfile, length, chunked)  # type: ignore[arg-type]
         request = Request(
             method=self.command,
             target=self.path,

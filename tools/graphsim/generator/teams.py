@@ -153,7 +153,7 @@ def _chat(
             "Who has the slides?",
         ]
     )
-    data = {
+    data: dict[str, Any] = {
         "id": msg_id,
         "replyToId": reply_to,
         "etag": msg_id,

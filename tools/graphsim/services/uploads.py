@@ -95,7 +95,7 @@ def upload_url(req: Request, sess: UploadSession) -> str:
 
 def _get_session(t: Tenant, sid: str) -> UploadSession:
     with t.uploads_lock:
-        sess = t.uploads.get(sid)
+        sess: UploadSession | None = t.uploads.get(sid)
     if sess is None or sess.expires < time.time():
         raise GraphError(
             404,
