@@ -11,6 +11,11 @@ Knows nothing of Microsoft 365. Callers import from this package only::
     snapshot = select_snapshots(repo.list_snapshots(), "latest")[0]
     data = repo.reader(snapshot).open("a/b.txt").read()
 
+The layout that mount, ls and restore share (store/layout.py)::
+
+    vfs = VirtualFS(repo)
+    node = vfs.resolve("owners/folders/host_srv/latest/a/b.txt")
+
 The format is in store/FORMAT.md.
 """
 
@@ -35,12 +40,14 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot
+from store.layout import safe_component
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
 from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
+from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
 
 __all__ = [
     "DATA",
@@ -68,6 +75,7 @@ __all__ = [
     "KeySlot",
     "Keyring",
     "LocalBackend",
+    "NotCached",
     "ObjectInfo",
     "ObjectNotFound",
     "Owner",
@@ -82,16 +90,22 @@ __all__ = [
     "SessionStats",
     "Snapshot",
     "SnapshotId",
+    "SnapshotItem",
     "SnapshotNotFound",
     "SnapshotReader",
     "StoreError",
     "TransientBackendError",
     "TreeReader",
     "TreeSplitParams",
+    "VNode",
+    "VirtualDir",
+    "VirtualFS",
+    "VirtualLink",
     "WrongPassword",
     "format_time",
     "latest_per_owner",
     "open_backend",
     "owner_matches",
+    "safe_component",
     "select_snapshots",
 ]
