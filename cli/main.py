@@ -1,6 +1,107 @@
-"""Entry point of the ``coffer`` command."""
+"""Entry point of the ``coffer`` command: global options and error handling.
+
+Every failure is one line on standard error and a distinct exit code
+(cli/errors.py); a traceback only with ``--debug`` (or ``COFFER_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from cli.app import App
+from cli.commands import register
+from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
+from sources.errors import SourceError
+from store import StoreError
 
 
-def main() -> None:
-    """Run the command line; replaced by the real CLI in the engine issue."""
-    raise SystemExit("coffer: not built yet")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-r",
+    "--repo",
+    "repo",
+    metavar="URL",
+    help="Repository (else COFFER_REPO, else the configuration file).",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (else COFFER_CONFIG).",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File holding the repository password.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Local cache directory (default ~/.cache/coffer).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="coffer")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    repo: str | None,
+    config: Path | None,
+    password_file: Path | None,
+    cache_dir: Path | None,
+    quiet: bool,
+    verbose: int,
+    debug: bool,
+) -> None:
+    """Coffer: deduplicated, encrypted backups of Microsoft 365 and local folders."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="coffer: %(levelname)s: %(message)s", stream=sys.stderr)
+    app = App(repo, config, password_file, cache_dir, debug=debug, quiet=quiet)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+register(cli)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("COFFER_DEBUG") == "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line and exit with its code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = _debug_requested(args)
+    try:
+        code = cli.main(args=args, prog_name="coffer", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("coffer: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (StoreError, SourceError, CliError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"coffer: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("coffer: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(
+            f"coffer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        code = EXIT_ERROR
+    sys.exit(code if isinstance(code, int) else 0)

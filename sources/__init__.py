@@ -1,1 +1,1 @@
-"""Readers (backup) and writers (restore) for what Coffer protects: Microsoft 365 and local folders."""
+"""Readers (backup) and writers (restore): Microsoft 365 and local folders."""

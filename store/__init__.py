@@ -14,7 +14,7 @@ Knows nothing of Microsoft 365. Callers import from this package only::
 The layout that mount, ls and restore share (store/layout.py)::
 
     vfs = VirtualFS(repo)
-    node = vfs.resolve("owners/folders/host_srv/latest/a/b.txt")
+    node = vfs.resolve("owners/folders/host:%2Fsrv/latest/a/b.txt")
 
 The format is in store/FORMAT.md.
 """
@@ -40,7 +40,7 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot
-from store.layout import safe_component
+from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
 from store.selection import owner_matches, select_snapshots
@@ -82,6 +82,7 @@ __all__ = [
     "OwnerBusy",
     "OwnerSession",
     "PackId",
+    "PackProblem",
     "PathNotFound",
     "RepoConfig",
     "Repository",
@@ -104,8 +105,11 @@ __all__ = [
     "WrongPassword",
     "format_time",
     "latest_per_owner",
+    "list_packs",
     "open_backend",
     "owner_matches",
-    "safe_component",
+    "read_pack",
+    "records_from_packs",
+    "scan_pack",
     "select_snapshots",
 ]

@@ -128,10 +128,11 @@ class _Merger:
             for name in names:
                 current = current + SEPARATOR + name if current else name
                 existing = self.store.get_catalogue(current)
-                if existing is not None:
-                    entry = unpack(existing, "catalogue entry")
-                    self.stack.append(self._open(current, entry, existing, explicit=False))
+                old_entry = unpack(existing, "catalogue entry") if existing is not None else None
+                if old_entry is not None and old_entry.get("t") == DIRECTORY:
+                    self.stack.append(self._open(current, old_entry, existing, explicit=False))
                 else:
+                    # Missing, or a file the run replaced by a folder: a new directory.
                     entry = {"n": name, "t": DIRECTORY, "p": 0o755, "m": 0}
                     self.stack.append(self._open(current, entry, None, explicit=False))
 

@@ -24,7 +24,7 @@ from store.crypto import (
     encrypt,
     nonce_for_offset,
 )
-from store.errors import IntegrityError, StoreError
+from store.errors import IntegrityError
 from store.ids import BlobId, PackId
 
 PACK_MAGIC = b"CFPK"
@@ -131,7 +131,7 @@ def read_header(data: bytes, what: str) -> tuple[int, int]:
     if magic != PACK_MAGIC:
         raise IntegrityError(f"{what}: not a Coffer pack (bad magic)")
     if version > PACK_VERSION:
-        raise StoreError(f"{what}: pack version {version} is newer than this Coffer")
+        raise IntegrityError(f"{what}: unknown pack version {version} (damaged)")
     return int(kind), int(epoch)
 
 

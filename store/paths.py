@@ -52,3 +52,33 @@ def parent_key(key: bytes) -> bytes:
 def is_under(key: bytes, prefix: bytes) -> bool:
     """True when ``key`` is ``prefix`` itself or inside it (b"" contains all)."""
     return not prefix or key == prefix or key.startswith(prefix + SEPARATOR)
+
+
+_UNSAFE = {"/", "%", "\x00"}
+_MAX_NAME_BYTES = 255
+
+
+def safe_component(text: str) -> str:
+    """``text`` as one safe, reversible path component.
+
+    ``%``, ``/``, NUL and control characters are percent-encoded, ``.`` and
+    ``..`` become ``%2E`` and ``%2E%2E``, so distinct inputs stay distinct and no
+    name can climb out of its directory. Names longer than 255 bytes are cut
+    and given a hash suffix (still unique, no longer reversible).
+    """
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    out = "".join(
+        f"%{ord(ch):02X}" if ch in _UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+        for ch in text
+    )
+    if not out:
+        return "%00"
+    raw = out.encode("utf-8", "surrogateescape")
+    if len(raw) <= _MAX_NAME_BYTES:
+        return out
+    from blake3 import blake3
+
+    suffix = "~" + blake3(raw).hexdigest(length=8)
+    cut = raw[: _MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore")
+    return cut + suffix

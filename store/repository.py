@@ -7,8 +7,13 @@ keeps the local blob index in step with the repository's index objects.
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from store.backend import Backend
 from store.blobindex import BlobIndex, BlobLocation
@@ -40,8 +45,10 @@ from store.index import IndexObject, PackRecord
 from store.keys import KdfParams, Keyring, KeySlot, PrivateKey, new_password_slot
 from store.pack import BlobEntry, open_blob
 from store.reader import ChunkCache, SnapshotReader
-from store.snapshot import Snapshot
+from store.snapshot import Snapshot, format_time
 from store.tree import TreeReader
+
+log = logging.getLogger(__name__)
 
 
 class Repository:
@@ -63,6 +70,9 @@ class Repository:
         self.cache_dir = private_dir(root / config.repo_id)
         self._blob_index: BlobIndex | None = None
         self._index_lock = threading.Lock()
+        # Index objects that failed to load (damaged): their blobs read as
+        # missing until `coffer repair index` rebuilds them from the packs.
+        self.damaged_indexes: dict[IndexId, str] = {}
         self._tree_reader: TreeReader | None = None
         self._chunk_cache: ChunkCache | None = None
 
@@ -189,6 +199,12 @@ class Repository:
                 obj = self.load_index(index_id)
             except ObjectNotFound:
                 continue  # removed by a concurrent prune after we listed it
+            except IntegrityError as exc:
+                # One damaged index must not make the whole repository
+                # unreadable: its blobs read as missing, the rest works.
+                self.damaged_indexes[index_id] = str(exc)
+                log.warning("%s (run `coffer repair index`)", exc)
+                continue
             index.add_index(index_id, obj.packs)
 
     def load_index(self, index_id: IndexId) -> IndexObject:
@@ -344,6 +360,25 @@ class Repository:
     def reader(self, snapshot: Snapshot) -> SnapshotReader:
         """Browse and read one snapshot."""
         return SnapshotReader(snapshot, self.tree_reader, self.chunk_cache)
+
+    # -- reports --------------------------------------------------------
+
+    def save_report(self, kind: str, report: dict[str, Any]) -> str:
+        """Store a JSON report (backup run, restore, check) and return its key."""
+        name = f"reports/{kind}/{format_time(time.time_ns())}-{secrets.token_hex(4)}"
+        self.save_object("report", name, json.dumps(report, sort_keys=True).encode())
+        return name
+
+    def list_reports(self, kind: str) -> list[str]:
+        """Keys of the stored reports of ``kind``, oldest first."""
+        return sorted(info.key for info in self.backend.list(f"reports/{kind}/"))
+
+    def load_report(self, key: str) -> dict[str, Any]:
+        """A stored report. Raises ObjectNotFound, IntegrityError."""
+        report = json.loads(self.load_object("report", key))
+        if not isinstance(report, dict):
+            raise IntegrityError(f"{key}: not a report")
+        return report
 
     # -- key slots ------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 from store.codec import pack, unpack
 from store.errors import IntegrityError
 from store.ids import BlobId, SnapshotId
+from store.paths import safe_component
 
 OWNER_KINDS = ("users", "sites", "teams", "folders")
 
@@ -35,6 +36,15 @@ class Owner:
     def identity(self) -> str:
         """``kind/key``: unique across the repository."""
         return f"{self.kind}/{self.key}"
+
+    @property
+    def path(self) -> str:
+        """``<kind>/<name>`` with the name made one safe path component.
+
+        Used wherever owners appear as directories (restore of several owners,
+        the mount's ``snapshots/<time>/<kind>/<name>``).
+        """
+        return f"{self.kind}/{safe_component(self.name or self.key)}"
 
     def to_map(self) -> dict[str, str]:
         return {"kind": self.kind, "key": self.key, "name": self.name}

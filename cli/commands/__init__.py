@@ -1,0 +1,13 @@
+"""The commands of ``coffer``, one module each."""
+
+from __future__ import annotations
+
+import click
+
+from cli.commands import backup, init, ls, restore, snapshots
+
+
+def register(group: click.Group) -> None:
+    """Add every command to the top-level group."""
+    for module in (init, backup, snapshots, ls, restore):
+        group.add_command(module.command)

@@ -1,0 +1,106 @@
+"""``coffer backup``: back up local folders (and, with a tenant configured, Microsoft 365)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.app import App
+from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
+from cli.output import human_duration, human_size, note, print_json
+from cli.progress import Progress
+from sources.folder import FolderBackupResult, backup_folder
+from store import BackupRun
+
+
+def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:
+    snap = result.snapshot
+    return {
+        "owner": snap.owner.name,
+        "owner_kind": snap.owner.kind,
+        "snapshot": snap.id_hex,
+        "stats": snap.stats,
+        "seconds": round(seconds, 3),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+        "changed_during_read": result.changed_during_read,
+    }
+
+
+@click.command("backup")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Back up this local folder (repeatable).",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for a running backup of the same owner.",
+)
+@click.option(
+    "--checkpoint-interval",
+    type=float,
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Commit partial progress this often.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.pass_obj
+def command(
+    app: App, paths: tuple[Path, ...], wait: float, checkpoint_interval: float, as_json: bool
+) -> int:
+    """Back up local folders given with --path."""
+    if not paths:
+        raise CliError(
+            "nothing to back up: give --path DIR "
+            "(Microsoft 365 backup needs a [tenant] configuration)"
+        )
+    repo = app.open_repo()
+    started = time.monotonic()
+    reports: list[dict[str, Any]] = []
+    with (
+        Progress("backup", enabled=not (app.quiet or as_json)) as progress,
+        BackupRun(repo, checkpoint_seconds=checkpoint_interval) as run,
+    ):
+        progress.owners_total = len(paths)
+        for path in paths:
+            owner_started = time.monotonic()
+            result = backup_folder(run, path, progress=progress.item, wait=wait)
+            progress.owners_done += 1
+            reports.append(_folder_report(result, time.monotonic() - owner_started))
+    writer = run.writer.stats
+    summary: dict[str, Any] = {
+        "run": run.run_id,
+        "seconds": round(time.monotonic() - started, 3),
+        "owners": reports,
+        "bytes_added": writer.bytes_new_stored,
+        "blobs_added": writer.blobs_new,
+        "partial": any(r["skipped"] for r in reports),
+    }
+    summary["report"] = repo.save_report("backup", summary)
+    if as_json:
+        print_json(summary)
+    else:
+        for report in reports:
+            stats = report["stats"]
+            note(
+                f"{report['owner']}: snapshot {report['snapshot'][:8]}: "
+                f"{stats['items_new']} new, {stats['items_changed']} changed, "
+                f"{stats['items_unchanged']} unchanged, {stats['items_removed']} removed, "
+                f"{human_size(stats['bytes_read'])} read"
+            )
+            for skipped in report["skipped"]:
+                note(f"  skipped {skipped['path']}: {skipped['reason']}")
+        note(
+            f"added {human_size(writer.bytes_new_stored)} to the repository "
+            f"in {human_duration(summary['seconds'])}"
+        )
+    return EXIT_PARTIAL if summary["partial"] else EXIT_OK

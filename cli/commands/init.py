@@ -1,0 +1,37 @@
+"""``coffer init``: create a repository."""
+
+from __future__ import annotations
+
+import click
+
+from cli.app import App
+from cli.output import note, print_json
+from store import KdfParams
+
+
+@click.command("init")
+@click.option(
+    "--kdf-memory",
+    type=click.IntRange(8, 4096),
+    default=64,
+    show_default=True,
+    help="Argon2id memory in MiB (advanced).",
+)
+@click.option(
+    "--kdf-iterations",
+    type=click.IntRange(1, 64),
+    default=3,
+    show_default=True,
+    help="Argon2id passes (advanced).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def command(app: App, kdf_memory: int, kdf_iterations: int, as_json: bool) -> None:
+    """Create a new, empty repository protected by a password."""
+    kdf = KdfParams(iterations=kdf_iterations, lanes=4, memory_kib=kdf_memory * 1024)
+    repo = app.init_repo(kdf)
+    if as_json:
+        print_json({"id": repo.repo_id, "location": repo.backend.location})
+    else:
+        note(f"created repository {repo.repo_id} at {repo.backend.location}")
+        note("keep the password safe: without it (or an escrow key) the data cannot be read")

@@ -1,0 +1,69 @@
+"""A progress display on standard error: live on a terminal, silent in scripts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from cli.output import human_size, stderr_is_terminal
+
+
+class Progress:
+    """Counts items and bytes from any thread and shows them (thread-safe)."""
+
+    def __init__(self, title: str, *, enabled: bool = True) -> None:
+        self.title = title
+        self.items = 0
+        self.bytes = 0
+        self.owners_done = 0
+        self.owners_total = 0
+        self.throttled_seconds = 0.0
+        self.current = ""
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._enabled = enabled and stderr_is_terminal()
+        self._live: Live | None = None
+
+    def __enter__(self) -> Progress:
+        if self._enabled:
+            self._live = Live(
+                self._render(), console=Console(stderr=True), refresh_per_second=4, transient=True
+            )
+            self._live.__enter__()
+            self._live.get_renderable = self._render  # type: ignore[method-assign]
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(exc_type, exc, tb)
+            self._live = None
+
+    def item(self, name: str, size: int) -> None:
+        with self._lock:
+            self.items += 1
+            self.bytes += size
+            self.current = name
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def _render(self) -> Text:
+        elapsed = max(self.elapsed, 1e-6)
+        owners = f"owners {self.owners_done}/{self.owners_total}  " if self.owners_total else ""
+        waits = f"  throttled {self.throttled_seconds:.0f}s" if self.throttled_seconds else ""
+        line = (
+            f"{self.title}: {owners}{self.items} items, {human_size(self.bytes)} "
+            f"({human_size(self.bytes / elapsed)}/s){waits}  {self.current[-60:]}"
+        )
+        return Text(line)

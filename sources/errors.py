@@ -1,0 +1,22 @@
+"""Errors of the sources package (Microsoft 365 and local folders).
+
+SourceError (1)
+├── SourceUnavailable (1)     the source cannot be read at all (missing folder, ...)
+└── RestoreTargetError (1)    the restore target is unusable (not a directory, ...)
+"""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """Root of the errors raised by sources."""
+
+    exit_code = 1
+
+
+class SourceUnavailable(SourceError):
+    """The source cannot be read at all."""
+
+
+class RestoreTargetError(SourceError):
+    """The restore target cannot be used."""

@@ -1,0 +1,308 @@
+"""Restore a snapshot's tree into a local directory, safely.
+
+Every path is opened relative to an already-open directory with
+``O_NOFOLLOW``, so neither a hostile name in the snapshot (names are checked
+again here) nor a symlink planted in the target can make a write land
+outside the target. Files are written to a temporary name and renamed into
+place; directories get their modes and times after their contents.
+
+Conflicts with what is already in the target: ``skip`` (default; an identical
+file counts as already restored), ``replace``, or ``keep-both`` (the restored
+copy gets a ``(restored N)`` suffix). Running the same restore twice writes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from sources.errors import RestoreTargetError
+from store import Entry, IntegrityError, SnapshotReader, StoreError
+
+CONFLICT_POLICIES = ("skip", "replace", "keep-both")
+_COPY_BLOCK = 1024 * 1024
+
+
+@dataclass
+class RestoreFailure:
+    path: str
+    reason: str
+
+
+@dataclass
+class RestoreResult:
+    """Counts of one restore (one snapshot into one directory)."""
+
+    created: int = 0
+    replaced: int = 0
+    kept_both: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    directories: int = 0
+    bytes_written: int = 0
+    failures: list[RestoreFailure] = field(default_factory=list)
+
+    def to_map(self) -> dict[str, object]:
+        return {
+            "created": self.created,
+            "replaced": self.replaced,
+            "kept_both": self.kept_both,
+            "skipped": self.skipped,
+            "unchanged": self.unchanged,
+            "directories": self.directories,
+            "bytes_written": self.bytes_written,
+            "failed": len(self.failures),
+            "failures": [{"path": f.path, "reason": f.reason} for f in self.failures],
+        }
+
+
+def path_selected(path: str, includes: list[str]) -> bool:
+    """True when ``path`` or one of its parents matches an include glob."""
+    if not includes:
+        return True
+    parts = path.split("/")
+    for depth in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:depth])
+        if any(fnmatchcase(prefix, pattern) for pattern in includes):
+            return True
+    return False
+
+
+def _valid_name(name: bytes) -> bool:
+    return bool(name) and name not in (b".", b"..") and b"/" not in name and b"\x00" not in name
+
+
+class _DirChain:
+    """The chain of open directory fds from the target down to the current one.
+
+    Directories are created when first needed (so an include filter never
+    leaves empty directories behind), and get their metadata when left.
+    """
+
+    def __init__(self, root_fd: int, result: RestoreResult) -> None:
+        self._chain: list[tuple[bytes, int, Entry | None]] = [(b"", root_fd, None)]
+        self._result = result
+
+    @property
+    def fd(self) -> int:
+        return self._chain[-1][1]
+
+    def enter(self, names: list[bytes], entries: list[Entry]) -> None:
+        """Make the open chain be ``names`` (creating what is missing)."""
+        common = 0
+        current = [name for name, _, _ in self._chain[1:]]
+        while common < min(len(current), len(names)) and current[common] == names[common]:
+            common += 1
+        while len(self._chain) - 1 > common:
+            self._leave()
+        for name, entry in zip(names[common:], entries[common:], strict=True):
+            self._chain.append((name, self._open_dir(self.fd, name), entry))
+
+    def _open_dir(self, parent_fd: int, name: bytes) -> int:
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+            self._result.directories += 1
+        except FileExistsError:
+            pass
+        try:
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _Conflict("exists in the target and is not a directory") from exc
+            raise
+
+    def _leave(self) -> None:
+        _name, fd, entry = self._chain.pop()
+        try:
+            if entry is not None:
+                os.fchmod(fd, entry.mode & 0o7777)
+                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        while len(self._chain) > 1:
+            self._leave()
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _same_content(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader) -> bool:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        if os.fstat(fd).st_size != entry.size:
+            return False
+        source = reader.open(entry)
+        while True:
+            expected = source.read(_COPY_BLOCK)
+            if not expected:
+                return os.read(fd, 1) == b""
+            if os.read(fd, len(expected)) != expected:
+                return False
+    finally:
+        os.close(fd)
+
+
+def _write_file(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader) -> int:
+    temp = b".coffer-restore-" + secrets.token_hex(6).encode()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    written = 0
+    try:
+        try:
+            source = reader.open(entry)
+            while True:
+                block = source.read(_COPY_BLOCK)
+                if not block:
+                    break
+                view = memoryview(block)
+                while view:
+                    done = os.write(fd, view)
+                    view = view[done:]
+                written += len(block)
+            os.fchmod(fd, entry.mode & 0o7777)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(temp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    return written
+
+
+def _free_name(dir_fd: int, name: bytes) -> bytes:
+    stem, dot, ext = name.rpartition(b".")
+    if not dot or not stem:
+        stem, ext, dot = name, b"", b""
+    for n in range(1, 10_000):
+        candidate = stem + f" (restored {n})".encode() + dot + ext
+        try:
+            os.stat(candidate, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return candidate
+    raise _Conflict("no free name for a second copy")
+
+
+def _iter_tree(
+    reader: SnapshotReader, path: str, names: list[bytes], entries: list[Entry]
+) -> Iterator[tuple[str, list[bytes], list[Entry], Entry]]:
+    for entry in reader.listdir(path):
+        child = f"{path}/{entry.display_name}" if path else entry.display_name
+        yield child, names, entries, entry
+        if entry.is_dir:
+            yield from _iter_tree(reader, child, [*names, entry.name], [*entries, entry])
+
+
+def restore_to_dir(
+    reader: SnapshotReader,
+    target: Path,
+    *,
+    path: str = "",
+    includes: list[str] | None = None,
+    on_conflict: str = "skip",
+    progress: Callable[[str, int], None] | None = None,
+) -> RestoreResult:
+    """Write the snapshot's tree (or the subtree at ``path``) into ``target``.
+
+    Creates ``target`` if missing. Raises RestoreTargetError if it is not a
+    directory; item failures are collected in the result, not raised.
+    """
+    if on_conflict not in CONFLICT_POLICIES:
+        raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}")
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise RestoreTargetError(f"cannot use {target} as restore target: {exc.strerror}") from exc
+    result = RestoreResult()
+    includes = includes or []
+    base = path.strip("/")
+    chain = _DirChain(root_fd, result)
+    try:
+        for item_path, names, parents, entry in _iter_tree(reader, base, [], []):
+            rel = item_path[len(base) + 1 :] if base else item_path
+            if not path_selected(rel, includes):
+                continue
+            if not _valid_name(entry.name) or not all(_valid_name(n) for n in names):
+                result.failures.append(RestoreFailure(rel, "unsafe name refused"))
+                continue
+            try:
+                chain.enter(names, parents)
+                if entry.is_dir:
+                    chain.enter([*names, entry.name], [*parents, entry])
+                    continue
+                _restore_leaf(chain.fd, entry, reader, on_conflict, result)
+                if progress:
+                    progress(rel, entry.size)
+            except _Conflict as exc:
+                result.failures.append(RestoreFailure(rel, str(exc)))
+            except (IntegrityError, StoreError) as exc:
+                result.failures.append(RestoreFailure(rel, str(exc)))
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise RestoreTargetError(f"no space left in {target}") from exc
+                result.failures.append(RestoreFailure(rel, exc.strerror or str(exc)))
+    finally:
+        chain.close()
+        os.close(root_fd)
+    return result
+
+
+def _restore_leaf(
+    dir_fd: int, entry: Entry, reader: SnapshotReader, on_conflict: str, result: RestoreResult
+) -> None:
+    name = entry.name
+    try:
+        existing: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None:
+        if (
+            entry.is_file
+            and stat.S_ISREG(existing.st_mode)
+            and _same_content(dir_fd, name, entry, reader)
+        ):
+            result.unchanged += 1
+            return
+        if (
+            entry.is_symlink
+            and stat.S_ISLNK(existing.st_mode)
+            and os.readlink(name, dir_fd=dir_fd) == entry.target
+        ):
+            result.unchanged += 1
+            return
+        if on_conflict == "skip":
+            result.skipped += 1
+            return
+        if on_conflict == "keep-both":
+            name = _free_name(dir_fd, name)
+        elif stat.S_ISDIR(existing.st_mode):
+            raise _Conflict("a directory of that name exists in the target")
+    if entry.is_symlink:
+        if existing is not None and name == entry.name:
+            os.unlink(name, dir_fd=dir_fd)
+        os.symlink(entry.target or b"", name, dir_fd=dir_fd)
+        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+    else:
+        result.bytes_written += _write_file(dir_fd, name, entry, reader)
+    if existing is None:
+        result.created += 1
+    elif name != entry.name:
+        result.kept_both += 1
+    else:
+        result.replaced += 1
