@@ -15,78 +15,75 @@ Naming rules (docs/mount.md explains them to administrators):
 - Times are :func:`format_time` (UTC, sortable, no colons) with microseconds;
   when two runs (or two snapshots of one owner) share that, nanoseconds; when
   they still share it, ``~`` and the first 8 hex digits of the ID.
-- Owner names come from Microsoft 365 and are untrusted; :func:`safe_component`
-  makes one safe path component of them, readable where possible. ``~`` never
-  survives it, so a ``~`` suffix is always ours: when two owners of one kind get
-  the same name (ignoring case: copies often land on case-insensitive disks),
-  the owner whose first snapshot is oldest keeps it and the others get
-  ``~<8 hex of BLAKE2b(kind/key)>``.
+- Owner names come from Microsoft 365 and are untrusted. Each becomes one path
+  component by the rule restore uses for owner directories (``Owner.path``:
+  ``%``, ``/``, NUL and control characters percent-encoded, ``.``/``..``
+  escaped, long names cut with a hash), and here invisible characters too
+  (bidi overrides, zero-width and line separators), so nothing in a listing
+  pretends to be what it is not. Both encodings are reversible, so only
+  owners that share a name collide (a mailbox deleted and recreated with the
+  same address, or names that differ only in case, which copies to
+  case-insensitive disks would merge): the owner whose first snapshot is
+  oldest keeps the name, the others get ``~<8 hex of BLAKE2b(kind/key)>``
+  (longer if that still clashes).
 - Checkpoints (partial snapshots) appear only under ``ids/``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from store.paths import safe_component
 from store.snapshot import OWNER_KINDS, Snapshot, format_time
 
 LATEST = "latest"
 
-# Longest owner name we show, in UTF-8 bytes: NAME_MAX (255) minus room for a
-# disambiguating suffix.
-MAX_NAME_BYTES = 200
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SEPARATORS = re.compile(r"[/\\:]+")
-# Control, format (bidi overrides, zero-width), surrogate and line/paragraph
-# separator characters: invisible or misleading in a listing.
+# Format (bidi overrides, zero-width), surrogate, line/paragraph separator and
+# C1 control characters: invisible or misleading in a listing.
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
-def _escape(char: str) -> str:
-    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+def owner_component(name: str) -> str:
+    """The directory name of an owner called ``name``. Pure and reversible.
 
-
-def safe_component(text: str) -> str:
-    """One safe, readable path component for an untrusted name. Pure.
-
-    A leading ``scheme://`` is dropped and every run of ``/``, ``\\`` or ``:``
-    becomes one ``_`` (``host:/srv/data`` -> ``host_srv_data``,
-    ``https://contoso.sharepoint.com/sites/HR`` ->
-    ``contoso.sharepoint.com_sites_HR``). ``%``, ``~``, invisible characters,
-    a leading ``.`` or ``-`` and leading or trailing spaces become ``%XX``
-    (UTF-8). The result is never empty, ``.`` or ``..``, holds no ``/``, NUL or
-    ``~``, and has at most :data:`MAX_NAME_BYTES` bytes. Different names may
-    give the same result: :class:`Layout` resolves such collisions.
+    :func:`store.paths.safe_component` (the rule of ``Owner.path``), with
+    invisible characters also percent-encoded (UTF-8). Never empty, ``.``,
+    ``..``, and never holds ``/`` or NUL.
     """
-    text = _SEPARATORS.sub("_", _SCHEME.sub("", text)).strip("_")
-    out: list[str] = []
-    last = len(text) - 1
-    for position, char in enumerate(text):
-        category = unicodedata.category(char)
-        if (
-            char in "%~"
-            or category in _HIDDEN_CATEGORIES
-            or (position == 0 and char in ".-")
-            or (position in (0, last) and category == "Zs")
-        ):
-            out.append(_escape(char))
-        else:
-            out.append(char)
-    name = "".join(out) or "_"
-    encoded = name.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_NAME_BYTES:
-        name = encoded[:MAX_NAME_BYTES].decode("utf-8", "ignore")
-    return name
+    base = safe_component(name)
+    if all(unicodedata.category(char) not in _HIDDEN_CATEGORIES for char in base):
+        return base
+    escaped = "".join(
+        "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES
+        else char
+        for char in base
+    )
+    return _fit(escaped, identity_tag(name, 8) if _size(escaped) > NAME_MAX else "")
+
+
+NAME_MAX = 255
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _fit(name: str, tag: str) -> str:
+    """``name`` + ``tag``, ``name`` cut so that the whole fits in NAME_MAX bytes."""
+    room = NAME_MAX - _size(tag)
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) > room:
+        name = raw[:room].decode("utf-8", "ignore")
+    return name + tag
 
 
 def identity_tag(identity: str, digits: int = 8) -> str:
-    """``~`` and the first ``digits`` hex digits of BLAKE2b(identity)."""
+    """``~`` and the first ``digits`` hex digits (up to 128) of BLAKE2b(identity)."""
     return "~" + hashlib.blake2b(identity.encode("utf-8", "surrogatepass")).hexdigest()[:digits]
 
 
@@ -140,7 +137,7 @@ class Layout:
 
 
 def _owner_names(complete: list[Snapshot]) -> dict[str, str]:
-    """identity -> unique safe name, per kind (see the module docstring)."""
+    """identity -> unique directory name within its kind (see the module docstring)."""
     first_seen: dict[str, int] = {}
     newest: dict[str, Snapshot] = {}
     for snap in complete:
@@ -149,36 +146,25 @@ def _owner_names(complete: list[Snapshot]) -> dict[str, str]:
         current = newest.get(identity)
         if current is None or (snap.time_ns, snap.id_hex) > (current.time_ns, current.id_hex):
             newest[identity] = snap
-    by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
-    base: dict[str, str] = {}
-    for identity, snap in newest.items():
-        # The newest snapshot's name: a renamed mailbox shows its current name.
-        base[identity] = safe_component(snap.owner.name or snap.owner.key)
-        by_name[(snap.owner.kind, base[identity].casefold())].append(identity)
-    names: dict[str, str] = {}
-    for group in by_name.values():
-        group.sort(key=lambda i: (first_seen[i], i))
-        names[group[0]] = base[group[0]]
-        for identity in group[1:]:
-            names[identity] = base[identity] + identity_tag(identity)
-    _check_unique_tags(names, newest)
-    return names
-
-
-def _check_unique_tags(names: dict[str, str], newest: dict[str, Snapshot]) -> None:
-    # Two tagged names that still clash would need a 32-bit hash collision;
-    # lengthen the tag for those rather than show two owners under one name.
-    for digits in (16, 32):
-        seen: dict[tuple[str, str], list[str]] = defaultdict(list)
+    # The newest snapshot's name: a renamed mailbox shows its current name.
+    base = {i: owner_component(s.owner.name or s.owner.key) for i, s in newest.items()}
+    kind = {i: s.owner.kind for i, s in newest.items()}
+    names = dict(base)
+    for digits in (8, 16, 32, 128):
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         for identity, name in names.items():
-            seen[(newest[identity].owner.kind, name.casefold())].append(identity)
-        clashes = [group for group in seen.values() if len(group) > 1]
+            groups[(kind[identity], name.casefold())].append(identity)
+        clashes = [group for group in groups.values() if len(group) > 1]
         if not clashes:
-            return
+            break
         for group in clashes:
+            # The oldest untagged owner keeps its name; everyone else is tagged.
+            group.sort(key=lambda i: (names[i] != base[i], first_seen[i], i))
+            keeper = group[0] if names[group[0]] == base[group[0]] else None
             for identity in group:
-                plain = names[identity].split("~", 1)[0]
-                names[identity] = plain + identity_tag(identity, digits)
+                if identity != keeper:
+                    names[identity] = _fit(base[identity], identity_tag(identity, digits))
+    return names
 
 
 def _unique_times(
