@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyfuse3
@@ -40,6 +41,8 @@ log = logging.getLogger("mount")
 DEFAULT_REFRESH_SECONDS = 60.0
 FUSE_DEVICE = "/dev/fuse"
 FUSE_CONF = "/etc/fuse.conf"
+# The kernel's read-ahead in the mount (see raise_read_ahead).
+READ_AHEAD_KIB = 4096
 # After the first signal, say every this many seconds what we are waiting for.
 _WAIT_NOTICE_SECONDS = 10.0
 
@@ -171,10 +174,12 @@ def _serve(
             f"could not mount at {path}: the kernel or fusermount3 refused (see above)"
         ) from None
     log.info("mounted %s at %s (read-only)", repo.backend.location, path)
+    state = _State()
     try:
-        trio.run(_main, ops, path, ready_callback)
+        trio.run(_main, ops, path, ready_callback, state)
     finally:
-        pyfuse3.close(unmount=True)
+        # After our own lazy detach there is nothing left to unmount.
+        pyfuse3.close(unmount=not state.detached)
     log.info("unmounted %s", path)
 
 
@@ -182,32 +187,78 @@ def _invalidate(parent: int, name: bytes) -> None:
     pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
 
 
-async def _main(ops: Operations, path: Path, ready_callback: Callable[[], None] | None) -> None:
+@dataclass
+class _State:
+    detached: bool = False
+
+
+async def _main(
+    ops: Operations, path: Path, ready_callback: Callable[[], None] | None, state: _State
+) -> None:
     async with trio.open_nursery() as nursery:
         ops.nursery = nursery
-        nursery.start_soon(_watch_signals, ops, path, nursery)
-        if ready_callback is not None:
-            nursery.start_soon(_call_ready, ready_callback)
+        nursery.start_soon(_watch_signals, ops, path, nursery, state)
+        nursery.start_soon(_when_serving, path, ready_callback)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
-async def _call_ready(ready_callback: Callable[[], None]) -> None:
-    await trio.to_thread.run_sync(ready_callback)
+async def _when_serving(path: Path, ready_callback: Callable[[], None] | None) -> None:
+    # In threads: both may touch the mount, which answers only from this loop.
+    await trio.to_thread.run_sync(raise_read_ahead, path)
+    if ready_callback is not None:
+        await trio.to_thread.run_sync(ready_callback)
 
 
-async def _watch_signals(ops: Operations, path: Path, nursery: trio.Nursery) -> None:
+def _mount_device(path: Path) -> str | None:
+    """``major:minor`` of the file system mounted at ``path``, from mountinfo
+    (no stat of the mount itself, which could wait on our own loop)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):  # the newest mount on top wins
+        fields = line.split()
+        if len(fields) > 4 and _unescape(fields[4]) == str(path):
+            return fields[2]
+    return None
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        field = field.replace(code, chr(int(code[1:], 8)))
+    return field
+
+
+def raise_read_ahead(path: Path, kib: int = READ_AHEAD_KIB) -> bool:
+    """Let the kernel read ahead ``kib`` KiB in the mount (its default, 128 KiB,
+    makes it ask for 256 KiB at a time; larger requests cost the same per request
+    and FUSE requests are what is slow). Needs root; False if it could not."""
+    device = _mount_device(path)
+    if device is None:
+        return False
+    try:
+        Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(str(kib))
+    except OSError as exc:
+        log.debug("could not raise read-ahead of %s: %s", path, exc)
+        return False
+    return True
+
+
+async def _watch_signals(ops: Operations, path: Path, nursery: trio.Nursery, state: _State) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-        detached = False
+        signalled = False
         async for signum in signals:
             name = signal.Signals(signum).name
-            if detached:
+            if signalled:
                 log.info("second %s: ending the mount now", name)
                 pyfuse3.terminate()
                 return
-            detached = True
+            signalled = True
             log.info("%s: unmounting %s", name, path)
-            if not await trio.to_thread.run_sync(_detach, path):
+            state.detached = await trio.to_thread.run_sync(_detach, path)
+            if not state.detached:
                 pyfuse3.terminate()
                 return
             if ops.open_files:

@@ -23,7 +23,7 @@ ALICE = Owner("users", "8d3c0e53-alice", "alice@contoso.com")
 SRV = Owner("folders", "fileserver:/srv/data", "fileserver:/srv/data")
 ALICE_DIR = ALICE.path
 SRV_DIR = SRV.path
-ARCHIVE_SIZE = 3000
+ARCHIVE_SIZE = 1500  # a dozen tree pages, many kernel readdir buffers
 DIR_MTIME_NS = 1_700_000_000_000_000_000
 LATIN1_NAME = os.fsdecode(b"latin1-\xe9t\xe9.txt")  # not UTF-8 on the original disk
 
@@ -72,7 +72,7 @@ def alice_items() -> dict[str, Item]:
         mtime_ns=1_762_000_100_000_000_000,
     )
     items["OneDrive/Documents/report.docx"] = Item(
-        rng.randbytes(3 * 1024 * 1024 + 12345),
+        rng.randbytes(9 * 1024 * 1024 + 12345),  # at least 3 chunks (max 4 MiB each)
         mtime_ns=1_761_000_000_000_000_000,
         attrs={"quickXorHash": "AAAA", "eTag": '"{1},2"'},
         item_id="01ABCDEF",
