@@ -5,8 +5,11 @@ inode and the name (and, where a snapshot's tree starts, the snapshot ID, so
 that a name that comes to mean another snapshot gets another inode and the
 kernel never serves one snapshot's cached pages for another). So the same path
 gets the same number for as long as the mount runs, and ``readdir`` needs no
-second index to find the number of a name it has handed out before. The rare
-hash collision gets a number from a separate counter range.
+second index to find the number of a name it has handed out before. The hash
+is Python's own (SipHash under a per-process key): numbers are stable for the
+life of the mount, which is all the kernel needs, and cost a fraction of a
+cryptographic hash per entry listed. The rare collision gets a number from a
+separate counter range.
 
 A record lives exactly as long as the kernel's lookup count for it is above
 zero: every successful ``lookup`` and every entry ``readdir`` hands out adds
@@ -20,7 +23,6 @@ Not thread-safe: the FUSE handlers that use it all run on the trio thread.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from store import SnapshotItem, VirtualDir, VNode
@@ -30,6 +32,7 @@ ROOT_INODE = 1
 _FIRST_DERIVED = 16
 # Collision fallbacks are counted from here; derived numbers stay below it.
 _FALLBACK_BASE = 1 << 63
+_DERIVED_MASK = _FALLBACK_BASE - 1
 DEFAULT_MAX_INODES = 200_000
 
 
@@ -55,17 +58,14 @@ class Stale:
 
 
 def _salt(node: VNode) -> bytes:
-    if isinstance(node, SnapshotItem) and node.is_root and node.snapshot.snapshot_id:
+    if type(node) is SnapshotItem and not node.path and node.snapshot.snapshot_id:
         return node.snapshot.snapshot_id
     return b""
 
 
 def derive_inode(parent: int, name: bytes, salt: bytes = b"") -> int:
-    """The inode number of ``name`` in ``parent``: 64 bits of BLAKE2b, below 2**63."""
-    digest = hashlib.blake2b(
-        parent.to_bytes(8, "little") + salt + b"\x00" + name, digest_size=8
-    ).digest()
-    number = int.from_bytes(digest, "little") >> 1
+    """The inode number of ``name`` in ``parent``, below 2**63 (stable within a process)."""
+    number = hash((parent, name, salt)) & _DERIVED_MASK
     return number if number >= _FIRST_DERIVED else number + _FIRST_DERIVED
 
 

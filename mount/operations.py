@@ -15,6 +15,7 @@ import errno
 import functools
 import logging
 import os
+import stat
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -26,6 +27,9 @@ from mount.errors import errno_for
 from mount.inodes import DEFAULT_MAX_INODES, InodeTable, Record
 from mount.openfile import DEFAULT_READAHEAD_BYTES, OpenFile
 from store import (
+    DIRECTORY,
+    FILE,
+    SYMLINK,
     BlobId,
     NotCached,
     PathNotFound,
@@ -53,6 +57,7 @@ _XATTR_PREFIX = b"user.coffer."
 _XATTR_NAME_MAX = 255
 _XATTR_SIZE_MAX = 65536
 _RECENT_OFFSETS = 4096
+_FILE_TYPES = {FILE: stat.S_IFREG, DIRECTORY: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}
 
 
 class DirCursor:
@@ -73,9 +78,14 @@ class DirCursor:
         self.buffer.popleft()
         self.position += 1
         self.after = name
-        self.offsets[self.position] = name
-        if len(self.offsets) > _RECENT_OFFSETS:
-            self.offsets.popitem(last=False)
+
+    def mark(self) -> None:
+        """Remember where this call ended: the kernel (or a seekdir to a
+        telldir of it) resumes there. Other offsets are found by counting."""
+        if self.after is not None:
+            self.offsets[self.position] = self.after
+            if len(self.offsets) > _RECENT_OFFSETS:
+                self.offsets.popitem(last=False)
 
     def seek(self, position: int, after: bytes | None) -> None:
         self.position = position
@@ -172,25 +182,38 @@ class Operations(pyfuse3.Operations):
         return isinstance(node, SnapshotItem) or not self.vfs.expired()
 
     def attributes(self, inode: int, node: VNode) -> pyfuse3.EntryAttributes:
-        """The stat of ``node`` as the kernel gets it."""
+        """The stat of ``node`` as the kernel gets it. (Called for every entry
+        of every listing: it reads the entry's fields directly.)"""
         attrs = pyfuse3.EntryAttributes()
+        if type(node) is SnapshotItem:
+            entry = node.entry
+            kind = entry.type
+            attrs.st_mode = _FILE_TYPES[kind] | (entry.mode & 0o7777)
+            if kind == FILE:
+                size = entry.size
+            elif kind == SYMLINK:
+                size = len(entry.target or b"")
+            else:
+                size = 0
+            mtime = entry.mtime_ns or node.snapshot.time_ns
+            timeout = ITEM_TIMEOUT
+        else:
+            attrs.st_mode = node.st_mode
+            size = node.size
+            mtime = node.mtime_ns
+            timeout = LAYOUT_TIMEOUT
         attrs.st_ino = inode
-        attrs.generation = 0
-        attrs.st_mode = node.st_mode
         # 1 for directories too: "unknown", so find does not skip subdirectories
         # by counting links.
         attrs.st_nlink = 1
         attrs.st_uid = self.uid
         attrs.st_gid = self.gid
-        attrs.st_rdev = 0
-        attrs.st_size = node.size
+        attrs.st_size = size
         attrs.st_blksize = BLOCK_SIZE
-        attrs.st_blocks = (node.size + 511) // 512
-        mtime = node.mtime_ns
+        attrs.st_blocks = (size + 511) >> 9
         attrs.st_atime_ns = mtime
         attrs.st_mtime_ns = mtime
         attrs.st_ctime_ns = mtime
-        timeout = ITEM_TIMEOUT if isinstance(node, SnapshotItem) else LAYOUT_TIMEOUT
         attrs.entry_timeout = timeout
         attrs.attr_timeout = timeout
         return attrs
@@ -305,6 +328,7 @@ class Operations(pyfuse3.Operations):
                 self.inodes.forget(inode, 1)
                 break
             cursor.advance(name)
+        cursor.mark()
         self._trim()
 
     def _fetch(self, node: VNode, after: bytes | None) -> list[tuple[bytes, VNode]]:
