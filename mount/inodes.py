@@ -33,7 +33,7 @@ _FIRST_DERIVED = 16
 # Collision fallbacks are counted from here; derived numbers stay below it.
 _FALLBACK_BASE = 1 << 63
 _DERIVED_MASK = _FALLBACK_BASE - 1
-DEFAULT_MAX_INODES = 200_000
+DEFAULT_MAX_INODES = 100_000  # ~30 MiB of records, up to ~80 MiB more of entries
 
 
 class Record:
