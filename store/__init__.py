@@ -44,7 +44,7 @@ from store.packscan import PackProblem, list_packs, read_pack, records_from_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
 from store.selection import owner_matches, select_snapshots
-from store.session import BackupRun, Content, OwnerSession, SessionStats
+from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
@@ -112,4 +112,5 @@ __all__ = [
     "records_from_packs",
     "scan_pack",
     "select_snapshots",
+    "symlink_version",
 ]

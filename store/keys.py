@@ -247,7 +247,7 @@ class KeySlot:
             if fields.get("format") != SLOT_FORMAT:
                 raise IntegrityError(f"{name} is not a Coffer key slot")
             if int(fields["version"]) > SLOT_VERSION:
-                raise StoreError(f"{name}: key slot version is newer than this Coffer")
+                raise IntegrityError(f"{name}: unknown key slot version {fields['version']}")
             if name.startswith("keys/") and name != f"keys/{fields['slot']}":
                 raise IntegrityError(f"{name} names slot {fields['slot']}: moved or damaged")
             return cls(

@@ -119,22 +119,33 @@ class Repository:
         except ObjectNotFound:
             raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
         header = read_header(raw)
-        slots = list_slots(backend)
-        if not slots:
+        slots, damaged = read_slots(backend)
+        if not slots and not damaged:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
         for slot in slots:
-            if private_key is not None:
-                keyring = slot.open_with_private_key(header.repo_id, private_key)
-            elif password is not None:
-                keyring = slot.open_with_password(header.repo_id, password)
-            else:
-                raise StoreError("a password or a private key is needed")
+            try:
+                if private_key is not None:
+                    keyring = slot.open_with_private_key(header.repo_id, private_key)
+                elif password is not None:
+                    keyring = slot.open_with_password(header.repo_id, password)
+                else:
+                    raise StoreError("a password or a private key is needed")
+            except IntegrityError as exc:
+                damaged[slot.key] = str(exc)
+                continue
             if keyring is not None:
+                for key, problem in damaged.items():
+                    log.warning("key slot %s is unusable: %s", key, problem)
                 config = decode_config(header, keyring)
                 return cls(backend, config, keyring, slot.slot_id, cache_root)
-        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in slots)
+        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in slots) or "none"
         what = "private key" if private_key is not None else "password"
-        raise WrongPassword(f"the {what} opens none of the key slots tried: {tried}")
+        message = f"the {what} opens none of the key slots tried: {tried}"
+        if damaged:
+            message += (
+                f"; unusable slots: {', '.join(k.removeprefix('keys/')[:8] for k in damaged)}"
+            )
+        raise WrongPassword(message)
 
     def close(self) -> None:
         if self._blob_index is not None:
@@ -387,6 +398,20 @@ class Repository:
 
 
 def list_slots(backend: Backend) -> list[KeySlot]:
-    """Every key slot, in a stable order. Damaged slots raise IntegrityError."""
-    infos = sorted(backend.list("keys/"), key=lambda i: i.key)
-    return [KeySlot.parse(backend.get(info.key), info.key) for info in infos]
+    """Every readable key slot, in a stable order (damaged ones left out)."""
+    return read_slots(backend)[0]
+
+
+def read_slots(backend: Backend) -> tuple[list[KeySlot], dict[str, str]]:
+    """Readable key slots, and the damaged or unknown ones with the reason.
+
+    A damaged slot is reported, never fatal: the others may still open.
+    """
+    slots: list[KeySlot] = []
+    damaged: dict[str, str] = {}
+    for info in sorted(backend.list("keys/"), key=lambda i: i.key):
+        try:
+            slots.append(KeySlot.parse(backend.get(info.key), info.key))
+        except (IntegrityError, ObjectNotFound) as exc:
+            damaged[info.key] = str(exc)
+    return slots, damaged

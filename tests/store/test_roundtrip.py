@@ -244,3 +244,20 @@ def test_checkpoint_then_resume(tmp_path: Path) -> None:
     assert read_all(repo, final) == {f"f{i}": f"content {i}".encode() for i in range(60)}
     # The checkpoint was superseded and removed.
     assert [s.partial for s in repo.list_snapshots()] == [False]
+
+
+def test_keep_subtree_skips_unchanged_folders(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    files = {f"a/{i}": b"a" for i in range(50)} | {f"b/{i}": b"b" for i in range(50)}
+    first = snapshot_of(repo, files)
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        session.full_scope()
+        children = session.children("a")
+        assert len(children) == 50
+        assert children[b"7"][0] == "f"
+        session.keep_subtree("a", items=50)
+        session.add_item("b/new", b"new")  # "b" is enumerated: its old items go
+        second = session.commit()
+    assert read_all(repo, second) == {f"a/{i}": b"a" for i in range(50)} | {"b/new": b"new"}
+    assert repo.reader(second).stat("a").subtree == repo.reader(first).stat("a").subtree
+    assert second.stats["items_unchanged"] == 50

@@ -1,1 +1,1 @@
-"""Benchmarks, run by ``make bench`` (``python -m tools.bench NAME [options]``)."""
+"""Benchmarks: Coffer side by side with restic and borg (figures in docs/performance.md)."""

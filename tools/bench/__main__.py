@@ -1,24 +1,25 @@
-"""``python -m tools.bench NAME [options]``: run one benchmark (``mount``), or list them."""
+"""``python -m tools.bench <benchmark> [options]`` (``make bench BENCH_ARGS=...``)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = {"mount": "tools.bench.mount"}
+BENCHMARKS = {
+    "engine": "tools.bench.engine",  # Coffer vs restic vs borg on one corpus
+    "scale": "tools.bench.scale",  # one owner of 1,000,000 items
+    "mount": "tools.bench.mount",  # mounts side by side
+    "chunking": "tools.bench.chunking",  # chunk sizes: dedup against chunk count
+}
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in BENCHMARKS:
-        print(
-            "usage: python -m tools.bench NAME [options]; NAME is one of: " + ", ".join(BENCHMARKS)
-        )
-        print("(make bench BENCH_ARGS='mount --big-mib 64 --items 5000 --million 0')")
-        return 2
-    module = importlib.import_module(BENCHMARKS[argv[0]])
-    code: int = module.main(argv[1:])
-    return code
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
+        names = ", ".join(BENCHMARKS)
+        raise SystemExit(f"usage: python -m tools.bench {{{names}}} [options]")
+    module = importlib.import_module(BENCHMARKS[sys.argv[1]])
+    module.main(sys.argv[2:])
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()
