@@ -22,9 +22,11 @@ them), ``--repeat`` times, and the median is reported:
   opens the repository).
 
 ``--million N`` (coffer only) builds an N-item snapshot with the engine's API
-and measures mount start with a cold and a warm local cache, the RSS after
-start, a 1000-item folder's listing, and a ``find`` over all N items with the
-process's peak RSS (the inode table is bounded). Machine notes (cores, load)
+(tools.bench.scale's owner: 100 folders) and measures mount start with a cold
+and a warm local cache, the RSS after start, one folder's first listing (N/100
+items), and with ``--million-find`` a
+``find`` over all N items with the process's peak RSS (the inode table is
+bounded). Machine notes (cores, load)
 go into the output: on a shared machine, compare engines within one run.
 """
 
@@ -34,16 +36,16 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PASSWORD = "coffer bench password"
+from tools.bench import scale
+from tools.bench.engines import ENGINES, Engine
+from tools.bench.measure import median
+
 COFFER = str(Path(sys.executable).with_name("coffer"))
 BIG_NAME = "big.bin"
 
@@ -73,103 +75,18 @@ def make_corpus(root: Path, big_mib: int, items: int) -> Path:
     return corpus
 
 
-# -- engines ---------------------------------------------------------------
+# -- mounting each engine ----------------------------------------------------
 
 
-@dataclass
-class Engine:
-    name: str
-    work: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def repo(self) -> Path:
-        return self.work / f"{self.name}-repo"
-
-    def run(self, *args: str | Path, cwd: Path | None = None) -> None:
-        subprocess.run(
-            [str(a) for a in args],
-            check=True,
-            env={**os.environ, **self.env},
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def backup(self, corpus: Path) -> float:
-        raise NotImplementedError
-
-    def mount_command(self, mountpoint: Path) -> list[str]:
-        raise NotImplementedError
-
-    def mount(self, mountpoint: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self.mount_command(mountpoint),
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-
-class Coffer(Engine):
-    def __init__(self, work: Path, cache: Path | None = None) -> None:
-        super().__init__("coffer", work, {"COFFER_PASSWORD": PASSWORD})
-        self.cache = cache or work / "coffer-cache"
-
-    def base(self) -> list[str]:
-        return [COFFER, "-q", "-r", str(self.repo), "--cache-dir", str(self.cache)]
-
-    def backup(self, corpus: Path) -> float:
-        self.run(*self.base(), "init")
-        started = time.monotonic()
-        self.run(*self.base(), "backup", "--path", corpus)
-        return time.monotonic() - started
-
-    def mount_command(self, mountpoint: Path) -> list[str]:
-        return [*self.base(), "mount", str(mountpoint)]
-
-
-class Restic(Engine):
-    def __init__(self, work: Path) -> None:
-        super().__init__(
-            "restic",
-            work,
-            {"RESTIC_PASSWORD": PASSWORD, "RESTIC_CACHE_DIR": str(work / "restic-cache")},
-        )
-
-    def backup(self, corpus: Path) -> float:
-        self.run("restic", "-r", self.repo, "init")
-        started = time.monotonic()
-        self.run("restic", "-r", self.repo, "backup", "--quiet", corpus)
-        return time.monotonic() - started
-
-    def mount_command(self, mountpoint: Path) -> list[str]:
-        return ["restic", "-r", str(self.repo), "mount", str(mountpoint)]
-
-
-class Borg(Engine):
-    def __init__(self, work: Path) -> None:
-        super().__init__(
-            "borg",
-            work,
-            {
-                "BORG_PASSPHRASE": PASSWORD,
-                "BORG_BASE_DIR": str(work / "borg-base"),
-                "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
-            },
-        )
-
-    def backup(self, corpus: Path) -> float:
-        self.run("borg", "init", "--encryption=repokey", self.repo)
-        started = time.monotonic()
-        self.run("borg", "create", f"{self.repo}::bench", corpus.name, cwd=corpus.parent)
-        return time.monotonic() - started
-
-    def mount_command(self, mountpoint: Path) -> list[str]:
-        return ["borg", "mount", "-f", f"{self.repo}::bench", str(mountpoint)]
-
-
-ENGINES: dict[str, Callable[[Path], Engine]] = {"coffer": Coffer, "restic": Restic, "borg": Borg}
+def mount_command(engine: Engine, mountpoint: Path) -> list[str]:
+    """The engine's own mount, in the foreground (backups are made by tools.bench.engines)."""
+    if engine.name == "coffer":
+        return [COFFER, "-q", "mount", str(mountpoint)]
+    if engine.name == "restic":
+        return ["restic", "mount", str(mountpoint)]
+    if engine.name == "borg":
+        return ["borg", "mount", "-f", "::", str(mountpoint)]  # BORG_REPO names the repository
+    raise ValueError(engine.name)
 
 
 # -- measuring -------------------------------------------------------------
@@ -223,7 +140,12 @@ class Mounted:
         mountpoint.mkdir(parents=True, exist_ok=True)
         self.mountpoint = mountpoint
         started = time.monotonic()
-        self.process = engine.mount(mountpoint)
+        self.process = subprocess.Popen(
+            mount_command(engine, mountpoint),
+            env=engine.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while not is_mounted(mountpoint):
             if self.process.poll() is not None:
                 raise RuntimeError(f"{engine.name} mount exited with {self.process.returncode}")
@@ -246,9 +168,8 @@ class Mounted:
 
 
 def measure_engine(engine: Engine, work: Path, big_mib: int, repeat: int) -> dict[str, Any]:
-    runs: dict[str, list[float]] = {
-        k: [] for k in ("start_s", "flat_ls_s", "find_s", "read_mbps", "peak_rss_mib")
-    }
+    keys = ("start_s", "flat_ls_s", "find_s", "read_mbps", "peak_rss_mib", "rss_mib")
+    runs: dict[str, list[float]] = {k: [] for k in keys}
     for attempt in range(repeat):
         mounted = Mounted(engine, work / f"mnt-{engine.name}-{attempt}")
         try:
@@ -263,31 +184,32 @@ def measure_engine(engine: Engine, work: Path, big_mib: int, repeat: int) -> dic
             runs["rss_mib"].append(rss_mib(mounted.process.pid, "VmRSS"))
         finally:
             mounted.close()
-    return {key: round(statistics.median(values), 2) for key, values in runs.items()}
+    return {key: round(median(values), 2) for key, values in runs.items()}
 
 
 # -- the million-item snapshot (coffer) ---------------------------------------
 
 
 def build_million(work: Path, count: int) -> Path:
-    """A repository with one snapshot of ``count`` items in folders of 1000."""
-    from store import BackupRun, LocalBackend, Owner, Repository
-
+    """A repository with one owner of ``count`` items in 100 folders (tools.bench.scale's)."""
     repo_path = work / f"million-{count}-repo"
     if (repo_path / ".complete").exists():
         return repo_path
     shutil.rmtree(repo_path, ignore_errors=True)
-    repo = Repository.init(
-        LocalBackend(str(repo_path)), PASSWORD.encode(), cache_root=work / "million-build-cache"
+    env = {
+        **os.environ,
+        "COFFER_PASSWORD": scale.PASSWORD,
+        "XDG_CACHE_HOME": str(work / "million-build-cache"),
+    }
+    subprocess.run(
+        [COFFER, "-q", "-r", str(repo_path), "init"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    owner = Owner("users", "million-key", "million@contoso.com")
-    with BackupRun(repo) as run, run.owner(owner) as session:
-        session.full_scope()
-        for number in range(count):
-            path = f"Mail/f{number // 1000:04d}/{number:07d}.eml"
-            session.add_item(path, b"Subject: %d\r\n\r\nbody\r\n" % number, mtime_ns=number)
-        session.commit()
-    repo.close()
+    os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
+    scale.backup_items(repo_path, count)
     (repo_path / ".complete").write_text("")
     return repo_path
 
@@ -297,7 +219,7 @@ def measure_million(work: Path, count: int, with_find: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"items": count}
     cache = work / "million-mount-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "COFFER_PASSWORD": PASSWORD}
+    env = {**os.environ, "COFFER_PASSWORD": scale.PASSWORD}
     for label in ("cold_cache", "warm_cache"):
         mountpoint = work / f"mnt-million-{label}"
         mountpoint.mkdir(parents=True, exist_ok=True)
@@ -308,11 +230,11 @@ def measure_million(work: Path, count: int, with_find: bool) -> dict[str, Any]:
             if process.poll() is not None:
                 raise RuntimeError("coffer mount exited")
             time.sleep(0.01)
-        folder = mountpoint / "snapshots/latest/users/million@contoso.com/Mail/f0000"
+        folder = mountpoint / "snapshots/latest/users/scale.user@contoso.example/mail/folder-00"
         names = os.listdir(folder)
         out[f"start_{label}_s"] = round(time.monotonic() - started, 2)
         out[f"rss_after_start_{label}_mib"] = round(peak_rss_mib(process.pid), 1)
-        assert len(names) == min(count, 1000)
+        out[f"first_folder_items_{label}"] = len(names)
         if label == "warm_cache" and with_find:
             started = time.monotonic()
             subprocess.run(
@@ -363,12 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     corpus = make_corpus(work, args.big_mib, args.items)
     engines: dict[str, Any] = {}
     for name in args.engines.split(","):
-        engine = ENGINES[name](work)
-        shutil.rmtree(engine.repo, ignore_errors=True)
-        for cache in ("coffer-cache", "restic-cache", "borg-base"):
-            shutil.rmtree(work / cache, ignore_errors=True)
+        engine = ENGINES[name](name, work / name)
+        engine.reset()
+        engine.init()
         print(f"{name}: backing up", flush=True)
-        backup_seconds = engine.backup(corpus)
+        backup_seconds = engine.backup(corpus).seconds
         print(f"{name}: mounting {args.repeat} times", flush=True)
         engines[name] = {"backup_s": round(backup_seconds, 1)} | measure_engine(
             engine, work, args.big_mib, args.repeat
