@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,6 +286,53 @@ def test_mountpoint_errors(corpus: Corpus, mounted: Path, tmp_path: Path) -> Non
         assert result.returncode == 17, result.stderr
         assert message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+SMALL_TABLE_MOUNT = """
+import os, sys
+from pathlib import Path
+from mount import mount_repository
+from store import LocalBackend, Repository
+repo = Repository.open(
+    LocalBackend(sys.argv[1]), os.environ["COFFER_PASSWORD"].encode(), cache_root=Path(sys.argv[3])
+)
+mount_repository(repo, sys.argv[2], max_inodes=int(sys.argv[4]))
+"""
+
+
+def test_the_kernel_forgets_when_the_inode_table_is_full(corpus: Corpus, tmp_path: Path) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    limit = 300
+    arguments = [str(corpus.repo_path), str(mountpoint), str(tmp_path / "cache"), str(limit)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", SMALL_TABLE_MOUNT, *arguments], env=environment()
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not is_mounted(mountpoint):
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        archive = mountpoint / "snapshots" / "latest" / ALICE_DIR / "Mail/Archive"
+        assert len(os.listdir(archive)) == ARCHIVE_SIZE
+        # statfs reports the table's size: over the limit at first (every listed
+        # entry is counted), back under it once the kernel has forgotten.
+        deadline = time.monotonic() + 15
+        while os.statvfs(mountpoint).f_files > limit:
+            assert time.monotonic() < deadline, os.statvfs(mountpoint).f_files
+            time.sleep(0.1)
+        # What was forgotten is simply looked up again.
+        assert (archive / "00007.eml").read_bytes() == alice_items()[
+            "Mail/Archive/00007.eml"
+        ].content
+        run("fusermount3", "-u", mountpoint)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if is_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
 
 
 # -- unmounting ------------------------------------------------------------
