@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import stat
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -409,6 +410,48 @@ async def test_statfs(corpus: Corpus, fresh_cache: Path) -> None:
     stats = await ops.statfs(None)
     assert stats.f_namemax == 255
     assert stats.f_files == 1
+
+
+class GatedBackend(LocalBackend):
+    """Holds every read of a large stored blob until ``gate`` is set: slow storage."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        if key.startswith("data/") and length is not None and length > 64 * 1024:
+            self.waiting.set()
+            self.gate.wait(30)
+        return super().get(key, offset, length)
+
+
+@trio_test
+async def test_a_slow_read_does_not_hold_up_others(corpus: Corpus, fresh_cache: Path) -> None:
+    backend = GatedBackend(str(corpus.repo_path))
+    ops = Operations(VirtualFS(Repository.open(backend, PASSWORD, cache_root=fresh_cache)))
+    big = await walk(ops, f"snapshots/latest/{ALICE_DIR}/OneDrive/Documents/report.docx")
+    big_fh = (await ops.open(big, os.O_RDONLY, None)).fh
+    finished: list[bytes] = []
+
+    async def slow_read() -> None:
+        finished.append(bytes(await ops.read(big_fh, 0, 4096)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow_read)
+        with trio.fail_after(10):
+            await trio.to_thread.run_sync(backend.waiting.wait)
+        # Meanwhile: names, attributes, listings and another file's content.
+        with trio.fail_after(10):
+            mail = await walk(ops, f"snapshots/latest/{ALICE_DIR}/Mail/Inbox/0004 Meeting 4.eml")
+            assert (await ops.getattr(mail)).st_size > 0
+            fh = (await ops.open(mail, os.O_RDONLY, None)).fh
+            data = bytes(await ops.read(fh, 0, 1 << 20))
+        assert data == alice_items()["Mail/Inbox/0004 Meeting 4.eml"].content
+        assert finished == []  # the slow one is still waiting for its storage
+        backend.gate.set()
+    assert finished == [alice_items()["OneDrive/Documents/report.docx"].content[:4096]]
 
 
 # -- errors --------------------------------------------------------------
