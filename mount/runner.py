@@ -10,6 +10,7 @@ simply ends the loop, and :func:`mount_repository` returns normally.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -54,7 +55,7 @@ def check_mountpoint(mountpoint: Path) -> None:
     except FileNotFoundError:
         raise MountpointMissing(f"mountpoint {mountpoint} does not exist") from None
     except OSError as exc:
-        if exc.errno in (107, 103):  # ENOTCONN, ECONNABORTED: a dead FUSE mount
+        if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):  # a dead FUSE mount
             raise MountpointBusy(
                 f"{mountpoint} is a FUSE mount whose process has died: "
                 f"run 'fusermount3 -u {mountpoint}' first"
@@ -73,15 +74,15 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountpointNotEmpty(f"mountpoint {mountpoint} is not empty")
 
 
-def check_fuse(allow_other: bool) -> None:
+def check_fuse(allow_other: bool, device: str = FUSE_DEVICE) -> None:
     """Raise FuseUnavailable unless this process can mount a FUSE filesystem."""
-    if not os.path.exists(FUSE_DEVICE):
+    if not os.path.exists(device):
         raise FuseUnavailable(
-            f"FUSE is not available: {FUSE_DEVICE} does not exist "
+            f"FUSE is not available: {device} does not exist "
             "(load the fuse module; in a container, pass the device in)"
         )
-    if not os.access(FUSE_DEVICE, os.R_OK | os.W_OK):
-        raise FuseUnavailable(f"FUSE is not available: no permission to open {FUSE_DEVICE}")
+    if not os.access(device, os.R_OK | os.W_OK):
+        raise FuseUnavailable(f"FUSE is not available: no permission to open {device}")
     if os.geteuid() == 0:
         return
     if shutil.which("fusermount3") is None:
