@@ -15,7 +15,6 @@ import errno
 import functools
 import logging
 import os
-import stat
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -23,13 +22,17 @@ from typing import TypeVar
 import pyfuse3
 import trio
 
+from mount.attributes import (
+    BLOCK_SIZE,
+    describe,
+    entry_attributes,
+    extended_attributes,
+    negative_entry,
+)
 from mount.errors import errno_for
 from mount.inodes import DEFAULT_MAX_INODES, InodeTable, Record
 from mount.openfile import DEFAULT_READAHEAD_BYTES, OpenFile
 from store import (
-    DIRECTORY,
-    FILE,
-    SYMLINK,
     BlobId,
     NotCached,
     PathNotFound,
@@ -38,7 +41,6 @@ from store import (
     VirtualFS,
     VirtualLink,
     VNode,
-    format_time,
 )
 
 log = logging.getLogger("mount")
@@ -47,17 +49,8 @@ T = TypeVar("T")
 # pyfuse3.readdir_reply's shape; tests pass a function that plays the kernel's buffer.
 ReaddirReply = Callable[[pyfuse3.ReaddirToken, bytes, pyfuse3.EntryAttributes, int], bool]
 
-# Snapshot contents never change: the kernel may keep names and attributes
-# for an hour. Layout directories change as snapshots arrive: one second.
-ITEM_TIMEOUT = 3600.0
-LAYOUT_TIMEOUT = 1.0
-BLOCK_SIZE = 128 * 1024  # st_blksize: cp and cat size their reads by it
 READDIR_BATCH = 512
-_XATTR_PREFIX = b"user.coffer."
-_XATTR_NAME_MAX = 255
-_XATTR_SIZE_MAX = 65536
 _RECENT_OFFSETS = 4096
-_FILE_TYPES = {FILE: stat.S_IFREG, DIRECTORY: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}
 
 
 class DirCursor:
@@ -182,41 +175,7 @@ class Operations(pyfuse3.Operations):
         return isinstance(node, SnapshotItem) or not self.vfs.expired()
 
     def attributes(self, inode: int, node: VNode) -> pyfuse3.EntryAttributes:
-        """The stat of ``node`` as the kernel gets it. (Called for every entry
-        of every listing: it reads the entry's fields directly.)"""
-        attrs = pyfuse3.EntryAttributes()
-        if type(node) is SnapshotItem:
-            entry = node.entry
-            kind = entry.type
-            attrs.st_mode = _FILE_TYPES[kind] | (entry.mode & 0o7777)
-            if kind == FILE:
-                size = entry.size
-            elif kind == SYMLINK:
-                size = len(entry.target or b"")
-            else:
-                size = 0
-            mtime = entry.mtime_ns or node.snapshot.time_ns
-            timeout = ITEM_TIMEOUT
-        else:
-            attrs.st_mode = node.st_mode
-            size = node.size
-            mtime = node.mtime_ns
-            timeout = LAYOUT_TIMEOUT
-        attrs.st_ino = inode
-        # 1 for directories too: "unknown", so find does not skip subdirectories
-        # by counting links.
-        attrs.st_nlink = 1
-        attrs.st_uid = self.uid
-        attrs.st_gid = self.gid
-        attrs.st_size = size
-        attrs.st_blksize = BLOCK_SIZE
-        attrs.st_blocks = (size + 511) >> 9
-        attrs.st_atime_ns = mtime
-        attrs.st_mtime_ns = mtime
-        attrs.st_ctime_ns = mtime
-        attrs.entry_timeout = timeout
-        attrs.attr_timeout = timeout
-        return attrs
+        return entry_attributes(inode, node, self.uid, self.gid)
 
     def _trim(self) -> None:
         """Ask the kernel to forget the oldest entries once the table is full."""
@@ -240,17 +199,14 @@ class Operations(pyfuse3.Operations):
         try:
             child = await self._call(
                 lambda: self.vfs.lookup(node, name),
-                lambda: _describe(node, name),
+                lambda: describe(node, name),
                 self._metadata,
                 inline=self._inline(node),
             )
         except pyfuse3.FUSEError as exc:
             if exc.errno == errno.ENOENT and isinstance(node, SnapshotItem):
-                # A snapshot never changes: let the kernel cache the miss.
-                negative = pyfuse3.EntryAttributes()
-                negative.st_ino = 0
-                negative.entry_timeout = ITEM_TIMEOUT
-                return negative
+                # A snapshot never changes: the kernel may keep the miss.
+                return negative_entry()
             raise
         inode = self.inodes.remember(parent_inode, name, child)
         self._trim()
@@ -315,7 +271,7 @@ class Operations(pyfuse3.Operations):
             if not cursor.buffer:
                 batch = await self._call(
                     functools.partial(self._fetch, node, cursor.after),
-                    lambda: _describe(node),
+                    lambda: describe(node),
                     self._metadata,
                     inline=self._inline(node),
                 )
@@ -359,11 +315,9 @@ class Operations(pyfuse3.Operations):
                 for count, (name, _) in enumerate(self.vfs.children(node), start=1):
                     if count == position:
                         return name
-                raise PathNotFound(f"{_describe(node)}: offset {position} is past the end")
+                raise PathNotFound(f"{describe(node)}: offset {position} is past the end")
 
-            after = await self._call(
-                nth_name, lambda: _describe(node), self._metadata, inline=False
-            )
+            after = await self._call(nth_name, lambda: describe(node), self._metadata, inline=False)
         cursor.seek(position, after)
 
     async def releasedir(self, fh: int) -> None:
@@ -446,38 +400,7 @@ class Operations(pyfuse3.Operations):
     # -- extended attributes --------------------------------------------
 
     def xattrs(self, node: VNode) -> dict[bytes, bytes]:
-        """``user.coffer.*`` of a node: the item's metadata, and on a snapshot's
-        root the snapshot's own. Names that are not valid or values too large
-        for the kernel are left out."""
-        if not isinstance(node, SnapshotItem):
-            return {}
-        values: dict[str, str] = dict(node.entry.attrs)
-        if node.entry.item_id is not None:
-            values["item_id"] = node.entry.item_id
-        if node.entry.version is not None:
-            values["version"] = node.entry.version
-        if node.is_root:
-            snap = node.snapshot
-            values.update(
-                {
-                    "snapshot.id": snap.id_hex,
-                    "snapshot.time": format_time(snap.time_ns, precision=9),
-                    "snapshot.run": snap.run,
-                    "snapshot.host": snap.host,
-                    "snapshot.partial": "1" if snap.partial else "0",
-                    "owner.kind": snap.owner.kind,
-                    "owner.key": snap.owner.key,
-                    "owner.name": snap.owner.name,
-                }
-            )
-        out: dict[bytes, bytes] = {}
-        for key, value in values.items():
-            name = _XATTR_PREFIX + key.encode("utf-8", "surrogateescape")
-            data = value.encode("utf-8", "surrogateescape")
-            if b"\x00" in name or len(name) > _XATTR_NAME_MAX or len(data) > _XATTR_SIZE_MAX:
-                continue
-            out[name] = data
-        return out
+        return extended_attributes(node)
 
     async def getxattr(
         self, inode: int, name: bytes, ctx: pyfuse3.RequestContext | None = None
@@ -531,16 +454,3 @@ class Operations(pyfuse3.Operations):
 
     async def removexattr(self, *args: object, **kwargs: object) -> None:
         raise pyfuse3.FUSEError(errno.EROFS)
-
-
-def _describe(node: VNode, name: bytes | None = None) -> str:
-    """A node (and a child name) for log lines."""
-    if isinstance(node, SnapshotItem):
-        where = node.describe()
-    elif isinstance(node, VirtualDir):
-        where = "/" + "/".join(node.key)
-    else:
-        where = f"link -> {node.target}"
-    if name is not None:
-        where = f"{where.rstrip('/')}/{name.decode('utf-8', 'backslashreplace')}"
-    return where
