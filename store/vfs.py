@@ -128,8 +128,10 @@ class SnapshotItem:
         return not self.path
 
     def describe(self) -> str:
-        """``<short id>:<path>``, for log lines and messages."""
-        return f"snapshot {self.snapshot.short_id}:/{self.path}"
+        """``snapshot <short id>:/<path>``, for log lines and messages; bytes of
+        names that are not UTF-8 are shown as ``\\xNN`` (printable anywhere)."""
+        path = self.path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"snapshot {self.snapshot.short_id}:/{path}"
 
 
 VNode = VirtualDir | VirtualLink | SnapshotItem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,8 @@ def backup(
             with run.owner(owner) as session:
                 session.full_scope()
                 for path, content in items.items():
-                    session.add_item(path, content, mtime_ns=time_ns - 10**9, attrs={"k": path})
+                    key = os.fsencode(path).decode("utf-8", "replace")
+                    session.add_item(path, content, mtime_ns=time_ns - 10**9, attrs={"k": key})
                 if partial and owner in partial:
                     out.append(session.checkpoint())
                 else:
@@ -387,6 +389,15 @@ def test_cache_only_raises_instead_of_reading(repo: Repository) -> None:
     assert vfs.open(item).read() == b"x" * 1000
     with vfs.cache_only():
         assert vfs.open(item).read() == b"x" * 1000
+
+
+def test_describe_is_printable(repo: Repository) -> None:
+    backup(repo, {SRV: {os.fsdecode(b"caf\xe9.txt"): b"x"}}, T0)
+    vfs = VirtualFS(repo)
+    item = vfs.resolve("snapshots/latest/folders/host:%2Fsrv%2Fdata/" + os.fsdecode(b"caf\xe9.txt"))
+    assert isinstance(item, SnapshotItem)
+    assert item.describe().endswith(":/caf\\xe9.txt")
+    item.describe().encode("utf-8")  # no lone surrogates
 
 
 def test_directory_without_time_shows_the_snapshot_time(repo: Repository) -> None:
