@@ -174,9 +174,9 @@ def _serve(
         raise FuseUnavailable(
             f"could not mount at {path}: the kernel or fusermount3 refused (see above)"
         ) from None
-    log.info("mounted %s at %s (read-only)", repo.backend.location, path)
     state = _State()
     try:
+        log.info("mounted %s at %s (read-only)", repo.backend.location, path)
         trio.run(_main, ops, path, ready_callback, state)
     finally:
         # After our own lazy detach there is nothing left to unmount.
