@@ -72,7 +72,7 @@ def alice_items() -> dict[str, Item]:
         mtime_ns=1_762_000_100_000_000_000,
     )
     items["OneDrive/Documents/report.docx"] = Item(
-        rng.randbytes(9 * 1024 * 1024 + 12345),  # at least 3 chunks (max 4 MiB each)
+        rng.randbytes(9 * 1024 * 1024 + 12345),  # several chunks (at most 2 MiB each)
         mtime_ns=1_761_000_000_000_000_000,
         attrs={"quickXorHash": "AAAA", "eTag": '"{1},2"'},
         item_id="01ABCDEF",
