@@ -40,6 +40,7 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot
+from store.layout import Layout, owner_component
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
@@ -74,6 +75,7 @@ __all__ = [
     "KdfParams",
     "KeySlot",
     "Keyring",
+    "Layout",
     "LocalBackend",
     "NotCached",
     "ObjectInfo",
@@ -107,6 +109,7 @@ __all__ = [
     "latest_per_owner",
     "list_packs",
     "open_backend",
+    "owner_component",
     "owner_matches",
     "read_pack",
     "records_from_packs",

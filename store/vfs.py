@@ -42,7 +42,8 @@ from store.tree import Entry, TreeReader
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 60.0
-DEFAULT_TREE_CACHE_PAGES = 1024
+# Decoded tree entries kept (each a few hundred bytes): bounds the mount's memory.
+DEFAULT_TREE_CACHE_ENTRIES = 40_000
 DEFAULT_CHUNK_CACHE_BYTES = 64 * 1024 * 1024
 
 _VIRTUAL_MODE = S_IFDIR | 0o555
@@ -145,7 +146,7 @@ class VirtualFS:
         repo: Repository,
         *,
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
-        tree_cache_pages: int = DEFAULT_TREE_CACHE_PAGES,
+        tree_cache_entries: int = DEFAULT_TREE_CACHE_ENTRIES,
         chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -154,7 +155,7 @@ class VirtualFS:
         self.chunk_cache_bytes = chunk_cache_bytes
         self._clock = clock
         self._local = threading.local()
-        self.trees = TreeReader(self._load_tree, cache_pages=tree_cache_pages)
+        self.trees = TreeReader(self._load_tree, cache_entries=tree_cache_entries)
         self.chunks = ChunkCache(self._load_chunk, capacity=chunk_cache_bytes)
         self._layout: Layout | None = None
         self._loaded_at = 0.0
