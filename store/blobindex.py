@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.cachedir import open_lmdb
+from store.cachedir import MappedPages, open_lmdb
 from store.ids import BlobId, IndexId, PackId
 from store.index import PackRecord
 
@@ -46,9 +46,11 @@ class BlobIndex:
     """The ``blobs/`` LMDB environment of the cache."""
 
     MAP_SIZE = 1 << 38  # 256 GiB of address space, enough for ~5 billion blobs
+    WRITE_BATCH = 512
 
     def __init__(self, path: Path) -> None:
         self._env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8)
+        self.pages = MappedPages(path / "data.mdb")
         self._blobs = self._env.open_db(b"blobs")
         self._packs = self._env.open_db(b"packs")
         self._indexes = self._env.open_db(b"indexes")
@@ -62,11 +64,13 @@ class BlobIndex:
         self._env.close()
 
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        self.pages.tick()
         with self._env.begin(db=self._blobs, buffers=False) as txn:
             raw = txn.get(blob_id)
         return None if raw is None else BlobLocation.decode(raw)
 
     def contains(self, blob_id: bytes) -> bool:
+        self.pages.tick()
         with self._env.begin(db=self._blobs) as txn:
             return txn.get(blob_id) is not None
 
@@ -75,25 +79,44 @@ class BlobIndex:
             return {IndexId(bytes(key)) for key in txn.cursor().iternext(values=False)}
 
     def add_index(self, index_id: IndexId, packs: Iterable[PackRecord]) -> None:
-        """Merge one index object (idempotent). Later copies of a blob win."""
-        with self._env.begin(write=True) as txn:
-            for record in packs:
-                txn.put(
+        """Merge one index object (idempotent). Later copies of a blob win.
+
+        Written in transactions of at most ``WRITE_BATCH`` entries: blob IDs
+        are random, so each insert dirties its own page, and LMDB keeps every
+        page a transaction ever dirtied in a free list it never returns; small
+        transactions keep that list (and so memory) small. The index counts as
+        merged only once its last entry is written.
+        """
+        pending: list[tuple[bytes, bytes, object]] = []
+        for record in packs:
+            pending.append(
+                (
                     record.pack_id,
                     bytes([record.kind]) + record.epoch.to_bytes(4, "big"),
-                    db=self._packs,
+                    self._packs,
                 )
-                for entry in record.entries:
-                    location = BlobLocation(
-                        record.pack_id,
-                        entry.offset,
-                        entry.length,
-                        entry.raw_length,
-                        entry.type,
-                        record.epoch,
-                    )
-                    txn.put(entry.blob_id, location.encode(), db=self._blobs)
-            txn.put(index_id, b"", db=self._indexes)
+            )
+            for entry in record.entries:
+                location = BlobLocation(
+                    record.pack_id,
+                    entry.offset,
+                    entry.length,
+                    entry.raw_length,
+                    entry.type,
+                    record.epoch,
+                )
+                pending.append((entry.blob_id, location.encode(), self._blobs))
+                if len(pending) >= self.WRITE_BATCH:
+                    self._write(pending)
+                    pending = []
+        pending.append((index_id, b"", self._indexes))
+        self._write(pending)
+
+    def _write(self, items: list[tuple[bytes, bytes, object]]) -> None:
+        with self._env.begin(write=True) as txn:
+            for key, value, db in items:
+                txn.put(key, value, db=db)  # type: ignore[arg-type]
+        self.pages.release()
 
     def clear(self) -> None:
         """Forget everything (before a rebuild)."""

@@ -55,7 +55,7 @@ class BlobWriter:
         *,
         max_uploads: int = 2,
         index_every: int = 64,
-        index_blobs: int = 100_000,
+        index_blobs: int = 50_000,
     ) -> None:
         self._repo = repo
         self._level = repo.config.zstd_level

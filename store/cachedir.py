@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import threading
 from pathlib import Path
 
 import lmdb
@@ -58,3 +61,63 @@ def open_lmdb(path: Path, *, map_size: int, max_dbs: int) -> lmdb.Environment:
         if file.stat().st_mode & 0o777 != 0o600:
             file.chmod(0o600)
     return env
+
+
+_MADV_DONTNEED = 4
+_libc: ctypes.CDLL | None = None
+
+
+def _madvise_dontneed(start: int, length: int) -> None:
+    global _libc  # noqa: PLW0603 - loaded once, on first use
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
+
+
+class MappedPages:
+    """Lets go of the pages of an LMDB file mapped into this process.
+
+    LMDB reads through a shared, read-only mapping of its file: every page a
+    large merge, rebuild or run of random lookups touches stays mapped and
+    counts as this process's resident memory, although the kernel could drop
+    it. Every ``every`` ticks this tells the kernel we no longer need the
+    mapped pages (madvise MADV_DONTNEED on the file's mapping, found once in
+    /proc/self/maps: LMDB maps its whole map size once, so the range does not
+    move); they are read again from the page cache if touched. Safe for
+    read-only shared mappings; a no-op where /proc is unavailable. Thread-safe.
+    """
+
+    def __init__(self, data_file: Path, every: int = 256) -> None:
+        self._path = str(data_file)
+        self._every = every
+        self._count = 0
+        self._lock = threading.Lock()
+        self._ranges: list[tuple[int, int]] | None = None
+
+    def tick(self, count: int = 1) -> None:
+        with self._lock:
+            self._count += count
+            if self._count < self._every:
+                return
+            self._count = 0
+        self.release()
+
+    def _find(self) -> list[tuple[int, int]]:
+        if self._ranges is None:
+            try:
+                with open("/proc/self/maps") as maps:
+                    spans = [
+                        line.split(maxsplit=1)[0]
+                        for line in maps
+                        if line.rstrip().endswith(self._path)
+                    ]
+            except OSError:
+                spans = []
+            self._ranges = [
+                (int(a, 16), int(b, 16)) for a, b in (span.split("-") for span in spans)
+            ]
+        return self._ranges
+
+    def release(self) -> None:
+        for start, end in self._find():
+            _madvise_dontneed(start, end - start)

@@ -23,7 +23,7 @@ from typing import Any
 
 import lmdb
 
-from store.cachedir import open_lmdb
+from store.cachedir import MappedPages, open_lmdb
 from store.codec import unpack
 from store.ids import BlobId, SnapshotId
 from store.paths import SEPARATOR
@@ -47,8 +47,13 @@ class OwnerStore:
         self.meta = self.env.open_db(b"meta")
         self.run = self.env.open_db(b"run")
         self.runids = self.env.open_db(b"runids")
+        # Catalogue items this run reported unchanged one by one, and (after a
+        # checkpoint) the items it added before it: what a full enumeration saw.
+        self.seen = self.env.open_db(b"seen")
+        self.pages = MappedPages(path / "data.mdb")
         self._buffer: dict[bytes, bytes] = {}
         self._buffer_ids: dict[bytes, bytes] = {}
+        self._buffer_seen: set[bytes] = set()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -122,25 +127,40 @@ class OwnerStore:
                         break
             txn.put(key, TOMBSTONE)
 
+    def mark_seen(self, key: bytes) -> None:
+        """Record that the run saw ``key`` unchanged (buffered like the changes)."""
+        with self._lock:
+            self._buffer_seen.add(key)
+            full = len(self._buffer_seen) >= _BATCH
+        if full:
+            self.flush_run()
+
     def flush_run(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, {}
             ids, self._buffer_ids = self._buffer_ids, {}
-        if not buffer and not ids:
+            seen, self._buffer_seen = self._buffer_seen, set()
+        if not buffer and not ids and not seen:
             return
         with self.env.begin(write=True) as txn:
             for key, value in sorted(buffer.items()):
                 txn.put(key, value, db=self.run)
             for raw_id, key in ids.items():
                 txn.put(raw_id, key, db=self.runids)
+            for key in sorted(seen):
+                txn.put(key, b"", db=self.seen)
+        self.pages.tick(len(buffer) + len(seen))
 
     def clear_run(self) -> None:
+        """Forget a run's changes (at the start of a session: a dead run's leftovers)."""
         with self._lock:
             self._buffer.clear()
             self._buffer_ids.clear()
+            self._buffer_seen.clear()
         with self.env.begin(write=True) as txn:
             txn.drop(self.run, delete=False)
             txn.drop(self.runids, delete=False)
+            txn.drop(self.seen, delete=False)
 
     def run_has_under(self, key: bytes) -> bool:
         """True when the run changed ``key`` itself or anything below it."""
@@ -156,23 +176,42 @@ class OwnerStore:
     def rebuild(
         self, snapshot_id: SnapshotId | None, root: BlobId | None, reader: TreeReader
     ) -> None:
-        """Reload the catalogue from a snapshot's tree (or empty it if None)."""
+        """Reload the catalogue from a snapshot's tree (or empty it if None).
+
+        Written in batches (a million items in one transaction would hold
+        every dirty page in memory); the catalogue is marked current only at
+        the end, so an interrupted rebuild is simply redone.
+        """
         with self.env.begin(write=True) as txn:
+            txn.delete(b"snapshot", db=self.meta)
             txn.drop(self.catalogue, delete=False)
             txn.drop(self.ids, delete=False)
             txn.drop(self.run, delete=False)
             txn.drop(self.runids, delete=False)
-            txn.delete(b"snapshot", db=self.meta)
-            if root is not None:
-                for key, entry in _walk(reader, root, b""):
-                    txn.put(key, entry.encode(), db=self.catalogue, append=False)
-                    if entry.item_id is not None:
-                        txn.put(entry.item_id.encode(), key, db=self.ids)
-            if snapshot_id is not None:
-                txn.put(b"snapshot", snapshot_id, db=self.meta)
+            txn.drop(self.seen, delete=False)
         with self._lock:
             self._buffer.clear()
             self._buffer_ids.clear()
+            self._buffer_seen.clear()
+        if root is not None:
+            batch: list[tuple[bytes, Entry]] = []
+            for key, entry in _walk(reader, root, b""):
+                batch.append((key, entry))
+                if len(batch) >= CatalogueWriter.BATCH:
+                    self._write_rebuilt(batch)
+                    batch = []
+            self._write_rebuilt(batch)
+        if snapshot_id is not None:
+            with self.env.begin(write=True) as txn:
+                txn.put(b"snapshot", snapshot_id, db=self.meta)
+
+    def _write_rebuilt(self, batch: list[tuple[bytes, Entry]]) -> None:
+        with self.env.begin(write=True) as txn:
+            for key, entry in batch:
+                txn.put(key, entry.encode(), db=self.catalogue)
+                if entry.item_id is not None:
+                    txn.put(entry.item_id.encode(), key, db=self.ids)
+        self.pages.tick(len(batch))
 
     def iter_catalogue(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, encoded entry) under ``prefix`` in key order (a consistent view)."""
@@ -230,7 +269,9 @@ class CatalogueWriter:
     from the repository. Single-threaded (the session's lock is held).
     """
 
-    BATCH = 20_000
+    # Small transactions: LMDB keeps every page a transaction dirtied in a
+    # free list it never shrinks, and item IDs are random keys (one page each).
+    BATCH = 4096
 
     def __init__(self, store: OwnerStore) -> None:
         self._store = store
@@ -250,6 +291,7 @@ class CatalogueWriter:
             self._txn.commit()
             self._txn = None
             self._ops = 0
+            self._store.pages.release()
 
     def put(self, key: bytes, value: bytes, db: Database) -> None:
         self._current().put(key, value, db=db)
@@ -263,12 +305,23 @@ class CatalogueWriter:
         raw = self._current().get(key, db=db)
         return None if raw is None else bytes(raw)
 
-    def finish(self, snapshot_id: bytes) -> None:
-        """Mark the catalogue as the state of ``snapshot_id`` and end the run's changes."""
+    def finish(self, snapshot_id: bytes, *, final: bool) -> None:
+        """Mark the catalogue as the state of ``snapshot_id`` and end the run's changes.
+
+        At a checkpoint the run goes on: what it added so far moves into the
+        catalogue and counts as seen for a full enumeration's final commit.
+        """
+        store = self._store
+        if not final:
+            with store.env.begin(db=store.run) as rtxn:
+                for key in rtxn.cursor().iternext(values=False):
+                    self.put(bytes(key), b"", db=store.seen)
         txn = self._current()
-        txn.put(b"snapshot", snapshot_id, db=self._store.meta)
-        txn.drop(self._store.run, delete=False)
-        txn.drop(self._store.runids, delete=False)
+        txn.put(b"snapshot", snapshot_id, db=store.meta)
+        txn.drop(store.run, delete=False)
+        txn.drop(store.runids, delete=False)
+        if final:
+            txn.drop(store.seen, delete=False)
         txn.commit()
         self._txn = None
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import lmdb
-from blake3 import blake3
 
 from store.catalogue import TOMBSTONE, CatalogueWriter, OwnerStore
 from store.codec import pack, unpack
@@ -30,11 +29,6 @@ from store.config import TreeSplitParams
 from store.ids import BlobId
 from store.paths import SEPARATOR, is_under
 from store.tree import DIRECTORY, PageWriter
-
-
-def seen_digest(key: bytes) -> bytes:
-    """The in-memory form of a key in the seen-set (16 bytes, not the whole path)."""
-    return blake3(key).digest(length=16)
 
 
 @dataclass
@@ -65,7 +59,6 @@ class MergeInput:
     split: TreeSplitParams
     split_key: bytes
     full_scopes: list[bytes] = field(default_factory=list)  # applied only if final
-    seen: set[bytes] = field(default_factory=set)
     # Subtrees the source found unchanged as a whole: kept without reading them.
     kept: list[bytes] = field(default_factory=list)
     final: bool = False
@@ -191,8 +184,8 @@ class _Merger:
         cat_ok = cat_cursor.first()
         run_next = next(run_items, None)
         dropping: bytes | None = None
-        seen = self.spec.seen
         while cat_ok or run_next is not None:
+            store.pages.tick()
             cat_key = bytes(cat_cursor.key()) if cat_ok else None
             if run_next is not None and (cat_key is None or run_next[0] <= cat_key):
                 key, value = run_next
@@ -229,7 +222,7 @@ class _Merger:
                 continue
             in_scope = self._in_scope(cat_key)
             is_dir = old[:1] != b"" and unpack(old, "catalogue entry").get("t") == DIRECTORY
-            was_seen = (not in_scope) or seen_digest(cat_key) in seen
+            was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
             if is_dir:
                 kept_whole = any(is_under(cat_key, kept) for kept in self.kept)
                 if (

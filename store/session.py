@@ -31,7 +31,7 @@ from store.codec import pack
 from store.errors import StoreError
 from store.ids import DATA, TREE, BlobId, SnapshotId
 from store.locks import OwnerLock
-from store.merge import MergeCounts, MergeInput, merge, seen_digest
+from store.merge import MergeCounts, MergeInput, merge
 from store.paths import path_key
 from store.repository import Repository
 from store.snapshot import Owner, Snapshot
@@ -209,7 +209,6 @@ class OwnerSession:
             raise
         self.sync_state: bytes | None = self._load_sync_state()
         self._lock = threading.RLock()
-        self._seen: set[bytes] = set()
         self._full_scopes: list[bytes] = []
         self._kept: list[bytes] = []
         self._checkpoints: list[Snapshot] = []
@@ -307,8 +306,8 @@ class OwnerSession:
         entry = Entry.decode(raw)
         if entry.version != version:
             return False
+        self.store.mark_seen(key)
         with self._lock:
-            self._seen.add(seen_digest(key))
             self.stats.items_unchanged += 1
         return True
 
@@ -409,7 +408,6 @@ class OwnerSession:
                 else:
                     self.stats.items_unchanged += 1
             self.store.put_run(key, encoded, entry.item_id)
-            self._seen.add(seen_digest(key))
         if self._auto_checkpoint:
             self.maybe_checkpoint()
 
@@ -495,7 +493,6 @@ class OwnerSession:
             split_key=self.repo.keyring.tree_split_key,
             full_scopes=list(self._full_scopes),
             kept=list(self._kept),
-            seen=self._seen,
             final=final,
         )
         env = self.store.env
@@ -524,7 +521,7 @@ class OwnerSession:
                 )
             )
             assert snapshot.snapshot_id is not None
-            out.finish(snapshot.snapshot_id)
+            out.finish(snapshot.snapshot_id, final=final)
         except BaseException:
             out.abort()
             self._failed = True
