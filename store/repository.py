@@ -24,6 +24,7 @@ from store.errors import (
     AlreadyExists,
     BlobMissing,
     IntegrityError,
+    KeySlotDamaged,
     ObjectNotFound,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -113,22 +114,39 @@ class Repository:
         except ObjectNotFound:
             raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
         header = read_header(raw)
-        slots = list_slots(backend)
-        if not slots:
+        slots, damaged = scan_slots(backend)
+        if not slots and not damaged:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
+        if private_key is None and password is None:
+            raise StoreError("a password or a private key is needed")
+        matched_damaged = False
         for slot in slots:
-            if private_key is not None:
-                keyring = slot.open_with_private_key(header.repo_id, private_key)
-            elif password is not None:
-                keyring = slot.open_with_password(header.repo_id, password)
-            else:
-                raise StoreError("a password or a private key is needed")
+            try:
+                if private_key is not None:
+                    keyring = slot.open_with_private_key(header.repo_id, private_key)
+                else:
+                    assert password is not None
+                    keyring = slot.open_with_password(header.repo_id, password)
+            except StoreError as exc:
+                # A damaged or unknown slot must not stop the others from opening.
+                damaged.append((slot.key, str(exc)))
+                matched_damaged = matched_damaged or isinstance(exc, KeySlotDamaged)
+                continue
             if keyring is not None:
                 config = decode_config(header, keyring)
                 return cls(backend, config, keyring, slot.slot_id, cache_root)
-        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in slots)
         what = "private key" if private_key is not None else "password"
-        raise WrongPassword(f"the {what} opens none of the key slots tried: {tried}")
+        shown = slots[:_SLOTS_NAMED]
+        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in shown) or "none"
+        if len(slots) > len(shown):
+            tried += f" and {len(slots) - len(shown)} more"
+        notes = "".join(f"; {key} is damaged: {reason}" for key, reason in damaged[:_SLOTS_NAMED])
+        if matched_damaged:
+            raise KeySlotDamaged(
+                f"the {what} could not open any key slot: tried {tried}{notes}; "
+                "open with another password or the escrow key, then run 'coffer key list'"
+            )
+        raise WrongPassword(f"the {what} opens none of the key slots tried: {tried}{notes}")
 
     def close(self) -> None:
         if self._blob_index is not None:
@@ -230,6 +248,12 @@ class Repository:
             # Another process may have written it since we synced.
             self.refresh_index()
             location = self.blob_index.lookup(blob_id)
+        if location is None:
+            # A pack prune has marked (not yet deleted) may hold it: a backup
+            # that overlapped the mark can name it until the next prune revives it.
+            from store.marks import find_marked_blob
+
+            location = find_marked_blob(self, blob_id)
         if location is None:
             raise BlobMissing(f"blob {blob_id.hex()} is not in any index")
         return location
@@ -374,7 +398,27 @@ class Repository:
         return list_slots(self.backend)
 
 
+# At most this many slots are named in a wrong-password message.
+_SLOTS_NAMED = 12
+
+
+def scan_slots(backend: Backend) -> tuple[list[KeySlot], list[tuple[str, str]]]:
+    """Every readable key slot in a stable order, and (key, reason) of damaged ones.
+
+    Never raises for a damaged slot: one bad slot must not lock anyone out.
+    """
+    slots: list[KeySlot] = []
+    damaged: list[tuple[str, str]] = []
+    for info in sorted(backend.list("keys/"), key=lambda i: i.key):
+        try:
+            slots.append(KeySlot.parse(backend.get(info.key), info.key))
+        except ObjectNotFound:
+            continue  # removed between list and get
+        except StoreError as exc:
+            damaged.append((info.key, str(exc)))
+    return slots, damaged
+
+
 def list_slots(backend: Backend) -> list[KeySlot]:
-    """Every key slot, in a stable order. Damaged slots raise IntegrityError."""
-    infos = sorted(backend.list("keys/"), key=lambda i: i.key)
-    return [KeySlot.parse(backend.get(info.key), info.key) for info in infos]
+    """Every readable key slot, in a stable order (damaged ones left out)."""
+    return scan_slots(backend)[0]
