@@ -5,7 +5,8 @@ against backups by marks, grace periods and session markers (store/prune.py).
 The lock only keeps two maintenance commands from rewriting the index at the
 same time. Backends offer no compare-and-swap, so it is advisory: written,
 read back to see who won, refreshed while held, and taken over when its
-holder stopped refreshing it for ``stale_ns``.
+holder stopped refreshing it for ``stale_ns``, or at once when the holder ran
+on this host and its process no longer exists (killed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ from store.snapshot import format_time
 LOCK_KEY = "locks/maintenance"
 STALE_NS = 30 * 60 * 10**9
 _REFRESH_SECONDS = 120.0
+
+
+def _dead(holder: dict[str, object]) -> bool:
+    """True when the holder ran on this host and its process is gone (killed)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class MaintenanceLock:
@@ -72,7 +87,7 @@ class MaintenanceLock:
     def acquire(self) -> None:
         """Take the lock. Raises RepositoryLocked while another holder is alive."""
         holder = self._holder()
-        if holder is not None and holder.get("token") != self._token:
+        if holder is not None and holder.get("token") != self._token and not _dead(holder):
             refreshed = holder.get("refreshed")
             if isinstance(refreshed, int) and self._clock() - refreshed < self._stale_ns:
                 raise RepositoryLocked(
