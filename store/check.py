@@ -39,6 +39,8 @@ from store.tree import Page, TreeReader
 
 ERROR = "error"
 WARNING = "warning"
+# Findings of one kind listed one by one, before a summary line.
+_DETAILS = 20
 # A session marker not refreshed for this long belongs to a backup that died.
 STALE_SESSION_NS = 24 * 3600 * 10**9
 
@@ -157,18 +159,22 @@ class StructureCheck:
 
     # -- helpers --------------------------------------------------------
 
+    # An object listed and gone when read was removed meanwhile (a backup's
+    # session ending, a concurrent forget or prune): not damage by itself. A
+    # real loss is found by the accounting against the anchor (accounting.py).
+
     def _get(self, key: str) -> bytes | None:
         try:
             return self.repo.backend.get(key)
         except ObjectNotFound:
-            self.result.add("object-vanished", f"{key} disappeared during the check", key=key)
+            self.result.counts["vanished"] = self.result.counts.get("vanished", 0) + 1
             return None
 
     def _sealed(self, kind: str, key: str) -> bytes | None:
         try:
             return self.repo.load_object(kind, key)
         except ObjectNotFound:
-            self.result.add("object-vanished", f"{key} disappeared during the check", key=key)
+            self.result.counts["vanished"] = self.result.counts.get("vanished", 0) + 1
         except StoreError as exc:
             self.result.add("object-damaged", f"{key}: {exc}", key=key)
         return None
@@ -210,6 +216,13 @@ class StructureCheck:
 
     def run(self) -> None:
         self.inv = take_inventory(self.repo.backend)
+        # Snapshots as first listed, index objects and packs as listed after
+        # them (like restic: a snapshot seen has its index and packs written
+        # before it, so a backup running meanwhile causes no false alarm).
+        later = take_inventory(self.repo.backend)
+        self.inv.indexes.update(later.indexes)
+        for pack_id, pack in later.packs.items():
+            self.inv.packs.setdefault(pack_id, pack)
         self._check_config()
         self._check_keys()
         self._check_indexes()
@@ -377,15 +390,23 @@ class StructureCheck:
                 self.result.lost_blobs.update(
                     e.blob_id for e in record.entries if e.offset + e.length > listed.size
                 )
-        for pack_id, pack in self.inv.packs.items():
-            if pack_id not in self.records and pack_id not in self.marked:
-                self.result.add(
-                    "pack-unindexed",
-                    f"{pack.key} is in no index (a backup still running or interrupted, or a "
-                    "lost index: 'coffer repair index' indexes it, 'coffer prune' removes it)",
-                    key=pack.key,
-                    warn=True,
-                )
+        unindexed = [
+            pack
+            for pack_id, pack in sorted(self.inv.packs.items())
+            if pack_id not in self.records and pack_id not in self.marked
+        ]
+        for pack in unindexed[:_DETAILS]:
+            self.result.add(
+                "pack-unindexed",
+                f"{pack.key} is in no index (a backup still running or interrupted, or a "
+                "lost index: 'coffer repair index' indexes it, 'coffer prune' removes it)",
+                key=pack.key,
+                warn=True,
+            )
+        if len(unindexed) > _DETAILS:
+            self.result.add(
+                "pack-unindexed", f"... and {len(unindexed) - _DETAILS} more packs", warn=True
+            )
         self.result.counts["packs"] = len(self.inv.packs)
         self.result.counts["pack_bytes"] = self.inv.pack_bytes()
 
@@ -412,41 +433,47 @@ class StructureCheck:
         for snapshot in self.snapshots:
             reach.add(snapshot)
         self.reach = reach
+        found: dict[str, list[str]] = {}
         for page_id, reason in reach.unreadable.items():
             self.missing_blobs.add(page_id)
             code = "blob-missing" if self.present_location(page_id) is None else "tree-damaged"
-            self.result.add(code, f"tree page {page_id.hex()[:8]}: {reason}")
+            found.setdefault(code, []).append(f"tree page {page_id.hex()[:8]}: {reason}")
         for blob_id in sorted(self.revive_needed):
-            self.result.add(
-                "blob-marked",
-                f"tree blob {blob_id.hex()[:8]} is only in a pack marked for deletion "
-                "(a backup overlapped a prune; the next prune revives it)",
-                warn=True,
-            )
+            found.setdefault("blob-marked", []).append(f"tree blob {blob_id.hex()[:8]}")
         for blob_id in reach.sync_blobs:
-            self._expect(blob_id, TREE)
+            self._expect(blob_id, TREE, found)
         for blob_id in reach.data_blobs:
-            self._expect(blob_id, DATA)
+            self._expect(blob_id, DATA, found)
+        for code, messages in found.items():
+            warn = code == "blob-marked"
+            for message in messages[:_DETAILS]:
+                if warn:
+                    message += (
+                        " is only in a pack marked for deletion (a backup overlapped a "
+                        "prune; the next prune revives it)"
+                    )
+                self.result.add(code, message, warn=warn)
+            if len(messages) > _DETAILS:
+                self.result.add(
+                    code, f"... and {len(messages) - _DETAILS} more like the above", warn=warn
+                )
         self.result.counts["tree_blobs"] = len(reach.tree_blobs)
         self.result.counts["data_blobs"] = len(reach.data_blobs)
 
-    def _expect(self, blob_id: BlobId, blob_type: int) -> None:
+    def _expect(self, blob_id: BlobId, blob_type: int, found: dict[str, list[str]]) -> None:
         loc = self.present_location(blob_id)
         label = "data" if blob_type == DATA else "tree"
         if loc is None:
             if blob_id in self.marked_locations:
-                self.result.add(
-                    "blob-marked",
-                    f"{label} blob {blob_id.hex()[:8]} is only in a pack marked for deletion "
-                    "(a backup overlapped a prune; the next prune revives it)",
-                    warn=True,
-                )
+                found.setdefault("blob-marked", []).append(f"{label} blob {blob_id.hex()[:8]}")
                 return
             self.missing_blobs.add(blob_id)
-            self.result.add("blob-missing", f"{label} blob {blob_id.hex()[:8]} is lost")
+            found.setdefault("blob-missing", []).append(f"{label} blob {blob_id.hex()[:8]} is lost")
         elif PACK_KIND_FOR_TYPE[loc.entry.type] != PACK_KIND_FOR_TYPE[blob_type]:
             self.missing_blobs.add(blob_id)
-            self.result.add("blob-type", f"blob {blob_id.hex()[:8]} is indexed as the wrong type")
+            found.setdefault("blob-type", []).append(
+                f"blob {blob_id.hex()[:8]} is indexed as the wrong type"
+            )
 
     def _check_accounting(self) -> None:
         journal = read_journal(self.reports)

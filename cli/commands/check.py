@@ -12,6 +12,7 @@ from store import CheckResult, CheckState, check_repository, format_time, record
 from store import validate_subset as _validate_subset
 
 EXIT_DAMAGED = 13
+_SHOWN = 60  # findings printed; the stored report has all of them
 
 
 def _validate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -41,10 +42,11 @@ def _print_text(result: CheckResult, key: str) -> None:
             f"{human_duration(seconds)}, {human_size(read / seconds)}/s"
             + (" (resumed)" if result.resumed else "")
         )
-    for problem in result.warnings:
-        note(f"warning: {problem.message}")
-    for problem in result.errors:
-        note(f"error: {problem.message}")
+    for shown, problem in enumerate([*result.warnings, *result.errors], 1):
+        if shown > _SHOWN:
+            note(f"... and {len(result.problems) - _SHOWN} more findings in the report")
+            break
+        note(f"{problem.severity}: {problem.message}")
     if result.bad_packs:
         note("damaged packs:")
         names = {s.id_hex: s for s in result.affected}

@@ -247,3 +247,24 @@ def test_kill_9_at_every_step_of_prune_then_check(tmp_path: Path) -> None:
     sweeps = _crash_loop(tmp_path, template, T0 + 8 * DAY, expected)
     assert marks + sweeps >= 8
     print(f"killed prune at each of {marks} + {sweeps} writes and deletes")
+
+
+def test_check_while_another_process_backs_up(tmp_path: Path) -> None:
+    """A backup writing meanwhile is no damage (snapshots are listed before indexes)."""
+    repo = make_repo(tmp_path, pack_size=64 * 1024)
+    log = tmp_path / "log.jsonl"
+    proc = child("backuploop", str(tmp_path / "repo"), str(tmp_path / "child-cache"), str(log),
+                 "10", "8")  # fmt: skip
+    checks = 0
+    try:
+        while proc.poll() is None:
+            result = check(repo)
+            assert not result.errors, [p.message for p in result.errors]
+            checks += 1
+        _out, err = proc.communicate()
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert checks >= 2
+    assert not check(repo).errors
