@@ -15,13 +15,13 @@ from pathlib import Path
 import click
 
 from cli.app import App
-from cli.commands import register
+from cli.commands import LazyGroup
 from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 from sources.errors import SourceError
 from store import StoreError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-r",
     "--repo",
@@ -67,9 +67,6 @@ def cli(
     app = App(repo, config, password_file, cache_dir, debug=debug, quiet=quiet)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-register(cli)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -54,6 +54,7 @@ from store.keyops import (
     slot_statuses,
 )
 from store.keys import KdfParams, Keyring, KeySlot, load_private_key
+from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.prune import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repair_index import IndexRepair, repair_index
@@ -61,7 +62,7 @@ from store.repair_snapshots import SnapshotRepair, repair_snapshots
 from store.repository import Repository
 from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
 from store.selection import owner_matches, select_snapshots
-from store.session import BackupRun, Content, OwnerSession, SessionStats
+from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
 from store.stats import RepoStats, repository_stats
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
@@ -110,6 +111,7 @@ __all__ = [
     "OwnerPlan",
     "OwnerSession",
     "PackId",
+    "PackProblem",
     "PathNotFound",
     "Problem",
     "PruneOptions",
@@ -144,20 +146,25 @@ __all__ = [
     "forget_snapshots",
     "format_time",
     "latest_per_owner",
+    "list_packs",
     "load_private_key",
     "open_backend",
     "owner_matches",
     "pair_moves",
     "plan_forget",
     "prune",
+    "read_pack",
     "record_check",
+    "records_from_packs",
     "recover_with_escrow",
     "remove_slot",
     "repair_index",
     "repair_snapshots",
     "repository_stats",
     "rotate_master_key",
+    "scan_pack",
     "select_snapshots",
     "slot_statuses",
+    "symlink_version",
     "validate_subset",
 ]

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from store.cachedir import open_lmdb
+from store.codec import unpack
 from store.ids import BlobId, SnapshotId
 from store.paths import SEPARATOR
 from store.tree import Entry, TreeReader
@@ -179,6 +180,26 @@ class OwnerStore:
                 if prefix and not (key == prefix or key.startswith(prefix + SEPARATOR)):
                     break
                 yield key, bytes(value)
+
+    def children(self, key: bytes) -> dict[bytes, tuple[str, str | None]]:
+        """Name -> (type, version) of the catalogue items directly under ``key``."""
+        prefix = key + SEPARATOR if key else b""
+        out: dict[bytes, tuple[str, str | None]] = {}
+        with self.env.begin(db=self.catalogue) as txn:
+            cursor = txn.cursor()
+            found = cursor.set_range(prefix) if prefix else cursor.first()
+            while found:
+                child = bytes(cursor.key())
+                if prefix and not child.startswith(prefix):
+                    break
+                name = child[len(prefix) :]
+                if SEPARATOR in name:  # a deeper item: skip to the next sibling
+                    found = cursor.set_range(prefix + name.split(SEPARATOR, 1)[0] + b"\x01")
+                    continue
+                data = unpack(bytes(cursor.value()), "catalogue entry")
+                out[name] = (str(data.get("t")), data.get("v"))
+                found = cursor.next()
+        return out
 
     def count(self) -> int:
         with self.env.begin(db=self.catalogue) as txn:

@@ -219,10 +219,11 @@ class StructureCheck:
         # Snapshots as first listed, index objects and packs as listed after
         # them (like restic: a snapshot seen has its index and packs written
         # before it, so a backup running meanwhile causes no false alarm).
-        later = take_inventory(self.repo.backend)
-        self.inv.indexes.update(later.indexes)
-        for pack_id, pack in later.packs.items():
-            self.inv.packs.setdefault(pack_id, pack)
+        for prefix in ("index/", "data/", "tree/"):  # in this order
+            later = take_inventory(self.repo.backend, prefix)
+            self.inv.indexes.update(later.indexes)
+            for pack_id, pack in later.packs.items():
+                self.inv.packs.setdefault(pack_id, pack)
         self._check_config()
         self._check_keys()
         self._check_indexes()

@@ -16,7 +16,7 @@ from blake3 import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from store.errors import IntegrityError, StoreError
+from store.errors import IntegrityError
 
 KEY_SIZE = 32
 TAG_SIZE = 16
@@ -133,7 +133,7 @@ def sealed_epoch(blob: bytes, name: str) -> int:
     if magic != SEALED_MAGIC:
         raise IntegrityError(f"{name}: not a Coffer object (bad magic)")
     if version > SEALED_VERSION:
-        raise StoreError(f"{name}: object version {version} is newer than this Coffer")
+        raise IntegrityError(f"{name}: unknown object version {version} (damaged)")
     return int(epoch)
 
 

@@ -80,10 +80,11 @@ def _hex_id(text: str) -> bytes | None:
         return None
 
 
-def take_inventory(backend: Backend) -> Inventory:
-    """List the whole repository once and classify every key. Read-only."""
+def take_inventory(backend: Backend, prefix: str = "") -> Inventory:
+    """List the repository (or the keys under ``prefix``) once and classify
+    every key. Read-only."""
     inv = Inventory()
-    for info in backend.list(""):
+    for info in backend.list(prefix):
         key, size = info.key, info.size
         parts = key.split("/")
         top = parts[0]

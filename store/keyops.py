@@ -17,7 +17,7 @@ from pathlib import Path
 from store.backend import Backend
 from store.errors import ObjectNotFound, StoreError
 from store.keys import KdfParams, KeySlot, PrivateKey, new_escrow_slot, new_password_slot
-from store.repository import Repository, scan_slots
+from store.repository import Repository, read_slots
 
 MAX_SLOTS = 32
 
@@ -39,7 +39,7 @@ class SlotStatus:
 def slot_statuses(repo: Repository) -> list[SlotStatus]:
     """Every slot, damaged ones included (with the reason). Read-only."""
     out: list[SlotStatus] = []
-    slots, damaged = scan_slots(repo.backend)
+    slots, damaged = read_slots(repo.backend)
     for slot in slots:
         try:
             raw: bytes | None = repo.backend.get(slot.key)
@@ -60,7 +60,7 @@ def slot_statuses(repo: Repository) -> list[SlotStatus]:
                 problem,
             )
         )
-    for key, reason in damaged:
+    for key, reason in damaged.items():
         name = key.rpartition("/")[2]
         out.append(SlotStatus(key, name, "?", "", "", "?", False, reason))
     return sorted(out, key=lambda s: (s.created, s.slot_id))
@@ -68,7 +68,7 @@ def slot_statuses(repo: Repository) -> list[SlotStatus]:
 
 def current_kdf(repo: Repository) -> KdfParams:
     """The Argon2id cost of the slot that opened ``repo`` (default for new slots)."""
-    for slot in scan_slots(repo.backend)[0]:
+    for slot in read_slots(repo.backend)[0]:
         if slot.slot_id == repo.slot_id and slot.kind == "password":
             kdf = slot.fields.get("kdf", {})
             try:
@@ -79,7 +79,7 @@ def current_kdf(repo: Repository) -> KdfParams:
 
 
 def _check_room(backend: Backend) -> None:
-    slots, damaged = scan_slots(backend)
+    slots, damaged = read_slots(backend)
     if len(slots) + len(damaged) >= MAX_SLOTS:
         raise StoreError(
             f"the repository already has {MAX_SLOTS} key slots; remove one before adding another"
@@ -136,7 +136,7 @@ def remove_slot(repo: Repository, prefix: str) -> str:
             "refusing to remove the key slot in use; open the repository with another "
             "password to remove this one"
         )
-    slots, _damaged = scan_slots(repo.backend)
+    slots, _damaged = read_slots(repo.backend)
     target = next((s for s in slots if s.key == key), None)
     if target is not None and target.kind == "password":
         others = [s for s in slots if s.kind == "password" and s.key != key]
@@ -153,7 +153,7 @@ def change_password(repo: Repository, password: bytes, *, kdf: KdfParams | None 
     The slot is replaced in one atomic write: the old password stops working
     at once, and there is never a moment without a slot.
     """
-    slots, _damaged = scan_slots(repo.backend)
+    slots, _damaged = read_slots(repo.backend)
     current = next((s for s in slots if s.slot_id == repo.slot_id), None)
     if current is None or current.kind != "password":
         raise StoreError("the repository was not opened with a password slot")
@@ -190,8 +190,8 @@ def rotate_master_key(repo: Repository) -> Rotation:
     every slot is rewrapped.
     """
     new = repo.keyring.rotated()
-    slots, damaged = scan_slots(repo.backend)
-    rotation = Rotation(new.current, skipped=list(damaged))
+    slots, damaged = read_slots(repo.backend)
+    rotation = Rotation(new.current, skipped=list(damaged.items()))
     # The slot in use last: until it is rewritten, a rerun starts from the old keyring.
     for slot in sorted(slots, key=lambda s: s.slot_id == repo.slot_id):
         try:

@@ -149,12 +149,26 @@ def default_label() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _box_ad(repo_id: str, slot_id: str) -> bytes:
-    return b"coffer-box-v1" + repo_id.encode() + slot_id.encode()
+# The ciphertexts, and the MAC computed over everything else (FORMAT.md §3).
+_SEALED_FIELDS = ("private_key", "keyring", "mac")
 
 
-def _private_ad(repo_id: str, slot_id: str) -> bytes:
-    return b"coffer-key-v1" + repo_id.encode() + slot_id.encode()
+def _public_part(fields: dict[str, Any]) -> bytes:
+    """Canonical JSON of every slot field but the two ciphertexts.
+
+    Bound into both ciphertexts' associated data, so no byte of a slot
+    (label, KDF parameters, public key) can change unnoticed.
+    """
+    public = {k: v for k, v in fields.items() if k not in _SEALED_FIELDS}
+    return json.dumps(public, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _box_ad(repo_id: str, fields: dict[str, Any]) -> bytes:
+    return b"coffer-box-v1" + repo_id.encode() + _public_part(fields)
+
+
+def _private_ad(repo_id: str, fields: dict[str, Any]) -> bytes:
+    return b"coffer-key-v1" + repo_id.encode() + _public_part(fields)
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
@@ -281,7 +295,9 @@ class KeySlot:
             if fields.get("format") != SLOT_FORMAT:
                 raise IntegrityError(f"{name} is not a Coffer key slot")
             if int(fields["version"]) > SLOT_VERSION:
-                raise StoreError(f"{name}: key slot version is newer than this Coffer")
+                raise IntegrityError(f"{name}: unknown key slot version {fields['version']}")
+            if name.startswith("keys/") and name != f"keys/{fields['slot']}":
+                raise IntegrityError(f"{name} names slot {fields['slot']}: moved or damaged")
             return cls(
                 slot_id=str(fields["slot"]),
                 kind=str(fields["kind"]),
@@ -299,9 +315,7 @@ class KeySlot:
     def rewrapped(self, repo_id: str, keyring: Keyring) -> KeySlot:
         """This slot with its box resealed to ``keyring`` (rotation)."""
         fields = dict(self.fields)
-        fields["keyring"] = _b64(
-            _seal_box(self.public_key(), keyring, _box_ad(repo_id, self.slot_id))
-        )
+        fields["keyring"] = _b64(_seal_box(self.public_key(), keyring, _box_ad(repo_id, fields)))
         fields = _with_mac(fields, keyring)
         return KeySlot(self.slot_id, self.kind, self.label, self.created, fields)
 
@@ -335,7 +349,7 @@ class KeySlot:
         sealed_private = _unb64(self.fields.get("private_key"), f"{self.key} private key")
         try:
             raw_private = AESGCM(wrapping).decrypt(
-                ZERO_NONCE, sealed_private, _private_ad(repo_id, self.slot_id)
+                ZERO_NONCE, sealed_private, _private_ad(repo_id, self.fields)
             )
         except InvalidTag:
             return None
@@ -349,9 +363,13 @@ class KeySlot:
         # a wrong password.
         try:
             box = _unb64(self.fields.get("keyring"), f"{self.key} keyring")
-            return _open_box(private, box, _box_ad(repo_id, self.slot_id))
+            keyring = _open_box(private, box, _box_ad(repo_id, self.fields))
         except IntegrityError as exc:
             raise KeySlotDamaged(f"{self.key}: {exc}") from exc
+        mac = self.fields.get("mac")
+        if mac is not None and mac != _slot_mac(self.fields, keyring):
+            raise KeySlotDamaged(f"{self.key}: authentication code does not match")
+        return keyring
 
     def open_with_private_key(
         self, repo_id: str, private: x25519.X25519PrivateKey | rsa.RSAPrivateKey
@@ -389,10 +407,6 @@ def new_password_slot(
     slot_id = slot_id or os.urandom(16).hex()
     salt = os.urandom(16)
     private = x25519.X25519PrivateKey.generate()
-    wrapping = params.derive(password, salt)
-    sealed_private = AESGCM(wrapping).encrypt(
-        ZERO_NONCE, private.private_bytes_raw(), _private_ad(repo_id, slot_id)
-    )
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -412,9 +426,14 @@ def new_password_slot(
             "lanes": params.lanes,
             "memory_kib": params.memory_kib,
         },
-        "private_key": _b64(sealed_private),
-        "keyring": _b64(_seal_box(private.public_key(), keyring, _box_ad(repo_id, slot_id))),
     }
+    wrapping = params.derive(password, salt)
+    fields["private_key"] = _b64(
+        AESGCM(wrapping).encrypt(
+            ZERO_NONCE, private.private_bytes_raw(), _private_ad(repo_id, fields)
+        )
+    )
+    fields["keyring"] = _b64(_seal_box(private.public_key(), keyring, _box_ad(repo_id, fields)))
     fields = _with_mac(fields, keyring)
     return KeySlot(slot_id, "password", str(fields["label"]), created, fields)
 
@@ -438,8 +457,8 @@ def new_escrow_slot(
         "created": created,
         "label": label if label is not None else "escrow",
         "public_key": {"alg": alg, "pem": pem.decode()},
-        "keyring": _b64(_seal_box(public, keyring, _box_ad(repo_id, slot_id))),
     }
+    fields["keyring"] = _b64(_seal_box(public, keyring, _box_ad(repo_id, fields)))
     fields = _with_mac(fields, keyring)
     return KeySlot(slot_id, "escrow", str(fields["label"]), created, fields)
 

@@ -65,6 +65,8 @@ class MergeInput:
     split_key: bytes
     full_scopes: list[bytes] = field(default_factory=list)  # applied only if final
     seen: set[bytes] = field(default_factory=set)
+    # Subtrees the source found unchanged as a whole: kept without reading them.
+    kept: list[bytes] = field(default_factory=list)
     final: bool = False
 
 
@@ -81,6 +83,7 @@ class _Merger:
         self.counts = MergeCounts()
         self.stack: list[_OpenDir] = [self._open(b"", None, None, explicit=True)]
         self.scopes = spec.full_scopes if spec.final else []
+        self.kept = spec.kept
 
     # -- helpers --------------------------------------------------------
 
@@ -91,6 +94,8 @@ class _Merger:
         return _OpenDir(key, entry, old, explicit, writer)
 
     def _in_scope(self, key: bytes) -> bool:
+        if any(is_under(key, kept) for kept in self.kept):
+            return False  # kept whole: as good as seen
         return any(is_under(key, scope) for scope in self.scopes)
 
     def _scope_below(self, key: bytes) -> bool:
@@ -128,10 +133,11 @@ class _Merger:
             for name in names:
                 current = current + SEPARATOR + name if current else name
                 existing = self.store.get_catalogue(current)
-                if existing is not None:
-                    entry = unpack(existing, "catalogue entry")
-                    self.stack.append(self._open(current, entry, existing, explicit=False))
+                old_entry = unpack(existing, "catalogue entry") if existing is not None else None
+                if old_entry is not None and old_entry.get("t") == DIRECTORY:
+                    self.stack.append(self._open(current, old_entry, existing, explicit=False))
                 else:
+                    # Missing, or a file the run replaced by a folder: a new directory.
                     entry = {"n": name, "t": DIRECTORY, "p": 0o755, "m": 0}
                     self.stack.append(self._open(current, entry, None, explicit=False))
 
@@ -220,9 +226,10 @@ class _Merger:
             is_dir = old[:1] != b"" and unpack(old, "catalogue entry").get("t") == DIRECTORY
             was_seen = (not in_scope) or seen_digest(cat_key) in seen
             if is_dir:
+                kept_whole = any(is_under(cat_key, kept) for kept in self.kept)
                 if (
                     not in_scope
-                    and not self._scope_below(cat_key)
+                    and (kept_whole or not self._scope_below(cat_key))
                     and not store.run_has_under(cat_key)
                 ):
                     # Untouched directory: reuse its subtree as is.

@@ -8,6 +8,7 @@ appends the encrypted trailer. Not thread-safe: the caller serialises access.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import struct
@@ -24,7 +25,7 @@ from store.crypto import (
     encrypt,
     nonce_for_offset,
 )
-from store.errors import IntegrityError, StoreError
+from store.errors import IntegrityError
 from store.ids import BlobId, PackId
 
 PACK_MAGIC = b"CFPK"
@@ -63,8 +64,9 @@ class BlobEntry:
         return cls(blob_type, BlobId(blob_id), offset, length, raw_length)
 
 
+@functools.lru_cache(maxsize=1024)
 def pack_key_for(epoch_key: bytes, pack_id: bytes) -> bytes:
-    """The single-use AES key of a pack."""
+    """The single-use AES key of a pack (cached: reads hit the same packs often)."""
     return derive("coffer v1 pack key", epoch_key + pack_id)
 
 
@@ -131,7 +133,7 @@ def read_header(data: bytes, what: str) -> tuple[int, int]:
     if magic != PACK_MAGIC:
         raise IntegrityError(f"{what}: not a Coffer pack (bad magic)")
     if version > PACK_VERSION:
-        raise StoreError(f"{what}: pack version {version} is newer than this Coffer")
+        raise IntegrityError(f"{what}: unknown pack version {version} (damaged)")
     return int(kind), int(epoch)
 
 
@@ -173,8 +175,3 @@ def open_blob(
         key, nonce_for_offset(entry.offset), sealed, blob_ad(entry.type, entry.blob_id), what
     )
     return decode_payload(payload, what)
-
-
-def encrypt_blob_payload(plaintext: bytes, level: int | None) -> bytes:
-    """Codec ‖ body for a blob (compression skipped when it does not pay)."""
-    return encode_payload(plaintext, level)

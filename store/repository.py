@@ -8,6 +8,7 @@ keeps the local blob index in step with the repository's index objects.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -48,6 +49,8 @@ from store.reader import ChunkCache, SnapshotReader
 from store.snapshot import Snapshot, format_time
 from store.tree import TreeReader
 
+log = logging.getLogger(__name__)
+
 
 class Repository:
     """An open repository. Thread-safe for reading and for BlobWriter use."""
@@ -68,6 +71,9 @@ class Repository:
         self.cache_dir = private_dir(root / config.repo_id)
         self._blob_index: BlobIndex | None = None
         self._index_lock = threading.Lock()
+        # Index objects that failed to load (damaged): their blobs read as
+        # missing until `coffer repair index` rebuilds them from the packs.
+        self.damaged_indexes: dict[IndexId, str] = {}
         self._tree_reader: TreeReader | None = None
         self._chunk_cache: ChunkCache | None = None
 
@@ -114,7 +120,7 @@ class Repository:
         except ObjectNotFound:
             raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
         header = read_header(raw)
-        slots, damaged = scan_slots(backend)
+        slots, damaged = read_slots(backend)
         if not slots and not damaged:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
         if private_key is None and password is None:
@@ -129,10 +135,12 @@ class Repository:
                     keyring = slot.open_with_password(header.repo_id, password)
             except StoreError as exc:
                 # A damaged or unknown slot must not stop the others from opening.
-                damaged.append((slot.key, str(exc)))
+                damaged[slot.key] = str(exc)
                 matched_damaged = matched_damaged or isinstance(exc, KeySlotDamaged)
                 continue
             if keyring is not None:
+                for key, problem in damaged.items():
+                    log.warning("key slot %s is unusable: %s", key, problem)
                 config = decode_config(header, keyring)
                 return cls(backend, config, keyring, slot.slot_id, cache_root)
         what = "private key" if private_key is not None else "password"
@@ -140,13 +148,19 @@ class Repository:
         tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in shown) or "none"
         if len(slots) > len(shown):
             tried += f" and {len(slots) - len(shown)} more"
-        notes = "".join(f"; {key} is damaged: {reason}" for key, reason in damaged[:_SLOTS_NAMED])
+        unusable = ", ".join(
+            f"{key.removeprefix('keys/')[:8]} ({reason})"
+            for key, reason in list(damaged.items())[:_SLOTS_NAMED]
+        )
         if matched_damaged:
             raise KeySlotDamaged(
-                f"the {what} could not open any key slot: tried {tried}{notes}; "
-                "open with another password or the escrow key, then run 'coffer key list'"
+                f"the {what} matches a damaged key slot: {unusable}; open the repository "
+                "with another password or the escrow key, then run 'coffer key list'"
             )
-        raise WrongPassword(f"the {what} opens none of the key slots tried: {tried}{notes}")
+        message = f"the {what} opens none of the key slots tried: {tried}"
+        if damaged:
+            message += f"; unusable slots: {unusable}"
+        raise WrongPassword(message)
 
     def close(self) -> None:
         if self._blob_index is not None:
@@ -211,6 +225,12 @@ class Repository:
                 obj = self.load_index(index_id)
             except ObjectNotFound:
                 continue  # removed by a concurrent prune after we listed it
+            except IntegrityError as exc:
+                # One damaged index must not make the whole repository
+                # unreadable: its blobs read as missing, the rest works.
+                self.damaged_indexes[index_id] = str(exc)
+                log.warning("%s (run `coffer repair index`)", exc)
+                continue
             index.add_index(index_id, obj.packs)
 
     def load_index(self, index_id: IndexId) -> IndexObject:
@@ -402,23 +422,23 @@ class Repository:
 _SLOTS_NAMED = 12
 
 
-def scan_slots(backend: Backend) -> tuple[list[KeySlot], list[tuple[str, str]]]:
-    """Every readable key slot in a stable order, and (key, reason) of damaged ones.
+def list_slots(backend: Backend) -> list[KeySlot]:
+    """Every readable key slot, in a stable order (damaged ones left out)."""
+    return read_slots(backend)[0]
 
-    Never raises for a damaged slot: one bad slot must not lock anyone out.
+
+def read_slots(backend: Backend) -> tuple[list[KeySlot], dict[str, str]]:
+    """Readable key slots, and the damaged or unknown ones with the reason.
+
+    A damaged slot is reported, never fatal: the others may still open.
     """
     slots: list[KeySlot] = []
-    damaged: list[tuple[str, str]] = []
+    damaged: dict[str, str] = {}
     for info in sorted(backend.list("keys/"), key=lambda i: i.key):
         try:
             slots.append(KeySlot.parse(backend.get(info.key), info.key))
         except ObjectNotFound:
             continue  # removed between list and get
         except StoreError as exc:
-            damaged.append((info.key, str(exc)))
+            damaged[info.key] = str(exc)
     return slots, damaged
-
-
-def list_slots(backend: Backend) -> list[KeySlot]:
-    """Every readable key slot, in a stable order (damaged ones left out)."""
-    return scan_slots(backend)[0]

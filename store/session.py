@@ -69,6 +69,11 @@ class SessionStats:
         return out
 
 
+def symlink_version(target: bytes, mtime_ns: int) -> str:
+    """The version key Coffer gives a symlink (its target and time)."""
+    return f"l:{target.hex()}:{mtime_ns}"
+
+
 def owner_dir_name(owner: Owner) -> str:
     from blake3 import blake3
 
@@ -209,6 +214,7 @@ class OwnerSession:
         self._lock = threading.RLock()
         self._seen: set[bytes] = set()
         self._full_scopes: list[bytes] = []
+        self._kept: list[bytes] = []
         self._checkpoints: list[Snapshot] = []
         self._last_checkpoint = time.monotonic()
         self._closed = False
@@ -269,6 +275,27 @@ class OwnerSession:
         key = path_key(path) if path.strip("/") else b""
         with self._lock:
             self._full_scopes.append(key)
+
+    def children(self, path: str = "") -> dict[bytes, tuple[str, str | None]]:
+        """Name -> (type, version) of the items directly in ``path``, as of the
+        parent snapshot (this run's changes not included).
+
+        Lets a source that enumerates whole folders compare a folder at once.
+        """
+        key = path_key(path) if path.strip("/") else b""
+        return self.store.children(key)
+
+    def keep_subtree(self, path: str = "", *, items: int = 0) -> None:
+        """Keep everything under ``path`` as the parent snapshot has it.
+
+        For a source that checked the whole folder (names and versions) and
+        found nothing changed: nothing below it is read, compared or rewritten,
+        and a full scope does not remove it. ``items`` counts as unchanged.
+        """
+        key = path_key(path) if path.strip("/") else b""
+        with self._lock:
+            self._kept.append(key)
+            self.stats.items_unchanged += items
 
     def unchanged(self, path: str, version: str) -> bool:
         """True (and the item is kept) if the item at ``path`` has ``version``.
@@ -362,7 +389,7 @@ class OwnerSession:
             mode=mode & 0o7777,
             mtime_ns=mtime_ns,
             target=target,
-            version=f"l:{target.hex()}:{mtime_ns}",
+            version=symlink_version(target, mtime_ns),
         )
         self._record(key, entry)
 
@@ -467,6 +494,7 @@ class OwnerSession:
             split=self.repo.config.tree_split,
             split_key=self.repo.keyring.tree_split_key,
             full_scopes=list(self._full_scopes),
+            kept=list(self._kept),
             seen=self._seen,
             final=final,
         )

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sources.errors import SourceUnavailable
-from store import BackupRun, Owner, OwnerSession, Snapshot
+from store import (
+    DIRECTORY,
+    FILE,
+    SYMLINK,
+    BackupRun,
+    Owner,
+    OwnerSession,
+    Snapshot,
+    symlink_version,
+)
 
 # Files up to this size are read whole (one system call, one buffer); larger
 # ones are streamed through the chunker.
@@ -84,45 +93,82 @@ class _FolderWalker:
 
     def run(self) -> None:
         try:
-            self._walk(self.root, "")
+            whole, count = self._walk(self.root, "")
+            if whole:
+                self.session.keep_subtree("", items=count)
             for future in self._futures:
                 future.result()
         finally:
             self._executor.shutdown(wait=True)
 
-    def _walk(self, directory: Path, rel_dir: str) -> None:
+    def _walk(self, directory: Path, rel_dir: str) -> tuple[bool, int]:
+        """Back up one directory; returns (unchanged as a whole, items in it).
+
+        Each folder is compared with the parent snapshot's listing at once; a
+        folder whose names, versions and subfolders are all unchanged is kept
+        whole (session.keep_subtree by the caller), so a no-change run costs
+        little more than the stat() calls.
+        """
         try:
             with os.scandir(directory) as scan:
                 entries = sorted(scan, key=lambda e: os.fsencode(e.name))
         except OSError as exc:
             self.skip(rel_dir or ".", f"cannot list directory: {exc.strerror}")
-            return
+            return False, 0
+        before = self.session.children(rel_dir)
+        names = {os.fsencode(e.name) for e in entries}
+        whole = names == set(before)
+        same: list[tuple[str, str]] = []  # unchanged items, if the folder is not kept whole
+        kept_dirs: list[tuple[str, int]] = []
+        count = 0
         for dirent in entries:
             rel = f"{rel_dir}/{dirent.name}" if rel_dir else dirent.name
+            old = before.get(os.fsencode(dirent.name))
             try:
                 st = dirent.stat(follow_symlinks=False)
             except OSError as exc:
                 self.skip(rel, f"cannot stat: {exc.strerror}")
+                whole = False
                 continue
             mode = st.st_mode
+            if not stat.S_ISDIR(mode):
+                count += 1  # items are files and links; folders hold them
             if stat.S_ISDIR(mode):
-                self.session.add_directory(rel, mode=stat.S_IMODE(mode), mtime_ns=st.st_mtime_ns)
-                self._walk(Path(dirent.path), rel)
+                version = f"d:{stat.S_IMODE(mode):o}:{st.st_mtime_ns}"
+                sub_whole, sub_count = self._walk(Path(dirent.path), rel)
+                count += sub_count
+                if old != (DIRECTORY, version):
+                    self.session.add_directory(
+                        rel, mode=stat.S_IMODE(mode), mtime_ns=st.st_mtime_ns, version=version
+                    )
+                    whole = False
+                if sub_whole:
+                    kept_dirs.append((rel, sub_count))
+                else:
+                    whole = False
             elif stat.S_ISLNK(mode):
                 try:
                     target = os.readlink(os.fsencode(dirent.path))
                 except OSError as exc:
                     self.skip(rel, f"cannot read link: {exc.strerror}")
+                    whole = False
                     continue
+                version = symlink_version(target, st.st_mtime_ns)
+                if old == (SYMLINK, version):
+                    same.append((rel, version))
+                    continue
+                whole = False
                 self.session.add_symlink(
                     rel, target, mode=stat.S_IMODE(mode), mtime_ns=st.st_mtime_ns
                 )
             elif stat.S_ISREG(mode):
                 version = _version(st)
-                if self.session.unchanged(rel, version):
+                if old == (FILE, version):
+                    same.append((rel, version))
                     if self.progress:
                         self.progress(rel, 0)
                     continue
+                whole = False
                 self._slots.acquire()
                 self._futures.append(
                     self._executor.submit(self._read_file, Path(dirent.path), rel, st, version)
@@ -131,6 +177,14 @@ class _FolderWalker:
                     self._reap()
             else:
                 self.skip(rel, "special file (socket, FIFO or device): not backed up")
+                whole = False
+        if not whole:
+            # Only parts are unchanged: mark them one by one.
+            for rel, version in same:
+                self.session.unchanged(rel, version)
+            for rel, items in kept_dirs:
+                self.session.keep_subtree(rel, items=items)
+        return whole, count
 
     def _reap(self) -> None:
         pending = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,14 +41,24 @@ def _translate(exc: OSError, key: str) -> BackendError:
     return BackendError(f"cannot access {key}: {exc.strerror}")
 
 
+# Pack files never change once written, so reads keep them open (pread on a
+# cached descriptor) instead of opening the file for every blob.
+_IMMUTABLE_PREFIXES = ("data/", "tree/")
+_OPEN_PACKS = 64
+
+
 class LocalBackend(Backend):
-    """Objects as files under ``root``. Thread-safe; no state but the path."""
+    """Objects as files under ``root``. Thread-safe."""
 
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self._root = Path(root)
         # durable=False skips fsync: only for throwaway repositories in tests
         # and benchmarks that say so.
         self._durable = durable
+        # key -> [fd, users]; evicted descriptors still in use wait in _retired.
+        self._fds: OrderedDict[str, list[int]] = OrderedDict()
+        self._retired: dict[int, list[int]] = {}
+        self._fd_lock = threading.Lock()
 
     @property
     def location(self) -> str:
@@ -107,8 +119,66 @@ class LocalBackend(Backend):
             if self._durable:
                 _fsync_dir(path.parent)
 
+    def _acquire_fd(self, key: str, path: Path) -> int:
+        """An open descriptor of an immutable object, with a use count taken."""
+        with self._fd_lock:
+            entry = self._fds.get(key)
+            if entry is not None:
+                self._fds.move_to_end(key)
+                entry[1] += 1
+                return entry[0]
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with self._fd_lock:
+            entry = self._fds.get(key)
+            if entry is not None:
+                os.close(fd)
+                entry[1] += 1
+                return entry[0]
+            self._fds[key] = [fd, 1]
+            while len(self._fds) > _OPEN_PACKS:
+                _, evicted = self._fds.popitem(last=False)
+                self._retire(evicted)
+        return fd
+
+    def _release_fd(self, key: str, fd: int) -> None:
+        with self._fd_lock:
+            entry = self._fds.get(key)
+            if entry is not None and entry[0] == fd:
+                entry[1] -= 1
+                return
+            retired = self._retired.get(fd)
+            if retired is not None:
+                retired[1] -= 1
+                if retired[1] == 0:
+                    del self._retired[fd]
+                    os.close(fd)
+
+    def _retire(self, entry: list[int]) -> None:
+        # Called with the lock held: close now if unused, else when released.
+        if entry[1] == 0:
+            os.close(entry[0])
+        else:
+            self._retired[entry[0]] = entry
+
+    def _forget_fd(self, key: str) -> None:
+        with self._fd_lock:
+            entry = self._fds.pop(key, None)
+            if entry is not None:
+                self._retire(entry)
+
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
+        if length is not None and key.startswith(_IMMUTABLE_PREFIXES):
+            try:
+                fd = self._acquire_fd(key, path)
+            except OSError as exc:
+                raise _translate(exc, key) from exc
+            try:
+                return os.pread(fd, length, offset)
+            except OSError as exc:
+                raise _translate(exc, key) from exc
+            finally:
+                self._release_fd(key, fd)
         try:
             with open(path, "rb") as handle:
                 if offset:
@@ -141,6 +211,7 @@ class LocalBackend(Backend):
 
     def delete(self, key: str) -> None:
         path = self._path(key)
+        self._forget_fd(key)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -149,6 +220,12 @@ class LocalBackend(Backend):
             raise _translate(exc, key) from exc
         if self._durable:
             _fsync_dir(path.parent)
+
+    def close(self) -> None:
+        with self._fd_lock:
+            entries, self._fds = list(self._fds.values()), OrderedDict()
+            for entry in entries:
+                self._retire(entry)
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)

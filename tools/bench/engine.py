@@ -1,0 +1,158 @@
+"""Side-by-side benchmark of the storage engines on the same corpus.
+
+    python -m tools.bench engine [--quick] [--repeat N] [--engines coffer,restic,borg]
+
+Phases, each for every engine before the next phase (so all see the same
+input): first backup, no-change rerun, rerun after changing 1% of the
+files, full restore. Reports medians of wall time and peak RSS, and the
+repository size, as a markdown table (ratios against restic and borg) and
+JSON in ``bench-results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.bench.corpus import change_one_percent, generate
+from tools.bench.engines import ENGINES, Engine
+from tools.bench.measure import dir_size, drop_caches, median
+
+PHASES = ("first backup", "no-change rerun", "1% changed rerun", "full restore")
+
+
+def run_once(
+    engines: list[Engine], corpus: Path, scratch: Path, seed: int
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {e.name: {} for e in engines}
+    for engine in engines:
+        engine.reset()
+        engine.init()
+    for phase in PHASES:
+        if phase == "1% changed rerun":
+            change_one_percent(corpus, seed=seed)
+        for engine in engines:
+            cold = drop_caches()
+            if phase == "full restore":
+                target = scratch / f"restore-{engine.name}"
+                shutil.rmtree(target, ignore_errors=True)
+                measured = engine.restore(target)
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                measured = engine.backup(corpus)
+            results[engine.name][phase] = {
+                "seconds": measured.seconds,
+                "peak_rss_mib": measured.peak_rss_mib,
+                "cold_cache": cold,
+            }
+            print(
+                f"  {engine.name:7} {phase:18} {measured.seconds:8.2f} s"
+                f"  {measured.peak_rss_mib:7.0f} MiB",
+                flush=True,
+            )
+        if phase == "1% changed rerun":
+            for engine in engines:
+                results[engine.name]["repository bytes"] = dir_size(engine.repo)
+    return results
+
+
+def summarise(
+    runs: list[dict[str, dict[str, Any]]], corpus_bytes: int
+) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    for name in runs[0]:
+        entry: dict[str, Any] = {}
+        for phase in PHASES:
+            entry[phase] = {
+                "seconds": median([r[name][phase]["seconds"] for r in runs]),
+                "peak_rss_mib": max(r[name][phase]["peak_rss_mib"] for r in runs),
+            }
+        entry["repository bytes"] = median([r[name]["repository bytes"] for r in runs])
+        entry["first backup MB/s"] = corpus_bytes / 1e6 / entry["first backup"]["seconds"]
+        summary[name] = entry
+    return summary
+
+
+def markdown(summary: dict[str, dict[str, Any]], corpus_desc: str) -> str:
+    names = list(summary)
+    lines = [f"Corpus: {corpus_desc}", ""]
+    header = "| | " + " | ".join(names) + " |"
+    lines += [header, "|---" * (len(names) + 1) + "|"]
+    for phase in PHASES:
+        cells = [f"{summary[n][phase]['seconds']:.1f} s" for n in names]
+        lines.append(f"| {phase} (time) | " + " | ".join(cells) + " |")
+    cells = [f"{max(summary[n][p]['peak_rss_mib'] for p in PHASES):.0f} MiB" for n in names]
+    lines.append("| peak RSS (any phase) | " + " | ".join(cells) + " |")
+    cells = [f"{summary[n]['repository bytes'] / 2**20:.0f} MiB" for n in names]
+    lines.append("| repository size | " + " | ".join(cells) + " |")
+    if "coffer" in summary:
+        lines += [
+            "",
+            "Ratios (Coffer relative to the other engine; > 1 means Coffer is better):",
+            "",
+        ]
+        lines += ["| | " + " | ".join(n for n in names if n != "coffer") + " |"]
+        lines += ["|---" * len(names) + "|"]
+        c = summary["coffer"]
+        for phase in PHASES:
+            cells = [
+                f"{summary[n][phase]['seconds'] / c[phase]['seconds']:.2f}x"
+                for n in names
+                if n != "coffer"
+            ]
+            lines.append(f"| {phase} speed | " + " | ".join(cells) + " |")
+        coffer_rss = max(c[p]["peak_rss_mib"] for p in PHASES)
+        cells = [
+            f"{max(summary[n][p]['peak_rss_mib'] for p in PHASES) / coffer_rss:.2f}x"
+            for n in names
+            if n != "coffer"
+        ]
+        lines.append("| peak RSS (lower is better for Coffer) | " + " | ".join(cells) + " |")
+        cells = [
+            f"{summary[n]['repository bytes'] / c['repository bytes']:.2f}x"
+            for n in names
+            if n != "coffer"
+        ]
+        lines.append("| repository size (smaller) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, default=Path("bench-results/engine"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
+    parser.add_argument("--engines", default="coffer,restic,borg")
+    args = parser.parse_args(argv)
+    work: Path = args.work.resolve()
+    sizes = (
+        {"owners": 2, "mails_per_owner": 1000, "large_files": 2, "large_size": 4 << 20}
+        if args.quick
+        else {}
+    )
+    corpus_dir = work / ("corpus-quick" if args.quick else "corpus")
+    started = time.perf_counter()
+    corpus = generate(corpus_dir, **sizes)  # type: ignore[arg-type]
+    corpus_bytes = dir_size(corpus)
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    took = time.perf_counter() - started
+    desc = f"{files} files, {corpus_bytes / 1e9:.2f} GB (generated in {took:.0f} s)"
+    print(f"corpus: {desc}", flush=True)
+    engines = [ENGINES[name](name, work / name) for name in args.engines.split(",")]
+    runs = []
+    for repeat in range(args.repeat):
+        print(f"run {repeat + 1}/{args.repeat}", flush=True)
+        runs.append(run_once(engines, corpus, work, seed=100 + repeat))
+    summary = summarise(runs, corpus_bytes)
+    table = markdown(summary, desc)
+    print(table)
+    (work / "engine.json").write_text(
+        json.dumps({"corpus": desc, "runs": runs, "summary": summary}, indent=1)
+    )
+    (work / "engine.md").write_text(table + "\n")

@@ -1,0 +1,1 @@
+"""``make demo``: a guided tour of Coffer on sample data."""

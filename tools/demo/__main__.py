@@ -1,0 +1,38 @@
+"""Run the demonstration: ``python -m tools.demo [--workdir DIR]``.
+
+It grows with every capability: local folders now; the Microsoft 365
+simulator, mount and restore steps join as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from tools.demo.folder import demo_folder
+from tools.demo.steps import environment, say
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--workdir", type=Path, help="keep everything here (default: a temporary directory)"
+    )
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="coffer-demo-"))
+    if workdir.exists() and any(workdir.iterdir()):
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    password = workdir / "password.txt"
+    password.write_text("demo password, keep it somewhere safe\n")
+    password.chmod(0o600)
+    env = environment(workdir)
+    demo_folder(workdir, env)
+    say("Done")
+    print(f"  everything the demo made is in {workdir}")
+
+
+if __name__ == "__main__":
+    main()
