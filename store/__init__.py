@@ -14,12 +14,11 @@ Knows nothing of Microsoft 365. Callers import from this package only::
 The format is in store/FORMAT.md.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from store.backend import Backend, LocalBackend, ObjectInfo, open_backend
-from store.check import CheckResult, Problem, check_repository, record_check
-from store.checkdata import validate_subset
-from store.checkstate import CheckState
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
-from store.diff import Change, diff_trees, pair_moves
 from store.errors import (
     AlreadyExists,
     BackendError,
@@ -38,34 +37,96 @@ from store.errors import (
     TransientBackendError,
     WrongPassword,
 )
-from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
-from store.keyops import (
-    MAX_SLOTS,
-    Rotation,
-    SlotStatus,
-    add_escrow_slot,
-    add_password_slot,
-    change_password,
-    current_kdf,
-    recover_with_escrow,
-    remove_slot,
-    rotate_master_key,
-    slot_statuses,
-)
 from store.keys import KdfParams, Keyring, KeySlot, load_private_key
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
-from store.prune import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
 from store.reader import ChunkCache, ItemReader, SnapshotReader
-from store.repair_index import IndexRepair, repair_index
-from store.repair_snapshots import SnapshotRepair, repair_snapshots
 from store.repository import Repository
-from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
 from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
-from store.stats import RepoStats, repository_stats
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
+
+if TYPE_CHECKING:
+    from store.check import CheckResult, Problem, check_repository, record_check
+    from store.checkdata import validate_subset
+    from store.checkstate import CheckState
+    from store.diff import Change, diff_trees, pair_moves
+    from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
+    from store.keyops import (
+        MAX_SLOTS,
+        Rotation,
+        SlotStatus,
+        add_escrow_slot,
+        add_password_slot,
+        change_password,
+        current_kdf,
+        recover_with_escrow,
+        remove_slot,
+        rotate_master_key,
+        slot_statuses,
+    )
+    from store.prune import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
+    from store.repair_index import IndexRepair, repair_index
+    from store.repair_snapshots import SnapshotRepair, repair_snapshots
+    from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
+    from store.stats import RepoStats, repository_stats
+
+# Repository operations (check, forget, prune, repair, keys, stats) are
+# imported on first use: most commands never need them, and every import
+# costs start-up time.
+_LAZY: dict[str, str] = {
+    "Change": "store.diff",
+    "CheckResult": "store.check",
+    "CheckState": "store.checkstate",
+    "DEFAULT_GRACE_NS": "store.prune",
+    "Decision": "store.retention",
+    "Duration": "store.retention",
+    "ForgetPlan": "store.forget",
+    "IndexRepair": "store.repair_index",
+    "MAX_SLOTS": "store.keyops",
+    "OwnerPlan": "store.forget",
+    "Problem": "store.check",
+    "PruneOptions": "store.prune",
+    "PruneResult": "store.prune",
+    "RepoStats": "store.stats",
+    "RetentionPolicy": "store.retention",
+    "Rotation": "store.keyops",
+    "SlotStatus": "store.keyops",
+    "SnapshotRepair": "store.repair_snapshots",
+    "UNLIMITED": "store.retention",
+    "add_escrow_slot": "store.keyops",
+    "add_password_slot": "store.keyops",
+    "apply_policy": "store.retention",
+    "change_password": "store.keyops",
+    "check_repository": "store.check",
+    "current_kdf": "store.keyops",
+    "diff_trees": "store.diff",
+    "execute_forget": "store.forget",
+    "forget_snapshots": "store.forget",
+    "pair_moves": "store.diff",
+    "plan_forget": "store.forget",
+    "prune": "store.prune",
+    "record_check": "store.check",
+    "recover_with_escrow": "store.keyops",
+    "remove_slot": "store.keyops",
+    "repair_index": "store.repair_index",
+    "repair_snapshots": "store.repair_snapshots",
+    "repository_stats": "store.stats",
+    "rotate_master_key": "store.keyops",
+    "slot_statuses": "store.keyops",
+    "validate_subset": "store.checkdata",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DATA",
