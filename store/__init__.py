@@ -48,8 +48,9 @@ from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 
 if TYPE_CHECKING:
-    from store.check import CheckResult, Problem, check_repository, record_check
+    from store.check import check_repository, record_check
     from store.checkdata import validate_subset
+    from store.checkresult import CheckResult, Problem
     from store.checkstate import CheckState
     from store.diff import Change, diff_trees, pair_moves
     from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
 # costs start-up time.
 _LAZY: dict[str, str] = {
     "Change": "store.diff",
-    "CheckResult": "store.check",
+    "CheckResult": "store.checkresult",
     "CheckState": "store.checkstate",
     "DEFAULT_GRACE_NS": "store.prune",
     "Decision": "store.retention",
@@ -86,7 +87,7 @@ _LAZY: dict[str, str] = {
     "IndexRepair": "store.repair_index",
     "MAX_SLOTS": "store.keyops",
     "OwnerPlan": "store.forget",
-    "Problem": "store.check",
+    "Problem": "store.checkresult",
     "PruneOptions": "store.prune",
     "PruneResult": "store.prune",
     "RepoStats": "store.stats",

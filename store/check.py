@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from store.accounting import next_anchor, read_journal, unaccounted_missing
+from store.checkresult import CheckResult, Problem
 from store.checkstate import Anchor, CheckState
 from store.codec import unpack
 from store.config import CONFIG_KEY, decode_config, read_header
@@ -37,32 +38,10 @@ from store.repository import Repository
 from store.snapshot import Snapshot
 from store.tree import Page, TreeReader
 
-ERROR = "error"
-WARNING = "warning"
 # Findings of one kind listed one by one, before a summary line.
 _DETAILS = 20
 # A session marker not refreshed for this long belongs to a backup that died.
 STALE_SESSION_NS = 24 * 3600 * 10**9
-
-
-@dataclass
-class Problem:
-    """One finding. Errors mean damage (exit code 13); warnings do not."""
-
-    code: str
-    message: str
-    severity: str = ERROR
-    key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "code": self.code,
-            "severity": self.severity,
-            "message": self.message,
-        }
-        if self.key is not None:
-            out["key"] = self.key
-        return out
 
 
 @dataclass(frozen=True)
@@ -70,71 +49,6 @@ class Location:
     pack_id: PackId
     epoch: int
     entry: BlobEntry
-
-
-@dataclass
-class CheckResult:
-    """Everything a check found; ``to_report`` is what is stored."""
-
-    repo_id: str
-    started_ns: int
-    read_data: bool = False
-    subset: str | None = None
-    resumed: bool = False
-    finished_ns: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    bad_packs: dict[str, list[str]] = field(default_factory=dict)  # pack hex -> reasons
-    pack_affects: dict[str, list[str]] = field(default_factory=dict)  # pack hex -> snapshot hex
-    lost_blobs: set[BlobId] = field(default_factory=set)
-    affected: list[Snapshot] = field(default_factory=list)
-    anchor: Anchor | None = None
-
-    def add(self, code: str, message: str, *, key: str | None = None, warn: bool = False) -> None:
-        self.problems.append(Problem(code, message, WARNING if warn else ERROR, key))
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == WARNING]
-
-    @property
-    def damaged(self) -> bool:
-        return bool(self.errors)
-
-    def to_report(self) -> dict[str, Any]:
-        return {
-            "repository": self.repo_id,
-            "started": self.started_ns,
-            "finished": self.finished_ns,
-            "read_data": self.read_data,
-            "subset": self.subset,
-            "resumed": self.resumed,
-            "counts": self.counts,
-            "damaged": self.damaged,
-            "errors": len(self.errors),
-            "warnings": len(self.warnings),
-            "problems": [p.to_json() for p in self.problems],
-            "bad_packs": [
-                {"pack": pack, "reasons": reasons, "snapshots": self.pack_affects.get(pack, [])}
-                for pack, reasons in sorted(self.bad_packs.items())
-            ],
-            "lost_blobs": len(self.lost_blobs),
-            "affected": [
-                {
-                    "snapshot": s.id_hex,
-                    "owner": f"{s.owner.kind}/{s.owner.name}",
-                    "owner_key": s.owner.key,
-                    "time": s.time_ns,
-                    "partial": s.partial,
-                }
-                for s in self.affected
-            ],
-            "affected_owners": sorted({f"{s.owner.kind}/{s.owner.name}" for s in self.affected}),
-        }
 
 
 class StructureCheck:
