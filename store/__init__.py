@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         rotate_master_key,
         slot_statuses,
     )
-    from store.prune import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
+    from store.pruning import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
     from store.repair_index import IndexRepair, repair_index
     from store.repair_snapshots import SnapshotRepair, repair_snapshots
     from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
@@ -80,7 +80,7 @@ _LAZY: dict[str, str] = {
     "Change": "store.diff",
     "CheckResult": "store.checkresult",
     "CheckState": "store.checkstate",
-    "DEFAULT_GRACE_NS": "store.prune",
+    "DEFAULT_GRACE_NS": "store.pruning",
     "Decision": "store.retention",
     "Duration": "store.retention",
     "ForgetPlan": "store.forget",
@@ -88,8 +88,8 @@ _LAZY: dict[str, str] = {
     "MAX_SLOTS": "store.keyops",
     "OwnerPlan": "store.forget",
     "Problem": "store.checkresult",
-    "PruneOptions": "store.prune",
-    "PruneResult": "store.prune",
+    "PruneOptions": "store.pruning",
+    "PruneResult": "store.pruning",
     "RepoStats": "store.stats",
     "RetentionPolicy": "store.retention",
     "Rotation": "store.keyops",
@@ -107,7 +107,7 @@ _LAZY: dict[str, str] = {
     "forget_snapshots": "store.forget",
     "pair_moves": "store.diff",
     "plan_forget": "store.forget",
-    "prune": "store.prune",
+    "prune": "store.pruning",
     "record_check": "store.check",
     "recover_with_escrow": "store.keyops",
     "remove_slot": "store.keyops",
@@ -121,12 +121,16 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+    module_name = _LAZY.get(name)
+    if module_name is None:
         raise AttributeError(f"module 'store' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(module_name)
+    # Bind every name of that module at once. (No exported name may equal a
+    # submodule's: importing store.x sets the package attribute x.)
+    for export, source in _LAZY.items():
+        if source == module_name:
+            globals()[export] = getattr(module, export)
+    return globals()[name]
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The maintenance lock (FORMAT.md §12): one prune or repair at a time.
 
 Backups never take it and never wait for it: garbage collection is safe
-against backups by marks, grace periods and session markers (store/prune.py).
+against backups by marks, grace periods and session markers (store/pruning.py).
 The lock only keeps two maintenance commands from rewriting the index at the
 same time. Backends offer no compare-and-swap, so it is advisory: written,
 read back to see who won, refreshed while held, and taken over when its
