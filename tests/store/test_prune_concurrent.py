@@ -115,6 +115,7 @@ def test_a_backup_in_another_process_revives_a_marked_pack(tmp_path: Path) -> No
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
     snapshot_id = (sync / "snapshot").read_text()
     # The child deduplicated against the marked pack; the sweep revives it.
     swept = prune(repo, later(2 * DAY))
@@ -163,6 +164,7 @@ def _prune_while_backing_up(tmp_path: Path, rounds: int) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
     prune(repo, real(grace_ns=0, max_unused_percent=0.0))
     result = check(repo)
     assert not result.errors, [p.message for p in result.errors]
@@ -266,5 +268,6 @@ def test_check_while_another_process_backs_up(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
     assert checks >= 2
     assert not check(repo).errors
