@@ -47,6 +47,16 @@ class _Duration(click.ParamType[Duration]):
             self.fail(str(exc), param, ctx)
 
 
+_UNITS = {
+    "hourly": "hour",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "quarterly": "quarter",
+    "yearly": "year",
+}
+
+
 def _keep_options(function: Any) -> Any:
     for name in reversed(COUNT_KEYS):
         function = click.option(
@@ -54,7 +64,8 @@ def _keep_options(function: Any) -> Any:
             f"keep_{name}",
             type=_Count(),
             default=0,
-            help=f"Keep the newest snapshot of each of the last N {name} periods"
+            help=f"Keep the newest snapshot of each of the last N {_UNITS[name]}s "
+            "that have snapshots."
             if name != "last"
             else "Keep the N newest snapshots.",
         )(function)
