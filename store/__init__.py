@@ -11,6 +11,11 @@ Knows nothing of Microsoft 365. Callers import from this package only::
     snapshot = select_snapshots(repo.list_snapshots(), "latest")[0]
     data = repo.reader(snapshot).open("a/b.txt").read()
 
+The layout that mount, ls and restore share (store/layout.py)::
+
+    vfs = VirtualFS(repo)
+    node = vfs.resolve("owners/folders/host:%2Fsrv/latest/a/b.txt")
+
 The format is in store/FORMAT.md.
 """
 
@@ -39,6 +44,7 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot, load_private_key
+from store.layout import Layout, owner_component
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
@@ -46,6 +52,7 @@ from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
+from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
 
 if TYPE_CHECKING:
     from store.check import check_repository, record_check
@@ -169,7 +176,9 @@ __all__ = [
     "KeySlot",
     "KeySlotDamaged",
     "Keyring",
+    "Layout",
     "LocalBackend",
+    "NotCached",
     "ObjectInfo",
     "ObjectNotFound",
     "Owner",
@@ -193,6 +202,7 @@ __all__ = [
     "SlotStatus",
     "Snapshot",
     "SnapshotId",
+    "SnapshotItem",
     "SnapshotNotFound",
     "SnapshotReader",
     "SnapshotRepair",
@@ -200,6 +210,10 @@ __all__ = [
     "TransientBackendError",
     "TreeReader",
     "TreeSplitParams",
+    "VNode",
+    "VirtualDir",
+    "VirtualFS",
+    "VirtualLink",
     "WrongPassword",
     "add_escrow_slot",
     "add_password_slot",
@@ -215,6 +229,7 @@ __all__ = [
     "list_packs",
     "load_private_key",
     "open_backend",
+    "owner_component",
     "owner_matches",
     "pair_moves",
     "plan_forget",

@@ -69,7 +69,7 @@ class StructureCheck:
         self.reports: dict[str, dict[str, Any]] = {}
         self.missing_blobs: set[BlobId] = set()
         self.reach: Reachability | None = None
-        self.tree_reader = TreeReader(self._load_tree_blob, cache_pages=8192)
+        self.tree_reader = TreeReader(self._load_tree_blob)
 
     # -- helpers --------------------------------------------------------
 

@@ -159,7 +159,7 @@ class _Pruner:
             if record.pack_id in self.inv.packs:
                 for entry in record.entries:
                     locations.setdefault(entry.blob_id, (record, entry))
-        reader = TreeReader(self._load_tree_blob, cache_pages=4096)
+        reader = TreeReader(self._load_tree_blob)
         reach = walk_all(snapshots, reader.page)
         if reach.unreadable:
             page_id, reason = next(iter(reach.unreadable.items()))
