@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from store.checkstate import CheckState
     from store.diff import Change, diff_trees, pair_moves
     from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
+    from store.indexrepair import IndexRepair, repair_index
     from store.keyops import (
         MAX_SLOTS,
         Rotation,
@@ -75,9 +76,8 @@ if TYPE_CHECKING:
         slot_statuses,
     )
     from store.pruning import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
-    from store.repair_index import IndexRepair, repair_index
-    from store.repair_snapshots import SnapshotRepair, repair_snapshots
     from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
+    from store.snapshotrepair import SnapshotRepair, repair_snapshots
     from store.stats import RepoStats, repository_stats
 
 # Repository operations (check, forget, prune, repair, keys, stats) are
@@ -91,7 +91,7 @@ _LAZY: dict[str, str] = {
     "Decision": "store.retention",
     "Duration": "store.retention",
     "ForgetPlan": "store.forget",
-    "IndexRepair": "store.repair_index",
+    "IndexRepair": "store.indexrepair",
     "MAX_SLOTS": "store.keyops",
     "OwnerPlan": "store.forget",
     "Problem": "store.checkresult",
@@ -101,7 +101,7 @@ _LAZY: dict[str, str] = {
     "RetentionPolicy": "store.retention",
     "Rotation": "store.keyops",
     "SlotStatus": "store.keyops",
-    "SnapshotRepair": "store.repair_snapshots",
+    "SnapshotRepair": "store.snapshotrepair",
     "UNLIMITED": "store.retention",
     "add_escrow_slot": "store.keyops",
     "add_password_slot": "store.keyops",
@@ -118,8 +118,8 @@ _LAZY: dict[str, str] = {
     "record_check": "store.check",
     "recover_with_escrow": "store.keyops",
     "remove_slot": "store.keyops",
-    "repair_index": "store.repair_index",
-    "repair_snapshots": "store.repair_snapshots",
+    "repair_index": "store.indexrepair",
+    "repair_snapshots": "store.snapshotrepair",
     "repository_stats": "store.stats",
     "rotate_master_key": "store.keyops",
     "slot_statuses": "store.keyops",

@@ -22,11 +22,11 @@ from store.blobwriter import BlobWriter
 from store.checkstate import CheckState
 from store.errors import StoreError
 from store.ids import TREE, BlobId
+from store.indexrepair import lost_since_last_check
 from store.inventory import take_inventory
 from store.maintlock import MaintenanceLock
 from store.marks import list_marks
 from store.paths import key_to_path
-from store.repair_index import lost_since_last_check
 from store.repository import Repository
 from store.snapshot import Snapshot
 from store.tree import Entry, PageWriter, TreeReader
