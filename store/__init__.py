@@ -19,6 +19,9 @@ The layout that mount, ls and restore share (store/layout.py)::
 The format is in store/FORMAT.md.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from store.backend import Backend, LocalBackend, ObjectInfo, open_backend
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
 from store.errors import (
@@ -28,6 +31,7 @@ from store.errors import (
     BlobMissing,
     FormatTooNew,
     IntegrityError,
+    KeySlotDamaged,
     ObjectNotFound,
     OwnerBusy,
     PathNotFound,
@@ -39,7 +43,7 @@ from store.errors import (
     WrongPassword,
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
-from store.keys import KdfParams, Keyring, KeySlot
+from store.keys import KdfParams, Keyring, KeySlot, load_private_key
 from store.layout import Layout, owner_component
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
@@ -50,13 +54,102 @@ from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
 
+if TYPE_CHECKING:
+    from store.check import check_repository, record_check
+    from store.checkdata import validate_subset
+    from store.checkresult import CheckResult, Problem
+    from store.checkstate import CheckState
+    from store.diff import Change, diff_trees, pair_moves
+    from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
+    from store.indexrepair import IndexRepair, repair_index
+    from store.keyops import (
+        MAX_SLOTS,
+        Rotation,
+        SlotStatus,
+        add_escrow_slot,
+        add_password_slot,
+        change_password,
+        current_kdf,
+        recover_with_escrow,
+        remove_slot,
+        rotate_master_key,
+        slot_statuses,
+    )
+    from store.pruning import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
+    from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
+    from store.snapshotrepair import SnapshotRepair, repair_snapshots
+    from store.stats import RepoStats, repository_stats
+
+# Repository operations (check, forget, prune, repair, keys, stats) are
+# imported on first use: most commands never need them, and every import
+# costs start-up time.
+_LAZY: dict[str, str] = {
+    "Change": "store.diff",
+    "CheckResult": "store.checkresult",
+    "CheckState": "store.checkstate",
+    "DEFAULT_GRACE_NS": "store.pruning",
+    "Decision": "store.retention",
+    "Duration": "store.retention",
+    "ForgetPlan": "store.forget",
+    "IndexRepair": "store.indexrepair",
+    "MAX_SLOTS": "store.keyops",
+    "OwnerPlan": "store.forget",
+    "Problem": "store.checkresult",
+    "PruneOptions": "store.pruning",
+    "PruneResult": "store.pruning",
+    "RepoStats": "store.stats",
+    "RetentionPolicy": "store.retention",
+    "Rotation": "store.keyops",
+    "SlotStatus": "store.keyops",
+    "SnapshotRepair": "store.snapshotrepair",
+    "UNLIMITED": "store.retention",
+    "add_escrow_slot": "store.keyops",
+    "add_password_slot": "store.keyops",
+    "apply_policy": "store.retention",
+    "change_password": "store.keyops",
+    "check_repository": "store.check",
+    "current_kdf": "store.keyops",
+    "diff_trees": "store.diff",
+    "execute_forget": "store.forget",
+    "forget_snapshots": "store.forget",
+    "pair_moves": "store.diff",
+    "plan_forget": "store.forget",
+    "prune": "store.pruning",
+    "record_check": "store.check",
+    "recover_with_escrow": "store.keyops",
+    "remove_slot": "store.keyops",
+    "repair_index": "store.indexrepair",
+    "repair_snapshots": "store.snapshotrepair",
+    "repository_stats": "store.stats",
+    "rotate_master_key": "store.keyops",
+    "slot_statuses": "store.keyops",
+    "validate_subset": "store.checkdata",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    # Bind every name of that module at once. (No exported name may equal a
+    # submodule's: importing store.x sets the package attribute x.)
+    for export, source in _LAZY.items():
+        if source == module_name:
+            globals()[export] = getattr(module, export)
+    return globals()[name]
+
+
 __all__ = [
     "DATA",
+    "DEFAULT_GRACE_NS",
     "DIRECTORY",
     "FILE",
+    "MAX_SLOTS",
     "OWNER_KINDS",
     "SYMLINK",
     "TREE",
+    "UNLIMITED",
     "AlreadyExists",
     "Backend",
     "BackendError",
@@ -64,16 +157,24 @@ __all__ = [
     "BackupRun",
     "BlobId",
     "BlobMissing",
+    "Change",
+    "CheckResult",
+    "CheckState",
     "ChunkCache",
     "ChunkerParams",
     "Content",
+    "Decision",
+    "Duration",
     "Entry",
+    "ForgetPlan",
     "FormatTooNew",
     "IndexId",
+    "IndexRepair",
     "IntegrityError",
     "ItemReader",
     "KdfParams",
     "KeySlot",
+    "KeySlotDamaged",
     "Keyring",
     "Layout",
     "LocalBackend",
@@ -82,20 +183,29 @@ __all__ = [
     "ObjectNotFound",
     "Owner",
     "OwnerBusy",
+    "OwnerPlan",
     "OwnerSession",
     "PackId",
     "PackProblem",
     "PathNotFound",
+    "Problem",
+    "PruneOptions",
+    "PruneResult",
     "RepoConfig",
+    "RepoStats",
     "Repository",
     "RepositoryLocked",
     "RepositoryNotFound",
+    "RetentionPolicy",
+    "Rotation",
     "SessionStats",
+    "SlotStatus",
     "Snapshot",
     "SnapshotId",
     "SnapshotItem",
     "SnapshotNotFound",
     "SnapshotReader",
+    "SnapshotRepair",
     "StoreError",
     "TransientBackendError",
     "TreeReader",
@@ -105,15 +215,37 @@ __all__ = [
     "VirtualFS",
     "VirtualLink",
     "WrongPassword",
+    "add_escrow_slot",
+    "add_password_slot",
+    "apply_policy",
+    "change_password",
+    "check_repository",
+    "current_kdf",
+    "diff_trees",
+    "execute_forget",
+    "forget_snapshots",
     "format_time",
     "latest_per_owner",
     "list_packs",
+    "load_private_key",
     "open_backend",
     "owner_component",
     "owner_matches",
+    "pair_moves",
+    "plan_forget",
+    "prune",
     "read_pack",
+    "record_check",
     "records_from_packs",
+    "recover_with_escrow",
+    "remove_slot",
+    "repair_index",
+    "repair_snapshots",
+    "repository_stats",
+    "rotate_master_key",
     "scan_pack",
     "select_snapshots",
+    "slot_statuses",
     "symlink_version",
+    "validate_subset",
 ]

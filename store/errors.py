@@ -9,7 +9,8 @@ message is one line meant for an administrator. The tree::
     ├── RepositoryLocked (12)            another process holds what we need
     │   └── OwnerBusy (12)               a backup of the same owner is running
     ├── IntegrityError (13)              stored bytes fail authentication or hashing
-    │   └── BlobMissing (13)             an index or tree names a blob that is gone
+    │   ├── BlobMissing (13)             an index or tree names a blob that is gone
+    │   └── KeySlotDamaged (13)          the secret opened a slot whose keyring box is damaged
     ├── FormatTooNew (14)                written by a newer Coffer
     ├── BackendError (1)                 storage failed
     │   ├── ObjectNotFound (1)           the named object does not exist (permanent)
@@ -62,6 +63,10 @@ class IntegrityError(StoreError):
 
 class BlobMissing(IntegrityError):
     """A snapshot or index refers to a blob that cannot be found."""
+
+
+class KeySlotDamaged(IntegrityError):
+    """The password (or private key) matches a key slot whose sealed keyring is damaged."""
 
 
 class FormatTooNew(StoreError):

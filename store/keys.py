@@ -28,11 +28,18 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from store.codec import pack, unpack
-from store.crypto import ZERO_NONCE, derive
-from store.errors import IntegrityError, StoreError
+from store.crypto import ZERO_NONCE, derive, keyed_hash
+from store.errors import IntegrityError, KeySlotDamaged, StoreError
 
 SLOT_FORMAT = "coffer-key"
 SLOT_VERSION = 1
+
+# Argon2id parameters a slot may ask for. A slot beyond them is treated as
+# damaged (a hostile or corrupted slot must not make ``open`` allocate
+# gigabytes or spin for minutes).
+MAX_KDF_MEMORY_KIB = 4 * 1024 * 1024
+MAX_KDF_ITERATIONS = 64
+MAX_KDF_LANES = 64
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,10 @@ class Keyring:
         return derive("coffer v1 tree split", self.root)
 
     @cached_property
+    def slot_mac_key(self) -> bytes:
+        return derive("coffer v1 slot mac", self.root)
+
+    @cached_property
     def chunker_seed(self) -> int:
         # 63 bits: pyfastcdc shifts the seed left by one inside a u64.
         raw = int.from_bytes(derive("coffer v1 chunker seed", self.root)[:8], "big")
@@ -138,7 +149,8 @@ def default_label() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-_SEALED_FIELDS = ("private_key", "keyring")
+# The ciphertexts, and the MAC computed over everything else (FORMAT.md §3).
+_SEALED_FIELDS = ("private_key", "keyring", "mac")
 
 
 def _public_part(fields: dict[str, Any]) -> bytes:
@@ -157,6 +169,22 @@ def _box_ad(repo_id: str, fields: dict[str, Any]) -> bytes:
 
 def _private_ad(repo_id: str, fields: dict[str, Any]) -> bytes:
     return b"coffer-key-v1" + repo_id.encode() + _public_part(fields)
+
+
+def _canonical(fields: dict[str, Any]) -> bytes:
+    """The one byte form a slot is written in (and must be read back in)."""
+    return json.dumps(fields, indent=1, sort_keys=True).encode()
+
+
+def _slot_mac(fields: dict[str, Any], keyring: Keyring) -> str:
+    body = {k: v for k, v in fields.items() if k != "mac"}
+    return keyed_hash(keyring.slot_mac_key, _canonical(body)).hex()
+
+
+def _with_mac(fields: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
+    out = {k: v for k, v in fields.items() if k != "mac"}
+    out["mac"] = _slot_mac(out, keyring)
+    return out
 
 
 PublicKey = x25519.X25519PublicKey | rsa.RSAPublicKey
@@ -237,7 +265,27 @@ class KeySlot:
         return f"keys/{self.slot_id}"
 
     def to_json(self) -> bytes:
-        return json.dumps(self.fields, indent=1, sort_keys=True).encode()
+        return _canonical(self.fields)
+
+    def verify(self, raw: bytes, keyring: Keyring) -> str | None:
+        """Why the stored bytes ``raw`` of this slot are not authentic, or None.
+
+        Every byte counts: the file must be the canonical JSON of its fields
+        and its ``mac`` (keyed by the keyring's root) must match them, so a
+        slot altered or damaged anywhere is found by anyone who can open the
+        repository through any slot. Pure; never raises.
+        """
+        if raw != self.to_json():
+            return "not in canonical form (bytes altered)"
+        mac = self.fields.get("mac")
+        if not isinstance(mac, str):
+            return (
+                "has no authentication code (written by an older Coffer? "
+                "'coffer key rotate' rewrites every slot with one)"
+            )
+        if mac != _slot_mac(self.fields, keyring):
+            return "authentication code does not match (slot altered or damaged)"
+        return None
 
     @classmethod
     def parse(cls, raw: bytes, name: str) -> KeySlot:
@@ -268,6 +316,7 @@ class KeySlot:
         """This slot with its box resealed to ``keyring`` (rotation)."""
         fields = dict(self.fields)
         fields["keyring"] = _b64(_seal_box(self.public_key(), keyring, _box_ad(repo_id, fields)))
+        fields = _with_mac(fields, keyring)
         return KeySlot(self.slot_id, self.kind, self.label, self.created, fields)
 
     def open_with_password(self, repo_id: str, password: bytes) -> Keyring | None:
@@ -289,6 +338,13 @@ class KeySlot:
             salt = _unb64(kdf_fields["salt"], f"{self.key} salt")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"{self.key} is damaged: {exc}") from exc
+        if not (
+            1 <= params.iterations <= MAX_KDF_ITERATIONS
+            and 1 <= params.lanes <= MAX_KDF_LANES
+            and 8 * params.lanes <= params.memory_kib <= MAX_KDF_MEMORY_KIB
+            and len(salt) >= 8
+        ):
+            raise IntegrityError(f"{self.key} is damaged: key derivation parameters out of range")
         wrapping = params.derive(password, salt)
         sealed_private = _unb64(self.fields.get("private_key"), f"{self.key} private key")
         try:
@@ -298,8 +354,22 @@ class KeySlot:
         except InvalidTag:
             return None
         private = x25519.X25519PrivateKey.from_private_bytes(raw_private)
-        box = _unb64(self.fields.get("keyring"), f"{self.key} keyring")
-        return _open_box(private, box, _box_ad(repo_id, self.fields))
+        return self._open_own_box(repo_id, private)
+
+    def _open_own_box(
+        self, repo_id: str, private: x25519.X25519PrivateKey | rsa.RSAPrivateKey
+    ) -> Keyring:
+        # The secret matched this slot: a failure from here on is damage, not
+        # a wrong password.
+        try:
+            box = _unb64(self.fields.get("keyring"), f"{self.key} keyring")
+            keyring = _open_box(private, box, _box_ad(repo_id, self.fields))
+        except IntegrityError as exc:
+            raise KeySlotDamaged(f"{self.key}: {exc}") from exc
+        mac = self.fields.get("mac")
+        if mac is not None and mac != _slot_mac(self.fields, keyring):
+            raise KeySlotDamaged(f"{self.key}: authentication code does not match")
+        return keyring
 
     def open_with_private_key(
         self, repo_id: str, private: x25519.X25519PrivateKey | rsa.RSAPrivateKey
@@ -314,8 +384,7 @@ class KeySlot:
         )
         if not same:
             return None
-        box = _unb64(self.fields.get("keyring"), f"{self.key} keyring")
-        return _open_box(private, box, _box_ad(repo_id, self.fields))
+        return self._open_own_box(repo_id, private)
 
 
 def _now_iso() -> str:
@@ -365,6 +434,7 @@ def new_password_slot(
         )
     )
     fields["keyring"] = _b64(_seal_box(private.public_key(), keyring, _box_ad(repo_id, fields)))
+    fields = _with_mac(fields, keyring)
     return KeySlot(slot_id, "password", str(fields["label"]), created, fields)
 
 
@@ -389,6 +459,7 @@ def new_escrow_slot(
         "public_key": {"alg": alg, "pem": pem.decode()},
     }
     fields["keyring"] = _b64(_seal_box(public, keyring, _box_ad(repo_id, fields)))
+    fields = _with_mac(fields, keyring)
     return KeySlot(slot_id, "escrow", str(fields["label"]), created, fields)
 
 

@@ -25,6 +25,7 @@ from store.errors import (
     AlreadyExists,
     BlobMissing,
     IntegrityError,
+    KeySlotDamaged,
     ObjectNotFound,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -123,29 +124,43 @@ class Repository:
         slots, damaged = read_slots(backend)
         if not slots and not damaged:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
+        if private_key is None and password is None:
+            raise StoreError("a password or a private key is needed")
+        matched_damaged = False
         for slot in slots:
             try:
                 if private_key is not None:
                     keyring = slot.open_with_private_key(header.repo_id, private_key)
-                elif password is not None:
-                    keyring = slot.open_with_password(header.repo_id, password)
                 else:
-                    raise StoreError("a password or a private key is needed")
-            except IntegrityError as exc:
+                    assert password is not None
+                    keyring = slot.open_with_password(header.repo_id, password)
+            except StoreError as exc:
+                # A damaged or unknown slot must not stop the others from opening.
                 damaged[slot.key] = str(exc)
+                matched_damaged = matched_damaged or isinstance(exc, KeySlotDamaged)
                 continue
             if keyring is not None:
                 for key, problem in damaged.items():
                     log.warning("key slot %s is unusable: %s", key, problem)
                 config = decode_config(header, keyring)
                 return cls(backend, config, keyring, slot.slot_id, cache_root)
-        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in slots) or "none"
         what = "private key" if private_key is not None else "password"
+        shown = slots[:_SLOTS_NAMED]
+        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in shown) or "none"
+        if len(slots) > len(shown):
+            tried += f" and {len(slots) - len(shown)} more"
+        unusable = ", ".join(
+            f"{key.removeprefix('keys/')[:8]} ({reason})"
+            for key, reason in list(damaged.items())[:_SLOTS_NAMED]
+        )
+        if matched_damaged:
+            raise KeySlotDamaged(
+                f"the {what} matches a damaged key slot: {unusable}; open the repository "
+                "with another password or the escrow key, then run 'coffer key list'"
+            )
         message = f"the {what} opens none of the key slots tried: {tried}"
         if damaged:
-            message += (
-                f"; unusable slots: {', '.join(k.removeprefix('keys/')[:8] for k in damaged)}"
-            )
+            message += f"; unusable slots: {unusable}"
         raise WrongPassword(message)
 
     def close(self) -> None:
@@ -267,6 +282,12 @@ class Repository:
             # Another process may have written it since we synced.
             self.refresh_index()
             location = self.blob_index.lookup(blob_id)
+        if location is None:
+            # A pack prune has marked (not yet deleted) may hold it: a backup
+            # that overlapped the mark can name it until the next prune revives it.
+            from store.marks import find_marked_blob
+
+            location = find_marked_blob(self, blob_id)
         if location is None:
             raise BlobMissing(f"blob {blob_id.hex()} is not in any index")
         return location
@@ -411,6 +432,10 @@ class Repository:
         return list_slots(self.backend)
 
 
+# At most this many slots are named in a wrong-password message.
+_SLOTS_NAMED = 12
+
+
 def list_slots(backend: Backend) -> list[KeySlot]:
     """Every readable key slot, in a stable order (damaged ones left out)."""
     return read_slots(backend)[0]
@@ -426,6 +451,8 @@ def read_slots(backend: Backend) -> tuple[list[KeySlot], dict[str, str]]:
     for info in sorted(backend.list("keys/"), key=lambda i: i.key):
         try:
             slots.append(KeySlot.parse(backend.get(info.key), info.key))
-        except (IntegrityError, ObjectNotFound) as exc:
+        except ObjectNotFound:
+            continue  # removed between list and get
+        except StoreError as exc:
             damaged[info.key] = str(exc)
     return slots, damaged

@@ -105,6 +105,9 @@ class BackupRun:
         self._snapshots: list[Snapshot] | None = None
         self._snapshots_lock = threading.Lock()
         self._write_marker()
+        # Deduplicate only against the index as it is now that the marker exists:
+        # prune may have swept packs an older view still names (store/pruning.py).
+        repo.refresh_index()
         self._refresher = threading.Thread(target=self._refresh_marker, daemon=True)
         self._refresher.start()
 

@@ -19,6 +19,14 @@ COMMANDS: dict[str, str] = {
     "ls": "cli.commands.ls",
     "restore": "cli.commands.restore",
     "mount": "cli.commands.mount",
+    "diff": "cli.commands.diff",
+    "check": "cli.commands.check",
+    "repair": "cli.commands.repair",
+    "forget": "cli.commands.forget",
+    "prune": "cli.commands.prune",
+    "key": "cli.commands.key",
+    "stats": "cli.commands.stats",
+    "report": "cli.commands.report",
 }
 
 

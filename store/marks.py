@@ -1,0 +1,155 @@
+"""Prune marks (FORMAT.md §11): packs condemned, but not yet deleted.
+
+Phase one of garbage collection writes a mark naming packs that nothing
+referenced, and drops them from the index so new backups stop deduplicating
+against them. Phase two, a grace period later, deletes them unless something
+came to need them in between (then they are revived: indexed again). Until
+then their blobs stay readable through :func:`find_marked_blob`, so a snapshot
+written by a backup that overlapped the mark is never unreadable.
+
+Marks are immutable sealed objects; "unmarking" writes a smaller mark and
+deletes the old one.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from store.blobindex import BlobLocation
+from store.codec import pack, unpack
+from store.errors import IntegrityError, ObjectNotFound
+from store.ids import BlobId, PackId
+from store.index import PackRecord
+from store.pack import BlobEntry
+
+if TYPE_CHECKING:
+    from store.repository import Repository
+
+MARK_PREFIX = "marks/"
+
+
+@dataclass(frozen=True)
+class MarkedPack:
+    """A condemned pack. ``entries`` is None when no index named it (an orphan)."""
+
+    pack_id: PackId
+    kind: int
+    epoch: int | None
+    entries: tuple[BlobEntry, ...] | None
+
+    def record(self) -> PackRecord | None:
+        """The index record to revive it with, when its content is known."""
+        if self.entries is None or self.epoch is None:
+            return None
+        return PackRecord(self.pack_id, self.kind, self.epoch, list(self.entries))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One ``marks/<id>`` object."""
+
+    key: str
+    time_ns: int
+    host: str
+    packs: tuple[MarkedPack, ...]
+
+    @property
+    def pack_ids(self) -> set[PackId]:
+        return {p.pack_id for p in self.packs}
+
+
+def _encode(time_ns: int, host: str, packs: list[MarkedPack]) -> bytes:
+    return pack(
+        {
+            "v": 1,
+            "time": time_ns,
+            "host": host,
+            "packs": [
+                [
+                    p.pack_id,
+                    p.kind,
+                    p.epoch,
+                    None if p.entries is None else [e.as_list() for e in p.entries],
+                ]
+                for p in packs
+            ],
+        }
+    )
+
+
+def _decode(plain: bytes, key: str) -> Mark:
+    data: Any = unpack(plain, key)
+    try:
+        if int(data["v"]) > 1:
+            raise IntegrityError(f"{key}: mark version {data['v']} is too new")
+        packs = []
+        for pack_id, kind, epoch, entries in data["packs"]:
+            packs.append(
+                MarkedPack(
+                    PackId(bytes(pack_id)),
+                    int(kind),
+                    None if epoch is None else int(epoch),
+                    None
+                    if entries is None
+                    else tuple(BlobEntry.from_list(item, key) for item in entries),
+                )
+            )
+        return Mark(key, int(data["time"]), str(data.get("host", "")), tuple(packs))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"{key}: malformed mark ({exc})") from exc
+
+
+def save_mark(repo: Repository, time_ns: int, packs: list[MarkedPack]) -> Mark:
+    """Write a mark (named by the keyed hash of its content) and return it."""
+    plain = _encode(time_ns, socket.gethostname(), packs)
+    key = MARK_PREFIX + repo.object_id(plain).hex()
+    repo.save_object("mark", key, plain)
+    return Mark(key, time_ns, socket.gethostname(), tuple(packs))
+
+
+def load_mark(repo: Repository, key: str) -> Mark:
+    """Read and verify a mark. Raises ObjectNotFound, IntegrityError."""
+    plain = repo.load_object("mark", key)
+    if MARK_PREFIX + repo.object_id(plain).hex() != key:
+        raise IntegrityError(f"{key}: content does not match its name")
+    return _decode(plain, key)
+
+
+def list_marks(repo: Repository) -> list[Mark]:
+    """Every mark, oldest first (marks deleted while listing are skipped)."""
+    marks = []
+    for info in repo.backend.list(MARK_PREFIX):
+        try:
+            marks.append(load_mark(repo, info.key))
+        except ObjectNotFound:
+            continue
+    return sorted(marks, key=lambda m: (m.time_ns, m.key))
+
+
+def find_marked_blob(repo: Repository, blob_id: BlobId) -> BlobLocation | None:
+    """Where a blob is inside a marked (not yet deleted) pack, or None.
+
+    The fallback of :meth:`Repository.locate`: it costs one listing, and is
+    only reached for blobs no index names.
+    """
+    for info in repo.backend.list(MARK_PREFIX):
+        try:
+            mark = load_mark(repo, info.key)
+        except (ObjectNotFound, IntegrityError):
+            continue
+        for marked in mark.packs:
+            if marked.entries is None or marked.epoch is None:
+                continue
+            for entry in marked.entries:
+                if entry.blob_id == blob_id:
+                    return BlobLocation(
+                        marked.pack_id,
+                        entry.offset,
+                        entry.length,
+                        entry.raw_length,
+                        entry.type,
+                        marked.epoch,
+                    )
+    return None

@@ -1,0 +1,82 @@
+"""The [retention] table and the after-backup hook the backup command calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.config import load_config
+from cli.errors import ConfigError
+from cli.retention import forget_after_backup, retention_from_config
+from store import UNLIMITED, Duration, RetentionPolicy
+from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
+
+
+def _config(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "coffer.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_default_and_per_owner_policies(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path,
+        """
+[retention]
+keep-daily = 7
+keep-weekly = "unlimited"
+keep-deleted-within = "90d"
+after-backup = true
+
+[retention.owners."sites/*"]
+keep-monthly = 24
+
+[retention.owners."*@example.com"]
+keep-last = 3
+""",
+    )
+    retention = retention_from_config(config)
+    assert retention is not None
+    assert retention.after_backup
+    assert retention.policy_for(ALICE) == RetentionPolicy(last=3)
+    assert retention.policy_for(SITE) == RetentionPolicy(monthly=24)
+    other = ALICE.__class__("teams", "t1", "Team One")
+    assert retention.policy_for(other) == RetentionPolicy(
+        daily=7, weekly=UNLIMITED, deleted_within=Duration(days=90)
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[retention]\nkeep-dayly = 3\n",
+        "[retention]\nkeep-daily = -1\n",
+        '[retention]\nkeep-within = "soon"\n',
+        '[retention]\nkeep-deleted-within = "30d"\n',  # keeps nothing by itself
+        '[retention]\nafter-backup = "yes"\nkeep-last = 1\n',
+        "[retention]\nkeep-last = true\n",
+    ],
+)
+def test_bad_tables_are_configuration_errors(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError):
+        retention_from_config(_config(tmp_path, text))
+
+
+def test_forget_after_backup_touches_only_the_owners_of_the_run(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    for day in range(3):
+        backup(repo, ALICE, {"a": bytes([day])}, time_ns=T0 + day * DAY)
+        backup(repo, BOB, {"b": bytes([day])}, time_ns=T0 + day * DAY + 1)
+    off = _config(tmp_path, "[retention]\nkeep-last = 1\n")
+    assert forget_after_backup(repo, off, [ALICE]) is None  # after-backup not set
+    on = _config(tmp_path, "[retention]\nkeep-last = 1\nafter-backup = true\n")
+    outcome = forget_after_backup(repo, on, [ALICE], now_ns=T0 + 5 * DAY)
+    assert outcome is not None
+    plan, report = outcome
+    assert report is not None
+    assert len(plan.removed) == 2
+    counts = {}
+    for snap in repo.list_snapshots():
+        counts[snap.owner.name] = counts.get(snap.owner.name, 0) + 1
+    assert counts == {ALICE.name: 1, BOB.name: 3}
