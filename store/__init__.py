@@ -14,8 +14,18 @@ Knows nothing of Microsoft 365. Callers import from this package only::
 The format is in store/FORMAT.md.
 """
 
-from store.backend import Backend, LocalBackend, ObjectInfo, open_backend
+from store.backend import Backend, LocalBackend, ObjectInfo, is_remote, open_backend
+from store.cachedir import default_cache_root
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
+from store.copy import (
+    CopyProgress,
+    CopyResult,
+    CopyStats,
+    SnapshotCopier,
+    copy_snapshots,
+    missing_snapshots,
+    snapshot_key,
+)
 from store.errors import (
     AlreadyExists,
     BackendError,
@@ -60,6 +70,9 @@ __all__ = [
     "ChunkCache",
     "ChunkerParams",
     "Content",
+    "CopyProgress",
+    "CopyResult",
+    "CopyStats",
     "Entry",
     "FormatTooNew",
     "IndexId",
@@ -83,6 +96,7 @@ __all__ = [
     "RepositoryNotFound",
     "SessionStats",
     "Snapshot",
+    "SnapshotCopier",
     "SnapshotId",
     "SnapshotNotFound",
     "SnapshotReader",
@@ -91,14 +105,19 @@ __all__ = [
     "TreeReader",
     "TreeSplitParams",
     "WrongPassword",
+    "copy_snapshots",
+    "default_cache_root",
     "format_time",
+    "is_remote",
     "latest_per_owner",
     "list_packs",
+    "missing_snapshots",
     "open_backend",
     "owner_matches",
     "read_pack",
     "records_from_packs",
     "scan_pack",
     "select_snapshots",
+    "snapshot_key",
     "symlink_version",
 ]
