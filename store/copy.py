@@ -73,6 +73,9 @@ def missing_snapshots(wanted: Iterable[Snapshot], present: Iterable[Snapshot]) -
 class CopyProgress(Protocol):
     """What a copy reports while it runs (called from the copying thread)."""
 
+    def starting(self, snapshot: Snapshot) -> None:
+        """Copying ``snapshot`` begins."""
+
     def blob(self, size: int) -> None:
         """A blob of ``size`` plaintext bytes was read from the source."""
 
@@ -396,6 +399,8 @@ def copy_snapshots(
             if there is not None:
                 result.present.append((snapshot, there))
                 continue
+            if progress is not None:
+                progress.starting(snapshot)
             try:
                 copied = copier.copy(snapshot)
             except IntegrityError as exc:
