@@ -5,13 +5,32 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Traffic:
+    """Bytes each way, and when the first and the last of them passed (monotonic)."""
+
+    sent: int = 0  # client -> server: uploads and requests
+    received: int = 0  # server -> client
+    first_sent: float | None = None
+    last_sent: float | None = None
+    first_received: float | None = None
+    last_received: float | None = None
+
+    def upload_window(self) -> float:
+        assert self.first_sent is not None
+        assert self.last_sent is not None
+        return self.last_sent - self.first_sent
 
 
 class MeterProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``upstream_port``, counting bytes.
 
-    ``sent`` counts client -> server bytes (uploads and requests), ``received``
-    server -> client. Thread-safe; use as a context manager.
+    ``traffic`` counts the bytes each way since the last :meth:`reset`.
+    Thread-safe; use as a context manager.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -24,8 +43,7 @@ class MeterProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
-        self.sent = 0
-        self.received = 0
+        self.traffic = Traffic()
 
     def __enter__(self) -> MeterProxy:
         thread = threading.Thread(target=self._accept, daemon=True)
@@ -49,12 +67,11 @@ class MeterProxy:
         for thread in self._threads:
             thread.join(timeout=5)
 
-    def reset(self) -> tuple[int, int]:
-        """(sent, received) so far, and start counting from zero."""
+    def reset(self) -> Traffic:
+        """The traffic so far; counting starts again from zero."""
         with self._lock:
-            counts = self.sent, self.received
-            self.sent = self.received = 0
-        return counts
+            traffic, self.traffic = self.traffic, Traffic()
+        return traffic
 
     def _accept(self) -> None:
         while True:
@@ -89,11 +106,17 @@ class MeterProxy:
                         open_ends.remove(source)
                         peers[source].shutdown(socket.SHUT_WR)
                         continue
+                    now = time.monotonic()
                     with self._lock:
+                        traffic = self.traffic
                         if source is client:
-                            self.sent += len(chunk)
+                            traffic.sent += len(chunk)
+                            traffic.first_sent = traffic.first_sent or now
+                            traffic.last_sent = now
                         else:
-                            self.received += len(chunk)
+                            traffic.received += len(chunk)
+                            traffic.first_received = traffic.first_received or now
+                            traffic.last_received = now
                     peers[source].sendall(chunk)
         except OSError:
             pass
