@@ -215,7 +215,14 @@ class SnapshotCopier:
                 tags=snapshot.tags,
             )
         )
-        self._there[snapshot_key(snapshot)] = stored
+        key = snapshot_key(snapshot)
+        self._there[key] = stored
+        if not snapshot.partial:
+            # A checkpoint of the same run copied earlier is superseded, as
+            # the engine deletes it when the owner's run completes.
+            checkpoint = self._there.pop((*key[:3], True), None)
+            if checkpoint is not None and checkpoint.snapshot_id is not None:
+                self.dest.delete_snapshot(checkpoint.snapshot_id)
         self.stats.snapshots_copied += 1
         return stored
 

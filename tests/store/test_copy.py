@@ -288,6 +288,23 @@ def test_checkpoints_are_distinct_from_complete_snapshots(
     assert missing_snapshots(source.list_snapshots(), dest.list_snapshots()) == [complete]
 
 
+def test_a_completed_run_supersedes_its_copied_checkpoint(
+    source: Repository, dest: Repository
+) -> None:
+    with BackupRun(source) as run, run.owner(ALICE) as session:
+        session.add_item("a.txt", b"a")
+        checkpoint = session.checkpoint()
+        copy_snapshots(source, dest, [checkpoint])  # copied while the run goes on
+        session.add_item("b.txt", b"b")
+        complete = session.commit()
+    assert source.list_snapshots() == [complete]
+    result = copy_snapshots(source, dest, [complete])
+    assert len(result.copied) == 1
+    (copy,) = dest.list_snapshots()  # the copied checkpoint is gone, as at the source
+    assert not copy.partial
+    assert read_all(dest, copy) == {"a.txt": b"a", "b.txt": b"b"}
+
+
 def test_same_repository_and_concurrent_copies_are_refused(
     source: Repository, dest: Repository, tmp_path: Path
 ) -> None:
