@@ -10,7 +10,9 @@ Passwords, for each side, from the first that is set (docs/copy.md):
 1. the command-line option (``--password-file``, ``--from-password-file``);
 2. the destination's own ``password_file`` in the configuration;
 3. the environment (``COFFER_PASSWORD_FILE`` then ``COFFER_PASSWORD``, or
-   ``COFFER_FROM_PASSWORD_FILE`` then ``COFFER_FROM_PASSWORD`` for a source);
+   ``COFFER_FROM_PASSWORD_FILE`` then ``COFFER_FROM_PASSWORD`` for a source;
+   a source that is a configured destination without its own file then also
+   takes the usual variables, like any destination);
 4. a prompt, when standard input is a terminal.
 
 Passwords are never option values (they would show in ``ps``). A trailing
@@ -51,24 +53,31 @@ class RepoTarget:
         return f"destination '{self.name}'" if self.name else self.url
 
 
+_USUAL = (("COFFER_PASSWORD_FILE", "COFFER_PASSWORD"),)
+_FROM = (("COFFER_FROM_PASSWORD_FILE", "COFFER_FROM_PASSWORD"),)
+
+
 @dataclass(frozen=True)
 class PasswordSource:
-    """Where one side's password may come from, besides the target's own file."""
+    """Where one side's password may come from, besides the target's own file.
+
+    ``envs`` are (file variable, value variable) pairs, tried in order.
+    """
 
     option: Path | None
     option_name: str
-    file_env: str
-    value_env: str
+    envs: tuple[tuple[str, str], ...]
 
     @classmethod
     def repository(cls, option: Path | None) -> PasswordSource:
-        return cls(option, "--password-file", "COFFER_PASSWORD_FILE", "COFFER_PASSWORD")
+        return cls(option, "--password-file", _USUAL)
 
     @classmethod
-    def copy_source(cls, option: Path | None) -> PasswordSource:
-        return cls(
-            option, "--from-password-file", "COFFER_FROM_PASSWORD_FILE", "COFFER_FROM_PASSWORD"
-        )
+    def copy_source(cls, option: Path | None, target: RepoTarget) -> PasswordSource:
+        """The source of a copy: its own variables first; a configured
+        destination without a password file then takes the usual password."""
+        envs = _FROM + _USUAL if target.name is not None else _FROM
+        return cls(option, "--from-password-file", envs)
 
 
 def _read_password_file(file: str | os.PathLike[str]) -> bytes:
@@ -96,12 +105,15 @@ def read_password(
     file: str | os.PathLike[str] | None = source.option or (
         target.password_file if target else None
     )
-    file = file or os.environ.get(source.file_env) or None
     if file:
         return _read_password_file(file)
-    env = os.environ.get(source.value_env)
-    if env:
-        return env.encode()
+    for file_env, value_env in source.envs:
+        file = os.environ.get(file_env)
+        if file:
+            return _read_password_file(file)
+        value = os.environ.get(value_env)
+        if value:
+            return value.encode()
     if sys.stdin.isatty():
         first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat the password: ") != first:
@@ -110,9 +122,9 @@ def read_password(
             raise ConfigError("an empty password is not allowed")
         return first.encode()
     where = f" for {target.label}" if target and target.name else ""
+    file_env, value_env = source.envs[0]
     raise PasswordMissing(
-        f"no password{where}: set {source.file_env} (or {source.value_env}), "
-        f"or pass {source.option_name}"
+        f"no password{where}: set {file_env} (or {value_env}), or pass {source.option_name}"
     )
 
 

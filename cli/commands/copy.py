@@ -104,7 +104,9 @@ def command(
     source = _side(
         "source",
         source_target,
-        lambda: app.open_target(source_target, PasswordSource.copy_source(from_password_file)),
+        lambda: app.open_target(
+            source_target, PasswordSource.copy_source(from_password_file, source_target)
+        ),
     )
     dest = _side("destination", dest_target, lambda: app.open_target(dest_target))
     if source.repo_id == dest.repo_id:

@@ -101,6 +101,10 @@ password_file = "wrong.pw"
         for name in ("nas", "offsite")
     }
     assert [s["run"] for s in runs["nas"]] == [s["run"] for s in runs["offsite"]]
+    # Catching up by names: the source's password comes from the usual
+    # variables (nas has no file of its own), the destination's from its file.
+    catch_up = env.run("copy", "--from", "nas", "--to", "offsite", "--json", **extra).json()
+    assert (len(catch_up["copied"]), len(catch_up["already_present"])) == (0, 2)
     # -r picks one destination: no fan-out.
     only = env.run("-r", "nas", "backup", "--path", str(data), "--json", **extra).json()
     assert "destinations" not in only
