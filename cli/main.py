@@ -27,7 +27,7 @@ from store import StoreError
     "--repo",
     "repo",
     metavar="URL",
-    help="Repository (else COFFER_REPO, else the configuration file).",
+    help="Repository, or a destination's name (else COFFER_REPO, else the configuration file).",
 )
 @click.option(
     "-c",
