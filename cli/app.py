@@ -18,7 +18,7 @@ from cli.config import Config, load_config
 from cli.destinations import Destination, config_limits, parse_destinations
 from cli.errors import ConfigError
 from cli.targets import PasswordSource, RepoTarget, open_target_backend, read_password
-from store import Backend, KdfParams, Repository, default_cache_root
+from store import Backend, KdfParams, RepoConfig, Repository, default_cache_root
 
 
 @dataclass
@@ -147,7 +147,7 @@ class App:
         """Make ``repo`` the repository of this invocation (cli/destinations.py)."""
         self._repo = repo
 
-    def init_repo(self, kdf: KdfParams | None) -> Repository:
+    def init_repo(self, kdf: KdfParams | None, config: RepoConfig | None = None) -> Repository:
         target = self.target()
         backend = self.backend(target)
         self._repo = Repository.init(
@@ -155,6 +155,7 @@ class App:
             self.password(confirm=True, target=target),
             kdf=kdf,
             cache_root=self.cache_root(),
+            config=config,
         )
         return self._repo
 

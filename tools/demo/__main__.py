@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from tools.demo.folder import demo_folder
+from tools.demo.mount import demo_mount
 from tools.demo.steps import environment, say
 
 
@@ -30,6 +31,7 @@ def main() -> None:
     password.chmod(0o600)
     env = environment(workdir)
     demo_folder(workdir, env)
+    demo_mount(workdir, env, workdir / "sample-folder")
     say("Done")
     print(f"  everything the demo made is in {workdir}")
 
