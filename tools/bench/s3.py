@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
     parser.add_argument("--engines", default="coffer,restic")
+    parser.add_argument("--owners", type=int, help="corpus size (default 10; --quick 2)")
+    parser.add_argument("--mails-per-owner", type=int, help="(default 10,000; --quick 1,000)")
+    parser.add_argument("--large-files", type=int, help="(default 20; --quick 2)")
+    parser.add_argument("--large-mib", type=int, help="(default 25; --quick 4)")
     args = parser.parse_args(argv)
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -230,7 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.quick
         else {}
     )
-    corpus = generate(work / ("corpus-quick" if args.quick else "corpus"), **sizes)  # type: ignore[arg-type]
+    for name in ("owners", "mails_per_owner", "large_files"):
+        if getattr(args, name) is not None:
+            sizes[name] = getattr(args, name)
+    if args.large_mib is not None:
+        sizes["large_size"] = args.large_mib << 20
+    name = "corpus-" + "-".join(f"{k}{v}" for k, v in sorted(sizes.items())) if sizes else "corpus"
+    corpus = generate(work / name, **sizes)  # type: ignore[arg-type]
     corpus_bytes = dir_size(corpus)
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
     desc = f"{files} files, {corpus_bytes / 1e9:.2f} GB"
