@@ -119,15 +119,25 @@ class App:
             prompt=prompt,
         )
 
-    def open_target(self, target: RepoTarget, source: PasswordSource | None = None) -> Repository:
+    def open_target(
+        self,
+        target: RepoTarget,
+        source: PasswordSource | None = None,
+        *,
+        own_file_first: bool = False,
+    ) -> Repository:
         """Open another repository for this invocation (closed with the App).
 
         ``source`` says where its password comes from (default: the
-        repository's usual places). Raises what Repository.open raises.
+        repository's usual places); ``own_file_first`` puts the target's own
+        password file before the command-line option. Raises what
+        Repository.open raises.
         """
-        prompt = f"Password for {target.label}: "
         password = read_password(
-            source or PasswordSource.repository(self.password_file_option), target, prompt=prompt
+            source or PasswordSource.repository(self.password_file_option),
+            target,
+            prompt=f"Password for {target.label}: ",
+            own_file_first=own_file_first,
         )
         repo = Repository.open(self.backend(target), password, cache_root=self.cache_root())
         self._others.append(repo)

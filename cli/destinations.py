@@ -192,7 +192,7 @@ def _fan_out(
     rest: list[Destination] = []
     for position, destination in enumerate(destinations):
         try:
-            primary = app.open_target(destination.target)
+            primary = app.open_target(destination.target, own_file_first=True)
         except Exception as exc:  # any failure makes it unusable now
             results.append(_failure(destination, "backup", exc))
             continue
@@ -253,7 +253,7 @@ def _copy_to(
 
     started = time.monotonic()
     try:
-        repo = app.open_target(destination.target)
+        repo = app.open_target(destination.target, own_file_first=True)
         try:
             summary = run_copy(
                 source,

@@ -8,7 +8,9 @@ of ``coffer copy``.
 Passwords, for each side, from the first that is set (docs/copy.md):
 
 1. the command-line option (``--password-file``, ``--from-password-file``);
-2. the destination's own ``password_file`` in the configuration;
+2. the destination's own ``password_file`` in the configuration (when a
+   backup sends a run to every destination, this comes first: there the
+   option is the usual password, for destinations without a file of their own);
 3. the environment (``COFFER_PASSWORD_FILE`` then ``COFFER_PASSWORD``, or
    ``COFFER_FROM_PASSWORD_FILE`` then ``COFFER_FROM_PASSWORD`` for a source;
    a source that is a configured destination without its own file then also
@@ -97,13 +99,16 @@ def read_password(
     *,
     confirm: bool = False,
     prompt: str = "Repository password: ",
+    own_file_first: bool = False,
 ) -> bytes:
     """The password from the first place that has one (module docstring).
 
+    ``own_file_first``: the target's own file goes before the option.
     Raises ConfigError (unreadable or empty file, mismatch) and PasswordMissing.
     """
-    file: str | os.PathLike[str] | None = source.option or (
-        target.password_file if target else None
+    own = target.password_file if target else None
+    file: str | os.PathLike[str] | None = (
+        (own or source.option) if own_file_first else (source.option or own)
     )
     if file:
         return _read_password_file(file)

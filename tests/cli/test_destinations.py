@@ -84,7 +84,16 @@ password_file = "wrong.pw"
     assert "password" in by_name["broken"]["error"]
 
     (data / "nested" / "new.txt").write_text("second run\n")
-    second = env.run("backup", "--path", str(data), check=False, **extra)
+    # --password-file is the usual password here: offsite keeps its own.
+    second = env.run(
+        "--password-file",
+        str(env.password_file),
+        "backup",
+        "--path",
+        str(data),
+        check=False,
+        **extra,
+    )
     assert second.code == 3
     assert "destination offsite: copied 1 snapshots" in second.err
     assert "destination broken: failed" in second.err
