@@ -3,12 +3,12 @@
 :func:`read_blobs` is the bulk read path of ``coffer copy``: it looks every
 blob up in the index, sorts them by pack and offset, merges neighbours into
 ranged reads (a gap of up to ``MERGE_GAP`` bytes is read and thrown away: on
-an object store one request costs more than a few hundred KiB), runs those
+an object store one request costs more than a MiB of transfer), runs those
 reads on a few threads, and authenticates, decompresses and re-hashes every
 blob before handing it over. Nothing unverified leaves this module.
 
 Memory is bounded by the reads in flight (``workers`` x 2 ranges of at most
-``MAX_RANGE`` bytes) plus the blobs of the range being consumed.
+``MAX_RANGE`` bytes, and their blobs) plus the blobs of the range being consumed.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId, pack_key
 from store.pack import blob_ad, pack_key_for
 from store.repository import Repository
 
-MERGE_GAP = 256 * 1024
-MAX_RANGE = 32 * 1024 * 1024
+MERGE_GAP = 1024 * 1024
+MAX_RANGE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def plan_ranges(located: Iterable[tuple[BlobId, BlobLocation]]) -> list[_Range]:
     return ranges
 
 
-def _read_range(repo: Repository, part: _Range) -> list[LoadedBlob]:
+def _read_range(repo: Repository, part: _Range, payloads: bool) -> list[LoadedBlob]:
     key = pack_key(part.pack_id, part.kind)
     what = f"pack {part.pack_id.hex()}"
     try:
@@ -98,14 +98,17 @@ def _read_range(repo: Repository, part: _Range) -> list[LoadedBlob]:
         plaintext = decode_payload(payload, blob_what)
         if keyed_hash(id_key, plaintext) != blob_id:
             raise IntegrityError(f"{blob_what}: content does not match its ID")
-        loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload))
+        loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))
     return loaded
 
 
 def read_blobs(
-    repo: Repository, blob_ids: Iterable[BlobId], *, workers: int = 4
+    repo: Repository, blob_ids: Iterable[BlobId], *, workers: int = 4, payloads: bool = True
 ) -> Iterator[LoadedBlob]:
     """Every blob of ``blob_ids`` (duplicates once), verified, in no particular order.
+
+    ``payloads=False`` leaves ``LoadedBlob.payload`` empty (saves memory when
+    only the plaintext is wanted).
 
     Raises BlobMissing (not indexed, or its pack is gone) and IntegrityError
     (authentication, decompression or hash failure), like Repository.load_blob.
@@ -121,14 +124,14 @@ def read_blobs(
     queue = iter(ranges)
     try:
         for part in queue:
-            in_flight.append(executor.submit(_read_range, repo, part))
+            in_flight.append(executor.submit(_read_range, repo, part, payloads))
             if len(in_flight) >= 2 * workers:
                 break
         while in_flight:
             done = in_flight.pop(0)
             following = next(queue, None)
             if following is not None:
-                in_flight.append(executor.submit(_read_range, repo, following))
+                in_flight.append(executor.submit(_read_range, repo, following, payloads))
             yield from done.result()
     finally:
         for future in in_flight:

@@ -119,11 +119,13 @@ class ItemReader(io.RawIOBase):
         entry: Entry,
         cache: ChunkCache,
         prefetch: Callable[[BlobId], None] | None = None,
+        read_ahead: int = 0,
     ) -> None:
         super().__init__()
         self.entry = entry
         self._cache = cache
         self._prefetch = prefetch
+        self._read_ahead = read_ahead
         self._ids = [chunk_id for chunk_id, _ in entry.chunks]
         self._starts: list[int] = []
         offset = 0
@@ -169,6 +171,8 @@ class ItemReader(io.RawIOBase):
         parts: list[bytes] = []
         position = offset
         while position < end:
+            if self._read_ahead and not self._cache.contains(self._ids[index]):
+                self._bulk_ahead(index)
             chunk = self._cache.get(self._ids[index])
             start = self._starts[index]
             parts.append(chunk[position - start : end - start])
@@ -177,6 +181,17 @@ class ItemReader(io.RawIOBase):
         if self._prefetch is not None and index < len(self._ids):
             self._prefetch(self._ids[index])
         return b"".join(parts)
+
+    def _bulk_ahead(self, index: int) -> None:
+        """Load this chunk and the next ones, up to ``read_ahead`` bytes, in bulk."""
+        wanted: list[BlobId] = []
+        total = 0
+        for chunk_id, size in self.entry.chunks[index:]:
+            if wanted and total + size > self._read_ahead:
+                break
+            wanted.append(chunk_id)
+            total += size
+        self._cache.prefetch(wanted)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -259,10 +274,19 @@ class SnapshotReader:
         self.chunks.prefetch(chunk for e in entries if e.is_file for chunk, _size in e.chunks)
 
     def open(
-        self, path: str | Entry, prefetch: Callable[[BlobId], None] | None = None
+        self,
+        path: str | Entry,
+        prefetch: Callable[[BlobId], None] | None = None,
+        *,
+        read_ahead: int = 0,
     ) -> ItemReader:
-        """A seekable reader of a file item. Raises PathNotFound for non-files."""
+        """A seekable reader of a file item. Raises PathNotFound for non-files.
+
+        ``read_ahead`` (bytes): when a read reaches a chunk not cached, that
+        chunk and the following ones up to this size are read in bulk (for
+        sequential readers such as restore; keep it well below the cache).
+        """
         entry = path if isinstance(path, Entry) else self.stat(path)
         if not entry.is_file:
             raise PathNotFound(f"{entry.display_name}: not a file")
-        return ItemReader(entry, self.chunks, prefetch)
+        return ItemReader(entry, self.chunks, prefetch, read_ahead)

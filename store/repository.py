@@ -388,7 +388,7 @@ class Repository:
     def _load_chunks(self, blob_ids: list[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
         from store.blobread import read_blobs  # (it imports this module)
 
-        for blob in read_blobs(self, blob_ids):
+        for blob in read_blobs(self, blob_ids, payloads=False):
             if blob.type == DATA:
                 yield blob.blob_id, blob.plaintext
 

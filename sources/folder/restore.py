@@ -161,7 +161,7 @@ def _write_file(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader) 
     written = 0
     try:
         try:
-            source = reader.open(entry)
+            source = reader.open(entry, read_ahead=_BATCH_BYTES // 2)
             while True:
                 block = source.read(_COPY_BLOCK)
                 if not block:
@@ -218,19 +218,26 @@ _BATCH_ITEMS = 4096
 def _batched(
     items: Iterator[tuple[str, list[bytes], list[Entry], Entry]], reader: SnapshotReader
 ) -> Iterator[tuple[str, list[bytes], list[Entry], Entry]]:
-    """The same items, with the chunks of each batch prefetched before it is yielded."""
+    """The same items in the same order, with the chunks of each batch prefetched
+    before it is yielded. A large file ends the batch before it and goes alone
+    (it reads ahead by itself), so it never evicts chunks prefetched for others."""
     batch: list[tuple[str, list[bytes], list[Entry], Entry]] = []
     size = 0
     for item in items:
-        batch.append(item)
         entry = item[3]
-        if entry.is_file and entry.size <= _BATCH_BYTES // 2:
-            size += entry.size
-        if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-            reader.prefetch(i[3] for i in batch if i[3].size <= _BATCH_BYTES // 2)
+        if entry.is_file and entry.size > _BATCH_BYTES // 2:
+            reader.prefetch(i[3] for i in batch)
             yield from batch
             batch, size = [], 0
-    reader.prefetch(i[3] for i in batch if i[3].size <= _BATCH_BYTES // 2)
+            yield item
+            continue
+        batch.append(item)
+        size += entry.size if entry.is_file else 0
+        if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
+            reader.prefetch(i[3] for i in batch)
+            yield from batch
+            batch, size = [], 0
+    reader.prefetch(i[3] for i in batch)
     yield from batch
 
 
