@@ -40,7 +40,11 @@ class Config:
             return None
         if not isinstance(value, str):
             raise ConfigError(f"{self.path}: 'repository' must be a string")
-        if ":" in value.split("/")[0] and not value.startswith("local:"):
+        return self.resolve_repository(value)
+
+    def resolve_repository(self, value: str) -> str:
+        """A repository URL from the file: URLs as they are, paths made absolute."""
+        if ":" in value.split("/", maxsplit=1)[0] and not value.startswith("local:"):
             return value  # a URL such as s3:bucket/prefix
         return str(self.resolve(value.removeprefix("local:")))
 

@@ -27,7 +27,7 @@ from store import StoreError
     "--repo",
     "repo",
     metavar="URL",
-    help="Repository (else COFFER_REPO, else the configuration file).",
+    help="Repository, or a destination's name (else COFFER_REPO, else the configuration file).",
 )
 @click.option(
     "-c",
@@ -46,6 +46,18 @@ from store import StoreError
     type=click.Path(path_type=Path, file_okay=False),
     help="Local cache directory (default ~/.cache/coffer).",
 )
+@click.option(
+    "--limit-upload",
+    type=click.FloatRange(min=0),
+    metavar="KIB/S",
+    help="Upload at most this many KiB/s (0: unlimited; overrides the configuration).",
+)
+@click.option(
+    "--limit-download",
+    type=click.FloatRange(min=0),
+    metavar="KIB/S",
+    help="Download at most this many KiB/s (0: unlimited; overrides the configuration).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
@@ -57,6 +69,8 @@ def cli(
     config: Path | None,
     password_file: Path | None,
     cache_dir: Path | None,
+    limit_upload: float | None,
+    limit_download: float | None,
     quiet: bool,
     verbose: int,
     debug: bool,
@@ -64,7 +78,16 @@ def cli(
     """Coffer: deduplicated, encrypted backups of Microsoft 365 and local folders."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="coffer: %(levelname)s: %(message)s", stream=sys.stderr)
-    app = App(repo, config, password_file, cache_dir, debug=debug, quiet=quiet)
+    app = App(
+        repo,
+        config,
+        password_file,
+        cache_dir,
+        debug=debug,
+        quiet=quiet,
+        limit_upload_option=limit_upload,
+        limit_download_option=limit_download,
+    )
     ctx.obj = app
     ctx.call_on_close(app.close)
 

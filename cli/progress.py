@@ -16,8 +16,9 @@ from cli.output import human_size, stderr_is_terminal
 class Progress:
     """Counts items and bytes from any thread and shows them (thread-safe)."""
 
-    def __init__(self, title: str, *, enabled: bool = True) -> None:
+    def __init__(self, title: str, *, enabled: bool = True, group_label: str = "owners") -> None:
         self.title = title
+        self.group_label = group_label
         self.items = 0
         self.bytes = 0
         self.owners_done = 0
@@ -60,7 +61,11 @@ class Progress:
 
     def _render(self) -> Text:
         elapsed = max(self.elapsed, 1e-6)
-        owners = f"owners {self.owners_done}/{self.owners_total}  " if self.owners_total else ""
+        owners = (
+            f"{self.group_label} {self.owners_done}/{self.owners_total}  "
+            if self.owners_total
+            else ""
+        )
         waits = f"  throttled {self.throttled_seconds:.0f}s" if self.throttled_seconds else ""
         line = (
             f"{self.title}: {owners}{self.items} items, {human_size(self.bytes)} "

@@ -22,8 +22,18 @@ The format is in store/FORMAT.md.
 import importlib
 from typing import TYPE_CHECKING
 
-from store.backend import Backend, LocalBackend, ObjectInfo, open_backend
+from store.backend import Backend, LocalBackend, ObjectInfo, is_remote, open_backend
+from store.cachedir import default_cache_root
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
+from store.copy import (
+    CopyProgress,
+    CopyResult,
+    CopyStats,
+    SnapshotCopier,
+    copy_snapshots,
+    missing_snapshots,
+    snapshot_key,
+)
 from store.errors import (
     AlreadyExists,
     BackendError,
@@ -163,6 +173,9 @@ __all__ = [
     "ChunkCache",
     "ChunkerParams",
     "Content",
+    "CopyProgress",
+    "CopyResult",
+    "CopyStats",
     "Decision",
     "Duration",
     "Entry",
@@ -201,6 +214,7 @@ __all__ = [
     "SessionStats",
     "SlotStatus",
     "Snapshot",
+    "SnapshotCopier",
     "SnapshotId",
     "SnapshotItem",
     "SnapshotNotFound",
@@ -220,14 +234,18 @@ __all__ = [
     "apply_policy",
     "change_password",
     "check_repository",
+    "copy_snapshots",
     "current_kdf",
+    "default_cache_root",
     "diff_trees",
     "execute_forget",
     "forget_snapshots",
     "format_time",
+    "is_remote",
     "latest_per_owner",
     "list_packs",
     "load_private_key",
+    "missing_snapshots",
     "open_backend",
     "owner_component",
     "owner_matches",
@@ -246,6 +264,7 @@ __all__ = [
     "scan_pack",
     "select_snapshots",
     "slot_statuses",
+    "snapshot_key",
     "symlink_version",
     "validate_subset",
 ]

@@ -88,10 +88,19 @@ class BlobWriter:
     def blob_id(self, data: bytes | memoryview) -> BlobId:
         return BlobId(keyed_hash(self._id_key, data))
 
-    def save(self, blob_type: int, data: bytes, blob_id: BlobId | None = None) -> BlobId:
+    def save(
+        self,
+        blob_type: int,
+        data: bytes,
+        blob_id: BlobId | None = None,
+        *,
+        payload: bytes | None = None,
+    ) -> BlobId:
         """Store ``data`` as a blob (once) and return its ID. Thread-safe.
 
-        Raises the first error of a background upload, if any happened.
+        ``payload`` is ``data`` already encoded (codec byte and body, as
+        another repository stored it): copies pass it so as not to compress
+        again. Raises the first error of a background upload, if any happened.
         """
         self._raise_pending_error()
         if blob_id is None:
@@ -112,7 +121,8 @@ class BlobWriter:
             self._in_progress += 1
         finished: PackBuilder | None = None
         try:
-            payload = encode_payload(data, self._level)
+            if payload is None:
+                payload = encode_payload(data, self._level)
             with self._lock:
                 kind = PACK_KIND_FOR_TYPE[blob_type]
                 builder = self._builders.get(kind)
@@ -132,6 +142,13 @@ class BlobWriter:
         if finished is not None:
             self._start_upload(finished)
         return blob_id
+
+    def contains(self, blob_id: BlobId) -> bool:
+        """True if the blob is stored: saved by this writer, or in the index."""
+        with self._lock:
+            if blob_id in self._pending:
+                return True
+        return self._repo.blob_index.contains(blob_id)
 
     def save_data(self, data: bytes) -> BlobId:
         return self.save(DATA, data)

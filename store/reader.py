@@ -12,23 +12,33 @@ import bisect
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from store.errors import PathNotFound
+from store.errors import PathNotFound, StoreError
 from store.ids import BlobId
 from store.paths import split_path
 from store.snapshot import Snapshot
 from store.tree import Entry, TreeReader
+
+# Loads many chunks at once (in any order), for prefetching.
+LoadMany = Callable[[list[BlobId]], Iterator[tuple[BlobId, bytes]]]
 
 
 class ChunkCache:
     """LRU cache of decrypted chunks, bounded in bytes. Thread-safe.
 
     Concurrent misses on the same chunk load it once (the others wait).
+    ``load_many``, if given, serves :meth:`prefetch` (bulk reads by pack).
     """
 
-    def __init__(self, load: Callable[[BlobId], bytes], capacity: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        load: Callable[[BlobId], bytes],
+        capacity: int = 64 * 1024 * 1024,
+        load_many: LoadMany | None = None,
+    ) -> None:
         self._load = load
+        self._load_many = load_many
         self._capacity = capacity
         self._size = 0
         self._items: OrderedDict[BlobId, bytes] = OrderedDict()
@@ -49,18 +59,43 @@ class ChunkCache:
             event.wait()
         try:
             data = self._load(blob_id)
-            with self._lock:
-                if blob_id not in self._items and len(data) <= self._capacity:
-                    self._items[blob_id] = data
-                    self._size += len(data)
-                    while self._size > self._capacity:
-                        _, evicted = self._items.popitem(last=False)
-                        self._size -= len(evicted)
+            self._keep(blob_id, data)
             return data
         finally:
             with self._lock:
                 del self._loading[blob_id]
             event.set()
+
+    def _keep(self, blob_id: BlobId, data: bytes) -> None:
+        with self._lock:
+            if blob_id not in self._items and len(data) <= self._capacity:
+                self._items[blob_id] = data
+                self._size += len(data)
+                while self._size > self._capacity:
+                    _, evicted = self._items.popitem(last=False)
+                    self._size -= len(evicted)
+
+    def prefetch(self, blob_ids: Iterable[BlobId]) -> None:
+        """Load the chunks not yet cached in one bulk read (blocks until done).
+
+        Meant for a batch well below the capacity that is read right after.
+        Errors are not raised here: the chunk's own read reports them.
+        """
+        if self._load_many is None:
+            return
+        with self._lock:
+            wanted = [
+                b
+                for b in dict.fromkeys(blob_ids)
+                if b not in self._items and b not in self._loading
+            ]
+        if not wanted:
+            return
+        try:
+            for blob_id, data in self._load_many(wanted):
+                self._keep(blob_id, data)
+        except StoreError:
+            return
 
     def contains(self, blob_id: BlobId) -> bool:
         with self._lock:
@@ -84,11 +119,13 @@ class ItemReader(io.RawIOBase):
         entry: Entry,
         cache: ChunkCache,
         prefetch: Callable[[BlobId], None] | None = None,
+        read_ahead: int = 0,
     ) -> None:
         super().__init__()
         self.entry = entry
         self._cache = cache
         self._prefetch = prefetch
+        self._read_ahead = read_ahead
         self._ids = [chunk_id for chunk_id, _ in entry.chunks]
         self._starts: list[int] = []
         offset = 0
@@ -134,6 +171,8 @@ class ItemReader(io.RawIOBase):
         parts: list[bytes] = []
         position = offset
         while position < end:
+            if self._read_ahead and not self._cache.contains(self._ids[index]):
+                self._bulk_ahead(index)
             chunk = self._cache.get(self._ids[index])
             start = self._starts[index]
             parts.append(chunk[position - start : end - start])
@@ -142,6 +181,17 @@ class ItemReader(io.RawIOBase):
         if self._prefetch is not None and index < len(self._ids):
             self._prefetch(self._ids[index])
         return b"".join(parts)
+
+    def _bulk_ahead(self, index: int) -> None:
+        """Load this chunk and the next ones, up to ``read_ahead`` bytes, in bulk."""
+        wanted: list[BlobId] = []
+        total = 0
+        for chunk_id, size in self.entry.chunks[index:]:
+            if wanted and total + size > self._read_ahead:
+                break
+            wanted.append(chunk_id)
+            total += size
+        self._cache.prefetch(wanted)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -214,11 +264,29 @@ class SnapshotReader:
             if entry.is_dir:
                 yield from self.walk(child)
 
+    def prefetch(self, entries: Iterable[Entry]) -> None:
+        """Read the chunks of these file items in bulk, ahead of opening them.
+
+        For restores: one read per pack instead of one per chunk, which is
+        what matters on an object store. Keep the batch well below the chunk
+        cache's capacity (64 MiB by default).
+        """
+        self.chunks.prefetch(chunk for e in entries if e.is_file for chunk, _size in e.chunks)
+
     def open(
-        self, path: str | Entry, prefetch: Callable[[BlobId], None] | None = None
+        self,
+        path: str | Entry,
+        prefetch: Callable[[BlobId], None] | None = None,
+        *,
+        read_ahead: int = 0,
     ) -> ItemReader:
-        """A seekable reader of a file item. Raises PathNotFound for non-files."""
+        """A seekable reader of a file item. Raises PathNotFound for non-files.
+
+        ``read_ahead`` (bytes): when a read reaches a chunk not cached, that
+        chunk and the following ones up to this size are read in bulk (for
+        sequential readers such as restore; keep it well below the cache).
+        """
         entry = path if isinstance(path, Entry) else self.stat(path)
         if not entry.is_file:
             raise PathNotFound(f"{entry.display_name}: not a file")
-        return ItemReader(entry, self.chunks, prefetch)
+        return ItemReader(entry, self.chunks, prefetch, read_ahead)

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -400,8 +401,17 @@ class Repository:
     def chunk_cache(self) -> ChunkCache:
         """The shared, bounded cache of decrypted chunks."""
         if self._chunk_cache is None:
-            self._chunk_cache = ChunkCache(lambda blob_id: self.load_blob(blob_id, DATA))
+            self._chunk_cache = ChunkCache(
+                lambda blob_id: self.load_blob(blob_id, DATA), load_many=self._load_chunks
+            )
         return self._chunk_cache
+
+    def _load_chunks(self, blob_ids: list[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
+        from store.blobread import read_blobs  # (it imports this module)
+
+        for blob in read_blobs(self, blob_ids, payloads=False):
+            if blob.type == DATA:
+                yield blob.blob_id, blob.plaintext
 
     def reader(self, snapshot: Snapshot) -> SnapshotReader:
         """Browse and read one snapshot."""

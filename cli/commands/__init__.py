@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "key": "cli.commands.key",
     "stats": "cli.commands.stats",
     "report": "cli.commands.report",
+    "copy": "cli.commands.copy",
 }
 
 

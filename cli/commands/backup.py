@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli.app import App
+from cli.destinations import send_to_destinations
 from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
 from cli.output import human_duration, human_size, note, print_json
 from cli.progress import Progress
@@ -54,6 +55,7 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
+@send_to_destinations
 def command(
     app: App, paths: tuple[Path, ...], wait: float, checkpoint_interval: float, as_json: bool
 ) -> int:

@@ -54,6 +54,15 @@ def _open_raw(url: str) -> tuple[Backend, bool]:
     return LocalBackend(url), False
 
 
+def is_remote(url: str) -> bool:
+    """True when the URL names a remote backend (one of the registered schemes).
+
+    Raises nothing: a malformed URL is reported by :func:`open_backend`.
+    """
+    scheme, sep, _ = url.partition(":")
+    return bool(sep) and scheme in _SCHEMES
+
+
 def open_backend(
     url: str,
     *,
@@ -95,6 +104,7 @@ __all__ = [
     "ObjectInfo",
     "RateLimitedBackend",
     "RetryingBackend",
+    "is_remote",
     "open_backend",
     "validate_key",
 ]

@@ -10,6 +10,7 @@ BENCHMARKS = {
     "scale": "tools.bench.scale",  # one owner of 1,000,000 items
     "mount": "tools.bench.mount",  # mounts side by side
     "chunking": "tools.bench.chunking",  # chunk sizes: dedup against chunk count
+    "s3": "tools.bench.s3",  # backup and restore through an S3 server, Coffer vs restic
 }
 
 
