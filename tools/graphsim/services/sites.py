@@ -1,0 +1,331 @@
+"""SharePoint sites, lists and list items.
+
+Sources: site-list.md (`GET /sites` lists every site for app-only callers;
+`$filter=siteCollection/root ne null`), site-search.md (`/sites?search=`),
+site-getallsites.md, site-get.md (by id, `root`, or `{hostname}:/{server-relative-path}`),
+site-getbypath.md, list-list.md, list-get.md, listitem-list.md (`$expand=fields`),
+listitem-get.md, listitem-create.md, listitem-update.md, listitem-delete.md,
+listitem-delta.md (`token=`, `token=latest`, `deleted` facet, 410 with Location).
+
+Site ids look like `{hostname},{site-collection-guid},{web-guid}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..httpcore import GraphError, Request, Response, bad_request, empty_response, json_response
+from ..odata import apply_select, paged_list, parse_select
+from ..router import Router
+from ..store import Item, NewItem
+from ..tenant import Tenant
+from .common import DeltaSpec, delta_round, public
+
+
+def resolve_site(t: Tenant, ref: str) -> Item:
+    """A site by id, "root", `{host}:/sites/x`, or the `{host},{guid},{guid}` id."""
+    if ref.lower() == "root":
+        key = t.store.get_meta("root_site")
+        site = t.store.get(key) if key else None
+    elif ":" in ref and "," not in ref:
+        host, _, path = ref.partition(":")
+        site = None
+        for item in t.store.iter_live(["site"]):
+            if (
+                item.data.get("_path", "").lower() == path.rstrip("/").lower()
+                and host.lower() == t.sharepoint_host
+            ):
+                site = item
+                break
+    else:
+        site = t.store.get(ref)
+    if site is None or site.kind != "site":
+        raise GraphError(404, "itemNotFound", "Requested site could not be found")
+    return site
+
+
+def render_site(site: Item) -> dict[str, Any]:
+    return public(site.data)
+
+
+def render_list(t: Tenant, item: Item) -> dict[str, Any]:
+    return public(item.data)
+
+
+def render_list_item(
+    t: Tenant, item: Item, *, expand_fields: bool, in_delta: bool = False
+) -> dict[str, Any]:
+    d = public(item.data)
+    d["eTag"] = f'"{item.data.get("_guid")},{item.data.get("_ver", 1)}"'
+    d["parentReference"] = {"id": item.parent, "siteId": item.owner}
+    if item.deleted:
+        return {
+            "id": d["id"],
+            "parentReference": {"siteId": item.owner},
+            "deleted": {"state": "deleted"},
+        }
+    fields = dict(item.data.get("_fields", {}))
+    fields["id"] = d["id"]
+    if expand_fields or in_delta:
+        d["fields"] = fields
+    return d
+
+
+def register(router: Router, t: Tenant) -> None:
+    def add(method: str, pattern: str, handler: Any, units: int = 1) -> None:
+        router.add(
+            method,
+            pattern,
+            handler,
+            service="sharepoint",
+            owner_param="site" if "{site}" in pattern else "",
+            units=units,
+        )
+
+    def list_sites(req: Request) -> Response:
+        search = req.query.get("search")
+        if search is None and "$search" in req.query:
+            search = req.query["$search"].strip('"')
+        text = (search or "").strip().lower()
+        ftext = req.query.get("$filter", "")
+        roots_only = "siteCollection/root ne null" in ftext.replace("%20", " ")
+
+        def render(site: Item) -> dict[str, Any] | None:
+            data = render_site(site)
+            if roots_only and "root" not in data:
+                return None
+            if text and text != "*":
+                hay = " ".join(
+                    str(data.get(k, "")) for k in ("name", "displayName", "description", "webUrl")
+                ).lower()
+                if text not in hay:
+                    return None
+            return data
+
+        return (
+            paged_list(
+                req,
+                t.tokens,
+                "/sites",
+                lambda after, limit: t.store.by_kind(["site"], after_pk=after, limit=limit),
+                render,
+                default=200,
+                maximum=999,
+                context="sites",
+                filterable=["siteCollection/root", "name", "displayName", "webUrl"]
+                if not roots_only
+                else [],
+            )
+            if not roots_only
+            else _roots(req, render)
+        )
+
+    def _roots(req: Request, render: Any) -> Response:
+        values = [v for v in (render(s) for s in t.store.by_kind(["site"])) if v]
+        return json_response({"value": [apply_select(v, parse_select(req)) for v in values]})
+
+    def get_all_sites(req: Request) -> Response:
+        if req.auth is not None and req.auth.delegated:
+            raise GraphError(
+                403, "accessDenied", "getAllSites is only supported with application permissions."
+            )
+        return paged_list(
+            req,
+            t.tokens,
+            "/sites/getAllSites",
+            lambda after, limit: t.store.by_kind(["site"], after_pk=after, limit=limit),
+            render_site,
+            default=200,
+            maximum=999,
+            context="sites",
+        )
+
+    def get_site(req: Request) -> Response:
+        site = resolve_site(t, req.params.get("site", "root"))
+        return json_response(apply_select(render_site(site), parse_select(req)))
+
+    def group_root_site(req: Request) -> Response:
+        team = t.store.get(req.params["group"])
+        if team is None or team.kind != "team":
+            raise GraphError(404, "Request_ResourceNotFound", "The group could not be found.")
+        site = resolve_site(t, str(team.data["_site"]))
+        return json_response(render_site(site))
+
+    def subsites(req: Request) -> Response:
+        resolve_site(t, req.params["site"])
+        return json_response({"value": []})
+
+    # -- lists --------------------------------------------------------------------------
+
+    def _list(req: Request) -> tuple[Item, Item]:
+        site = resolve_site(t, req.params["site"])
+        ref = req.params["list"]
+        lst = t.store.get(ref)
+        if lst is None:
+            for cand in t.store.children(site.key, ["list"]):
+                if (
+                    str(cand.data.get("name", "")).lower() == ref.lower()
+                    or str(cand.data.get("displayName", "")).lower() == ref.lower()
+                ):
+                    lst = cand
+                    break
+        if lst is None or lst.kind != "list" or lst.owner != site.key:
+            raise GraphError(404, "itemNotFound", "The list could not be found.")
+        return site, lst
+
+    def list_lists(req: Request) -> Response:
+        site = resolve_site(t, req.params["site"])
+        return paged_list(
+            req,
+            t.tokens,
+            f"/sites/{site.key}/lists",
+            lambda after, limit: t.store.children(site.key, ["list"], after_pk=after, limit=limit),
+            lambda item: render_list(t, item),
+            default=200,
+            maximum=999,
+            context=f"sites('{site.key}')/lists",
+            filterable=["displayName", "name", "list/template"],
+        )
+
+    def get_list(req: Request) -> Response:
+        _, lst = _list(req)
+        return json_response(apply_select(render_list(t, lst), parse_select(req)))
+
+    def list_items(req: Request) -> Response:
+        site, lst = _list(req)
+        expand = "fields" in req.query.get("$expand", "").lower()
+        return paged_list(
+            req,
+            t.tokens,
+            f"/sites/{site.key}/lists/{lst.key}/items",
+            lambda after, limit: t.store.children(
+                lst.key, ["listItem"], after_pk=after, limit=limit
+            ),
+            lambda item: render_list_item(t, item, expand_fields=expand),
+            default=200,
+            maximum=999,
+            context=f"sites('{site.key}')/lists('{lst.key}')/items",
+        )
+
+    def _item(req: Request, lst: Item) -> Item:
+        item = t.store.get(f"{lst.key}/{req.params['item']}")
+        if item is None or item.kind != "listItem":
+            raise GraphError(404, "itemNotFound", "The list item could not be found.")
+        return item
+
+    def get_item(req: Request) -> Response:
+        _, lst = _list(req)
+        item = _item(req, lst)
+        out = render_list_item(t, item, expand_fields=True)
+        return json_response(apply_select(out, parse_select(req)))
+
+    def get_fields(req: Request) -> Response:
+        _, lst = _list(req)
+        item = _item(req, lst)
+        fields = dict(item.data.get("_fields", {}))
+        fields["id"] = item.data["id"]
+        return json_response(fields)
+
+    def create_item(req: Request) -> Response:
+        site, lst = _list(req)
+        body = req.json()
+        fields = body.get("fields")
+        if not isinstance(fields, dict):
+            raise bad_request("A 'fields' object is required.", "invalidRequest")
+        with t.store.transaction() as tx:
+            next_id = int(lst.data.get("_next", 1))
+            lst.data["_next"] = next_id + 1
+            tx.update(lst, bump=False)
+            data = new_list_item_data(t, site, lst, next_id, fields, req)
+            item = tx.insert(
+                NewItem("listItem", site.key, lst.key, lst.key, data, key=f"{lst.key}/{next_id}")
+            )
+        return json_response(render_list_item(t, item, expand_fields=True), 201)
+
+    def update_fields(req: Request) -> Response:
+        _, lst = _list(req)
+        item = _item(req, lst)
+        patch = req.json()
+        with t.store.transaction() as tx:
+            fields = dict(item.data.get("_fields", {}))
+            fields.update({k: v for k, v in patch.items() if k != "id"})
+            item.data["_fields"] = fields
+            item.data["_ver"] = int(item.data.get("_ver", 1)) + 1
+            item.data["lastModifiedDateTime"] = Tenant.now()
+            tx.update(item)
+        return json_response({**fields, "id": item.data["id"]})
+
+    def delete_item(req: Request) -> Response:
+        _, lst = _list(req)
+        item = _item(req, lst)
+        with t.store.transaction() as tx:
+            tx.tombstone(item)
+        return empty_response()
+
+    def items_delta(req: Request) -> Response:
+        site, lst = _list(req)
+        spec = DeltaSpec(
+            service="list",
+            scope=lst.key,
+            kinds=["listItem"],
+            path=f"/sites/{site.key}/lists/{lst.key}/items/delta",
+            token_param="token",
+            default_page=200,
+            max_page=999,
+            gone_code="resyncRequired",
+            gone_message="Resync required. Replace any local items with the server's version (including deletes).",
+            gone_inner="resyncChangesApplyDifferences",
+            gone_location=True,
+            supports_latest=True,
+        )
+        return delta_round(
+            t,
+            req,
+            spec,
+            lambda row, initial: render_list_item(t, row, expand_fields=True, in_delta=True),
+        )
+
+    router.add("GET", "/sites", list_sites, service="sharepoint", units=2)
+    router.add("GET", "/sites/getAllSites", get_all_sites, service="sharepoint", units=2)
+    router.add("GET", "/sites/root", get_site, service="sharepoint", units=1)
+    add("GET", "/sites/{site}", get_site)
+    add("GET", "/sites/{site}/sites", subsites, units=2)
+    router.add("GET", "/groups/{group}/sites/root", group_root_site, service="sharepoint", units=1)
+    add("GET", "/sites/{site}/lists", list_lists, units=2)
+    add("GET", "/sites/{site}/lists/{list}", get_list)
+    add("GET", "/sites/{site}/lists/{list}/items", list_items, units=2)
+    add("POST", "/sites/{site}/lists/{list}/items", create_item, units=2)
+    add("GET", "/sites/{site}/lists/{list}/items/delta", items_delta, units=2)
+    add("GET", "/sites/{site}/lists/{list}/items/{item}", get_item)
+    add("GET", "/sites/{site}/lists/{list}/items/{item}/fields", get_fields)
+    add("PATCH", "/sites/{site}/lists/{list}/items/{item}/fields", update_fields, units=2)
+    add("DELETE", "/sites/{site}/lists/{list}/items/{item}", delete_item, units=2)
+
+
+def new_list_item_data(
+    t: Tenant,
+    site: Item,
+    lst: Item,
+    item_id: int,
+    fields: dict[str, Any],
+    req: Request | None = None,
+) -> dict[str, Any]:
+    import uuid
+
+    now = Tenant.now()
+    who = {"user": {"displayName": "Coffer"}}
+    return {
+        "id": str(item_id),
+        "createdDateTime": now,
+        "lastModifiedDateTime": now,
+        "createdBy": who,
+        "lastModifiedBy": who,
+        "webUrl": f"{site.data.get('webUrl')}/Lists/{lst.data.get('name')}/DispForm.aspx?ID={item_id}",
+        "contentType": {
+            "id": "0x0100" + uuid.uuid5(uuid.NAMESPACE_OID, lst.key).hex[:24].upper(),
+            "name": "Item",
+        },
+        "_fields": dict(fields),
+        "_guid": "{" + str(uuid.uuid5(uuid.NAMESPACE_OID, f"{lst.key}/{item_id}")).upper() + "}",
+        "_ver": 1,
+    }

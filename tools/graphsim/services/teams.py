@@ -1,0 +1,254 @@
+"""Microsoft Teams: teams, channels, channel messages, replies, message delta.
+
+Sources: teams-list.md (`GET /teams` returns only id, displayName, description),
+team-get.md, channel-list.md, channel-get.md, channel-get-filesfolder.md,
+channel-list-messages.md (default page 20, `$top` up to 50, no replies), chatmessage-get.md,
+chatmessage-list-replies.md, chatmessage-delta.md (root messages of the last eight months,
+`$top` up to 50, `$skiptoken`/`$deltatoken`), concepts/teams-protected-apis.md (application
+access to channel messages is a protected API), throttling-limits.md (Teams limits).
+
+Quirks implemented: deleted messages stay, with `deletedDateTime` set and an empty body (no
+`@removed`); a new or changed reply updates its root message's `lastModifiedDateTime` and
+`etag`, so the root shows up in the next delta round (chatmessage-delta.md's `$filter`
+describes "reply chains" as the unit of change); `$top` above 50 is a 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..httpcore import GraphError, Request, Response, bad_request, json_response, parse_iso, utc_now
+from ..odata import apply_select, paged_list, parse_select
+from ..router import Router
+from ..store import Item
+from ..tenant import Tenant
+from .common import DeltaSpec, delta_round, public
+
+EIGHT_MONTHS = dt.timedelta(days=243)
+
+
+def resolve_team(t: Tenant, ref: str) -> Item:
+    team = t.store.get(ref)
+    if team is None or team.kind != "team":
+        raise GraphError(404, "NotFound", f"No team found with Group Id {ref}")
+    return team
+
+
+def resolve_channel(t: Tenant, team: Item, ref: str) -> Item:
+    ch = t.store.get(ref)
+    if ch is None or ch.kind != "channel" or ch.owner != team.key:
+        raise GraphError(404, "NotFound", "Channel not found.")
+    return ch
+
+
+def render_message(item: Item) -> dict[str, Any]:
+    d = public(item.data)
+    if d.get("deletedDateTime"):
+        d["body"] = {"contentType": "html", "content": ""}
+    return d
+
+
+def register(router: Router, t: Tenant) -> None:
+    def add(method: str, pattern: str, handler: Any, *, messages: bool = False) -> None:
+        router.add(
+            method, pattern, handler, service="teams", owner_param="team", channel_get=messages
+        )
+
+    def protected(req: Request) -> None:
+        if (
+            not t.switches.protected_api_approved
+            and req.auth is not None
+            and not req.auth.delegated
+        ):
+            raise GraphError(
+                403,
+                "Forbidden",
+                "Invoked API requires Protected API access in application-only context when not"
+                " using Resource Specific Consent. Visit"
+                " https://docs.microsoft.com/en-us/graph/teams-protected-apis for more details.",
+            )
+
+    def top_limit(req: Request) -> None:
+        if "$top" in req.query:
+            try:
+                top = int(req.query["$top"])
+            except ValueError:
+                raise bad_request("Invalid $top.") from None
+            if not 1 <= top <= 50:
+                raise bad_request("The $top query option must be between 1 and 50.")
+
+    def list_teams(req: Request) -> Response:
+        return paged_list(
+            req,
+            t.tokens,
+            "/teams",
+            lambda after, limit: t.store.by_kind(["team"], after_pk=after, limit=limit),
+            lambda team: {
+                "id": team.key,
+                "displayName": team.data.get("displayName"),
+                "description": team.data.get("description"),
+            },
+            default=100,
+            maximum=999,
+            context="teams",
+            filterable=["displayName", "description"],
+        )
+
+    def get_team(req: Request) -> Response:
+        team = resolve_team(t, req.params["team"])
+        return json_response(apply_select(public(team.data), parse_select(req)))
+
+    def list_channels(req: Request) -> Response:
+        team = resolve_team(t, req.params["team"])
+        values = [public(c.data) for c in t.store.children(team.key, ["channel"])]
+        return json_response(
+            {
+                "@odata.count": len(values),
+                "value": [apply_select(v, parse_select(req)) for v in values],
+            }
+        )
+
+    def get_channel(req: Request) -> Response:
+        team = resolve_team(t, req.params["team"])
+        ch = resolve_channel(t, team, req.params["channel"])
+        return json_response(apply_select(public(ch.data), parse_select(req)))
+
+    def files_folder(req: Request) -> Response:
+        from . import drivemodel as dm
+
+        team = resolve_team(t, req.params["team"])
+        ch = resolve_channel(t, team, req.params["channel"])
+        folder = t.store.get(str(ch.data.get("_folder", "")))
+        if folder is None:
+            raise GraphError(404, "NotFound", "The channel has no files folder.")
+        return json_response(dm.render_item(t, folder, req.base_url))
+
+    def list_messages(req: Request) -> Response:
+        protected(req)
+        top_limit(req)
+        team = resolve_team(t, req.params["team"])
+        ch = resolve_channel(t, team, req.params["channel"])
+        expand = "replies" in req.query.get("$expand", "").lower()
+
+        def render(item: Item) -> dict[str, Any]:
+            out = render_message(item)
+            if expand:
+                out["replies"] = [
+                    render_message(r) for r in t.store.children(item.key, ["chatReply"])[:1000]
+                ]
+            return out
+
+        return paged_list(
+            req,
+            t.tokens,
+            f"/teams/{team.key}/channels/{ch.key}/messages",
+            lambda after, limit: t.store.children(
+                ch.key, ["chatMessage"], after_pk=after, limit=limit
+            ),
+            render,
+            default=20,
+            maximum=50,
+            context=f"teams('{team.key}')/channels('{ch.key}')/messages",
+        )
+
+    def _root(req: Request) -> tuple[Item, Item, Item]:
+        team = resolve_team(t, req.params["team"])
+        ch = resolve_channel(t, team, req.params["channel"])
+        msg = t.store.get(f"{ch.key}/{req.params['message']}")
+        if msg is None or msg.kind != "chatMessage":
+            raise GraphError(404, "NotFound", "Message not found.")
+        return team, ch, msg
+
+    def get_message(req: Request) -> Response:
+        protected(req)
+        _, _, msg = _root(req)
+        return json_response(apply_select(render_message(msg), parse_select(req)))
+
+    def list_replies(req: Request) -> Response:
+        protected(req)
+        top_limit(req)
+        team, ch, msg = _root(req)
+        return paged_list(
+            req,
+            t.tokens,
+            f"/teams/{team.key}/channels/{ch.key}/messages/{msg.data['id']}/replies",
+            lambda after, limit: t.store.children(
+                msg.key, ["chatReply"], after_pk=after, limit=limit
+            ),
+            render_message,
+            default=20,
+            maximum=50,
+        )
+
+    def get_reply(req: Request) -> Response:
+        protected(req)
+        _, ch, msg = _root(req)
+        reply = t.store.get(f"{ch.key}/{req.params['reply']}")
+        if reply is None or reply.kind != "chatReply" or reply.parent != msg.key:
+            raise GraphError(404, "NotFound", "Reply not found.")
+        return json_response(apply_select(render_message(reply), parse_select(req)))
+
+    def messages_delta(req: Request) -> Response:
+        protected(req)
+        top_limit(req)
+        team = resolve_team(t, req.params["team"])
+        ch = resolve_channel(t, team, req.params["channel"])
+        extra: dict[str, Any] = {}
+        if "$filter" in req.query:
+            text = req.query["$filter"]
+            import re
+
+            m = re.match(r"^\s*lastModifiedDateTime\s+gt\s+(\S+)\s*$", text, re.I)
+            if not m:
+                raise bad_request("Only 'lastModifiedDateTime gt <value>' is supported in $filter.")
+            extra["after_time"] = m.group(1)
+        spec = DeltaSpec(
+            service="teams",
+            scope=ch.key,
+            kinds=["chatMessage"],
+            path=f"/teams/{team.key}/channels/{ch.key}/messages/delta",
+            default_page=20,
+            max_page=50,
+            gone_code="resyncRequired",
+            gone_message="The delta token is no longer valid; the app must reset the sync state.",
+        )
+        cutoff = utc_now() - EIGHT_MONTHS
+
+        def accept(item: Item, state: dict[str, Any]) -> bool:
+            try:
+                created = parse_iso(str(item.data.get("createdDateTime")))
+            except ValueError:
+                return False
+            if created < cutoff:
+                return False
+            if state.get("after_time"):
+                return parse_iso(str(item.data.get("lastModifiedDateTime"))) > parse_iso(
+                    str(state["after_time"])
+                )
+            return True
+
+        return delta_round(
+            t, req, spec, lambda row, initial: render_message(row), extra_state=extra, accept=accept
+        )
+
+    router.add("GET", "/teams", list_teams, service="teams")
+    add("GET", "/teams/{team}", get_team)
+    add("GET", "/teams/{team}/channels", list_channels)
+    add("GET", "/teams/{team}/channels/{channel}", get_channel)
+    add("GET", "/teams/{team}/channels/{channel}/filesFolder", files_folder)
+    add("GET", "/teams/{team}/channels/{channel}/messages/delta", messages_delta, messages=True)
+    add("GET", "/teams/{team}/channels/{channel}/messages", list_messages, messages=True)
+    add("GET", "/teams/{team}/channels/{channel}/messages/{message}", get_message, messages=True)
+    add(
+        "GET",
+        "/teams/{team}/channels/{channel}/messages/{message}/replies",
+        list_replies,
+        messages=True,
+    )
+    add(
+        "GET",
+        "/teams/{team}/channels/{channel}/messages/{message}/replies/{reply}",
+        get_reply,
+        messages=True,
+    )
