@@ -1,0 +1,88 @@
+"""The command line's side of a Microsoft 365 backup: progress and the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.output import human_duration, human_size, note
+from cli.progress import Progress
+
+
+class ProgressAdapter:
+    """Feeds the run's events into the progress display (thread-safe)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def item(self, name: str, size: int) -> None:
+        self.progress.item(name, size)
+
+    def owners(self, total: int) -> None:
+        self.progress.owners_total = total
+
+    def owner_done(self, name: str) -> None:
+        self.progress.owners_done += 1
+
+    def throttled(self, seconds: float) -> None:
+        self.progress.throttled_seconds += seconds
+
+
+def _counts(stats: dict[str, Any]) -> str:
+    return (
+        f"{stats['items_new']} new, {stats['items_changed']} changed, "
+        f"{stats['items_deleted']} deleted, {stats['items_unchanged']} unchanged"
+        + (f", {stats['items_skipped']} skipped" if stats.get("items_skipped") else "")
+        + (f", {stats['items_excluded']} excluded" if stats.get("items_excluded") else "")
+    )
+
+
+def print_summary(report: dict[str, Any], *, limit: int = 10) -> None:
+    """A readable summary of a Microsoft 365 run report, on standard error."""
+    for owner in report["owners"]:
+        services = owner["services"]
+        total = {
+            key: sum(int(s.get(key, 0)) for s in services.values())
+            for key in (
+                "items_new",
+                "items_changed",
+                "items_deleted",
+                "items_unchanged",
+                "items_skipped",
+                "items_excluded",
+                "bytes_read",
+                "bytes_added",
+            )
+        }
+        snap = f"snapshot {owner['snapshot'][:8]}" if owner.get("snapshot") else "no snapshot"
+        throttled = (
+            f", throttled {owner['throttled_seconds']:.0f}s" if owner["throttled_seconds"] else ""
+        )
+        note(
+            f"{owner['kind']}/{owner['name']}: {owner['status']}, {snap}: {_counts(total)}; "
+            f"{human_size(total['bytes_read'])} read, {human_size(total['bytes_added'])} new"
+            f"{throttled}"
+        )
+        if owner.get("error"):
+            note(f"  error: {owner['error']}")
+        for name, service in sorted(services.items()):
+            if service["status"] == "failed":
+                note(f"  {name}: failed: {service.get('error')}")
+            for skipped in service["skipped"][:limit]:
+                note(f"  {name}: skipped {skipped['item']}: {skipped['reason']}")
+            hidden = service["items_skipped"] - min(limit, len(service["skipped"]))
+            if hidden > 0:
+                note(f"  {name}: ... and {hidden} more skipped (see the report)")
+            for message in service["notes"][:limit]:
+                note(f"  {name}: note: {message}")
+    for problem in report.get("problems", []):
+        note(f"problem: {problem}")
+    totals = report["totals"]
+    repo = report["repository"]
+    note(
+        f"{totals['owners']} owners ({totals['owners_ok']} ok, {totals['owners_partial']} partial, "
+        f"{totals['owners_failed']} failed, {totals['owners_not_applicable']} not applicable): "
+        f"{_counts(totals)}; {human_size(totals['bytes_read'])} read, "
+        f"{human_size(repo['bytes_added_stored'])} added to the repository "
+        f"in {human_duration(report['seconds'])}"
+        + (f", throttled {totals['throttled_seconds']:.0f}s" if totals["throttled_seconds"] else "")
+    )
