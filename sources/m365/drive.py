@@ -10,7 +10,8 @@ Incremental by ``/drives/{id}/root/delta``. Delta gives no paths (a renamed
 folder does not list its descendants), so the state keeps the folder
 hierarchy (id -> parent, name) and paths are rebuilt from it; a renamed or
 moved folder moves its stored subtree without reading anything. A file whose
-cTag (content tag) did not change is re-described, not downloaded. Every
+content key (size and quickXorHash; delta leaves cTag out on OneDrive for
+Business) did not change is re-described, not downloaded. Every
 download is checked against Graph's size and quickXorHash (or SHA hashes);
 an expired download URL is refreshed by fetching the item again. OneNote
 notebooks (``package`` items without a content stream) are recorded as
@@ -41,6 +42,18 @@ class _DriveRound:
     orphans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+def content_key(item: dict[str, Any]) -> str | None:
+    """What identifies a file's content: size and hash (OneDrive for Business leaves
+    cTag out of delta answers, driveitem-delta.md "Remarks"), else the cTag."""
+    hashes = (item.get("file") or {}).get("hashes") or {}
+    digest = hashes.get("quickXorHash") or hashes.get("sha256Hash") or hashes.get("sha1Hash")
+    if digest:
+        return f"{item.get('size')}:{digest}"
+    if item.get("cTag"):
+        return f"c:{item['cTag']}"
+    return None
+
+
 def file_attrs(item: dict[str, Any]) -> dict[str, str]:
     attrs = {
         "type": "driveItem",
@@ -56,6 +69,9 @@ def file_attrs(item: dict[str, Any]) -> dict[str, str]:
         attrs["mimeType"] = str(file["mimeType"])
     for name, value in (file.get("hashes") or {}).items():
         attrs[name] = str(value)
+    content = content_key(item)
+    if content:
+        attrs["contentKey"] = content
     return attrs
 
 
@@ -241,11 +257,12 @@ class DriveBackup:
         old = ctx.lookup(iid)
         if old is not None:
             stored = ctx.entry(old)
+            key = content_key(item)
             if (
                 stored is not None
                 and stored.is_file
-                and item.get("cTag")
-                and stored.attrs.get("cTag") == str(item.get("cTag"))
+                and key is not None
+                and stored.attrs.get("contentKey") == key
                 and stored.size == size
             ):
                 # Renamed, moved or re-described: the content is the same.

@@ -210,11 +210,12 @@ class GraphClient:
         while True:
             token = ""
             headers: dict[str, str] = {}
-            if authenticated:
-                token = self.tokens.token()
-                headers["Authorization"] = f"Bearer {token}"
             try:
                 with self.gates.admit(res):
+                    # The token is taken once admitted: a pause may outlast it.
+                    if authenticated:
+                        token = self.tokens.token()
+                        headers["Authorization"] = f"Bearer {token}"
                     res.count_request()
                     resp = attempt_once(headers)
             except _NETWORK_ERRORS as exc:
@@ -229,7 +230,7 @@ class GraphClient:
             status = resp.status_code
             if status < 400:
                 return resp
-            if status == 401 and authenticated and auth_retries < 2:
+            if status == 401 and authenticated and auth_retries < 3:
                 auth_retries += 1
                 self.tokens.refused(token)
                 continue

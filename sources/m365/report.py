@@ -66,6 +66,13 @@ class ServiceReport:
             if message not in self.notes:
                 self.notes.append(message)
 
+    def incomplete(self, error: str) -> None:
+        """Part of the service could not be backed up (what could was stored)."""
+        with self._lock:
+            if self.status in (OK, PARTIAL):
+                self.status = PARTIAL
+            self.error = error
+
     def fail(self, error: str) -> None:
         with self._lock:
             self.status = FAILED

@@ -11,11 +11,10 @@ import html
 import re
 from typing import Any
 
-_DANGEROUS = re.compile(
-    r"<\s*(script|style|iframe|object|embed|frame|frameset|form|link|meta|base)\b.*?"
-    r"(</\s*\1\s*>|/?>)",
-    re.IGNORECASE | re.DOTALL,
-)
+_TAGS = r"script|style|iframe|object|embed|frame|frameset|form|link|meta|base|noscript"
+# Dangerous elements with their content, then any stray opening or closing tag of them.
+_DANGEROUS = re.compile(rf"<\s*({_TAGS})\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
+_STRAY = re.compile(rf"<\s*/?\s*({_TAGS})\b[^>]*>", re.IGNORECASE)
 _HANDLERS = re.compile(r"\s+on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
 _JS_URL = re.compile(r"(href|src)\s*=\s*([\"']?)\s*javascript:", re.IGNORECASE)
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -23,6 +22,7 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 def sanitize(content: str) -> str:
     content = _DANGEROUS.sub("", content)
+    content = _STRAY.sub("", content)
     content = _HANDLERS.sub("", content)
     return _JS_URL.sub(r"\1=\2#", content)
 
