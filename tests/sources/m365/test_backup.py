@@ -6,18 +6,22 @@ one changes the tenant (churn, expired delta tokens) and backs up again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.sources.m365.conftest import Setup, make_setup
 from tests.sources.m365.helpers import (
+    backup,
     compare,
     downloads,
     dump,
     expected_counts,
+    init_repo,
     open_repo,
     snapshot_counts,
 )
@@ -141,6 +145,74 @@ def test_the_report_is_stored_and_self_describing(done: tuple[Setup, dict[str, A
             assert key in counters
     assert report["totals"]["bytes_read"] > 0
     assert 0 < report["repository"]["bytes_added_stored"] <= report["totals"]["bytes_read"]
+
+
+def _fresh_repo(setup: Setup, name: str) -> tuple[Path, Path]:
+    repo, cache = setup.root / name, setup.root / f"{name}-cache"
+    init_repo(repo, cache).close()
+    return repo, cache
+
+
+def test_mime_aware_dedup_stores_shared_attachments_once(
+    done: tuple[Setup, dict[str, Any]],
+) -> None:
+    setup, _ = done
+    sizes = {}
+    digests: dict[bool, dict[str, str]] = {}
+    for dedup in (True, False):
+        repo, cache = _fresh_repo(setup, f"mail-dedup-{dedup}")
+        report = backup(repo, cache, setup.state, services=["mail"], mime_dedup=dedup)
+        assert report["status"] == "ok"
+        sizes[dedup] = report["repository"]["bytes_added_raw"]
+        opened = open_repo(repo, cache)
+        digests[dedup] = {}
+        for snap in opened.list_snapshots():
+            reader = opened.reader(snap)
+            for path, entry in reader.walk("mail"):
+                if entry.is_file:
+                    content = reader.open(path).read()
+                    digests[dedup][f"{snap.owner.name}/{path}"] = hashlib.sha256(
+                        content
+                    ).hexdigest()
+        opened.close()
+    # The same bytes either way (the .eml files stay exact), fewer of them stored.
+    assert digests[True] == digests[False]
+    assert len(digests[True]) > 10
+    assert sizes[True] < sizes[False], sizes
+
+
+def test_previous_versions_and_exclusions(done: tuple[Setup, dict[str, Any]]) -> None:
+    setup, _ = done
+    user = next(u for u in setup.tenant.admin.users() if u["purpose"] == "user" and u["drive"])
+    upn = user["userPrincipalName"]
+    repo, cache = _fresh_repo(setup, "versions")
+    report = backup(
+        repo,
+        cache,
+        setup.state,
+        users=[upn],
+        services=["mail", "onedrive"],
+        onedrive_versions=True,
+        exclude_folders=["Junk Email", "Inbox"],
+        exclude_paths=["onedrive/Pictures/**"],
+        max_item_size="5M",
+    )
+    assert report["exit_code"] == 0, dump(report)
+    inventory = setup.tenant.admin.inventory()["users"][upn]
+    opened = open_repo(repo, cache)
+    snap = next(s for s in opened.list_snapshots() if s.owner.name == upn)
+    paths = [(p, e) for p, e in opened.reader(snap).walk("")]
+    opened.close()
+    versions = [p for p, e in paths if e.attrs.get("type") == "driveItemVersion"]
+    kept_files = [p for p, e in paths if e.attrs.get("type") == "driveItem"]
+    assert not any(p.startswith(("mail/Inbox", "mail/Junk Email")) for p, _ in paths)
+    assert any(p.startswith("mail/Sent Items/") for p, _ in paths)
+    assert not any(p.startswith("onedrive/Pictures/") and e.is_file for p, e in paths)
+    assert all(e.size <= 5 * 1024 * 1024 for p, e in paths if p in kept_files)
+    excluded = report["owners"][0]["services"]["onedrive"]["items_excluded"]
+    assert excluded >= 1
+    assert len(versions) <= inventory["driveOlderVersions"]
+    assert len(versions) > 0
 
 
 def test_incremental_runs_then_a_forced_resync(done: tuple[Setup, dict[str, Any]]) -> None:
