@@ -31,7 +31,7 @@ from sources.m365.workers import Workers
 from sources.m365.writer import attributed_to
 from store import FILE, Content, Entry, OwnerSession
 
-SPOOL_BYTES = 4 * 1024 * 1024  # downloads larger than this spill to a temporary file
+SPOOL_BYTES = 1024 * 1024  # downloads larger than this spill to a temporary file
 
 
 class ProgressSink(Protocol):

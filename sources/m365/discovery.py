@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sources.m365.context import OwnerJob
-from sources.m365.errors import M365ConfigError
+from sources.m365.errors import AccessDenied, GraphError, M365ConfigError, TransientGraphError
 from sources.m365.graph import GraphClient
 from sources.m365.settings import USER_SERVICES, TenantSettings, matches_any
 from sources.m365.throttle import Resource
@@ -116,19 +116,27 @@ def discover(
     *,
     only_users: tuple[str, ...] = (),
     only_services: tuple[str, ...] = (),
-) -> list[OwnerJob]:
-    """Every owner the configuration selects (users, then sites, then teams)."""
+) -> tuple[list[OwnerJob], list[str]]:
+    """Every owner the configuration selects (users, then sites, then teams), and the
+    problems met listing sites or teams (which do not stop the users' backup).
+
+    Raises what listing users raises: a run without its users is no run.
+    """
     wanted = [s for s in settings.selection.services if not only_services or s in only_services]
     jobs: list[OwnerJob] = []
+    problems: list[str] = []
     if any(s in USER_SERVICES for s in wanted):
         jobs += discover_users(client, settings, only_users=only_users, only_services=tuple(wanted))
     if only_users:
-        return jobs  # --user narrows the run to those users
-    if "sharepoint" in wanted:
-        jobs += discover_sites(client, settings)
-    if "teams" in wanted:
-        jobs += discover_teams(client, settings)
-    return jobs
+        return jobs, problems  # --user narrows the run to those users
+    for service, find in (("sharepoint", discover_sites), ("teams", discover_teams)):
+        if service not in wanted:
+            continue
+        try:
+            jobs += find(client, settings)
+        except (AccessDenied, TransientGraphError, GraphError) as exc:
+            problems.append(f"cannot list the {service} owners: {exc}")
+    return jobs, problems
 
 
 def signed_in_user(client: GraphClient, settings: TenantSettings, only: Iterable[str]) -> OwnerJob:

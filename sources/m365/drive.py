@@ -294,6 +294,7 @@ class DriveBackup:
             if problem is not None:
                 if problem:
                     ctx.skip(path, problem)
+                    self._keep_previous(path, old)
                 return
             spool.seek(0)
             ctx.add_file(path, spool, version=version, item_id=iid, attrs=attrs, mtime_ns=mtime)
@@ -302,6 +303,15 @@ class DriveBackup:
         if self.versions:
             self._versions(item, path)
 
+    def _keep_previous(self, path: str, old: str | None) -> None:
+        """A file that could not be read keeps its previous copy, if there is one (a
+        full enumeration would otherwise drop it)."""
+        for candidate in (path, old):
+            entry = self.ctx.entry(candidate) if candidate else None
+            if entry is not None and entry.version is not None:
+                self.ctx.session.unchanged(str(candidate), entry.version)
+                return
+
     def _fetch_verified(self, item: dict[str, Any], spool: IO[bytes]) -> str | None:
         """Download ``item`` into ``spool``; None when good, "" when excluded, else why not."""
         ctx = self.ctx
@@ -309,7 +319,7 @@ class DriveBackup:
         url = item.get("@microsoft.graph.downloadUrl")
         problem = "download failed"
         for _attempt in range(DOWNLOAD_ATTEMPTS):
-            sink = HashingSink(spool)
+            sink = HashingSink(spool, item)
             try:
                 if url:
                     ctx.client.download(

@@ -15,10 +15,15 @@ from quickxorhash import quickxorhash
 
 
 class HashingSink:
-    """Wraps a binary file: write/seek/truncate/flush, hashing every byte written."""
+    """Wraps a binary file: write/seek/truncate/flush, hashing every byte written
+    with the hashes ``item`` announces (only those: hashing costs CPU)."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: IO[bytes], item: dict[str, Any]) -> None:
         self.inner = inner
+        hashes = (item.get("file") or {}).get("hashes") or {}
+        self._want_qx = bool(hashes.get("quickXorHash"))
+        self._want_sha1 = bool(hashes.get("sha1Hash")) and not self._want_qx
+        self._want_sha256 = bool(hashes.get("sha256Hash")) and not self._want_qx
         self._reset()
 
     def _reset(self) -> None:
@@ -28,9 +33,12 @@ class HashingSink:
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self._qx.update(data)
-        self._sha1.update(data)
-        self._sha256.update(data)
+        if self._want_qx:
+            self._qx.update(data)
+        if self._want_sha1:
+            self._sha1.update(data)
+        if self._want_sha256:
+            self._sha256.update(data)
         self.size += len(data)
         return self.inner.write(data)
 
@@ -51,13 +59,18 @@ class HashingSink:
         if isinstance(expected_size, int) and expected_size != self.size:
             return f"size {self.size} differs from the {expected_size} bytes Graph announced"
         hashes = (item.get("file") or {}).get("hashes") or {}
-        qx = hashes.get("quickXorHash")
-        if qx and base64.b64encode(self._qx.digest()).decode() != qx:
+        if self._want_qx and base64.b64encode(self._qx.digest()).decode() != hashes.get(
+            "quickXorHash"
+        ):
             return "content does not match its quickXorHash"
-        sha256 = hashes.get("sha256Hash")
-        if sha256 and self._sha256.hexdigest().lower() != str(sha256).lower():
+        if (
+            self._want_sha256
+            and self._sha256.hexdigest().lower() != str(hashes.get("sha256Hash")).lower()
+        ):
             return "content does not match its sha256Hash"
-        sha1 = hashes.get("sha1Hash")
-        if sha1 and self._sha1.hexdigest().lower() != str(sha1).lower():
+        if (
+            self._want_sha1
+            and self._sha1.hexdigest().lower() != str(hashes.get("sha1Hash")).lower()
+        ):
             return "content does not match its sha1Hash"
         return None

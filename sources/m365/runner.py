@@ -103,6 +103,7 @@ class TenantBackup:
         self.only_users = only_users
         self.only_services = only_services
         self.flags = RunFlags()
+        self.problems: list[str] = []
         conn = settings.connection
         if client is None:
             http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
@@ -113,15 +114,20 @@ class TenantBackup:
     # -- owners ----------------------------------------------------------------------------
 
     def jobs(self) -> list[OwnerJob]:
-        """The owners of this run (signs in; raises AuthError, GraphError, M365ConfigError)."""
+        """The owners of this run (signs in; raises AuthError, GraphError, M365ConfigError).
+
+        Problems listing sites or teams are kept for the report.
+        """
         if isinstance(self.client.tokens, DeviceCodeTokens):
             return [signed_in_user(self.client, self.settings, self.only_services)]
-        return discover(
+        jobs, problems = discover(
             self.client,
             self.settings,
             only_users=self.only_users,
             only_services=self.only_services,
         )
+        self.problems.extend(problems)
+        return jobs
 
     def _owner(self, run: BackupRun, job: OwnerJob) -> OwnerReport:
         report = OwnerReport(job.kind, job.key, job.name)
@@ -251,6 +257,9 @@ class TenantBackup:
                     for future in futures:
                         future.result()
                 except BaseException:
+                    # Ctrl-C (or a bug): stop sending requests; owners end without
+                    # committing, their checkpoints stay for the next run.
+                    self.client.gates.stop()
                     for future in futures:
                         future.cancel()
                     raise
@@ -258,7 +267,7 @@ class TenantBackup:
             host = run.host
         stats = writer.stats
         reports.sort(key=lambda r: (r.kind, r.name.lower()))
-        problems = []
+        problems = list(self.problems)
         if self.flags.teams_protected_refused:
             problems.append(self.flags.teams_protected_refused)
         summary = totals(reports)

@@ -50,7 +50,11 @@ class TeamBackup:
 
     def run(self) -> None:
         ctx = self.ctx
-        team = ctx.client.get_json(f"/teams/{self.tid}", ctx.res)
+        try:
+            team = ctx.client.get_json(f"/teams/{self.tid}", ctx.res)
+        except AccessDenied:
+            team = dict(ctx.job.graph)  # what the team list gave: enough to name it
+            ctx.note("the team's settings could not be read (403); its listing is kept")
         body = json.dumps(team, indent=1, sort_keys=True, ensure_ascii=False).encode()
         version = content_version(body)
         if not ctx.unchanged("team.json", version):

@@ -20,6 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 APP = "app"
+
+
+class RunStopped(BaseException):
+    """The run is being interrupted: no further request is sent. A BaseException,
+    so that no service mistakes it for a failure and commits half its work."""
+
+
 MAILBOX_CONCURRENCY = 4  # throttling-limits.md, "Outlook service limits"
 
 
@@ -133,6 +140,11 @@ class Gates:
         self._lock = threading.Lock()
         self._paused_until: dict[str, float] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Refuse every request from now on (RunStopped): Ctrl-C ends the run quickly."""
+        self._stopped.set()
 
     def pause(self, scope: str, seconds: float) -> None:
         """Hold back every request in ``scope`` for ``seconds`` (extends, never shortens)."""
@@ -151,6 +163,8 @@ class Gates:
         """Sleep while any scope of ``resource`` is paused; returns the seconds slept."""
         waited = 0.0
         while True:
+            if self._stopped.is_set():
+                raise RunStopped()
             left = self.remaining(resource)
             if left <= 0:
                 return waited

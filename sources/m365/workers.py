@@ -1,6 +1,6 @@
 """A bounded pool of download workers for one owner.
 
-Tasks are submitted from the owner's thread; at most ``2 × workers`` are
+Tasks are submitted from the owner's thread; at most ``workers + 1`` are
 queued or running, so memory stays bounded however large the collection.
 :meth:`Workers.drain` waits for every task submitted so far and re-raises the
 first error a task let escape (item-level problems are handled inside the
@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 class Workers:
     def __init__(self, workers: int, name: str = "coffer-m365") -> None:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
-        self._slots = threading.BoundedSemaphore(workers * 2)
+        self._slots = threading.BoundedSemaphore(workers + 1)
         self._futures: list[Future[None]] = []
         self._lock = threading.Lock()
 

@@ -94,3 +94,30 @@ def test_kill_9_then_resume(setup: Setup) -> None:
     assert report["status"] == "ok"
     assert compare(snapshot_counts(setup.repo, setup.cache), expected_counts(inventory)) == []
     assert _checkpoints(setup) == 0  # superseded by the complete snapshots
+
+
+def test_ctrl_c_stops_quickly_and_keeps_checkpoints(setup: Setup) -> None:
+    admin = setup.tenant.admin
+    admin.inject_faults({"kind": "slow", "delay": 0.4, "match": r"(/_dl/|/\$value)"})
+    proc = subprocess.Popen(
+        [COFFER, "backup", "--checkpoint-interval", "0.5"],
+        env=_env(setup),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if _checkpoints(setup) >= 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 30
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert err.count("\n") <= 2
+    admin.clear_faults()
+    assert _checkpoints(setup) >= 1
