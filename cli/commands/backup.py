@@ -145,7 +145,7 @@ def _tenant(
     as_json: bool,
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, print_summary
+    from cli.m365 import ProgressAdapter, limit_malloc_arenas, print_summary
     from sources.m365 import TenantBackup, from_table
 
     table = app.config.section("tenant")
@@ -155,6 +155,7 @@ def _tenant(
             "or give --path DIR"
         )
     settings = from_table(table, app.config.base_dir)
+    limit_malloc_arenas()
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
         backup = TenantBackup(

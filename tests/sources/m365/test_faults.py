@@ -125,3 +125,20 @@ def test_teams_protected_api_refused_is_reported_once(setup: Setup) -> None:
         n for name, n in stats["by_endpoint"].items() if "/messages" in name and "teams" in name
     )
     assert refused == 1  # asked once, then not again in this run
+
+
+def test_expired_download_urls_are_renewed(setup: Setup) -> None:
+    """Download URLs live 2 s; the first two downloads wait 2.5 s before being served."""
+    admin = setup.tenant.admin
+    admin.settings(download_url_lifetime=2)
+    admin.inject_faults({"kind": "slow", "delay": 2.5, "match": "/_dl/", "count": 2})
+    user = next(u for u in admin.users() if u["purpose"] == "user" and u["drive"])
+    report = setup.backup(users=[user["userPrincipalName"]], services=["onedrive"])
+    admin.clear_faults()
+    assert report["status"] == "ok", dump(report)
+    stats = admin.stats()
+    assert stats["by_status"].get("401", 0) >= 2  # the expired URLs
+    counts = snapshot_counts(setup.repo, setup.cache)[user["userPrincipalName"]]
+    expected = expected_counts(admin.inventory())[user["userPrincipalName"]]
+    assert counts["driveFiles"] == expected["driveFiles"]
+    assert counts["driveBytes"] == expected["driveBytes"]
