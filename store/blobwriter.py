@@ -4,7 +4,7 @@
 deduplicates, compresses and queues a blob; full packs are encrypted and
 uploaded by background threads (at most ``max_uploads`` in flight, so memory
 stays bounded and a slow backend slows the producers down); every
-``index_every`` packs, and at every ``flush``, an index object naming the
+``index_every`` packs (or ``index_blobs`` blobs), and at every ``flush``, an index object naming the
 uploaded packs is written and merged into the local blob index. Only then are
 their blobs visible to deduplication through the index: until that moment
 they are deduplicated through the in-memory ``_pending`` set.
@@ -25,6 +25,10 @@ from store.crypto import encode_payload, keyed_hash
 from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId, pack_key
 from store.index import PackRecord
 from store.pack import PackBuilder
+
+# A pack of tiny blobs (small mails, tree pages) is closed at this many blobs,
+# which bounds the trailer, the memory of a pack in flight and index objects.
+MAX_BLOBS_PER_PACK = 20_000
 
 if TYPE_CHECKING:
     from store.repository import Repository
@@ -51,6 +55,7 @@ class BlobWriter:
         *,
         max_uploads: int = 2,
         index_every: int = 64,
+        index_blobs: int = 100_000,
     ) -> None:
         self._repo = repo
         self._level = repo.config.zstd_level
@@ -67,6 +72,9 @@ class BlobWriter:
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
         self._executor = ThreadPoolExecutor(max_uploads, thread_name_prefix="coffer-upload")
         self._index_every = index_every
+        # Entries waiting for an index object are held in memory: bound them.
+        self._index_blobs = index_blobs
+        self._uploaded_blobs = 0
         self._index_lock = threading.Lock()
         self._error: BaseException | None = None
         self.stats = WriteStats()
@@ -114,7 +122,7 @@ class BlobWriter:
                 self.stats.blobs_new += 1
                 self.stats.bytes_new_raw += len(data)
                 self.stats.bytes_new_stored += len(payload)
-                if builder.size >= self._pack_size:
+                if builder.size >= self._pack_size or len(builder) >= MAX_BLOBS_PER_PACK:
                     finished = builder
                     del self._builders[kind]
         finally:
@@ -159,9 +167,14 @@ class BlobWriter:
                 self._error = self._error or exc
                 self._lock.notify_all()
                 return
-            self._uploaded.append(future.result())
+            record = future.result()
+            self._uploaded.append(record)
+            self._uploaded_blobs += len(record.entries)
             self.stats.packs_written += 1
-            ready = len(self._uploaded) >= self._index_every
+            ready = (
+                len(self._uploaded) >= self._index_every
+                or self._uploaded_blobs >= self._index_blobs
+            )
             self._lock.notify_all()
         if ready:
             try:
@@ -174,6 +187,7 @@ class BlobWriter:
         with self._index_lock:
             with self._lock:
                 records, self._uploaded = self._uploaded, []
+                self._uploaded_blobs = 0
             if not records:
                 return
             self._repo.write_index(records)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import lmdb
 
 from store.cachedir import open_lmdb
 from store.codec import unpack
@@ -27,6 +30,8 @@ from store.paths import SEPARATOR
 from store.tree import Entry, TreeReader
 
 TOMBSTONE = b""
+# lmdb's database handle type is private (lmdb._Database).
+Database = Any
 _BATCH = 2000
 
 
@@ -212,3 +217,63 @@ def _walk(reader: TreeReader, root: BlobId, prefix: bytes) -> Iterator[tuple[byt
         yield key, entry
         if entry.is_dir and entry.subtree is not None:
             yield from _walk(reader, entry.subtree, key)
+
+
+class CatalogueWriter:
+    """Writes a new catalogue state in batches of bounded size.
+
+    A single write transaction for a million changes would hold every dirty
+    page in memory until it commits. Instead the catalogue is first marked
+    stale (``meta[snapshot]`` removed, committed at once), updated in batches,
+    and marked current again by :meth:`finish` once the snapshot is stored. A
+    crash in between leaves a stale catalogue, which the next session rebuilds
+    from the repository. Single-threaded (the session's lock is held).
+    """
+
+    BATCH = 20_000
+
+    def __init__(self, store: OwnerStore) -> None:
+        self._store = store
+        self._txn: lmdb.Transaction | None = None
+        self._ops = 0
+        with store.env.begin(write=True) as txn:
+            txn.delete(b"snapshot", db=store.meta)
+
+    def _current(self) -> lmdb.Transaction:
+        if self._txn is None:
+            self._txn = self._store.env.begin(write=True)
+        return self._txn
+
+    def _counted(self) -> None:
+        self._ops += 1
+        if self._ops >= self.BATCH and self._txn is not None:
+            self._txn.commit()
+            self._txn = None
+            self._ops = 0
+
+    def put(self, key: bytes, value: bytes, db: Database) -> None:
+        self._current().put(key, value, db=db)
+        self._counted()
+
+    def delete(self, key: bytes, db: Database) -> None:
+        self._current().delete(key, db=db)
+        self._counted()
+
+    def get(self, key: bytes, db: Database) -> bytes | None:
+        raw = self._current().get(key, db=db)
+        return None if raw is None else bytes(raw)
+
+    def finish(self, snapshot_id: bytes) -> None:
+        """Mark the catalogue as the state of ``snapshot_id`` and end the run's changes."""
+        txn = self._current()
+        txn.put(b"snapshot", snapshot_id, db=self._store.meta)
+        txn.drop(self._store.run, delete=False)
+        txn.drop(self._store.runids, delete=False)
+        txn.commit()
+        self._txn = None
+
+    def abort(self) -> None:
+        """Stop; the catalogue stays marked stale and is rebuilt next time."""
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import lmdb
 from blake3 import blake3
 
-from store.catalogue import TOMBSTONE, OwnerStore
+from store.catalogue import TOMBSTONE, CatalogueWriter, OwnerStore
 from store.codec import pack, unpack
 from store.config import TreeSplitParams
 from store.ids import BlobId
@@ -70,16 +71,19 @@ class MergeInput:
     final: bool = False
 
 
-def _cursor_items(cursor: object) -> Iterator[tuple[bytes, bytes]]:
-    for key, value in cursor:  # type: ignore[attr-defined]
+def _cursor_items(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
+    for key, value in cursor:
         yield bytes(key), bytes(value)
 
 
 class _Merger:
-    def __init__(self, store: OwnerStore, spec: MergeInput, wtxn: object) -> None:
+    def __init__(
+        self, store: OwnerStore, spec: MergeInput, rtxn: lmdb.Transaction, out: CatalogueWriter
+    ) -> None:
         self.store = store
         self.spec = spec
-        self.wtxn = wtxn
+        self.rtxn = rtxn
+        self.wtxn = out
         self.counts = MergeCounts()
         self.stack: list[_OpenDir] = [self._open(b"", None, None, explicit=True)]
         self.scopes = spec.full_scopes if spec.final else []
@@ -102,22 +106,22 @@ class _Merger:
         return any(scope.startswith(key + SEPARATOR) for scope in self.scopes)
 
     def _put(self, key: bytes, encoded: bytes) -> None:
-        self.wtxn.put(key, encoded, db=self.store.catalogue)  # type: ignore[attr-defined]
+        self.wtxn.put(key, encoded, db=self.store.catalogue)
 
     def _delete(self, key: bytes, old_encoded: bytes) -> None:
-        self.wtxn.delete(key, db=self.store.catalogue)  # type: ignore[attr-defined]
+        self.wtxn.delete(key, db=self.store.catalogue)
         item_id = unpack(old_encoded, "catalogue entry").get("i")
         if item_id is not None:
             raw_id = str(item_id).encode()
-            current = self.wtxn.get(raw_id, db=self.store.ids)  # type: ignore[attr-defined]
-            if current is not None and bytes(current) == key:
-                self.wtxn.delete(raw_id, db=self.store.ids)  # type: ignore[attr-defined]
+            current = self.wtxn.get(raw_id, db=self.store.ids)
+            if current == key:
+                self.wtxn.delete(raw_id, db=self.store.ids)
         self.counts.dropped += 1
 
     def _set_id(self, key: bytes, encoded: bytes) -> None:
         item_id = unpack(encoded, "run entry").get("i")
         if item_id is not None:
-            self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)  # type: ignore[attr-defined]
+            self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)
 
     def _close_until_parent_of(self, key: bytes) -> None:
         """Pop directories until the top of the stack is an ancestor of ``key``."""
@@ -132,7 +136,8 @@ class _Merger:
             current = top.key
             for name in names:
                 current = current + SEPARATOR + name if current else name
-                existing = self.store.get_catalogue(current)
+                raw = self.rtxn.get(current, db=self.store.catalogue)
+                existing = None if raw is None else bytes(raw)
                 old_entry = unpack(existing, "catalogue entry") if existing is not None else None
                 if old_entry is not None and old_entry.get("t") == DIRECTORY:
                     self.stack.append(self._open(current, old_entry, existing, explicit=False))
@@ -179,10 +184,10 @@ class _Merger:
 
     # -- the merge ------------------------------------------------------
 
-    def run(self, rtxn: object) -> BlobId:
+    def run(self) -> BlobId:
         store = self.store
-        cat_cursor = rtxn.cursor(db=store.catalogue)  # type: ignore[attr-defined]
-        run_items = _cursor_items(rtxn.cursor(db=store.run))  # type: ignore[attr-defined]
+        cat_cursor = self.rtxn.cursor(db=store.catalogue)
+        run_items = _cursor_items(self.rtxn.cursor(db=store.run))
         cat_ok = cat_cursor.first()
         run_next = next(run_items, None)
         dropping: bytes | None = None
@@ -252,9 +257,9 @@ class _Merger:
 
 
 def merge(
-    store: OwnerStore, spec: MergeInput, rtxn: object, wtxn: object
+    store: OwnerStore, spec: MergeInput, rtxn: lmdb.Transaction, out: CatalogueWriter
 ) -> tuple[BlobId, MergeCounts]:
-    """Build the new root tree. ``rtxn`` reads the old state, ``wtxn`` records the new."""
-    merger = _Merger(store, spec, wtxn)
-    root = merger.run(rtxn)
+    """Build the new root tree. ``rtxn`` reads the old state, ``out`` records the new."""
+    merger = _Merger(store, spec, rtxn, out)
+    root = merger.run()
     return root, merger.counts

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from store.blobwriter import BlobWriter
-from store.catalogue import OwnerStore
+from store.catalogue import CatalogueWriter, OwnerStore
 from store.chunker import Chunker
 from store.codec import pack
 from store.errors import StoreError
@@ -215,6 +215,7 @@ class OwnerSession:
         self._checkpoints: list[Snapshot] = []
         self._last_checkpoint = time.monotonic()
         self._closed = False
+        self._failed = False
 
     # -- setup ----------------------------------------------------------
 
@@ -484,6 +485,8 @@ class OwnerSession:
     def _commit(self, *, final: bool) -> Snapshot:
         if self._closed:
             raise StoreError("the session is closed")
+        if self._failed:
+            raise StoreError("an earlier commit of this session failed; start a new run")
         writer = self.run.writer
         self.store.flush_run()
         spec = MergeInput(
@@ -497,10 +500,12 @@ class OwnerSession:
         )
         env = self.store.env
         rtxn = env.begin()
-        wtxn = env.begin(write=True)
+        out = CatalogueWriter(self.store)
         try:
-            root, counts = merge(self.store, spec, rtxn, wtxn)
-            rtxn.abort()
+            try:
+                root, counts = merge(self.store, spec, rtxn, out)
+            finally:
+                rtxn.abort()
             sync = self._save_sync_state()
             writer.flush()  # packs, then index ...
             parent = self._checkpoints[-1] if self._checkpoints else self.parent
@@ -519,12 +524,10 @@ class OwnerSession:
                 )
             )
             assert snapshot.snapshot_id is not None
-            wtxn.put(b"snapshot", snapshot.snapshot_id, db=self.store.meta)
-            wtxn.drop(self.store.run, delete=False)
-            wtxn.drop(self.store.runids, delete=False)
-            wtxn.commit()
+            out.finish(snapshot.snapshot_id)
         except BaseException:
-            wtxn.abort()
+            out.abort()
+            self._failed = True
             raise
         return snapshot
 

@@ -29,7 +29,7 @@ SYMLINK = "l"
 ENTRY_TYPES = (FILE, DIRECTORY, SYMLINK)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One item of a directory: a file, a directory or a symlink."""
 
@@ -251,6 +251,11 @@ class Page:
     children: tuple[tuple[bytes, BlobId, int], ...] | None
 
     @property
+    def weight(self) -> int:
+        """How much the page holds (for cache accounting)."""
+        return len(self.entries) if self.entries is not None else len(self.children or ())
+
+    @property
     def names(self) -> list[bytes]:
         if self.entries is not None:
             return [entry.name for entry in self.entries]
@@ -280,10 +285,13 @@ class TreeReader:
     ``load`` returns a tree blob's plaintext (verified). Thread-safe.
     """
 
-    def __init__(self, load: Callable[[BlobId], bytes], cache_pages: int = 4096) -> None:
+    def __init__(self, load: Callable[[BlobId], bytes], cache_entries: int = 40_000) -> None:
+        # Bounded by the entries held (each a few hundred bytes decoded), not
+        # by pages: a page holds from one to thousands of entries.
         self._load = load
         self._cache: OrderedDict[BlobId, Page] = OrderedDict()
-        self._capacity = cache_pages
+        self._capacity = cache_entries
+        self._held = 0
         self._lock = threading.Lock()
 
     def page(self, page_id: BlobId) -> Page:
@@ -294,9 +302,12 @@ class TreeReader:
                 return cached
         page = Page.decode(self._load(page_id), f"tree page {page_id.hex()[:8]}")
         with self._lock:
-            self._cache[page_id] = page
-            if len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+            if page_id not in self._cache:
+                self._cache[page_id] = page
+                self._held += page.weight
+                while self._held > self._capacity and len(self._cache) > 1:
+                    _, evicted = self._cache.popitem(last=False)
+                    self._held -= evicted.weight
         return page
 
     def lookup(self, root: BlobId, name: bytes) -> Entry | None:

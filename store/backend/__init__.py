@@ -1,42 +1,100 @@
 """Storage backends and the registry that opens one from a repository URL.
 
-URL forms (written in the README):
+URL forms (docs/backends.md describes each with its credentials and options):
 
 - ``/path/to/repo`` or ``local:/path/to/repo``: a local directory.
-- Further schemes (``s3:``, ``azure:``, ``gs:``, ``sftp:``, ``rclone:``) are
-  registered in ``_SCHEMES`` and imported only when used, so a machine without
-  a cloud SDK still runs local repositories.
+- ``s3:BUCKET/PREFIX``, ``s3:http(s)://HOST:PORT/BUCKET/PREFIX``: S3 and S3-compatible.
+- ``azure:CONTAINER/PREFIX``: Azure Blob Storage.
+- ``gs:BUCKET/PREFIX``: Google Cloud Storage.
+- ``sftp:USER@HOST:PORT/PATH`` (or ``sftp:USER@HOST:PATH``): SFTP over SSH.
+- ``rclone:REMOTE:PATH``: any remote of the rclone binary.
+
+Remote schemes are registered in ``_SCHEMES`` and imported only when used, so
+a machine without a cloud SDK still runs local repositories.
+
+Wrappers (retry, bandwidth limits, metadata cache) are backends around any
+backend; :func:`open_backend` composes them.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.cache import CachingBackend
 from store.backend.local import LocalBackend
+from store.backend.ratelimit import RateLimitedBackend
+from store.backend.retry import RetryingBackend
 
 # scheme -> "module:function" returning a Backend for the rest of the URL.
-_SCHEMES: dict[str, str] = {}
+_SCHEMES: dict[str, str] = {
+    "s3": "store.backend.s3:from_url",
+    "azure": "store.backend.azure_blob:from_url",
+    "gs": "store.backend.gcs:from_url",
+    "sftp": "store.backend.sftp:from_url",
+    "rclone": "store.backend.rclone:from_url",
+}
 
 
-def open_backend(url: str) -> Backend:
-    """Return the backend a repository URL names.
-
-    Raises ValueError for an unknown scheme.
-    """
+def _open_raw(url: str) -> tuple[Backend, bool]:
+    """The bare backend a URL names, and whether it is remote."""
     scheme, sep, rest = url.partition(":")
     if sep and scheme in _SCHEMES:
         module_name, _, function_name = _SCHEMES[scheme].partition(":")
         factory: Callable[[str], Backend] = getattr(
             importlib.import_module(module_name), function_name
         )
-        return factory(rest)
+        return factory(rest), True
     if sep and scheme == "local":
-        return LocalBackend(rest)
+        return LocalBackend(rest), False
     if sep and len(scheme) > 1 and "/" not in scheme and scheme.isalnum():
         raise ValueError(f"unknown repository scheme {scheme!r} in {url!r}")
-    return LocalBackend(url)
+    return LocalBackend(url), False
 
 
-__all__ = ["Backend", "LocalBackend", "ObjectInfo", "open_backend", "validate_key"]
+def open_backend(
+    url: str,
+    *,
+    limit_upload: float | None = None,
+    limit_download: float | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    retry: bool | None = None,
+) -> Backend:
+    """Return the backend a repository URL names, wrapped as the options ask.
+
+    - ``limit_upload`` / ``limit_download``: bandwidth limits in KiB/s
+      (``--limit-upload`` / ``--limit-download``); None or 0 is unlimited.
+    - ``cache_dir``: keep metadata objects (index, snapshots, keys, config,
+      tree packs) in this local directory; give each repository its own.
+    - ``retry``: retry transient errors with backoff; by default on for remote
+      backends and off for local directories.
+
+    The layers, outermost first: cache, retry, bandwidth limit, backend (so
+    cache hits cost no bandwidth, and every retried transfer is counted).
+    Constructing a backend does no network I/O; errors show on first use.
+    Raises ValueError for an unknown scheme or a malformed URL.
+    """
+    backend, remote = _open_raw(url)
+    if limit_upload or limit_download:
+        backend = RateLimitedBackend(
+            backend, upload_kib=limit_upload or None, download_kib=limit_download or None
+        )
+    if retry if retry is not None else remote:
+        backend = RetryingBackend(backend)
+    if cache_dir is not None:
+        backend = CachingBackend(backend, cache_dir)
+    return backend
+
+
+__all__ = [
+    "Backend",
+    "CachingBackend",
+    "LocalBackend",
+    "ObjectInfo",
+    "RateLimitedBackend",
+    "RetryingBackend",
+    "open_backend",
+    "validate_key",
+]

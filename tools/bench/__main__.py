@@ -9,6 +9,7 @@ BENCHMARKS = {
     "engine": "tools.bench.engine",  # Coffer vs restic vs borg on one corpus
     "scale": "tools.bench.scale",  # one owner of 1,000,000 items
     "mount": "tools.bench.mount",  # mounts side by side
+    "chunking": "tools.bench.chunking",  # chunk sizes: dedup against chunk count
     "m365": "tools.bench.m365",  # a simulated Microsoft 365 tenant: full, incremental, dedup
 }
 

@@ -21,11 +21,12 @@ from typing import Any
 
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
-from .identity import AuthContext, IdentityPlatform
+from .identity import IdentityPlatform
 from .router import Route, Router, normalize_path
 from .stats import Stats
 from .tenant import Tenant
 from .throttling import Charge, Throttled, Throttler, Ticket
+from .tokens import AuthContext
 
 log = logging.getLogger("graphsim")
 
@@ -74,8 +75,8 @@ class GraphApp:
             return error_response(err, req.request_id, req.header("client-request-id"))
         except Exception:  # the server must always answer
             log.exception("unhandled error for %s %s", req.method, req.target)
-            err = GraphError(500, "generalException", "An unspecified error has occurred.")
-            return error_response(err, req.request_id, req.header("client-request-id"))
+            failure = GraphError(500, "generalException", "An unspecified error has occurred.")
+            return error_response(failure, req.request_id, req.header("client-request-id"))
 
     # -- Graph pipeline -------------------------------------------------------------------
 
@@ -197,14 +198,14 @@ class GraphApp:
                 resp.drop = "mid"
         except Throttled as exc:
             headers = {"Retry-After": str(exc.retry_after), **exc.headers}
-            err = GraphError(exc.status, exc.code, exc.message, headers=headers)
-            resp = error_response(err, req.request_id, req.header("client-request-id"))
+            throttled = GraphError(exc.status, exc.code, exc.message, headers=headers)
+            resp = error_response(throttled, req.request_id, req.header("client-request-id"))
         except GraphError as err:
             resp = error_response(err, req.request_id, req.header("client-request-id"))
         except Exception:
             log.exception("unhandled error for %s %s", req.method, req.target)
-            err = GraphError(500, "generalException", "An unspecified error has occurred.")
-            resp = error_response(err, req.request_id, req.header("client-request-id"))
+            failure = GraphError(500, "generalException", "An unspecified error has occurred.")
+            resp = error_response(failure, req.request_id, req.header("client-request-id"))
         if ticket is not None:
             for k, v in ticket.headers.items():
                 resp.set_header(k, v)

@@ -11,6 +11,11 @@
     inventory --state-dir DIR
         Prints the inventory of an existing tenant as JSON (no server).
 
+    churn --state-dir DIR --percent P [--seed S] [--kinds message,driveItem,...] [--json]
+        Users change P% of the items and folders (create, edit, move, rename, delete),
+        through the running server's admin API, or directly when no server runs. Prints a
+        summary (or every change with --json).
+
 Exit codes: 0 ok, 1 error, 2 usage.
 """
 
@@ -21,10 +26,20 @@ import json
 import signal
 import sys
 import threading
+from collections import Counter
+from pathlib import Path
 from types import FrameType
 
-from .config import SCALES, ThrottlePolicy
-from .simulator import Simulator, SimulatorError
+import requests
+
+from .config import SCALES, IdentitySettings, ThrottlePolicy
+from .content import ContentStore
+from .inventory import inventory
+from .mutations import churn
+from .simulator import DOMAIN, SHAREPOINT_HOST, Simulator, SimulatorError
+from .statetokens import StateTokens
+from .store import Store
+from .tenant import Tenant
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     inv = sub.add_parser("inventory", help="print the inventory of a tenant")
     inv.add_argument("--state-dir", required=True)
+    ch = sub.add_parser("churn", help="change a share of the tenant like users do")
+    ch.add_argument("--state-dir", required=True)
+    ch.add_argument("--percent", type=float, required=True)
+    ch.add_argument("--seed", type=int, default=0)
+    ch.add_argument("--kinds", default="", help="comma-separated, default all")
+    ch.add_argument("--json", action="store_true", help="print every change")
     return parser
 
 
@@ -67,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "inventory":
         return _inventory(args.state_dir)
+    if args.command == "churn":
+        return _churn(args)
     policy = ThrottlePolicy(enabled=not args.no_throttling, scale=args.throttle_scale)
     sim = Simulator(
         args.state_dir,
@@ -106,33 +129,67 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _inventory(state_dir: str) -> int:
-    from pathlib import Path
-
-    from .content import ContentStore
-    from .inventory import inventory
-    from .statetokens import StateTokens
-    from .store import Store
-    from .tenant import Tenant
-    from .config import IdentitySettings
-
+def _offline_tenant(state_dir: str) -> Tenant | None:
     path = Path(state_dir) / "tenant.db"
     if not path.exists():
+        return None
+    store = Store(path)
+    return Tenant(
+        store=store,
+        content=ContentStore(Path(state_dir) / "blobs", store),
+        tokens=StateTokens(bytes.fromhex(str(store.get_meta("token_secret")))),
+        tenant_id=str(store.get_meta("tenant_id")),
+        domain=DOMAIN,
+        sharepoint_host=SHAREPOINT_HOST,
+        settings=IdentitySettings(),
+    )
+
+
+def _churn(args: argparse.Namespace) -> int:
+    kinds = [k for k in args.kinds.split(",") if k] or None
+    body = {"percent": args.percent, "seed": args.seed, "kinds": kinds}
+    conn_file = Path(args.state_dir) / "connection.json"
+    changes: list[dict[str, object]] | None = None
+    if conn_file.exists():
+        conn = json.loads(conn_file.read_text())
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(Path(args.state_dir) / conn["ca_file"])
+        try:
+            resp = session.post(f"{conn['admin_url']}/churn", json=body, timeout=600)
+            resp.raise_for_status()
+            changes = resp.json()["changes"]
+        except requests.ConnectionError:
+            changes = None  # no server: change the stored tenant directly
+    if changes is None:
+        tenant = _offline_tenant(args.state_dir)
+        if tenant is None:
+            print(f"graphsim: no tenant in {args.state_dir}", file=sys.stderr)
+            return 1
+        try:
+            changes = churn(tenant, args.percent, args.seed, kinds)
+        finally:
+            tenant.store.close()
+    if args.json:
+        json.dump(changes, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        summary = Counter(f"{c['op']} {c['kind']}" for c in changes)
+        print(
+            f"graphsim: {len(changes)} changes: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(summary.items()))
+        )
+    return 0
+
+
+def _inventory(state_dir: str) -> int:
+    tenant = _offline_tenant(state_dir)
+    if tenant is None:
         print(f"graphsim: no tenant in {state_dir}", file=sys.stderr)
         return 1
-    store = Store(path)
     try:
-        tenant = Tenant(
-            store=store,
-            content=ContentStore(Path(state_dir) / "blobs", store),
-            tokens=StateTokens(bytes.fromhex(str(store.get_meta("token_secret")))),
-            tenant_id=str(store.get_meta("tenant_id")),
-            domain="contoso.onmicrosoft.com",
-            sharepoint_host="contoso.sharepoint.com",
-            settings=IdentitySettings(),
-        )
         json.dump(inventory(tenant), sys.stdout, indent=2, ensure_ascii=False)
         print()
     finally:
-        store.close()
+        tenant.store.close()
     return 0

@@ -275,5 +275,4 @@ def error_body(err: GraphError, request_id: str, client_request_id: str) -> dict
 
 
 def error_response(err: GraphError, request_id: str, client_request_id: str) -> Response:
-    resp = json_response(error_body(err, request_id, client_request_id), err.status, err.headers)
-    return resp
+    return json_response(error_body(err, request_id, client_request_id), err.status, err.headers)

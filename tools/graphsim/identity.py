@@ -13,16 +13,15 @@ responses, error shape), certificate-credentials.md (client assertion: header x5
 x5t#S256, claims aud/iss/sub/exp/nbf/jti), v2-oauth2-device-code.md (device flow and its
 errors), reference-error-codes.md (AADSTS codes).
 
-Access tokens are RS256 JWTs in Graph's v1 format (aud https://graph.microsoft.com);
-`validate_access_token` is what Graph uses to accept or refuse them with 401
-InvalidAuthenticationToken. Device codes live in memory; everything else is stateless
-(signed), so tokens survive a restart. Thread-safe.
+Issuing and checking access tokens is tokens.py's job; `validate_access_token` is what
+Graph uses to accept or refuse them. Device codes live in memory; everything else is
+stateless (signed), so tokens survive a restart. Thread-safe.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import datetime as dt
 import secrets
 import threading
 import time
@@ -38,42 +37,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .certs import x5t, x5t_s256
 from .config import IdentitySettings
-from .httpcore import GraphError, Request, Response, iso, json_response, utc_now
+from .httpcore import Request, Response, iso, json_response, utc_now
+from .tokens import GRAPH_APP_ID, GRAPH_RESOURCE, AuthContext, TokenService
 
-GRAPH_RESOURCE = "https://graph.microsoft.com"
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-# Application permissions the simulated app has been granted (roles claim).
-APP_ROLES = [
-    "User.Read.All",
-    "Mail.ReadWrite",
-    "Contacts.ReadWrite",
-    "Calendars.ReadWrite",
-    "Files.ReadWrite.All",
-    "Sites.ReadWrite.All",
-    "Team.ReadBasic.All",
-    "Channel.ReadBasic.All",
-    "ChannelMessage.Read.All",
-    "Group.Read.All",
-    "MailboxSettings.Read",
-]
-_OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
-
-
-@dataclass
-class AuthContext:
-    """Who is calling Graph: the app, and for delegated tokens the signed-in user."""
-
-    app_id: str
-    user_id: str | None  # None for app-only tokens
-    scopes: list[str]
-    claims: dict[str, Any]
-
-    @property
-    def delegated(self) -> bool:
-        return self.user_id is not None
 
 
 @dataclass
@@ -128,16 +96,16 @@ class IdentityPlatform:
         self._cert = client_cert
         self._cert_x5t = x5t(client_cert)
         self._cert_x5t_s256 = x5t_s256(client_cert)
-        self._signing_key = signing_key
-        self._signing_public = signing_key.public_key()
-        self._kid = x5t_key_id(signing_key)
         self.settings = settings
+        self.tokens = TokenService(
+            tenant_id=tenant_id,
+            client_id=client_id,
+            signing_key=signing_key,
+            lifetime=lambda: self.settings.token_lifetime,
+        )
         self._users = users
         self._lock = threading.Lock()
         self._device_codes: dict[str, DeviceCode] = {}
-        self._validated: dict[str, dict[str, Any]] = {}
-        # Tokens of an older generation are refused by Graph (admin "expire tokens").
-        self.token_generation = 0
 
     # -- routing ----------------------------------------------------------------------
 
@@ -216,25 +184,7 @@ class IdentityPlatform:
         }
 
     def jwks(self) -> dict[str, Any]:
-        numbers = self._signing_public.public_numbers()
-
-        def b64(n: int) -> str:
-            raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-        return {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "use": "sig",
-                    "kid": self._kid,
-                    "x5t": self._kid,
-                    "n": b64(numbers.n),
-                    "e": b64(numbers.e),
-                    "issuer": f"https://login.microsoftonline.com/{self.tenant_id}/v2.0",
-                }
-            ]
-        }
+        return self.tokens.jwks()
 
     # -- errors -----------------------------------------------------------------------
 
@@ -301,7 +251,7 @@ class IdentityPlatform:
         if grant == "client_credentials":
             method = self._authenticate_client(form, token_endpoint)
             self._check_app_scope(form.get("scope", ""))
-            return self._issue_app_token(method)
+            return json_response(self.tokens.app_token(method))
         if grant == DEVICE_GRANT:
             return self._redeem_device_code(form)
         if grant == "refresh_token":
@@ -434,43 +384,6 @@ class IdentityPlatform:
                 f" (application ID URI).",
             )
 
-    def _issue_app_token(self, method: str) -> Response:
-        now = int(time.time())
-        lifetime = self.settings.token_lifetime
-        claims = {
-            "aud": GRAPH_RESOURCE,
-            "iss": f"https://sts.windows.net/{self.tenant_id}/",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "appid": self.client_id,
-            "appidacr": "2" if method == "certificate" else "1",
-            "idtyp": "app",
-            "oid": _stable_uuid(f"sp:{self.client_id}"),
-            "sub": _stable_uuid(f"sp:{self.client_id}"),
-            "roles": APP_ROLES,
-            "tid": self.tenant_id,
-            "uti": secrets.token_urlsafe(16),
-            "ver": "1.0",
-            "xms_sim_gen": self.token_generation,
-        }
-        return json_response(
-            {
-                "token_type": "Bearer",
-                "expires_in": lifetime,
-                "ext_expires_in": lifetime,
-                "access_token": self._sign(claims),
-            }
-        )
-
-    def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(
-            claims,
-            self._signing_key,
-            algorithm="RS256",
-            headers={"typ": "JWT", "x5t": self._kid, "kid": self._kid},
-        )
-
     # -- device code flow ---------------------------------------------------------------
 
     def _devicecode(self, req: Request, base: str) -> Response:
@@ -576,20 +489,11 @@ class IdentityPlatform:
         return self._issue_user_tokens(code.approved_user, code.scopes)
 
     def _redeem_refresh_token(self, form: dict[str, str]) -> Response:
-        token = form.get("refresh_token", "")
         try:
-            claims = jwt.decode(
-                token,
-                self._signing_public,
-                algorithms=["RS256"],
-                audience=f"refresh:{self.client_id}",
-            )
-        except jwt.PyJWTError:
+            claims = self.tokens.refresh_claims(form.get("refresh_token", ""))
+        except ValueError:
             raise AadError(
-                400,
-                "invalid_grant",
-                70000,
-                "Provided grant is invalid or malformed.",
+                400, "invalid_grant", 70000, "Provided grant is invalid or malformed."
             ) from None
         scopes = form.get("scope", "").split() or list(claims.get("scp", []))
         return self._issue_user_tokens(str(claims["sub"]), scopes)
@@ -598,184 +502,18 @@ class IdentityPlatform:
         user = self._users.find(user_id)
         if user is None:
             raise AadError(400, "invalid_grant", 50034, "The user account does not exist.")
-        now = int(time.time())
-        lifetime = self.settings.token_lifetime
-        graph_scopes = sorted(
-            {
-                s.rsplit("/", 1)[-1]
-                for s in scopes
-                if s.lower() not in _OIDC_SCOPES and not s.endswith("/.default")
-            }
-            or {"User.Read"}
-        )
-        access = {
-            "aud": GRAPH_RESOURCE,
-            "iss": f"https://sts.windows.net/{self.tenant_id}/",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "appid": self.client_id,
-            "appidacr": "0",
-            "idtyp": "user",
-            "oid": user["id"],
-            "sub": user["id"],
-            "upn": user["userPrincipalName"],
-            "name": user.get("displayName", ""),
-            "scp": " ".join(graph_scopes),
-            "tid": self.tenant_id,
-            "uti": secrets.token_urlsafe(16),
-            "ver": "1.0",
-            "xms_sim_gen": self.token_generation,
-        }
-        id_claims = {
-            "aud": self.client_id,
-            "iss": f"https://login.microsoftonline.com/{self.tenant_id}/v2.0",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "oid": user["id"],
-            "sub": user["id"],
-            "tid": self.tenant_id,
-            "name": user.get("displayName", ""),
-            "preferred_username": user["userPrincipalName"],
-            "ver": "2.0",
-        }
-        refresh = {
-            "aud": f"refresh:{self.client_id}",
-            "sub": user["id"],
-            "scp": scopes,
-            "iat": now,
-            "jti": secrets.token_urlsafe(12),
-        }
-        client_info = base64.urlsafe_b64encode(
-            json.dumps({"uid": user["id"], "utid": self.tenant_id}).encode()
-        ).decode()
-        return json_response(
-            {
-                "token_type": "Bearer",
-                "scope": " ".join(graph_scopes),
-                "expires_in": lifetime,
-                "ext_expires_in": lifetime,
-                "access_token": self._sign(access),
-                "refresh_token": self._sign(refresh),
-                "id_token": self._sign(id_claims),
-                "client_info": client_info.rstrip("="),
-            }
-        )
+        return json_response(self.tokens.user_tokens(user, scopes))
 
     # -- Graph-side validation ------------------------------------------------------------
 
     def expire_all_tokens(self) -> None:
         """Make Graph refuse every token issued until now (admin API)."""
-        with self._lock:
-            self.token_generation += 1
-            self._validated.clear()
+        self.tokens.expire_all()
 
     def validate_access_token(self, authorization: str) -> AuthContext:
         """Check an `Authorization` header as Graph does. Raises GraphError 401."""
-        www = {
-            "WWW-Authenticate": (
-                'Bearer realm="", authorization_uri="https://login.microsoftonline.com/'
-                f'common/oauth2/authorize", client_id="{GRAPH_APP_ID}"'
-            )
-        }
-        if not authorization.strip():
-            raise GraphError(
-                401, "InvalidAuthenticationToken", "Access token is empty.", headers=www
-            )
-        scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise GraphError(
-                401, "InvalidAuthenticationToken", "Access token is empty.", headers=www
-            )
-        with self._lock:
-            claims = self._validated.get(token)
-        if claims is None:
-            if token.count(".") != 2:
-                raise GraphError(
-                    401,
-                    "InvalidAuthenticationToken",
-                    "IDX14100: JWT is not well formed, there are no dots (.).",
-                    headers=www,
-                )
-            try:
-                claims = jwt.decode(
-                    token,
-                    self._signing_public,
-                    algorithms=["RS256"],
-                    options={"verify_exp": False, "verify_aud": False},
-                )
-            except jwt.InvalidSignatureError:
-                raise GraphError(
-                    401,
-                    "InvalidAuthenticationToken",
-                    "Access token validation failure. Invalid signature.",
-                    headers=www,
-                ) from None
-            except jwt.PyJWTError:
-                raise GraphError(
-                    401,
-                    "InvalidAuthenticationToken",
-                    "Access token validation failure.",
-                    headers=www,
-                ) from None
-            if claims.get("aud") not in (GRAPH_RESOURCE, GRAPH_APP_ID, f"{GRAPH_RESOURCE}/"):
-                raise GraphError(
-                    401,
-                    "InvalidAuthenticationToken",
-                    "Access token validation failure. Invalid audience.",
-                    headers=www,
-                )
-            if claims.get("tid") != self.tenant_id:
-                raise GraphError(
-                    401,
-                    "InvalidAuthenticationToken",
-                    "Access token validation failure. Invalid issuer.",
-                    headers=www,
-                )
-            with self._lock:
-                if len(self._validated) > 10_000:
-                    self._validated.clear()
-                self._validated[token] = claims
-        now = time.time()
-        revoked = int(claims.get("xms_sim_gen", 0)) < self.token_generation
-        if float(claims.get("exp", 0)) <= now or revoked:
-            raise GraphError(
-                401,
-                "InvalidAuthenticationToken",
-                "Lifetime validation failed, the token is expired.",
-                headers=www,
-            )
-        if claims.get("idtyp") == "user":
-            return AuthContext(
-                app_id=str(claims.get("appid")),
-                user_id=str(claims.get("oid")),
-                scopes=str(claims.get("scp", "")).split(),
-                claims=claims,
-            )
-        return AuthContext(
-            app_id=str(claims.get("appid")),
-            user_id=None,
-            scopes=list(claims.get("roles", [])),
-            claims=claims,
-        )
+        return self.tokens.validate(authorization)
 
 
-def _stable_uuid(name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-
-
-def _from_epoch(ts: float) -> Any:
-    import datetime as dt
-
+def _from_epoch(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def x5t_key_id(key: rsa.RSAPrivateKey) -> str:
-    """A stable key id for the signing key (hash of its public modulus)."""
-    import hashlib
-
-    n = key.public_key().public_numbers().n
-    digest = hashlib.sha1(n.to_bytes((n.bit_length() + 7) // 8, "big")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

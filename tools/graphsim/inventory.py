@@ -2,8 +2,10 @@
 
 Tests compare a backup against these numbers: per user (mail folders, messages per folder,
 attachments by type, contact folders, contacts, calendars, events by type, drive files,
-folders, packages, bytes and versions), per site (drive and list contents) and per team
-(channels, root messages, messages inside the 8-month delta window, replies).
+folders, packages, bytes and versions), per site (drive and list contents: `lists`
+includes the document libraries, whose items are the drive's items, and `listItems`
+counts the items of the other lists) and per team (channels, root messages, messages
+inside the 8-month delta window, replies).
 Counts exclude deleted items and the hidden folders Graph does not list.
 """
 
@@ -22,7 +24,8 @@ def _drive_stats(t: Tenant, drive_key: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT json_extract(data,'$.file') IS NOT NULL, json_extract(data,'$.folder') IS NOT NULL,"
         " json_extract(data,'$.package') IS NOT NULL, json_extract(data,'$.root') IS NOT NULL,"
-        " COALESCE(json_extract(data,'$.size'),0), COALESCE(json_array_length(data,'$._versions'),0)"
+        " COALESCE(json_extract(data,'$.size'),0),"
+        " COALESCE(json_array_length(data,'$._versions'),0)"
         " FROM items WHERE scope=? AND kind='driveItem' AND deleted=0",
         (drive_key,),
     )
@@ -57,22 +60,25 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             folders = {
                 r[0]: (r[1], bool(r[2]), r[3])
                 for r in conn.execute(
-                    "SELECT key, json_extract(data,'$.displayName'), json_extract(data,'$.isHidden'),"
-                    " json_extract(data,'$._wellKnown') FROM items WHERE owner=? AND kind='mailFolder'"
+                    "SELECT key, json_extract(data,'$.displayName'),"
+                    " json_extract(data,'$.isHidden'), json_extract(data,'$._wellKnown')"
+                    " FROM items WHERE owner=? AND kind='mailFolder'"
                     " AND deleted=0",
                     (user.key,),
                 )
             }
             per_folder = dict(
                 conn.execute(
-                    "SELECT parent, COUNT(*) FROM items WHERE owner=? AND kind='message' AND deleted=0"
+                    "SELECT parent, COUNT(*) FROM items"
+                    " WHERE owner=? AND kind='message' AND deleted=0"
                     " GROUP BY parent",
                     (user.key,),
                 ).fetchall()
             )
-            att = defaultdict(int)
+            att: defaultdict[str, int] = defaultdict(int)
             for kind, inline, n in conn.execute(
-                "SELECT json_extract(data,'$.\"@odata.type\"'), json_extract(data,'$.isInline'), COUNT(*)"
+                "SELECT json_extract(data,'$.\"@odata.type\"'), json_extract(data,'$.isInline'),"
+                " COUNT(*)"
                 " FROM items WHERE owner=? AND kind='attachment' AND deleted=0 GROUP BY 1, 2",
                 (user.key,),
             ):
@@ -139,7 +145,9 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             "name": site.data.get("displayName"),
             "webUrl": site.data.get("webUrl"),
             "drives": len(drives),
+            # Graph lists document libraries among the lists; their items are drive items.
             "lists": len(lists),
+            "documentLibraries": sum(1 for lst in lists if lst.data.get("_drive")),
             "listItems": sum(t.store.count_children(lst.key, ["listItem"]) for lst in lists),
             **{f"drive{k[0].upper()}{k[1:]}": v for k, v in stats.items()},
         }
@@ -201,7 +209,8 @@ def _attachment_bytes(t: Tenant) -> int:
     row = (
         t.store.conn()
         .execute(
-            "SELECT COALESCE(SUM(json_extract(data,'$.size')),0) FROM items WHERE kind='attachment' AND deleted=0"
+            "SELECT COALESCE(SUM(json_extract(data,'$.size')),0) FROM items"
+            " WHERE kind='attachment' AND deleted=0"
         )
         .fetchone()
     )

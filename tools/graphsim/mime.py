@@ -29,7 +29,7 @@ from email.header import Header
 from typing import Any
 
 from .content import ContentSource
-from .httpcore import parse_iso
+from .httpcore import iso, parse_iso
 
 CRLF = b"\r\n"
 _B64_LINE = 57  # 57 bytes -> 76 base64 characters
@@ -175,12 +175,12 @@ def render_message(
     def body_part() -> list[bytes | ContentSource]:
         parts: list[bytes | ContentSource] = []
         text_part = (
-            b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-            + _encode_lines(body_text.encode())
+            b'Content-Type: text/plain; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + _encode_lines(body_text.encode())
         )
         html_part = (
-            b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-            + _encode_lines(body_html.encode())
+            b'Content-Type: text/html; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + _encode_lines(body_html.encode())
         )
         if body_type == "alternative":
             b = f"alt_{seed}".encode()
@@ -197,7 +197,8 @@ def render_message(
     def attachment_part(att: MimeAttachment) -> list[bytes | ContentSource]:
         disp = "inline" if att.inline else "attachment"
         head = f"Content-Type: {att.content_type}; {_filename_params(att.name)}\r\n"
-        head += f"Content-Disposition: {disp}; {_filename_params(att.name).replace('name', 'filename', 1)}\r\n"
+        filename = _filename_params(att.name).replace("name", "filename", 1)
+        head += f"Content-Disposition: {disp}; {filename}\r\n"
         if att.content_id:
             head += f"Content-ID: <{att.content_id}>\r\n"
         head += "Content-Transfer-Encoding: base64\r\n\r\n"
@@ -262,7 +263,8 @@ def generated_body(seed: int, greeting: str, cid_images: list[str]) -> tuple[str
     images = "".join(f'<p><img src="cid:{cid}" alt="image"></p>' for cid in cid_images)
     body_html = (
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head>'
-        f"<body><p>Hi {html.escape(greeting)},</p>{html_paras}{images}<p>Best regards</p></body></html>"
+        f"<body><p>Hi {html.escape(greeting)},</p>{html_paras}{images}"
+        "<p>Best regards</p></body></html>"
     )
     return text, body_html
 
@@ -342,8 +344,6 @@ def parse_mime(raw: bytes) -> ParsedMime:
         try:
             parsed = email.utils.parsedate_to_datetime(date)
             if parsed.tzinfo is not None:
-                from .httpcore import iso
-
                 props["sentDateTime"] = iso(parsed)
         except (TypeError, ValueError):
             pass

@@ -18,10 +18,20 @@ from .httpcore import GraphError, iso, utc_now
 from .services import calmodel as cm
 from .services import drivemodel as dm
 from .services import mailmodel as mm
+from .services.contacts import new_contact_data
 from .store import Item, NewItem, Transaction
 from .tenant import Tenant
 
-CHURN_KINDS = ("message", "contact", "event", "driveItem", "listItem", "chatMessage")
+CHURN_KINDS = (
+    "message",
+    "contact",
+    "event",
+    "driveItem",
+    "listItem",
+    "chatMessage",
+    "mailFolder",
+    "driveFolder",
+)
 
 
 def _change(op: str, item: Item, **extra: Any) -> dict[str, Any]:
@@ -40,12 +50,23 @@ def churn(
     t: Tenant, percent: float, seed: int = 0, kinds: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Apply user-like changes to about `percent`% of the items; returns the changes."""
-    chosen_kinds = tuple(kinds or CHURN_KINDS)
+    chosen = set(kinds or CHURN_KINDS)
+    unknown = chosen - set(CHURN_KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; expected some of {CHURN_KINDS}")
+    store_kinds = {"driveItem" if k == "driveFolder" else k for k in chosen}
     candidates: list[Item] = []
-    for item in t.store.iter_live(chosen_kinds):
+    for item in t.store.iter_live(sorted(store_kinds)):
         if item.kind == "event" and item.data.get("type") not in ("singleInstance",):
             continue
-        if item.kind == "driveItem" and "file" not in item.data:
+        if item.kind == "driveItem":
+            is_folder = "folder" in item.data and "root" not in item.data
+            if not (
+                ("file" in item.data and "driveItem" in chosen)
+                or (is_folder and "driveFolder" in chosen)
+            ):
+                continue
+        if item.kind == "mailFolder" and item.data.get("_wellKnown"):
             continue
         if item.kind == "chatMessage" and item.data.get("deletedDateTime"):
             continue
@@ -61,11 +82,51 @@ def churn(
             fresh = t.store.get(item.key)
             if fresh is None:
                 continue
-            changes.extend(_churn_one(t, tx, fresh, rng))
+            # A change Graph would refuse (a name clash, say) is undone and skipped, so the
+            # list returned is exactly what happened.
+            try:
+                with tx.savepoint():
+                    changes.extend(_churn_one(t, tx, fresh, rng))
+            except GraphError:
+                continue
     return changes
 
 
+def _churn_folder(
+    t: Tenant, tx: Transaction, item: Item, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Rename, add a subfolder to, or delete a custom mail folder or a drive folder."""
+    roll = rng.random()
+    tag = rng.randint(1, 10**6)
+    if item.kind == "mailFolder":
+        user = t.user(item.owner)
+        assert user is not None
+        if roll < 0.5:
+            name = f"{item.data['displayName']} ({tag})"
+            item.data["displayName"] = name
+            item.name = name
+            tx.update(item)
+            return [_change("rename", item)]
+        if roll < 0.8:
+            new = mm.create_folder(t, tx, user, item, f"Subfolder {tag}")
+            return [_change("create", new)]
+        mm.delete_folder(t, tx, item)
+        return [_change("delete", item)]
+    if roll < 0.4:
+        dm.update_item(t, tx, item, {"name": f"{str(item.data['name'])[:100]} {tag}"}, None)
+        return [_change("rename", item)]
+    if roll < 0.7:
+        folder, _ = dm.create_folder(t, tx, item, f"New folder {tag}", "rename", None)
+        spec = {"t": "rand", "seed": rng.randint(1, 2**40), "size": rng.randint(1, 100_000)}
+        new, _ = dm.put_file(t, tx, folder, f"inside {tag}.bin", spec, "rename", None)
+        return [_change("create", folder), _change("create", new)]
+    dm.delete_item(t, tx, item)
+    return [_change("delete", item)]
+
+
 def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> list[dict[str, Any]]:
+    if item.kind == "mailFolder" or (item.kind == "driveItem" and "folder" in item.data):
+        return _churn_folder(t, tx, item, rng)
     roll = rng.random()
     if item.kind == "message":
         user = t.user(item.owner)
@@ -76,9 +137,9 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             tx.update(item)
             return [_change("update", item)]
         if roll < 0.6:
-            folders = [
-                f for f in t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])
-            ] or [t.store.get(str(user.data["_wk"]["archive"]))]
+            folders: list[Item | None] = list(
+                t.store.children(str(user.data["_wk"]["inbox"]), ["mailFolder"])
+            ) or [t.store.get(str(user.data["_wk"]["archive"]))]
             dest = next((f for f in folders if f is not None and f.key != item.parent), None)
             if dest is not None:
                 new = mm.move_message(t, tx, item, dest)
@@ -132,7 +193,6 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
         if roll < 0.8:
             tx.tombstone(item)
             return [_change("delete", item)]
-        from .services.contacts import new_contact_data
 
         folder = t.store.get(item.parent)
         assert folder is not None
@@ -153,7 +213,8 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             return [_change("delete", item)]
         user = t.user(item.owner)
         cal = t.store.get(item.parent)
-        assert user is not None and cal is not None
+        assert user is not None
+        assert cal is not None
         start = utc_now().replace(minute=0, second=0, microsecond=0)
         data = cm.new_event_data(
             t,
@@ -181,24 +242,23 @@ def _churn_one(t: Tenant, tx: Transaction, item: Item, rng: random.Random) -> li
             return [_change("update", item)]
         if roll < 0.55:
             stem, dot, ext = str(item.data["name"]).rpartition(".")
+            suffix = f"{dot}{ext}" if stem else ""
             dm.update_item(
                 t,
                 tx,
                 item,
-                {
-                    "name": f"{stem or ext} renamed {rng.randint(1, 10**6)}{dot}{ext if stem else ''}"
-                },
+                {"name": f"{(stem or ext)[:100]} renamed {rng.randint(1, 10**6)}{suffix}"},
                 None,
             )
             return [_change("rename", item)]
         if roll < 0.7:
-            folders = [
+            drive_folders = [
                 f
                 for f in t.store.in_scope(item.scope, ["driveItem"])
                 if "folder" in f.data and f.key != item.parent
             ]
-            if folders:
-                dest = folders[rng.randrange(len(folders))]
+            if drive_folders:
+                dest = drive_folders[rng.randrange(len(drive_folders))]
                 try:
                     dm.update_item(
                         t,
@@ -390,8 +450,6 @@ def _create(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
             assert user is not None
             new = mm.create_folder(t, tx, user, parent, str(op.get("name", "New folder")))
         elif kind == "contact":
-            from .services.contacts import new_contact_data
-
             new = tx.insert(
                 NewItem(
                     "contact", parent.owner, parent.key, parent.key, new_contact_data(parent, props)

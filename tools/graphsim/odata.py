@@ -124,12 +124,14 @@ def _compare(left: Any, op: str, right: Any) -> bool:
     if left is None or right is None:
         return False
     try:
-        return {
-            "gt": left > right,
-            "ge": left >= right,
-            "lt": left < right,
-            "le": left <= right,
-        }[op]
+        return bool(
+            {
+                "gt": left > right,
+                "ge": left >= right,
+                "lt": left < right,
+                "le": left <= right,
+            }[op]
+        )
     except TypeError:
         return False
 
@@ -147,7 +149,7 @@ def parse_filter(text: str | None, allowed: Sequence[str] | None = None) -> Pred
             prop, value = m.group("prop"), m.group("value").lower()
             if allow is not None and prop.lower() not in allow:
                 raise bad_request(f"Invalid filter clause: unsupported property '{prop}'.")
-            preds.append(lambda o, p=prop, v=value: str(_get(o, p) or "").lower().startswith(v))
+            preds.append(_startswith(prop, value))
             continue
         m = _CMP.match(clause)
         if not m:
@@ -155,8 +157,16 @@ def parse_filter(text: str | None, allowed: Sequence[str] | None = None) -> Pred
         prop, op, value = m.group("prop"), m.group("op").lower(), _literal(m.group("value"))
         if allow is not None and prop.lower() not in allow:
             raise bad_request(f"Invalid filter clause: unsupported property '{prop}'.")
-        preds.append(lambda o, p=prop, op_=op, v=value: _compare(_get(o, p), op_, v))
+        preds.append(_comparison(prop, op, value))
     return lambda obj: all(p(obj) for p in preds)
+
+
+def _startswith(prop: str, value: str) -> Predicate:
+    return lambda obj: str(_get(obj, prop) or "").lower().startswith(value)
+
+
+def _comparison(prop: str, op: str, value: Any) -> Predicate:
+    return lambda obj: _compare(_get(obj, prop), op, value)
 
 
 def reject_options(req: Request, options: Sequence[str], resource: str) -> None:

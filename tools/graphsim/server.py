@@ -8,6 +8,7 @@ half of the body then closes, "after" behaves like "before" but is used after a 
 committed.
 
 Thread-safety: one thread per connection; the application object must be thread-safe.
+`on_connection_end` runs in the connection's thread when it ends (per-thread cleanup).
 `HttpsServer.stop()` closes the listening socket and every open connection, then joins.
 """
 
@@ -37,9 +38,16 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, app: App) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        ctx: ssl.SSLContext,
+        app: App,
+        on_connection_end: Callable[[], None] | None = None,
+    ) -> None:
         self.ssl_context = ctx
         self.app = app
+        self.on_connection_end = on_connection_end
         self.base_url = ""
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
@@ -64,8 +72,10 @@ class _Server(ThreadingHTTPServer):
                 self._conns.discard(tls)
             with contextlib.suppress(OSError):
                 tls.close()
+            if self.on_connection_end is not None:
+                self.on_connection_end()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
+    def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients vanishing mid-request are normal (fault tests do it on purpose).
         return
 
@@ -86,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _dispatch(self) -> None:
@@ -97,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_error(400, "Bad Content-Length")
             return
-        body = BodyReader(self.rfile, length, chunked)
+        body = BodyReader(self.rfile, length, chunked)  # type: ignore[arg-type]
         request = Request(
             method=self.command,
             target=self.path,
@@ -165,12 +175,18 @@ class HttpsServer:
     """Serves `app` over HTTPS on `host:port` (port 0 picks a free one) in a thread."""
 
     def __init__(
-        self, app: App, cert_file: str, key_file: str, host: str = "127.0.0.1", port: int = 0
+        self,
+        app: App,
+        cert_file: str,
+        key_file: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_connection_end: Callable[[], None] | None = None,
     ) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert_file, key_file)
-        self._server = _Server((host, port), ctx, app)
+        self._server = _Server((host, port), ctx, app, on_connection_end)
         self.host = host
         self.port = int(self._server.server_address[1])
         self.base_url = f"https://{host}:{self.port}"

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,8 @@ from .identity import IdentityPlatform, UserLookup
 from .router import Router
 from .server import HttpsServer
 from .services import batch, calendar, contacts, drive, mail, sites, teams, uploads, users
-from .stats import Stats
 from .statetokens import StateTokens
+from .stats import Stats
 from .store import Store
 from .tenant import Tenant
 from .throttling import Throttler
@@ -126,6 +127,8 @@ class Simulator:
         self.identity: IdentityPlatform | None = None
         self._info: ConnectionInfo | None = None
         self.generation_seconds: float | None = None
+        self._warm_stop = threading.Event()
+        self._warm_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -239,7 +242,6 @@ class Simulator:
         sites.register(router, tenant)
         teams.register(router, tenant)
         uploads.register(raw, tenant)
-        self._register_mail_uploads(router, tenant)
         admin = AdminApi(
             tenant=tenant,
             identity=identity,
@@ -260,7 +262,12 @@ class Simulator:
         )
         batch.register(router, app.execute)
         server = HttpsServer(
-            app, str(certs.server_cert), str(certs.server_key), self._host, self._port
+            app,
+            str(certs.server_cert),
+            str(certs.server_key),
+            self._host,
+            self._port,
+            on_connection_end=store.close_thread,
         )
         server.start()
         self._server = server
@@ -280,55 +287,26 @@ class Simulator:
             port=server.port,
         )
         write_connection_files(self.state_dir, info.as_json())
+        if store.get_meta("scale") in ("medium", "large"):
+            # Hash the files in the background so the first drive delta is not slowed by
+            # hashing gigabytes (hashes are otherwise computed on first use).
+            self._warm_thread = threading.Thread(
+                target=self._warm_hashes, args=(store, content), name="graphsim-hashes", daemon=True
+            )
+            self._warm_thread.start()
         return info
 
-    def _register_mail_uploads(self, router: Router, tenant: Tenant) -> None:
-        from .httpcore import GraphError, Request, Response, json_response
-        from .services.common import require_item
-
-        def create_session(req: Request) -> Response:
-            user = tenant.require_mailbox(req.params["user"])
-            msg = require_item(tenant, req.params["message"], ["message"], user.key, "message")
-            body = req.json()
-            item = body.get("AttachmentItem") or body.get("attachmentItem") or {}
-            if str(item.get("attachmentType", "file")).lower() != "file":
-                raise GraphError(
-                    400, "ErrorInvalidRequest", "Only file attachments can be uploaded."
-                )
-            size = int(item.get("size") or 0)
-            if size <= 0 or size > uploads.MAX_ATTACHMENT:
-                raise GraphError(
-                    400,
-                    "ErrorInvalidRequest",
-                    "The attachment size must be between 1 byte and 150 MB.",
-                )
-            props = {
-                "name": item.get("name") or "attachment",
-                "contentType": item.get("contentType") or "application/octet-stream",
-                "isInline": bool(item.get("isInline", False)),
-                "contentId": item.get("contentId"),
-            }
-            sess = uploads.new_session(
-                tenant, "attachment", user.key, {"message": msg.key, "props": props}, size
-            )
-            return json_response(
-                {
-                    "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
-                    "uploadUrl": uploads.upload_url(req, sess),
-                    "expirationDateTime": sess.expiration(),
-                    "nextExpectedRanges": ["0-"],
-                },
-                201,
-            )
-
-        for prefix in ("/users/{user}", "/users/{user}/mailFolders/{folder}"):
-            router.add(
-                "POST",
-                f"{prefix}/messages/{{message}}/attachments/createUploadSession",
-                create_session,
-                service="outlook",
-                owner_param="user",
-            )
+    def _warm_hashes(self, store: Store, content: ContentStore) -> None:
+        try:
+            for item in store.iter_live(["driveItem"]):
+                if self._warm_stop.is_set():
+                    return
+                if item.content and "file" in item.data:
+                    content.hashes(item.content)
+        except Exception:  # best effort: hashes are computed on demand anyway
+            return
+        finally:
+            store.close_thread()
 
     def _public_info(self) -> dict[str, Any]:
         assert self.store is not None
@@ -350,6 +328,10 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving and close the database. Idempotent."""
+        self._warm_stop.set()
+        if self._warm_thread is not None:
+            self._warm_thread.join(timeout=30)
+            self._warm_thread = None
         if self._server is not None:
             self._server.stop()
             self._server = None

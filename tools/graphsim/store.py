@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS items_parent ON items(parent, kind, deleted, pk);
 CREATE INDEX IF NOT EXISTS items_scope ON items(scope, kind, seq);
 CREATE INDEX IF NOT EXISTS items_owner ON items(owner, kind, deleted);
 CREATE INDEX IF NOT EXISTS items_name ON items(parent, name);
+CREATE INDEX IF NOT EXISTS items_immutable ON items(json_extract(data, '$._immutableId'))
+    WHERE kind = 'message';
 CREATE TABLE IF NOT EXISTS invitations(
     pk INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL
@@ -237,6 +239,18 @@ class Transaction:
         """Remove the row entirely (no delta trace). Used for ephemeral objects."""
         self._conn.execute("DELETE FROM items WHERE pk=?", (item.pk,))
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested step that can fail alone: on an exception its writes are undone."""
+        self._conn.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO step")
+            self._conn.execute("RELEASE step")
+            raise
+        self._conn.execute("RELEASE step")
+
     def add_invitation(self, payload: dict[str, Any]) -> None:
         self._conn.execute("INSERT INTO invitations(data) VALUES (?)", (_dumps(payload),))
 
@@ -282,6 +296,19 @@ class Store:
             with self._conns_lock:
                 self._all_conns.append(conn)
         return conn
+
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (server threads end with their TCP
+        connection; without this their SQLite handles would pile up)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._conns_lock:
+            if conn in self._all_conns:
+                self._all_conns.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def close(self) -> None:
         """Close every connection opened by any thread."""
@@ -354,6 +381,18 @@ class Store:
         )
         return [_row_to_item(r) for r in rows]
 
+    def scope_page(
+        self, scope: str, kinds: Sequence[str], *, after_pk: int = 0, limit: int = -1
+    ) -> list[Item]:
+        """Live rows of a delta scope (a whole drive, say) in insertion order."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.conn().execute(
+            f"SELECT {_COLUMNS} FROM items WHERE scope=? AND kind IN ({marks}) AND deleted=0"
+            " AND pk>? ORDER BY pk LIMIT ?",
+            (scope, *kinds, after_pk, limit),
+        )
+        return [_row_to_item(r) for r in rows]
+
     def count_children(self, parent: str, kinds: Sequence[str]) -> int:
         marks = ",".join("?" * len(kinds))
         row = (
@@ -390,6 +429,19 @@ class Store:
             (scope, kind, path, value),
         )
         return [_row_to_item(r) for r in rows]
+
+    def message_by_immutable_id(self, immutable_id: str) -> Item | None:
+        """The live message with this immutable id (outlook-immutable-id.md)."""
+        row = (
+            self.conn()
+            .execute(
+                f"SELECT {_COLUMNS} FROM items WHERE kind = 'message'"
+                " AND json_extract(data, '$._immutableId') = ? AND deleted=0",
+                (immutable_id,),
+            )
+            .fetchone()
+        )
+        return _row_to_item(row) if row else None
 
     def count_owned(self, owner: str, kind: str) -> int:
         row = (

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
 
+from .certs import load_certificate, x5t
 from .config import ThrottlePolicy
+from .identity import ASSERTION_TYPE
 from .simulator import ConnectionInfo, Simulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -46,25 +52,33 @@ def trusted_session(info: ConnectionInfo) -> requests.Session:
 def app_token(
     info: ConnectionInfo, *, method: str = "secret", session: requests.Session | None = None
 ) -> str:
-    """An app-only token from the simulated identity platform, obtained with msal."""
-    import msal
+    """An app-only token from the simulated identity platform (client credentials).
 
+    `method` is "secret" or "certificate" (a client assertion signed with the app's key,
+    as certificate-credentials.md describes). Plain HTTP, so tools/ needs no msal; the
+    conformance tests use msal itself.
+    """
     http = session or trusted_session(info)
+    endpoint = f"{info.authority}/oauth2/v2.0/token"
+    form = {"client_id": info.client_id, "grant_type": "client_credentials", "scope": GRAPH_SCOPE}
     if method == "certificate":
-        credential: Any = {
-            "private_key": info.private_key.read_text(),
-            "thumbprint": info.thumbprint,
+        key = serialization.load_pem_private_key(info.private_key.read_bytes(), password=None)
+        now = int(time.time())
+        claims = {
+            "aud": endpoint,
+            "iss": info.client_id,
+            "sub": info.client_id,
+            "jti": str(uuid.uuid4()),
+            "nbf": now,
+            "iat": now,
+            "exp": now + 600,
         }
+        header = {"x5t": x5t(load_certificate(info.certificate))}
+        form["client_assertion_type"] = ASSERTION_TYPE
+        form["client_assertion"] = jwt.encode(claims, key, algorithm="RS256", headers=header)  # type: ignore[arg-type]
     else:
-        credential = info.client_secret
-    app = msal.ConfidentialClientApplication(
-        info.client_id,
-        client_credential=credential,
-        authority=info.authority,
-        instance_discovery=False,
-        http_client=http,
-    )
-    result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+        form["client_secret"] = info.client_secret
+    result = http.post(endpoint, data=form, timeout=60).json()
     if "access_token" not in result:
         raise RuntimeError(
             f"token request failed: {result.get('error')}: {result.get('error_description')}"
@@ -181,7 +195,11 @@ class AdminClient:
         return list(self._call("POST", "/churn", body)["changes"])
 
     def mutate(self, **op: Any) -> dict[str, Any]:
-        """One change, e.g. `mutate(op="delete", id=...)`, `mutate(op="update", id=..., changes={...})`."""
+        """One change (mutations.py), for example:
+
+        `mutate(op="delete", id=...)`, `mutate(op="update", id=..., changes={...})`,
+        `mutate(op="move", id=..., destination=...)`,
+        `mutate(op="create", kind="message", parent=..., props={...})`."""
         return dict(self._call("POST", "/mutate", op))
 
     # device code sign-in

@@ -24,7 +24,9 @@ def get(session: requests.Session, url: str, **kw: Any) -> dict[str, Any]:
     return dict(resp.json())
 
 
-def collect(session: requests.Session, url: str, *, page_size: int | None = None) -> list[dict[str, Any]]:
+def collect(
+    session: requests.Session, url: str, *, page_size: int | None = None
+) -> list[dict[str, Any]]:
     """Every item of a collection, following nextLinks."""
     headers = {"Prefer": f"odata.maxpagesize={page_size}"} if page_size else {}
     out: list[dict[str, Any]] = []

@@ -18,13 +18,23 @@ from tools.graphsim.statetokens import StateTokens
 from tools.graphsim.store import Store
 from tools.graphsim.tenant import Tenant
 
+pytestmark = pytest.mark.sim
+
 ANCHOR = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 
 def _tenant(path: Path, seed: int, scale: str = "small", users: int | None = None) -> Tenant:
     path.mkdir(parents=True, exist_ok=True)
     store = Store(path / "t.db")
-    generate_tenant(store, seed=seed, scale=scale, users=users, domain="contoso.onmicrosoft.com", sharepoint_host="contoso.sharepoint.com", anchor=ANCHOR)
+    generate_tenant(
+        store,
+        seed=seed,
+        scale=scale,
+        users=users,
+        domain="contoso.onmicrosoft.com",
+        sharepoint_host="contoso.sharepoint.com",
+        anchor=ANCHOR,
+    )
     return Tenant(
         store=store,
         content=ContentStore(path / "blobs", store),
@@ -44,7 +54,8 @@ def test_default_tenant_is_healthy(tmp_path: Path, seed: int) -> None:
         purposes = Counter(u["purpose"] for u in inv["users"].values() if u["mailbox"])
         assert purposes == {"user": SCALES["small"].users, "shared": 1, "room": 1}
         no_mailbox = [u for u in inv["users"].values() if not u["mailbox"]]
-        assert len(no_mailbox) == 1 and no_mailbox[0]["drive"]
+        assert len(no_mailbox) == 1
+        assert no_mailbox[0]["drive"]
         for upn, u in inv["users"].items():
             assert u["licensed"]
             if u["mailbox"]:
@@ -54,20 +65,27 @@ def test_default_tenant_is_healthy(tmp_path: Path, seed: int) -> None:
                 with_files = [m for m in inbox if m.data["_fileAttachments"]]
                 assert with_files, upn
                 assert any(
-                    a.data["@odata.type"] == "#microsoft.graph.fileAttachment" and not a.data["isInline"]
+                    a.data["@odata.type"] == "#microsoft.graph.fileAttachment"
+                    and not a.data["isInline"]
                     for m in with_files
                     for a in t.store.children(m.key, ["attachment"])
                 )
-                assert u["contacts"] > 0 and u["events"] > 0 and u["seriesMasters"] >= 2 and u["exceptions"] >= 1
+                assert u["contacts"] > 0
+                assert u["events"] > 0
+                assert u["seriesMasters"] >= 2
+                assert u["exceptions"] >= 1
             if u["drive"]:
-                assert u["driveFiles"] > 0 and u["drivePackages"] == 1
+                assert u["driveFiles"] > 0
+                assert u["drivePackages"] == 1
         ids = [m.data["internetMessageId"] for m in t.store.iter_live(["message"])]
         assert len(ids) == len(set(ids))
         for site in inv["sites"].values():
             assert site["driveFiles"] > 0
         for team in inv["teams"].values():
-            assert team["channels"] >= 1 and team["messages"] >= 1
-        assert not t.switches.unlicensed and t.switches.protected_api_approved
+            assert team["channels"] >= 1
+            assert team["messages"] >= 1
+        assert not t.switches.unlicensed
+        assert t.switches.protected_api_approved
     finally:
         t.store.close()
 
@@ -92,10 +110,13 @@ def test_variety_the_issue_asks_for(tmp_path: Path) -> None:
         assert max(a.data["size"] for a in atts) > 3 * 1024 * 1024  # a very large one
         files = [i for i in t.store.iter_live(["driveItem"]) if "file" in i.data]
         sizes = [i.data["size"] for i in files]
-        assert 0 in sizes and 1 in sizes and max(sizes) > 6 * 1024 * 1024
+        assert 0 in sizes
+        assert 1 in sizes
+        assert max(sizes) > 6 * 1024 * 1024
         names = {i.data["name"] for i in files}
         nfc, nfd = unicodedata.normalize("NFC", "Résumé"), unicodedata.normalize("NFD", "Résumé")
-        assert any(n.startswith(nfc) for n in names) and any(n.startswith(nfd) for n in names)
+        assert any(n.startswith(nfc) for n in names)
+        assert any(n.startswith(nfd) for n in names)
         assert any(len(n.encode()) > 255 for n in names)  # legal on OneDrive, not on Linux
         assert any(i.data.get("_versions") for i in files)
         events = list(t.store.iter_live(["event"]))
@@ -104,14 +125,17 @@ def test_variety_the_issue_asks_for(tmp_path: Path) -> None:
         assert any(e.data.get("attendees") for e in events)
         assert any(e.data.get("isAllDay") for e in events)
         lists = list(t.store.iter_live(["listItem"]))
-        assert lists and all("Title" in i.data["_fields"] for i in lists)
+        assert lists
+        assert all("Title" in i.data["_fields"] for i in lists)
         assert list(t.store.iter_live(["chatReply"]))
     finally:
         t.store.close()
 
 
 def _snapshot(t: Tenant) -> list[tuple[str, str, Any, Any]]:
-    rows = t.store.conn().execute("SELECT key, kind, data, content FROM items ORDER BY pk").fetchall()
+    rows = (
+        t.store.conn().execute("SELECT key, kind, data, content FROM items ORDER BY pk").fetchall()
+    )
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
@@ -122,7 +146,11 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     try:
         assert _snapshot(a) == _snapshot(b)
         assert _snapshot(a) != _snapshot(c)
-        spec = next(i.content for i in a.store.iter_live(["driveItem"]) if i.content and i.content.get("size", 0) > 1000)
+        spec = next(
+            i.content
+            for i in a.store.iter_live(["driveItem"])
+            if i.content and i.content.get("size", 0) > 1000
+        )
         assert a.content.open(spec).read() == b.content.open(spec).read()
     finally:
         for t in (a, b, c):

@@ -33,7 +33,11 @@ def test_outlook_rate_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
         assert int(throttled.headers["Retry-After"]) >= 1
         assert throttled.json()["error"]["code"] == "ApplicationThrottled"
         # Another mailbox is not affected (limits are per app and mailbox).
-        other = next(u["userPrincipalName"] for u in t.admin.users() if u["purpose"] == "user" and u["userPrincipalName"] != upn)
+        other = next(
+            u["userPrincipalName"]
+            for u in t.admin.users()
+            if u["purpose"] == "user" and u["userPrincipalName"] != upn
+        )
         assert s.get(t.url(f"/users/{other}/mailFolders")).status_code == 200
         time.sleep(int(throttled.headers["Retry-After"]))
         assert s.get(t.url(f"/users/{upn}/mailFolders")).status_code == 200
@@ -50,7 +54,9 @@ def test_fifth_concurrent_mailbox_request_is_refused(tmp_path: Path) -> None:
 
         def call() -> None:
             s = t.session()
-            r = s.get(t.url(f"/users/{upn}/mailFolders"), headers={"Authorization": f"Bearer {token}"})
+            r = s.get(
+                t.url(f"/users/{upn}/mailFolders"), headers={"Authorization": f"Bearer {token}"}
+            )
             with lock:
                 results.append(r)
 
@@ -58,12 +64,16 @@ def test_fifth_concurrent_mailbox_request_is_refused(tmp_path: Path) -> None:
         for th in threads:
             th.start()
         time.sleep(0.5)  # the four are now in flight (slowed down)
-        fifth = t.session().get(t.url(f"/users/{upn}/mailFolders"), headers={"Authorization": f"Bearer {token}"})
+        fifth = t.session().get(
+            t.url(f"/users/{upn}/mailFolders"), headers={"Authorization": f"Bearer {token}"}
+        )
         for th in threads:
             th.join()
         assert [r.status_code for r in results] == [200] * 4
         assert fifth.status_code == 429
-        assert fifth.json()["error"]["message"] == "Application is over its MailboxConcurrency limit."
+        assert (
+            fifth.json()["error"]["message"] == "Application is over its MailboxConcurrency limit."
+        )
         assert "Retry-After" in fifth.headers
 
 
@@ -78,7 +88,8 @@ def test_sharepoint_resource_units_and_ratelimit_headers(tmp_path: Path) -> None
             seen_headers = seen_headers or "RateLimit-Limit" in r.headers
             if r.status_code == 429:
                 break
-        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.status_code == 429
+        assert int(r.headers["Retry-After"]) >= 1
         assert seen_headers
 
 
@@ -87,8 +98,12 @@ def test_teams_channel_message_limit(tmp_path: Path) -> None:
         s = t.graph()
         team = collect(s, t.url("/teams"))[0]
         ch = get(s, t.url(f"/teams/{team['id']}/channels"))["value"][0]
-        codes = [s.get(t.url(f"/teams/{team['id']}/channels/{ch['id']}/messages")).status_code for _ in range(6)]
-        assert 429 in codes and codes[0] == 200
+        codes = [
+            s.get(t.url(f"/teams/{team['id']}/channels/{ch['id']}/messages")).status_code
+            for _ in range(6)
+        ]
+        assert 429 in codes
+        assert codes[0] == 200
 
 
 def test_protected_api_switch(fresh_tenant: RunningTenant) -> None:
@@ -97,10 +112,14 @@ def test_protected_api_switch(fresh_tenant: RunningTenant) -> None:
     ch = get(s, fresh_tenant.url(f"/teams/{team['id']}/channels"))["value"][0]
     fresh_tenant.admin.switches(protected_api_approved=False)
     resp = s.get(fresh_tenant.url(f"/teams/{team['id']}/channels/{ch['id']}/messages/delta"))
-    assert resp.status_code == 403 and "Protected API" in resp.json()["error"]["message"]
+    assert resp.status_code == 403
+    assert "Protected API" in resp.json()["error"]["message"]
     assert s.get(fresh_tenant.url(f"/teams/{team['id']}/channels")).status_code == 200
     fresh_tenant.admin.switches(protected_api_approved=True)
-    assert s.get(fresh_tenant.url(f"/teams/{team['id']}/channels/{ch['id']}/messages")).status_code == 200
+    assert (
+        s.get(fresh_tenant.url(f"/teams/{team['id']}/channels/{ch['id']}/messages")).status_code
+        == 200
+    )
 
 
 def test_unlicensed_user(fresh_tenant: RunningTenant) -> None:
@@ -108,18 +127,30 @@ def test_unlicensed_user(fresh_tenant: RunningTenant) -> None:
     upn = _upn(fresh_tenant)
     fresh_tenant.admin.switches(unlicensed=[upn])
     r = s.get(fresh_tenant.url(f"/users/{upn}/messages"))
-    assert r.status_code == 404 and r.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
     assert s.get(fresh_tenant.url(f"/users/{upn}/drive")).status_code == 404
     fresh_tenant.admin.switches(licensed=[upn])
     assert s.get(fresh_tenant.url(f"/users/{upn}/messages")).status_code == 200
 
 
-@pytest.mark.parametrize(("kind", "status", "code"), [("429", 429, "TooManyRequests"), ("503", 503, "serviceNotAvailable"), ("504", 504, "GatewayTimeout"), ("500", 500, "generalException")])
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("429", 429, "TooManyRequests"),
+        ("503", 503, "serviceNotAvailable"),
+        ("504", 504, "GatewayTimeout"),
+        ("500", 500, "generalException"),
+    ],
+)
 def test_status_faults(fresh_tenant: RunningTenant, kind: str, status: int, code: str) -> None:
     s = fresh_tenant.graph()
-    fresh_tenant.admin.inject_faults({"kind": kind, "match": r"GET /v1\.0/users$", "count": 1, "retry_after": 2})
+    fresh_tenant.admin.inject_faults(
+        {"kind": kind, "match": r"GET /v1\.0/users$", "count": 1, "retry_after": 2}
+    )
     r = s.get(fresh_tenant.url("/users"))
-    assert r.status_code == status and r.json()["error"]["code"] == code
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code
     if kind in ("429", "503"):
         assert r.headers["Retry-After"] == "2"
     assert s.get(fresh_tenant.url("/users")).status_code == 200
@@ -141,15 +172,22 @@ def test_dropped_connection_and_slow_response(fresh_tenant: RunningTenant) -> No
 def test_drop_mid_response_then_resume_with_range(fresh_tenant: RunningTenant) -> None:
     s = fresh_tenant.graph()
     drive = get(s, fresh_tenant.url(f"/users/{_upn(fresh_tenant)}/drive"))
-    big = max((i for i in collect(s, fresh_tenant.url(f"/drives/{drive['id']}/root/delta")) if "file" in i), key=lambda i: i["size"])
+    big = max(
+        (
+            i
+            for i in collect(s, fresh_tenant.url(f"/drives/{drive['id']}/root/delta"))
+            if "file" in i
+        ),
+        key=lambda i: i["size"],
+    )
     url = big["@microsoft.graph.downloadUrl"]
     fresh_tenant.admin.inject_faults({"kind": "drop_mid", "match": "^GET /_dl/", "count": 1})
     anon = fresh_tenant.session()
     received = b""
-    with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        with anon.get(url, stream=True) as r:
-            for chunk in r.iter_content(65536):
-                received += chunk
+    errors = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    with pytest.raises(errors), anon.get(url, stream=True) as r:
+        for chunk in r.iter_content(65536):
+            received += chunk
     assert 0 < len(received) < big["size"]
     rest = anon.get(url, headers={"Range": f"bytes={len(received)}-"})
     assert rest.status_code == 206
@@ -162,9 +200,15 @@ def test_commit_then_drop(fresh_tenant: RunningTenant) -> None:
     before = get(s, fresh_tenant.url(f"/users/{upn}/mailFolders/drafts"))["totalItemCount"]
     fresh_tenant.admin.inject_faults({"kind": "commit_drop", "match": "/messages$", "count": 1})
     with pytest.raises(requests.ConnectionError):
-        s.post(fresh_tenant.url(f"/users/{upn}/mailFolders/drafts/messages"), json={"subject": "committed"})
-    after = collect(s, fresh_tenant.url(f"/users/{upn}/mailFolders/drafts/messages?$select=subject"))
-    assert len(after) == before + 1 and any(m["subject"] == "committed" for m in after)
+        s.post(
+            fresh_tenant.url(f"/users/{upn}/mailFolders/drafts/messages"),
+            json={"subject": "committed"},
+        )
+    after = collect(
+        s, fresh_tenant.url(f"/users/{upn}/mailFolders/drafts/messages?$select=subject")
+    )
+    assert len(after) == before + 1
+    assert any(m["subject"] == "committed" for m in after)
 
 
 def test_fault_rate_is_seeded(fresh_tenant: RunningTenant) -> None:
@@ -183,9 +227,15 @@ def test_fault_rate_is_seeded(fresh_tenant: RunningTenant) -> None:
 def test_batch_parts_get_their_own_429(fresh_tenant: RunningTenant) -> None:
     s = fresh_tenant.graph()
     fresh_tenant.admin.inject_faults({"kind": "429", "match": r"/users\?\$top=1", "count": 1})
-    body = {"requests": [{"id": "1", "method": "GET", "url": "/users?$top=1"}, {"id": "2", "method": "GET", "url": "/users?$top=2"}]}
+    body = {
+        "requests": [
+            {"id": "1", "method": "GET", "url": "/users?$top=1"},
+            {"id": "2", "method": "GET", "url": "/users?$top=2"},
+        ]
+    }
     parts = {p["id"]: p for p in s.post(fresh_tenant.url("/$batch"), json=body).json()["responses"]}
-    assert parts["1"]["status"] == 429 and "Retry-After" in parts["1"]["headers"]
+    assert parts["1"]["status"] == 429
+    assert "Retry-After" in parts["1"]["headers"]
     assert parts["2"]["status"] == 200
 
 
@@ -196,9 +246,21 @@ def test_stats_count_what_the_issue_says(fresh_tenant: RunningTenant) -> None:
     s.get(fresh_tenant.url("/users"))
     s.get(fresh_tenant.url(f"/users/{upn}/mailFolders"))
     drive = get(s, fresh_tenant.url(f"/users/{upn}/drive"))
-    item = next(i for i in collect(s, fresh_tenant.url(f"/drives/{drive['id']}/items/root/children")) if "file" in i)
+    item = next(
+        i
+        for i in collect(s, fresh_tenant.url(f"/drives/{drive['id']}/items/root/children"))
+        if "file" in i
+    )
     s.get(fresh_tenant.url(f"/drives/{drive['id']}/items/{item['id']}/content"))  # 302 + download
-    s.post(fresh_tenant.url("/$batch"), json={"requests": [{"id": "1", "method": "GET", "url": "/users"}, {"id": "2", "method": "GET", "url": "/teams"}]})
+    s.post(
+        fresh_tenant.url("/$batch"),
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/users"},
+                {"id": "2", "method": "GET", "url": "/teams"},
+            ]
+        },
+    )
     fresh_tenant.admin.inventory()  # admin: not counted
     stats = fresh_tenant.admin.stats()
     assert stats["requests_total"] == 9  # 7 HTTP requests (302 and download apart) + 2 parts

@@ -79,7 +79,7 @@ def read_delta_state(t: Tenant, req: Request, spec: DeltaSpec) -> dict[str, Any]
         if value:
             raw = value
             break
-    if raw is None or raw == "latest" and spec.supports_latest:
+    if raw is None or (raw == "latest" and spec.supports_latest):
         return None
     try:
         state = t.tokens.decode(raw)

@@ -23,6 +23,7 @@ from ..tenant import Tenant
 from . import drivemodel as dm
 from . import uploads
 from .common import DeltaSpec, delta_round
+from .sites import resolve_site
 
 PREFIXES = (
     ("/drives/{drive}", "drive"),
@@ -44,7 +45,6 @@ def user_drive(t: Tenant, user_ref: str) -> Item:
 
 
 def site_drive(t: Tenant, site_ref: str) -> Item:
-    from .sites import resolve_site
 
     site = resolve_site(t, site_ref)
     drive = t.store.get(str(site.data.get("_drive", "")))
@@ -59,11 +59,8 @@ def drive_for(t: Tenant, req: Request) -> Item:
         drive = t.store.get(p["drive"])
         if drive is None or drive.kind != "drive":
             raise GraphError(404, "itemNotFound", "The drive could not be found.")
-        if "site" in p:
-            from .sites import resolve_site
-
-            if drive.owner != resolve_site(t, p["site"]).key:
-                raise GraphError(404, "itemNotFound", "The drive could not be found.")
+        if "site" in p and drive.owner != resolve_site(t, p["site"]).key:
+            raise GraphError(404, "itemNotFound", "The drive could not be found.")
         return drive
     if "user" in p:
         return user_drive(t, p["user"])
@@ -158,7 +155,6 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
         return json_response({"value": [render_drive(t, drive)]})
 
     def list_site_drives(req: Request) -> Response:
-        from .sites import resolve_site
 
         site = resolve_site(t, req.params["site"])
         drives = t.store.by_owner(site.key, ["drive"])
@@ -339,7 +335,12 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
             default_page=200,
             max_page=999,
             gone_code="resyncRequired",
-            gone_message="Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd. Upload any local changes that the server doesn't know about.",
+            gone_message=(
+                "Resync required. Replace any local items with the server's version"
+                " (including deletes) if you're sure that the service was up to date with your"
+                " local changes when you last sync'd. Upload any local changes that the server"
+                " doesn't know about."
+            ),
             gone_inner="resyncChangesApplyDifferences",
             gone_location=True,
             supports_latest=True,

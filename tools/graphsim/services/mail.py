@@ -11,6 +11,7 @@ message-delete.md, message-move.md, message-copy.md.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..router import Router
 from ..store import Item
 from ..tenant import Tenant
 from . import mailmodel as mm
+from . import uploads
 from .common import DeltaSpec, delta_round, require_item
 
 MAX_PAGE = 1000
@@ -145,7 +147,16 @@ def register(router: Router, t: Tenant) -> None:
 
     # -- messages -------------------------------------------------------------------------
 
+    def imm(req: Request) -> bool:
+        return mm.wants_immutable_ids(req.header("Prefer"))
+
     def _message(req: Request, user: Item) -> Item:
+        ref = req.params["message"]
+        found = t.store.get(ref)
+        if found is None or found.kind != "message":
+            by_immutable = t.store.message_by_immutable_id(ref)
+            if by_immutable is not None and by_immutable.owner == user.key:
+                req.params["message"] = by_immutable.key
         item = require_item(t, req.params["message"], ["message"], user.key, "message")
         if "folder" in req.params:
             folder = mm.resolve_folder(t, user, req.params["folder"])
@@ -178,7 +189,9 @@ def register(router: Router, t: Tenant) -> None:
             t.tokens,
             path,
             fetch,
-            lambda item: mm.render_message(t, item, body_text=as_text, select=select),
+            lambda item: mm.render_message(
+                t, item, body_text=as_text, select=select, immutable=imm(req)
+            ),
             default=DEFAULT_PAGE,
             maximum=MAX_PAGE,
             context=f"users('{user.key}')/messages",
@@ -199,7 +212,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
         item = _message(req, user)
-        out = mm.render_message(t, item, body_text=prefer_text(req))
+        out = mm.render_message(t, item, body_text=prefer_text(req), immutable=imm(req))
         expand = req.query.get("$expand", "")
         if "attachments" in expand.lower():
             out["attachments"] = [
@@ -245,7 +258,7 @@ def register(router: Router, t: Tenant) -> None:
             )
         fresh = t.store.get(item.key)
         assert fresh is not None
-        return json_response(mm.render_message(t, fresh), 201)
+        return json_response(mm.render_message(t, fresh, immutable=imm(req)), 201)
 
     def patch_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -255,7 +268,7 @@ def register(router: Router, t: Tenant) -> None:
             raise bad_request("The request body must be a JSON object.")
         with t.store.transaction() as tx:
             mm.update_message(tx, item, patch)
-        return json_response(mm.render_message(t, item))
+        return json_response(mm.render_message(t, item, immutable=imm(req)))
 
     def delete_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -273,7 +286,7 @@ def register(router: Router, t: Tenant) -> None:
         dest = mm.resolve_folder(t, user, dest_ref)
         with t.store.transaction() as tx:
             new = mm.move_message(t, tx, item, dest)
-        return json_response(mm.render_message(t, new), 201)
+        return json_response(mm.render_message(t, new, immutable=imm(req)), 201)
 
     def copy_message(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -281,7 +294,7 @@ def register(router: Router, t: Tenant) -> None:
         dest = mm.resolve_folder(t, user, str(req.json().get("destinationId", "")))
         with t.store.transaction() as tx:
             new = mm.copy_message(t, tx, item, dest)
-        return json_response(mm.render_message(t, new), 201)
+        return json_response(mm.render_message(t, new, immutable=imm(req)), 201)
 
     def messages_delta(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -335,12 +348,14 @@ def register(router: Router, t: Tenant) -> None:
             if item.deleted:
                 return {
                     "@odata.type": "#microsoft.graph.message",
-                    "id": item.key,
+                    "id": mm.message_id(item, imm(req)),
                     "@removed": {"reason": "deleted"},
                 }
             return {
                 "@odata.type": "#microsoft.graph.message",
-                **mm.render_message(t, item, body_text=as_text, select=req.delta_select),
+                **mm.render_message(
+                    t, item, body_text=as_text, select=req.delta_select, immutable=imm(req)
+                ),
             }
 
         return delta_round(t, req, spec, render, extra_state=state_extra, accept=accept)
@@ -380,7 +395,6 @@ def register(router: Router, t: Tenant) -> None:
         )
 
     def _attachment_json(att: Item, *, with_content: bool) -> dict[str, Any]:
-        import base64
 
         out = dict(att.data)
         if with_content and out.get("@odata.type") == "#microsoft.graph.fileAttachment":
@@ -417,6 +431,37 @@ def register(router: Router, t: Tenant) -> None:
             mm.delete_attachment(tx, msg, att)
         return empty_response()
 
+    def attachment_upload_session(req: Request) -> Response:
+        """attachment-createuploadsession.md: 3 MB to 150 MB, fragments of at most 4 MB."""
+        user = t.require_mailbox(req.params["user"])
+        msg = _message(req, user)
+        body = req.json()
+        item = body.get("AttachmentItem") or body.get("attachmentItem") or {}
+        if str(item.get("attachmentType", "file")).lower() != "file":
+            raise GraphError(400, "ErrorInvalidRequest", "Only file attachments can be uploaded.")
+        size = int(item.get("size") or 0)
+        if size <= 0 or size > uploads.MAX_ATTACHMENT:
+            raise GraphError(
+                400, "ErrorInvalidRequest", "The attachment size must be between 1 byte and 150 MB."
+            )
+        props = {
+            "name": item.get("name") or "attachment",
+            "contentType": item.get("contentType") or "application/octet-stream",
+            "isInline": bool(item.get("isInline", False)),
+            "contentId": item.get("contentId"),
+        }
+        target = {"message": msg.key, "props": props}
+        sess = uploads.new_session(t, "attachment", user.key, target, size)
+        return json_response(
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
+                "uploadUrl": uploads.upload_url(req, sess),
+                "expirationDateTime": sess.expiration(),
+                "nextExpectedRanges": ["0-"],
+            },
+            201,
+        )
+
     # -- routes ------------------------------------------------------------------------
 
     add("GET", "/users/{user}/mailFolders", list_top_folders)
@@ -445,6 +490,11 @@ def register(router: Router, t: Tenant) -> None:
         add("GET", f"{prefix}/messages/{{message}}/attachments/{{attachment}}", get_attachment)
         add(
             "DELETE", f"{prefix}/messages/{{message}}/attachments/{{attachment}}", delete_attachment
+        )
+        add(
+            "POST",
+            f"{prefix}/messages/{{message}}/attachments/createUploadSession",
+            attachment_upload_session,
         )
         add(
             "GET",

@@ -21,6 +21,8 @@ Behaviours:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import html as html_lib
 import re
@@ -101,11 +103,26 @@ def _html_to_text(content: str) -> str:
     return html_lib.unescape(re.sub(r"[ \t]+", " ", text)).strip()
 
 
+def wants_immutable_ids(prefer: str) -> bool:
+    """`Prefer: IdType="ImmutableId"` (outlook-immutable-id.md)."""
+    return bool(re.search(r'IdType\s*=\s*"?ImmutableId', prefer, re.I))
+
+
+def message_id(item: Item, immutable: bool) -> str:
+    return str(item.data.get("_immutableId") or item.key) if immutable else item.key
+
+
 def render_message(
-    t: Tenant, item: Item, *, body_text: bool = False, select: list[str] | None = None
+    t: Tenant,
+    item: Item,
+    *,
+    body_text: bool = False,
+    select: list[str] | None = None,
+    immutable: bool = False,
 ) -> dict[str, Any]:
     """Message JSON. With `select` lacking body and bodyPreview, the body is not built."""
     d = public(item.data)
+    d["id"] = message_id(item, immutable)
     wanted = {s.lower() for s in select} if select else None
     if wanted is None or "body" in wanted or "bodypreview" in wanted:
         kind, text, body_html = message_body(item)
@@ -155,6 +172,7 @@ def touch(item: Item) -> None:
 
 def _base_message(t: Tenant, user: Item, folder: Item, mid: str) -> dict[str, Any]:
     now = Tenant.now()
+    immutable = Tenant.new_outlook_id("AAkALg")
     me = {"emailAddress": {"name": user.data.get("displayName"), "address": user.data.get("mail")}}
     return {
         "id": mid,
@@ -183,6 +201,7 @@ def _base_message(t: Tenant, user: Item, folder: Item, mid: str) -> dict[str, An
         "flag": {"flagStatus": "notFlagged"},
         "_fileAttachments": 0,
         "_body": {"type": "text", "content": ""},
+        "_immutableId": immutable,
     }
 
 
@@ -331,8 +350,6 @@ def _insert_attachment(
 
 def add_file_attachment(t: Tenant, tx: Transaction, message: Item, payload: dict[str, Any]) -> Item:
     """POST .../attachments with a fileAttachment (contentBytes) or referenceAttachment."""
-    import base64
-    import binascii
 
     kind = payload.get("@odata.type", "")
     if kind == "#microsoft.graph.referenceAttachment":
@@ -411,10 +428,15 @@ def update_message(tx: Transaction, item: Item, patch: dict[str, Any]) -> Item:
     return tx.update(item)
 
 
-def copy_message(t: Tenant, tx: Transaction, item: Item, dest: Item) -> Item:
-    """A copy in `dest` with new ids for the message and its attachments."""
+def copy_message(
+    t: Tenant, tx: Transaction, item: Item, dest: Item, *, keep_immutable_id: bool = False
+) -> Item:
+    """A copy in `dest` with new ids for the message and its attachments (a move keeps
+    the immutable id: outlook-immutable-id.md, "Lifetime of immutable IDs")."""
     data = dict(item.data)
     data["id"] = Tenant.new_outlook_id()
+    if not keep_immutable_id:
+        data["_immutableId"] = Tenant.new_outlook_id("AAkALg")
     data["parentFolderId"] = dest.key
     data["changeKey"] = Tenant.change_key()
     data["lastModifiedDateTime"] = Tenant.now()
@@ -428,7 +450,7 @@ def copy_message(t: Tenant, tx: Transaction, item: Item, dest: Item) -> Item:
 
 def move_message(t: Tenant, tx: Transaction, item: Item, dest: Item) -> Item:
     """Move to `dest`: a new item id (and new attachment ids); the old id is removed."""
-    new = copy_message(t, tx, item, dest)
+    new = copy_message(t, tx, item, dest, keep_immutable_id=True)
     for att in attachments_of(t, item):
         tx.tombstone(att)
     tx.tombstone(item)

@@ -180,14 +180,10 @@ def occurrences(
     )
     limit = int(rng.get("numberOfOccurrences") or 0) if rng.get("type") == "numbered" else 0
     out: list[tuple[dt.date, dt.datetime, dt.datetime]] = []
-    count = 0
-    for day in _dates(pattern, range_start):
+    for count, day in enumerate(_dates(pattern, range_start), start=1):
         if range_end is not None and day > range_end:
             break
-        if limit and count >= limit:
-            break
-        count += 1
-        if count > MAX_OCCURRENCES:
+        if (limit and count > limit) or count > MAX_OCCURRENCES:
             break
         occ_start = dt.datetime.combine(day, start.timetz().replace(tzinfo=None)).replace(tzinfo=tz)
         occ_end = occ_start + duration

@@ -12,6 +12,7 @@ Site ids look like `{hostname},{site-collection-guid},{web-guid}`.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ..httpcore import GraphError, Request, Response, bad_request, empty_response, json_response
@@ -69,6 +70,42 @@ def render_list_item(
     if expand_fields or in_delta:
         d["fields"] = fields
     return d
+
+
+def render_library_item(
+    t: Tenant, item: Item, lst: Item, *, in_delta: bool = False
+) -> dict[str, Any]:
+    """A document library's list item: the listItem view of a drive item (id = its
+    position in the library, as SharePoint numbers items)."""
+    if item.deleted:
+        return {
+            "id": str(item.pk),
+            "parentReference": {"siteId": lst.owner},
+            "deleted": {"state": "deleted"},
+        }
+    folder = "folder" in item.data or "package" in item.data
+    guid = "{" + str(uuid.uuid5(uuid.NAMESPACE_OID, item.key)).upper() + "}"
+    name = str(item.data.get("name", ""))
+    return {
+        "id": str(item.pk),
+        "createdDateTime": item.data.get("createdDateTime"),
+        "lastModifiedDateTime": item.data.get("lastModifiedDateTime"),
+        "createdBy": item.data.get("createdBy"),
+        "lastModifiedBy": item.data.get("lastModifiedBy"),
+        "eTag": f'"{guid},{item.data.get("_ver", 1)}"',
+        "webUrl": f"{lst.data.get('webUrl')}/{name}",
+        "contentType": {
+            "id": "0x0120" if folder else "0x0101",
+            "name": "Folder" if folder else "Document",
+        },
+        "parentReference": {"id": lst.key, "siteId": lst.owner},
+        "fields": {
+            "id": str(item.pk),
+            "FileLeafRef": name,
+            "FileSizeDisplay": item.data.get("size"),
+            "ContentType": "Folder" if folder else "Document",
+        },
+    }
 
 
 def register(router: Router, t: Tenant) -> None:
@@ -191,8 +228,29 @@ def register(router: Router, t: Tenant) -> None:
         _, lst = _list(req)
         return json_response(apply_select(render_list(t, lst), parse_select(req)))
 
+    def library_items(req: Request, site: Item, lst: Item, drive: str) -> Response:
+        def render(item: Item) -> dict[str, Any] | None:
+            if "root" in item.data:
+                return None
+            return render_library_item(t, item, lst)
+
+        return paged_list(
+            req,
+            t.tokens,
+            f"/sites/{site.key}/lists/{lst.key}/items",
+            lambda after, limit: t.store.scope_page(
+                drive, ["driveItem"], after_pk=after, limit=limit
+            ),
+            render,
+            default=200,
+            maximum=999,
+            context=f"sites('{site.key}')/lists('{lst.key}')/items",
+        )
+
     def list_items(req: Request) -> Response:
         site, lst = _list(req)
+        if lst.data.get("_drive"):
+            return library_items(req, site, lst, str(lst.data["_drive"]))
         expand = "fields" in req.query.get("$expand", "").lower()
         return paged_list(
             req,
@@ -207,6 +265,14 @@ def register(router: Router, t: Tenant) -> None:
             context=f"sites('{site.key}')/lists('{lst.key}')/items",
         )
 
+    def _library_guard(lst: Item) -> None:
+        if lst.data.get("_drive"):
+            raise GraphError(
+                400,
+                "notSupported",
+                "Items of a document library are changed through the drive API.",
+            )
+
     def _item(req: Request, lst: Item) -> Item:
         item = t.store.get(f"{lst.key}/{req.params['item']}")
         if item is None or item.kind != "listItem":
@@ -215,6 +281,12 @@ def register(router: Router, t: Tenant) -> None:
 
     def get_item(req: Request) -> Response:
         _, lst = _list(req)
+        if lst.data.get("_drive"):
+            ref = req.params["item"]
+            row = t.store.get_pk(int(ref)) if ref.isdigit() else None
+            if row is None or row.deleted or row.scope != lst.data["_drive"]:
+                raise GraphError(404, "itemNotFound", "The list item could not be found.")
+            return json_response(apply_select(render_library_item(t, row, lst), parse_select(req)))
         item = _item(req, lst)
         out = render_list_item(t, item, expand_fields=True)
         return json_response(apply_select(out, parse_select(req)))
@@ -228,6 +300,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def create_item(req: Request) -> Response:
         site, lst = _list(req)
+        _library_guard(lst)
         body = req.json()
         fields = body.get("fields")
         if not isinstance(fields, dict):
@@ -244,6 +317,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def update_fields(req: Request) -> Response:
         _, lst = _list(req)
+        _library_guard(lst)
         item = _item(req, lst)
         patch = req.json()
         with t.store.transaction() as tx:
@@ -257,6 +331,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def delete_item(req: Request) -> Response:
         _, lst = _list(req)
+        _library_guard(lst)
         item = _item(req, lst)
         with t.store.transaction() as tx:
             tx.tombstone(item)
@@ -264,26 +339,42 @@ def register(router: Router, t: Tenant) -> None:
 
     def items_delta(req: Request) -> Response:
         site, lst = _list(req)
+        library = str(lst.data.get("_drive") or "")
         spec = DeltaSpec(
             service="list",
-            scope=lst.key,
-            kinds=["listItem"],
+            scope=library or lst.key,
+            kinds=["driveItem"] if library else ["listItem"],
             path=f"/sites/{site.key}/lists/{lst.key}/items/delta",
             token_param="token",
             default_page=200,
             max_page=999,
             gone_code="resyncRequired",
-            gone_message="Resync required. Replace any local items with the server's version (including deletes).",
+            gone_message=(
+                "Resync required. Replace any local items with the server's version"
+                " (including deletes)."
+            ),
             gone_inner="resyncChangesApplyDifferences",
             gone_location=True,
             supports_latest=True,
         )
-        return delta_round(
-            t,
-            req,
-            spec,
-            lambda row, initial: render_list_item(t, row, expand_fields=True, in_delta=True),
-        )
+
+        def render(row: Item, initial: bool) -> dict[str, Any] | None:
+            if library:
+                return (
+                    None if "root" in row.data else render_library_item(t, row, lst, in_delta=True)
+                )
+            return render_list_item(t, row, expand_fields=True, in_delta=True)
+
+        return delta_round(t, req, spec, render)
+
+    def list_drive(req: Request) -> Response:
+        from .drive import render_drive  # drive.py imports this module
+
+        _, lst = _list(req)
+        drive = t.store.get(str(lst.data.get("_drive", "")))
+        if drive is None:
+            raise GraphError(404, "itemNotFound", "This list is not a document library.")
+        return json_response(render_drive(t, drive))
 
     router.add("GET", "/sites", list_sites, service="sharepoint", units=2)
     router.add("GET", "/sites/getAllSites", get_all_sites, service="sharepoint", units=2)
@@ -294,6 +385,7 @@ def register(router: Router, t: Tenant) -> None:
     add("GET", "/sites/{site}/lists", list_lists, units=2)
     add("GET", "/sites/{site}/lists/{list}", get_list)
     add("GET", "/sites/{site}/lists/{list}/items", list_items, units=2)
+    add("GET", "/sites/{site}/lists/{list}/drive", list_drive)
     add("POST", "/sites/{site}/lists/{list}/items", create_item, units=2)
     add("GET", "/sites/{site}/lists/{list}/items/delta", items_delta, units=2)
     add("GET", "/sites/{site}/lists/{list}/items/{item}", get_item)
@@ -310,17 +402,17 @@ def new_list_item_data(
     fields: dict[str, Any],
     req: Request | None = None,
 ) -> dict[str, Any]:
-    import uuid
 
     now = Tenant.now()
     who = {"user": {"displayName": "Coffer"}}
+    list_url = f"{site.data.get('webUrl')}/Lists/{lst.data.get('name')}"
     return {
         "id": str(item_id),
         "createdDateTime": now,
         "lastModifiedDateTime": now,
         "createdBy": who,
         "lastModifiedBy": who,
-        "webUrl": f"{site.data.get('webUrl')}/Lists/{lst.data.get('name')}/DispForm.aspx?ID={item_id}",
+        "webUrl": f"{list_url}/DispForm.aspx?ID={item_id}",
         "contentType": {
             "id": "0x0100" + uuid.uuid5(uuid.NAMESPACE_OID, lst.key).hex[:24].upper(),
             "name": "Item",

@@ -16,6 +16,7 @@ describes "reply chains" as the unit of change); `$top` above 50 is a 400.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from ..httpcore import GraphError, Request, Response, bad_request, json_response, parse_iso, utc_now
@@ -23,6 +24,7 @@ from ..odata import apply_select, paged_list, parse_select
 from ..router import Router
 from ..store import Item
 from ..tenant import Tenant
+from . import drivemodel as dm
 from .common import DeltaSpec, delta_round, public
 
 EIGHT_MONTHS = dt.timedelta(days=243)
@@ -115,7 +117,6 @@ def register(router: Router, t: Tenant) -> None:
         return json_response(apply_select(public(ch.data), parse_select(req)))
 
     def files_folder(req: Request) -> Response:
-        from . import drivemodel as dm
 
         team = resolve_team(t, req.params["team"])
         ch = resolve_channel(t, team, req.params["channel"])
@@ -197,7 +198,6 @@ def register(router: Router, t: Tenant) -> None:
         extra: dict[str, Any] = {}
         if "$filter" in req.query:
             text = req.query["$filter"]
-            import re
 
             m = re.match(r"^\s*lastModifiedDateTime\s+gt\s+(\S+)\s*$", text, re.I)
             if not m:

@@ -19,13 +19,15 @@ Drive sessions (`POST .../createUploadSession`, then `PUT {uploadUrl}`):
 
 Attachment sessions (`POST .../attachments/createUploadSession` with AttachmentItem):
 fragments of at most 4 MB, in order; 200 with `nextExpectedRanges: ["<offset>"]` until the
-last, then 201 Created with a Location header and an empty body.
+last, then 201 Created with a Location header and an empty body
+(concepts/outlook-large-attachments.md).
 
 Bytes are streamed to a temporary file, never held in memory. Thread-safe per session.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
@@ -60,7 +62,6 @@ class UploadSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def expiration(self) -> str:
-        import datetime as dt
 
         return iso(dt.datetime.fromtimestamp(self.expires, dt.UTC))
 
@@ -94,7 +95,7 @@ def upload_url(req: Request, sess: UploadSession) -> str:
 
 def _get_session(t: Tenant, sid: str) -> UploadSession:
     with t.uploads_lock:
-        sess = t.uploads.get(sid)
+        sess: UploadSession | None = t.uploads.get(sid)
     if sess is None or sess.expires < time.time():
         raise GraphError(
             404,
@@ -182,7 +183,8 @@ def register(router: Router, t: Tenant) -> None:
                     raise GraphError(
                         400,
                         "invalidRequest",
-                        "Fragment sizes must be a multiple of 320 KiB (327,680 bytes), except the last.",
+                        "Fragment sizes must be a multiple of 320 KiB (327,680 bytes),"
+                        " except the last.",
                     )
             elif length > MAX_ATTACHMENT_FRAGMENT:
                 raise GraphError(
@@ -208,9 +210,10 @@ def register(router: Router, t: Tenant) -> None:
             sess.received = end + 1
             if not last:
                 if sess.kind == "attachment":
+                    # outlook-large-attachments.md shows Outlook's casing here.
                     return json_response(
                         {
-                            "expirationDateTime": sess.expiration(),
+                            "ExpirationDateTime": sess.expiration(),
                             "nextExpectedRanges": [str(sess.received)],
                         }
                     )
@@ -242,7 +245,12 @@ def register(router: Router, t: Tenant) -> None:
                 att = mm.insert_uploaded_attachment(
                     t, tx, message, tgt["props"], spec, int(spec.get("size", 0))
                 )
-            location = f"{req.base_url}/v1.0/users('{message.owner}')/messages('{message.key}')/attachments('{att.key}')"
+            # The shape outlook-large-attachments.md shows; the attachment id is the
+            # last parenthesised value.
+            location = (
+                f"{req.base_url}/api/v2.0/Users('{message.owner}')/Messages('{message.key}')"
+                f"/Attachments('{att.key}')"
+            )
             return empty_response(201, {"Location": location})
         user = tgt.get("user")
         with t.store.transaction() as tx:

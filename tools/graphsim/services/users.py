@@ -77,7 +77,9 @@ def register(router: Router, t: Tenant) -> None:
         user = t.require_mailbox(req.params["user"])
         return json_response(
             {
-                "@odata.context": f"{req.base_url}/v1.0/$metadata#users('{user.key}')/mailboxSettings",
+                "@odata.context": (
+                    f"{req.base_url}/v1.0/$metadata#users('{user.key}')/mailboxSettings"
+                ),
                 "timeZone": "UTC",
                 "language": {"locale": "en-US", "displayName": "English (United States)"},
                 "dateFormat": "yyyy-MM-dd",
@@ -93,7 +95,7 @@ def register(router: Router, t: Tenant) -> None:
             t.tokens,
             "/groups",
             lambda after, limit: t.store.by_kind(["team"], after_pk=after, limit=limit),
-            lambda item: _group_json(item),
+            _group_json,
             default=100,
             maximum=999,
             context="groups",
