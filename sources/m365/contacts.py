@@ -145,7 +145,8 @@ class ContactsBackup:
             return
         old = ctx.lookup(cid)
         if "@removed" in contact:
-            if old is not None:
+            # A contact moved to another folder keeps its ID: remove only what is here.
+            if old is not None and old.rpartition("/")[0] == folder:
                 ctx.remove(old)
                 ctx.remove(old[: -len(".json")] + ".vcf", count=False)
             return

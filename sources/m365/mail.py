@@ -268,7 +268,9 @@ class MailBackup:
             return
         if "@removed" in message:
             old = ctx.lookup(mid)
-            if old is not None:
+            # With immutable IDs a message moved to a folder already processed this
+            # run is there under the same ID: only what is still here goes.
+            if old is not None and old.rpartition("/")[0] == folder_path:
                 entry = ctx.entry(old)
                 key = _move_key(dict(entry.attrs)) if entry is not None else None
                 if key is not None:
