@@ -158,7 +158,9 @@ class TeamBackup:
         for page in ctx.client.pages(url, res, params=params):
             for root in page.values:
                 # A root named by an incremental round changed, or its replies did.
-                self._thread(cid, root, res, path, channel, enumeration, force=not initial)
+                self._thread(
+                    cid, root, res, path, channel, enumeration, force=not initial, count=not initial
+                )
             link = page.delta_link or link
         ctx.drain()
         return link
@@ -173,6 +175,7 @@ class TeamBackup:
         enumeration: Enumeration | None,
         *,
         force: bool,
+        count: bool = True,
     ) -> None:
         ctx = self.ctx
         mid = str(root.get("id", ""))
@@ -191,7 +194,10 @@ class TeamBackup:
             enumeration.saw(f"{stem}.html")
         version = f"{root.get('lastModifiedDateTime')}|{root.get('etag')}"
         json_path = f"{path}/{stem}.json"
-        if not force and ctx.unchanged(json_path, version):
+        # The first run's delta round sees again the posts the listing just stored:
+        # not "unchanged" items of the run, so they are kept without being counted.
+        keep = ctx.unchanged if count else ctx.session.unchanged
+        if not force and keep(json_path, version):
             ctx.session.unchanged(f"{path}/{stem}.html", version)
             return
 

@@ -42,6 +42,9 @@ def test_every_service_matches_the_simulator(done: tuple[Setup, dict[str, Any]])
     setup, report = done
     assert report["status"] == "ok", dump(report)
     assert report["exit_code"] == 0
+    # The simulator enforces Outlook's 4 concurrent requests per mailbox even with rate
+    # limits off: not one 429 means Coffer never sent a fifth.
+    assert setup.tenant.admin.stats()["by_status"].get("429", 0) == 0
     inventory = setup.tenant.admin.inventory()
     assert compare(snapshot_counts(setup.repo, setup.cache), expected_counts(inventory)) == []
     kinds = {(o["kind"]) for o in report["owners"]}
