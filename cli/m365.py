@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 from typing import Any
 
-from cli.output import human_duration, human_size, note
+from cli.output import human_duration, human_size
 from cli.progress import Progress
 
 
@@ -61,8 +62,17 @@ def _counts(stats: dict[str, Any]) -> str:
     )
 
 
-def print_summary(report: dict[str, Any], *, limit: int = 10) -> None:
-    """A readable summary of a Microsoft 365 run report, on standard error."""
+def quiet_http_logs() -> None:
+    """Keep HTTP libraries' debug logs out: they would print pre-authenticated
+    download URLs (which work without a token until they expire)."""
+    for name in ("urllib3", "msal", "requests"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
+    """A readable summary of a Microsoft 365 run report (stored with it, and shown)."""
+    lines: list[str] = []
+    note = lines.append
     for owner in report["owners"]:
         services = owner["services"]
         total = {
@@ -111,3 +121,4 @@ def print_summary(report: dict[str, Any], *, limit: int = 10) -> None:
         f"in {human_duration(report['seconds'])}"
         + (f", throttled {totals['throttled_seconds']:.0f}s" if totals["throttled_seconds"] else "")
     )
+    return lines

@@ -145,7 +145,7 @@ def _tenant(
     as_json: bool,
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, limit_malloc_arenas, print_summary
+    from cli.m365 import ProgressAdapter, limit_malloc_arenas, quiet_http_logs, summary_lines
     from sources.m365 import TenantBackup, from_table
 
     table = app.config.section("tenant")
@@ -156,6 +156,7 @@ def _tenant(
         )
     settings = from_table(table, app.config.base_dir)
     limit_malloc_arenas()
+    quiet_http_logs()
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
         backup = TenantBackup(
@@ -169,9 +170,10 @@ def _tenant(
             only_services=services,
         )
         report = backup.run()
+    report["summary"] = "\n".join(summary_lines(report))
     report["report"] = repo.save_report("backup", report)
     if as_json:
         print_json(report)
     else:
-        print_summary(report)
+        note(report["summary"])
     return int(report["exit_code"])
