@@ -20,12 +20,17 @@ def _complete(setup: Setup) -> None:
 
 
 def test_storm_on_a_mailbox_and_dropped_connections(setup: Setup) -> None:
-    """Half the message downloads of one mailbox answer 429 (Retry-After 1), and 5% of all
+    """Half the mail requests of one mailbox answer 429 (Retry-After 1), and 5% of all
     requests lose their connection, before or in the middle of the answer."""
     admin = setup.tenant.admin
     user = next(u for u in admin.users() if u["purpose"] == "user")
     admin.inject_faults(
-        {"kind": "429", "rate": 0.5, "retry_after": 1, "match": f"/users/{user['id']}/messages"},
+        {
+            "kind": "429",
+            "rate": 0.5,
+            "retry_after": 1,
+            "match": f"/users/{user['id']}/(messages|mailFolders)",
+        },
         {"kind": "drop", "rate": 0.025},
         {"kind": "drop_mid", "rate": 0.025},
         seed=11,
@@ -34,7 +39,7 @@ def test_storm_on_a_mailbox_and_dropped_connections(setup: Setup) -> None:
     fired = {rule["kind"]: rule["fired"] for rule in admin.faults()}
     admin.clear_faults()
     assert report["status"] == "ok", dump(report)
-    assert fired["429"] > 5
+    assert fired["429"] >= 5
     assert fired["drop"] + fired["drop_mid"] > 3
     owner = next(o for o in report["owners"] if o["name"] == user["userPrincipalName"])
     assert owner["throttled_seconds"] > 0
