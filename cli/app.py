@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cli.config import Config, load_config
 from cli.errors import ConfigError, PasswordMissing
-from store import Backend, KdfParams, Repository, open_backend
+from store import Backend, KdfParams, RepoConfig, Repository, open_backend
 
 
 @dataclass
@@ -94,10 +94,14 @@ class App:
             self._repo = Repository.open(backend, self.password(), cache_root=self.cache_root())
         return self._repo
 
-    def init_repo(self, kdf: KdfParams | None) -> Repository:
+    def init_repo(self, kdf: KdfParams | None, config: RepoConfig | None = None) -> Repository:
         backend = self.backend()
         self._repo = Repository.init(
-            backend, self.password(confirm=True), kdf=kdf, cache_root=self.cache_root()
+            backend,
+            self.password(confirm=True),
+            kdf=kdf,
+            cache_root=self.cache_root(),
+            config=config,
         )
         return self._repo
 

@@ -11,6 +11,11 @@ Knows nothing of Microsoft 365. Callers import from this package only::
     snapshot = select_snapshots(repo.list_snapshots(), "latest")[0]
     data = repo.reader(snapshot).open("a/b.txt").read()
 
+The layout that mount, ls and restore share (store/layout.py)::
+
+    vfs = VirtualFS(repo)
+    node = vfs.resolve("owners/folders/host:%2Fsrv/latest/a/b.txt")
+
 The format is in store/FORMAT.md.
 """
 
@@ -35,6 +40,7 @@ from store.errors import (
 )
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot
+from store.layout import Layout, owner_component
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
@@ -42,6 +48,7 @@ from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
 from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
+from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
 
 __all__ = [
     "DATA",
@@ -68,7 +75,9 @@ __all__ = [
     "KdfParams",
     "KeySlot",
     "Keyring",
+    "Layout",
     "LocalBackend",
+    "NotCached",
     "ObjectInfo",
     "ObjectNotFound",
     "Owner",
@@ -84,17 +93,23 @@ __all__ = [
     "SessionStats",
     "Snapshot",
     "SnapshotId",
+    "SnapshotItem",
     "SnapshotNotFound",
     "SnapshotReader",
     "StoreError",
     "TransientBackendError",
     "TreeReader",
     "TreeSplitParams",
+    "VNode",
+    "VirtualDir",
+    "VirtualFS",
+    "VirtualLink",
     "WrongPassword",
     "format_time",
     "latest_per_owner",
     "list_packs",
     "open_backend",
+    "owner_component",
     "owner_matches",
     "read_pack",
     "records_from_packs",

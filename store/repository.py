@@ -69,7 +69,8 @@ class Repository:
         root = cache_root if cache_root is not None else default_cache_root()
         self.cache_dir = private_dir(root / config.repo_id)
         self._blob_index: BlobIndex | None = None
-        self._index_lock = threading.Lock()
+        self._index_synced = False
+        self._index_lock = threading.RLock()
         # Index objects that failed to load (damaged): their blobs read as
         # missing until `coffer repair index` rebuilds them from the packs.
         self.damaged_indexes: dict[IndexId, str] = {}
@@ -151,6 +152,7 @@ class Repository:
         if self._blob_index is not None:
             self._blob_index.close()
             self._blob_index = None
+            self._index_synced = False
         self.backend.close()
 
     def __enter__(self) -> Repository:
@@ -180,16 +182,28 @@ class Repository:
 
     # -- the blob index -------------------------------------------------
 
-    @property
-    def blob_index(self) -> BlobIndex:
-        """The local blob index, brought up to date on first use."""
+    def _index_store(self) -> BlobIndex:
+        """The cache's LMDB environment, opened but not necessarily up to date."""
         if self._blob_index is None:
             with self._index_lock:
                 if self._blob_index is None:
-                    index = BlobIndex(self.cache_dir / "blobs")
-                    self._sync_index(index)
-                    self._blob_index = index
+                    self._blob_index = BlobIndex(self.cache_dir / "blobs")
         return self._blob_index
+
+    @property
+    def blob_index(self) -> BlobIndex:
+        """The local blob index, brought up to date on first use.
+
+        Listing snapshots does not need it (on a new machine, merging every
+        index object takes time that `coffer snapshots` should not pay).
+        """
+        index = self._index_store()
+        if not self._index_synced:
+            with self._index_lock:
+                if not self._index_synced:
+                    self._sync_index(index)
+                    self._index_synced = True
+        return index
 
     def refresh_index(self) -> None:
         """Merge index objects written since we last looked (other processes)."""
@@ -301,13 +315,13 @@ class Repository:
         return stored
 
     def _cache_snapshot(self, snapshot_id: SnapshotId, plain: bytes) -> None:
-        index = self.blob_index
+        index = self._index_store()
         with index._env.begin(write=True, db=index.snapshots) as txn:
             txn.put(snapshot_id, plain)
 
     def load_snapshot(self, snapshot_id: SnapshotId) -> Snapshot:
         key = f"snapshots/{snapshot_id.hex()}"
-        index = self.blob_index
+        index = self._index_store()
         with index._env.begin(db=index.snapshots) as txn:
             cached = txn.get(snapshot_id)
         if cached is not None:
@@ -340,7 +354,7 @@ class Repository:
         return sorted(snapshots, key=lambda s: (s.time_ns, s.owner.identity, s.partial))
 
     def _forget_cached_snapshots(self, alive: set[SnapshotId]) -> None:
-        index = self.blob_index
+        index = self._index_store()
         with index._env.begin(write=True, db=index.snapshots) as txn:
             stale = [bytes(k) for k in txn.cursor().iternext(values=False) if bytes(k) not in alive]
             for key in stale:
@@ -348,7 +362,7 @@ class Repository:
 
     def delete_snapshot(self, snapshot_id: SnapshotId) -> None:
         self.backend.delete(f"snapshots/{snapshot_id.hex()}")
-        index = self.blob_index
+        index = self._index_store()
         with index._env.begin(write=True, db=index.snapshots) as txn:
             txn.delete(snapshot_id)
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "snapshots": "cli.commands.snapshots",
     "ls": "cli.commands.ls",
     "restore": "cli.commands.restore",
+    "mount": "cli.commands.mount",
 }
 
 

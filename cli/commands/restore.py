@@ -13,7 +13,7 @@ from cli.output import human_size, note, print_json
 from cli.progress import Progress
 from sources.folder import restore_to_dir
 from sources.folder.restore import CONFLICT_POLICIES
-from store import select_snapshots
+from store import Layout, owner_component, select_snapshots
 
 
 @click.command("restore")
@@ -64,12 +64,19 @@ def command(
     repo = app.open_repo()
     chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
     several = len(chosen) > 1
+    # Owner folders are named as the mount names them (owners/<kind>/<name>),
+    # so a restore and a mount of the same snapshots can be compared directly,
+    # and two owners sharing a name never merge.
+    owner_names = Layout.build(repo.list_snapshots()).owner_names if several else {}
     owners_report: list[dict[str, Any]] = []
     with Progress("restore", enabled=not (app.quiet or as_json)) as progress:
         for snap in chosen:
             # One snapshot goes straight into the target; several go under
             # <kind>/<name>/ so owners never mix.
-            target = to_dir / snap.owner.path if several else to_dir
+            owner_dir = owner_names.get(snap.owner.identity) or owner_component(
+                snap.owner.name or snap.owner.key
+            )
+            target = to_dir / snap.owner.kind / owner_dir if several else to_dir
             result = restore_to_dir(
                 repo.reader(snap),
                 target,

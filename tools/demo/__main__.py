@@ -1,8 +1,8 @@
 """Run the demonstration: ``python -m tools.demo [--workdir DIR]``.
 
-It grows with every capability: local folders, then a simulated Microsoft 365
-tenant (backed up, changed by 1%, backed up again); mount and restore steps
-join as they land.
+It grows with every capability: local folders (backed up, restored, mounted),
+then a simulated Microsoft 365 tenant (backed up, changed by 1%, backed up
+again); Microsoft 365 restore joins when it lands.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tools.demo.folder import demo_folder
 from tools.demo.m365 import demo_m365
+from tools.demo.mount import demo_mount
 from tools.demo.steps import environment, say
 
 
@@ -38,6 +39,7 @@ def main() -> None:
     password.chmod(0o600)
     env = environment(workdir)
     demo_folder(workdir, env)
+    demo_mount(workdir, env, workdir / "sample-folder")
     demo_m365(workdir, env, scale=args.scale)
     say("Done")
     print(f"  everything the demo made is in {workdir}")
