@@ -132,6 +132,7 @@ class DriveBackup:
         root = self.state.get("root") if incremental else None
         rnd = _DriveRound(fmap, str(root) if root else None)
         link: str | None = None
+        skipped_before = ctx.report.items_skipped
         for page in ctx.client.pages(url, ctx.res):
             for item in page.values:
                 self._item(rnd, item)
@@ -148,7 +149,10 @@ class DriveBackup:
         if not incremental:
             # A complete enumeration: whatever it did not list is gone.
             ctx.session.full_scope(self.base)
-        self.state["delta"] = link
+        if ctx.report.items_skipped == skipped_before:
+            # Advanced only when nothing was skipped: a skipped file must come back
+            # in the next round (files stored meanwhile are then unchanged).
+            self.state["delta"] = link
         self.state["folders"] = rnd.fmap.to_state()
         self.state["root"] = rnd.root
         ctx.publish()

@@ -226,12 +226,16 @@ class MailBackup:
         link = links.get(fid)
         first = f"/users/{self.uid}/mailFolders/{fid}/messages/delta"
         held_before = (len(self.round.pending), len(self.round.deferred))
+        skipped_before = ctx.report.items_skipped
         try:
             new_link = self._messages(link or first, fid, path, human, initial=link is None)
         except ResyncRequired:
             ctx.report.resynced.append(f"mail/{human}")
             new_link = self._messages(first, fid, path, human, initial=True)
-        if new_link is None:
+        if new_link is None or ctx.report.items_skipped != skipped_before:
+            # A skipped message would never come back in a later round: keep the
+            # old link, so the next run reads these changes again (stored ones
+            # are then unchanged and cost nothing).
             return
         if (len(self.round.pending), len(self.round.deferred)) != held_before:
             self.round.held[fid] = new_link  # published once moves and removals are applied
@@ -358,6 +362,7 @@ class MailBackup:
         """Apply moves (reusing stored MIME), then removals; publish held links."""
         ctx = self.ctx
         consumed: set[str] = set()
+        skipped_before = ctx.report.items_skipped
         for item in self.round.pending:
             key = _move_key(item.message)
             source = self.round.removed.get(key) if key else None
@@ -376,7 +381,7 @@ class MailBackup:
         ctx.drain()
         for path in self.round.deferred:
             ctx.remove(path, count=path not in consumed)
-        if self.round.held:
+        if self.round.held and ctx.report.items_skipped == skipped_before:
             links.update(self.round.held)
             self.state["messages"] = links
             ctx.publish()

@@ -147,3 +147,30 @@ def test_expired_download_urls_are_renewed(setup: Setup) -> None:
     expected = expected_counts(admin.inventory())[user["userPrincipalName"]]
     assert counts["driveFiles"] == expected["driveFiles"]
     assert counts["driveBytes"] == expected["driveBytes"]
+
+
+def test_a_bad_item_is_skipped_with_its_reason(setup: Setup) -> None:
+    """One message whose MIME never comes (5xx every time): skipped, listed, exit code 3;
+    everything else is backed up, and the next run picks it up."""
+    admin = setup.tenant.admin
+    graph = setup.tenant.graph()
+    user = next(u for u in admin.users() if u["purpose"] == "user")
+    inbox = graph.get(
+        setup.tenant.url(f"/users/{user['id']}/mailFolders/inbox/messages"),
+        headers={"Prefer": 'IdType="ImmutableId"'},  # the IDs Coffer asks for
+    ).json()
+    victim = inbox["value"][0]["id"]
+    admin.inject_faults({"kind": "500", "rate": 1.0, "match": f"{victim}/\\$value"})
+    report = setup.backup()
+    admin.clear_faults()
+    assert report["exit_code"] == 3
+    owner = next(o for o in report["owners"] if o["name"] == user["userPrincipalName"])
+    mail = owner["services"]["mail"]
+    assert mail["status"] == "partial"
+    assert mail["items_skipped"] == 1
+    assert "cannot read the message" in mail["skipped"][0]["reason"]
+    assert owner["snapshot"]
+    assert all(o["status"] in ("ok", "not_applicable") for o in report["owners"] if o is not owner)
+    again = setup.backup()
+    assert again["exit_code"] == 0, dump(again)
+    _complete(setup)
