@@ -1,4 +1,11 @@
-"""``coffer backup``: back up local folders (and, with a tenant configured, Microsoft 365)."""
+"""``coffer backup``: back up the Microsoft 365 tenant of the configuration, or local folders.
+
+Without ``--path``, the tenant configured in ``[tenant]`` is backed up (one
+snapshot per user, site and team); with ``--path``, local folders.
+Every run stores a report in the repository (``coffer report``); ``--json``
+prints it. Exit codes: 0 done, 3 partial (items skipped, an owner or service
+failed), 1 nothing could be backed up.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ from cli.output import human_duration, human_size, note, print_json
 from cli.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
 from store import BackupRun
+
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:
@@ -53,18 +62,35 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     metavar="SECONDS",
     help="Commit partial progress this often.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    metavar="UPN",
+    help="Microsoft 365: only these users (UPN or glob, repeatable).",
+)
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    type=click.Choice(SERVICES),
+    help="Microsoft 365: only these services (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.pass_obj
 @send_to_destinations
 def command(
-    app: App, paths: tuple[Path, ...], wait: float, checkpoint_interval: float, as_json: bool
+    app: App,
+    paths: tuple[Path, ...],
+    wait: float,
+    checkpoint_interval: float,
+    users: tuple[str, ...],
+    services: tuple[str, ...],
+    as_json: bool,
 ) -> int:
-    """Back up local folders given with --path."""
+    """Back up the configured Microsoft 365 tenant, or local folders given with --path."""
     if not paths:
-        raise CliError(
-            "nothing to back up: give --path DIR "
-            "(Microsoft 365 backup needs a [tenant] configuration)"
-        )
+        return _tenant(app, wait, checkpoint_interval, users, services, as_json)
     repo = app.open_repo()
     started = time.monotonic()
     reports: list[dict[str, Any]] = []
@@ -80,6 +106,10 @@ def command(
             reports.append(_folder_report(result, time.monotonic() - owner_started))
     writer = run.writer.stats
     summary: dict[str, Any] = {
+        "format": "coffer-backup-report",
+        "version": 1,
+        "kind": "backup",
+        "source": "folders",
         "run": run.run_id,
         "seconds": round(time.monotonic() - started, 3),
         "owners": reports,
@@ -106,3 +136,46 @@ def command(
             f"in {human_duration(summary['seconds'])}"
         )
     return EXIT_PARTIAL if summary["partial"] else EXIT_OK
+
+
+def _tenant(
+    app: App,
+    wait: float,
+    checkpoint_interval: float,
+    users: tuple[str, ...],
+    services: tuple[str, ...],
+    as_json: bool,
+) -> int:
+    """Back up the tenant of the configuration's [tenant] table."""
+    from cli.m365 import ProgressAdapter, limit_malloc_arenas, quiet_http_logs, summary_lines
+    from sources.m365 import TenantBackup, from_table
+
+    table = app.config.section("tenant")
+    if not table:
+        raise CliError(
+            "nothing to back up: configure a [tenant] (see README, 'Backing up Microsoft 365') "
+            "or give --path DIR"
+        )
+    settings = from_table(table, app.config.base_dir)
+    limit_malloc_arenas()
+    quiet_http_logs()
+    repo = app.open_repo()
+    with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
+        backup = TenantBackup(
+            repo,
+            settings,
+            progress=ProgressAdapter(progress),
+            prompt=note,
+            checkpoint_seconds=checkpoint_interval,
+            wait=wait,
+            only_users=users,
+            only_services=services,
+        )
+        report = backup.run()
+    report["summary"] = "\n".join(summary_lines(report))
+    report["report"] = repo.save_report("backup", report)
+    if as_json:
+        print_json(report)
+    else:
+        note(report["summary"])
+    return int(report["exit_code"])

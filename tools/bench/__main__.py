@@ -11,6 +11,7 @@ BENCHMARKS = {
     "mount": "tools.bench.mount",  # mounts side by side
     "chunking": "tools.bench.chunking",  # chunk sizes: dedup against chunk count
     "s3": "tools.bench.s3",  # backup and restore through an S3 server, Coffer vs restic
+    "m365": "tools.bench.m365",  # a simulated Microsoft 365 tenant: full, incremental, dedup
 }
 
 

@@ -1,7 +1,8 @@
 """Run the demonstration: ``python -m tools.demo [--workdir DIR]``.
 
-It grows with every capability: local folders now; the Microsoft 365
-simulator, mount and restore steps join as they land.
+It grows with every capability: local folders (backed up, restored, mounted),
+then a simulated Microsoft 365 tenant (backed up, changed by 1%, backed up
+again); Microsoft 365 restore joins when it lands.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from tools.demo.folder import demo_folder
+from tools.demo.m365 import demo_m365
 from tools.demo.mount import demo_mount
 from tools.demo.steps import environment, say
 
@@ -20,6 +22,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--workdir", type=Path, help="keep everything here (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--scale",
+        choices=["small", "medium", "large"],
+        default="medium",
+        help="size of the simulated Microsoft 365 tenant (default medium)",
     )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="coffer-demo-"))
@@ -32,6 +40,7 @@ def main() -> None:
     env = environment(workdir)
     demo_folder(workdir, env)
     demo_mount(workdir, env, workdir / "sample-folder")
+    demo_m365(workdir, env, scale=args.scale)
     say("Done")
     print(f"  everything the demo made is in {workdir}")
 

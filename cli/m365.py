@@ -1,0 +1,124 @@
+"""The command line's side of a Microsoft 365 backup: progress and the summary."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from typing import Any
+
+from cli.output import human_duration, human_size
+from cli.progress import Progress
+
+
+def limit_malloc_arenas() -> None:
+    """Keep glibc from giving each of the run's threads its own malloc arena.
+
+    A tenant backup runs dozens of threads passing megabyte buffers around;
+    with glibc's default (8 arenas per core) freed memory stays scattered over
+    the arenas and the resident size doubles (measured: 246 MB instead of 116 MB
+    for one OneDrive with a 200 MB file). Must run before the threads start;
+    does nothing on other C libraries.
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_arena_max = -1, -8  # from <malloc.h>
+    mallopt(m_arena_max, max(2, os.cpu_count() or 2))
+    mallopt(m_trim_threshold, 128 * 1024)
+
+
+class ProgressAdapter:
+    """Feeds the run's events into the progress display (thread-safe)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def item(self, name: str, size: int) -> None:
+        self.progress.item(name, size)
+
+    def owners(self, total: int) -> None:
+        self.progress.owners_total = total
+
+    def owner_done(self, name: str) -> None:
+        self.progress.owners_done += 1
+
+    def throttled(self, seconds: float) -> None:
+        self.progress.throttled_seconds += seconds
+
+
+def _counts(stats: dict[str, Any]) -> str:
+    return (
+        f"{stats['items_new']} new, {stats['items_changed']} changed, "
+        f"{stats['items_deleted']} deleted, {stats['items_unchanged']} unchanged"
+        + (f", {stats['items_skipped']} skipped" if stats.get("items_skipped") else "")
+        + (f", {stats['items_excluded']} excluded" if stats.get("items_excluded") else "")
+    )
+
+
+def quiet_http_logs() -> None:
+    """Keep HTTP libraries' debug logs out: they would print pre-authenticated
+    download URLs (which work without a token until they expire)."""
+    for name in ("urllib3", "msal", "requests"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
+    """A readable summary of a Microsoft 365 run report (stored with it, and shown)."""
+    lines: list[str] = []
+    note = lines.append
+    for owner in report["owners"]:
+        services = owner["services"]
+        total = {
+            key: sum(int(s.get(key, 0)) for s in services.values())
+            for key in (
+                "items_new",
+                "items_changed",
+                "items_deleted",
+                "items_unchanged",
+                "items_skipped",
+                "items_excluded",
+                "bytes_read",
+                "bytes_added",
+            )
+        }
+        snap = f"snapshot {owner['snapshot'][:8]}" if owner.get("snapshot") else "no snapshot"
+        throttled = (
+            f", throttled {owner['throttled_seconds']:.0f}s" if owner["throttled_seconds"] else ""
+        )
+        note(
+            f"{owner['kind']}/{owner['name']}: {owner['status']}, {snap}: {_counts(total)}; "
+            f"{human_size(total['bytes_read'])} read, {human_size(total['bytes_added'])} new"
+            f"{throttled}"
+        )
+        if owner.get("error"):
+            note(f"  error: {owner['error']}")
+        for name, service in sorted(services.items()):
+            if service["status"] == "failed":
+                note(f"  {name}: failed: {service.get('error')}")
+            for skipped in service["skipped"][:limit]:
+                note(f"  {name}: skipped {skipped['item']}: {skipped['reason']}")
+            hidden = service["items_skipped"] - min(limit, len(service["skipped"]))
+            if hidden > 0:
+                note(f"  {name}: ... and {hidden} more skipped (see the report)")
+            for message in service["notes"][:limit]:
+                note(f"  {name}: note: {message}")
+    for problem in report.get("problems", []):
+        note(f"problem: {problem}")
+    totals = report["totals"]
+    repo = report["repository"]
+    note(
+        f"{totals['owners']} owners ({totals['owners_ok']} ok, {totals['owners_partial']} partial, "
+        f"{totals['owners_failed']} failed, {totals['owners_not_applicable']} not applicable): "
+        f"{_counts(totals)}; {human_size(totals['bytes_read'])} read, "
+        f"{human_size(repo['bytes_added_stored'])} added to the repository "
+        f"in {human_duration(report['seconds'])}"
+        + (f", throttled {totals['throttled_seconds']:.0f}s" if totals["throttled_seconds"] else "")
+    )
+    return lines

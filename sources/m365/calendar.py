@@ -1,0 +1,301 @@
+"""Calendars: every calendar; each event as Graph JSON plus an iCalendar file.
+
+Layout (docs/layout.md): ``calendar/<calendar>/<start UTC> <subject> [<id>].json``
+and ``.ics``. Series masters carry their recurrence (RRULE in the .ics); each
+exception of a series is an item of its own (``"type": "exception"``, with
+RECURRENCE-ID). Times are requested in UTC.
+
+Graph v1.0 has delta only for the primary calendar's calendarView (a time
+window). Coffer uses it as a change detector: a delta round with no entries
+means nothing changed in the primary calendar (Graph also reports changes
+outside the window, as ``@removed``; event-delta.md), and the calendar is kept
+as it was without listing it. Otherwise, and for every other calendar, the
+events are listed and compared by changeKey: only what changed is stored
+again; a series' instances are read (to find its exceptions) only when the
+series changed or the delta named one of its occurrences.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sources.m365.context import Enumeration, ServiceContext, graph_json
+from sources.m365.errors import ItemGone, ResyncRequired
+from sources.m365.names import item_name, parse_time, safe_name, short_id, time_ns
+from sources.m365.render.ical import render_ics
+
+ROOT = "calendar"
+HEADERS = {"Prefer": 'outlook.timezone="UTC", odata.maxpagesize=100, IdType="ImmutableId"'}
+WINDOW_PAST = timedelta(days=365)
+WINDOW_FUTURE = timedelta(days=730)
+_UNIT_DAYS = {
+    "daily": 1,
+    "weekly": 7,
+    "absoluteMonthly": 31,
+    "relativeMonthly": 31,
+    "absoluteYearly": 366,
+    "relativeYearly": 366,
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def series_window(master: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+    """The time range holding every instance of a series (bounded for endless ones)."""
+    recurrence = master.get("recurrence") or {}
+    rng = recurrence.get("range") or {}
+    pattern = recurrence.get("pattern") or {}
+    start = parse_time(f"{rng.get('startDate')}T00:00:00Z") if rng.get("startDate") else None
+    if start is None:
+        start = parse_time((master.get("start") or {}).get("dateTime")) or now
+    start -= timedelta(days=1)
+    kind = str(rng.get("type") or "noEnd")
+    end: datetime | None = None
+    if kind == "endDate" and rng.get("endDate"):
+        end = parse_time(f"{rng['endDate']}T00:00:00Z")
+        if end is not None:
+            end += timedelta(days=2)
+    elif kind == "numbered" and rng.get("numberOfOccurrences"):
+        unit = _UNIT_DAYS.get(str(pattern.get("type")), 31)
+        span = int(rng["numberOfOccurrences"]) * max(1, int(pattern.get("interval") or 1)) * unit
+        end = start + timedelta(days=span + 8)
+    if end is None:
+        end = max(now + WINDOW_FUTURE, start + timedelta(days=2))
+    return start, end
+
+
+class CalendarBackup:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.uid = ctx.job.key
+        self.state = ctx.state
+        self.now = datetime.now(UTC)
+
+    def run(self) -> None:
+        ctx = self.ctx
+        calendars = list(
+            ctx.client.list_all(f"/users/{self.uid}/calendars", ctx.res, headers=HEADERS)
+        )
+        names: dict[str, int] = {}
+        for cal in calendars:
+            key = str(cal.get("name") or "").lower()
+            names[key] = names.get(key, 0) + 1
+        wanted: set[str] = set()
+        for cal in sorted(calendars, key=lambda c: str(c.get("id"))):
+            cid = str(cal.get("id", ""))
+            name = str(cal.get("name") or cid)
+            if names[name.lower()] > 1:
+                name = f"{name} [{short_id(cid)}]"
+            path = f"{ROOT}/{safe_name(name)}"
+            if ctx.selection.folder_excluded(f"Calendar/{cal.get('name')}"):
+                continue
+            wanted.add(path.rsplit("/", 1)[1])
+            current = ctx.lookup(cid)
+            if current is not None and current != path:
+                ctx.move_tree(current, path)
+            ctx.add_dir(
+                path,
+                item_id=cid,
+                attrs={
+                    "type": "calendar",
+                    "id": cid,
+                    "name": str(cal.get("name") or ""),
+                    "graph": graph_json(cal),
+                },
+            )
+            if cal.get("isDefaultCalendar"):
+                self._primary(cid, path)
+            else:
+                self._list(cid, path, refresh=set())
+        for name, (kind, _v) in ctx.children(ROOT).items():
+            if kind == "d" and name not in wanted:
+                ctx.remove(f"{ROOT}/{name}")
+
+    # -- the primary calendar: delta as a change detector ----------------------------------
+
+    def _primary(self, cid: str, path: str) -> None:
+        ctx = self.ctx
+        view = self.state.get("view") or {}
+        link = view.get("delta") if view.get("calendar") == cid else None
+        refresh: set[str] = set()
+        changed = True
+        if link:
+            try:
+                entries, new_link = self._delta(str(link), refresh)
+                changed = entries > 0
+            except ResyncRequired:
+                ctx.report.resynced.append("calendar view")
+                link = None
+        if not link:
+            start, end = self.now - WINDOW_PAST, self.now + WINDOW_FUTURE
+            first = (
+                f"/users/{self.uid}/calendarView/delta"
+                f"?startDateTime={_iso(start)}&endDateTime={_iso(end)}"
+            )
+            _, new_link = self._delta(first, refresh)
+        if changed:
+            self._list(cid, path, refresh=refresh)
+        else:
+            files = sum(1 for kind, _v in ctx.children(path).values() if kind == "f")
+            ctx.session.keep_subtree(path, items=files)
+            ctx.report.add("items_unchanged", files)
+        if new_link:
+            self.state["view"] = {"calendar": cid, "delta": new_link}
+            ctx.publish()
+
+    def _delta(self, url: str, refresh: set[str]) -> tuple[int, str | None]:
+        entries = 0
+        link: str | None = None
+        for page in self.ctx.client.pages(url, self.ctx.res, headers=HEADERS):
+            for event in page.values:
+                entries += 1
+                master = event.get("seriesMasterId")
+                if master:
+                    refresh.add(str(master))
+            link = page.delta_link or link
+        return entries, link
+
+    # -- listing a calendar ----------------------------------------------------------------
+
+    def _list(self, cid: str, path: str, *, refresh: set[str]) -> None:
+        ctx = self.ctx
+        enumeration = Enumeration(ctx, path)
+        url = f"/users/{self.uid}/calendars/{cid}/events"
+        for event in ctx.client.list_all(url, ctx.res, headers=HEADERS):
+            self._event(event, path, enumeration, refresh)
+        enumeration.finish()
+
+    def _store(
+        self,
+        event: dict[str, Any],
+        path: str,
+        enumeration: Enumeration,
+        extra: dict[str, str],
+        *,
+        force: bool = False,
+    ) -> tuple[str, bool]:
+        """Store (or keep) one event; returns (its file stem, whether it changed)."""
+        ctx = self.ctx
+        eid = str(event.get("id", ""))
+        start = (event.get("start") or {}).get("dateTime")
+        stem = item_name(start, event.get("subject"), eid, "")
+        enumeration.saw(f"{stem}.json")
+        enumeration.saw(f"{stem}.ics")
+        version = str(event.get("changeKey") or event.get("@odata.etag") or "")
+        json_path = f"{path}/{stem}.json"
+        if not force and version and ctx.unchanged(json_path, version):
+            ctx.session.unchanged(f"{path}/{stem}.ics", version)
+            return stem, False
+        mtime = time_ns(event.get("lastModifiedDateTime"))
+        attrs = {
+            "type": "event",
+            "eventType": str(event.get("type") or "singleInstance"),
+            "id": eid,
+            "name": str(event.get("subject") or ""),
+            "changeKey": version,
+            **extra,
+        }
+        body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
+        ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
+        ctx.add_file(
+            f"{path}/{stem}.ics",
+            render_ics(event),
+            version=version,
+            attrs={"type": "rendering", "of": f"{stem}.json"},
+            mtime_ns=mtime,
+            count=False,
+        )
+        return stem, True
+
+    def _event(
+        self,
+        event: dict[str, Any],
+        path: str,
+        enumeration: Enumeration,
+        refresh: set[str],
+    ) -> None:
+        ctx = self.ctx
+        eid = str(event.get("id", ""))
+        if not eid:
+            return
+        if event.get("type") != "seriesMaster":
+            self._store(event, path, enumeration, {})
+            return
+        start = (event.get("start") or {}).get("dateTime")
+        stem = item_name(start, event.get("subject"), eid, "")
+        stored = ctx.entry(f"{path}/{stem}.json")
+        known: dict[str, str] = {}
+        if stored is not None:
+            try:
+                known = dict(json.loads(stored.attrs.get("exceptions", "{}")))
+            except ValueError:
+                known = {}
+        version = str(event.get("changeKey") or "")
+        if stored is not None and stored.version == version and eid not in refresh:
+            # The series did not change: neither did its exceptions.
+            self._store(event, path, enumeration, {"exceptions": json.dumps(known, sort_keys=True)})
+            for name, exc_version in known.items():
+                enumeration.saw(f"{name}.json")
+                enumeration.saw(f"{name}.ics")
+                if ctx.unchanged(f"{path}/{name}.json", exc_version):
+                    ctx.session.unchanged(f"{path}/{name}.ics", exc_version)
+            return
+        exceptions = self._exceptions(event, path, enumeration, known)
+        # A changed exception list changes the master's record even if its changeKey did not.
+        self._store(
+            event,
+            path,
+            enumeration,
+            {"exceptions": json.dumps(exceptions, sort_keys=True)},
+            force=exceptions != known,
+        )
+
+    def _exceptions(
+        self,
+        master: dict[str, Any],
+        path: str,
+        enumeration: Enumeration,
+        known: dict[str, str],
+    ) -> dict[str, str]:
+        """Find and store the exceptions of a series; returns {file stem: changeKey}."""
+        ctx = self.ctx
+        mid = str(master["id"])
+        start, end = series_window(master, self.now)
+        url = f"/users/{self.uid}/events/{mid}/instances"
+        params = {
+            "startDateTime": _iso(start),
+            "endDateTime": _iso(end),
+            "$select": "id,type,seriesMasterId,changeKey,start,subject",
+        }
+        found: dict[str, str] = {}
+        for instance in ctx.client.list_all(url, ctx.res, params=params, headers=HEADERS):
+            if instance.get("type") != "exception":
+                continue
+            xid = str(instance.get("id", ""))
+            when = (instance.get("start") or {}).get("dateTime")
+            stem = item_name(when, instance.get("subject"), xid, "")
+            version = str(instance.get("changeKey") or "")
+            if known.get(stem) == version and ctx.entry(f"{path}/{stem}.json") is not None:
+                enumeration.saw(f"{stem}.json")
+                enumeration.saw(f"{stem}.ics")
+                ctx.unchanged(f"{path}/{stem}.json", version)
+                ctx.session.unchanged(f"{path}/{stem}.ics", version)
+                found[stem] = version
+                continue
+            try:
+                full = ctx.client.get_json(
+                    f"/users/{self.uid}/events/{xid}", ctx.res, headers=HEADERS
+                )
+            except ItemGone:
+                continue  # cancelled meanwhile
+            stem, _ = self._store(full, path, enumeration, {"seriesMasterId": mid})
+            found[stem] = str(full.get("changeKey") or version)
+        return found
+
+
+def backup_calendar(ctx: ServiceContext) -> None:
+    CalendarBackup(ctx).run()

@@ -1,0 +1,149 @@
+"""Finding the owners to back up: users (by UPN glob and group), sites and teams.
+
+Discovery runs at the start of every run, so new users, sites and teams are
+picked up without configuration changes. Guests (``userType`` Guest) have no
+mailbox or OneDrive in the tenant and are left out. Personal OneDrive sites
+that ``getAllSites`` lists are left to their users (the ``onedrive`` service).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sources.m365.context import OwnerJob
+from sources.m365.errors import AccessDenied, GraphError, M365ConfigError, TransientGraphError
+from sources.m365.graph import GraphClient
+from sources.m365.settings import USER_SERVICES, TenantSettings, matches_any
+from sources.m365.throttle import Resource
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled,userType"
+
+
+def _escape(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def group_members(client: GraphClient, res: Resource, ref: str) -> set[str]:
+    """User IDs in group ``ref`` (an ID or a display name), nested groups included."""
+    if _GUID.match(ref):
+        gid = ref
+    else:
+        found = list(
+            client.list_all(
+                "/groups",
+                res,
+                params={"$filter": f"displayName eq '{_escape(ref)}'", "$select": "id,displayName"},
+            )
+        )
+        if not found:
+            raise M365ConfigError(f"[tenant] groups: no group named {ref!r}")
+        gid = str(found[0]["id"])
+    members = client.list_all(
+        f"/groups/{gid}/transitiveMembers/microsoft.graph.user",
+        res,
+        params={"$select": "id,userPrincipalName"},
+    )
+    return {str(m["id"]) for m in members if m.get("id")}
+
+
+def _services(settings: TenantSettings, upn: str, only: tuple[str, ...]) -> tuple[str, ...]:
+    services = settings.selection.services_for(upn)
+    return tuple(s for s in services if not only or s in only)
+
+
+def discover_users(
+    client: GraphClient,
+    settings: TenantSettings,
+    *,
+    only_users: tuple[str, ...] = (),
+    only_services: tuple[str, ...] = (),
+) -> list[OwnerJob]:
+    res = Resource.directory()
+    sel = settings.selection
+    in_groups: set[str] = set()
+    for ref in sel.groups:
+        in_groups |= group_members(client, res, ref)
+    jobs: list[OwnerJob] = []
+    params = {"$select": USER_SELECT, "$top": "999"}
+    for user in client.list_all("/users", res, params=params):
+        upn = str(user.get("userPrincipalName") or "")
+        if not upn or str(user.get("userType") or "Member") == "Guest":
+            continue
+        if not sel.user_selected(upn, in_groups=str(user.get("id")) in in_groups):
+            continue
+        if only_users and not matches_any(upn, only_users):
+            continue
+        services = _services(settings, upn, only_services)
+        if services:
+            jobs.append(OwnerJob("users", str(user["id"]), upn, services, user))
+    return sorted(jobs, key=lambda j: j.name.lower())
+
+
+def discover_sites(client: GraphClient, settings: TenantSettings) -> list[OwnerJob]:
+    res = Resource.sharepoint()
+    jobs: list[OwnerJob] = []
+    for site in client.list_all("/sites/getAllSites", res, params={"$top": "999"}):
+        url = str(site.get("webUrl") or "")
+        if "-my.sharepoint." in url.lower():
+            continue  # personal OneDrive sites belong to their users
+        names = (url, str(site.get("displayName") or ""), str(site.get("id") or ""))
+        if not any(matches_any(n, settings.selection.sites) for n in names if n):
+            continue
+        name = url.split("://", 1)[-1].rstrip("/") or str(site["id"])
+        jobs.append(OwnerJob("sites", str(site["id"]), name, ("sharepoint",), site))
+    return sorted(jobs, key=lambda j: j.name.lower())
+
+
+def discover_teams(client: GraphClient, settings: TenantSettings) -> list[OwnerJob]:
+    res = Resource.teams(None)
+    jobs: list[OwnerJob] = []
+    for team in client.list_all("/teams", res):
+        tid = str(team.get("id") or "")
+        display = str(team.get("displayName") or tid)
+        if not any(matches_any(n, settings.selection.teams) for n in (display, tid) if n):
+            continue
+        # Team names are not unique: the short ID keeps owner names distinct.
+        jobs.append(OwnerJob("teams", tid, f"{display} [{tid[:8]}]", ("teams",), team))
+    return sorted(jobs, key=lambda j: j.name.lower())
+
+
+def discover(
+    client: GraphClient,
+    settings: TenantSettings,
+    *,
+    only_users: tuple[str, ...] = (),
+    only_services: tuple[str, ...] = (),
+) -> tuple[list[OwnerJob], list[str]]:
+    """Every owner the configuration selects (users, then sites, then teams), and the
+    problems met listing sites or teams (which do not stop the users' backup).
+
+    Raises what listing users raises: a run without its users is no run.
+    """
+    wanted = [s for s in settings.selection.services if not only_services or s in only_services]
+    jobs: list[OwnerJob] = []
+    problems: list[str] = []
+    if any(s in USER_SERVICES for s in wanted):
+        jobs += discover_users(client, settings, only_users=only_users, only_services=tuple(wanted))
+    if only_users:
+        return jobs, problems  # --user narrows the run to those users
+    for service, find in (("sharepoint", discover_sites), ("teams", discover_teams)):
+        if service not in wanted:
+            continue
+        try:
+            jobs += find(client, settings)
+        except (AccessDenied, TransientGraphError, GraphError) as exc:
+            problems.append(f"cannot list the {service} owners: {exc}")
+    return jobs, problems
+
+
+def signed_in_user(client: GraphClient, settings: TenantSettings, only: Iterable[str]) -> OwnerJob:
+    """The owner of a delegated (device-code) run: the signed-in user, user services only."""
+    params = {"$select": USER_SELECT}
+    me: dict[str, Any] = client.get_json("/me", Resource.directory(), params=params)
+    upn = str(me.get("userPrincipalName") or me.get("id"))
+    wanted = tuple(only)
+    services = tuple(s for s in settings.selection.services_for(upn) if not wanted or s in wanted)
+    return OwnerJob("users", str(me["id"]), upn, services, me)

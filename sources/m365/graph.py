@@ -1,0 +1,400 @@
+"""The one HTTP client of the Microsoft 365 source: Microsoft Graph over a requests.Session.
+
+- Every request passes the throttling gates (throttle.py): pauses of its
+  resource, and at most 4 requests in flight per mailbox.
+- 429 and 503 honour ``Retry-After`` (pausing only the throttled scope), for up
+  to ``throttle_budget`` seconds per request; 5xx answers and dropped
+  connections are retried with exponential backoff and full jitter, up to
+  ``max_attempts`` times; a refused token (401) is replaced once or twice.
+- Paging follows ``@odata.nextLink`` verbatim; a delta round ends with
+  ``@odata.deltaLink``; a 410 on a delta link raises ResyncRequired (with the
+  ``Location`` Graph gives for drives).
+- Downloads stream into a file-like sink; pre-authenticated URLs
+  (``@microsoft.graph.downloadUrl``, the target of ``/content``'s 302) are
+  fetched without the Authorization header, as Microsoft requires.
+
+Errors are classified by status and code (case-insensitively) into the
+classes of errors.py. Thread-safe: one client serves every owner of a run.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from sources.m365.auth import TokenSource
+from sources.m365.errors import (
+    AccessDenied,
+    AuthError,
+    GraphError,
+    ItemGone,
+    MailboxUnavailable,
+    ResyncRequired,
+    TransientGraphError,
+)
+from sources.m365.throttle import Gates, Resource
+
+_TRANSIENT_STATUS = {500, 502, 504, 507, 509}
+_THROTTLE_STATUS = {429, 503}
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_GONE_CODES = (
+    "syncStateNotFound",
+    "resyncRequired",
+    "SyncStateInvalid",
+    "resyncChangesApplyDifferences",
+    "resyncChangesUploadDifferences",
+    "syncStateInvalid",
+)
+_NO_MAILBOX_CODES = (
+    "MailboxNotEnabledForRESTAPI",
+    "MailboxNotSupportedForRESTAPI",
+    "ResourceNotFound",  # "User's mysite not found": no OneDrive provisioned
+    "ErrorMailboxNotFound",
+)
+_DOWNLOAD_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection or of a delta round."""
+
+    values: list[dict[str, Any]]
+    next_link: str | None
+    delta_link: str | None
+
+
+class DownloadUrlExpired(Exception):
+    """A pre-authenticated download URL no longer works: fetch the item again."""
+
+
+class TooLarge(Exception):
+    """The content is larger than the configured size limit."""
+
+
+def make_http_session(ca_file: str | None, pool: int = 64) -> requests.Session:
+    """A session that trusts ``ca_file`` (or the system store), ignoring
+    REQUESTS_CA_BUNDLE and proxies from the environment, with a pool big
+    enough for every worker thread."""
+    http = requests.Session()
+    http.trust_env = False
+    if ca_file:
+        http.verify = ca_file
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool, max_retries=0)
+    http.mount("https://", adapter)
+    http.headers["User-Agent"] = "Coffer/0.1 (backup; +https://github.com/coffer)"
+    return http
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_fields(resp: requests.Response) -> tuple[str, str, str]:
+    """(code, message, inner code) from Graph's error body, tolerant of casing."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return (str(resp.status_code), resp.reason or "", "")
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):  # the identity platform's and some proxies' shape
+        return (error, str(body.get("error_description", "")), "")
+    if not isinstance(error, dict):
+        return (str(resp.status_code), resp.reason or "", "")
+    lowered = {str(k).lower(): v for k, v in error.items()}
+    inner = lowered.get("innererror")
+    inner_code = ""
+    if isinstance(inner, dict):
+        inner_code = str({str(k).lower(): v for k, v in inner.items()}.get("code") or "")
+    code = str(lowered.get("code") or resp.status_code)
+    return (code, str(lowered.get("message") or ""), inner_code)
+
+
+def error_for(resp: requests.Response) -> GraphError:
+    """The error class for a failed answer (see errors.py)."""
+    code, message, inner = _error_fields(resp)
+    status = resp.status_code
+    args: dict[str, Any] = {"url": resp.url, "inner_code": inner}
+    probe = GraphError(status, code, message, **args)
+    if status == 410 or probe.has_code(*_GONE_CODES):
+        return ResyncRequired(status, code, message, location=resp.headers.get("Location"), **args)
+    if probe.has_code(*_NO_MAILBOX_CODES) and status in (400, 403, 404):
+        return MailboxUnavailable(status, code, message, **args)
+    if status == 404:
+        return ItemGone(status, code, message, **args)
+    if status == 403:
+        return AccessDenied(status, code, message, **args)
+    return probe
+
+
+class GraphClient:
+    """Microsoft Graph over one requests.Session (see the module docstring)."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        tokens: TokenSource,
+        http: requests.Session,
+        gates: Gates | None = None,
+        *,
+        max_attempts: int = 8,
+        throttle_budget: float = 1800.0,
+        timeout: tuple[float, float] = (30.0, 300.0),
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+    ) -> None:
+        self.base = graph_url.rstrip("/")
+        self.tokens = tokens
+        self.http = http
+        self.gates = gates or Gates()
+        self.max_attempts = max_attempts
+        self.throttle_budget = throttle_budget
+        self.timeout = timeout
+        self._sleep = sleep
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._random = random.Random()  # noqa: S311 (jitter, not secrets)
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("https://", "http://")):
+            return path_or_url
+        return f"{self.base}/{path_or_url.lstrip('/')}"
+
+    # -- the retry loop -------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2**n)].
+        ceiling = min(self._backoff_cap, self._backoff_base * (2**attempt))
+        return self._random.uniform(0.1 * ceiling, ceiling)
+
+    def _run(
+        self,
+        res: Resource,
+        attempt_once: Callable[[dict[str, str]], requests.Response],
+        *,
+        authenticated: bool,
+        what: str,
+    ) -> requests.Response:
+        """Call ``attempt_once`` (inside the gates) until it answers for good.
+
+        ``attempt_once`` gets the auth headers and returns a response whose
+        body has been consumed, or raises a network error.
+        """
+        failures = 0
+        auth_retries = 0
+        throttled_for = 0.0
+        while True:
+            token = ""
+            headers: dict[str, str] = {}
+            try:
+                with self.gates.admit(res):
+                    # The token is taken once admitted: a pause may outlast it.
+                    if authenticated:
+                        token = self.tokens.token()
+                        headers["Authorization"] = f"Bearer {token}"
+                    res.count_request()
+                    resp = attempt_once(headers)
+            except _NETWORK_ERRORS as exc:
+                failures += 1
+                res.count_retry()
+                if failures >= self.max_attempts:
+                    raise TransientGraphError(
+                        0, type(exc).__name__, f"connection failed {failures} times", url=what
+                    ) from None
+                self._sleep(self._backoff(failures))
+                continue
+            status = resp.status_code
+            if status < 400:
+                return resp
+            if status == 401 and authenticated and auth_retries < 3:
+                auth_retries += 1
+                self.tokens.refused(token)
+                continue
+            if status in _THROTTLE_STATUS:
+                res.count_throttled()
+                wait = _retry_after(resp)
+                if wait is None:
+                    wait = self._backoff(min(failures + 1, 6))
+                    failures += 1
+                if throttled_for + wait > self.throttle_budget:
+                    raise TransientGraphError(
+                        status, "throttled", f"still throttled after {throttled_for:.0f}s", url=what
+                    )
+                throttled_for += wait
+                # Pause the scope (others wait too) and wait ourselves at the gate.
+                self.gates.pause(res.pause, wait)
+                continue
+            if status in _TRANSIENT_STATUS:
+                failures += 1
+                res.count_retry()
+                if failures >= self.max_attempts:
+                    raise error_for(resp)
+                self._sleep(self._backoff(failures))
+                continue
+            if status == 401:
+                code, message, _ = _error_fields(resp)
+                raise AuthError(f"Graph refused the token: {code}: {message}")
+            raise error_for(resp)
+
+    # -- JSON ----------------------------------------------------------------------------
+
+    def get_json(
+        self,
+        path_or_url: str,
+        res: Resource,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """GET a JSON object. Raises the classified GraphError or TransientGraphError."""
+        url = self.url(path_or_url)
+
+        def once(auth: dict[str, str]) -> requests.Response:
+            resp = self.http.get(
+                url,
+                params=params,
+                headers={**(headers or {}), **auth},
+                timeout=self.timeout,
+            )
+            if resp.status_code == 200:
+                try:
+                    resp._coffer_json = json.loads(resp.content)  # type: ignore[attr-defined]
+                except ValueError as exc:
+                    # A body cut short by a dropped connection: try again.
+                    raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+            return resp
+
+        resp = self._run(res, once, authenticated=True, what=url)
+        data = getattr(resp, "_coffer_json", None)
+        if data is None:
+            data = resp.json() if resp.content else {}
+        if not isinstance(data, dict):
+            raise GraphError(resp.status_code, "invalidResponse", "not a JSON object", url=url)
+        return data
+
+    def pages(
+        self,
+        path_or_url: str,
+        res: Resource,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[Page]:
+        """The pages of a collection or a delta round, following nextLink verbatim."""
+        url: str | None = self.url(path_or_url)
+        first = True
+        while url:
+            data = self.get_json(url, res, params=params if first else None, headers=headers)
+            first = False
+            values = data.get("value") or []
+            next_link = data.get("@odata.nextLink")
+            delta_link = data.get("@odata.deltaLink")
+            yield Page(
+                [v for v in values if isinstance(v, dict)],
+                str(next_link) if next_link else None,
+                str(delta_link) if delta_link else None,
+            )
+            url = str(next_link) if next_link else None
+
+    def list_all(
+        self,
+        path_or_url: str,
+        res: Resource,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        for page in self.pages(path_or_url, res, params=params, headers=headers):
+            yield from page.values
+
+    # -- downloads -----------------------------------------------------------------------
+
+    def download(
+        self,
+        path_or_url: str,
+        res: Resource,
+        sink: IO[bytes],
+        *,
+        preauthenticated: bool = False,
+        max_bytes: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """Stream a body into ``sink`` (truncated first on every attempt); returns its size.
+
+        A 302 to a pre-authenticated URL is followed without the Authorization
+        header. Raises DownloadUrlExpired when a pre-authenticated URL is refused
+        (401, 403, 404, 410), TooLarge past ``max_bytes`` (when non-zero), and the
+        classified GraphError otherwise.
+        """
+        url = self.url(path_or_url)
+        state = {"url": url, "preauth": preauthenticated}
+
+        def once(auth: dict[str, str]) -> requests.Response:
+            while True:
+                sink.seek(0)
+                sink.truncate()
+                send = {**(headers or {})}
+                if not state["preauth"]:
+                    send.update(auth)
+                resp = self.http.get(
+                    str(state["url"]),
+                    headers=send,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=self.timeout,
+                )
+                try:
+                    if resp.status_code in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                        # /content answers 302 to a pre-authenticated URL: no token there.
+                        state["url"] = urljoin(str(state["url"]), resp.headers["Location"])
+                        state["preauth"] = True
+                        continue
+                    if state["preauth"] and resp.status_code in (401, 403, 404, 410):
+                        raise DownloadUrlExpired(f"download URL answered {resp.status_code}")
+                    if resp.status_code >= 400:
+                        resp._content = resp.raw.read(1 << 16, decode_content=True)
+                        return resp
+                    size = 0
+                    for block in resp.iter_content(_DOWNLOAD_BLOCK):
+                        size += len(block)
+                        if max_bytes and size > max_bytes:
+                            raise TooLarge(f"larger than {max_bytes} bytes")
+                        sink.write(block)
+                    expected = resp.headers.get("Content-Length")
+                    if expected is not None and expected.isdigit() and int(expected) != size:
+                        raise requests.exceptions.ChunkedEncodingError(
+                            f"body cut short: {size} of {expected} bytes"
+                        )
+                    res.downloaded(size)
+                    resp._coffer_size = size  # type: ignore[attr-defined]
+                    return resp
+                finally:
+                    resp.close()
+
+        resp = self._run(res, once, authenticated=True, what=url)
+        sink.flush()
+        return int(getattr(resp, "_coffer_size", 0))

@@ -1,0 +1,71 @@
+"""A standalone HTML page for a Teams thread (root post and replies).
+
+Message bodies are HTML written by people: scripts, frames, event handlers
+and javascript: URLs are removed, and a Content-Security-Policy forbids any
+script or remote load, so opening a backup in a browser runs nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+_TAGS = r"script|style|iframe|object|embed|frame|frameset|form|link|meta|base|noscript"
+# Dangerous elements with their content, then any stray opening or closing tag of them.
+_DANGEROUS = re.compile(rf"<\s*({_TAGS})\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
+_STRAY = re.compile(rf"<\s*/?\s*({_TAGS})\b[^>]*>", re.IGNORECASE)
+_HANDLERS = re.compile(r"\s+on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
+_JS_URL = re.compile(r"(href|src)\s*=\s*([\"']?)\s*javascript:", re.IGNORECASE)
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def sanitize(content: str) -> str:
+    content = _DANGEROUS.sub("", content)
+    content = _STRAY.sub("", content)
+    content = _HANDLERS.sub("", content)
+    return _JS_URL.sub(r"\1=\2#", content)
+
+
+def _author(message: dict[str, Any]) -> str:
+    sender = message.get("from") or {}
+    for key in ("user", "application", "device"):
+        who = sender.get(key) if isinstance(sender, dict) else None
+        if isinstance(who, dict) and who.get("displayName"):
+            return str(who["displayName"])
+    return "(unknown)"
+
+
+def _post(message: dict[str, Any], css: str) -> str:
+    body = message.get("body") or {}
+    content = str(body.get("content") or "") if isinstance(body, dict) else ""
+    if isinstance(body, dict) and str(body.get("contentType", "")).lower() != "html":
+        content = html.escape(content).replace("\n", "<br>")
+    when = html.escape(str(message.get("createdDateTime") or ""))
+    deleted = " <em>(deleted)</em>" if message.get("deletedDateTime") else ""
+    edited = " <em>(edited)</em>" if message.get("lastEditedDateTime") else ""
+    subject = message.get("subject")
+    head = f"<h2>{html.escape(str(subject))}</h2>" if subject else ""
+    return (
+        f'<div class="{css}">{head}<p class="meta"><b>{html.escape(_author(message))}</b> '
+        f"{when}{edited}{deleted}</p><div>{sanitize(content)}</div></div>"
+    )
+
+
+def render_thread(root: dict[str, Any], replies: list[dict[str, Any]], channel: str) -> bytes:
+    """The thread as one HTML document (UTF-8)."""
+    title = html.escape(str(root.get("subject") or f"Post in {channel}"))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        f"<title>{title}</title>",
+        "<style>body{font-family:sans-serif;max-width:50em;margin:1em auto}"
+        ".meta{color:#555;font-size:90%}.reply{margin-left:2em;border-left:3px solid #ddd;"
+        "padding-left:1em}</style></head><body>",
+        f'<p class="meta">{html.escape(channel)}</p>',
+        _post(root, "post"),
+    ]
+    parts += [_post(reply, "reply") for reply in replies]
+    parts.append("</body></html>")
+    return "\n".join(parts).encode("utf-8")
