@@ -1,9 +1,12 @@
 """Calendars: every calendar; each event as Graph JSON plus an iCalendar file.
 
 Layout (docs/layout.md): ``calendar/<calendar>/<start UTC> <subject> [<id>].json``
-and ``.ics``. Series masters carry their recurrence (RRULE in the .ics); each
-exception of a series is an item of its own (``"type": "exception"``, with
-RECURRENCE-ID). Times are requested in UTC.
+and ``.ics``; each file attachment of an event is a file of its own beside them,
+``<same stem>.attachment.<name>`` (its Graph JSON, without the bytes, in its
+attributes), read from ``/events/{id}/attachments`` only when the event changed
+(an attachment change gives the event a new changeKey). Series masters carry
+their recurrence (RRULE in the .ics); each exception of a series is an item of
+its own (``"type": "exception"``, with RECURRENCE-ID). Times are requested in UTC.
 
 Graph v1.0 has delta only for the primary calendar's calendarView (a time
 window). Coffer uses it as a change detector: a delta round with no entries
@@ -17,6 +20,7 @@ series changed or the delta named one of its occurrences.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,6 +193,10 @@ class CalendarBackup:
         json_path = f"{path}/{stem}.json"
         if not force and version and ctx.unchanged(json_path, version):
             ctx.session.unchanged(f"{path}/{stem}.ics", version)
+            stored = ctx.entry(json_path)
+            for name in json.loads(stored.attrs.get("attachments", "[]")) if stored else []:
+                enumeration.saw(name)
+                ctx.session.unchanged(f"{path}/{name}", version)
             return stem, False
         mtime = time_ns(event.get("lastModifiedDateTime"))
         attrs = {
@@ -199,6 +207,9 @@ class CalendarBackup:
             "changeKey": version,
             **extra,
         }
+        if event.get("hasAttachments"):
+            names = self._attachments(eid, stem, path, enumeration, version, mtime)
+            attrs["attachments"] = json.dumps(names, ensure_ascii=False)
         body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
         ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
         ctx.add_file(
@@ -210,6 +221,49 @@ class CalendarBackup:
             count=False,
         )
         return stem, True
+
+    def _attachments(
+        self, eid: str, stem: str, path: str, enumeration: Enumeration, version: str, mtime: int
+    ) -> list[str]:
+        """Store the event's file attachments beside it; returns their file names.
+
+        Only file attachments have bytes; other kinds (item, reference) are left out with
+        a note. Each file is versioned by the event's changeKey, so an unchanged event
+        keeps its attachments without reading them. Raises what the listing raises,
+        except ItemGone (the event vanished: nothing to store)."""
+        ctx = self.ctx
+        url = f"/users/{self.uid}/events/{eid}/attachments"
+        names: list[str] = []
+        try:
+            attachments = list(ctx.client.list_all(url, ctx.res, headers=HEADERS))
+        except ItemGone:
+            return names
+        for n, att in enumerate(attachments):
+            raw = att.get("contentBytes")
+            if att.get("@odata.type") != "#microsoft.graph.fileAttachment" or raw is None:
+                ctx.note("event attachments other than files are recorded as metadata only")
+                continue
+            label = str(att.get("name") or att.get("id") or n)
+            name = f"{stem}.attachment.{safe_name(label)}"
+            if name in names:
+                name = f"{stem}.attachment.{n} {safe_name(label)}"
+            names.append(name)
+            enumeration.saw(name)
+            ctx.add_file(
+                f"{path}/{name}",
+                base64.b64decode(str(raw)),
+                version=version,
+                attrs={
+                    "type": "eventAttachment",
+                    "of": f"{stem}.json",
+                    "id": str(att.get("id") or ""),
+                    "name": label,
+                    "graph": graph_json(att, drop=("contentBytes",)),
+                },
+                mtime_ns=mtime,
+                count=False,
+            )
+        return names
 
     def _event(
         self,

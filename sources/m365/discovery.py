@@ -41,10 +41,14 @@ def group_members(client: GraphClient, res: Resource, ref: str) -> set[str]:
         if not found:
             raise M365ConfigError(f"[tenant] groups: no group named {ref!r}")
         gid = str(found[0]["id"])
+    # The OData cast on transitiveMembers is an advanced query: Entra ID refuses it
+    # (400 Request_UnsupportedQuery) without ConsistencyLevel: eventual and $count=true
+    # (aad-advanced-queries.md, "Use of OData cast with transitive members list").
     members = client.list_all(
         f"/groups/{gid}/transitiveMembers/microsoft.graph.user",
         res,
-        params={"$select": "id,userPrincipalName"},
+        params={"$select": "id,userPrincipalName", "$count": "true", "$top": "999"},
+        headers={"ConsistencyLevel": "eventual"},
     )
     return {str(m["id"]) for m in members if m.get("id")}
 

@@ -39,6 +39,7 @@ PERMISSION_FAILURES = (400, 403, 404, 405, 501)
 class _DriveRound:
     fmap: FolderMap
     root: str | None
+    incremental: bool = False
     orphans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -130,7 +131,7 @@ class DriveBackup:
         ctx = self.ctx
         fmap = FolderMap(self.state.get("folders")) if incremental else FolderMap()
         root = self.state.get("root") if incremental else None
-        rnd = _DriveRound(fmap, str(root) if root else None)
+        rnd = _DriveRound(fmap, str(root) if root else None, incremental)
         link: str | None = None
         skipped_before = ctx.report.items_skipped
         for page in ctx.client.pages(url, ctx.res):
@@ -186,7 +187,7 @@ class DriveBackup:
         if "folder" in item or "package" in item:
             self._folder(rnd, item, path)
         elif "file" in item:
-            self._file(item, path)
+            self._file(rnd, item, path)
         else:
             ctx.note(
                 "items that are neither files nor folders (shortcuts to other drives) "
@@ -216,7 +217,7 @@ class DriveBackup:
             ctx.note(f"{reason} ({path})")
             ctx.report.count("packages")
         version = str(item.get("eTag") or "")
-        if not (version and ctx.unchanged(path, version)):
+        if not (version and self._unchanged(rnd, path, version, item)):
             if self.permissions:
                 self._permissions(item, attrs)
             ctx.add_dir(
@@ -244,14 +245,34 @@ class DriveBackup:
             raise
         attrs["permissions"] = graph_json({"value": perms})
 
-    def _file(self, item: dict[str, Any], path: str) -> None:
+    def _unchanged(self, rnd: _DriveRound, path: str, version: str, item: dict[str, Any]) -> bool:
+        """True (and the stored item kept) when the item at ``path`` is as stored.
+
+        Sharing an item changes neither its eTag nor its cTag, but delta lists it
+        (driveitem-delta.md, "Scanning permissions hierarchies"). So in an incremental
+        round, where delta lists only what changed, an item with its stored eTag has its
+        permissions read again and compared with the stored ones. A full enumeration
+        keeps the stored permissions of items whose eTag did not change."""
+        ctx = self.ctx
+        if not (rnd.incremental and self.permissions):
+            return ctx.unchanged(path, version)
+        stored = ctx.entry(path)
+        if stored is None or stored.version != version:
+            return False
+        fresh: dict[str, str] = {}
+        self._permissions(item, fresh)
+        if fresh.get("permissions") != stored.attrs.get("permissions"):
+            return False
+        return ctx.unchanged(path, version)
+
+    def _file(self, rnd: _DriveRound, item: dict[str, Any], path: str) -> None:
         ctx = self.ctx
         iid = str(item["id"])
         size = int(item.get("size") or 0)
         if ctx.excluded(path, size):
             return
         version = str(item.get("eTag") or item.get("cTag") or "")
-        if version and ctx.unchanged(path, version):
+        if version and self._unchanged(rnd, path, version, item):
             return
         attrs = file_attrs(item)
         mtime = time_ns(

@@ -5,7 +5,8 @@ attachments by type, contact folders, contacts, calendars, events by type, drive
 folders, packages, bytes and versions), per site (drive and list contents: `lists`
 includes the document libraries, whose items are the drive's items, and `listItems`
 counts the items of the other lists) and per team (channels, root messages, messages
-inside the 8-month delta window, replies).
+inside the 8-month delta window, replies), and per group (teams' groups and security
+groups) its direct and transitive members.
 Counts exclude deleted items and the hidden folders Graph does not list.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 from .httpcore import parse_iso, utc_now
 from .tenant import Tenant
 
+DRIVE_STATS = ("files", "folders", "packages", "bytes", "olderVersions", "uniquePermissions")
+
 
 def _drive_stats(t: Tenant, drive_key: str) -> dict[str, int]:
     conn = t.store.conn()
@@ -25,12 +28,15 @@ def _drive_stats(t: Tenant, drive_key: str) -> dict[str, int]:
         "SELECT json_extract(data,'$.file') IS NOT NULL, json_extract(data,'$.folder') IS NOT NULL,"
         " json_extract(data,'$.package') IS NOT NULL, json_extract(data,'$.root') IS NOT NULL,"
         " COALESCE(json_extract(data,'$.size'),0),"
-        " COALESCE(json_array_length(data,'$._versions'),0)"
+        " COALESCE(json_array_length(data,'$._versions'),0),"
+        " json_extract(data,'$._perms') IS NOT NULL"
         " FROM items WHERE scope=? AND kind='driveItem' AND deleted=0",
         (drive_key,),
     )
-    out = {"files": 0, "folders": 0, "packages": 0, "bytes": 0, "olderVersions": 0}
-    for is_file, is_folder, is_package, is_root, size, versions in rows:
+    out = dict.fromkeys(DRIVE_STATS, 0)
+    for is_file, is_folder, is_package, is_root, size, versions, own_perms in rows:
+        # Items (the root aside) with permissions of their own: shared ones.
+        out["uniquePermissions"] += int(bool(own_perms) and not is_root)
         if is_file:
             out["files"] += 1
             out["bytes"] += int(size)
@@ -137,7 +143,7 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
     for site in t.store.iter_live(["site"]):
         drives = t.store.by_owner(site.key, ["drive"])
         lists = t.store.children(site.key, ["list"])
-        stats = {"files": 0, "folders": 0, "packages": 0, "bytes": 0, "olderVersions": 0}
+        stats = dict.fromkeys(DRIVE_STATS, 0)
         for drive in drives:
             for k, v in _drive_stats(t, drive.key).items():
                 stats[k] += v
@@ -169,6 +175,20 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             "messages": roots,
             "messagesInDeltaWindow": recent,
             "replies": replies,
+        }
+    groups: dict[str, Any] = {}
+    for group in t.store.iter_live(["team", "group"]):
+        direct = [str(m) for m in group.data.get("_members") or []]
+        nested = _transitive(t, group.key)
+        groups[group.key] = {
+            "displayName": group.data.get("displayName"),
+            "members": direct,
+            "transitiveMembers": sorted(nested),
+            "transitiveUsers": sorted(
+                str(u.data.get("userPrincipalName"))
+                for k in nested
+                if (u := t.store.get(k)) is not None and u.kind == "user"
+            ),
         }
     totals: dict[str, int] = defaultdict(int)
     for entry in users.values():
@@ -202,7 +222,26 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
     totals["content_bytes"] = (
         totals.get("driveBytes", 0) + totals.get("site_driveBytes", 0) + _attachment_bytes(t)
     )
-    return {"users": users, "sites": sites, "teams": teams, "totals": dict(totals)}
+    return {
+        "users": users,
+        "sites": sites,
+        "teams": teams,
+        "groups": groups,
+        "totals": dict(totals),
+    }
+
+
+def _transitive(t: Tenant, group_key: str) -> set[str]:
+    """Ids of every direct and nested member of a group (nested groups included)."""
+    out: set[str] = set()
+    todo = [group_key]
+    while todo:
+        group = t.store.get(todo.pop())
+        for ref in (group.data.get("_members") or []) if group is not None else []:
+            if str(ref) not in out:
+                out.add(str(ref))
+                todo.append(str(ref))
+    return out
 
 
 def _attachment_bytes(t: Tenant) -> int:

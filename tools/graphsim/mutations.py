@@ -1,11 +1,12 @@
 """Changes made "by users" through the admin API: churn and single mutations.
 
 `churn(t, percent, seed)` changes about `percent`% of the tenant's items (messages,
-contacts, events, drive files, list items, channel messages) the way people do: create,
-edit, move, delete. It returns the exact list of changes, so a test knows what the next
-delta round must report. `mutate(t, op)` applies one change (to simulate a user's
-mistake before a restore). Neither counts in the stats nor records invitations: they are
-not requests from the app. Both are deterministic for a given seed and tenant state.
+contacts, events, drive files, list items, channel messages, custom mail folders and drive
+folders) the way people do: create, edit, rename, move, delete. It returns the exact list
+of changes, so a test knows what the next delta round must report. `mutate(t, op)`
+applies one change (to simulate a user's mistake before a restore). Neither counts in
+the stats nor records invitations: they are not requests from the app. Both are
+deterministic for a given seed and tenant state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .httpcore import GraphError, iso, utc_now
 from .services import calmodel as cm
 from .services import drivemodel as dm
 from .services import mailmodel as mm
+from .services import permissions as sharing
 from .services.contacts import new_contact_data
 from .store import Item, NewItem, Transaction
 from .tenant import Tenant
@@ -95,18 +97,35 @@ def churn(
 def _churn_folder(
     t: Tenant, tx: Transaction, item: Item, rng: random.Random
 ) -> list[dict[str, Any]]:
-    """Rename, add a subfolder to, or delete a custom mail folder or a drive folder."""
+    """Rename, move (mail folders), add a subfolder to, or delete a custom mail folder or a
+    drive folder."""
     roll = rng.random()
     tag = rng.randint(1, 10**6)
     if item.kind == "mailFolder":
         user = t.user(item.owner)
         assert user is not None
-        if roll < 0.5:
-            name = f"{item.data['displayName']} ({tag})"
-            item.data["displayName"] = name
-            item.name = name
-            tx.update(item)
+        if roll < 0.4:
+            mm.rename_folder(t, tx, item, f"{item.data['displayName']} ({tag})")
             return [_change("rename", item)]
+        if roll < 0.6:
+            # Into another folder (custom or well-known) that is not below it.
+            wk = user.data.get("_wk", {})
+            choices = [
+                f
+                for f in t.store.in_scope(item.scope, ["mailFolder"])
+                if f.key != item.parent
+                and not f.data.get("isHidden")
+                and (not f.data.get("_wellKnown") or f.key in (wk.get("inbox"), wk.get("archive")))
+            ]
+            rng.shuffle(choices)
+            for dest in choices:
+                try:
+                    with tx.savepoint():
+                        mm.move_folder(t, tx, item, dest)
+                    return [_change("move", item, new_parent=dest.key)]
+                except GraphError:
+                    continue
+            return []
         if roll < 0.8:
             new = mm.create_folder(t, tx, user, item, f"Subfolder {tag}")
             return [_change("create", new)]
@@ -370,8 +389,24 @@ def mutate(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
                     tx.tombstone(child)
                 tx.tombstone(item)
             return _change("delete", item)
+        if name in ("share", "unshare") and item.kind == "driveItem":
+            # A user shares the item with a link, or stops sharing it (permissions.py).
+            if name == "share":
+                perm = sharing.share(
+                    t,
+                    tx,
+                    item,
+                    kind=str(op.get("link", "view")),
+                    scope=str(op.get("scope", "organization")),
+                )
+                return _change("share", item, permission=perm["id"])
+            sharing.unshare(t, tx, item)
+            return _change("unshare", item)
         if name == "update":
             changes = dict(op.get("changes") or {})
+            if item.kind == "mailFolder" and set(changes) == {"displayName"}:
+                mm.rename_folder(t, tx, item, str(changes["displayName"]))
+                return _change("rename", item)
             if item.kind == "driveItem" and "content_size" in changes:
                 spec = {
                     "t": "rand",
@@ -415,9 +450,14 @@ def mutate(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
                     None,
                 )
                 return _change("move", item, new_parent=dest.key)
+            if item.kind == "mailFolder":
+                mm.move_folder(t, tx, item, dest)
+                return _change("move", item, new_parent=dest.key)
             raise GraphError(400, "invalidRequest", f"Cannot move a {item.kind}.")
     raise GraphError(
-        400, "invalidRequest", f"Unknown op {name!r}; expected create, update, move or delete."
+        400,
+        "invalidRequest",
+        f"Unknown op {name!r}; expected create, update, move, delete, share or unshare.",
     )
 
 

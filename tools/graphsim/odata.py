@@ -241,6 +241,7 @@ def paged_list(
     context: str = "",
     key: Callable[[Any], int] = lambda item: int(item.pk),
     filterable: Sequence[str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """A keyset-paged collection: `fetch(after_pk, limit)` returns rows in pk order.
 
@@ -283,4 +284,4 @@ def paged_list(
             if k.lower() not in ("$skiptoken", "$top", "$select", "$filter")
         }
         next_link = link(req, path, **kept, **{"$skiptoken": token})
-    return collection(req, out, next_link=next_link, context=context)
+    return collection(req, out, next_link=next_link, context=context, extra=extra)

@@ -22,6 +22,7 @@ from ..store import NewItem, Store
 from . import names
 from .base import Gen, content_spec, log_size
 from .drives import generate_drive, personal_web_url
+from .groups import generate_groups
 from .mailbox import generate_mailbox, shared_attachments
 from .people import Person
 from .sites import generate_sites
@@ -118,6 +119,7 @@ def generate_tenant(
     )
     root_site = generate_sites(store, gen, profile, sharepoint_host, regular)
     generate_teams(store, gen, profile, sharepoint_host, regular)
+    generate_groups(store, gen, regular, no_mailbox)
     with store.transaction() as tx:
         tx.set_meta("root_site", root_site)
         tx.set_meta("generator", GENERATOR_VERSION)
@@ -203,6 +205,7 @@ def _user(
             max_file=profile.max_file,
             big_files=big_files,
             hostile=True,
+            colleagues=[p for p in people[: profile.users] if p.id != person.id][:4],
         )
         rows.extend(drows)
     rng = gen.rng("user-props", person.id)

@@ -1,18 +1,25 @@
 """Generated calendars: a primary and a second calendar with a weekly series (one moved
 and one cancelled occurrence), a daily numbered series, a monthly series without end, an
-all-day event, a meeting with attendees and single events."""
+all-day event, a meeting with attendees and single events. The meeting and about a fifth
+of the single events carry file attachments (event-list-attachments.md): rows of kind
+`eventAttachment` under the event, which then has `hasAttachments` true."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 from ..config import ScaleProfile
 from ..httpcore import iso
 from ..services import recurrence as rc
 from ..store import NewItem
-from .base import Gen
+from . import names
+from .base import Gen, content_spec, log_size
 from .people import Person
+
+_EVENT_ATT_EXT = [e for e in names.EXTENSIONS if e[0] in (".docx", ".pdf", ".pptx", ".txt")]
+EVENT_ATTACHMENT_SHARE = 0.2
 
 
 def _dtz(value: dt.datetime) -> dict[str, str]:
@@ -224,7 +231,40 @@ def generate_calendars(
         )
         start = gen.when(rng.uniform(-120, 60), rng.randint(8, 17), rng.choice([0, 30]))
         events.append(event(n, cal, f"{subject} #{n}", start, rng.choice([30, 45, 60, 90])))
-    for data in events:
+    for n, data in enumerate(events):
         cal = data.pop("_cal")
+        # Own random stream: attachments shift no other generated value.
+        arng = gen.rng("event-attachments", uid, n)
+        atts: list[NewItem] = []
+        if data is meeting or (
+            data["type"] == "singleInstance" and arng.random() < EVENT_ATTACHMENT_SHARE
+        ):
+            atts = _attachments(gen, arng, uid, str(data["id"]), n, str(data["createdDateTime"]))
+            data["hasAttachments"] = True
         rows.append(NewItem("event", uid, cal, cal, data))
+        rows.extend(atts)
     return rows, {"calendar": primary}
+
+
+def _attachments(
+    gen: Gen, rng: random.Random, uid: str, event_id: str, n: int, stamp: str
+) -> list[NewItem]:
+    out = []
+    for a in range(rng.randint(1, 2)):
+        ext, ctype, head, text = _EVENT_ATT_EXT[rng.randrange(len(_EVENT_ATT_EXT))]
+        size = log_size(rng, 200, 400_000)
+        stem = rng.choice(["Agenda", "Slides", "Notes", "Budget", "Compte rendu", "議事録"])
+        data = {
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "id": gen.outlook_id("AAMkAEAtt", uid, n, a),
+            "lastModifiedDateTime": stamp,
+            "name": f"{stem} {n}-{a + 1}{ext}",
+            "contentType": ctype,
+            "size": size,
+            "isInline": False,
+            "contentId": None,
+            "contentLocation": None,
+        }
+        spec = content_spec(gen, rng, size, text, head, "event-att", uid, n, a)
+        out.append(NewItem("eventAttachment", uid, event_id, event_id, data, content=spec))
+    return out

@@ -4,17 +4,21 @@ Every drive holds files (invariant), in nested folders, with sizes from 0 bytes 
 scale's ceiling (spread on a log scale, plus the exact edge sizes 1 byte, 320 KiB and
 4 MiB + 1), a few very large files (the scale's `big_files`, streamed, never stored), a
 OneNote notebook (`package` facet, no content stream), older versions on some files,
-and a folder of hostile names. Some files are byte-identical across drives.
+and a folder of hostile names. Some files are byte-identical across drives. Some folders
+and files are shared (sharing.py): they carry permissions of their own (`_perms`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from ..store import NewItem
 from . import names
 from .base import Gen, content_spec, log_size
+from .people import Person
+from .sharing import maybe_share, root_permissions
 
 EDGE_SIZES = (1, 327_680, 4 * 1024 * 1024 + 1)
 
@@ -34,8 +38,11 @@ def generate_drive(
     hostile: bool,
     site_id: str | None = None,
     extra_folders: list[str] | None = None,
+    colleagues: Sequence[Person] = (),
 ) -> tuple[list[NewItem], str, dict[str, str]]:
-    """Rows of one drive; returns (rows, drive id, {extra folder name: item id})."""
+    """Rows of one drive; returns (rows, drive id, {extra folder name: item id}).
+
+    `colleagues` are the people sharing links and grants name (none: links only)."""
     drive_id = gen.drive_id("drive", drive_label)
     root_id = gen.drive_item_id("root", drive_label)
     anchor_stamp = gen.ago(gen.rng("drive-created", drive_label), 900, 400)
@@ -53,6 +60,15 @@ def generate_drive(
     if site_id:
         drive_data["_siteId"] = site_id
     rows = [NewItem("drive", owner, "drives", owner, drive_data, name=display_name)]
+    owner_user = owner_ref.get("user")
+    owner_person = (
+        Person(str(owner_user["id"]), str(owner_user["displayName"]), str(owner_user["email"]))
+        if owner_user
+        else None
+    )
+    root_perms = root_permissions(owner_person, owner_ref.get("group", {}).get("displayName"))
+    # Every drive shows a shared folder (whose subfolders inherit) and a shared file.
+    force_share: dict[str, object] = {"folder": ("top", names.DRIVE_FOLDERS[2]), "file": "handbook"}
     who = {
         "user": {
             "displayName": owner_ref.get("user", owner_ref.get("group", {})).get(
@@ -81,36 +97,51 @@ def generate_drive(
                 },
                 "_ver": 1,
                 "_cver": 1,
+                "_perms": root_perms,
             },
             name="root",
         )
     )
     rng = gen.rng("drive", drive_label)
+    # Effective permissions of each generated folder (what its children inherit).
+    effective: dict[str, list[dict[str, Any]]] = {root_id: root_perms}
+    shared_kinds: set[str] = set()
+
+    def share(data: dict[str, Any], parent: str, label: object, *, is_folder: bool) -> None:
+        kind = "folder" if is_folder else "file"
+        own = maybe_share(
+            gen,
+            drive_label,
+            label,
+            web_url=web_url,
+            folder=is_folder,
+            inherited=effective[parent],
+            colleagues=colleagues,
+            force=force_share.get(kind) == label,
+        )
+        if own is not None:
+            data["_perms"] = own
+            shared_kinds.add(kind)
+        if is_folder:
+            effective[str(data["id"])] = own if own is not None else effective[parent]
 
     def folder(parent: str, name: str, label: object) -> str:
         fid = gen.drive_item_id("folder", drive_label, label)
         stamp = gen.ago(rng, 400, 30)
-        rows.append(
-            NewItem(
-                "driveItem",
-                owner,
-                drive_id,
-                parent,
-                {
-                    "id": fid,
-                    "name": name,
-                    "folder": {},
-                    "createdDateTime": stamp,
-                    "lastModifiedDateTime": stamp,
-                    "createdBy": who,
-                    "lastModifiedBy": who,
-                    "fileSystemInfo": {"createdDateTime": stamp, "lastModifiedDateTime": stamp},
-                    "_ver": 1,
-                    "_cver": 1,
-                },
-                name=name,
-            )
-        )
+        data: dict[str, Any] = {
+            "id": fid,
+            "name": name,
+            "folder": {},
+            "createdDateTime": stamp,
+            "lastModifiedDateTime": stamp,
+            "createdBy": who,
+            "lastModifiedBy": who,
+            "fileSystemInfo": {"createdDateTime": stamp, "lastModifiedDateTime": stamp},
+            "_ver": 1,
+            "_cver": 1,
+        }
+        share(data, parent, label, is_folder=True)
+        rows.append(NewItem("driveItem", owner, drive_id, parent, data, name=name))
         return fid
 
     def file(parent: str, name: str, size: int, label: object, *, shared: bool = False) -> None:
@@ -154,6 +185,7 @@ def generate_drive(
                 )
             data["_versions"] = versions
             data["_ver"] = data["_cver"] = len(versions) + 1
+        share(data, parent, label, is_folder=False)
         rows.append(NewItem("driveItem", owner, drive_id, parent, data, name=name, content=spec))
 
     top = [folder(root_id, n, ("top", n)) for n in names.DRIVE_FOLDERS[:4]]

@@ -1,6 +1,6 @@
-"""Generated Teams: each team with its group site, channels (each with a files folder in
-the site's library), root posts (every fourth older than eight months, one deleted) and
-replies."""
+"""Generated Teams: each team with its group site and members, channels (each with a files
+folder in the site's library), root posts (every fourth older than eight months, one
+deleted) and replies."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ def generate_teams(
         )
         stamp = gen.ago(gen.rng("team", i), 800, 400)
         nick = "".join(c for c in name if c.isalnum()).lower()
+        # The team's Microsoft 365 group members (group-list-members.md).
+        picked = gen.rng("team-members", i).sample(range(len(users)), min(len(users), 2 + i % 3))
+        members = [users[n].id for n in sorted(picked)]
         rows = [
             NewItem(
                 "team",
@@ -59,6 +62,7 @@ def generate_teams(
                     "_site": site_id,
                     "_mail": f"{nick}@{host.split('.', maxsplit=1)[0]}.onmicrosoft.com",
                     "_mailNickname": nick,
+                    "_members": members,
                 },
                 name=name,
             )

@@ -4,7 +4,8 @@ Sources: user-list-calendars.md, user-post-calendars.md, calendar-get.md,
 user-list-events.md (singles and series masters only), event-get.md,
 event-list-instances.md, user-list-calendarview.md, calendar-list-calendarview.md,
 user-post-events.md, calendar-post-events.md, event-update.md, event-delete.md,
-event-cancel.md, event-delta.md and concepts/delta-query-events.md:
+event-cancel.md, event-delta.md and concepts/delta-query-events.md, event-list-attachments.md,
+event-post-attachments.md, attachment-get.md:
 
 - calendarView delta covers the *primary* calendar only, within startDateTime and
   endDateTime (kept in the tokens), returns occurrences and exceptions in the window, and
@@ -12,10 +13,14 @@ event-cancel.md, event-delta.md and concepts/delta-query-events.md:
 - `@removed` (reason "deleted") is given for deleted events in the window *and* for events
   outside the window that were added, changed or deleted since the last round: clients
   must filter them (event-delta.md, "Response").
+- `.../events/{id}/attachments` lists an event's attachments (file attachments with their
+  `contentBytes`), `.../attachments/{id}` gets one and `/$value` its raw bytes; a POST adds
+  a file attachment (up to 3 MB). An occurrence has its series master's attachments.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -388,6 +393,59 @@ def register(router: Router, t: Tenant) -> None:
             return [{**removed, "id": row.key}]
         return entries
 
+    # -- attachments (event-list-attachments.md, attachment-get.md) ----------------------
+
+    def _attachment_json(att: Item) -> dict[str, Any]:
+        out = dict(att.data)
+        if out.get("@odata.type") == "#microsoft.graph.fileAttachment":
+            out["contentBytes"] = base64.b64encode(t.content.open(att.content).read()).decode()
+        return out
+
+    def _event_attachment(req: Request) -> Item:
+        user = t.require_mailbox(req.params["user"])
+        item, _day = _event(req, user)
+        att = t.store.get(req.params["attachment"])
+        if att is None or att.kind != "eventAttachment" or att.parent != item.key:
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        return att
+
+    def list_event_attachments(req: Request) -> Response:
+        user = t.require_mailbox(req.params["user"])
+        item, _day = _event(req, user)
+        return paged_list(
+            req,
+            t.tokens,
+            f"/users/{user.key}/events/{item.key}/attachments",
+            lambda after, limit: t.store.children(
+                item.key, ["eventAttachment"], after_pk=after, limit=limit
+            ),
+            _attachment_json,
+            default=200,
+            maximum=1000,
+            context=f"users('{user.key}')/events('{item.key}')/attachments",
+        )
+
+    def get_event_attachment(req: Request) -> Response:
+        att = _event_attachment(req)
+        return json_response(apply_select(_attachment_json(att), parse_select(req)))
+
+    def event_attachment_value(req: Request) -> Response:
+        att = _event_attachment(req)
+        src = t.content.open(att.content)
+        ctype = str(att.data.get("contentType") or "application/octet-stream")
+        return Response(200, [("Content-Type", ctype)], src.iter_range(), src.size)
+
+    def add_event_attachment(req: Request) -> Response:
+        user = t.require_mailbox(req.params["user"])
+        item, day = _event(req, user)
+        if day is not None:
+            raise GraphError(400, "ErrorInvalidRequest", "Attach files to the series master.")
+        with t.store.transaction() as tx:
+            att = cm.add_event_attachment(t, tx, item, req.json() or {})
+        return json_response(dict(att.data), 201)
+
     # -- routes ---------------------------------------------------------------------------
 
     add("GET", "/users/{user}/calendars", list_calendars)
@@ -406,3 +464,11 @@ def register(router: Router, t: Tenant) -> None:
         add("DELETE", f"{prefix}/events/{{event}}", delete_event)
         add("GET", f"{prefix}/events/{{event}}/instances", list_instances)
         add("POST", f"{prefix}/events/{{event}}/cancel", cancel_event)
+        add("GET", f"{prefix}/events/{{event}}/attachments", list_event_attachments)
+        add("POST", f"{prefix}/events/{{event}}/attachments", add_event_attachment)
+        add("GET", f"{prefix}/events/{{event}}/attachments/{{attachment}}", get_event_attachment)
+        add(
+            "GET",
+            f"{prefix}/events/{{event}}/attachments/{{attachment}}/$value",
+            event_attachment_value,
+        )

@@ -4,7 +4,8 @@ Sources: resources/event.md (type singleInstance | occurrence | exception | seri
 seriesMasterId, originalStart), event-list-instances.md, calendar-list-calendarview.md,
 user-post-events.md ("When an event is sent, the server sends invitations to all the
 attendees"), event-update.md, event-delete.md (deleting a meeting from the organizer's
-calendar sends a cancellation), event-cancel.md.
+calendar sends a cancellation), event-cancel.md, event-list-attachments.md,
+event-post-attachments.md, attachment-get.md (`/$value` of an event's file attachment).
 
 Model: singles and series masters are rows; occurrences are computed from the master's
 recurrence; a changed occurrence becomes an "exception" row whose id is the occurrence
@@ -15,6 +16,8 @@ the invitation log (`GET /_sim/invitations`) instead of being sent.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import re
 from typing import Any
@@ -302,10 +305,62 @@ def update_event(t: Tenant, tx: Transaction, user: Item, item: Item, patch: dict
     return item
 
 
+def event_attachments(t: Tenant, event: Item) -> list[Item]:
+    """The event's attachments (event-list-attachments.md), in insertion order."""
+    return t.store.children(event.key, ["eventAttachment"])
+
+
+def add_event_attachment(t: Tenant, tx: Transaction, event: Item, payload: dict[str, Any]) -> Item:
+    """POST .../events/{id}/attachments with a fileAttachment (event-post-attachments.md):
+    up to 3 MB of contentBytes; the event gets a new changeKey and hasAttachments."""
+    if payload.get("@odata.type") != "#microsoft.graph.fileAttachment":
+        raise GraphError(400, "ErrorInvalidRequest", "Only file attachments are supported.")
+    try:
+        raw = base64.b64decode(str(payload.get("contentBytes", "")), validate=True)
+    except (binascii.Error, ValueError):
+        raise GraphError(
+            400, "ErrorInvalidRequest", "The contentBytes value is not valid base64."
+        ) from None
+    if len(raw) > 3 * 1024 * 1024:
+        raise GraphError(
+            413,
+            "ErrorRequestEntityTooLarge",
+            "The attachment is larger than 3 MB; use attachments/createUploadSession.",
+        )
+    data = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "id": Tenant.new_outlook_id("AAMkAEAtt"),
+        "lastModifiedDateTime": Tenant.now(),
+        "name": str(payload.get("name") or "attachment"),
+        "contentType": str(payload.get("contentType") or "application/octet-stream"),
+        "size": len(raw),
+        "isInline": bool(payload.get("isInline", False)),
+        "contentId": payload.get("contentId"),
+        "contentLocation": None,
+    }
+    att = tx.insert(
+        NewItem(
+            "eventAttachment",
+            event.owner,
+            event.key,
+            event.key,
+            data,
+            content=t.content.put_bytes(raw),
+        )
+    )
+    event.data["hasAttachments"] = True
+    event.data["changeKey"] = Tenant.change_key()
+    event.data["lastModifiedDateTime"] = Tenant.now()
+    tx.update(event)
+    return att
+
+
 def delete_event(t: Tenant, tx: Transaction, user: Item, item: Item) -> None:
     if item.data.get("type") == "seriesMaster":
         for row in t.store.by_json(item.scope, "event", "$.seriesMasterId", item.key):
             tx.tombstone(row)
+    for att in event_attachments(t, item):
+        tx.tombstone(att)
     tx.tombstone(item)
     if item.data.get("isOrganizer") and not item.data.get("isCancelled"):
         record_invitation(tx, "cancellation", item.data, str(user.data.get("mail") or ""))

@@ -16,11 +16,12 @@ import re
 from typing import Any
 
 from ..httpcore import GraphError, Request, Response, bad_request, empty_response, json_response
-from ..odata import apply_select, paged_list, parse_select
+from ..odata import apply_select, collection, paged_list, parse_select
 from ..router import Router
 from ..store import Item
 from ..tenant import Tenant
 from . import drivemodel as dm
+from . import permissions as perms
 from . import uploads
 from .common import DeltaSpec, delta_round
 from .sites import resolve_site
@@ -346,10 +347,33 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
             supports_latest=True,
         )
 
+        hierarchical = perms.wants_hierarchical(req.header("Prefer"))
+
         def render(row: Item, initial: bool) -> dict[str, Any] | None:
-            return dm.render_item(t, row, req.base_url, in_delta=True)
+            return dm.render_item(t, row, req.base_url, in_delta=True, hierarchical=hierarchical)
 
         return delta_round(t, req, spec, render)
+
+    # -- sharing permissions (driveitem-list-permissions.md, permission-get.md) -------------
+
+    def list_permissions(req: Request) -> Response:
+        drive = drive_for(t, req)
+        item = target(req, drive)
+        none_match = req.header("If-None-Match")
+        if none_match and none_match.strip() == dm.etag(item):
+            return empty_response(304)
+        select = parse_select(req)
+        values = [apply_select(p, select) for p in perms.effective(t, item)]
+        context = f"drives('{drive.key}')/items('{item.key}')/permissions"
+        return collection(req, values, context=context)
+
+    def get_permission(req: Request) -> Response:
+        drive = drive_for(t, req)
+        item = target(req, drive)
+        for p in perms.effective(t, item):
+            if p["id"] == req.params["permission"]:
+                return json_response(apply_select(p, parse_select(req)))
+        raise GraphError(404, "itemNotFound", "The permission could not be found.")
 
     def list_versions(req: Request) -> Response:
         drive = drive_for(t, req)
@@ -461,4 +485,7 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
         add("GET", f"{items}/versions", list_versions, units=2)
         add("GET", f"{items}/versions/{{version}}", get_version, units=1)
         add("GET", f"{items}/versions/{{version}}/content", version_content, units=1)
+        # Permission operations cost 5 resource units (SharePoint throttling guidance).
+        add("GET", f"{items}/permissions", list_permissions, units=5)
+        add("GET", f"{items}/permissions/{{permission}}", get_permission, units=5)
     raw.add("GET", "/_dl/{token}", download, service="sharepoint", units=1, download=True)

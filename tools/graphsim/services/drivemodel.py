@@ -30,6 +30,7 @@ from urllib.parse import quote
 from ..httpcore import GraphError
 from ..store import Item, NewItem, Transaction
 from ..tenant import Tenant
+from . import permissions as perms
 
 _BAD_CHARS = re.compile(r'["*:<>?/\\|]')
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.I)
@@ -63,6 +64,11 @@ def mime_type(name: str) -> str:
 
 def _guid(item_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_OID, item_id)).upper()
+
+
+def etag(item: Item) -> str:
+    """The item's eTag, as render_item gives it."""
+    return f'"{{{_guid(item.key)}}},{int(item.data.get("_ver", 1))}"'
 
 
 def drive_of(t: Tenant, item: Item) -> Item:
@@ -121,9 +127,11 @@ def render_item(
     *,
     in_delta: bool = False,
     parent_path: str | None = None,
+    hierarchical: bool = False,
 ) -> dict[str, Any]:
     """driveItem JSON. In delta (driveitem-delta.md remarks): no parentReference.path,
-    no cTag; deleted items carry a `deleted` facet and no name."""
+    no cTag; deleted items carry a `deleted` facet and no name. `shared` as
+    permissions.sharing_json says (`hierarchical`: `Prefer: hierarchicalsharing`)."""
     drive = drive_of(t, item)
     d = {k: v for k, v in item.data.items() if not k.startswith("_")}
     guid = _guid(item.key)
@@ -157,6 +165,9 @@ def render_item(
         return out
     if not in_delta:
         d["cTag"] = f'"c:{{{guid}}},{int(item.data.get("_cver", 1))}"'
+    sharing = perms.sharing_json(t, item, in_delta=in_delta, hierarchical=hierarchical)
+    if sharing is not None:
+        d["shared"] = sharing
     if "folder" in d:
         d["folder"] = {"childCount": t.store.count_children(item.key, ["driveItem"])}
         d["size"] = folder_size(t, item)

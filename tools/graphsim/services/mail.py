@@ -6,7 +6,8 @@ message-delta.md and concepts/delta-query-messages.md (per-folder delta, `$selec
 `$top`, `Prefer: odata.maxpagesize`, `changeType`, `$filter=receivedDateTime ge|gt`,
 `@removed` with reason), user-list-messages.md (page size 10, `$top` 1..1000),
 message-get.md (`/$value` is the MIME), user-post-messages.md, message-update.md,
-message-delete.md, message-move.md, message-copy.md.
+message-delete.md, message-move.md, message-copy.md, mailfolder-update.md,
+mailfolder-move.md.
 """
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ def register(router: Router, t: Tenant) -> None:
                 folder.name = str(name)
             tx.update(folder)
         return json_response(mm.render_folder(t, folder))
+
+    def move_folder(req: Request) -> Response:
+        """mailfolder-move.md: 200 with the folder, under its destination."""
+        user = t.require_mailbox(req.params["user"])
+        folder = mm.resolve_folder(t, user, req.params.get("child") or req.params["folder"])
+        dest_ref = str((req.json() or {}).get("destinationId", ""))
+        if not dest_ref:
+            raise bad_request("destinationId is required.", "ErrorInvalidIdMalformed")
+        dest = mm.resolve_folder(t, user, dest_ref)
+        with t.store.transaction() as tx:
+            mm.move_folder(t, tx, folder, dest)
+        fresh = t.store.get(folder.key)
+        assert fresh is not None
+        return json_response(mm.render_folder(t, fresh))
 
     def delete_folder(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -470,6 +485,8 @@ def register(router: Router, t: Tenant) -> None:
     add("GET", "/users/{user}/mailFolders/{folder}", get_folder)
     add("PATCH", "/users/{user}/mailFolders/{folder}", patch_folder)
     add("DELETE", "/users/{user}/mailFolders/{folder}", delete_folder)
+    add("POST", "/users/{user}/mailFolders/{folder}/move", move_folder)
+    add("POST", "/users/{user}/mailFolders/{folder}/childFolders/{child}/move", move_folder)
     add("GET", "/users/{user}/mailFolders/{folder}/childFolders", list_child_folders)
     add("POST", "/users/{user}/mailFolders/{folder}/childFolders", create_child_folder)
     add("GET", "/users/{user}/mailFolders/{folder}/childFolders/{child}", get_folder)

@@ -4,7 +4,8 @@ Sources: api-reference/v1.0/resources/mailfolder.md (well-known folder names),
 message.md (properties; hasAttachments ignores inline attachments), user-post-messages.md
 (JSON and base64 MIME creation: always a draft, 400 ErrorMimeContentInvalidBase64String),
 message-update.md (properties writable only while isDraft), message-move.md (a move
-returns the message with a new id), message-delete.md.
+returns the message with a new id), message-delete.md, mailfolder-update.md and
+mailfolder-move.md (a folder keeps its id and its messages theirs).
 
 Behaviours:
 - Every message has a `changeKey`; `@odata.etag` is `W/"<changeKey>"`; any change
@@ -484,6 +485,55 @@ def create_folder(t: Tenant, tx: Transaction, user: Item, parent: Item, name: st
     return tx.insert(
         NewItem("mailFolder", user.key, folder_scope(user.key), parent.key, data, name=name)
     )
+
+
+def rename_folder(t: Tenant, tx: Transaction, folder: Item, name: str) -> Item:
+    """PATCH displayName (mailfolder-update.md); 409 ErrorFolderExists on a sibling's name.
+
+    The folder keeps its id and its messages: only the folder delta reports it."""
+    name = name.strip()
+    if not name:
+        raise GraphError(400, "ErrorInvalidRequest", "The folder displayName is required.")
+    other = t.store.find_name(folder.parent, ["mailFolder"], name)
+    if other is not None and other.key != folder.key:
+        raise GraphError(
+            409, "ErrorFolderExists", "A folder with the specified name already exists."
+        )
+    folder.data["displayName"] = name
+    folder.name = name
+    return tx.update(folder)
+
+
+def move_folder(t: Tenant, tx: Transaction, folder: Item, dest: Item) -> Item:
+    """Move a folder and its contents under `dest` (mailfolder-move.md).
+
+    The folder keeps its id, and its messages and subfolders theirs (a folder's entry id
+    survives a move within a mailbox): the folder delta reports the folder with its new
+    parentFolderId; the messages' own deltas report nothing. Distinguished folders cannot
+    be moved (403); a folder cannot go into itself or below itself (400); a sibling of
+    the same name at the destination is 409 ErrorFolderExists."""
+    if folder.data.get("_wellKnown"):
+        raise GraphError(
+            403, "ErrorMoveDistinguishedFolder", "Distinguished folders cannot be moved."
+        )
+    if dest.owner != folder.owner or dest.kind != "mailFolder":
+        raise GraphError(404, "ErrorItemNotFound", "The destination folder was not found.")
+    cur: Item | None = dest
+    while cur is not None:
+        if cur.key == folder.key:
+            raise GraphError(
+                400, "ErrorMoveCopyFailed", "A folder cannot be moved into itself or a subfolder."
+            )
+        cur = t.store.get(cur.parent) if cur.kind == "mailFolder" and cur.parent else None
+    if dest.key == folder.parent:
+        return folder
+    if t.store.find_name(dest.key, ["mailFolder"], str(folder.data.get("displayName", ""))):
+        raise GraphError(
+            409, "ErrorFolderExists", "A folder with the specified name already exists."
+        )
+    folder.parent = dest.key
+    folder.data["parentFolderId"] = dest.key
+    return tx.update(folder)
 
 
 def delete_folder(t: Tenant, tx: Transaction, folder: Item) -> None:

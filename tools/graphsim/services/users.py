@@ -1,5 +1,6 @@
 """Users and groups (api-reference/v1.0/api/user-list.md, user-get.md,
-user-get-mailboxsettings.md, group-list.md).
+user-get-mailboxsettings.md, group-list.md, group-get.md, group-list-members.md,
+group-list-transitivemembers.md, concepts/aad-advanced-queries.md).
 
 - `GET /users` is paged (default 100, `$top` up to 999) and returns the default property
   set (user-list.md) unless `$select` asks for more (accountEnabled, userType,
@@ -8,6 +9,16 @@ user-get-mailboxsettings.md, group-list.md).
 - `GET /users/{id | userPrincipalName}`.
 - `GET /users/{id}/mailboxSettings` answers 404 MailboxNotEnabledForRESTAPI for a user
   without a mailbox, as every Outlook endpoint does.
+- `GET /groups` lists the teams' Microsoft 365 groups and the security groups;
+  `/groups/{id}/members` the direct members, `/groups/{id}/transitiveMembers` the flat
+  list of all nested members (nested groups included), each a directoryObject with its
+  `@odata.type` (#microsoft.graph.user or #microsoft.graph.group); 100 per page by
+  default, `$top` up to 999.
+- The OData cast (`.../transitiveMembers/microsoft.graph.user`) is an advanced query
+  (aad-advanced-queries.md, "Use of OData cast with transitive members list"): without
+  the `ConsistencyLevel: eventual` header and `$count=true` it is 400
+  Request_UnsupportedQuery. On `members` the cast works by default. `$count=true` adds
+  `@odata.count` with the header and is silently ignored without it.
 """
 
 from __future__ import annotations
@@ -94,7 +105,7 @@ def register(router: Router, t: Tenant) -> None:
             req,
             t.tokens,
             "/groups",
-            lambda after, limit: t.store.by_kind(["team"], after_pk=after, limit=limit),
+            lambda after, limit: t.store.by_kind(GROUP_KINDS, after_pk=after, limit=limit),
             _group_json,
             default=100,
             maximum=999,
@@ -102,15 +113,73 @@ def register(router: Router, t: Tenant) -> None:
             filterable=["displayName", "mailNickname", "id"],
         )
 
+    def require_group(ref: str) -> Item:
+        item = t.store.get(ref)
+        if item is None or item.kind not in GROUP_KINDS:
+            raise GraphError(404, "Request_ResourceNotFound", f"Resource '{ref}' does not exist.")
+        return item
+
     def get_group(req: Request) -> Response:
-        item = t.store.get(req.params["group"])
-        if item is None or item.kind != "team":
+        return json_response(_group_json(require_group(req.params["group"])))
+
+    def members(req: Request, *, transitive: bool, cast: str | None = None) -> Response:
+        group = require_group(req.params["group"])
+        advanced = req.header("ConsistencyLevel").strip().lower() == "eventual"
+        count = req.query.get("$count", "").lower() == "true"  # rides along in nextLinks
+        if cast and transitive and not (advanced and count):
             raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{req.params['group']}' does not exist.",
+                400,
+                "Request_UnsupportedQuery",
+                "The OData cast on transitiveMembers is not supported because the required"
+                " parameters might be missing. Try adding $count=true query parameter and"
+                " ConsistencyLevel:eventual header. Refer to"
+                " https://aka.ms/graph-docs/advanced-queries for more information",
             )
-        return json_response(_group_json(item))
+        found = _transitive_members(t, group) if transitive else _direct_members(t, group)
+        if cast == "user":
+            found = [m for m in found if m.kind == "user"]
+        elif cast == "group":
+            found = [m for m in found if m.kind in GROUP_KINDS]
+        elif cast is not None:
+            found = []  # devices, contacts, service principals: none are generated
+        found.sort(key=lambda m: m.pk)
+        select = parse_select(req)
+        relation = "transitiveMembers" if transitive else "members"
+        path = f"/groups/{group.key}/{relation}" + (f"/microsoft.graph.{cast}" if cast else "")
+
+        def fetch(after: int, limit: int) -> list[Item]:
+            return [m for m in found if m.pk > after][:limit]
+
+        def render(member: Item) -> dict[str, Any]:
+            if member.kind == "user":
+                out = {"@odata.type": "#microsoft.graph.user", **render_user(t, member, select)}
+            else:
+                out = {"@odata.type": "#microsoft.graph.group", **_group_json(member)}
+            return out
+
+        return paged_list(
+            req,
+            t.tokens,
+            path,
+            fetch,
+            render,
+            default=100,
+            maximum=999,
+            context="directoryObjects",
+            extra={"@odata.count": len(found)} if advanced and count else None,
+        )
+
+    def list_members(req: Request) -> Response:
+        return members(req, transitive=False)
+
+    def list_transitive(req: Request) -> Response:
+        return members(req, transitive=True)
+
+    def list_members_cast(req: Request) -> Response:
+        return members(req, transitive=False, cast=req.params["cast"].lower())
+
+    def list_transitive_cast(req: Request) -> Response:
+        return members(req, transitive=True, cast=req.params["cast"].lower())
 
     router.add("GET", "/users", list_users, service="directory")
     router.add("GET", "/users/{user}", get_user, service="directory")
@@ -123,10 +192,44 @@ def register(router: Router, t: Tenant) -> None:
     )
     router.add("GET", "/groups", list_groups, service="directory")
     router.add("GET", "/groups/{group}", get_group, service="directory")
+    router.add("GET", "/groups/{group}/members", list_members, service="directory")
+    router.add("GET", "/groups/{group}/transitiveMembers", list_transitive, service="directory")
+    router.add("GET", "/groups/{group}/members/{cast}", list_members_cast, service="directory")
+    router.add(
+        "GET", "/groups/{group}/transitiveMembers/{cast}", list_transitive_cast, service="directory"
+    )
+
+
+GROUP_KINDS = ("team", "group")
+
+
+def _direct_members(t: Tenant, group: Item) -> list[Item]:
+    out = []
+    for ref in group.data.get("_members") or []:
+        member = t.store.get(str(ref))
+        if member is not None and member.kind in ("user", *GROUP_KINDS):
+            out.append(member)
+    return out
+
+
+def _transitive_members(t: Tenant, group: Item) -> list[Item]:
+    """Every member of the group and of its nested groups, once (nested groups too)."""
+    seen: dict[str, Item] = {}
+    todo = [group]
+    visited = {group.key}
+    while todo:
+        for member in _direct_members(t, todo.pop()):
+            seen.setdefault(member.key, member)
+            if member.kind in GROUP_KINDS and member.key not in visited:
+                visited.add(member.key)
+                todo.append(member)
+    return list(seen.values())
 
 
 def _group_json(item: Item) -> dict[str, Any]:
     d = item.data
+    if item.kind == "group":
+        return public(d)
     return {
         "id": item.key,
         "displayName": d.get("displayName"),
