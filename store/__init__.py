@@ -56,6 +56,7 @@ from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.keys import KdfParams, Keyring, KeySlot, load_private_key
 from store.layout import Layout, owner_component
 from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
+from store.paths import safe_component
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
 from store.selection import owner_matches, select_snapshots
@@ -261,6 +262,7 @@ __all__ = [
     "repair_snapshots",
     "repository_stats",
     "rotate_master_key",
+    "safe_component",
     "scan_pack",
     "select_snapshots",
     "slot_statuses",

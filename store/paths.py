@@ -58,23 +58,31 @@ _UNSAFE = {"/", "%", "\x00"}
 _MAX_NAME_BYTES = 255
 
 
+def _escape(ch: str) -> str:
+    if ch in _UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F:
+        return f"%{ord(ch):02X}"
+    if 0xD800 <= ord(ch) <= 0xDFFF:
+        # A lone surrogate (JSON allows "\ud800"): not encodable as a file
+        # name, so it is percent-encoded like a control character.
+        return "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+    return ch
+
+
 def safe_component(text: str) -> str:
     """``text`` as one safe, reversible path component.
 
-    ``%``, ``/``, NUL and control characters are percent-encoded, ``.`` and
-    ``..`` become ``%2E`` and ``%2E%2E``, so distinct inputs stay distinct and no
+    ``%``, ``/``, NUL, control characters and lone surrogates are
+    percent-encoded, ``.`` and ``..`` become ``%2E`` and ``%2E%2E``, so
+    distinct inputs stay distinct, every result is a valid file name, and no
     name can climb out of its directory. Names longer than 255 bytes are cut
     and given a hash suffix (still unique, no longer reversible).
     """
     if text in (".", ".."):
         return "%2E" * len(text)
-    out = "".join(
-        f"%{ord(ch):02X}" if ch in _UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
-        for ch in text
-    )
+    out = "".join(_escape(ch) for ch in text)
     if not out:
         return "%00"
-    raw = out.encode("utf-8", "surrogateescape")
+    raw = out.encode("utf-8")
     if len(raw) <= _MAX_NAME_BYTES:
         return out
     from blake3 import blake3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat as stat_module
 from collections.abc import Iterator
 
@@ -10,7 +11,17 @@ import click
 from cli.app import App
 from cli.errors import CliError
 from cli.output import print_json
-from store import Entry, Snapshot, SnapshotReader, format_time, select_snapshots
+from store import (
+    Entry,
+    Snapshot,
+    SnapshotItem,
+    SnapshotReader,
+    VirtualFS,
+    VirtualLink,
+    VNode,
+    format_time,
+    select_snapshots,
+)
 
 
 def entry_json(path: str, entry: Entry) -> dict[str, object]:
@@ -58,6 +69,69 @@ def _items(reader: SnapshotReader, path: str, recursive: bool) -> Iterator[tuple
             yield (f"{base}/{child.display_name}" if base else child.display_name), child
 
 
+# First components of the repository-wide virtual layout (as the mount shows it).
+VIRTUAL_ROOTS = ("snapshots", "owners", "ids")
+
+
+def _is_virtual(selector: str) -> bool:
+    return selector.strip("/") == "" or selector.strip("/").split("/")[0] in VIRTUAL_ROOTS
+
+
+def _node_json(path: str, node: VNode) -> dict[str, object]:
+    if isinstance(node, SnapshotItem):
+        item = entry_json(path, node.entry)
+        item["snapshot"] = node.snapshot.id_hex
+        return item
+    out: dict[str, object] = {
+        "path": path,
+        "name": path.rsplit("/", 1)[-1],
+        "type": "symlink" if isinstance(node, VirtualLink) else "dir",
+        "mtime": format_time(node.mtime_ns),
+        "mtime_ns": node.mtime_ns,
+    }
+    if isinstance(node, VirtualLink):
+        out["target"] = node.target
+    return out
+
+
+def _virtual_items(vfs: VirtualFS, path: str, recursive: bool) -> Iterator[tuple[str, VNode]]:
+    base = path.strip("/")
+    node = vfs.resolve(base, follow=True)
+    if not node.is_dir:
+        yield base, node
+        return
+    for name, child in vfs.children(node):
+        child_path = f"{base}/{os.fsdecode(name)}" if base else os.fsdecode(name)
+        yield child_path, child
+        if recursive and child.is_dir:
+            yield from _virtual_items(vfs, child_path, recursive)
+
+
+def _target(node: Entry | VNode) -> str | None:
+    if isinstance(node, SnapshotItem):
+        node = node.entry
+    if isinstance(node, VirtualLink):
+        return node.target
+    if isinstance(node, Entry) and node.target is not None:
+        return node.target.decode("utf-8", "surrogateescape")
+    return None
+
+
+def _show(items: Iterator[tuple[str, Entry | VNode]], long_format: bool) -> None:
+    """One line per item: ``path``, ``dir/``, ``link -> target``; with -l mode, size, time."""
+    for item_path, node in items:
+        shown = item_path + ("/" if node.is_dir else "")
+        target = _target(node)
+        if target is not None:
+            shown += " -> " + target
+        if long_format:
+            mode = stat_module.filemode(node.st_mode)
+            mtime = format_time(node.mtime_ns, precision=0)
+            click.echo(f"{mode} {node.size:>12} {mtime} {shown}")
+        else:
+            click.echo(shown)
+
+
 @click.command("ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
@@ -81,21 +155,25 @@ def command(
     long_format: bool,
     as_json: bool,
 ) -> None:
-    """List the items of SNAPSHOT (an ID or 'latest') at PATH."""
+    """List the items of SNAPSHOT (an ID or 'latest') at PATH.
+
+    SNAPSHOT may also be a path of the repository-wide layout the mount shows
+    (``/``, ``snapshots/...``, ``owners/<kind>/<name>/latest/...``, ``ids/...``),
+    read through the same virtual filesystem as the mount.
+    """
+    if _is_virtual(snapshot):
+        vfs = VirtualFS(app.open_repo())
+        full = f"{snapshot.strip('/')}/{path}".strip("/")
+        virtual = _virtual_items(vfs, full, recursive)
+        if as_json:
+            print_json([_node_json(p, n) for p, n in virtual])
+        else:
+            _show(virtual, long_format)
+        return
     chosen = one_snapshot(app, snapshot, owners)
     reader = app.open_repo().reader(chosen)
     items = _items(reader, path, recursive)
     if as_json:
         print_json([entry_json(p, e) for p, e in items])
         return
-    for item_path, entry in items:
-        shown = item_path + ("/" if entry.is_dir else "")
-        if entry.is_symlink and entry.target is not None:
-            shown += " -> " + entry.target.decode("utf-8", "surrogateescape")
-        if long_format:
-            mode = stat_module.filemode(entry.st_mode)
-            click.echo(
-                f"{mode} {entry.size:>12} {format_time(entry.mtime_ns, precision=0)} {shown}"
-            )
-        else:
-            click.echo(shown)
+    _show(items, long_format)

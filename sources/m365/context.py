@@ -55,6 +55,10 @@ class RunFlags:
     flags only go from False to True)."""
 
     teams_protected_refused: str | None = None
+    # Until one channel-message request has answered, teams wait for it
+    # (teams_probe) instead of all asking a protected API that may refuse.
+    teams_messages_allowed: bool = False
+    teams_probe: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

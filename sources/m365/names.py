@@ -21,29 +21,16 @@ from datetime import UTC, datetime
 
 from blake3 import blake3
 
-_MAX_NAME_BYTES = 255
-_UNSAFE = {"/", "%", "\x00"}
+from store import safe_component
+
 _SPACES = re.compile(r"\s+")
 TITLE_BYTES = 120
 NO_TIME = "0000-00-00T00-00-00Z"
 
 
 def safe_name(text: str) -> str:
-    """``text`` as one safe, reversible path component (store.paths.safe_component's rules)."""
-    if text in (".", ".."):
-        return "%2E" * len(text)
-    out = "".join(
-        f"%{ord(ch):02X}" if ch in _UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
-        for ch in text
-    )
-    if not out:
-        return "%00"
-    raw = out.encode("utf-8", "surrogatepass")
-    if len(raw) <= _MAX_NAME_BYTES:
-        return out
-    suffix = "~" + blake3(raw).hexdigest(length=8)
-    cut = raw[: _MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore")
-    return cut + suffix
+    """``text`` as one safe, reversible path component (the engine's rule)."""
+    return safe_component(text)
 
 
 def short_id(graph_id: str, length: int = 8) -> str:

@@ -19,7 +19,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, content_version, graph_json
+from sources.m365.context import (
+    Enumeration,
+    RunFlags,
+    ServiceContext,
+    content_version,
+    graph_json,
+)
 from sources.m365.errors import AccessDenied, ItemGone, ResyncRequired
 from sources.m365.names import clean_title, item_name, safe_name, short_id, time_ns
 from sources.m365.render.html import render_thread
@@ -87,11 +93,22 @@ class TeamBackup:
                     "graph": graph_json(ch),
                 },
             )
-            if refused or ctx.owner.flags.teams_protected_refused:
+            flags = ctx.owner.flags
+            if refused or flags.teams_protected_refused:
                 refused = True
                 continue
             try:
-                self._messages(cid, path, str(ch.get("displayName") or name))
+                if flags.teams_messages_allowed:
+                    self._messages(cid, path, str(ch.get("displayName") or name))
+                else:
+                    # The first channel anywhere probes the protected API; the
+                    # others wait for its answer so a refusal is asked once.
+                    with flags.teams_probe:
+                        if _refused(flags):  # another team's probe was refused meanwhile
+                            refused = True
+                            continue
+                        self._messages(cid, path, str(ch.get("displayName") or name))
+                        flags.teams_messages_allowed = True
             except ProtectedApiRefused:
                 refused = True
         for name, (kind, _v) in ctx.children("channels").items():
@@ -235,3 +252,8 @@ class TeamBackup:
 
 def backup_team(ctx: ServiceContext) -> None:
     TeamBackup(ctx).run()
+
+
+def _refused(flags: RunFlags) -> bool:
+    """Whether the protected API refused this run (read afresh, under the probe lock)."""
+    return flags.teams_protected_refused is not None

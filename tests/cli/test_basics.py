@@ -172,3 +172,23 @@ def test_repository_from_configuration_file(tmp_path: Path) -> None:
     assert bad.code == 16
     assert json.dumps(bad.err)  # printable, one line
     assert "not valid TOML" in bad.err
+
+
+def test_ls_browses_the_layout_the_mount_shows(tmp_path: Path) -> None:
+    env, source = _ready(tmp_path)
+    env.run("backup", "--path", str(source))
+    top = env.run("ls", "/").out.split()
+    assert top == ["ids/", "owners/", "snapshots/"]
+    owners = env.run("ls", "owners/folders", "--json").json()
+    assert len(owners) == 1
+    owner_dir = owners[0]["name"]
+    assert owner_dir.endswith("%2Fsource")
+    history = env.run("ls", f"owners/folders/{owner_dir}").out.splitlines()
+    assert any("/latest -> " in line for line in history)
+    listing = env.run("ls", f"owners/folders/{owner_dir}/latest", "nested", "--json").json()
+    assert {"deeper", "mode-600"} <= {item["name"] for item in listing}
+    same = env.run("ls", "latest", "nested", "--json").json()
+    assert [i["name"] for i in listing] == [i["name"] for i in same]
+    missing = env.run("ls", "owners/folders/nobody", check=False)
+    assert missing.code == 1
+    assert "Traceback" not in missing.err
