@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cli.app import App
-from cli.errors import EXIT_OK, CliError, ConfigError
+from cli.errors import EXIT_OK, EXIT_USAGE, CliError, ConfigError
 from cli.m365 import limit_malloc_arenas, quiet_http_logs
 from cli.output import note, print_json
 from cli.progress import Progress
@@ -39,20 +39,27 @@ TEAMS_REFUSED = (
 )
 
 
+class CannotRestore(CliError):
+    """The request asks for what cannot be restored there (exit 2, like a usage error:
+    nothing was sent, and a script can tell it from a failed restore)."""
+
+    exit_code = EXIT_USAGE
+
+
 def check_request(chosen: list[Snapshot], query: ItemQuery, target: RestoreTarget) -> None:
-    """Refuse what cannot work, in one line (CliError, exit 1)."""
+    """Refuse what cannot work, in one line (CannotRestore, exit 2)."""
     kinds = {s.owner.kind for s in chosen}
     if any(s.source.get("type") != "m365" for s in chosen):
-        raise CliError(
+        raise CannotRestore(
             "snapshots of local folders can only be restored to a directory: use --to-dir DIR"
         )
     if "teams" in query.services or "post" in query.kinds or kinds == {"teams"}:
-        raise CliError(TEAMS_REFUSED)
+        raise CannotRestore(TEAMS_REFUSED)
     if target.kind == SITE:
         wrong = [s for s in query.services if s in ("mail", "contacts", "calendar")]
         wrong += [k for k in query.kinds if k in ("message", "contact", "event")]
         if wrong:
-            raise CliError(
+            raise CannotRestore(
                 f"{wrong[0]} cannot be restored to a SharePoint site: use --to user:<upn>"
             )
 

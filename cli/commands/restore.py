@@ -182,11 +182,14 @@ def _to_dir(
         f"{r['unchanged']} already there, "
         f"{r['failed']} failed, {human_size(r['bytes_written'])} written to {r['target']}"
         for r in owners_report
+        # Owners the filter left empty are in the report, not on the screen.
+        if r["created"] + r["replaced"] + r["kept_both"] + r["skipped"] + r["unchanged"]
+        or r["failed"]
     ]
     for r in owners_report:
         lines.extend(f"  failed {f['path']}: {f['reason']}" for f in r["failures"])
     if nothing:
-        lines.append(NOTHING)
+        lines = [NOTHING]
     report["summary"] = "\n".join(lines)
     report["report"] = repo.save_report("restore", report)
     if as_json:
