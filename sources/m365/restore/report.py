@@ -130,7 +130,9 @@ class OwnerResult:
     def settle(self) -> None:
         if self.status == "skipped":
             return
-        if self.error is not None and self.total("failed") == 0 and self.total("written") == 0:
+        nothing_done = self.total("written") == 0 and self.total("skipped") == 0
+        if nothing_done and (self.error is not None or self.total("failed")):
+            # Every item failed (or none could be tried): not a partial success.
             self.status = "failed"
         elif self.error is not None or self.total("failed"):
             self.status = "partial"
