@@ -9,6 +9,7 @@ the simulator's counters, never through Coffer's own code.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 
 from store import format_time
 from tests.cli.helpers import CofferEnv, Result, init, new_env
+from tests.mount.mounting import is_mounted
 from tests.sources.m365.restoring import Graph
 from tools.graphsim.testing import RunningTenant, running_tenant
 
@@ -387,3 +389,115 @@ def test_every_restore_stores_a_json_and_readable_report(m365: Tenant, tmp_path:
             assert stored["dry_run"] is ("--dry-run" in args)
     listing = m365.coffer("report", "--kind", "restore", check=True).out
     assert "0 created" in listing  # the listing summarises restores too
+
+
+def _post(m365: Tenant, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = m365.graph.session.post(m365.tenant.url(path), json=body, timeout=60)
+    assert resp.status_code == 201, resp.text
+    data = resp.json()
+    assert isinstance(data, dict)
+    return data
+
+
+def _inside(root: Path) -> list[Path]:
+    """Every path under ``root``, each checked to resolve inside it."""
+    found = list(root.rglob("*"))
+    for path in found:
+        assert path.resolve(strict=False).is_relative_to(root.resolve()), path
+    return found
+
+
+def test_hostile_names_never_write_outside_the_directory(m365: Tenant, tmp_path: Path) -> None:
+    g = m365.graph
+    user = g.user(index=0)
+    uid, upn = user["id"], user["userPrincipalName"]
+    hostile = ("..", "/etc", "a/../../b", "..\\..\\windows")
+    for name in hostile:
+        folder = _post(m365, f"/users/{uid}/mailFolders", {"displayName": name})
+        _post(
+            m365,
+            f"/users/{uid}/mailFolders/{folder['id']}/messages",
+            {"subject": "../../../../tmp/escape", "body": {"contentType": "text", "content": "x"}},
+        )
+    _post(m365, f"/users/{uid}/contacts", {"displayName": "../../../outside"})
+    m365.coffer("backup", "--user", upn, check=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    args = ["--owner", upn, "--service", "mail", "--service", "contacts"]
+
+    # A symlink planted in the target, where the restore will want a folder.
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "mail").symlink_to(outside)
+    result = m365.restore("--to-dir", str(planted), *args)
+    assert result.code == 3, result.err  # the mail could not go there: failed, not followed
+    assert "mail" in result.err
+    assert list(outside.iterdir()) == []
+    assert (planted / "mail").is_symlink()
+
+    clean = tmp_path / "clean"
+    result = m365.restore("--to-dir", str(clean), *args)
+    assert result.code == 0, result.err
+    assert list(outside.iterdir()) == []
+    found = _inside(clean)
+    names = [p.relative_to(clean).as_posix() for p in found]
+    emls = [n for n in names if n.endswith(".eml")]
+    escapes = [n for n in emls if "tmp" in n and "escape" in n]
+    assert len(escapes) == len(hostile), emls  # one per hostile folder, each inside
+    # Each hostile folder is one directory under mail/, its name made safe.
+    folders = {p.name for p in (clean / "mail").iterdir() if p.is_dir()}
+    assert {"%2E%2E", "%2Fetc", "a%2F..%2F..%2Fb", "..\\..\\windows"} <= folders
+    assert not (tmp_path / "etc").exists()
+    assert "contacts/Contacts/..%2F..%2F..%2Foutside [" in " ".join(names)
+
+
+def _files(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns // 1_000_000_000)
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.mark.fuse
+def test_to_dir_matches_the_mount_and_eml_is_the_backed_up_mime(
+    m365: Tenant, tmp_path: Path
+) -> None:
+    g = m365.graph
+    user = g.user(index=2)
+    upn = user["userPrincipalName"]
+    out = tmp_path / "out"
+    result = m365.restore("--to-dir", str(out), "--owner", upn)
+    assert result.code == 0, result.err
+    restored = _files(out)
+    assert any(name.startswith("onedrive/") for name in restored)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    proc = m365.env.popen("mount", str(mountpoint))
+    try:
+        deadline = time.monotonic() + 30
+        while not is_mounted(mountpoint):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        history = mountpoint / "owners" / "users" / upn
+        newest = sorted(p for p in history.iterdir() if p.name[:1].isdigit())[-1]
+        mounted = _files(newest)
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert restored.keys() == mounted.keys()
+    for name, (data, mtime) in restored.items():
+        assert data == mounted[name][0], name
+        assert mtime == mounted[name][1], name
+    # The .eml files are the messages' MIME as Graph served it ($value), byte for byte.
+    inbox = g.all(f"/users/{user['id']}/mailFolders/inbox/messages", **{"$top": "100"})
+    assert inbox
+    mime = sorted(g.raw(f"/users/{user['id']}/messages/{m['id']}/$value") for m in inbox)
+    emls = sorted(
+        data
+        for name, (data, _) in restored.items()
+        if name.startswith("mail/Inbox/") and name.count("/") == 2 and name.endswith(".eml")
+    )
+    assert emls == mime
