@@ -17,9 +17,11 @@ in the snapshot (an occurrence that was moved or changed, with its
 ``originalStart``) is then applied to the matching occurrence of the new
 series with a PATCH (which turns an occurrence into an exception,
 event-update.md). A series is restored as a whole: selecting one exception
-restores its series. Occurrences cancelled before the backup are not in the
-snapshot (Graph lists no cancelled occurrences in v1.0) and come back as
-ordinary occurrences (docs/restore.md).
+restores its series. Graph v1.0 lists no cancelled occurrences, so the
+backup records on the master the original start day of every occurrence in
+its window; the occurrences of the new series missing from that record are
+cancelled again (a series backed up before that record existed comes back
+with them, and the report says so).
 
 Calendars are found by name (the default calendar as the default), created
 when missing; for another mailbox a calendar named ``<restore folder> -
