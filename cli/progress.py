@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cli.output import human_size, stderr_is_terminal
+from cli.output import human_duration, human_size, stderr_is_terminal
 
 
 class Progress:
@@ -24,6 +25,8 @@ class Progress:
         self.owners_done = 0
         self.owners_total = 0
         self.throttled_seconds = 0.0
+        self.items_total = 0  # known in advance (restore): shown as done/total
+        self.eta_source: Callable[[], float | None] | None = None
         self.current = ""
         self._lock = threading.Lock()
         self._start = time.monotonic()
@@ -67,8 +70,11 @@ class Progress:
             else ""
         )
         waits = f"  throttled {self.throttled_seconds:.0f}s" if self.throttled_seconds else ""
+        items = f"{self.items}/{self.items_total}" if self.items_total else f"{self.items}"
+        eta = self.eta_source() if self.eta_source is not None else None
+        left = f"  ETA {human_duration(eta)}" if eta is not None else ""
         line = (
-            f"{self.title}: {owners}{self.items} items, {human_size(self.bytes)} "
-            f"({human_size(self.bytes / elapsed)}/s){waits}  {self.current[-60:]}"
+            f"{self.title}: {owners}{items} items, {human_size(self.bytes)} "
+            f"({human_size(self.bytes / elapsed)}/s){left}{waits}  {self.current[-60:]}"
         )
         return Text(line)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "snapshots": "cli.commands.snapshots",
     "ls": "cli.commands.ls",
     "restore": "cli.commands.restore",
+    "find": "cli.commands.find",
     "mount": "cli.commands.mount",
     "diff": "cli.commands.diff",
     "check": "cli.commands.check",

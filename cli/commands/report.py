@@ -35,6 +35,22 @@ def _summary(kind: str, report: dict[str, Any]) -> str:
         )
     if kind in ("repair", "key"):
         return str(report.get("action", ""))
+    if kind == "restore" and isinstance(report.get("totals"), dict):
+        t = report["totals"]
+        target = report.get("target") or {}
+        where = target.get("to") or target.get("dir") or "?"
+        dry = " (dry run)" if report.get("dry_run") else ""
+        return (
+            f"to {where}{dry}: {t.get('created', 0)} created, {t.get('replaced', 0)} replaced, "
+            f"{t.get('skipped', 0)} skipped, {t.get('failed', 0)} failed, "
+            f"exit {report.get('exit_code')}"
+        )
+    if kind == "restore" and "owners" in report:
+        target = report.get("target") or {}
+        return (
+            f"to {target.get('dir', '?')}: {report.get('failed', 0)} failed, "
+            f"exit {report.get('exit_code')}"
+        )
     return ", ".join(
         f"{k}={v}" for k, v in list(report.items())[:3] if not isinstance(v, list | dict)
     )
@@ -86,6 +102,11 @@ def command(app: App, run: str | None, kind: str | None, as_json: bool) -> None:
             print_json({"key": key, "report": report})
         else:
             click.echo(key)
+            # The readable summary the command printed, then everything.
+            summary = report.get("summary")
+            if isinstance(summary, str) and summary:
+                click.echo(summary)
+                click.echo("")
             click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     rows = []

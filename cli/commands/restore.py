@@ -1,37 +1,52 @@
-"""``coffer restore``: restore snapshots (to a local directory for now)."""
+"""``coffer restore``: put items back into Microsoft 365, or into a local directory.
+
+    coffer restore SNAPSHOT --to original|user:UPN[/FOLDER]|site:SITE[/PATH] [filters]
+    coffer restore SNAPSHOT --to-dir DIR [filters]
+
+SNAPSHOT is an ID (``coffer find`` says which holds a version) or ``latest``
+(the newest of every owner). Filters (cli/restoring.py) narrow what is
+restored. Exit codes: 0 done (items skipped by the conflict policy are not
+failures; nothing matching is not an error), 3 some items failed (listed in
+the report), 1 nothing could be done. Every restore stores a report in the
+repository (``coffer report``); ``--json`` prints it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
+from cli.errors import EXIT_OK, EXIT_PARTIAL
 from cli.output import human_size, note, print_json
 from cli.progress import Progress
+from cli.restoring import build_query, filter_options
 from sources.folder import restore_to_dir
 from sources.folder.restore import CONFLICT_POLICIES
-from store import Layout, owner_component, select_snapshots
+from sources.m365.restore import ItemQuery
+from store import Layout, Repository, Snapshot, owner_component, select_snapshots
+
+NOTHING = "nothing matched the selection"
 
 
 @click.command("restore")
 @click.argument("snapshot")
 @click.option(
+    "--to",
+    "to",
+    metavar="TARGET",
+    help="Into Microsoft 365: 'original', 'user:<upn>[/<folder>]' or 'site:<site>[/<path>]'.",
+)
+@click.option(
     "--to-dir",
     "to_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Restore into this local directory (created if missing).",
+    help="Into this local directory (created if missing).",
 )
-@click.option("--owner", "owners", multiple=True, metavar="GLOB", help="Only these owners.")
-@click.option(
-    "--include",
-    "includes",
-    multiple=True,
-    metavar="GLOB",
-    help="Only items whose path matches (a match on a folder includes what is in it).",
-)
+@filter_options
 @click.option(
     "--path",
     "subpath",
@@ -44,81 +59,142 @@ from store import Layout, owner_component, select_snapshots
     type=click.Choice(CONFLICT_POLICIES),
     default="skip",
     show_default=True,
-    help="When the target already has the item.",
+    help="When another version of an item is in the target.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Only say what would be created, replaced or skipped."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def command(
     app: App,
     snapshot: str,
+    to: str | None,
     to_dir: Path | None,
     owners: tuple[str, ...],
+    services: tuple[str, ...],
+    kinds: tuple[str, ...],
+    folders: tuple[str, ...],
     includes: tuple[str, ...],
+    subjects: tuple[str, ...],
+    senders: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    subpath: str,
+    on_conflict: str,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
+    """Restore items of SNAPSHOT (an ID, or 'latest' for the newest of every owner)."""
+    if (to is None) == (to_dir is None):
+        raise click.UsageError("give one target: --to TARGET or --to-dir DIR")
+    query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
+    repo = app.open_repo()
+    chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
+    if to_dir is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run is for restores into Microsoft 365 (--to)")
+        return _to_dir(app, repo, chosen, snapshot, to_dir, query, subpath, on_conflict, as_json)
+    if subpath:
+        query = replace(query, paths=(subpath.strip("/"),))
+    from cli.m365restore import restore_to_m365
+
+    assert to is not None
+    return restore_to_m365(
+        app, repo, chosen, snapshot, to, query, on_conflict, dry_run, as_json, NOTHING
+    )
+
+
+def _to_dir(
+    app: App,
+    repo: Repository,
+    chosen: list[Snapshot],
+    selector: str,
+    to_dir: Path,
+    query: ItemQuery,
     subpath: str,
     on_conflict: str,
     as_json: bool,
 ) -> int:
-    """Restore SNAPSHOT (an ID, or 'latest' for the newest of every owner)."""
-    if to_dir is None:
-        raise CliError("give a target: --to-dir DIR")
-    repo = app.open_repo()
-    chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
+    from sources.m365.restore.localdir import selector as m365_selector
+
     several = len(chosen) > 1
     # Owner folders are named as the mount names them (owners/<kind>/<name>),
     # so a restore and a mount of the same snapshots can be compared directly,
     # and two owners sharing a name never merge.
     owner_names = Layout.build(repo.list_snapshots()).owner_names if several else {}
+    narrow = bool(query.narrows_items or query.services)
     owners_report: list[dict[str, Any]] = []
     with Progress("restore", enabled=not (app.quiet or as_json)) as progress:
         for snap in chosen:
+            m365 = snap.source.get("type") == "m365"
+            if narrow and not m365:
+                continue  # Microsoft 365 filters leave folder snapshots out
             # One snapshot goes straight into the target; several go under
             # <kind>/<name>/ so owners never mix.
             owner_dir = owner_names.get(snap.owner.identity) or owner_component(
                 snap.owner.name or snap.owner.key
             )
             target = to_dir / snap.owner.kind / owner_dir if several else to_dir
+            reader = repo.reader(snap)
             result = restore_to_dir(
-                repo.reader(snap),
+                reader,
                 target,
                 path=subpath,
-                includes=list(includes),
+                includes=list(query.includes),
                 on_conflict=on_conflict,
                 progress=progress.item,
+                select=m365_selector(reader, query, subpath) if m365 and narrow else None,
             )
             owners_report.append(
                 {
                     "owner": snap.owner.name,
+                    "kind": snap.owner.kind,
                     "snapshot": snap.id_hex,
                     "target": str(target),
                     **result.to_map(),
                 }
             )
     failed = sum(int(r["failed"]) for r in owners_report)
+    written = sum(r["created"] + r["replaced"] + r["kept_both"] for r in owners_report)
+    nothing = (
+        written == 0
+        and failed == 0
+        and not any(r["unchanged"] or r["skipped"] for r in owners_report)
+    )
     report: dict[str, Any] = {
-        "selector": snapshot,
-        "target": str(to_dir),
+        "format": "coffer-restore-report",
+        "version": 1,
+        "kind": "restore",
+        "source": "snapshot-tree",
+        "selector": selector,
+        "target": {"kind": "dir", "dir": str(to_dir)},
+        "filters": query.describe(),
         "on_conflict": on_conflict,
+        "status": "nothing" if nothing else ("partial" if failed else "ok"),
+        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
         "owners": owners_report,
         "failed": failed,
     }
+    lines = [
+        f"{r['owner']}: {r['created']} created, {r['replaced']} replaced, "
+        f"{r['kept_both']} kept both, {r['skipped']} skipped, "
+        f"{r['unchanged']} already there, "
+        f"{r['failed']} failed, {human_size(r['bytes_written'])} written to {r['target']}"
+        for r in owners_report
+        # Owners the filter left empty are in the report, not on the screen.
+        if r["created"] + r["replaced"] + r["kept_both"] + r["skipped"] + r["unchanged"]
+        or r["failed"]
+    ]
+    for r in owners_report:
+        lines.extend(f"  failed {f['path']}: {f['reason']}" for f in r["failures"])
+    if nothing:
+        lines = [NOTHING]
+    report["summary"] = "\n".join(lines)
     report["report"] = repo.save_report("restore", report)
     if as_json:
         print_json(report)
     else:
-        for r in owners_report:
-            note(
-                f"{r['owner']}: {r['created']} created, {r['replaced']} replaced, "
-                f"{r['kept_both']} kept both, {r['skipped']} skipped, "
-                f"{r['unchanged']} already there, "
-                f"{r['failed']} failed, {human_size(r['bytes_written'])} written to {r['target']}"
-            )
-            for failure in r["failures"]:
-                note(f"  failed {failure['path']}: {failure['reason']}")
-        total = sum(r["created"] + r["replaced"] + r["kept_both"] for r in owners_report)
-        if (
-            total == 0
-            and failed == 0
-            and not any(r["unchanged"] or r["skipped"] for r in owners_report)
-        ):
-            note("nothing matched the selection")
-    return EXIT_PARTIAL if failed else EXIT_OK
+        for line in lines:
+            note(line)
+    return int(report["exit_code"])

@@ -10,6 +10,11 @@ Conflicts with what is already in the target: ``skip`` (default; an identical
 file counts as already restored), ``replace``, or ``keep-both`` (the restored
 copy gets a ``(restored N)`` suffix). Running the same restore twice writes
 nothing the second time.
+
+``select`` narrows a restore beyond path globs (the Microsoft 365 filters of
+sources/m365/restore): it is asked about every file and symlink with its
+path and the directory entries above it; directories are then made only for
+what is selected.
 """
 
 from __future__ import annotations
@@ -249,6 +254,7 @@ def restore_to_dir(
     includes: list[str] | None = None,
     on_conflict: str = "skip",
     progress: Callable[[str, int], None] | None = None,
+    select: Callable[[str, Entry, list[Entry]], bool] | None = None,
 ) -> RestoreResult:
     """Write the snapshot's tree (or the subtree at ``path``) into ``target``.
 
@@ -271,6 +277,7 @@ def restore_to_dir(
             item
             for item in _iter_tree(reader, base, [], [])
             if path_selected(item[0][len(base) + 1 :] if base else item[0], includes)
+            and (select is None or (not item[3].is_dir and select(item[0], item[3], item[2])))
         )
         for item_path, names, parents, entry in _batched(selected, reader):
             rel = item_path[len(base) + 1 :] if base else item_path

@@ -290,22 +290,26 @@ class CalendarBackup:
                 known = {}
         version = str(event.get("changeKey") or "")
         if stored is not None and stored.version == version and eid not in refresh:
-            # The series did not change: neither did its exceptions.
-            self._store(event, path, enumeration, {"exceptions": json.dumps(known, sort_keys=True)})
+            # The series did not change: neither did its exceptions or occurrences.
+            extra = {"exceptions": json.dumps(known, sort_keys=True)}
+            if stored.attrs.get("occurrences"):
+                extra["occurrences"] = stored.attrs["occurrences"]
+            self._store(event, path, enumeration, extra)
             for name, exc_version in known.items():
                 enumeration.saw(f"{name}.json")
                 enumeration.saw(f"{name}.ics")
                 if ctx.unchanged(f"{path}/{name}.json", exc_version):
                     ctx.session.unchanged(f"{path}/{name}.ics", exc_version)
             return
-        exceptions = self._exceptions(event, path, enumeration, known)
+        exceptions, occurrences = self._exceptions(event, path, enumeration, known)
         # A changed exception list changes the master's record even if its changeKey did not.
         self._store(
             event,
             path,
             enumeration,
-            {"exceptions": json.dumps(exceptions, sort_keys=True)},
-            force=exceptions != known,
+            {"exceptions": json.dumps(exceptions, sort_keys=True), "occurrences": occurrences},
+            force=exceptions != known
+            or (stored is not None and stored.attrs.get("occurrences") != occurrences),
         )
 
     def _exceptions(
@@ -314,8 +318,11 @@ class CalendarBackup:
         path: str,
         enumeration: Enumeration,
         known: dict[str, str],
-    ) -> dict[str, str]:
-        """Find and store the exceptions of a series; returns {file stem: changeKey}."""
+    ) -> tuple[dict[str, str], str]:
+        """Find and store the exceptions of a series; returns {file stem: changeKey} and
+        the ``occurrences`` attribute: the window searched and the original start day
+        of every instance in it (what a restore needs to cancel the occurrences that
+        were cancelled, which Graph v1.0 does not list)."""
         ctx = self.ctx
         mid = str(master["id"])
         start, end = series_window(master, self.now)
@@ -323,10 +330,14 @@ class CalendarBackup:
         params = {
             "startDateTime": _iso(start),
             "endDateTime": _iso(end),
-            "$select": "id,type,seriesMasterId,changeKey,start,subject",
+            "$select": "id,type,seriesMasterId,changeKey,start,subject,originalStart",
         }
         found: dict[str, str] = {}
+        days: set[str] = set()
         for instance in ctx.client.list_all(url, ctx.res, params=params, headers=HEADERS):
+            original = parse_time(instance.get("originalStart") or None)
+            if original is not None:
+                days.add(original.strftime("%Y-%m-%d"))
             if instance.get("type") != "exception":
                 continue
             xid = str(instance.get("id", ""))
@@ -348,7 +359,10 @@ class CalendarBackup:
                 continue  # cancelled meanwhile
             stem, _ = self._store(full, path, enumeration, {"seriesMasterId": mid})
             found[stem] = str(full.get("changeKey") or version)
-        return found
+        occurrences = json.dumps(
+            {"window": [_iso(start), _iso(end)], "days": sorted(days)}, separators=(",", ":")
+        )
+        return found, occurrences
 
 
 def backup_calendar(ctx: ServiceContext) -> None:

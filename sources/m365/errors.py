@@ -12,7 +12,10 @@ SourceError (sources.errors)
         ├── ResyncRequired            410 on a delta link (syncStateNotFound, resyncRequired,
         │                             SyncStateInvalid, resyncChanges*): enumerate afresh
         └── TransientGraphError       throttling, 5xx or dropped connections that outlasted
-                                      every retry
+            │                         every retry
+            └── AmbiguousWrite        a write whose outcome is unknown (the connection
+                                      dropped, or Graph answered 5xx, after it was sent):
+                                      look before sending it again
 
 Codes are compared case-insensitively (Graph spells them ``itemNotFound`` and
 ``ErrorItemNotFound``, ``innerError`` and ``innererror``).
@@ -83,6 +86,12 @@ class ResyncRequired(GraphError):
 
 class TransientGraphError(GraphError):
     """Throttling, server errors or dropped connections that outlasted every retry."""
+
+
+class AmbiguousWrite(TransientGraphError):
+    """A non-idempotent write (a POST that creates something) may or may not have been
+    carried out: the connection dropped, or Graph answered 5xx, after it was sent.
+    Sending it again could create a duplicate: the caller looks first."""
 
 
 def _short(url: str) -> str:

@@ -12,6 +12,11 @@
 - Downloads stream into a file-like sink; pre-authenticated URLs
   (``@microsoft.graph.downloadUrl``, the target of ``/content``'s 302) are
   fetched without the Authorization header, as Microsoft requires.
+- Writes (:meth:`GraphClient.send`): idempotent ones (PUT of a whole
+  resource, PATCH, DELETE, a fragment at a known offset) are retried like
+  reads; a non-idempotent one (a POST that creates) is never sent twice by
+  the client: when its outcome is unknown (dropped connection, 5xx) it raises
+  AmbiguousWrite and the caller looks before creating again.
 
 Errors are classified by status and code (case-insensitively) into the
 classes of errors.py. Thread-safe: one client serves every owner of a run.
@@ -34,6 +39,7 @@ from requests.adapters import HTTPAdapter
 from sources.m365.auth import TokenSource
 from sources.m365.errors import (
     AccessDenied,
+    AmbiguousWrite,
     AuthError,
     GraphError,
     ItemGone,
@@ -75,6 +81,15 @@ class Page:
     values: list[dict[str, Any]]
     next_link: str | None
     delta_link: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A successful answer to a write: status, headers and the JSON body (or {})."""
+
+    status: int
+    headers: dict[str, str]
+    data: dict[str, Any]
 
 
 class DownloadUrlExpired(Exception):
@@ -198,11 +213,15 @@ class GraphClient:
         *,
         authenticated: bool,
         what: str,
+        ambiguous: bool = False,
     ) -> requests.Response:
         """Call ``attempt_once`` (inside the gates) until it answers for good.
 
         ``attempt_once`` gets the auth headers and returns a response whose
-        body has been consumed, or raises a network error.
+        body has been consumed, or raises a network error. With ``ambiguous``
+        (a non-idempotent write) a network error or a 5xx answer raises
+        AmbiguousWrite at once instead of being retried; throttling answers
+        (429, 503) are retried, Graph did not carry those requests out.
         """
         failures = 0
         auth_retries = 0
@@ -221,6 +240,13 @@ class GraphClient:
             except _NETWORK_ERRORS as exc:
                 failures += 1
                 res.count_retry()
+                if ambiguous:
+                    raise AmbiguousWrite(
+                        0,
+                        type(exc).__name__,
+                        "the connection failed after the request was sent",
+                        url=what,
+                    ) from None
                 if failures >= self.max_attempts:
                     raise TransientGraphError(
                         0, type(exc).__name__, f"connection failed {failures} times", url=what
@@ -251,6 +277,9 @@ class GraphClient:
             if status in _TRANSIENT_STATUS:
                 failures += 1
                 res.count_retry()
+                if ambiguous and status != 507:
+                    code, message, inner = _error_fields(resp)
+                    raise AmbiguousWrite(status, code, message, url=what, inner_code=inner)
                 if failures >= self.max_attempts:
                     raise error_for(resp)
                 self._sleep(self._backoff(failures))
@@ -330,6 +359,66 @@ class GraphClient:
     ) -> Iterator[dict[str, Any]]:
         for page in self.pages(path_or_url, res, params=params, headers=headers):
             yield from page.values
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        res: Resource,
+        *,
+        json_body: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool,
+        preauthenticated: bool = False,
+    ) -> Answer:
+        """Send a write (or any request with a body); returns the answer.
+
+        ``idempotent``: whether sending it twice does no harm (PUT, PATCH,
+        DELETE, an upload fragment); if not, an unknown outcome raises
+        AmbiguousWrite (see the module docstring). ``preauthenticated``: an
+        upload URL, sent without the Authorization header. Raises the
+        classified GraphError otherwise (404 ItemGone, 403 AccessDenied, ...).
+        """
+        url = self.url(path_or_url)
+        send_headers = dict(headers or {})
+        body: bytes | None = data
+        if json_body is not None:
+            body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+            send_headers.setdefault("Content-Type", "application/json")
+
+        def once(auth: dict[str, str]) -> requests.Response:
+            resp = self.http.request(
+                method,
+                url,
+                params=params,
+                data=body,
+                headers={**send_headers, **auth},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            _ = resp.content  # read the whole answer inside the gate
+            return resp
+
+        resp = self._run(
+            res,
+            once,
+            authenticated=not preauthenticated,
+            what=url,
+            ambiguous=not idempotent,
+        )
+        parsed: dict[str, Any] = {}
+        if resp.content:
+            try:
+                loaded = json.loads(resp.content)
+            except ValueError:
+                loaded = None
+            if isinstance(loaded, dict):
+                parsed = loaded
+        return Answer(resp.status_code, dict(resp.headers), parsed)
 
     # -- downloads -----------------------------------------------------------------------
 

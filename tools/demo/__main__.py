@@ -2,7 +2,7 @@
 
 It grows with every capability: local folders (backed up, restored, mounted),
 then a simulated Microsoft 365 tenant (backed up, changed by 1%, backed up
-again); Microsoft 365 restore joins when it lands.
+again, then a lost mail folder and OneDrive file restored to where they were).
 """
 
 from __future__ import annotations

@@ -61,14 +61,28 @@ class _Window:
             _, units = self.events.popleft()
             self.total -= units
 
-    def charge(self, now: float, limit: RateLimit, units: float) -> float | None:
-        """Record `units`; return seconds to wait if the limit is now exceeded, else None."""
+    def charge(
+        self, now: float, limit: RateLimit, units: float, *, keep_refused: bool = True
+    ) -> float | None:
+        """Record `units`; return seconds to wait if the limit is now exceeded, else None.
+
+        With ``keep_refused`` False a refused charge is taken back, and a charge
+        alone in the window is never refused: used for byte limits, where a
+        refused upload delivered nothing, and where one request larger than the
+        whole limit (a 3 MiB fragment under a limit scaled down for tests) must
+        still pass once the window is empty. (Otherwise each retry would be
+        refused for the bytes of the refused one before it: a livelock.)
+        """
         self._expire(now, limit.window)
+        alone = not self.events
         self.events.append((now, units))
         self.total += units
-        if self.total <= limit.requests:
+        if self.total <= limit.requests or (alone and not keep_refused):
             return None
-        excess = self.total - limit.requests
+        excess = self.total - limit.requests  # to free before this charge fits
+        if not keep_refused:
+            self.events.pop()
+            self.total -= units
         freed = 0.0
         for ts, u in self.events:
             freed += u
@@ -154,7 +168,7 @@ class Throttler:
                         )
                     if charge.upload_bytes:
                         w = self._window("outbytes", app, charge.mailbox).charge(
-                            now, lim.outlook_upload_bytes, charge.upload_bytes
+                            now, lim.outlook_upload_bytes, charge.upload_bytes, keep_refused=False
                         )
                         if w is not None:
                             waits.append(

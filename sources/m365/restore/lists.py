@@ -1,0 +1,224 @@
+"""Restoring SharePoint list items: each recreated from its fields (listitem-create.md).
+
+The target list is the item's own list (by the ID kept in the snapshot, else
+by its display name) for ``--to original``, or the list with the same
+display name in the target site. Graph can create lists, but not with
+columns Coffer never backed up: a missing list is a failure with its reason
+(create the list with the same columns, then run the restore again).
+
+The fields sent are the item's own: SharePoint's read-only and computed
+fields (ID, Created, Modified, Author, Editor, content type, version, link
+and icon fields, anything starting with ``_`` or ``@``) are left out.
+An item is already there when an item of the list has the same values for
+every field sent; another version when the item with its own ID is there
+with others (replace: its fields are set to the snapshot's with a PATCH,
+which keeps its ID; fields it has beyond the snapshot's are cleared).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sources.m365.errors import ItemGone
+from sources.m365.restore.common import (
+    KEEP_BOTH,
+    REPLACE,
+    SAME,
+    SKIP,
+    FolderIndex,
+    ServiceRun,
+    meaningful,
+    same_values,
+)
+from sources.m365.restore.items import SnapItem, folder_name, read_json
+
+READ_ONLY = {
+    "id",
+    "ID",
+    "ContentType",
+    "ContentTypeId",
+    "Created",
+    "Modified",
+    "Author",
+    "Editor",
+    "AuthorLookupId",
+    "EditorLookupId",
+    "AppAuthor",
+    "AppEditor",
+    "AppAuthorLookupId",
+    "AppEditorLookupId",
+    "Attachments",
+    "Edit",
+    "LinkTitle",
+    "LinkTitleNoMenu",
+    "DocIcon",
+    "ItemChildCount",
+    "FolderChildCount",
+    "FileLeafRef",
+    "FileRef",
+    "FileDirRef",
+    "FSObjType",
+    "GUID",
+    "UniqueId",
+    "owshiddenversion",
+    "WorkflowVersion",
+    "SMTotalSize",
+    "SMLastModifiedDate",
+    "SMTotalFileStreamSize",
+    "SMTotalFileCount",
+}
+
+
+def writable_fields(item: dict[str, Any]) -> dict[str, Any]:
+    fields = item.get("fields") or {}
+    return {
+        str(k): v
+        for k, v in fields.items()
+        if k not in READ_ONLY and not str(k).startswith(("_", "@")) and meaningful(v)
+    }
+
+
+def _normal(name: str, value: Any) -> Any:
+    if not meaningful(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _row_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return dict(row.get("fields") or {})
+
+
+def is_same(ours: dict[str, Any], row: dict[str, Any]) -> bool:
+    return same_values(writable_fields(ours), _row_fields(row), _normal)
+
+
+def _bucket(item: dict[str, Any]) -> str:
+    return str((item.get("fields") or {}).get("Title") or "").casefold()
+
+
+def _identities(item: dict[str, Any]) -> list[str]:
+    return [f"id:{item['id']}"] if item.get("id") else []
+
+
+class ListWriter:
+    """Restores the list items of one site (see the module docstring)."""
+
+    def __init__(self, run: ServiceRun) -> None:
+        self.run = run
+        self.site = str(run.placement.site_id)
+        self._lists: dict[str, str | None] = {}
+        self._indexes: dict[str, FolderIndex] = {}
+        self._lock = threading.RLock()
+
+    def list_id(self, item: SnapItem) -> str | None:
+        folder = item.parents[1] if len(item.parents) > 1 else None
+        name = folder_name(folder) if folder is not None else ""
+        source_id = (folder.item_id or "").removeprefix("list:") if folder is not None else ""
+        key = item.parent_paths[1] if len(item.parent_paths) > 1 else name
+        with self._lock:
+            if key in self._lists:
+                return self._lists[key]
+            found: str | None = None
+            client, res = self.run.client, self.run.res
+            if self.run.placement.original and source_id:
+                try:
+                    got = client.get_json(
+                        f"/sites/{self.site}/lists/{source_id}", res, params={"$select": "id"}
+                    )
+                    found = str(got["id"])
+                except ItemGone:
+                    found = None
+            if found is None:
+                for lst in client.list_all(f"/sites/{self.site}/lists", res):
+                    if str(lst.get("displayName", "")).casefold() == name.casefold():
+                        found = str(lst["id"])
+                        break
+            self._lists[key] = found
+            return found
+
+    def index(self, lid: str) -> FolderIndex:
+        with self._lock:
+            found = self._indexes.get(lid)
+            if found is None:
+                rows = self.run.client.list_all(
+                    f"/sites/{self.site}/lists/{lid}/items",
+                    self.run.res,
+                    params={"$expand": "fields", "$top": "999"},
+                )
+                found = self._indexes[lid] = FolderIndex(
+                    rows, lambda r: str(_row_fields(r).get("Title") or "").casefold(), _identities
+                )
+            return found
+
+    def restore(self, item: SnapItem) -> None:
+        run = self.run
+        try:
+            data = read_json(run.reader, item)
+        except ValueError as exc:
+            run.fail(item.path, f"the backed-up list item cannot be read: {exc}")
+            return
+        lid = self.list_id(item)
+        if lid is None:
+            name = item.folder_names[0] if item.folder_names else "?"
+            run.fail(
+                item.path,
+                f"the target site has no list named {name!r} (create it with the same columns, "
+                "then restore again)",
+            )
+            return
+        index = self.index(lid)
+        ids = _identities(data) if run.placement.original else []
+        found, row = index.find(_bucket(data), lambda other: is_same(data, other), ids)
+        if run.dry_run:
+            run.planned(item.path, found)
+            return
+        if found == SAME:
+            run.already_there(item.path)
+            return
+        action = run.decide(found)
+        if action == SKIP:
+            run.skipped_other_version(item.path)
+            return
+        fields = writable_fields(data)
+        if action == REPLACE and row is not None:
+            patch = dict(fields)
+            for key, value in _row_fields(row).items():
+                if (
+                    key not in patch
+                    and key not in READ_ONLY
+                    and not key.startswith(("_", "@"))
+                    and meaningful(value)
+                ):
+                    patch[key] = None
+            run.client.send(
+                "PATCH",
+                f"/sites/{self.site}/lists/{lid}/items/{row['id']}/fields",
+                run.res,
+                json_body=patch,
+                idempotent=True,
+            )
+            run.done("replaced", item.path)
+            return
+        url = f"/sites/{self.site}/lists/{lid}/items"
+        known = index.ids()
+
+        def find() -> dict[str, Any] | None:
+            for candidate in run.client.list_all(
+                url, run.res, params={"$expand": "fields", "$top": "999"}
+            ):
+                if str(candidate.get("id")) not in known and is_same(data, candidate):
+                    return candidate
+            return None
+
+        made = run.create_once(
+            lambda: run.client.send(
+                "POST", url, run.res, json_body={"fields": fields}, idempotent=False
+            ),
+            find,
+            "creating the list item",
+        )
+        index.add(made)
+        run.done("kept_both" if action == KEEP_BOTH else "created", item.path)
