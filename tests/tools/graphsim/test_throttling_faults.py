@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tools.graphsim.config import RateLimit, ThrottlePolicy
 from tools.graphsim.testing import RunningTenant, running_tenant
+from tools.graphsim.throttling import Charge, Throttled, Throttler
 
 from .probe import collect, get
 
@@ -271,3 +273,22 @@ def test_stats_count_what_the_issue_says(fresh_tenant: RunningTenant) -> None:
     assert stats["content_downloads"] == 1
     assert stats["by_status"]["302"] == 1
     assert stats["bytes_served"] > item["size"]
+
+
+def test_upload_bytes_limit_counts_only_accepted_uploads() -> None:
+    """A refused upload delivered nothing, so it does not count; one larger than
+    the whole limit passes once it is alone in the window (no livelock)."""
+    policy = ThrottlePolicy(outlook_upload_bytes=RateLimit(1_000, 0.5))
+    throttler = Throttler(policy)
+    upload = Charge(service="outlook", mailbox="m", upload_bytes=600)
+    throttler.admit("app", upload).release()
+    with pytest.raises(Throttled) as refused:
+        throttler.admit("app", upload)
+    assert refused.value.code == "ApplicationThrottled"
+    time.sleep(0.6)  # the accepted 600 bytes leave the window; the refused ones never counted
+    throttler.admit("app", upload).release()
+    time.sleep(0.6)
+    too_big = Charge(service="outlook", mailbox="m", upload_bytes=5_000)
+    throttler.admit("app", too_big).release()  # alone in the window
+    with pytest.raises(Throttled):
+        throttler.admit("app", upload)
