@@ -531,15 +531,8 @@ class CalendarWriter:
                 if is_same({**exception, "recurrence": None}, {**instance, "recurrence": None})
                 else OTHER
             )
-        if run.dry_run:
-            run.planned(item.path, found)
-            return
-        if found == SAME:
-            run.already_there(item.path)
-            return
-        action = run.decide(found)
-        if action == SKIP:
-            run.skipped_other_version(item.path)
+        action = run.settle(item.path, found)
+        if action is None:
             return
         if action == KEEP_BOTH:
             run.done("skipped", item.path, "an occurrence has one version only (keep-both)")

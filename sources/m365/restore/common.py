@@ -143,6 +143,26 @@ class ServiceRun:
             return "same"
         return self.on_conflict
 
+    def act(self, item: str, found: str) -> str | None:
+        """What to write for ``item`` found in state ``found``: "create", "replace" or
+        "keep-both"; None when nothing is to be written (already there, or skipped by
+        the policy), which this counts."""
+        if found == SAME:
+            self.already_there(item)
+            return None
+        action = self.decide(found)
+        if action == SKIP:
+            self.skipped_other_version(item)
+            return None
+        return action
+
+    def settle(self, item: str, found: str) -> str | None:
+        """As :meth:`act`, and in a dry run count what would be done and return None."""
+        if self.dry_run:
+            self.planned(item, found)
+            return None
+        return self.act(item, found)
+
     def skipped_other_version(self, item: str) -> None:
         self.done("skipped", item, OTHER_VERSION)
 

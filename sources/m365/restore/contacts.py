@@ -22,8 +22,6 @@ from sources.m365.errors import GraphError, ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,
-    SAME,
-    SKIP,
     FolderIndex,
     ServiceRun,
     meaningful,
@@ -194,15 +192,8 @@ class ContactsWriter:
         found, row = index.find(
             _bucket(contact), lambda other: is_same(contact, other), _identities(contact)
         )
-        if run.dry_run:
-            run.planned(item.path, found)
-            return
-        if found == SAME:
-            run.already_there(item.path)
-            return
-        action = run.decide(found)
-        if action == SKIP:
-            run.skipped_other_version(item.path)
+        action = run.settle(item.path, found)
+        if action is None:
             return
         assert fid is not None
         self._create(fid, index, contact)

@@ -35,7 +35,6 @@ from sources.m365.restore.common import (
     OTHER,
     REPLACE,
     SAME,
-    SKIP,
     ServiceRun,
     size_of,
 )
@@ -250,15 +249,8 @@ class DriveWriter:
             return
         else:
             found = SAME if same_file(ours, size, existing) else OTHER
-        if run.dry_run:
-            run.planned(item.path, found)
-            return
-        if found == SAME:
-            run.already_there(item.path)
-            return
-        action = run.decide(found)
-        if action == SKIP:
-            run.skipped_other_version(item.path)
+        action = run.settle(item.path, found)
+        if action is None:
             return
         assert folder is not None
         conflict = CONFLICT[ABSENT if action == "create" else action]

@@ -24,8 +24,6 @@ from sources.m365.errors import ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,
-    SAME,
-    SKIP,
     FolderIndex,
     ServiceRun,
     meaningful,
@@ -172,15 +170,8 @@ class ListWriter:
         index = self.index(lid)
         ids = _identities(data) if run.placement.original else []
         found, row = index.find(_bucket(data), lambda other: is_same(data, other), ids)
-        if run.dry_run:
-            run.planned(item.path, found)
-            return
-        if found == SAME:
-            run.already_there(item.path)
-            return
-        action = run.decide(found)
-        if action == SKIP:
-            run.skipped_other_version(item.path)
+        action = run.settle(item.path, found)
+        if action is None:
             return
         fields = writable_fields(data)
         if action == REPLACE and row is not None:

@@ -41,7 +41,6 @@ from sources.m365.restore.common import (
     OTHER,
     REPLACE,
     SAME,
-    SKIP,
     FolderIndex,
     ServiceRun,
     size_of,
@@ -271,12 +270,8 @@ class MailWriter:
                 else:
                     run.already_there(item.path)
                 return
-        if found == SAME:
-            run.already_there(item.path)
-            return
-        action = run.decide(found)
-        if action == SKIP:
-            run.skipped_other_version(item.path)
+        action = run.act(item.path, found)
+        if action is None:
             return
         try:
             if action == REPLACE and row is not None:
