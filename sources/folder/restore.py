@@ -23,7 +23,9 @@ import errno
 import os
 import secrets
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -91,9 +93,12 @@ class _DirChain:
     leaves empty directories behind), and get their metadata when left.
     """
 
-    def __init__(self, root_fd: int, result: RestoreResult) -> None:
+    def __init__(
+        self, root_fd: int, result: RestoreResult, before_leave: Callable[[], None]
+    ) -> None:
         self._chain: list[tuple[bytes, int, Entry | None]] = [(b"", root_fd, None)]
         self._result = result
+        self._before_leave = before_leave
 
     @property
     def fd(self) -> int:
@@ -105,6 +110,8 @@ class _DirChain:
         current = [name for name, _, _ in self._chain[1:]]
         while common < min(len(current), len(names)) and current[common] == names[common]:
             common += 1
+        if len(self._chain) - 1 > common:
+            self._before_leave()  # writes into the directories left must finish first
         while len(self._chain) - 1 > common:
             self._leave()
         for name, entry in zip(names[common:], entries[common:], strict=True):
@@ -271,7 +278,8 @@ def restore_to_dir(
     result = RestoreResult()
     includes = includes or []
     base = path.strip("/")
-    chain = _DirChain(root_fd, result)
+    writers = _Writers(result, target, progress)
+    chain = _DirChain(root_fd, result, before_leave=writers.drain)
     try:
         selected = (
             item
@@ -289,26 +297,96 @@ def restore_to_dir(
                 if entry.is_dir:
                     chain.enter([*names, entry.name], [*parents, entry])
                     continue
-                _restore_leaf(chain.fd, entry, reader, on_conflict, result)
-                if progress:
-                    progress(rel, entry.size)
             except _Conflict as exc:
                 result.failures.append(RestoreFailure(rel, str(exc)))
-            except (IntegrityError, StoreError) as exc:
-                result.failures.append(RestoreFailure(rel, str(exc)))
+                continue
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise RestoreTargetError(f"no space left in {target}") from exc
-                result.failures.append(RestoreFailure(rel, exc.strerror or str(exc)))
+                writers.record_os_error(rel, exc)
+                continue
+            writers.submit(rel, entry.size, _restore_leaf, chain.fd, entry, reader, on_conflict)
+        writers.drain()
     finally:
+        writers.close()
         chain.close()
         os.close(root_fd)
     return result
 
 
+class _Writers:
+    """Restores leaves in a few threads while the main thread walks the tree.
+
+    Creating, writing and renaming many small files is mostly system calls,
+    which run in parallel outside the GIL (the restore of a 100,000-file corpus
+    spent most of its time in them, in one thread). Outcomes are recorded in
+    the order items were submitted, in the calling thread, so the result and
+    the progress callback need no lock. A directory's writes are drained
+    before it is left (its descriptor closed, its times set).
+    """
+
+    WORKERS = 4
+    IN_FLIGHT = 64  # well below a prefetch batch, so its chunks are still cached
+
+    def __init__(
+        self,
+        result: RestoreResult,
+        target: Path,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self._result = result
+        self._target = target
+        self._progress = progress
+        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="coffer-restore")
+        self._pending: deque[tuple[Future[tuple[str, int]], str, int]] = deque()
+
+    def submit(
+        self, rel: str, size: int, fn: Callable[..., tuple[str, int]], *args: object
+    ) -> None:
+        while len(self._pending) >= self.IN_FLIGHT:
+            self._collect_oldest()
+        self._pending.append((self._pool.submit(fn, *args), rel, size))
+
+    def drain(self) -> None:
+        """Wait for every submitted item and record it. Raises RestoreTargetError
+        when the target is full (after recording what finished before)."""
+        while self._pending:
+            self._collect_oldest()
+
+    def close(self) -> None:
+        """Wait for the threads without recording (after an error), then stop them."""
+        for future, _rel, _size in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+
+    def record_os_error(self, rel: str, exc: OSError) -> None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RestoreTargetError(f"no space left in {self._target}") from exc
+        self._result.failures.append(RestoreFailure(rel, exc.strerror or str(exc)))
+
+    def _collect_oldest(self) -> None:
+        future, rel, size = self._pending.popleft()
+        try:
+            outcome, written = future.result()
+        except (_Conflict, IntegrityError, StoreError) as exc:
+            self._result.failures.append(RestoreFailure(rel, str(exc)))
+            return
+        except OSError as exc:
+            self.record_os_error(rel, exc)
+            return
+        setattr(self._result, outcome, getattr(self._result, outcome) + 1)
+        self._result.bytes_written += written
+        if self._progress:
+            self._progress(rel, size)
+
+
 def _restore_leaf(
-    dir_fd: int, entry: Entry, reader: SnapshotReader, on_conflict: str, result: RestoreResult
-) -> None:
+    dir_fd: int, entry: Entry, reader: SnapshotReader, on_conflict: str
+) -> tuple[str, int]:
+    """Restore one non-directory item into ``dir_fd``: (outcome, bytes written).
+
+    The outcome names a RestoreResult counter. Runs in a writer thread; raises
+    _Conflict, StoreError or OSError for the caller to record.
+    """
     name = entry.name
     try:
         existing: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -320,32 +398,29 @@ def _restore_leaf(
             and stat.S_ISREG(existing.st_mode)
             and _same_content(dir_fd, name, entry, reader)
         ):
-            result.unchanged += 1
-            return
+            return "unchanged", 0
         if (
             entry.is_symlink
             and stat.S_ISLNK(existing.st_mode)
             and os.readlink(name, dir_fd=dir_fd) == entry.target
         ):
-            result.unchanged += 1
-            return
+            return "unchanged", 0
         if on_conflict == "skip":
-            result.skipped += 1
-            return
+            return "skipped", 0
         if on_conflict == "keep-both":
             name = _free_name(dir_fd, name)
         elif stat.S_ISDIR(existing.st_mode):
             raise _Conflict("a directory of that name exists in the target")
+    written = 0
     if entry.is_symlink:
         if existing is not None and name == entry.name:
             os.unlink(name, dir_fd=dir_fd)
         os.symlink(entry.target or b"", name, dir_fd=dir_fd)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
     else:
-        result.bytes_written += _write_file(dir_fd, name, entry, reader)
+        written = _write_file(dir_fd, name, entry, reader)
     if existing is None:
-        result.created += 1
-    elif name != entry.name:
-        result.kept_both += 1
-    else:
-        result.replaced += 1
+        return "created", written
+    if name != entry.name:
+        return "kept_both", written
+    return "replaced", written
