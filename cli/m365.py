@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
 from typing import Any
 
 from cli.output import human_duration, human_size
 from cli.progress import Progress
-
-
-def limit_malloc_arenas() -> None:
-    """Keep glibc from giving each of the run's threads its own malloc arena.
-
-    A tenant backup runs dozens of threads passing megabyte buffers around;
-    with glibc's default (8 arenas per core) freed memory stays scattered over
-    the arenas and the resident size doubles (measured: 246 MB instead of 116 MB
-    for one OneDrive with a 200 MB file). Must run before the threads start;
-    does nothing on other C libraries.
-    """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_arena_max = -1, -8  # from <malloc.h>
-    mallopt(m_arena_max, max(2, os.cpu_count() or 2))
-    mallopt(m_trim_threshold, 128 * 1024)
 
 
 class ProgressAdapter:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_USAGE, CliError, ConfigError
-from cli.m365 import limit_malloc_arenas, quiet_http_logs
+from cli.m365 import quiet_http_logs
 from cli.output import note, print_json
 from cli.progress import Progress
 from cli.restoring import (
@@ -94,7 +94,6 @@ def restore_to_m365(
             target = replace(target, folder=(earlier,))
     if target.alternate and not dry_run:
         journal_record(repo.cache_dir, key, target.folder[0], finished=False)
-    limit_malloc_arenas()
     quiet_http_logs()
     with Progress("restore", enabled=not (app.quiet or as_json)) as progress:
         run = TenantRestore(

@@ -17,6 +17,7 @@ import click
 from cli.app import App
 from cli.commands import LazyGroup
 from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
+from cli.malloc import limit_malloc_arenas
 from sources.errors import SourceError
 from store import StoreError
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = sys.argv[1:] if argv is None else argv
     debug = _debug_requested(args)
+    limit_malloc_arenas()
     try:
         code = cli.main(args=args, prog_name="coffer", standalone_mode=False)
     except click.exceptions.Abort:

@@ -147,7 +147,7 @@ def _tenant(
     as_json: bool,
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, limit_malloc_arenas, quiet_http_logs, summary_lines
+    from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
     from sources.m365 import TenantBackup, from_table
 
     table = app.config.section("tenant")
@@ -157,7 +157,6 @@ def _tenant(
             "or give --path DIR"
         )
     settings = from_table(table, app.config.base_dir)
-    limit_malloc_arenas()
     quiet_http_logs()
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
