@@ -2,7 +2,8 @@
 
 It grows with every capability: local folders (backed up, restored, mounted),
 then a simulated Microsoft 365 tenant (backed up, changed by 1%, backed up
-again, then a lost mail folder and OneDrive file restored to where they were).
+again, mounted to copy a mail and a OneDrive file out and compare them with
+Graph, then a lost mail folder and OneDrive file restored to where they were).
 """
 
 from __future__ import annotations

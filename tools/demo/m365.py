@@ -1,5 +1,6 @@
 """The Microsoft 365 part of the demo: back up a simulated tenant, change 1%, back up again,
-then lose a mail folder and a file and restore them (tools/demo/m365restore.py).
+mount the backups and copy a mail and a file out (tools/demo/m365mount.py), then lose a
+mail folder and a file and restore them (tools/demo/m365restore.py).
 
 Starts the simulator (medium tenant) in the background, points Coffer at the
 ``coffer.toml`` it writes (``COFFER_CONFIG``), backs the tenant up, lets the
@@ -19,6 +20,7 @@ from typing import Any
 
 import requests
 
+from tools.demo.m365mount import demo_m365_mount
 from tools.demo.m365restore import demo_m365_restore
 from tools.demo.steps import COFFER, run, say
 
@@ -107,7 +109,9 @@ def demo_m365(workdir: Path, env: dict[str, str], *, scale: str = "medium") -> N
         for label, report in reports.items():
             print(_line(label, report))
             print(f"  {'':<12} report {report['report']}")
-        demo_m365_restore(state, m365, admin(state, "GET", "/users")["value"])
+        users = admin(state, "GET", "/users")["value"]
+        demo_m365_mount(workdir, state, m365, users)
+        demo_m365_restore(state, m365, users)
     finally:
         sim.send_signal(signal.SIGTERM)
         try:

@@ -41,10 +41,15 @@ def demo_mount(workdir: Path, env: dict[str, str], source: Path) -> None:
             raise SystemExit("demo: the copied file lost its modification time")
         print(f"  identical to {original}, time included")
     finally:
-        say("Unmount")
-        run(["fusermount3", "-u", str(mountpoint)], env)
-        deadline = time.monotonic() + 10
-        while _mounted(mountpoint) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _mounted(mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
+        unmount(mountpoint, env)
+
+
+def unmount(mountpoint: Path, env: dict[str, str]) -> None:
+    """Unmount as a user would, and wait until the mount is gone (lazily if stuck)."""
+    say("Unmount")
+    run(["fusermount3", "-u", str(mountpoint)], env, check=False)
+    deadline = time.monotonic() + 10
+    while _mounted(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _mounted(mountpoint):
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
