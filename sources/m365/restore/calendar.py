@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sources.m365.errors import GraphError, ItemGone
+from sources.m365.errors import ItemGone
 from sources.m365.names import parse_time
 from sources.m365.restore.common import (
     ABSENT,
@@ -280,25 +280,9 @@ class CalendarWriter:
                     return cal
             return None
 
-        try:
-            made = self.run.create_once(
-                lambda: self.run.client.send(
-                    "POST",
-                    f"/users/{self.uid}/calendars",
-                    self.run.res,
-                    json_body={"name": name},
-                    idempotent=False,
-                ),
-                find,
-                f"creating calendar {name!r}",
-            )
-        except GraphError as exc:
-            if exc.status == 409:
-                existing = find()
-                if existing is not None:
-                    return str(existing["id"])
-            raise
-        return str(made["id"])
+        return self.run.create_container(
+            f"/users/{self.uid}/calendars", {"name": name}, find, f"creating calendar {name!r}"
+        )
 
     def index(self, cid: str | None) -> FolderIndex:
         if cid is None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sources.m365.errors import AmbiguousWrite, TransientGraphError
+from sources.m365.errors import AmbiguousWrite, GraphError, TransientGraphError
 from sources.m365.graph import Answer, GraphClient
 from sources.m365.restore.report import ALREADY_THERE, OTHER_VERSION, ServiceResult
 from sources.m365.restore.target import RestoreTarget
@@ -211,6 +211,26 @@ class ServiceRun:
                     ) from None
                 self._sleep(self._random.uniform(0.05, 0.2) * attempt)
         raise AssertionError("unreachable")
+
+    def create_container(
+        self, url: str, body: dict[str, Any], find: Callable[[], dict[str, Any] | None], what: str
+    ) -> str:
+        """Create a folder, calendar or contact folder once (as :meth:`create_once`)
+        and return its ID; when Graph answers that it already exists (409, or
+        ErrorFolderExists), the one ``find`` returns. Raises GraphError otherwise."""
+        try:
+            made = self.create_once(
+                lambda: self.client.send("POST", url, self.res, json_body=body, idempotent=False),
+                find,
+                what,
+            )
+        except GraphError as exc:
+            if exc.status == 409 or exc.has_code("ErrorFolderExists"):
+                existing = find()
+                if existing is not None:
+                    return str(existing["id"])
+            raise
+        return str(made["id"])
 
 
 class FolderIndex:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sources.m365.errors import GraphError, ItemGone
+from sources.m365.errors import ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,
@@ -143,25 +143,12 @@ class ContactsWriter:
             fid = self._find_child(parent, name)
             return {"id": fid} if fid else None
 
-        try:
-            made = self.run.create_once(
-                lambda: self.run.client.send(
-                    "POST",
-                    self._children_url(parent),
-                    self.run.res,
-                    json_body={"displayName": name},
-                    idempotent=False,
-                ),
-                find,
-                f"creating contact folder {name!r}",
-            )
-        except GraphError as exc:
-            if exc.status == 409:
-                existing = find()
-                if existing is not None:
-                    return str(existing["id"])
-            raise
-        return str(made["id"])
+        return self.run.create_container(
+            self._children_url(parent),
+            {"displayName": name},
+            find,
+            f"creating contact folder {name!r}",
+        )
 
     def _contacts_url(self, fid: str) -> str:
         if fid == "contacts":

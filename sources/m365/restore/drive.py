@@ -180,27 +180,16 @@ class DriveWriter:
             return found
 
     def _create_folder(self, drive_id: str, parent: str, name: str) -> str:
-        run = self.run
         body = {"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
-        try:
-            made = run.create_once(
-                lambda: run.client.send(
-                    "POST",
-                    f"/drives/{drive_id}/items/{parent}/children",
-                    run.res,
-                    json_body=body,
-                    idempotent=False,
-                ),
-                lambda: self._lookup(drive_id, parent, name),
-                f"creating folder {name!r}",
-            )
-        except GraphError as exc:
-            if exc.status == 409:
-                existing = self._lookup(drive_id, parent, name)
-                if existing is not None and "folder" in existing:
-                    return str(existing["id"])
-            raise
-        return str(made["id"])
+
+        def find() -> dict[str, Any] | None:
+            existing = self._lookup(drive_id, parent, name)
+            # A file of that name is no folder to restore into.
+            return existing if existing is not None and "folder" in existing else None
+
+        return self.run.create_container(
+            f"/drives/{drive_id}/items/{parent}/children", body, find, f"creating folder {name!r}"
+        )
 
     def children(self, drive_id: str, folder: str | None) -> dict[str, dict[str, Any]]:
         if folder is None:

@@ -200,21 +200,9 @@ class MailWriter:
             fid = self._find_child(parent, name)
             return {"id": fid} if fid else None
 
-        try:
-            made = self.run.create_once(
-                lambda: self.run.client.send(
-                    "POST", url, self.run.res, json_body={"displayName": name}, idempotent=False
-                ),
-                find,
-                f"creating mail folder {name!r}",
-            )
-        except GraphError as exc:
-            if exc.status == 409 or exc.has_code("ErrorFolderExists"):
-                existing = find()
-                if existing is not None:
-                    return str(existing["id"])
-            raise
-        return str(made["id"])
+        return self.run.create_container(
+            url, {"displayName": name}, find, f"creating mail folder {name!r}"
+        )
 
     def index(self, fid: str | None) -> FolderIndex:
         if fid is None:
