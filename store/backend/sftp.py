@@ -118,6 +118,11 @@ def translate_error(exc: BaseException, what: str) -> BackendError:
     return BackendError(f"SFTP failure on {what}: {exc}")
 
 
+def _channel_closed(exc: OSError) -> bool:
+    """paramiko's OSError for a write or read on a channel that has closed."""
+    return "socket is closed" in str(exc).lower()
+
+
 class SftpBackend(Backend):
     """Objects as files under ``path`` on an SFTP server. Thread-safe.
 
@@ -249,10 +254,12 @@ class SftpBackend(Backend):
                 entry is not None
                 and isinstance(exc, OSError)
                 and exc.errno is None
-                and not self._connected()
+                and (not self._connected() or _channel_closed(exc))
             ):
                 # The connection is gone: a "Socket is closed" or a bare
-                # failure from a session that died is worth a retry.
+                # failure from a session that died is worth a retry. paramiko
+                # says "Socket is closed" as soon as the channel is, which can
+                # be before its transport notices the connection dropped.
                 error = TransientBackendError(f"SFTP connection lost during {what}: {exc}")
             if isinstance(error, TransientBackendError) and entry is not None:
                 _close_quietly(entry[1])  # the session may be broken: do not reuse it
