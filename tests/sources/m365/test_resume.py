@@ -98,10 +98,11 @@ def test_kill_9_then_resume(setup: Setup) -> None:
 
 def test_ctrl_c_stops_quickly_and_keeps_checkpoints(setup: Setup) -> None:
     admin = setup.tenant.admin
-    # Slow enough that the run is far from done when it is interrupted, even on a
-    # loaded machine: at 0.4 s per download, and waiting for two checkpoints,
-    # the signal once landed as the run was finishing.
-    admin.inject_faults({"kind": "slow", "delay": 2.0, "match": r"(/_dl/|/\$value)"})
+    # Interrupted at its first checkpoint, with downloads slowed, the run is far from
+    # done (at 0.4 s per download, waiting for two checkpoints, the signal once
+    # landed as the run was finishing); slower downloads would only lengthen the
+    # wait for those in flight (2 s took 32 s to stop on an overloaded machine).
+    admin.inject_faults({"kind": "slow", "delay": 1.0, "match": r"(/_dl/|/\$value)"})
     proc = subprocess.Popen(
         [COFFER, "backup", "--checkpoint-interval", "0.5"],
         env=_env(setup),
