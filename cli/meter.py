@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 
-from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 
+from cli.liveline import LiveLine
 from cli.output import human_duration, human_size, stderr_is_terminal
 
 
-class Meter:
+class Meter(LiveLine):
     """Counts units (packs) and bytes towards known totals; shows rate and ETA."""
 
     def __init__(self, title: str, unit: str = "packs", *, enabled: bool = True) -> None:
@@ -31,7 +29,6 @@ class Meter:
         self._start = time.monotonic()
         self._lock = threading.Lock()
         self._enabled = enabled and stderr_is_terminal()
-        self._live: Live | None = None
 
     def update(self, done: int, total: int, bytes_done: int = 0, bytes_total: int = 0) -> None:
         with self._lock:
@@ -63,22 +60,3 @@ class Meter:
         if eta is not None and self.done < self.total:
             line += f", ETA {human_duration(eta)}"
         return Text(line)
-
-    def __enter__(self) -> Meter:
-        if self._enabled:
-            self._live = Live(
-                self.render(), console=Console(stderr=True), refresh_per_second=4, transient=True
-            )
-            self._live.__enter__()
-            self._live.get_renderable = self.render  # type: ignore[method-assign]
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._live is not None:
-            self._live.__exit__(exc_type, exc, tb)
-            self._live = None

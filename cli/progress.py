@@ -5,16 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
-from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 
+from cli.liveline import LiveLine
 from cli.output import human_duration, human_size, stderr_is_terminal
 
 
-class Progress:
+class Progress(LiveLine):
     """Counts items and bytes from any thread and shows them (thread-safe)."""
 
     def __init__(self, title: str, *, enabled: bool = True, group_label: str = "owners") -> None:
@@ -31,26 +29,6 @@ class Progress:
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._enabled = enabled and stderr_is_terminal()
-        self._live: Live | None = None
-
-    def __enter__(self) -> Progress:
-        if self._enabled:
-            self._live = Live(
-                self._render(), console=Console(stderr=True), refresh_per_second=4, transient=True
-            )
-            self._live.__enter__()
-            self._live.get_renderable = self._render  # type: ignore[method-assign]
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._live is not None:
-            self._live.__exit__(exc_type, exc, tb)
-            self._live = None
 
     def item(self, name: str, size: int) -> None:
         with self._lock:
@@ -62,7 +40,7 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self._start
 
-    def _render(self) -> Text:
+    def render(self) -> Text:
         elapsed = max(self.elapsed, 1e-6)
         owners = (
             f"{self.group_label} {self.owners_done}/{self.owners_total}  "
