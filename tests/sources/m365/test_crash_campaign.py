@@ -36,8 +36,11 @@ import pytest
 from sources.m365.settings import SERVICES
 from store import BackupRun, latest_per_owner
 from tests.cli.helpers import CofferEnv, files_of, init, new_env
+from tests.cli.test_m365_restore import _state as graph_state
+from tests.cli.test_m365_restore import _wipe as wipe
 from tests.sources.m365.conftest import Setup
 from tests.sources.m365.helpers import open_repo
+from tests.sources.m365.restoring import Graph
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim
@@ -268,3 +271,94 @@ def test_each_service_killed_then_resumed_matches(
         crashed = campaign.repo(f"crashed-{service}-{crash.seed}")
         story = killed_then_resumed(campaign, crashed, rng, ("--service", service))
         assert_same_backup(campaign, reference, crashed, story)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", SLOW_SERVICE_SEEDS, indirect=True)
+def test_kill_9_during_the_incremental_run_after_churn(campaign: Campaign, crash: Crash) -> None:
+    """Both repositories hold the tenant as it was; it changes (new, changed, moved and
+    deleted items in every service); the crashed repository's incremental run is
+    killed and resumed, and ends where the reference's uninterrupted one does."""
+    with crash.replayable() as rng:
+        reference = campaign.repo(f"reference-churn-{crash.seed}")
+        crashed = campaign.repo(f"crashed-churn-{crash.seed}")
+        campaign.coffer(reference, "backup")
+        campaign.coffer(crashed, "backup")
+        changes = campaign.tenant.admin.churn(10, seed=crash.seed)
+        assert changes
+        campaign.coffer(reference, "backup")
+        story = killed_then_resumed(campaign, crashed, rng)
+        assert_same_backup(campaign, reference, crashed, story)
+
+
+@pytest.mark.slow
+def test_a_throttling_storm_and_dropped_connections_give_the_same_tree(
+    campaign: Campaign,
+) -> None:
+    """30% of requests throttled (429, 503) and 5% of connections dropped before or in
+    the middle of the answer: the backup still equals an undisturbed one."""
+    reference = campaign.repo("reference-storm")
+    campaign.coffer(reference, "backup")
+    stormed = campaign.repo("stormed")
+    admin = campaign.tenant.admin
+    admin.inject_faults(
+        {"kind": "429", "rate": 0.3, "retry_after": 1},
+        {"kind": "503", "rate": 0.02, "retry_after": 1},
+        {"kind": "drop", "rate": 0.025},
+        {"kind": "drop_mid", "rate": 0.025},
+        seed=18,
+    )
+    try:
+        campaign.coffer(stormed, "backup", timeout=900)
+        fired = {rule["kind"]: rule["fired"] for rule in admin.faults()}
+    finally:
+        admin.clear_faults()
+    assert fired["429"] > 10
+    assert fired["drop"] + fired["drop_mid"] > 3
+    assert_same_backup(campaign, reference, stormed, [f"faults fired: {fired}"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", SLOW_SERVICE_SEEDS, indirect=True)
+def test_kill_9_during_restore_to_original_then_resume(campaign: Campaign, crash: Crash) -> None:
+    """A user's mail and files are deleted and restored with ``--to original``; the
+    restore is killed at random moments, then run to the end: nothing is missing and
+    nothing is there twice (items by folder and internet message ID, files by path,
+    size and time), and one more run creates nothing."""
+    with crash.replayable() as rng:
+        env = campaign.repo(f"restore-{crash.seed}")
+        campaign.coffer(env, "backup")
+        g = Graph(campaign.tenant)
+        user = g.user(index=crash.seed % 3)
+        before = graph_state(g, user)
+        wipe(g, user)
+        assert graph_state(g, user) != before
+        admin = campaign.tenant.admin
+        args = ["restore", "latest", "--to", "original", "--owner", user["userPrincipalName"]]
+        args += ["--service", "mail", "--service", "onedrive"]
+        story: list[str] = []
+        for n in range(3):
+            moment = rng.uniform(0.5, 4.0)
+            admin.inject_faults({"kind": "slow", "delay": 0.1, "methods": ["POST", "PUT"]})
+            proc = env.popen(*args, COFFER_CONFIG=campaign.config)
+            try:
+                proc.communicate(timeout=moment)
+                story.append(f"try {n}: finished before {moment:.2f}s ({proc.returncode})")
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.communicate(timeout=60)
+                story.append(f"try {n}: killed at {moment:.2f}s")
+            finally:
+                admin.clear_faults()
+        report = campaign.coffer(env, *args)
+        assert report["totals"]["failed"] == 0, (report, story)
+        after = graph_state(g, user)
+        for key in before:
+            assert after[key] == before[key], (
+                key,
+                after[key] - before[key],
+                before[key] - after[key],
+                story,
+            )
+        again = campaign.coffer(env, *args)
+        assert again["totals"]["created"] == 0, story
