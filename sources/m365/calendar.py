@@ -308,6 +308,7 @@ class CalendarBackup:
             for name, exc_version in known.items():
                 enumeration.saw(f"{name}.json")
                 enumeration.saw(f"{name}.ics")
+                # True: _stored_as checked both above (this thread alone writes here).
                 ctx.unchanged_all((f"{path}/{name}.json", f"{path}/{name}.ics"), exc_version)
             return
         exceptions, occurrences = self._exceptions(event, path, enumeration, known)

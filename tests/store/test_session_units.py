@@ -8,6 +8,7 @@ triggers it in a real run, while this thread is in the middle of an item.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,56 @@ def test_unchanged_all_keeps_an_item_and_its_companions(tmp_path: Path) -> None:
     assert read_all(repo, final) == {"t.json": b"{}", "t.html": b"<p/>"}
     assert final.stats["items_unchanged"] == 2
     assert final.stats["bytes_read"] == 0
+
+
+def test_no_checkpoint_splits_a_group_while_threads_write_and_checkpoint_at_once(
+    tmp_path: Path,
+) -> None:
+    """Four writer threads store items of two files each while checkpoints are taken
+    back to back from another thread: every checkpoint has each .json with its .html."""
+    repo = make_repo(tmp_path / "repo")
+    run = BackupRun(repo, checkpoint_seconds=3600)
+    session = run.owner(OWNER)
+    done = threading.Event()
+    checkpoints: list[Snapshot] = []
+
+    written = [0] * 4
+    deadline = time.monotonic() + 60
+
+    def writer(n: int) -> None:
+        # Until four checkpoints were taken during the writes (and at least 40 items);
+        # the pause inside the group leaves a checkpoint time to land in its middle.
+        i = 0
+        while (i < 40 or len(checkpoints) < 4) and time.monotonic() < deadline:
+            with session.group():
+                session.add_item(f"w{n}/{i}.json", f"{n}-{i}".encode(), version="v1")
+                time.sleep(0.002)
+                session.add_item(f"w{n}/{i}.html", f"<p>{n}-{i}</p>".encode(), version="v1")
+            i += 1
+        written[n] = i
+
+    def checkpointer() -> None:
+        while not done.is_set():
+            checkpoints.append(session.checkpoint())
+
+    taker = threading.Thread(target=checkpointer)
+    taker.start()
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=120)
+    done.set()
+    taker.join(timeout=120)
+    final = session.commit()
+    run.close()
+    assert len(checkpoints) >= 4
+    # Earlier checkpoints were deleted as newer ones came: read the trees they named.
+    sizes = set()
+    for snapshot in [*checkpoints, final]:
+        files = {p for p, e in repo.reader(snapshot).walk() if e.is_file}
+        stems = {p.rsplit(".", 1)[0] for p in files}
+        assert files == {f"{s}.json" for s in stems} | {f"{s}.html" for s in stems}
+        sizes.add(len(files))
+    assert len(sizes) >= 3  # checkpoints were taken in the middle, not only at the ends
+    assert len({p for p, e in repo.reader(final).walk() if e.is_file}) == 2 * sum(written)
