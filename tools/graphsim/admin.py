@@ -19,6 +19,8 @@
     POST   /_sim/throttling                  {"enabled": bool, "scale": float}
     POST   /_sim/throttling/reset            forget the request windows
     POST   /_sim/switches                    {"protected_api_approved": bool,
+                                              "strict_immutable_ids": bool, ...
+                                              (Switches.FLAGS, tenant.py),
                                               "unlicensed": [user], "licensed": [user]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
@@ -158,17 +160,13 @@ class AdminApi:
             return json_response({"ok": True})
         if path == "/_sim/switches" and m == "POST":
             body = self._body(req)
-            if "protected_api_approved" in body:
-                t.switches.protected_api_approved = bool(body["protected_api_approved"])
+            t.switches.update({k: v for k, v in body.items() if k in t.switches.FLAGS})
             for ref in body.get("unlicensed", []):
                 t.switches.unlicensed.add(t.require_user(str(ref)).key)
             for ref in body.get("licensed", []):
                 t.switches.unlicensed.discard(t.require_user(str(ref)).key)
             return json_response(
-                {
-                    "protected_api_approved": t.switches.protected_api_approved,
-                    "unlicensed": sorted(t.switches.unlicensed),
-                }
+                {**t.switches.flags(), "unlicensed": sorted(t.switches.unlicensed)}
             )
         if path == "/_sim/churn" and m == "POST":
             body = self._body(req)

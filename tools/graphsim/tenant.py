@@ -28,10 +28,30 @@ DELTA_SERVICES = ("mail", "contacts", "calendar", "drive", "list", "teams", "fol
 
 @dataclass
 class Switches:
-    """Runtime behaviour switches (admin API)."""
+    """Runtime behaviour switches (admin API ``POST /_sim/switches``, or
+    ``Simulator(switches={...})``). The documented Microsoft behaviours below are off
+    in the default tenant (so existing tests keep their meaning); each is cited in
+    docs/simulator.md."""
 
     protected_api_approved: bool = True  # Teams channel messages answer 403 when False
     unlicensed: set[str] = field(default_factory=set)  # user ids whose services are off
+    # Contacts and events answer in the default ID format unless the request has
+    # Prefer: IdType="ImmutableId" (outlook-immutable-id.md; services/outlookids.py).
+    strict_immutable_ids: bool = False
+
+    # Boolean switches that ``update`` accepts by name.
+    FLAGS = ("protected_api_approved", "strict_immutable_ids")
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set the boolean switches named in ``values``; raises ValueError for an
+        unknown name."""
+        for name, value in values.items():
+            if name not in self.FLAGS:
+                raise ValueError(f"unknown switch {name!r}; expected one of {self.FLAGS}")
+            setattr(self, name, bool(value))
+
+    def flags(self) -> dict[str, bool]:
+        return {name: bool(getattr(self, name)) for name in self.FLAGS}
 
 
 class Tenant:

@@ -175,8 +175,11 @@ class AdminClient:
         protected_api_approved: bool | None = None,
         unlicensed: list[str] | None = None,
         licensed: list[str] | None = None,
+        **flags: bool,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
+        """Set switches (tenant.py ``Switches.FLAGS``, e.g. ``strict_immutable_ids=True``)
+        and license states; returns them all."""
+        body: dict[str, Any] = dict(flags)
         if protected_api_approved is not None:
             body["protected_api_approved"] = protected_api_approved
         if unlicensed:

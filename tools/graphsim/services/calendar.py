@@ -33,6 +33,8 @@ from ..tenant import Tenant
 from . import calmodel as cm
 from . import recurrence as rc
 from .common import public
+from .mailmodel import wants_immutable_ids
+from .outlookids import default_of, in_format
 
 
 def register(router: Router, t: Tenant) -> None:
@@ -41,6 +43,10 @@ def register(router: Router, t: Tenant) -> None:
 
     def tz(req: Request) -> str | None:
         return cm.prefer_tz(req.header("Prefer"))
+
+    def ids(req: Request, value: dict[str, Any]) -> dict[str, Any]:
+        """``value`` with its event IDs in the format the request asks for."""
+        return in_format(t, value, wants_immutable_ids(req.header("Prefer")))
 
     # -- calendars ----------------------------------------------------------------------
 
@@ -101,7 +107,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def _event(req: Request, user: Item) -> tuple[Item, dt.date | None]:
         """The event row, or (master, original date) for a computed occurrence id."""
-        ref = req.params["event"]
+        ref = default_of(req.params["event"])
         item = t.store.get(ref)
         if item is not None and item.kind == "event" and item.owner == user.key:
             return item, None
@@ -130,7 +136,7 @@ def register(router: Router, t: Tenant) -> None:
         def render(item: Item) -> dict[str, Any] | None:
             if item.data.get("type") not in ("singleInstance", "seriesMaster"):
                 return None
-            return cm.render_event(item, zone)
+            return ids(req, cm.render_event(item, zone))
 
         return paged_list(
             req,
@@ -155,7 +161,8 @@ def register(router: Router, t: Tenant) -> None:
         user = t.require_mailbox(req.params["user"])
         item, day = _event(req, user)
         if day is None:
-            return json_response(apply_select(cm.render_event(item, tz(req)), parse_select(req)))
+            out = ids(req, cm.render_event(item, tz(req)))
+            return json_response(apply_select(out, parse_select(req)))
         found = [
             o
             for o in rc.occurrences(
@@ -168,9 +175,8 @@ def register(router: Router, t: Tenant) -> None:
         if not found:
             raise GraphError(404, "ErrorItemNotFound", "The occurrence could not be found.")
         _, s, e = found[0]
-        return json_response(
-            apply_select(cm.render_occurrence(item, day, s, e, tz(req)), parse_select(req))
-        )
+        out = ids(req, cm.render_occurrence(item, day, s, e, tz(req)))
+        return json_response(apply_select(out, parse_select(req)))
 
     def create_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -180,7 +186,7 @@ def register(router: Router, t: Tenant) -> None:
             raise bad_request("The request body must be a JSON object.")
         with t.store.transaction() as tx:
             item = cm.create_event(t, tx, user, cal, payload)
-        return json_response(cm.render_event(item, tz(req)), 201)
+        return json_response(ids(req, cm.render_event(item, tz(req))), 201)
 
     def patch_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -190,7 +196,7 @@ def register(router: Router, t: Tenant) -> None:
             if day is not None:
                 item = cm.occurrence_as_exception(t, tx, item, day)
             cm.update_event(t, tx, user, item, patch)
-        return json_response(cm.render_event(item, tz(req)))
+        return json_response(ids(req, cm.render_event(item, tz(req))))
 
     def delete_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -230,7 +236,7 @@ def register(router: Router, t: Tenant) -> None:
                 400, "ErrorInvalidRequest", "Instances are only available for a series master."
             )
         start, end = cm.window(req.query)
-        values = cm.instances(t, item, start, end, tz(req))
+        values = [ids(req, v) for v in cm.instances(t, item, start, end, tz(req))]
         values.sort(key=lambda e: e["start"]["dateTime"])
         return _page_static(req, values, f"/users/{user.key}/events/{item.key}/instances")
 
@@ -264,7 +270,7 @@ def register(router: Router, t: Tenant) -> None:
         zone = tz(req)
         values: list[dict[str, Any]] = []
         for item in t.store.children(cal.key, ["event"]):
-            values.extend(cm.view_entries(t, item, start, end, zone))
+            values.extend(ids(req, v) for v in cm.view_entries(t, item, start, end, zone))
         values.sort(key=lambda e: (e["start"]["dateTime"], e["id"]))
         return _page_static(req, values, req.raw_path[len("/v1.0") :])
 
@@ -338,7 +344,7 @@ def register(router: Router, t: Tenant) -> None:
                 include_deleted=not initial,
             )
             for row in rows:
-                entries = _delta_entries(row, start, end, zone, initial)
+                entries = [ids(req, e) for e in _delta_entries(row, start, end, zone, initial)]
                 skip = resume_sub if row.seq == resume_seq else 0
                 for i in range(skip, len(entries)):
                     if len(out) >= size:
