@@ -23,6 +23,13 @@ its window; the occurrences of the new series missing from that record are
 cancelled again (a series backed up before that record existed comes back
 with them, and the report says so).
 
+**Time zones.** An event is created in its own zone: its start and end
+(backed up in UTC) are sent as the wall-clock times in ``originalStartTimeZone``
+and ``originalEndTimeZone`` (timezones.py), so a weekly meeting at 09:00 in
+Berlin stays at 09:00 on both sides of a daylight saving change; pinned to
+UTC it would move by an hour for half the year. An event whose zone Coffer
+cannot read (a legacy custom zone) is created in UTC, and the report says so.
+
 Calendars are found by name (the default calendar as the default), created
 when missing; for another mailbox a calendar named ``<restore folder> -
 <calendar>``. An event is already there when an event of the target calendar
@@ -38,7 +45,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sources.m365.errors import ItemGone
 from sources.m365.names import parse_time
@@ -55,6 +61,7 @@ from sources.m365.restore.common import (
     same_values,
 )
 from sources.m365.restore.items import SnapItem, item_of, read_json
+from sources.m365.timezones import instant, own_zone_times
 from store import PathNotFound
 
 HEADERS = {"Prefer": 'outlook.timezone="UTC"'}
@@ -96,20 +103,14 @@ EXCEPTION_FIELDS = tuple(f for f in WRITABLE if f != "recurrence")
 
 def _instant(value: Any) -> str | None:
     """A dateTimeTimeZone as a UTC instant string (None if unreadable)."""
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    text = str(value["dateTime"])
-    name = str(value.get("timeZone") or "UTC")
-    moment = parse_time(text)
-    if moment is None:
-        return None
-    if name.upper() not in ("UTC", "ETC/UTC", "Z"):
-        try:
-            local = moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(name))
-            moment = local.astimezone(UTC)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass  # a Windows zone name: Coffer asks Graph for UTC, so this is rare
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = instant(value)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def zone_unknown(event: dict[str, Any]) -> bool:
+    """True when the event names a zone its times cannot be converted to."""
+    wanted = [f for f in ("start", "end") if event.get(f"original{f.title()}TimeZone")]
+    return bool(set(wanted) - set(own_zone_times(event)))
 
 
 def _recurrence(value: Any) -> Any:
@@ -193,8 +194,10 @@ def attendees_note(event: dict[str, Any]) -> str:
 
 
 def event_payload(event: dict[str, Any], fields: tuple[str, ...] = WRITABLE) -> dict[str, Any]:
-    """The JSON that creates (or patches) the event: no attendees (module docstring)."""
+    """The JSON that creates (or patches) the event: no attendees, times in the
+    event's own zone (module docstring)."""
     payload = {k: event[k] for k in fields if k in event and event[k] is not None}
+    payload.update({k: v for k, v in own_zone_times(event).items() if k in payload})
     if event.get("attendees"):
         note = attendees_note(event)
         body = dict(event.get("body") or {"contentType": "text", "content": ""})
@@ -400,6 +403,11 @@ class CalendarWriter:
     def _create(self, cid: str, index: FolderIndex, event: dict[str, Any]) -> str:
         run = self.run
         payload = event_payload(event)
+        if zone_unknown(event):
+            run.result.note(
+                "events in a time zone Coffer cannot read (a custom zone of desktop Outlook) "
+                "were restored in UTC"
+            )
         url = f"/users/{self.uid}/calendars/{cid}/events"
         known = index.ids()
 
