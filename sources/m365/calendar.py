@@ -242,8 +242,9 @@ class CalendarBackup:
         """Store the event's file attachments beside it; returns their file names.
 
         Only file attachments have bytes; other kinds (item, reference) are left out with
-        a note, their name and kind appended to ``others`` (restore reports them). Each file is versioned by the event's changeKey, so an unchanged event
-        keeps its attachments without reading them. Raises what the listing raises,
+        a note, their name and kind appended to ``others`` (restore reports them).
+        Each file is versioned by the event's changeKey, so an unchanged event keeps
+        its attachments without reading them. Raises what the listing raises,
         except ItemGone (the event vanished: nothing to store)."""
         ctx = self.ctx
         url = f"/users/{self.uid}/events/{eid}/attachments"

@@ -43,7 +43,7 @@ import html
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sources.m365.errors import ItemGone
