@@ -30,6 +30,30 @@ from .tokens import AuthContext
 
 log = logging.getLogger("graphsim")
 
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+# The delegated permissions that allow writing each kind of data (the permission
+# tables of user-post-messages.md, user-post-contacts.md, user-post-events.md,
+# driveitem-put-content.md): a write needs one of them.
+_WRITE_PERMISSIONS = (
+    (("/messages", "/mailfolders"), ("Mail.ReadWrite",)),
+    (("/contacts", "/contactfolders"), ("Contacts.ReadWrite",)),
+    (("/events", "/calendars", "/calendar/"), ("Calendars.ReadWrite",)),
+    (
+        ("/drive", "/drives/", "/items/"),
+        ("Files.ReadWrite", "Files.ReadWrite.All", "Sites.ReadWrite.All"),
+    ),
+)
+
+
+def _write_permissions(path: str) -> tuple[str, ...]:
+    """The permissions one of which a delegated write to ``path`` needs (() if none)."""
+    lowered = path.lower()
+    for markers, permissions in _WRITE_PERMISSIONS:
+        if any(m in lowered for m in markers):
+            return permissions
+    return ()
+
+
 _DIAG = '{"ServerInfo":{"DataCenter":"Simulator","Slice":"E","Ring":"1","ScaleUnit":"000"}}'
 
 
@@ -92,14 +116,23 @@ class GraphApp:
                 )
             params[key] = auth.user_id
 
-    def _check_delegated_scope(self, params: dict[str, str], auth: AuthContext) -> None:
-        """A delegated (device-code) token may only reach the signed-in user's data."""
+    def _check_delegated_scope(
+        self, params: dict[str, str], auth: AuthContext, req: Request
+    ) -> None:
+        """A delegated (device-code) token may only reach the signed-in user's data, and
+        (switch ``enforce_delegated_scopes``) write only with a ReadWrite permission."""
         if auth.user_id is None:
             return
         target = params.get("user")
         if target:
             user = self.tenant.user(target)
             if user is None or user.key != auth.user_id:
+                raise GraphError(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
+        if self.tenant.switches.enforce_delegated_scopes and req.method in _WRITES:
+            needed = _write_permissions(req.path)
+            if needed and not set(needed) & set(auth.scopes):
                 raise GraphError(
                     403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
                 )
@@ -179,7 +212,7 @@ class GraphApp:
                 raise route_error or GraphError(404, "itemNotFound", "Not found.")
             if not raw:
                 self._resolve_me(params, req.auth)
-                self._check_delegated_scope(params, req.auth)
+                self._check_delegated_scope(params, req.auth, req)
             req.params = params
             if norm.item_path is not None:
                 req.params["item_path"] = norm.item_path

@@ -38,9 +38,13 @@ class Switches:
     # Contacts and events answer in the default ID format unless the request has
     # Prefer: IdType="ImmutableId" (outlook-immutable-id.md; services/outlookids.py).
     strict_immutable_ids: bool = False
+    # A delegated token needs the ReadWrite permission of what it writes (Mail,
+    # Contacts, Calendars, Files): 403 otherwise (each API page's permission table,
+    # e.g. user-post-messages.md; app.py).
+    enforce_delegated_scopes: bool = False
 
     # Boolean switches that ``update`` accepts by name.
-    FLAGS = ("protected_api_approved", "strict_immutable_ids")
+    FLAGS = ("protected_api_approved", "strict_immutable_ids", "enforce_delegated_scopes")
 
     def update(self, values: dict[str, Any]) -> None:
         """Set the boolean switches named in ``values``; raises ValueError for an
