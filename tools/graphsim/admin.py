@@ -160,7 +160,9 @@ class AdminApi:
             return json_response({"ok": True})
         if path == "/_sim/switches" and m == "POST":
             body = self._body(req)
-            t.switches.update({k: v for k, v in body.items() if k in t.switches.FLAGS})
+            t.switches.update(
+                {k: v for k, v in body.items() if k not in ("unlicensed", "licensed")}
+            )
             for ref in body.get("unlicensed", []):
                 t.switches.unlicensed.add(t.require_user(str(ref)).key)
             for ref in body.get("licensed", []):

@@ -31,6 +31,7 @@ from .tokens import AuthContext
 log = logging.getLogger("graphsim")
 
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # The delegated permissions that allow writing each kind of data (the permission
 # tables of user-post-messages.md, user-post-contacts.md, user-post-events.md,
 # driveitem-put-content.md): a write needs one of them.
@@ -137,6 +138,17 @@ class GraphApp:
                     403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
                 )
 
+    def _check_request_size(self, req: Request) -> None:
+        """Switch ``request_size_limit``: Graph refuses a body over 4 MB."""
+        if not self.tenant.switches.request_size_limit or req.method not in _WRITES:
+            return
+        try:
+            length = int(req.header("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_REQUEST_BYTES:
+            raise GraphError(400, "BadRequest", "The maximum request length supported is 4MB.")
+
     def _charge(self, route: Route, params: dict[str, str], req: Request) -> tuple[Charge, str]:
         owner = ""
         if route.owner_param and route.owner_param in params:
@@ -213,6 +225,7 @@ class GraphApp:
             if not raw:
                 self._resolve_me(params, req.auth)
                 self._check_delegated_scope(params, req.auth, req)
+                self._check_request_size(req)
             req.params = params
             if norm.item_path is not None:
                 req.params["item_path"] = norm.item_path

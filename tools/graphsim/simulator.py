@@ -104,7 +104,7 @@ class Simulator:
         token_lifetime: int = 3599,
         device_code_interval: int = 5,
         protected_api_approved: bool = True,
-        switches: dict[str, bool] | None = None,
+        switches: dict[str, Any] | None = None,
     ) -> None:
         if scale is not None and scale not in SCALES:
             raise SimulatorError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")

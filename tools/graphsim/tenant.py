@@ -42,20 +42,40 @@ class Switches:
     # Contacts, Calendars, Files): 403 otherwise (each API page's permission table,
     # e.g. user-post-messages.md; app.py).
     enforce_delegated_scopes: bool = False
+    # Graph refuses a request body over 4 MB (400 "The maximum request length
+    # supported is 4MB.", microsoft-graph-docs issue 11806); upload URLs are not Graph.
+    request_size_limit: bool = False
+    # A mailbox's maximum message size in bytes (0: none): a message whose body and
+    # attachments would exceed it is refused with ErrorMessageSizeExceeded
+    # (microsoft-graph-docs-contrib issue 2561; Exchange's MaxReceiveSize).
+    max_message_size: int = 0
+    # Write shape of SharePoint list item fields (services/listfields.py): a value in
+    # the read shape (an object, or a collection without its @odata.type) is 400.
+    list_write_shape: bool = False
 
-    # Boolean switches that ``update`` accepts by name.
-    FLAGS = ("protected_api_approved", "strict_immutable_ids", "enforce_delegated_scopes")
+    # Switches that ``update`` accepts by name: booleans, then byte counts.
+    FLAGS = (
+        "protected_api_approved",
+        "strict_immutable_ids",
+        "enforce_delegated_scopes",
+        "request_size_limit",
+        "list_write_shape",
+    )
+    NUMBERS = ("max_message_size",)
 
     def update(self, values: dict[str, Any]) -> None:
-        """Set the boolean switches named in ``values``; raises ValueError for an
-        unknown name."""
+        """Set the switches named in ``values``; raises ValueError for an unknown name."""
         for name, value in values.items():
-            if name not in self.FLAGS:
-                raise ValueError(f"unknown switch {name!r}; expected one of {self.FLAGS}")
-            setattr(self, name, bool(value))
+            if name in self.FLAGS:
+                setattr(self, name, bool(value))
+            elif name in self.NUMBERS:
+                setattr(self, name, max(0, int(value)))
+            else:
+                known = (*self.FLAGS, *self.NUMBERS)
+                raise ValueError(f"unknown switch {name!r}; expected one of {known}")
 
-    def flags(self) -> dict[str, bool]:
-        return {name: bool(getattr(self, name)) for name in self.FLAGS}
+    def flags(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (*self.FLAGS, *self.NUMBERS)}
 
 
 class Tenant:
