@@ -21,6 +21,7 @@ from ..router import Router
 from ..store import Item, NewItem
 from ..tenant import Tenant
 from .common import DeltaSpec, delta_round, public
+from .listfields import accept_write
 
 
 def resolve_site(t: Tenant, ref: str) -> Item:
@@ -305,6 +306,8 @@ def register(router: Router, t: Tenant) -> None:
         fields = body.get("fields")
         if not isinstance(fields, dict):
             raise bad_request("A 'fields' object is required.", "invalidRequest")
+        if t.switches.list_write_shape:
+            fields = accept_write(t, lst, fields)
         with t.store.transaction() as tx:
             next_id = int(lst.data.get("_next", 1))
             lst.data["_next"] = next_id + 1
@@ -320,6 +323,8 @@ def register(router: Router, t: Tenant) -> None:
         _library_guard(lst)
         item = _item(req, lst)
         patch = req.json()
+        if t.switches.list_write_shape and isinstance(patch, dict):
+            patch = accept_write(t, lst, patch)
         with t.store.transaction() as tx:
             fields = dict(item.data.get("_fields", {}))
             fields.update({k: v for k, v in patch.items() if k != "id"})
