@@ -5,12 +5,13 @@ Graph reads rich columns in one shape and accepts writes in another (Corso issue
 bodies that work; msgraph-sdk-powershell issue 839: a multi-choice value sent as
 a bare array is 400 "Invalid request"):
 
-| column | read shape | write shape |
-|---|---|---|
-| person or lookup, one value | ``"<F>LookupId": "10"`` | ``"<F>LookupId": 10`` |
-| person or lookup, several | ``"<F>": [{"LookupId", "LookupValue", "Email"}]`` | ``"<F>LookupId@odata.type": "Collection(Edm.Int32)", "<F>LookupId": [10, 14]`` |
-| choice, several | ``"<F>": ["a", "b"]`` | ``"<F>@odata.type": "Collection(Edm.String)", "<F>": ["a", "b"]`` |
-| hyperlink, managed metadata | an object (``{"Description", "Url"}``, ``{"Label", "TermGuid", "WssId"}``) | not writable as an object |
+- person or lookup, one value: read ``"<F>LookupId": "10"``, written as the number;
+- person or lookup, several: read ``"<F>": [{"LookupId", "LookupValue", "Email"}]``,
+  written ``"<F>LookupId@odata.type": "Collection(Edm.Int32)", "<F>LookupId": [10, 14]``;
+- choice, several: read ``"<F>": ["a", "b"]``, written with
+  ``"<F>@odata.type": "Collection(Edm.String)"`` beside the array;
+- hyperlink, managed metadata: read as objects (``{"Description", "Url"}``,
+  ``{"Label", "TermGuid", "WssId"}``), not writable as objects.
 
 With the switch on, a write with an object value, or with an array lacking its
 ``@odata.type`` annotation, is refused with 400 ``invalidRequest``; an accepted
