@@ -32,6 +32,7 @@ from ..store import Item, NewItem
 from ..tenant import Tenant
 from . import calmodel as cm
 from . import recurrence as rc
+from . import uploads
 from .common import public
 from .mailmodel import wants_immutable_ids
 from .outlookids import default_of, in_format
@@ -452,6 +453,40 @@ def register(router: Router, t: Tenant) -> None:
             att = cm.add_event_attachment(t, tx, item, req.json() or {})
         return json_response(dict(att.data), 201)
 
+    def event_attachment_upload_session(req: Request) -> Response:
+        """attachment-createuploadsession.md for an event: 3 MB to 150 MB."""
+        user = t.require_mailbox(req.params["user"])
+        item, day = _event(req, user)
+        if day is not None:
+            raise GraphError(400, "ErrorInvalidRequest", "Attach files to the series master.")
+        body = req.json() or {}
+        spec = body.get("AttachmentItem") or body.get("attachmentItem") or {}
+        if str(spec.get("attachmentType", "file")).lower() != "file":
+            raise GraphError(400, "ErrorInvalidRequest", "Only file attachments can be uploaded.")
+        size = int(spec.get("size") or 0)
+        if size <= 0 or size > uploads.MAX_ATTACHMENT:
+            raise GraphError(
+                400, "ErrorInvalidRequest", "The attachment size must be between 1 byte and 150 MB."
+            )
+        props = {
+            "name": spec.get("name") or "attachment",
+            "contentType": spec.get("contentType") or "application/octet-stream",
+            "isInline": bool(spec.get("isInline", False)),
+            "contentId": spec.get("contentId"),
+        }
+        sess = uploads.new_session(
+            t, "attachment", user.key, {"event": item.key, "props": props}, size
+        )
+        return json_response(
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
+                "uploadUrl": uploads.upload_url(req, sess),
+                "expirationDateTime": sess.expiration(),
+                "nextExpectedRanges": ["0-"],
+            },
+            201,
+        )
+
     # -- routes ---------------------------------------------------------------------------
 
     add("GET", "/users/{user}/calendars", list_calendars)
@@ -472,6 +507,11 @@ def register(router: Router, t: Tenant) -> None:
         add("POST", f"{prefix}/events/{{event}}/cancel", cancel_event)
         add("GET", f"{prefix}/events/{{event}}/attachments", list_event_attachments)
         add("POST", f"{prefix}/events/{{event}}/attachments", add_event_attachment)
+        add(
+            "POST",
+            f"{prefix}/events/{{event}}/attachments/createUploadSession",
+            event_attachment_upload_session,
+        )
         add("GET", f"{prefix}/events/{{event}}/attachments/{{attachment}}", get_event_attachment)
         add(
             "GET",
