@@ -52,6 +52,10 @@ class Switches:
     # Write shape of SharePoint list item fields (services/listfields.py): a value in
     # the read shape (an object, or a collection without its @odata.type) is 400.
     list_write_shape: bool = False
+    # Evolvable enums: a channel's "shared" membershipType and a "systemEventMessage"
+    # come back as "unknownFutureValue" unless the request has Prefer:
+    # include-unknown-enum-members (channel.md, chatmessage.md; services/teams.py).
+    evolvable_enums: bool = False
 
     # Switches that ``update`` accepts by name: booleans, then byte counts.
     FLAGS = (
@@ -60,6 +64,7 @@ class Switches:
         "enforce_delegated_scopes",
         "request_size_limit",
         "list_write_shape",
+        "evolvable_enums",
     )
     NUMBERS = ("max_message_size",)
 

@@ -44,6 +44,13 @@ def resolve_channel(t: Tenant, team: Item, ref: str) -> Item:
     return ch
 
 
+# Evolvable enums (channel.md membershipType: standard, private, unknownFutureValue,
+# shared; chatmessage.md messageType: message, chatEvent, typing, unknownFutureValue,
+# systemEventMessage): "you must use the Prefer: include-unknown-enum-members request
+# header to get" the members after unknownFutureValue.
+LATE_MEMBERS = {"membershipType": ("shared",), "messageType": ("systemEventMessage",)}
+
+
 def render_message(item: Item) -> dict[str, Any]:
     d = public(item.data)
     if d.get("deletedDateTime"):
@@ -56,6 +63,21 @@ def register(router: Router, t: Tenant) -> None:
         router.add(
             method, pattern, handler, service="teams", owner_param="team", channel_get=messages
         )
+
+    def enums(req: Request, value: dict[str, Any]) -> dict[str, Any]:
+        """Switch ``evolvable_enums``: members added after ``unknownFutureValue`` come
+        back as it unless the request has ``Prefer: include-unknown-enum-members``."""
+        if not t.switches.evolvable_enums or re.search(
+            r"include-unknown-enum-members", req.header("Prefer"), re.I
+        ):
+            return value
+        for field, late in LATE_MEMBERS.items():
+            if value.get(field) in late:
+                value[field] = "unknownFutureValue"
+        return value
+
+    def rendered_message(req: Request, item: Item) -> dict[str, Any]:
+        return enums(req, render_message(item))
 
     def protected(req: Request) -> None:
         if (
@@ -103,7 +125,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def list_channels(req: Request) -> Response:
         team = resolve_team(t, req.params["team"])
-        values = [public(c.data) for c in t.store.children(team.key, ["channel"])]
+        values = [enums(req, public(c.data)) for c in t.store.children(team.key, ["channel"])]
         return json_response(
             {
                 "@odata.count": len(values),
@@ -114,7 +136,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_channel(req: Request) -> Response:
         team = resolve_team(t, req.params["team"])
         ch = resolve_channel(t, team, req.params["channel"])
-        return json_response(apply_select(public(ch.data), parse_select(req)))
+        return json_response(apply_select(enums(req, public(ch.data)), parse_select(req)))
 
     def files_folder(req: Request) -> Response:
 
@@ -133,10 +155,11 @@ def register(router: Router, t: Tenant) -> None:
         expand = "replies" in req.query.get("$expand", "").lower()
 
         def render(item: Item) -> dict[str, Any]:
-            out = render_message(item)
+            out = rendered_message(req, item)
             if expand:
                 out["replies"] = [
-                    render_message(r) for r in t.store.children(item.key, ["chatReply"])[:1000]
+                    rendered_message(req, r)
+                    for r in t.store.children(item.key, ["chatReply"])[:1000]
                 ]
             return out
 
@@ -164,7 +187,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_message(req: Request) -> Response:
         protected(req)
         _, _, msg = _root(req)
-        return json_response(apply_select(render_message(msg), parse_select(req)))
+        return json_response(apply_select(rendered_message(req, msg), parse_select(req)))
 
     def list_replies(req: Request) -> Response:
         protected(req)
@@ -177,7 +200,7 @@ def register(router: Router, t: Tenant) -> None:
             lambda after, limit: t.store.children(
                 msg.key, ["chatReply"], after_pk=after, limit=limit
             ),
-            render_message,
+            lambda r: rendered_message(req, r),
             default=20,
             maximum=50,
         )
@@ -188,7 +211,7 @@ def register(router: Router, t: Tenant) -> None:
         reply = t.store.get(f"{ch.key}/{req.params['reply']}")
         if reply is None or reply.kind != "chatReply" or reply.parent != msg.key:
             raise GraphError(404, "NotFound", "Reply not found.")
-        return json_response(apply_select(render_message(reply), parse_select(req)))
+        return json_response(apply_select(rendered_message(req, reply), parse_select(req)))
 
     def messages_delta(req: Request) -> Response:
         protected(req)
@@ -229,7 +252,12 @@ def register(router: Router, t: Tenant) -> None:
             return True
 
         return delta_round(
-            t, req, spec, lambda row, initial: render_message(row), extra_state=extra, accept=accept
+            t,
+            req,
+            spec,
+            lambda row, initial: rendered_message(req, row),
+            extra_state=extra,
+            accept=accept,
         )
 
     router.add("GET", "/teams", list_teams, service="teams")
