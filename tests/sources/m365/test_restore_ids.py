@@ -52,3 +52,26 @@ def test_skip_restore_of_an_unchanged_owner_creates_nothing(strict: Setup) -> No
         assert any("another version" in r for r in services[name]["skipped_reasons"]), name
     assert len(g.all(f"/users/{uid}/contacts")) == len(contacts)
     assert len(g.all(f"/users/{uid}/events")) == len(events)
+
+
+ALL_SWITCHES = {
+    "strict_immutable_ids": True,
+    "evolvable_enums": True,
+    "list_write_shape": True,
+    "request_size_limit": True,
+    "max_message_size": 150 * 1024 * 1024,
+    "enforce_delegated_scopes": True,
+}
+
+
+def test_with_every_restore_behaviour_on_an_unchanged_tenant_gets_nothing_new(
+    tmp_path: Path,
+) -> None:
+    for setup in make_setup(tmp_path, switches=ALL_SWITCHES):
+        assert setup.backup()["status"] == "ok"
+        report = restore(setup.repo, setup.cache, setup.state)
+        assert failures(report) == []
+        assert totals(report)["created"] == 0
+        assert totals(report)["kept_both"] == 0
+        assert totals(report)["replaced"] == 0
+        assert totals(report)["skipped"] > 0
