@@ -296,7 +296,13 @@ class MailWriter:
                 k: state[k] for k in META
             }:
                 # Ours from an interrupted run, or complete: add what is missing.
-                added = self._complete(str(row["id"]), parsed)
+                try:
+                    added = self._complete(str(row["id"]), parsed)
+                except GraphError as exc:
+                    if not exc.has_code("ErrorMessageSizeExceeded"):
+                        raise
+                    self._failed(item, TOO_LARGE_FOR_MAILBOX)
+                    return
                 if added is None:
                     self._failed(item, "could not read the message's attachments")
                 elif added:
