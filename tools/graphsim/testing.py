@@ -175,8 +175,17 @@ class AdminClient:
         protected_api_approved: bool | None = None,
         unlicensed: list[str] | None = None,
         licensed: list[str] | None = None,
+        app_roles: list[str] | None = None,
+        revoke_roles: list[str] | None = None,
+        grant_roles: list[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
+        if app_roles is not None:
+            body["app_roles"] = app_roles
+        if revoke_roles:
+            body["revoke_roles"] = revoke_roles
+        if grant_roles:
+            body["grant_roles"] = grant_roles
         if protected_api_approved is not None:
             body["protected_api_approved"] = protected_api_approved
         if unlicensed:
