@@ -150,6 +150,7 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
         sites[site.key] = {
             "name": site.data.get("displayName"),
             "webUrl": site.data.get("webUrl"),
+            "parentSite": site.data.get("_parent_site"),
             "drives": len(drives),
             # Graph lists document libraries among the lists; their items are drive items.
             "lists": len(lists),
