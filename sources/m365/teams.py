@@ -201,8 +201,9 @@ class TeamBackup:
         old = ctx.lookup(f"{self.tid}/{mid}")
         if "@removed" in root:
             if old is not None:
-                ctx.remove(old)
-                ctx.remove(old[: -len(".json")] + ".html", count=False)
+                with ctx.group():
+                    ctx.remove(old)
+                    ctx.remove(old[: -len(".json")] + ".html", count=False)
             return
         title = root.get("subject") or clean_title(body_text(root.get("body")), 60, "(post)")
         stem = item_name(root.get("createdDateTime"), str(title), mid, "")
@@ -213,9 +214,9 @@ class TeamBackup:
         json_path = f"{path}/{stem}.json"
         # The first run's delta round sees again the posts the listing just stored:
         # not "unchanged" items of the run, so they are kept without being counted.
-        keep = ctx.unchanged if count else ctx.session.unchanged
-        if not force and keep(json_path, version):
-            ctx.session.unchanged(f"{path}/{stem}.html", version)
+        # A thread whose page is missing (a base older than item groups) is read again.
+        html_path = f"{path}/{stem}.html"
+        if not force and ctx.unchanged_all((json_path, html_path), version, count=count):
             return
 
         def task() -> None:
@@ -227,25 +228,27 @@ class TeamBackup:
             thread = {"message": root, "replies": replies}
             mtime = time_ns(root.get("lastModifiedDateTime"))
             body = json.dumps(thread, indent=1, sort_keys=True, ensure_ascii=False).encode()
-            ctx.add_file(
-                json_path,
-                body,
-                version=version,
-                item_id=f"{self.tid}/{mid}",
-                attrs={"type": "chatThread", "id": mid, "replies": str(len(replies))},
-                mtime_ns=mtime,
-            )
-            ctx.add_file(
-                f"{path}/{stem}.html",
-                render_thread(root, replies, channel),
-                version=version,
-                attrs={"type": "rendering", "of": f"{stem}.json"},
-                mtime_ns=mtime,
-                count=False,
-            )
-            if old is not None and old != json_path:
-                ctx.remove(old, count=False)
-                ctx.remove(old[: -len(".json")] + ".html", count=False)
+            # The thread and its page are one unit: a checkpoint never holds one alone.
+            with ctx.group():
+                ctx.add_file(
+                    json_path,
+                    body,
+                    version=version,
+                    item_id=f"{self.tid}/{mid}",
+                    attrs={"type": "chatThread", "id": mid, "replies": str(len(replies))},
+                    mtime_ns=mtime,
+                )
+                ctx.add_file(
+                    html_path,
+                    render_thread(root, replies, channel),
+                    version=version,
+                    attrs={"type": "rendering", "of": f"{stem}.json"},
+                    mtime_ns=mtime,
+                    count=False,
+                )
+                if old is not None and old != json_path:
+                    ctx.remove(old, count=False)
+                    ctx.remove(old[: -len(".json")] + ".html", count=False)
 
         ctx.submit(task)
 
