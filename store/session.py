@@ -7,6 +7,12 @@ only way sources write: add, skip (unchanged) or remove items by path, keep
 sync state, and commit. Each owner's snapshot commits on its own, so one
 failing owner never voids the others.
 
+An item that becomes several files (a Teams thread's ``.json`` and its
+``.html``, an event and its ``.ics`` and attachments) is written inside
+:meth:`OwnerSession.group`: its additions, removals and "unchanged" marks are
+applied together when the block ends, so a checkpoint (which a crash may make
+the base of the next run) holds all of them or none.
+
 Thread-safety: a session may be fed from several threads at once (content is
 chunked, hashed and compressed outside its lock); commit and checkpoints
 serialise with the adders.
@@ -14,12 +20,13 @@ serialise with the adders.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -180,6 +187,14 @@ class BackupRun:
             self.abort()
 
 
+@dataclass
+class _Group:
+    """The changes of one open item group: applied in order at its end."""
+
+    ops: list[tuple[str, bytes, Entry | None, bool]] = field(default_factory=list)
+    depth: int = 0
+
+
 class OwnerSession:
     """Writes one owner's snapshot of this run. See the module docstring."""
 
@@ -218,6 +233,7 @@ class OwnerSession:
         self._last_checkpoint = time.monotonic()
         self._closed = False
         self._failed = False
+        self._groups = threading.local()
 
     # -- setup ----------------------------------------------------------
 
@@ -300,19 +316,79 @@ class OwnerSession:
     def unchanged(self, path: str, version: str) -> bool:
         """True (and the item is kept) if the item at ``path`` has ``version``.
 
-        The item's content is not read again. False means the caller must add it.
+        The item's content is not read again. False (nothing is kept) when there
+        is no item at ``path`` (a crash may have left it out of the checkpoint
+        this run resumes from) or it has another version: the caller must add
+        it, else a full scope drops what is there and nothing comes back.
         """
-        key = path_key(path)
-        raw = self.store.current(key)
-        if raw is None:
-            return False
-        entry = Entry.decode(raw)
-        if entry.version != version:
-            return False
-        self.store.mark_seen(key)
+        return self.unchanged_all((path,), version)
+
+    def unchanged_all(self, paths: Sequence[str], version: str) -> bool:
+        """True (and every one kept) if every item of ``paths`` has ``version``.
+
+        For an item and its companion files (renderings, attachments): when one
+        is missing or differs, none is marked and False asks the caller to add
+        the whole item again. Checked and marked under the session lock.
+        """
+        keys = [path_key(path) for path in paths]
         with self._lock:
-            self.stats.items_unchanged += 1
+            for key in keys:
+                raw = self.store.current(key)
+                if raw is None or Entry.decode(raw).version != version:
+                    return False
+            group = self._open_group()
+            for key in keys:
+                if group is not None:
+                    group.ops.append(("seen", key, None, False))
+                else:
+                    self.store.mark_seen(key)
+                self.stats.items_unchanged += 1
         return True
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Write one item and everything derived from it as a unit.
+
+        Every add, removal and :meth:`unchanged` mark this thread makes inside
+        the block is held back and applied at its end at once, under the
+        session lock: a checkpoint (from any thread) holds all of them or none,
+        so a run killed at any moment never leaves a base in which the item's
+        ``.json`` is present and its rendering is not. If the block raises,
+        nothing of it is applied (the content already stored is unreferenced,
+        for prune). Nested groups join the outermost. Queries inside the block
+        (:meth:`entry`, :meth:`unchanged`) do not see its pending changes.
+        """
+        group = self._open_group()
+        if group is None:
+            group = _Group()
+            self._groups.current = group
+        group.depth += 1
+        try:
+            yield
+        except BaseException:
+            group.depth -= 1
+            if group.depth == 0:
+                self._groups.current = None
+            raise
+        group.depth -= 1
+        if group.depth:
+            return
+        self._groups.current = None
+        with self._lock:
+            for op, key, entry, count in group.ops:
+                if op == "put":
+                    assert entry is not None
+                    self._apply(key, entry, count=count)
+                elif op == "remove":
+                    self.store.remove_run(key)
+                else:
+                    self.store.mark_seen(key)
+        if self._auto_checkpoint and group.ops:
+            self.maybe_checkpoint()
+
+    def _open_group(self) -> _Group | None:
+        group: _Group | None = getattr(self._groups, "current", None)
+        return group
 
     def add_item(
         self,
@@ -396,23 +472,35 @@ class OwnerSession:
     def remove(self, path: str) -> None:
         """Remove the item (and, for a directory, everything in it)."""
         key = path_key(path)
+        group = self._open_group()
+        if group is not None:
+            group.ops.append(("remove", key, None, False))
+            return
         with self._lock:
             self.store.remove_run(key)
 
     def _record(self, key: bytes, entry: Entry, *, count: bool = True) -> None:
-        encoded = entry.encode()
+        group = self._open_group()
+        if group is not None:
+            group.ops.append(("put", key, entry, count))
+            return
         with self._lock:
-            if count:
-                previous = self.store.current(key)
-                if previous is None:
-                    self.stats.items_new += 1
-                elif previous != encoded:
-                    self.stats.items_changed += 1
-                else:
-                    self.stats.items_unchanged += 1
-            self.store.put_run(key, encoded, entry.item_id)
+            self._apply(key, entry, count=count)
         if self._auto_checkpoint:
             self.maybe_checkpoint()
+
+    def _apply(self, key: bytes, entry: Entry, *, count: bool) -> None:
+        # The caller holds the session lock.
+        encoded = entry.encode()
+        if count:
+            previous = self.store.current(key)
+            if previous is None:
+                self.stats.items_new += 1
+            elif previous != encoded:
+                self.stats.items_changed += 1
+            else:
+                self.stats.items_unchanged += 1
+        self.store.put_run(key, encoded, entry.item_id)
 
     def _store_content(self, content: Content) -> tuple[list[tuple[BlobId, int]], int]:
         chunker = self.run.chunker

@@ -194,13 +194,16 @@ class CalendarBackup:
         enumeration.saw(f"{stem}.ics")
         version = str(event.get("changeKey") or event.get("@odata.etag") or "")
         json_path = f"{path}/{stem}.json"
-        if not force and version and ctx.unchanged(json_path, version):
-            ctx.session.unchanged(f"{path}/{stem}.ics", version)
+        if not force and version:
+            # The event, its .ics and its attachments are kept only all together; if
+            # one is missing (a base older than item groups) the event is stored again.
             stored = ctx.entry(json_path)
-            for name in json.loads(stored.attrs.get("attachments", "[]")) if stored else []:
-                enumeration.saw(name)
-                ctx.session.unchanged(f"{path}/{name}", version)
-            return stem, False
+            names = json.loads(stored.attrs.get("attachments", "[]")) if stored else []
+            companions = [f"{path}/{stem}.ics", *(f"{path}/{name}" for name in names)]
+            if ctx.unchanged_all((json_path, *companions), version):
+                for name in names:
+                    enumeration.saw(name)
+                return stem, False
         mtime = time_ns(event.get("lastModifiedDateTime"))
         attrs = {
             "type": "event",
@@ -211,22 +214,24 @@ class CalendarBackup:
             **zone_attrs(event),
             **extra,
         }
-        if event.get("hasAttachments"):
-            others: list[dict[str, str]] = []
-            names = self._attachments(eid, stem, path, enumeration, version, mtime, others)
-            attrs["attachments"] = json.dumps(names, ensure_ascii=False)
-            if others:
-                attrs["otherAttachments"] = json.dumps(others, ensure_ascii=False)
-        body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
-        ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
-        ctx.add_file(
-            f"{path}/{stem}.ics",
-            render_ics(event),
-            version=version,
-            attrs={"type": "rendering", "of": f"{stem}.json"},
-            mtime_ns=mtime,
-            count=False,
-        )
+        # The event, its .ics and its attachments are one unit for checkpoints.
+        with ctx.group():
+            if event.get("hasAttachments"):
+                others: list[dict[str, str]] = []
+                names = self._attachments(eid, stem, path, enumeration, version, mtime, others)
+                attrs["attachments"] = json.dumps(names, ensure_ascii=False)
+                if others:
+                    attrs["otherAttachments"] = json.dumps(others, ensure_ascii=False)
+            body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
+            ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
+            ctx.add_file(
+                f"{path}/{stem}.ics",
+                render_ics(event),
+                version=version,
+                attrs={"type": "rendering", "of": f"{stem}.json"},
+                mtime_ns=mtime,
+                count=False,
+            )
         return stem, True
 
     def _attachments(
@@ -306,7 +311,12 @@ class CalendarBackup:
             except ValueError:
                 known = {}
         version = str(event.get("changeKey") or "")
-        if stored is not None and stored.version == version and eid not in refresh:
+        if (
+            stored is not None
+            and stored.version == version
+            and eid not in refresh
+            and all(_stored_as(ctx, path, name, v) for name, v in known.items())
+        ):
             # The series did not change: neither did its exceptions or occurrences.
             extra = {"exceptions": json.dumps(known, sort_keys=True)}
             if stored.attrs.get("occurrences"):
@@ -315,8 +325,7 @@ class CalendarBackup:
             for name, exc_version in known.items():
                 enumeration.saw(f"{name}.json")
                 enumeration.saw(f"{name}.ics")
-                if ctx.unchanged(f"{path}/{name}.json", exc_version):
-                    ctx.session.unchanged(f"{path}/{name}.ics", exc_version)
+                ctx.unchanged_all((f"{path}/{name}.json", f"{path}/{name}.ics"), exc_version)
             return
         exceptions, occurrences = self._exceptions(event, path, enumeration, known)
         # A changed exception list changes the master's record even if its changeKey did not.
@@ -361,11 +370,11 @@ class CalendarBackup:
             when = (instance.get("start") or {}).get("dateTime")
             stem = item_name(when, instance.get("subject"), xid, "")
             version = str(instance.get("changeKey") or "")
-            if known.get(stem) == version and ctx.entry(f"{path}/{stem}.json") is not None:
+            if known.get(stem) == version and ctx.unchanged_all(
+                (f"{path}/{stem}.json", f"{path}/{stem}.ics"), version
+            ):
                 enumeration.saw(f"{stem}.json")
                 enumeration.saw(f"{stem}.ics")
-                ctx.unchanged(f"{path}/{stem}.json", version)
-                ctx.session.unchanged(f"{path}/{stem}.ics", version)
                 found[stem] = version
                 continue
             try:
@@ -389,6 +398,14 @@ def zone_attrs(event: dict[str, Any]) -> dict[str, str]:
     if local is None:
         return {}
     return {"timeZone": str(local["timeZone"]), "localStart": str(local["dateTime"])[:19]}
+
+
+def _stored_as(ctx: ServiceContext, path: str, stem: str, version: str) -> bool:
+    """Whether the exception ``stem`` and its .ics are stored with ``version``."""
+    return all(
+        (entry := ctx.entry(f"{path}/{stem}.{ext}")) is not None and entry.version == version
+        for ext in ("json", "ics")
+    )
 
 
 def backup_calendar(ctx: ServiceContext) -> None:

@@ -147,8 +147,9 @@ class ContactsBackup:
         if "@removed" in contact:
             # A contact moved to another folder keeps its ID: remove only what is here.
             if old is not None and old.rpartition("/")[0] == folder:
-                ctx.remove(old)
-                ctx.remove(old[: -len(".json")] + ".vcf", count=False)
+                with ctx.group():
+                    ctx.remove(old)
+                    ctx.remove(old[: -len(".json")] + ".vcf", count=False)
             return
         stem = titled_name(contact.get("displayName"), cid)
         json_path, vcf_path = f"{folder}/{stem}.json", f"{folder}/{stem}.vcf"
@@ -156,35 +157,37 @@ class ContactsBackup:
             enumeration.saw(f"{stem}.json")
             enumeration.saw(f"{stem}.vcf")
         version = str(contact.get("changeKey") or contact.get("@odata.etag") or "")
-        if version and ctx.unchanged(json_path, version):
-            ctx.session.unchanged(vcf_path, version)
+        # A vCard missing beside its JSON (a base older than item groups) is rendered again.
+        if version and ctx.unchanged_all((json_path, vcf_path), version):
             return
         mtime = time_ns(contact.get("lastModifiedDateTime"))
         body = json.dumps(contact, indent=1, sort_keys=True, ensure_ascii=False).encode()
-        ctx.add_file(
-            json_path,
-            body,
-            version=version,
-            item_id=cid,
-            attrs={
-                "type": "contact",
-                "id": cid,
-                "name": str(contact.get("displayName") or ""),
-                "changeKey": version,
-            },
-            mtime_ns=mtime,
-        )
-        ctx.add_file(
-            vcf_path,
-            render_vcard(contact),
-            version=version,
-            attrs={"type": "rendering", "of": f"{stem}.json"},
-            mtime_ns=mtime,
-            count=False,
-        )
-        if old is not None and old != json_path:
-            ctx.remove(old, count=False)
-            ctx.remove(old[: -len(".json")] + ".vcf", count=False)
+        # The contact and its vCard are one unit: a checkpoint never holds one alone.
+        with ctx.group():
+            ctx.add_file(
+                json_path,
+                body,
+                version=version,
+                item_id=cid,
+                attrs={
+                    "type": "contact",
+                    "id": cid,
+                    "name": str(contact.get("displayName") or ""),
+                    "changeKey": version,
+                },
+                mtime_ns=mtime,
+            )
+            ctx.add_file(
+                vcf_path,
+                render_vcard(contact),
+                version=version,
+                attrs={"type": "rendering", "of": f"{stem}.json"},
+                mtime_ns=mtime,
+                count=False,
+            )
+            if old is not None and old != json_path:
+                ctx.remove(old, count=False)
+                ctx.remove(old[: -len(".json")] + ".vcf", count=False)
 
 
 def backup_contacts(ctx: ServiceContext) -> None:

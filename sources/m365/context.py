@@ -18,7 +18,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
@@ -121,6 +122,21 @@ class ServiceContext:
             self.report.add("items_unchanged")
             return True
         return False
+
+    def unchanged_all(self, paths: Sequence[str], version: str, *, count: bool = True) -> bool:
+        """True (all kept, one item counted) when the item and every companion file
+        of it (``paths``: its ``.json`` first, then renderings and attachments) are
+        stored with ``version``. False when any is missing or differs: the caller
+        stores the whole item again (in a :meth:`group`)."""
+        if self.session.unchanged_all(paths, version):
+            if count:
+                self.report.add("items_unchanged")
+            return True
+        return False
+
+    def group(self) -> AbstractContextManager[None]:
+        """One item and its companion files, committed as a unit (OwnerSession.group)."""
+        return self.session.group()
 
     def add_file(
         self,

@@ -314,11 +314,17 @@ class DriveBackup:
             ):
                 # Renamed, moved or re-described: the content is the same.
                 self._sharing(item, attrs)
-                ctx.add_file(
-                    path, version=version, item_id=iid, attrs=attrs, mtime_ns=mtime, reuse_from=old
-                )
-                if old != path:
-                    ctx.remove(old, count=False)
+                with ctx.group():  # never both places, nor neither, in a checkpoint
+                    ctx.add_file(
+                        path,
+                        version=version,
+                        item_id=iid,
+                        attrs=attrs,
+                        mtime_ns=mtime,
+                        reuse_from=old,
+                    )
+                    if old != path:
+                        ctx.remove(old, count=False)
                 return
         ctx.submit(lambda: self._download(item, path, version, attrs, mtime, old))
 
@@ -334,7 +340,10 @@ class DriveBackup:
         ctx = self.ctx
         iid = str(item["id"])
         self._sharing(item, attrs)
-        with ctx.spool() as spool:
+        # The file, its move away from ``old`` and its previous versions are one unit:
+        # an unchanged file is not looked at again, so a checkpoint holding the file
+        # without its versions would lose them for good.
+        with ctx.group(), ctx.spool() as spool:
             problem = self._fetch_verified(item, spool)
             if problem is not None:
                 if problem:
@@ -343,18 +352,21 @@ class DriveBackup:
                 return
             spool.seek(0)
             ctx.add_file(path, spool, version=version, item_id=iid, attrs=attrs, mtime_ns=mtime)
-        if old is not None and old != path:
-            ctx.remove(old, count=False)
-        if self.versions:
-            self._versions(item, path)
+            if old is not None and old != path:
+                ctx.remove(old, count=False)
+            if self.versions:
+                self._versions(item, path)
 
     def _keep_previous(self, path: str, old: str | None) -> None:
         """A file that could not be read keeps its previous copy, if there is one (a
         full enumeration would otherwise drop it)."""
         for candidate in (path, old):
             entry = self.ctx.entry(candidate) if candidate else None
-            if entry is not None and entry.version is not None:
-                self.ctx.session.unchanged(str(candidate), entry.version)
+            if (
+                entry is not None
+                and entry.version is not None
+                and self.ctx.session.unchanged(str(candidate), entry.version)
+            ):
                 return
 
     def _fetch_verified(self, item: dict[str, Any], spool: IO[bytes]) -> str | None:

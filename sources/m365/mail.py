@@ -299,16 +299,17 @@ class MailBackup:
             stored = ctx.entry(old)
             if stored is not None and stored.is_file:
                 # Sent mail does not change: only its metadata did.
-                ctx.add_file(
-                    target,
-                    version=version,
-                    item_id=mid,
-                    attrs=attrs,
-                    mtime_ns=time_ns(when),
-                    reuse_from=old,
-                )
-                if old != target:
-                    ctx.remove(old, count=False)
+                with ctx.group():  # a checkpoint holds it at one place, never two or none
+                    ctx.add_file(
+                        target,
+                        version=version,
+                        item_id=mid,
+                        attrs=attrs,
+                        mtime_ns=time_ns(when),
+                        reuse_from=old,
+                    )
+                    if old != target:
+                        ctx.remove(old, count=False)
                 return
         if not initial and _move_key(message) and len(self.round.pending) < PENDING_LIMIT:
             self.round.pending.append(_Pending(target, message, attrs, old))
@@ -325,7 +326,8 @@ class MailBackup:
         limit = ctx.selection.max_item_size
 
         def task() -> None:
-            with ctx.spool() as spool:
+            # The message and its removal from ``old`` (a move) are one unit.
+            with ctx.group(), ctx.spool() as spool:
                 try:
                     ctx.client.download(
                         f"/users/{self.uid}/messages/{mid}/$value",
@@ -353,8 +355,8 @@ class MailBackup:
                     attrs=attrs,
                     mtime_ns=time_ns(when),
                 )
-            if old is not None and old != target:
-                ctx.remove(old, count=False)
+                if old is not None and old != target:
+                    ctx.remove(old, count=False)
 
         ctx.submit(task)
 

@@ -158,16 +158,17 @@ class SiteBackup:
         if version and ctx.unchanged(target, version):
             return
         body = json.dumps(item, indent=1, sort_keys=True, ensure_ascii=False).encode()
-        ctx.add_file(
-            target,
-            body,
-            version=version,
-            item_id=key,
-            attrs={"type": "listItem", "id": iid, "list": lid},
-            mtime_ns=time_ns(item.get("lastModifiedDateTime")),
-        )
-        if old is not None and old != target:
-            ctx.remove(old, count=False)
+        with ctx.group():  # a renamed item is at one place in a checkpoint, never two
+            ctx.add_file(
+                target,
+                body,
+                version=version,
+                item_id=key,
+                attrs={"type": "listItem", "id": iid, "list": lid},
+                mtime_ns=time_ns(item.get("lastModifiedDateTime")),
+            )
+            if old is not None and old != target:
+                ctx.remove(old, count=False)
 
 
 def backup_site(ctx: ServiceContext) -> None:

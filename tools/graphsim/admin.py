@@ -21,7 +21,10 @@
     POST   /_sim/switches                    {"protected_api_approved": bool,
                                               "strict_immutable_ids": bool, ...
                                               (Switches.FLAGS, tenant.py),
-                                              "unlicensed": [user], "licensed": [user]}
+                                              "unlicensed": [user], "licensed": [user],
+                                              "app_roles": [permission] (what new app
+                                              tokens carry), "revoke_roles": [...],
+                                              "grant_roles": [...]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
     GET    /_sim/devicecodes                 pending device codes
@@ -167,8 +170,20 @@ class AdminApi:
                 t.switches.unlicensed.add(t.require_user(str(ref)).key)
             for ref in body.get("licensed", []):
                 t.switches.unlicensed.discard(t.require_user(str(ref)).key)
+            tokens = self.identity.tokens
+            if "app_roles" in body:
+                tokens.app_roles = [str(r) for r in body["app_roles"]]
+            revoked = {str(r) for r in body.get("revoke_roles", [])}
+            tokens.app_roles = [r for r in tokens.app_roles if r not in revoked]
+            for role in body.get("grant_roles", []):
+                if str(role) not in tokens.app_roles:
+                    tokens.app_roles.append(str(role))
             return json_response(
-                {**t.switches.flags(), "unlicensed": sorted(t.switches.unlicensed)}
+                {
+                    **t.switches.flags(),
+                    "unlicensed": sorted(t.switches.unlicensed),
+                    "app_roles": list(tokens.app_roles),
+                }
             )
         if path == "/_sim/churn" and m == "POST":
             body = self._body(req)

@@ -2,8 +2,8 @@
 
     /_sim/...                 admin API (no auth, not counted)
     /{tenant}/...             identity platform (not counted)
-    /v1.0/...                 Graph: count -> authenticate -> route -> throttle -> faults
-                              -> handler -> headers
+    /v1.0/...                 Graph: count -> authenticate -> route -> app roles
+                              (approles.py) -> throttle -> faults -> handler -> headers
     /_dl/..., /_up/...        pre-authenticated download and upload URLs: like Graph but
                               without the Authorization header (and a 401 if one is sent
                               to an upload URL, as driveitem-createuploadsession.md warns)
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import approles
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
 from .identity import IdentityPlatform
@@ -225,6 +226,7 @@ class GraphApp:
             if not raw:
                 self._resolve_me(params, req.auth)
                 self._check_delegated_scope(params, req.auth, req)
+                approles.check(route, req.auth)
                 self._check_request_size(req)
             req.params = params
             if norm.item_path is not None:

@@ -15,11 +15,20 @@ describes "reply chains" as the unit of change); `$top` above 50 is a 400.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from typing import Any
 
-from ..httpcore import GraphError, Request, Response, bad_request, json_response, parse_iso, utc_now
+from ..httpcore import (
+    GraphError,
+    Request,
+    Response,
+    bad_request,
+    json_response,
+    parse_iso,
+    utc_now,
+)
 from ..odata import apply_select, paged_list, parse_select
 from ..router import Router
 from ..store import Item
@@ -213,6 +222,45 @@ def register(router: Router, t: Tenant) -> None:
             raise GraphError(404, "NotFound", "Reply not found.")
         return json_response(apply_select(rendered_message(req, reply), parse_select(req)))
 
+    def _message(req: Request) -> Item:
+        """The root message, or the reply when the route names one."""
+        _, ch, msg = _root(req)
+        if "reply" not in req.params:
+            return msg
+        reply = t.store.get(f"{ch.key}/{req.params['reply']}")
+        if reply is None or reply.kind != "chatReply" or reply.parent != msg.key:
+            raise GraphError(404, "NotFound", "Reply not found.")
+        return reply
+
+    def _hosted(req: Request) -> list[dict[str, Any]]:
+        item = _message(req)
+        if item.data.get("deletedDateTime"):
+            return []
+        return list(item.data.get("_hosted") or [])
+
+    def list_hosted(req: Request) -> Response:
+        # contentBytes and contentType are write-only: the list names the objects only.
+        protected(req)
+        values = [{"id": h["id"], "contentBytes": None, "contentType": None} for h in _hosted(req)]
+        return json_response({"value": values})
+
+    def _one_hosted(req: Request) -> dict[str, Any]:
+        for hosted in _hosted(req):
+            if hosted["id"] == req.params["hosted"]:
+                return hosted
+        raise GraphError(404, "NotFound", "Hosted content not found.")
+
+    def get_hosted(req: Request) -> Response:
+        protected(req)
+        hosted = _one_hosted(req)
+        return json_response({"id": hosted["id"], "contentBytes": None, "contentType": None})
+
+    def hosted_value(req: Request) -> Response:
+        protected(req)
+        hosted = _one_hosted(req)
+        body = base64.b64decode(hosted["bytes"])
+        return Response(200, [("Content-Type", str(hosted["contentType"]))], body)
+
     def messages_delta(req: Request) -> Response:
         protected(req)
         top_limit(req)
@@ -280,3 +328,10 @@ def register(router: Router, t: Tenant) -> None:
         get_reply,
         messages=True,
     )
+    for where in (
+        "/teams/{team}/channels/{channel}/messages/{message}",
+        "/teams/{team}/channels/{channel}/messages/{message}/replies/{reply}",
+    ):
+        add("GET", f"{where}/hostedContents", list_hosted, messages=True)
+        add("GET", f"{where}/hostedContents/{{hosted}}", get_hosted, messages=True)
+        add("GET", f"{where}/hostedContents/{{hosted}}/$value", hosted_value, messages=True)
