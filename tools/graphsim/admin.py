@@ -163,9 +163,9 @@ class AdminApi:
             return json_response({"ok": True})
         if path == "/_sim/switches" and m == "POST":
             body = self._body(req)
-            t.switches.update(
-                {k: v for k, v in body.items() if k not in ("unlicensed", "licensed")}
-            )
+            # Licences and the app's consented permissions have their own keys.
+            own = ("unlicensed", "licensed", "app_roles", "revoke_roles", "grant_roles")
+            t.switches.update({k: v for k, v in body.items() if k not in own})
             for ref in body.get("unlicensed", []):
                 t.switches.unlicensed.add(t.require_user(str(ref)).key)
             for ref in body.get("licensed", []):
