@@ -106,6 +106,7 @@ def restore_to_m365(
             dry_run=dry_run,
             selector=selector,
             progress=RestoreProgressAdapter(progress),
+            prompt=note,  # a device-code sign-in's instructions
         )
         progress.eta_source = run.eta.seconds_left
         report = run.run()

@@ -22,6 +22,7 @@ from sources.m365.errors import (
     ResyncRequired,
     TransientGraphError,
 )
+from sources.m365.preflight import TenantCheck, check_tenant
 from sources.m365.runner import REPORT_FORMAT, REPORT_VERSION, Progress, TenantBackup
 from sources.m365.settings import SERVICES, TenantSettings, from_table
 
@@ -39,7 +40,9 @@ __all__ = [
     "Progress",
     "ResyncRequired",
     "TenantBackup",
+    "TenantCheck",
     "TenantSettings",
     "TransientGraphError",
+    "check_tenant",
     "from_table",
 ]

@@ -5,7 +5,9 @@ Two ways, both behind :class:`TokenSource`:
 - :class:`AppTokens`: app-only client credentials (a certificate, or a client
   secret read from a file) for backing up a whole tenant;
 - :class:`DeviceCodeTokens`: device-code sign-in with delegated rights, for
-  backing up one's own mailbox and OneDrive.
+  backing up one's own mailbox and OneDrive (read permissions,
+  ``DEVICE_SCOPES``) and restoring into them (``DEVICE_WRITE_SCOPES``: each
+  create or change needs the ReadWrite permission, e.g. user-post-messages.md).
 
 msal keeps tokens in its cache (optionally a file, mode 0600) and serves them
 until they near expiry. When Graph refuses a token anyway (revoked, or expired
@@ -37,6 +39,14 @@ _NATIONAL_GRAPH_HOSTS = (
     "microsoftgraph.chinacloudapi.cn",
 )
 _NETWORK_ATTEMPTS = 4
+# Delegated permissions a restore into one's own mailbox and OneDrive needs.
+DEVICE_WRITE_SCOPES = (
+    "Mail.ReadWrite",
+    "Contacts.ReadWrite",
+    "Calendars.ReadWrite",
+    "Files.ReadWrite",
+    "User.Read",
+)
 
 
 def graph_resource(graph_url: str) -> str:
@@ -157,15 +167,20 @@ class DeviceCodeTokens:
     """Delegated tokens for one user, signed in once with a device code.
 
     ``prompt`` shows msal's instructions (a URL and a code) to the person at
-    the terminal. The refresh token is kept in the token cache, so later runs
+    the terminal. ``scopes``: the delegated permissions asked for (read ones
+    by default). The refresh token is kept in the token cache, so later runs
     need no sign-in until it expires.
     """
 
     def __init__(
-        self, conn: Connection, http: requests.Session, prompt: Callable[[str], None]
+        self,
+        conn: Connection,
+        http: requests.Session,
+        prompt: Callable[[str], None],
+        scopes: tuple[str, ...] = DEVICE_SCOPES,
     ) -> None:
         resource = graph_resource(conn.graph_url)
-        self._scopes = [f"{resource}/{scope}" for scope in DEVICE_SCOPES]
+        self._scopes = [f"{resource}/{scope}" for scope in scopes]
         self._cache = _CacheFile(conn.token_cache)
         self._prompt = prompt
         self._lock = threading.Lock()
@@ -222,9 +237,15 @@ class DeviceCodeTokens:
 
 
 def token_source(
-    conn: Connection, http: requests.Session, prompt: Callable[[str], None] | None = None
+    conn: Connection,
+    http: requests.Session,
+    prompt: Callable[[str], None] | None = None,
+    *,
+    write: bool = False,
 ) -> AppTokens | DeviceCodeTokens:
-    """The token source the configuration asks for."""
+    """The token source the configuration asks for; ``write``: a restore, which needs
+    the delegated ReadWrite permissions (app-only tokens carry the app's roles)."""
     if conn.auth == "device_code":
-        return DeviceCodeTokens(conn, http, prompt or (lambda message: None))
+        scopes = DEVICE_WRITE_SCOPES if write else DEVICE_SCOPES
+        return DeviceCodeTokens(conn, http, prompt or (lambda message: None), scopes)
     return AppTokens(conn, http)

@@ -6,7 +6,9 @@ and ``.ics``; each file attachment of an event is a file of its own beside them,
 attributes), read from ``/events/{id}/attachments`` only when the event changed
 (an attachment change gives the event a new changeKey). Series masters carry
 their recurrence (RRULE in the .ics); each exception of a series is an item of
-its own (``"type": "exception"``, with RECURRENCE-ID). Times are requested in UTC.
+its own (``"type": "exception"``, with RECURRENCE-ID). Times are requested in UTC;
+the event's own zone (``originalStartTimeZone``) and its start in that zone are
+recorded beside them (``timeZone``, ``localStart``), as restore needs them.
 
 Graph v1.0 has delta only for the primary calendar's calendarView (a time
 window). Coffer uses it as a change detector: a delta round with no entries
@@ -29,6 +31,7 @@ from sources.m365.context import Enumeration, ServiceContext, graph_json
 from sources.m365.errors import ItemGone, ResyncRequired
 from sources.m365.names import item_name, parse_time, safe_name, short_id, time_ns
 from sources.m365.render.ical import render_ics
+from sources.m365.timezones import own_zone_times
 
 ROOT = "calendar"
 HEADERS = {"Prefer": 'outlook.timezone="UTC", odata.maxpagesize=100, IdType="ImmutableId"'}
@@ -208,13 +211,17 @@ class CalendarBackup:
             "id": eid,
             "name": str(event.get("subject") or ""),
             "changeKey": version,
+            **zone_attrs(event),
             **extra,
         }
         # The event, its .ics and its attachments are one unit for checkpoints.
         with ctx.group():
             if event.get("hasAttachments"):
-                names = self._attachments(eid, stem, path, enumeration, version, mtime)
+                others: list[dict[str, str]] = []
+                names = self._attachments(eid, stem, path, enumeration, version, mtime, others)
                 attrs["attachments"] = json.dumps(names, ensure_ascii=False)
+                if others:
+                    attrs["otherAttachments"] = json.dumps(others, ensure_ascii=False)
             body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
             ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
             ctx.add_file(
@@ -228,13 +235,21 @@ class CalendarBackup:
         return stem, True
 
     def _attachments(
-        self, eid: str, stem: str, path: str, enumeration: Enumeration, version: str, mtime: int
+        self,
+        eid: str,
+        stem: str,
+        path: str,
+        enumeration: Enumeration,
+        version: str,
+        mtime: int,
+        others: list[dict[str, str]],
     ) -> list[str]:
         """Store the event's file attachments beside it; returns their file names.
 
         Only file attachments have bytes; other kinds (item, reference) are left out with
-        a note. Each file is versioned by the event's changeKey, so an unchanged event
-        keeps its attachments without reading them. Raises what the listing raises,
+        a note, their name and kind appended to ``others`` (restore reports them).
+        Each file is versioned by the event's changeKey, so an unchanged event keeps
+        its attachments without reading them. Raises what the listing raises,
         except ItemGone (the event vanished: nothing to store)."""
         ctx = self.ctx
         url = f"/users/{self.uid}/events/{eid}/attachments"
@@ -247,6 +262,8 @@ class CalendarBackup:
             raw = att.get("contentBytes")
             if att.get("@odata.type") != "#microsoft.graph.fileAttachment" or raw is None:
                 ctx.note("event attachments other than files are recorded as metadata only")
+                kind = str(att.get("@odata.type") or "").rsplit(".", 1)[-1] or "attachment"
+                others.append({"name": str(att.get("name") or ""), "type": kind})
                 continue
             label = str(att.get("name") or att.get("id") or n)
             name = f"{stem}.attachment.{safe_name(label)}"
@@ -373,6 +390,15 @@ class CalendarBackup:
             {"window": [_iso(start), _iso(end)], "days": sorted(days)}, separators=(",", ":")
         )
         return found, occurrences
+
+
+def zone_attrs(event: dict[str, Any]) -> dict[str, str]:
+    """``timeZone`` (the event's own zone, as Graph names it) and ``localStart`` (its
+    start there), when Graph gives the zone and Coffer can read it."""
+    local = own_zone_times(event).get("start")
+    if local is None:
+        return {}
+    return {"timeZone": str(local["timeZone"]), "localStart": str(local["dateTime"])[:19]}
 
 
 def _stored_as(ctx: ServiceContext, path: str, stem: str, version: str) -> bool:

@@ -86,18 +86,47 @@ def discover_users(
     return sorted(jobs, key=lambda j: j.name.lower())
 
 
+def _site_job(site: dict[str, Any]) -> OwnerJob:
+    url = str(site.get("webUrl") or "")
+    name = url.split("://", 1)[-1].rstrip("/") or str(site["id"])
+    return OwnerJob("sites", str(site["id"]), name, ("sharepoint",), site)
+
+
+def _site_selected(settings: TenantSettings, site: dict[str, Any]) -> bool:
+    names = (str(site.get("webUrl") or ""), str(site.get("displayName") or ""), str(site["id"]))
+    return any(matches_any(n, settings.selection.sites) for n in names if n)
+
+
 def discover_sites(client: GraphClient, settings: TenantSettings) -> list[OwnerJob]:
+    """Every selected site collection and, below each, its subsites (webs) at any depth.
+
+    ``getAllSites`` lists site collections only; a collection's subsites come from
+    ``/sites/{id}/sites``, one level at a time (site-list-subsites.md), so each site costs
+    one more request (2 SharePoint resource units) per run. A subsite is its own owner
+    (restore finds it by its id like any site) and is selected when it matches the
+    selection itself or when its parent is selected (backing up a site includes what
+    lies below it).
+    """
     res = Resource.sharepoint()
     jobs: list[OwnerJob] = []
+    pending: list[tuple[dict[str, Any], bool]] = []
     for site in client.list_all("/sites/getAllSites", res, params={"$top": "999"}):
         url = str(site.get("webUrl") or "")
-        if "-my.sharepoint." in url.lower():
+        if "-my.sharepoint." in url.lower() or not site.get("id"):
             continue  # personal OneDrive sites belong to their users
-        names = (url, str(site.get("displayName") or ""), str(site.get("id") or ""))
-        if not any(matches_any(n, settings.selection.sites) for n in names if n):
-            continue
-        name = url.split("://", 1)[-1].rstrip("/") or str(site["id"])
-        jobs.append(OwnerJob("sites", str(site["id"]), name, ("sharepoint",), site))
+        pending.append((site, False))
+    seen: set[str] = set()
+    while pending:
+        site, parent_selected = pending.pop()
+        sid = str(site["id"])
+        if sid in seen:
+            continue  # a web listed twice (or a cycle in a hostile answer)
+        seen.add(sid)
+        selected = parent_selected or _site_selected(settings, site)
+        if selected:
+            jobs.append(_site_job(site))
+        subsites = client.list_all(f"/sites/{sid}/sites", res, params={"$top": "999"})
+        pending.extend((sub, selected) for sub in subsites if sub.get("id"))
     return sorted(jobs, key=lambda j: j.name.lower())
 
 

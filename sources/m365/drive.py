@@ -32,6 +32,16 @@ from sources.m365.hashing import HashingSink
 from sources.m365.names import safe_name, time_ns
 
 DOWNLOAD_ATTEMPTS = 3
+# driveitem-delta.md, "Scanning permissions hierarchies": with hierarchicalsharing,
+# delta shows the shared facet only where sharing is set (the roots of permission
+# hierarchies, and items whose own sharing changed), so only those have their
+# permissions read; deltashowsharingchanges (which needs the two others) marks the
+# items listed because their sharing changed with @microsoft.graph.sharedChanged.
+DELTA_HEADERS = {
+    "Prefer": "hierarchicalsharing, deltashowremovedasdeleted, deltatraversepermissiongaps, "
+    "deltashowsharingchanges"
+}
+SHARED_CHANGED = "@microsoft.graph.sharedChanged"
 PERMISSION_FAILURES = (400, 403, 404, 405, 501)
 
 
@@ -134,7 +144,7 @@ class DriveBackup:
         rnd = _DriveRound(fmap, str(root) if root else None, incremental)
         link: str | None = None
         skipped_before = ctx.report.items_skipped
-        for page in ctx.client.pages(url, ctx.res):
+        for page in ctx.client.pages(url, ctx.res, headers=DELTA_HEADERS):
             for item in page.values:
                 self._item(rnd, item)
             link = page.delta_link or link
@@ -229,12 +239,13 @@ class DriveBackup:
         self._adopt(rnd, iid)
 
     def _sharing(self, item: dict[str, Any], attrs: dict[str, str]) -> None:
-        """Record the item's permissions when it is shared (it has the ``shared``
-        facet, inherited sharing included, as Graph shows it outside
-        ``Prefer: hierarchicalsharing``). An item without it has no sharing to
-        record, and reading its permissions would cost 5 SharePoint resource
-        units per item: reading them for every file made a medium tenant's
-        backup wait on throttling for minutes."""
+        """Record the item's permissions when it has the ``shared`` facet: with
+        ``Prefer: hierarchicalsharing`` only the roots of permission hierarchies
+        (where sharing is set, or was removed) carry it; an item that inherits its
+        sharing has it from the nearest such ancestor, whose permissions are
+        recorded. Reading permissions costs 5 SharePoint resource units per item:
+        reading them for every file made a medium tenant's backup wait on
+        throttling for minutes."""
         if self.permissions and "shared" in item:
             self._permissions(item, attrs)
 
@@ -258,12 +269,14 @@ class DriveBackup:
         """True (and the stored item kept) when the item at ``path`` is as stored.
 
         Sharing an item changes neither its eTag nor its cTag, but delta lists it
-        (driveitem-delta.md, "Scanning permissions hierarchies"). So in an incremental
-        round, where delta lists only what changed, an item with its stored eTag has its
-        permissions read again and compared with the stored ones. A full enumeration
-        keeps the stored permissions of items whose eTag did not change."""
+        (driveitem-delta.md, "Scanning permissions hierarchies") marked
+        ``@microsoft.graph.sharedChanged`` (``Prefer: deltashowsharingchanges``). So in
+        an incremental round an item so marked with its stored eTag has its
+        permissions read again and compared with the stored ones; others keep
+        theirs. A full enumeration keeps the stored permissions of items whose eTag
+        did not change."""
         ctx = self.ctx
-        if not (rnd.incremental and self.permissions):
+        if not (rnd.incremental and self.permissions) or not item.get(SHARED_CHANGED):
             return ctx.unchanged(path, version)
         stored = ctx.entry(path)
         if stored is None or stored.version != version:

@@ -18,6 +18,15 @@
   the client: when its outcome is unknown (dropped connection, 5xx) it raises
   AmbiguousWrite and the caller looks before creating again.
 
+- Headers every Graph request carries are set here, once
+  (:func:`graph_headers`): the preferences of :data:`ALWAYS_PREFER`, merged
+  with the caller's own ``Prefer`` values, and the ``User-Agent``. Immutable
+  IDs in particular apply only to the request that asks for them
+  (outlook-immutable-id.md: "This header only applies to the request it is
+  included with"), so a listing without it answers in another ID format and
+  nothing would match what a backup recorded. Pre-authenticated URLs (upload
+  sessions, download URLs) are not Graph and get none of them.
+
 Errors are classified by status and code (case-insensitively) into the
 classes of errors.py. Thread-safe: one client serves every owner of a run.
 """
@@ -25,6 +34,7 @@ classes of errors.py. Thread-safe: one client serves every owner of a run.
 from __future__ import annotations
 
 import email.utils
+import importlib.metadata
 import json
 import random
 import time
@@ -73,6 +83,53 @@ _NO_MAILBOX_CODES = (
 )
 _DOWNLOAD_BLOCK = 1 << 20
 
+# Preferences sent with every Graph request (RFC 7240: a service ignores those it
+# does not implement). IdType: Outlook IDs that survive moves, in the one format
+# backups record and restores match on (outlook-immutable-id.md).
+# include-unknown-enum-members: members of evolvable enums added after v1.0
+# (a shared channel's membershipType, system event messages) instead of
+# "unknownFutureValue" (best-practices-concept.md, "Handling future members in
+# evolvable enumerations").
+ALWAYS_PREFER = ('IdType="ImmutableId"', "include-unknown-enum-members")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("coffer")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+# "ISV|CompanyName|AppName/Version", the form SharePoint asks clients to decorate
+# their traffic with ("Avoid getting throttled or blocked in SharePoint Online").
+USER_AGENT = f"ISV|Coffer|Coffer/{_version()}"
+
+
+def merge_prefer(*values: str | None) -> str:
+    """One ``Prefer`` value from several comma-separated ones, each preference once
+    (by name, case-insensitively; the first value of a name wins)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for value in values:
+        for part in (value or "").split(","):
+            token = part.strip()
+            name = token.split("=", 1)[0].strip().lower()
+            if token and name not in seen:
+                seen.add(name)
+                out.append(token)
+    return ", ".join(out)
+
+
+def graph_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """``headers`` with the preferences every Graph request carries merged into
+    their ``Prefer`` (see the module docstring); the caller's own come first."""
+    out = dict(headers or {})
+    own = ""
+    for key in [k for k in out if k.lower() == "prefer"]:
+        own = merge_prefer(own, out.pop(key))
+    out["Prefer"] = merge_prefer(own, *ALWAYS_PREFER)
+    return out
+
 
 @dataclass(frozen=True)
 class Page:
@@ -110,7 +167,7 @@ def make_http_session(ca_file: str | None, pool: int = 64) -> requests.Session:
         http.verify = ca_file
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool, max_retries=0)
     http.mount("https://", adapter)
-    http.headers["User-Agent"] = "Coffer/0.1 (backup; +https://github.com/coffer)"
+    http.headers["User-Agent"] = USER_AGENT
     return http
 
 
@@ -301,12 +358,13 @@ class GraphClient:
     ) -> dict[str, Any]:
         """GET a JSON object. Raises the classified GraphError or TransientGraphError."""
         url = self.url(path_or_url)
+        send_headers = graph_headers(headers)
 
         def once(auth: dict[str, str]) -> requests.Response:
             resp = self.http.get(
                 url,
                 params=params,
-                headers={**(headers or {}), **auth},
+                headers={**send_headers, **auth},
                 timeout=self.timeout,
             )
             if resp.status_code == 200:
@@ -384,7 +442,7 @@ class GraphClient:
         classified GraphError otherwise (404 ItemGone, 403 AccessDenied, ...).
         """
         url = self.url(path_or_url)
-        send_headers = dict(headers or {})
+        send_headers = dict(headers or {}) if preauthenticated else graph_headers(headers)
         body: bytes | None = data
         if json_body is not None:
             body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
@@ -441,6 +499,7 @@ class GraphClient:
         """
         url = self.url(path_or_url)
         state = {"url": url, "preauth": preauthenticated}
+        graph = graph_headers(headers)
 
         def once(auth: dict[str, str]) -> requests.Response:
             while True:
@@ -448,7 +507,7 @@ class GraphClient:
                 sink.truncate()
                 send = {**(headers or {})}
                 if not state["preauth"]:
-                    send.update(auth)
+                    send = {**graph, **auth}
                 resp = self.http.get(
                     str(state["url"]),
                     headers=send,

@@ -27,6 +27,7 @@ from sources.m365.context import (
     graph_json,
 )
 from sources.m365.errors import AccessDenied, ItemGone, ResyncRequired
+from sources.m365.hosted import Hosted, fetch_hosted, inline_images, references_hosted
 from sources.m365.names import clean_title, item_name, safe_name, short_id, time_ns
 from sources.m365.render.html import render_thread
 from sources.m365.render.text import body_text
@@ -202,14 +203,14 @@ class TeamBackup:
         if "@removed" in root:
             if old is not None:
                 with ctx.group():
-                    ctx.remove(old)
-                    ctx.remove(old[: -len(".json")] + ".html", count=False)
+                    self._remove_thread(old)
             return
         title = root.get("subject") or clean_title(body_text(root.get("body")), 60, "(post)")
         stem = item_name(root.get("createdDateTime"), str(title), mid, "")
         if enumeration is not None:
             enumeration.saw(f"{stem}.json")
             enumeration.saw(f"{stem}.html")
+            enumeration.saw(f"{stem}.files")
         version = f"{root.get('lastModifiedDateTime')}|{root.get('etag')}"
         json_path = f"{path}/{stem}.json"
         # The first run's delta round sees again the posts the listing just stored:
@@ -227,6 +228,7 @@ class TeamBackup:
                 replies = []
             thread = {"message": root, "replies": replies}
             mtime = time_ns(root.get("lastModifiedDateTime"))
+            pasted = self._hosted(cid, mid, root, replies, res)
             body = json.dumps(thread, indent=1, sort_keys=True, ensure_ascii=False).encode()
             # The thread and its page are one unit: a checkpoint never holds one alone.
             with ctx.group():
@@ -238,19 +240,62 @@ class TeamBackup:
                     attrs={"type": "chatThread", "id": mid, "replies": str(len(replies))},
                     mtime_ns=mtime,
                 )
+                files_dir = f"{path}/{stem}.files"
+                if ctx.entry(files_dir) is not None:
+                    ctx.remove(files_dir, count=False)  # the thread's previous images
+                if pasted:
+                    ctx.add_dir(files_dir, mtime_ns=mtime)
+                for item in pasted:
+                    ctx.add_file(
+                        f"{files_dir}/{item.name}",
+                        item.data,
+                        version=version,
+                        attrs={"type": "hostedContent", "of": f"{stem}.json"},
+                        mtime_ns=mtime,
+                        count=False,
+                    )
                 ctx.add_file(
                     html_path,
-                    render_thread(root, replies, channel),
+                    render_thread(root, replies, channel, inline_images(pasted)),
                     version=version,
                     attrs={"type": "rendering", "of": f"{stem}.json"},
                     mtime_ns=mtime,
                     count=False,
                 )
                 if old is not None and old != json_path:
-                    ctx.remove(old, count=False)
-                    ctx.remove(old[: -len(".json")] + ".html", count=False)
+                    self._remove_thread(old, count=False)
 
         ctx.submit(task)
+
+    def _remove_thread(self, json_path: str, *, count: bool = True) -> None:
+        """A thread's files: its JSON, its page and its hosted contents (in a group)."""
+        stem = json_path[: -len(".json")]
+        self.ctx.remove(json_path, count=count)
+        self.ctx.remove(f"{stem}.html", count=False)
+        self.ctx.remove(f"{stem}.files", count=False)
+
+    def _hosted(
+        self,
+        cid: str,
+        mid: str,
+        root: dict[str, Any],
+        replies: list[dict[str, Any]],
+        res: Resource,
+    ) -> list[Hosted]:
+        """The images pasted into the thread's messages (only those whose body
+        references hosted content cost requests)."""
+        base = f"/teams/{self.tid}/channels/{cid}/messages/{mid}"
+        notes: list[str] = []
+        found: list[Hosted] = []
+        for message in [root, *replies]:
+            if message.get("deletedDateTime") or not references_hosted(message):
+                continue
+            url = base if message is root else f"{base}/replies/{message.get('id')}"
+            found += fetch_hosted(self.ctx.client, url, res, notes=notes)
+        for note in notes:
+            self.ctx.note(note)
+        # Two messages of one thread may carry the same image: one file each name.
+        return list({item.name: item for item in found}.values())
 
 
 def backup_team(ctx: ServiceContext) -> None:

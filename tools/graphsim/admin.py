@@ -19,7 +19,12 @@
     POST   /_sim/throttling                  {"enabled": bool, "scale": float}
     POST   /_sim/throttling/reset            forget the request windows
     POST   /_sim/switches                    {"protected_api_approved": bool,
-                                              "unlicensed": [user], "licensed": [user]}
+                                              "strict_immutable_ids": bool, ...
+                                              (Switches.FLAGS, tenant.py),
+                                              "unlicensed": [user], "licensed": [user],
+                                              "app_roles": [permission] (what new app
+                                              tokens carry), "revoke_roles": [...],
+                                              "grant_roles": [...]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
     GET    /_sim/devicecodes                 pending device codes
@@ -158,16 +163,26 @@ class AdminApi:
             return json_response({"ok": True})
         if path == "/_sim/switches" and m == "POST":
             body = self._body(req)
-            if "protected_api_approved" in body:
-                t.switches.protected_api_approved = bool(body["protected_api_approved"])
+            # Licences and the app's consented permissions have their own keys.
+            own = ("unlicensed", "licensed", "app_roles", "revoke_roles", "grant_roles")
+            t.switches.update({k: v for k, v in body.items() if k not in own})
             for ref in body.get("unlicensed", []):
                 t.switches.unlicensed.add(t.require_user(str(ref)).key)
             for ref in body.get("licensed", []):
                 t.switches.unlicensed.discard(t.require_user(str(ref)).key)
+            tokens = self.identity.tokens
+            if "app_roles" in body:
+                tokens.app_roles = [str(r) for r in body["app_roles"]]
+            revoked = {str(r) for r in body.get("revoke_roles", [])}
+            tokens.app_roles = [r for r in tokens.app_roles if r not in revoked]
+            for role in body.get("grant_roles", []):
+                if str(role) not in tokens.app_roles:
+                    tokens.app_roles.append(str(role))
             return json_response(
                 {
-                    "protected_api_approved": t.switches.protected_api_approved,
+                    **t.switches.flags(),
                     "unlicensed": sorted(t.switches.unlicensed),
+                    "app_roles": list(tokens.app_roles),
                 }
             )
         if path == "/_sim/churn" and m == "POST":

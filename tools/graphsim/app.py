@@ -2,8 +2,8 @@
 
     /_sim/...                 admin API (no auth, not counted)
     /{tenant}/...             identity platform (not counted)
-    /v1.0/...                 Graph: count -> authenticate -> route -> throttle -> faults
-                              -> handler -> headers
+    /v1.0/...                 Graph: count -> authenticate -> route -> app roles
+                              (approles.py) -> throttle -> faults -> handler -> headers
     /_dl/..., /_up/...        pre-authenticated download and upload URLs: like Graph but
                               without the Authorization header (and a 401 if one is sent
                               to an upload URL, as driveitem-createuploadsession.md warns)
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import approles
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
 from .identity import IdentityPlatform
@@ -29,6 +30,31 @@ from .throttling import Charge, Throttled, Throttler, Ticket
 from .tokens import AuthContext
 
 log = logging.getLogger("graphsim")
+
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# The delegated permissions that allow writing each kind of data (the permission
+# tables of user-post-messages.md, user-post-contacts.md, user-post-events.md,
+# driveitem-put-content.md): a write needs one of them.
+_WRITE_PERMISSIONS = (
+    (("/messages", "/mailfolders"), ("Mail.ReadWrite",)),
+    (("/contacts", "/contactfolders"), ("Contacts.ReadWrite",)),
+    (("/events", "/calendars", "/calendar/"), ("Calendars.ReadWrite",)),
+    (
+        ("/drive", "/drives/", "/items/"),
+        ("Files.ReadWrite", "Files.ReadWrite.All", "Sites.ReadWrite.All"),
+    ),
+)
+
+
+def _write_permissions(path: str) -> tuple[str, ...]:
+    """The permissions one of which a delegated write to ``path`` needs (() if none)."""
+    lowered = path.lower()
+    for markers, permissions in _WRITE_PERMISSIONS:
+        if any(m in lowered for m in markers):
+            return permissions
+    return ()
+
 
 _DIAG = '{"ServerInfo":{"DataCenter":"Simulator","Slice":"E","Ring":"1","ScaleUnit":"000"}}'
 
@@ -92,8 +118,11 @@ class GraphApp:
                 )
             params[key] = auth.user_id
 
-    def _check_delegated_scope(self, params: dict[str, str], auth: AuthContext) -> None:
-        """A delegated (device-code) token may only reach the signed-in user's data."""
+    def _check_delegated_scope(
+        self, params: dict[str, str], auth: AuthContext, req: Request
+    ) -> None:
+        """A delegated (device-code) token may only reach the signed-in user's data, and
+        (switch ``enforce_delegated_scopes``) write only with a ReadWrite permission."""
         if auth.user_id is None:
             return
         target = params.get("user")
@@ -103,6 +132,23 @@ class GraphApp:
                 raise GraphError(
                     403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
                 )
+        if self.tenant.switches.enforce_delegated_scopes and req.method in _WRITES:
+            needed = _write_permissions(req.path)
+            if needed and not set(needed) & set(auth.scopes):
+                raise GraphError(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
+
+    def _check_request_size(self, req: Request) -> None:
+        """Switch ``request_size_limit``: Graph refuses a body over 4 MB."""
+        if not self.tenant.switches.request_size_limit or req.method not in _WRITES:
+            return
+        try:
+            length = int(req.header("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_REQUEST_BYTES:
+            raise GraphError(400, "BadRequest", "The maximum request length supported is 4MB.")
 
     def _charge(self, route: Route, params: dict[str, str], req: Request) -> tuple[Charge, str]:
         owner = ""
@@ -179,7 +225,9 @@ class GraphApp:
                 raise route_error or GraphError(404, "itemNotFound", "Not found.")
             if not raw:
                 self._resolve_me(params, req.auth)
-                self._check_delegated_scope(params, req.auth)
+                self._check_delegated_scope(params, req.auth, req)
+                approles.check(route, req.auth)
+                self._check_request_size(req)
             req.params = params
             if norm.item_path is not None:
                 req.params["item_path"] = norm.item_path

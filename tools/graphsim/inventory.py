@@ -150,6 +150,7 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
         sites[site.key] = {
             "name": site.data.get("displayName"),
             "webUrl": site.data.get("webUrl"),
+            "parentSite": site.data.get("_parent_site"),
             "drives": len(drives),
             # Graph lists document libraries among the lists; their items are drive items.
             "lists": len(lists),
@@ -161,13 +162,16 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
     cutoff = utc_now() - dt.timedelta(days=243)
     for team in t.store.iter_live(["team"]):
         channels = t.store.children(team.key, ["channel"])
-        roots = recent = replies = 0
+        roots = recent = replies = hosted = 0
         for ch in channels:
             for msg in t.store.children(ch.key, ["chatMessage"]):
                 roots += 1
                 if parse_iso(str(msg.data["createdDateTime"])) >= cutoff:
                     recent += 1
                 replies += t.store.count_children(msg.key, ["chatReply"])
+                for one in [msg, *t.store.children(msg.key, ["chatReply"])]:
+                    if not one.data.get("deletedDateTime"):
+                        hosted += len(one.data.get("_hosted") or [])
         teams[team.key] = {
             "displayName": team.data.get("displayName"),
             "siteId": team.data.get("_site"),
@@ -175,6 +179,7 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
             "messages": roots,
             "messagesInDeltaWindow": recent,
             "replies": replies,
+            "hostedContents": hosted,
         }
     groups: dict[str, Any] = {}
     for group in t.store.iter_live(["team", "group"]):

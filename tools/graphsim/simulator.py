@@ -104,6 +104,7 @@ class Simulator:
         token_lifetime: int = 3599,
         device_code_interval: int = 5,
         protected_api_approved: bool = True,
+        switches: dict[str, Any] | None = None,
     ) -> None:
         if scale is not None and scale not in SCALES:
             raise SimulatorError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
@@ -118,6 +119,7 @@ class Simulator:
             token_lifetime=token_lifetime, device_code_interval=device_code_interval
         )
         self._protected = protected_api_approved
+        self._switches = dict(switches or {})
         self._server: HttpsServer | None = None
         self.store: Store | None = None
         self.tenant: Tenant | None = None
@@ -221,6 +223,7 @@ class Simulator:
             settings=self._settings,
         )
         tenant.switches.protected_api_approved = self._protected
+        tenant.switches.update(self._switches)
         self.tenant = tenant
         identity = IdentityPlatform(
             tenant_id=tenant_id,

@@ -28,10 +28,59 @@ DELTA_SERVICES = ("mail", "contacts", "calendar", "drive", "list", "teams", "fol
 
 @dataclass
 class Switches:
-    """Runtime behaviour switches (admin API)."""
+    """Runtime behaviour switches (admin API ``POST /_sim/switches``, or
+    ``Simulator(switches={...})``). The documented Microsoft behaviours below are off
+    in the default tenant (so existing tests keep their meaning); each is cited in
+    docs/simulator.md."""
 
     protected_api_approved: bool = True  # Teams channel messages answer 403 when False
     unlicensed: set[str] = field(default_factory=set)  # user ids whose services are off
+    # Contacts and events answer in the default ID format unless the request has
+    # Prefer: IdType="ImmutableId" (outlook-immutable-id.md; services/outlookids.py).
+    strict_immutable_ids: bool = False
+    # A delegated token needs the ReadWrite permission of what it writes (Mail,
+    # Contacts, Calendars, Files): 403 otherwise (each API page's permission table,
+    # e.g. user-post-messages.md; app.py).
+    enforce_delegated_scopes: bool = False
+    # Graph refuses a request body over 4 MB (400 "The maximum request length
+    # supported is 4MB.", microsoft-graph-docs issue 11806); upload URLs are not Graph.
+    request_size_limit: bool = False
+    # A mailbox's maximum message size in bytes (0: none): a message whose body and
+    # attachments would exceed it is refused with ErrorMessageSizeExceeded
+    # (microsoft-graph-docs-contrib issue 2561; Exchange's MaxReceiveSize).
+    max_message_size: int = 0
+    # Write shape of SharePoint list item fields (services/listfields.py): a value in
+    # the read shape (an object, or a collection without its @odata.type) is 400.
+    list_write_shape: bool = False
+    # Evolvable enums: a channel's "shared" membershipType and a "systemEventMessage"
+    # come back as "unknownFutureValue" unless the request has Prefer:
+    # include-unknown-enum-members (channel.md, chatmessage.md; services/teams.py).
+    evolvable_enums: bool = False
+
+    # Switches that ``update`` accepts by name: booleans, then byte counts.
+    FLAGS = (
+        "protected_api_approved",
+        "strict_immutable_ids",
+        "enforce_delegated_scopes",
+        "request_size_limit",
+        "list_write_shape",
+        "evolvable_enums",
+    )
+    NUMBERS = ("max_message_size",)
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set the switches named in ``values``; raises ValueError for an unknown name."""
+        for name, value in values.items():
+            if name in self.FLAGS:
+                setattr(self, name, bool(value))
+            elif name in self.NUMBERS:
+                setattr(self, name, max(0, int(value)))
+            else:
+                known = (*self.FLAGS, *self.NUMBERS)
+                raise ValueError(f"unknown switch {name!r}; expected one of {known}")
+
+    def flags(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (*self.FLAGS, *self.NUMBERS)}
 
 
 class Tenant:

@@ -175,8 +175,20 @@ class AdminClient:
         protected_api_approved: bool | None = None,
         unlicensed: list[str] | None = None,
         licensed: list[str] | None = None,
+        app_roles: list[str] | None = None,
+        revoke_roles: list[str] | None = None,
+        grant_roles: list[str] | None = None,
+        **flags: Any,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
+        """Set switches (tenant.py ``Switches.FLAGS``, e.g. ``strict_immutable_ids=True``),
+        license states and the app's consented permissions; returns them all."""
+        body: dict[str, Any] = dict(flags)
+        if app_roles is not None:
+            body["app_roles"] = app_roles
+        if revoke_roles:
+            body["revoke_roles"] = revoke_roles
+        if grant_roles:
+            body["grant_roles"] = grant_roles
         if protected_api_approved is not None:
             body["protected_api_approved"] = protected_api_approved
         if unlicensed:

@@ -78,6 +78,10 @@ class TokenService:
         self._lock = threading.Lock()
         self._validated: dict[str, dict[str, Any]] = {}
         self.token_generation = 0
+        # The application permissions consented for the app: what new app-only tokens
+        # carry. Revoking one takes effect for tokens issued afterwards, as in Entra ID
+        # (a token is a snapshot of the consent at issuance).
+        self.app_roles: list[str] = list(APP_ROLES)
 
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(
@@ -123,7 +127,7 @@ class TokenService:
             "idtyp": "app",
             "oid": stable_uuid(f"sp:{self.client_id}"),
             "sub": stable_uuid(f"sp:{self.client_id}"),
-            "roles": APP_ROLES,
+            "roles": list(self.app_roles),
             "tid": self.tenant_id,
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from typing import Any
 
 _TAGS = r"script|style|iframe|object|embed|frame|frameset|form|link|meta|base|noscript"
@@ -18,6 +19,9 @@ _STRAY = re.compile(rf"<\s*/?\s*({_TAGS})\b[^>]*>", re.IGNORECASE)
 _HANDLERS = re.compile(r"\s+on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
 _JS_URL = re.compile(r"(href|src)\s*=\s*([\"']?)\s*javascript:", re.IGNORECASE)
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+_SRC = re.compile(r"""(\bsrc\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
+# How a message body references a hosted content (sources/m365/hosted.py).
+HOSTED_REFERENCE = re.compile(r"/hostedContents/([^/\"'?#\s<>]{1,2048})/\$value")
 
 
 def sanitize(content: str) -> str:
@@ -36,7 +40,19 @@ def _author(message: dict[str, Any]) -> str:
     return "(unknown)"
 
 
-def _post(message: dict[str, Any], css: str) -> str:
+def _inline(content: str, images: Mapping[str, str]) -> str:
+    """Point images at their stored copy (a data: URI) instead of Graph's URL."""
+
+    def swap(match: re.Match[str]) -> str:
+        hosted = HOSTED_REFERENCE.search(match.group(3))
+        if hosted is None or hosted.group(1) not in images:
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}{images[hosted.group(1)]}{match.group(2)}"
+
+    return _SRC.sub(swap, content)
+
+
+def _post(message: dict[str, Any], css: str, images: Mapping[str, str]) -> str:
     body = message.get("body") or {}
     content = str(body.get("content") or "") if isinstance(body, dict) else ""
     if isinstance(body, dict) and str(body.get("contentType", "")).lower() != "html":
@@ -48,12 +64,19 @@ def _post(message: dict[str, Any], css: str) -> str:
     head = f"<h2>{html.escape(str(subject))}</h2>" if subject else ""
     return (
         f'<div class="{css}">{head}<p class="meta"><b>{html.escape(_author(message))}</b> '
-        f"{when}{edited}{deleted}</p><div>{sanitize(content)}</div></div>"
+        f"{when}{edited}{deleted}</p><div>{_inline(sanitize(content), images)}</div></div>"
     )
 
 
-def render_thread(root: dict[str, Any], replies: list[dict[str, Any]], channel: str) -> bytes:
-    """The thread as one HTML document (UTF-8)."""
+def render_thread(
+    root: dict[str, Any],
+    replies: list[dict[str, Any]],
+    channel: str,
+    images: Mapping[str, str] | None = None,
+) -> bytes:
+    """The thread as one HTML document (UTF-8). ``images``: hosted content id -> data:
+    URI, shown in place of Graph's URL (which the page's policy would block anyway)."""
+    shown = images or {}
     title = html.escape(str(root.get("subject") or f"Post in {channel}"))
     parts = [
         "<!DOCTYPE html>",
@@ -64,8 +87,8 @@ def render_thread(root: dict[str, Any], replies: list[dict[str, Any]], channel: 
         ".meta{color:#555;font-size:90%}.reply{margin-left:2em;border-left:3px solid #ddd;"
         "padding-left:1em}</style></head><body>",
         f'<p class="meta">{html.escape(channel)}</p>',
-        _post(root, "post"),
+        _post(root, "post", shown),
     ]
-    parts += [_post(reply, "reply") for reply in replies]
+    parts += [_post(reply, "reply", shown) for reply in replies]
     parts.append("</body></html>")
     return "\n".join(parts).encode("utf-8")

@@ -23,6 +23,22 @@ its window; the occurrences of the new series missing from that record are
 cancelled again (a series backed up before that record existed comes back
 with them, and the report says so).
 
+**Attachments.** The file attachments backed up beside an event are attached
+to the restored event (and to a restored exception): under 3 MB in one POST,
+larger ones by upload session (attachment-createuploadsession.md: "the item
+can be a message or an event"). An event found already there gets the ones it
+lacks (by name and size), so an interrupted restore is completed, not
+duplicated; a live meeting with attendees is left alone (changing it would
+notify them). Item and reference attachments carry no bytes and were not
+backed up: each is reported as skipped, with that reason.
+
+**Time zones.** An event is created in its own zone: its start and end
+(backed up in UTC) are sent as the wall-clock times in ``originalStartTimeZone``
+and ``originalEndTimeZone`` (timezones.py), so a weekly meeting at 09:00 in
+Berlin stays at 09:00 on both sides of a daylight saving change; pinned to
+UTC it would move by an hour for half the year. An event whose zone Coffer
+cannot read (a legacy custom zone) is created in UTC, and the report says so.
+
 Calendars are found by name (the default calendar as the default), created
 when missing; for another mailbox a calendar named ``<restore folder> -
 <calendar>``. An event is already there when an event of the target calendar
@@ -32,13 +48,14 @@ version when the event with its own Graph ID is there with others.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sources.m365.errors import ItemGone
 from sources.m365.names import parse_time
@@ -55,9 +72,16 @@ from sources.m365.restore.common import (
     same_values,
 )
 from sources.m365.restore.items import SnapItem, item_of, read_json
+from sources.m365.restore.uploads import ATTACHMENT_FRAGMENT, SessionLost, upload
+from sources.m365.timezones import instant, own_zone_times
 from store import PathNotFound
 
 HEADERS = {"Prefer": 'outlook.timezone="UTC"'}
+SMALL_ATTACHMENT = 3_000_000  # larger ones need an upload session
+NO_BYTES = (
+    "{kind} {name!r} of the event was not restored: it carries no bytes in Graph, so only "
+    "its name was backed up"
+)
 WRITABLE = (
     "subject",
     "body",
@@ -96,20 +120,14 @@ EXCEPTION_FIELDS = tuple(f for f in WRITABLE if f != "recurrence")
 
 def _instant(value: Any) -> str | None:
     """A dateTimeTimeZone as a UTC instant string (None if unreadable)."""
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    text = str(value["dateTime"])
-    name = str(value.get("timeZone") or "UTC")
-    moment = parse_time(text)
-    if moment is None:
-        return None
-    if name.upper() not in ("UTC", "ETC/UTC", "Z"):
-        try:
-            local = moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(name))
-            moment = local.astimezone(UTC)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass  # a Windows zone name: Coffer asks Graph for UTC, so this is rare
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = instant(value)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def zone_unknown(event: dict[str, Any]) -> bool:
+    """True when the event names a zone its times cannot be converted to."""
+    wanted = [f for f in ("start", "end") if event.get(f"original{f.title()}TimeZone")]
+    return bool(set(wanted) - set(own_zone_times(event)))
 
 
 def _recurrence(value: Any) -> Any:
@@ -193,8 +211,10 @@ def attendees_note(event: dict[str, Any]) -> str:
 
 
 def event_payload(event: dict[str, Any], fields: tuple[str, ...] = WRITABLE) -> dict[str, Any]:
-    """The JSON that creates (or patches) the event: no attendees (module docstring)."""
+    """The JSON that creates (or patches) the event: no attendees, times in the
+    event's own zone (module docstring)."""
     payload = {k: event[k] for k in fields if k in event and event[k] is not None}
+    payload.update({k: v for k, v in own_zone_times(event).items() if k in payload})
     if event.get("attendees"):
         note = attendees_note(event)
         body = dict(event.get("body") or {"contentType": "text", "content": ""})
@@ -376,6 +396,7 @@ class CalendarWriter:
         assert cid is not None
         if found == SAME and row is not None:
             run.already_there(item.path)
+            self.attachments(item, str(row["id"]), live=_live_meeting(row))
             return str(row["id"]), _live_meeting(row), False
         action = run.decide(found)
         if action == SKIP:
@@ -389,6 +410,7 @@ class CalendarWriter:
                 "replacing it would have sent them cancellations"
             )
         new_id = self._create(cid, index, event)
+        self.attachments(item, new_id, live=False)
         if action == REPLACE and row is not None:
             self._delete(str(row["id"]))
             index.forget(str(row["id"]))
@@ -397,9 +419,139 @@ class CalendarWriter:
             run.done("kept_both" if action == KEEP_BOTH else "created", item.path)
         return new_id, False, True
 
+    # -- attachments -------------------------------------------------------------------------
+
+    def attachments(self, item: SnapItem, event_id: str, *, live: bool) -> None:
+        """Attach the event's backed-up file attachments that ``event_id`` lacks;
+        report the item and reference attachments (module docstring)."""
+        run = self.run
+        try:
+            names = [str(n) for n in json.loads(item.attrs.get("attachments") or "[]")]
+            others = list(json.loads(item.attrs.get("otherAttachments") or "[]"))
+        except ValueError:
+            names, others = [], []
+        for other in others:
+            kind = str((other or {}).get("type") or "attachment")
+            label = str((other or {}).get("name") or "")
+            run.done(
+                "skipped", f"{item.path} ({kind} {label})", NO_BYTES.format(kind=kind, name=label)
+            )
+        if not names or run.dry_run:
+            return
+        if live:
+            run.result.note(
+                "attachments of live meetings were not added: changing a meeting notifies "
+                "its attendees"
+            )
+            return
+        try:
+            have = Counter(
+                (str(a.get("name")), int(a.get("size") or 0))
+                for a in self._listed_attachments(event_id)
+            )
+        except ItemGone:
+            return
+        folder = item.parent_paths[-1]
+        for name in names:
+            path = f"{folder}/{name}"
+            try:
+                entry = run.reader.stat(path)
+            except PathNotFound:
+                run.fail(path, "the attachment is listed by its event but not in the snapshot")
+                continue
+            try:
+                graph = json.loads(entry.attrs.get("graph") or "{}")
+            except ValueError:
+                graph = {}
+            label = str(graph.get("name") or entry.attrs.get("name") or name)
+            key = (label, int(entry.size))
+            if have[key] > 0:
+                have[key] -= 1
+                continue
+            data = run.reader.open(entry).read()
+            try:
+                self._attach(event_id, label, data, graph)
+            except SessionLost as exc:
+                run.fail(path, str(exc))
+
+    def _listed_attachments(self, event_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.run.client.list_all(
+                f"/users/{self.uid}/events/{event_id}/attachments",
+                self.run.res,
+                params={"$select": "id,name,size"},
+            )
+        )
+
+    def _attach(self, event_id: str, name: str, data: bytes, graph: dict[str, Any]) -> None:
+        """One file attachment: a POST under 3 MB, an upload session from 3 MB.
+        Raises SessionLost when upload sessions keep failing, GraphError otherwise."""
+        run = self.run
+        base = f"/users/{self.uid}/events/{event_id}/attachments"
+        content_type = str(graph.get("contentType") or "application/octet-stream")
+        run.pace(len(data))
+        if len(data) < SMALL_ATTACHMENT:
+            body: dict[str, Any] = {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": name,
+                "contentType": content_type,
+                "contentBytes": base64.b64encode(data).decode("ascii"),
+                "isInline": bool(graph.get("isInline")),
+            }
+            if graph.get("contentId"):
+                body["contentId"] = graph["contentId"]
+
+            def find() -> dict[str, Any] | None:
+                for existing in self._listed_attachments(event_id):
+                    if existing.get("name") == name and int(existing.get("size") or 0) == len(data):
+                        return existing
+                return None
+
+            run.create_once(
+                lambda: run.client.send("POST", base, run.res, json_body=body, idempotent=False),
+                find,
+                f"attaching {name!r}",
+            )
+            run.result.uploaded(len(data))
+            return
+        spec: dict[str, Any] = {
+            "attachmentType": "file",
+            "name": name,
+            "size": len(data),
+            "contentType": content_type,
+            "isInline": bool(graph.get("isInline")),
+        }
+        if graph.get("contentId"):
+            spec["contentId"] = graph["contentId"]
+        for _attempt in range(3):
+            session = run.client.send(
+                "POST",
+                f"{base}/createUploadSession",
+                run.res,
+                json_body={"AttachmentItem": spec},
+                idempotent=True,  # an unused session expires on its own
+            )
+            try:
+                upload(
+                    run,
+                    str(session.data["uploadUrl"]),
+                    len(data),
+                    lambda offset, length: data[offset : offset + length],
+                    fragment=ATTACHMENT_FRAGMENT,
+                )
+            except SessionLost:
+                continue
+            return
+        raise SessionLost(f"the upload of attachment {name!r} kept failing")
+
     def _create(self, cid: str, index: FolderIndex, event: dict[str, Any]) -> str:
         run = self.run
         payload = event_payload(event)
+        if zone_unknown(event):
+            run.result.note(
+                "events in a time zone Coffer cannot read (a custom zone of desktop Outlook) "
+                "were restored in UTC"
+            )
         url = f"/users/{self.uid}/calendars/{cid}/events"
         known = index.ids()
 
@@ -536,6 +688,7 @@ class CalendarWriter:
             headers=HEADERS,
             idempotent=True,
         )
+        self.attachments(item, str(instance["id"]), live=False)
         run.done("replaced" if found == OTHER else "created", item.path)
 
     def _instance(self, series_id: str, original: datetime) -> dict[str, Any] | None:

@@ -9,6 +9,18 @@ columns Coffer never backed up: a missing list is a failure with its reason
 The fields sent are the item's own: SharePoint's read-only and computed
 fields (ID, Created, Modified, Author, Editor, content type, version, link
 and icon fields, anything starting with ``_`` or ``@``) are left out.
+
+Rich columns are read in one shape and written in another (Corso issue 5108):
+Graph refuses the read shape with 400, so :func:`write_shape` converts each
+field. A person or lookup column with one value is read as
+``<F>LookupId: "10"`` and written as the number; with several, it is read as
+``<F>: [{"LookupId", "LookupValue", "Email"}]`` and written as
+``<F>LookupId: [10, 14]`` with ``<F>LookupId@odata.type:
+Collection(Edm.Int32)``; a multi-choice column's array gets
+``<F>@odata.type: Collection(Edm.String)``; a single lookup's display value
+(``<F>`` beside ``<F>LookupId``) is not sent. Hyperlink and managed metadata
+values are objects Graph cannot write through list item fields: they are left
+out, and the report names them (their values stay in the snapshot).
 An item is already there when an item of the list has the same values for
 every field sent; another version when the item with its own ID is there
 with others (replace: its fields are set to the snapshot's with a PATCH,
@@ -68,13 +80,74 @@ READ_ONLY = {
 }
 
 
+ANNOTATION = "@odata.type"
+
+
 def writable_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's own fields, in the shape Graph reads them."""
     fields = item.get("fields") or {}
     return {
         str(k): v
         for k, v in fields.items()
         if k not in READ_ONLY and not str(k).startswith(("_", "@")) and meaningful(v)
     }
+
+
+def _collection_type(values: list[Any]) -> str | None:
+    if all(isinstance(v, str) for v in values):
+        return "Collection(Edm.String)"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "Collection(Edm.Int32)"
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "Collection(Edm.Double)"
+    return None
+
+
+def write_shape(fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(fields in Graph's write shape, names of fields Graph cannot write); see the
+    module docstring. Pure."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in fields.items():
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and "LookupId" in v for v in value)
+        ):
+            ids = []
+            for entry in value:
+                try:
+                    ids.append(int(entry["LookupId"]))
+                except (TypeError, ValueError):
+                    ids = []
+                    break
+            if not ids:
+                dropped.append(name)
+                continue
+            out[f"{name}LookupId{ANNOTATION}"] = "Collection(Edm.Int32)"
+            out[f"{name}LookupId"] = ids
+        elif isinstance(value, list):
+            kind = _collection_type(value)
+            if kind is None:
+                dropped.append(name)
+                continue
+            out[f"{name}{ANNOTATION}"] = kind
+            out[name] = list(value)
+        elif isinstance(value, dict):
+            dropped.append(name)  # hyperlink, managed metadata, location: not writable
+        elif name.endswith("LookupId") and isinstance(value, str) and value.strip().isdigit():
+            out[name] = int(value)
+        elif f"{name}LookupId" in fields:
+            continue  # a single lookup's display value: the ID is what is written
+        else:
+            out[name] = value
+    return out, dropped
+
+
+def _compared(fields: dict[str, Any]) -> dict[str, Any]:
+    """What "the same item" compares: the written values, without annotations."""
+    shaped, _dropped = write_shape(fields)
+    return {k: v for k, v in shaped.items() if not k.endswith(ANNOTATION)}
 
 
 def _normal(name: str, value: Any) -> Any:
@@ -90,7 +163,8 @@ def _row_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_same(ours: dict[str, Any], row: dict[str, Any]) -> bool:
-    return same_values(writable_fields(ours), _row_fields(row), _normal)
+    theirs = _compared({k: v for k, v in _row_fields(row).items() if meaningful(v)})
+    return same_values(_compared(writable_fields(ours)), theirs, _normal)
 
 
 def _bucket(item: dict[str, Any]) -> str:
@@ -173,7 +247,12 @@ class ListWriter:
         action = run.settle(item.path, found)
         if action is None:
             return
-        fields = writable_fields(data)
+        fields, dropped = write_shape(writable_fields(data))
+        if dropped:
+            run.result.note(
+                "list item fields Graph cannot write (hyperlink, managed metadata) were left "
+                f"empty; their values are in the snapshot: {', '.join(sorted(set(dropped)))}"
+            )
         if action == REPLACE and row is not None:
             patch = dict(fields)
             for key, value in _row_fields(row).items():
@@ -182,6 +261,8 @@ class ListWriter:
                     and key not in READ_ONLY
                     and not key.startswith(("_", "@"))
                     and meaningful(value)
+                    and not isinstance(value, list | dict)
+                    and f"{key}LookupId" not in patch
                 ):
                     patch[key] = None
             run.client.send(

@@ -10,8 +10,14 @@ PR_MESSAGE_FLAGS (``Integer 0x0E07``: read bit as it was, unsent bit only for
 drafts, so the message is not a draft), PR_MESSAGE_DELIVERY_TIME (``SystemTime
 0x0E06``, the received date) and PR_CLIENT_SUBMIT_TIME (``SystemTime 0x0039``,
 the sent date); Graph ignores receivedDateTime and sentDateTime themselves.
-Small attachments ride in the create request; others follow, by upload
-session from 3 MB (attachment-createuploadsession.md). The ``$value`` of the
+Small attachments ride in the create request as long as the whole request
+(body included) stays under Graph's 4 MB request limit ("The maximum request
+length supported is 4MB."); others follow, by upload session from 3 MB
+(attachment-createuploadsession.md). A message whose body alone exceeds the
+limit cannot be created through Graph, and one larger than the target
+mailbox's maximum message size is refused by Exchange
+(ErrorMessageSizeExceeded): both are reported with that reason, and a message
+left half-made by the second is deleted. The ``$value`` of the
 new message is Exchange's rendering, not the original bytes: byte-exact MIME
 is what ``--to-dir`` restores.
 
@@ -30,6 +36,7 @@ completed, not duplicated.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import Counter
 from typing import Any
@@ -57,8 +64,12 @@ SMALL_ATTACHMENT = (
     3_000_000  # larger ones need an upload session (attachment-createuploadsession.md)
 )
 MAX_ATTACHMENT = 150 * 1024 * 1024
-INLINE_BUDGET = 2_500_000  # attachment bytes sent inside the create request (Graph's 4 MB requests)
+INLINE_BUDGET = 2_500_000  # attachment bytes sent inside the create request at most
 CHECK_ATTACHMENTS_ABOVE = INLINE_BUDGET  # smaller messages are created in one request
+# The JSON body of one Graph request: 4 MB at most, counting everything in it
+# (microsoft-graph-docs issue 11806); a margin stays for rounding of "MB".
+REQUEST_BUDGET = 4 * 1024 * 1024 - 64 * 1024
+TOO_LARGE_FOR_MAILBOX = "larger than the target mailbox's maximum message size"
 MSGFLAG_READ = 0x1
 MSGFLAG_UNSENT = 0x8
 COPIED = (
@@ -131,6 +142,41 @@ def message_payload(graph: dict[str, Any], parsed: ParsedMessage) -> dict[str, A
         props.append({"id": "SystemTime 0x0039", "value": _time(graph["sentDateTime"])})
     payload["singleValueExtendedProperties"] = props
     return payload
+
+
+class TooLargeForGraph(Exception):
+    """The message cannot be created through Graph (its reason is the message)."""
+
+
+def _json_size(value: Any) -> int:
+    """The bytes ``value`` takes as the JSON body GraphClient sends."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def split_attachments(
+    payload: dict[str, Any], attachments: list[Attachment]
+) -> tuple[list[Attachment], list[Attachment]]:
+    """(inline, later): the attachments that fit in the create request with
+    ``payload`` under REQUEST_BUDGET, and the others. Raises TooLargeForGraph when
+    the payload alone does not fit."""
+    used = _json_size({**payload, "attachments": []})
+    if used > REQUEST_BUDGET:
+        raise TooLargeForGraph(
+            f"its body alone ({used} bytes as JSON) exceeds Graph's 4 MB request limit"
+        )
+    inline: list[Attachment] = []
+    later: list[Attachment] = []
+    budget = INLINE_BUDGET
+    for att in attachments:
+        if att.size <= budget and att.size < SMALL_ATTACHMENT:
+            cost = _json_size(_attachment_json(att)) + 1  # and a comma
+            if used + cost <= REQUEST_BUDGET:
+                inline.append(att)
+                budget -= att.size
+                used += cost
+                continue
+        later.append(att)
+    return inline, later
 
 
 def _attachment_json(att: Attachment) -> dict[str, Any]:
@@ -250,7 +296,13 @@ class MailWriter:
                 k: state[k] for k in META
             }:
                 # Ours from an interrupted run, or complete: add what is missing.
-                added = self._complete(str(row["id"]), parsed)
+                try:
+                    added = self._complete(str(row["id"]), parsed)
+                except GraphError as exc:
+                    if not exc.has_code("ErrorMessageSizeExceeded"):
+                        raise
+                    self._failed(item, TOO_LARGE_FOR_MAILBOX)
+                    return
                 if added is None:
                     self._failed(item, "could not read the message's attachments")
                 elif added:
@@ -261,6 +313,27 @@ class MailWriter:
         action = run.act(item.path, found)
         if action is None:
             return
+        try:
+            self._write(item, action, fid, index, graph, state, parsed, row)
+        except TooLargeForGraph as exc:
+            self._failed(item, str(exc))
+        except GraphError as exc:
+            if not exc.has_code("ErrorMessageSizeExceeded"):
+                raise
+            self._failed(item, TOO_LARGE_FOR_MAILBOX)
+
+    def _write(
+        self,
+        item: SnapItem,
+        action: str,
+        fid: str,
+        index: FolderIndex,
+        graph: dict[str, Any],
+        state: dict[str, Any],
+        parsed: ParsedMessage,
+        row: dict[str, Any] | None,
+    ) -> None:
+        run = self.run
         try:
             if action == REPLACE and row is not None:
                 other = message_state(row)
@@ -309,15 +382,7 @@ class MailWriter:
                     413, "attachmentTooLarge", f"attachment {att.name!r} is larger than 150 MB"
                 )
         payload = message_payload(graph, parsed)
-        inline: list[Attachment] = []
-        later: list[Attachment] = []
-        budget = INLINE_BUDGET
-        for att in parsed.attachments:
-            if att.size <= budget and att.size < SMALL_ATTACHMENT:
-                inline.append(att)
-                budget -= att.size
-            else:
-                later.append(att)
+        inline, later = split_attachments(payload, parsed.attachments)
         if inline:
             payload["attachments"] = [_attachment_json(a) for a in inline]
         run.pace(len(parsed.body.encode("utf-8")) + sum(a.size for a in inline))
@@ -348,8 +413,13 @@ class MailWriter:
         )
         mid = str(made["id"])
         run.result.uploaded(len(parsed.body.encode("utf-8")) + sum(a.size for a in inline))
-        for att in later:
-            self._add_attachment(mid, att)
+        try:
+            for att in later:
+                self._add_attachment(mid, att)
+        except GraphError as exc:
+            if exc.has_code("ErrorMessageSizeExceeded"):
+                self._delete(mid)  # not left half-made: the report says why
+            raise
         index.add({**made, "id": mid, **{k: made.get(k) for k in ("internetMessageId",)}})
         return mid
 

@@ -139,6 +139,7 @@ class TenantRestore:
         progress: RestoreProgress | None = None,
         client: GraphClient | None = None,
         budget: UploadBudget | None = None,
+        prompt: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
         self.settings = settings
@@ -155,7 +156,9 @@ class TenantRestore:
         if client is None:
             conn = settings.connection
             http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-            client = GraphClient(conn.graph_url, token_source(conn, http), http, Gates())
+            # A device-code sign-in asks for the write permissions and shows its code.
+            tokens = token_source(conn, http, prompt, write=True)
+            client = GraphClient(conn.graph_url, tokens, http, Gates())
         self.client = client
         self._lock = threading.Lock()
 

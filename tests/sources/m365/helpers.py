@@ -119,6 +119,8 @@ def snapshot_counts(repo_path: Path, cache: Path) -> dict[str, Counter[str]]:
                     counts["listItems"] += 1
                 elif kind == "channel":
                     counts["channels"] += 1
+                elif kind == "hostedContent":
+                    counts["hostedContents"] += 1
                 elif kind == "chatThread":
                     counts["threads"] += 1
                     counts["replies"] += int(entry.attrs.get("replies", "0"))
@@ -164,6 +166,7 @@ def expected_counts(inventory: dict[str, Any]) -> dict[str, dict[str, int]]:
             "channels": int(team["channels"]),
             "threads": int(team["messages"]),
             "replies": int(team["replies"]),
+            "hostedContents": int(team["hostedContents"]),
         }
     return out
 

@@ -168,12 +168,14 @@ def test_sites_lists_and_teams_page(
     searched = collect(graph, f"{base}/sites?search=*", page_size=2)
     all_sites = collect(graph, f"{base}/sites/getAllSites", page_size=3)
     listed = collect(graph, f"{base}/sites")
-    assert (
-        {s["id"] for s in searched}
-        == {s["id"] for s in all_sites}
-        == {s["id"] for s in listed}
-        == set(inventory["sites"])
-    )
+    collections = {k for k, v in inventory["sites"].items() if not v["parentSite"]}
+    assert collections != set(inventory["sites"]), "the tenant has subsites"
+    # Search finds webs too; GET /sites and getAllSites list site collections only.
+    assert {s["id"] for s in searched} == set(inventory["sites"])
+    assert {s["id"] for s in all_sites} == {s["id"] for s in listed} == collections
+    for site_id in inventory["sites"]:
+        below = {s["id"] for s in collect(graph, f"{base}/sites/{site_id}/sites", page_size=1)}
+        assert below == {k for k, v in inventory["sites"].items() if v["parentSite"] == site_id}
     roots = get(graph, f"{base}/sites?$filter=siteCollection/root ne null")["value"]
     assert len(roots) == 1
     assert get(graph, f"{base}/sites/root")["id"] == roots[0]["id"]

@@ -15,9 +15,18 @@ from .people import Person
 
 
 def _site_data(
-    gen: Gen, host: str, label: str, name: str, path: str, *, root: bool = False
+    gen: Gen,
+    host: str,
+    label: str,
+    name: str,
+    path: str,
+    *,
+    root: bool = False,
+    parent: str | None = None,
 ) -> dict[str, Any]:
-    site_id = f"{host},{gen.guid('site', label)},{gen.guid('web', label)}"
+    # A subsite (web) shares its site collection's id: "{host},{collection},{web}".
+    collection = parent.split(",")[1] if parent else gen.guid("site", label)
+    site_id = f"{host},{collection},{gen.guid('web', label)}"
     stamp = gen.ago(gen.rng("site", label), 1200, 300)
     data: dict[str, Any] = {
         "id": site_id,
@@ -30,6 +39,8 @@ def _site_data(
         "siteCollection": {"hostname": host},
         "_path": path,
     }
+    if parent:
+        data["_parent_site"] = parent
     if root:
         data["root"] = {}
         data["siteCollection"] = {"hostname": host, "dataLocationCode": "EUR", "root": {}}
@@ -49,8 +60,9 @@ def add_site(
     files: int = 0,
     items: int = 0,
     channels: list[str] | None = None,
+    parent: str | None = None,
 ) -> tuple[str, dict[str, str]]:
-    data = _site_data(gen, host, label, name, path, root=root)
+    data = _site_data(gen, host, label, name, path, root=root, parent=parent)
     site_id = str(data["id"])
     drows, drive_key, folders = generate_drive(
         gen,
@@ -166,7 +178,7 @@ def generate_sites(
             "" if i < len(names.SITE_NAMES) else f" {i}"
         )
         path = "/sites/" + name.replace(" ", "")
-        add_site(
+        site_id, _ = add_site(
             store,
             gen,
             profile,
@@ -177,4 +189,30 @@ def generate_sites(
             files=profile.files_per_site,
             items=profile.list_items_per_site,
         )
+        if i == 0:
+            # Classic sites keep content in subsites, nested: one, with one of its own.
+            archive, _ = add_site(
+                store,
+                gen,
+                profile,
+                host,
+                "sub0",
+                "Archive",
+                f"{path}/Archive",
+                files=4,
+                items=3,
+                parent=site_id,
+            )
+            add_site(
+                store,
+                gen,
+                profile,
+                host,
+                "sub0-2019",
+                "Archive 2019",
+                f"{path}/Archive/2019",
+                files=4,
+                items=2,
+                parent=archive,
+            )
     return root_id

@@ -4,7 +4,10 @@ deleted) and replies."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import struct
+import zlib
 from typing import Any
 
 from ..config import ScaleProfile
@@ -191,6 +194,48 @@ def _chat(
         "reactions": [],
         "messageHistory": [],
     }
+    if int(msg_id) % 3 == 0 and not deleted:
+        _add_hosted_image(data, team_id, ch_id, msg_id, reply_to)
     parent = f"{ch_id}/{reply_to}" if reply_to else ch_id
     scope = parent if reply_to else ch_id
     return NewItem(kind, team_id, scope, parent, data, key=f"{ch_id}/{msg_id}")
+
+
+def tiny_png(seed: int) -> bytes:
+    """A valid 8x8 PNG of one colour derived from ``seed`` (deterministic)."""
+    colour = bytes(((seed * 67) % 256, (seed * 131) % 256, (seed * 199) % 256))
+    raw = b"".join(b"\x00" + colour * 8 for _ in range(8))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _add_hosted_image(
+    data: dict[str, Any], team_id: str, ch_id: str, msg_id: str, reply_to: str | None
+) -> None:
+    """An image pasted into the message: hosted content that the HTML body references by
+    its Graph URL (resources/chatmessagehostedcontent.md; chatmessage-list-hostedcontents.md).
+    Every third message has one (no random draw, so the rest of the tenant is unchanged)."""
+    hosted_id = base64.b64encode(f"id=x_0-{msg_id}-img,type=1".encode()).decode()
+    path = f"messages/{reply_to}/replies/{msg_id}" if reply_to else f"messages/{msg_id}"
+    url = (
+        f"https://graph.microsoft.com/v1.0/teams/{team_id}/channels/{ch_id}/{path}"
+        f"/hostedContents/{hosted_id}/$value"
+    )
+    data["body"]["content"] += (
+        f'<p><img src="{url}" alt="image" itemid="{hosted_id}" width="8" height="8"></p>'
+    )
+    png = tiny_png(int(msg_id) % 997)
+    data["_hosted"] = [
+        {"id": hosted_id, "contentType": "image/png", "bytes": base64.b64encode(png).decode()}
+    ]

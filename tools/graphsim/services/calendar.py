@@ -32,7 +32,10 @@ from ..store import Item, NewItem
 from ..tenant import Tenant
 from . import calmodel as cm
 from . import recurrence as rc
+from . import uploads
 from .common import public
+from .mailmodel import wants_immutable_ids
+from .outlookids import default_of, in_format
 
 
 def register(router: Router, t: Tenant) -> None:
@@ -41,6 +44,10 @@ def register(router: Router, t: Tenant) -> None:
 
     def tz(req: Request) -> str | None:
         return cm.prefer_tz(req.header("Prefer"))
+
+    def ids(req: Request, value: dict[str, Any]) -> dict[str, Any]:
+        """``value`` with its event IDs in the format the request asks for."""
+        return in_format(t, value, wants_immutable_ids(req.header("Prefer")))
 
     # -- calendars ----------------------------------------------------------------------
 
@@ -101,7 +108,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def _event(req: Request, user: Item) -> tuple[Item, dt.date | None]:
         """The event row, or (master, original date) for a computed occurrence id."""
-        ref = req.params["event"]
+        ref = default_of(req.params["event"])
         item = t.store.get(ref)
         if item is not None and item.kind == "event" and item.owner == user.key:
             return item, None
@@ -130,7 +137,7 @@ def register(router: Router, t: Tenant) -> None:
         def render(item: Item) -> dict[str, Any] | None:
             if item.data.get("type") not in ("singleInstance", "seriesMaster"):
                 return None
-            return cm.render_event(item, zone)
+            return ids(req, cm.render_event(item, zone))
 
         return paged_list(
             req,
@@ -155,7 +162,8 @@ def register(router: Router, t: Tenant) -> None:
         user = t.require_mailbox(req.params["user"])
         item, day = _event(req, user)
         if day is None:
-            return json_response(apply_select(cm.render_event(item, tz(req)), parse_select(req)))
+            out = ids(req, cm.render_event(item, tz(req)))
+            return json_response(apply_select(out, parse_select(req)))
         found = [
             o
             for o in rc.occurrences(
@@ -168,9 +176,8 @@ def register(router: Router, t: Tenant) -> None:
         if not found:
             raise GraphError(404, "ErrorItemNotFound", "The occurrence could not be found.")
         _, s, e = found[0]
-        return json_response(
-            apply_select(cm.render_occurrence(item, day, s, e, tz(req)), parse_select(req))
-        )
+        out = ids(req, cm.render_occurrence(item, day, s, e, tz(req)))
+        return json_response(apply_select(out, parse_select(req)))
 
     def create_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -180,7 +187,7 @@ def register(router: Router, t: Tenant) -> None:
             raise bad_request("The request body must be a JSON object.")
         with t.store.transaction() as tx:
             item = cm.create_event(t, tx, user, cal, payload)
-        return json_response(cm.render_event(item, tz(req)), 201)
+        return json_response(ids(req, cm.render_event(item, tz(req))), 201)
 
     def patch_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -190,7 +197,7 @@ def register(router: Router, t: Tenant) -> None:
             if day is not None:
                 item = cm.occurrence_as_exception(t, tx, item, day)
             cm.update_event(t, tx, user, item, patch)
-        return json_response(cm.render_event(item, tz(req)))
+        return json_response(ids(req, cm.render_event(item, tz(req))))
 
     def delete_event(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -230,7 +237,7 @@ def register(router: Router, t: Tenant) -> None:
                 400, "ErrorInvalidRequest", "Instances are only available for a series master."
             )
         start, end = cm.window(req.query)
-        values = cm.instances(t, item, start, end, tz(req))
+        values = [ids(req, v) for v in cm.instances(t, item, start, end, tz(req))]
         values.sort(key=lambda e: e["start"]["dateTime"])
         return _page_static(req, values, f"/users/{user.key}/events/{item.key}/instances")
 
@@ -264,7 +271,7 @@ def register(router: Router, t: Tenant) -> None:
         zone = tz(req)
         values: list[dict[str, Any]] = []
         for item in t.store.children(cal.key, ["event"]):
-            values.extend(cm.view_entries(t, item, start, end, zone))
+            values.extend(ids(req, v) for v in cm.view_entries(t, item, start, end, zone))
         values.sort(key=lambda e: (e["start"]["dateTime"], e["id"]))
         return _page_static(req, values, req.raw_path[len("/v1.0") :])
 
@@ -338,7 +345,7 @@ def register(router: Router, t: Tenant) -> None:
                 include_deleted=not initial,
             )
             for row in rows:
-                entries = _delta_entries(row, start, end, zone, initial)
+                entries = [ids(req, e) for e in _delta_entries(row, start, end, zone, initial)]
                 skip = resume_sub if row.seq == resume_seq else 0
                 for i in range(skip, len(entries)):
                     if len(out) >= size:
@@ -446,6 +453,40 @@ def register(router: Router, t: Tenant) -> None:
             att = cm.add_event_attachment(t, tx, item, req.json() or {})
         return json_response(dict(att.data), 201)
 
+    def event_attachment_upload_session(req: Request) -> Response:
+        """attachment-createuploadsession.md for an event: 3 MB to 150 MB."""
+        user = t.require_mailbox(req.params["user"])
+        item, day = _event(req, user)
+        if day is not None:
+            raise GraphError(400, "ErrorInvalidRequest", "Attach files to the series master.")
+        body = req.json() or {}
+        spec = body.get("AttachmentItem") or body.get("attachmentItem") or {}
+        if str(spec.get("attachmentType", "file")).lower() != "file":
+            raise GraphError(400, "ErrorInvalidRequest", "Only file attachments can be uploaded.")
+        size = int(spec.get("size") or 0)
+        if size <= 0 or size > uploads.MAX_ATTACHMENT:
+            raise GraphError(
+                400, "ErrorInvalidRequest", "The attachment size must be between 1 byte and 150 MB."
+            )
+        props = {
+            "name": spec.get("name") or "attachment",
+            "contentType": spec.get("contentType") or "application/octet-stream",
+            "isInline": bool(spec.get("isInline", False)),
+            "contentId": spec.get("contentId"),
+        }
+        sess = uploads.new_session(
+            t, "attachment", user.key, {"event": item.key, "props": props}, size
+        )
+        return json_response(
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#microsoft.graph.uploadSession",
+                "uploadUrl": uploads.upload_url(req, sess),
+                "expirationDateTime": sess.expiration(),
+                "nextExpectedRanges": ["0-"],
+            },
+            201,
+        )
+
     # -- routes ---------------------------------------------------------------------------
 
     add("GET", "/users/{user}/calendars", list_calendars)
@@ -466,6 +507,11 @@ def register(router: Router, t: Tenant) -> None:
         add("POST", f"{prefix}/events/{{event}}/cancel", cancel_event)
         add("GET", f"{prefix}/events/{{event}}/attachments", list_event_attachments)
         add("POST", f"{prefix}/events/{{event}}/attachments", add_event_attachment)
+        add(
+            "POST",
+            f"{prefix}/events/{{event}}/attachments/createUploadSession",
+            event_attachment_upload_session,
+        )
         add("GET", f"{prefix}/events/{{event}}/attachments/{{attachment}}", get_event_attachment)
         add(
             "GET",

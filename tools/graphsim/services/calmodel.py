@@ -311,10 +311,19 @@ def event_attachments(t: Tenant, event: Item) -> list[Item]:
 
 
 def add_event_attachment(t: Tenant, tx: Transaction, event: Item, payload: dict[str, Any]) -> Item:
-    """POST .../events/{id}/attachments with a fileAttachment (event-post-attachments.md):
-    up to 3 MB of contentBytes; the event gets a new changeKey and hasAttachments."""
+    """POST .../events/{id}/attachments (event-post-attachments.md): a fileAttachment
+    with up to 3 MB of contentBytes, or an itemAttachment (an attached contact, event
+    or message; kept as metadata, it has no bytes); the event gets a new changeKey and
+    hasAttachments."""
+    if payload.get("@odata.type") == "#microsoft.graph.itemAttachment":
+        props = {k: v for k, v in payload.items() if k not in ("item", "@odata.type")}
+        return _insert_event_attachment(
+            t, tx, event, props, None, 0, kind="#microsoft.graph.itemAttachment"
+        )
     if payload.get("@odata.type") != "#microsoft.graph.fileAttachment":
-        raise GraphError(400, "ErrorInvalidRequest", "Only file attachments are supported.")
+        raise GraphError(
+            400, "ErrorInvalidRequest", "Only file and item attachments are supported."
+        )
     try:
         raw = base64.b64decode(str(payload.get("contentBytes", "")), validate=True)
     except (binascii.Error, ValueError):
@@ -327,26 +336,45 @@ def add_event_attachment(t: Tenant, tx: Transaction, event: Item, payload: dict[
             "ErrorRequestEntityTooLarge",
             "The attachment is larger than 3 MB; use attachments/createUploadSession.",
         )
+    return _insert_event_attachment(t, tx, event, payload, t.content.put_bytes(raw), len(raw))
+
+
+def insert_uploaded_event_attachment(
+    t: Tenant,
+    tx: Transaction,
+    event: Item,
+    props: dict[str, Any],
+    content: dict[str, Any],
+    size: int,
+) -> Item:
+    """The file attachment an upload session made (attachment-createuploadsession.md:
+    "The item can be a message or an event")."""
+    return _insert_event_attachment(t, tx, event, props, content, size)
+
+
+def _insert_event_attachment(
+    t: Tenant,
+    tx: Transaction,
+    event: Item,
+    props: dict[str, Any],
+    content: dict[str, Any] | None,
+    size: int,
+    *,
+    kind: str = "#microsoft.graph.fileAttachment",
+) -> Item:
     data = {
-        "@odata.type": "#microsoft.graph.fileAttachment",
+        "@odata.type": kind,
         "id": Tenant.new_outlook_id("AAMkAEAtt"),
         "lastModifiedDateTime": Tenant.now(),
-        "name": str(payload.get("name") or "attachment"),
-        "contentType": str(payload.get("contentType") or "application/octet-stream"),
-        "size": len(raw),
-        "isInline": bool(payload.get("isInline", False)),
-        "contentId": payload.get("contentId"),
+        "name": str(props.get("name") or "attachment"),
+        "contentType": str(props.get("contentType") or "application/octet-stream"),
+        "size": size,
+        "isInline": bool(props.get("isInline", False)),
+        "contentId": props.get("contentId"),
         "contentLocation": None,
     }
     att = tx.insert(
-        NewItem(
-            "eventAttachment",
-            event.owner,
-            event.key,
-            event.key,
-            data,
-            content=t.content.put_bytes(raw),
-        )
+        NewItem("eventAttachment", event.owner, event.key, event.key, data, content=content)
     )
     event.data["hasAttachments"] = True
     event.data["changeKey"] = Tenant.change_key()

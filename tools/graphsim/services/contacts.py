@@ -19,6 +19,8 @@ from ..router import Router
 from ..store import Item, NewItem, Transaction
 from ..tenant import Tenant
 from .common import DeltaSpec, delta_round, etag, public, require_item
+from .mailmodel import wants_immutable_ids
+from .outlookids import default_of, in_format
 
 WRITABLE = {
     "assistantName",
@@ -126,6 +128,10 @@ def register(router: Router, t: Tenant) -> None:
     def add(method: str, pattern: str, handler: Any) -> None:
         router.add(method, pattern, handler, service="outlook", owner_param="user")
 
+    def rendered(req: Request, item: Item) -> dict[str, Any]:
+        """The contact with its ID in the format the request asks for (outlookids.py)."""
+        return in_format(t, render_contact(item), wants_immutable_ids(req.header("Prefer")))
+
     def list_folders(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
         parent = resolve_folder(t, user, req.params.get("folder", "contacts"))
@@ -229,7 +235,7 @@ def register(router: Router, t: Tenant) -> None:
             lambda after, limit: t.store.children(
                 folder.key, ["contact"], after_pk=after, limit=limit
             ),
-            render_contact,
+            lambda item: rendered(req, item),
             default=10,
             maximum=1000,
             context=f"users('{user.key}')/contacts",
@@ -244,10 +250,10 @@ def register(router: Router, t: Tenant) -> None:
             raise bad_request("The request body must be a JSON object.")
         with t.store.transaction() as tx:
             item = create_contact(tx, user, folder, payload)
-        return json_response(render_contact(item), 201)
+        return json_response(rendered(req, item), 201)
 
     def _contact(req: Request, user: Item) -> Item:
-        item = require_item(t, req.params["contact"], ["contact"], user.key, "contact")
+        item = require_item(t, default_of(req.params["contact"]), ["contact"], user.key, "contact")
         if (
             "folder" in req.params
             and item.parent != resolve_folder(t, user, req.params["folder"]).key
@@ -259,7 +265,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def get_contact(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
-        return json_response(apply_select(render_contact(_contact(req, user)), parse_select(req)))
+        return json_response(apply_select(rendered(req, _contact(req, user)), parse_select(req)))
 
     def patch_contact(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -272,7 +278,7 @@ def register(router: Router, t: Tenant) -> None:
             item.data["changeKey"] = Tenant.change_key()
             item.data["lastModifiedDateTime"] = Tenant.now()
             tx.update(item)
-        return json_response(render_contact(item))
+        return json_response(rendered(req, item))
 
     def delete_contact(req: Request) -> Response:
         user = t.require_mailbox(req.params["user"])
@@ -293,12 +299,13 @@ def register(router: Router, t: Tenant) -> None:
 
         def render(item: Item, initial: bool) -> dict[str, Any] | None:
             if item.deleted:
-                return {
+                removed = {
                     "@odata.type": "#microsoft.graph.contact",
                     "id": item.key,
                     "@removed": {"reason": "deleted"},
                 }
-            return {"@odata.type": "#microsoft.graph.contact", **render_contact(item)}
+                return in_format(t, removed, wants_immutable_ids(req.header("Prefer")))
+            return {"@odata.type": "#microsoft.graph.contact", **rendered(req, item)}
 
         return delta_round(t, req, spec, render)
 

@@ -23,7 +23,7 @@ from ..tenant import Tenant
 from . import drivemodel as dm
 from . import permissions as perms
 from . import uploads
-from .common import DeltaSpec, delta_round
+from .common import DeltaSpec, delta_round, read_delta_state
 from .sites import resolve_site
 
 PREFIXES = (
@@ -348,9 +348,15 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
         )
 
         hierarchical = perms.wants_hierarchical(req.header("Prefer"))
+        sharing_changes = perms.wants_sharing_changes(req.header("Prefer"))
+        state = read_delta_state(t, req, spec)
+        since = int(state["since"]) if state else 0
 
         def render(row: Item, initial: bool) -> dict[str, Any] | None:
-            return dm.render_item(t, row, req.base_url, in_delta=True, hierarchical=hierarchical)
+            out = dm.render_item(t, row, req.base_url, in_delta=True, hierarchical=hierarchical)
+            if sharing_changes and not initial and perms.shared_changed(row, since):
+                out["@microsoft.graph.sharedChanged"] = "True"
+            return out
 
         return delta_round(t, req, spec, render)
 

@@ -283,6 +283,7 @@ def create_message_json(
                     400, "ErrorInvalidExtendedPropertyValue", f"Invalid SystemTime for {prop}."
                 ) from None
     item = tx.insert(NewItem("message", user.key, folder.key, folder.key, data))
+    check_message_size(t, message_size(t, item))
     for att in payload.get("attachments") or []:
         add_file_attachment(t, tx, item, att)
     return item
@@ -318,6 +319,22 @@ def create_message_mime(
     return item
 
 
+def message_size(t: Tenant, message: Item) -> int:
+    """The size Exchange counts against a mailbox's maximum: body and attachments."""
+    _kind, text, body_html = message_body(message)
+    body = len((body_html or text).encode("utf-8"))
+    return body + sum(int(a.data.get("size") or 0) for a in attachments_of(t, message))
+
+
+def check_message_size(t: Tenant, size: int) -> None:
+    """Switch ``max_message_size``: refuse a message that would grow past it."""
+    limit = t.switches.max_message_size
+    if limit and size > limit:
+        raise GraphError(
+            413, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size."
+        )
+
+
 def _insert_attachment(
     t: Tenant,
     tx: Transaction,
@@ -326,6 +343,7 @@ def _insert_attachment(
     content: dict[str, Any] | None,
     size: int,
 ) -> Item:
+    check_message_size(t, message_size(t, message) + size)
     aid = Tenant.new_outlook_id("AAMkAtt")
     data = {
         "@odata.type": props.get("@odata.type", "#microsoft.graph.fileAttachment"),

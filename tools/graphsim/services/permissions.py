@@ -7,7 +7,9 @@ those set on the item and those inherited from its ancestors; `$select`;
 do not return the inheritedFrom property"), resources/shared.md (the `shared` facet:
 "If a driveItem has a non-null shared facet, the item has been shared"; scope anonymous,
 organization or users) and driveitem-delta.md, "Scanning permissions hierarchies"
-(`Prefer: hierarchicalsharing`).
+(`Prefer: hierarchicalsharing`; `Prefer: deltashowsharingchanges`: "all items that
+appear in the delta query response due to permission changes have the
+@microsoft.graph.sharedChanged":"True" OData annotation").
 
 Model (SharePoint's): an item has permissions of its own (`_perms`) or inherits all of
 its parent's; the root always has its own. Effective permissions are those of the
@@ -127,8 +129,25 @@ def share(
     }
     own.append(perm)
     item.data["_perms"] = own
-    tx.update(item)
+    _sharing_changed(tx, item)
     return perm
+
+
+def _sharing_changed(tx: Transaction, item: Item) -> None:
+    """Store the item, remembering the change's sequence number: delta marks it
+    ``@microsoft.graph.sharedChanged`` for ``Prefer: deltashowsharingchanges``."""
+    tx.update(item)
+    item.data["_sharingSeq"] = item.seq
+    tx.update(item, bump=False)
+
+
+def shared_changed(item: Item, since: int) -> bool:
+    """True when the item's sharing changed after the delta watermark ``since``."""
+    return int(item.data.get("_sharingSeq") or 0) > since
+
+
+def wants_sharing_changes(prefer: str) -> bool:
+    return bool(re.search(r"(^|[,\s])deltashowsharingchanges($|[,\s;])", prefer, re.I))
 
 
 def unshare(t: Tenant, tx: Transaction, item: Item) -> None:
@@ -137,4 +156,4 @@ def unshare(t: Tenant, tx: Transaction, item: Item) -> None:
     (driveitem-delta.md)."""
     own = [p for p in (item.data.get("_perms") or effective(t, item)) if not is_sharing(p)]
     item.data["_perms"] = own
-    tx.update(item)
+    _sharing_changed(tx, item)

@@ -21,6 +21,7 @@ from ..router import Router
 from ..store import Item, NewItem
 from ..tenant import Tenant
 from .common import DeltaSpec, delta_round, public
+from .listfields import accept_write
 
 
 def resolve_site(t: Tenant, ref: str) -> Item:
@@ -47,6 +48,13 @@ def resolve_site(t: Tenant, ref: str) -> Item:
 
 def render_site(site: Item) -> dict[str, Any]:
     return public(site.data)
+
+
+def is_subsite(site: Item) -> bool:
+    """A web below a site collection's root web: `GET /sites` and `getAllSites` list
+    site collections only, and `/sites/{id}/sites` lists a site's subsites
+    (microsoftgraph/msgraph-sdk-java issue 1807, a maintainer's answer; site-list-subsites.md)."""
+    return bool(site.data.get("_parent_site"))
 
 
 def render_list(t: Tenant, item: Item) -> dict[str, Any]:
@@ -129,6 +137,8 @@ def register(router: Router, t: Tenant) -> None:
 
         def render(site: Item) -> dict[str, Any] | None:
             data = render_site(site)
+            if is_subsite(site) and search is None:
+                return None  # GET /sites lists site collections; search finds webs too
             if roots_only and "root" not in data:
                 return None
             if text and text != "*":
@@ -171,7 +181,7 @@ def register(router: Router, t: Tenant) -> None:
             t.tokens,
             "/sites/getAllSites",
             lambda after, limit: t.store.by_kind(["site"], after_pk=after, limit=limit),
-            render_site,
+            lambda site: None if is_subsite(site) else render_site(site),
             default=200,
             maximum=999,
             context="sites",
@@ -189,8 +199,18 @@ def register(router: Router, t: Tenant) -> None:
         return json_response(render_site(site))
 
     def subsites(req: Request) -> Response:
-        resolve_site(t, req.params["site"])
-        return json_response({"value": []})
+        # The direct subsites (webs) of a site; each lists its own (site-list-subsites.md).
+        parent = resolve_site(t, req.params["site"])
+        return paged_list(
+            req,
+            t.tokens,
+            f"/sites/{parent.key}/sites",
+            lambda after, limit: t.store.by_kind(["site"], after_pk=after, limit=limit),
+            lambda site: render_site(site) if site.data.get("_parent_site") == parent.key else None,
+            default=200,
+            maximum=999,
+            context="sites",
+        )
 
     # -- lists --------------------------------------------------------------------------
 
@@ -305,6 +325,8 @@ def register(router: Router, t: Tenant) -> None:
         fields = body.get("fields")
         if not isinstance(fields, dict):
             raise bad_request("A 'fields' object is required.", "invalidRequest")
+        if t.switches.list_write_shape:
+            fields = accept_write(t, lst, fields)
         with t.store.transaction() as tx:
             next_id = int(lst.data.get("_next", 1))
             lst.data["_next"] = next_id + 1
@@ -320,6 +342,8 @@ def register(router: Router, t: Tenant) -> None:
         _library_guard(lst)
         item = _item(req, lst)
         patch = req.json()
+        if t.switches.list_write_shape and isinstance(patch, dict):
+            patch = accept_write(t, lst, patch)
         with t.store.transaction() as tx:
             fields = dict(item.data.get("_fields", {}))
             fields.update({k: v for k, v in patch.items() if k != "id"})

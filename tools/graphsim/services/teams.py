@@ -15,11 +15,20 @@ describes "reply chains" as the unit of change); `$top` above 50 is a 400.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from typing import Any
 
-from ..httpcore import GraphError, Request, Response, bad_request, json_response, parse_iso, utc_now
+from ..httpcore import (
+    GraphError,
+    Request,
+    Response,
+    bad_request,
+    json_response,
+    parse_iso,
+    utc_now,
+)
 from ..odata import apply_select, paged_list, parse_select
 from ..router import Router
 from ..store import Item
@@ -44,6 +53,13 @@ def resolve_channel(t: Tenant, team: Item, ref: str) -> Item:
     return ch
 
 
+# Evolvable enums (channel.md membershipType: standard, private, unknownFutureValue,
+# shared; chatmessage.md messageType: message, chatEvent, typing, unknownFutureValue,
+# systemEventMessage): "you must use the Prefer: include-unknown-enum-members request
+# header to get" the members after unknownFutureValue.
+LATE_MEMBERS = {"membershipType": ("shared",), "messageType": ("systemEventMessage",)}
+
+
 def render_message(item: Item) -> dict[str, Any]:
     d = public(item.data)
     if d.get("deletedDateTime"):
@@ -56,6 +72,21 @@ def register(router: Router, t: Tenant) -> None:
         router.add(
             method, pattern, handler, service="teams", owner_param="team", channel_get=messages
         )
+
+    def enums(req: Request, value: dict[str, Any]) -> dict[str, Any]:
+        """Switch ``evolvable_enums``: members added after ``unknownFutureValue`` come
+        back as it unless the request has ``Prefer: include-unknown-enum-members``."""
+        if not t.switches.evolvable_enums or re.search(
+            r"include-unknown-enum-members", req.header("Prefer"), re.I
+        ):
+            return value
+        for field, late in LATE_MEMBERS.items():
+            if value.get(field) in late:
+                value[field] = "unknownFutureValue"
+        return value
+
+    def rendered_message(req: Request, item: Item) -> dict[str, Any]:
+        return enums(req, render_message(item))
 
     def protected(req: Request) -> None:
         if (
@@ -103,7 +134,7 @@ def register(router: Router, t: Tenant) -> None:
 
     def list_channels(req: Request) -> Response:
         team = resolve_team(t, req.params["team"])
-        values = [public(c.data) for c in t.store.children(team.key, ["channel"])]
+        values = [enums(req, public(c.data)) for c in t.store.children(team.key, ["channel"])]
         return json_response(
             {
                 "@odata.count": len(values),
@@ -114,7 +145,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_channel(req: Request) -> Response:
         team = resolve_team(t, req.params["team"])
         ch = resolve_channel(t, team, req.params["channel"])
-        return json_response(apply_select(public(ch.data), parse_select(req)))
+        return json_response(apply_select(enums(req, public(ch.data)), parse_select(req)))
 
     def files_folder(req: Request) -> Response:
 
@@ -133,10 +164,11 @@ def register(router: Router, t: Tenant) -> None:
         expand = "replies" in req.query.get("$expand", "").lower()
 
         def render(item: Item) -> dict[str, Any]:
-            out = render_message(item)
+            out = rendered_message(req, item)
             if expand:
                 out["replies"] = [
-                    render_message(r) for r in t.store.children(item.key, ["chatReply"])[:1000]
+                    rendered_message(req, r)
+                    for r in t.store.children(item.key, ["chatReply"])[:1000]
                 ]
             return out
 
@@ -164,7 +196,7 @@ def register(router: Router, t: Tenant) -> None:
     def get_message(req: Request) -> Response:
         protected(req)
         _, _, msg = _root(req)
-        return json_response(apply_select(render_message(msg), parse_select(req)))
+        return json_response(apply_select(rendered_message(req, msg), parse_select(req)))
 
     def list_replies(req: Request) -> Response:
         protected(req)
@@ -177,7 +209,7 @@ def register(router: Router, t: Tenant) -> None:
             lambda after, limit: t.store.children(
                 msg.key, ["chatReply"], after_pk=after, limit=limit
             ),
-            render_message,
+            lambda r: rendered_message(req, r),
             default=20,
             maximum=50,
         )
@@ -188,7 +220,46 @@ def register(router: Router, t: Tenant) -> None:
         reply = t.store.get(f"{ch.key}/{req.params['reply']}")
         if reply is None or reply.kind != "chatReply" or reply.parent != msg.key:
             raise GraphError(404, "NotFound", "Reply not found.")
-        return json_response(apply_select(render_message(reply), parse_select(req)))
+        return json_response(apply_select(rendered_message(req, reply), parse_select(req)))
+
+    def _message(req: Request) -> Item:
+        """The root message, or the reply when the route names one."""
+        _, ch, msg = _root(req)
+        if "reply" not in req.params:
+            return msg
+        reply = t.store.get(f"{ch.key}/{req.params['reply']}")
+        if reply is None or reply.kind != "chatReply" or reply.parent != msg.key:
+            raise GraphError(404, "NotFound", "Reply not found.")
+        return reply
+
+    def _hosted(req: Request) -> list[dict[str, Any]]:
+        item = _message(req)
+        if item.data.get("deletedDateTime"):
+            return []
+        return list(item.data.get("_hosted") or [])
+
+    def list_hosted(req: Request) -> Response:
+        # contentBytes and contentType are write-only: the list names the objects only.
+        protected(req)
+        values = [{"id": h["id"], "contentBytes": None, "contentType": None} for h in _hosted(req)]
+        return json_response({"value": values})
+
+    def _one_hosted(req: Request) -> dict[str, Any]:
+        for hosted in _hosted(req):
+            if hosted["id"] == req.params["hosted"]:
+                return hosted
+        raise GraphError(404, "NotFound", "Hosted content not found.")
+
+    def get_hosted(req: Request) -> Response:
+        protected(req)
+        hosted = _one_hosted(req)
+        return json_response({"id": hosted["id"], "contentBytes": None, "contentType": None})
+
+    def hosted_value(req: Request) -> Response:
+        protected(req)
+        hosted = _one_hosted(req)
+        body = base64.b64decode(hosted["bytes"])
+        return Response(200, [("Content-Type", str(hosted["contentType"]))], body)
 
     def messages_delta(req: Request) -> Response:
         protected(req)
@@ -229,7 +300,12 @@ def register(router: Router, t: Tenant) -> None:
             return True
 
         return delta_round(
-            t, req, spec, lambda row, initial: render_message(row), extra_state=extra, accept=accept
+            t,
+            req,
+            spec,
+            lambda row, initial: rendered_message(req, row),
+            extra_state=extra,
+            accept=accept,
         )
 
     router.add("GET", "/teams", list_teams, service="teams")
@@ -252,3 +328,10 @@ def register(router: Router, t: Tenant) -> None:
         get_reply,
         messages=True,
     )
+    for where in (
+        "/teams/{team}/channels/{channel}/messages/{message}",
+        "/teams/{team}/channels/{channel}/messages/{message}/replies/{reply}",
+    ):
+        add("GET", f"{where}/hostedContents", list_hosted, messages=True)
+        add("GET", f"{where}/hostedContents/{{hosted}}", get_hosted, messages=True)
+        add("GET", f"{where}/hostedContents/{{hosted}}/$value", hosted_value, messages=True)

@@ -38,6 +38,7 @@ from typing import Any
 from ..httpcore import GraphError, Request, Response, empty_response, iso, json_response
 from ..router import Router
 from ..tenant import Tenant
+from . import calmodel as cm
 from . import drivemodel as dm
 from . import mailmodel as mm
 
@@ -237,6 +238,19 @@ def register(router: Router, t: Tenant) -> None:
         with t.uploads_lock:
             t.uploads.pop(sess.id, None)
         tgt = sess.target
+        if sess.kind == "attachment" and tgt.get("event"):
+            event = t.store.get(tgt["event"])
+            if event is None or event.deleted:
+                raise GraphError(404, "ErrorItemNotFound", "The event no longer exists.")
+            with t.store.transaction() as tx:
+                att = cm.insert_uploaded_event_attachment(
+                    t, tx, event, tgt["props"], spec, int(spec.get("size", 0))
+                )
+            location = (
+                f"{req.base_url}/api/v2.0/Users('{event.owner}')/Events('{event.key}')"
+                f"/Attachments('{att.key}')"
+            )
+            return empty_response(201, {"Location": location})
         if sess.kind == "attachment":
             message = t.store.get(tgt["message"])
             if message is None:
