@@ -20,6 +20,10 @@
     POST   /_sim/throttling/reset            forget the request windows
     POST   /_sim/switches                    {"protected_api_approved": bool,
                                               "unlicensed": [user], "licensed": [user]}
+    GET    /_sim/behaviours                  behaviours on, and the objects marked
+    POST   /_sim/behaviours                  {"enable": [...], "disable": [...],
+                                              "profile": "realistic",
+                                              "mark": {graph id: what}, "unmark": [id]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
     GET    /_sim/devicecodes                 pending device codes
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
+from .behaviours import Behaviours, apply_profile
 from .faults import Faults
 from .httpcore import GraphError, Request, Response, error_response, json_response
 from .identity import IdentityPlatform
@@ -57,7 +62,9 @@ class AdminApi:
         faults: Faults,
         throttler: Throttler,
         info: Callable[[], dict[str, Any]],
+        behaviours: Behaviours | None = None,
     ) -> None:
+        self.behaviours = behaviours or Behaviours()
         self.t = tenant
         self.identity = identity
         self.stats = stats
@@ -170,6 +177,20 @@ class AdminApi:
                     "unlicensed": sorted(t.switches.unlicensed),
                 }
             )
+        if path == "/_sim/behaviours":
+            if m == "POST":
+                body = self._body(req)
+                if body.get("profile"):
+                    apply_profile(t, self.behaviours, str(body["profile"]))
+                self.behaviours.set(
+                    enable=[str(x) for x in body.get("enable", [])],
+                    disable=[str(x) for x in body.get("disable", [])],
+                )
+                for key, what in dict(body.get("mark") or {}).items():
+                    self.behaviours.mark(str(key), str(what))
+                for key in body.get("unmark", []):
+                    self.behaviours.unmark(str(key))
+            return json_response(self.behaviours.describe())
         if path == "/_sim/churn" and m == "POST":
             body = self._body(req)
             changes = churn(

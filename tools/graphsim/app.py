@@ -3,7 +3,7 @@
     /_sim/...                 admin API (no auth, not counted)
     /{tenant}/...             identity platform (not counted)
     /v1.0/...                 Graph: count -> authenticate -> route -> throttle -> faults
-                              -> handler -> headers
+                              -> behaviours (behaviours.py) -> handler -> headers
     /_dl/..., /_up/...        pre-authenticated download and upload URLs: like Graph but
                               without the Authorization header (and a 401 if one is sent
                               to an upload URL, as driveitem-createuploadsession.md warns)
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import behaviours as bh
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
 from .identity import IdentityPlatform
@@ -45,8 +46,10 @@ class GraphApp:
         faults: Faults,
         stats: Stats,
         admin: Callable[[Request], Response] | None = None,
+        behaviours: bh.Behaviours | None = None,
     ) -> None:
         self.tenant = tenant
+        self.behaviours = behaviours or bh.Behaviours()
         self.identity = identity
         self.router = router
         self.raw_router = raw_router
@@ -191,7 +194,9 @@ class GraphApp:
             ticket = self.throttler.admit(app_id, charge)
             if fault is not None:
                 self._apply_fault(fault)
+            bh.before(self.tenant, self.behaviours, req, route.name, params)
             resp = route.handler(req)
+            resp = bh.after(self.tenant, self.behaviours, req, route.name, resp)
             if fault is not None and fault.kind == "commit_drop":
                 resp.drop = "after"
             elif fault is not None and fault.kind == "drop_mid":
