@@ -42,6 +42,7 @@ from sources.m365.errors import (
     AuthError,
     GraphError,
     TransientGraphError,
+    Unreadable,
     classify,
 )
 from sources.m365.throttle import Gates, Resource
@@ -449,7 +450,10 @@ class GraphClient:
                         state["preauth"] = True
                         continue
                     if state["preauth"] and resp.status_code in (401, 403, 404, 410):
-                        raise DownloadUrlExpired(f"download URL answered {resp.status_code}")
+                        resp._content = resp.raw.read(1 << 16, decode_content=True)
+                        if not isinstance(error_for(resp), Unreadable):
+                            raise DownloadUrlExpired(f"download URL answered {resp.status_code}")
+                        return resp  # malwareDetected: the file's own, not the URL's
                     if resp.status_code >= 400:
                         resp._content = resp.raw.read(1 << 16, decode_content=True)
                         return resp

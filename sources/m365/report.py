@@ -201,3 +201,14 @@ def totals(owners: list[OwnerReport]) -> dict[str, Any]:
     for status in (OK, PARTIAL, FAILED, NOT_APPLICABLE):
         out[f"owners_{status}"] = sum(1 for o in owners if o.status == status)
     return out
+
+
+def failed_items(owners: list[OwnerReport]) -> list[dict[str, Any]]:
+    """Every permanently failed item of the run, new ones first (failures.py)."""
+    out = [
+        {"owner": o.name, "kind": o.kind, **record}
+        for o in owners
+        for s in o.services.values()
+        for record in s.failed
+    ]
+    return sorted(out, key=lambda r: (not r.get("new"), str(r["owner"]), str(r.get("path"))))

@@ -168,7 +168,7 @@ def before(t: Tenant, b: Behaviours, req: Request, route: str, params: dict[str,
                 "ErrorSyncFolderNotFound",
                 "The folder to be synchronized could not be found.",
             )
-        message = params.get("message", "")
+        message = _message_key(t, params.get("message", ""))
         if route.endswith("/$value") and marks.get(message) == "vanish":
             _delete(t, message, hard=True)
             b.unmark(message)
@@ -263,10 +263,18 @@ def _content_key(t: Tenant, route: str, params: dict[str, str]) -> str | None:
     if route.endswith("/items/{item}/content"):
         return params.get("item")
     if route.endswith("/messages/{message}/$value"):
-        return params.get("message")
+        return _message_key(t, params.get("message", ""))
     if route.endswith("/attachments") and "event" in params:
         return params.get("event")
     return None
+
+
+def _message_key(t: Tenant, ref: str) -> str:
+    """The stored key of a message named by its ID or its immutable ID."""
+    if not ref or t.store.get(ref) is not None:
+        return ref
+    found = t.store.message_by_immutable_id(ref)
+    return found.key if found is not None else ref
 
 
 def _delete(t: Tenant, key: str, *, hard: bool = False) -> None:
@@ -302,19 +310,23 @@ def apply_profile(t: Tenant, b: Behaviours, name: str) -> dict[str, Any]:
         b.mark(users[-2].key, "noOneDrive")
     first = users[0] if users else None
     if first is not None:
-        messages = [m for m in t.store.iter_live(["message"]) if m.owner == first.key]
-        messages = [m for m in messages if not m.data.get("isDraft")]
-        if len(messages) >= 3:
-            b.mark(messages[0].key, "corrupt")
-            b.mark(messages[1].key, "ErrorInvalidRecipients")
-            b.mark(messages[2].key, "vanish")
         folders = [
             f
             for f in t.store.iter_live(["mailFolder"])
             if f.owner == first.key and not f.data.get("_wellKnown")
         ]
-        if folders:
-            b.mark(folders[-1].key, "vanish")
+        vanishing = folders[-1].key if folders else None
+        if vanishing is not None:
+            b.mark(vanishing, "vanish")
+        messages = [
+            m
+            for m in t.store.iter_live(["message"])
+            if m.owner == first.key and not m.data.get("isDraft") and m.parent != vanishing
+        ]
+        if len(messages) >= 3:
+            b.mark(messages[0].key, "corrupt")
+            b.mark(messages[1].key, "ErrorInvalidRecipients")
+            b.mark(messages[2].key, "vanish")
         files = [
             f
             for f in t.store.iter_live(["driveItem"])
@@ -326,7 +338,35 @@ def apply_profile(t: Tenant, b: Behaviours, name: str) -> dict[str, Any]:
     if len(sites) >= 2:
         b.mark(sites[-1].key, "locked")
     _empty_channel(t)
+    _guest(t)
     return b.describe()
+
+
+def _guest(t: Tenant) -> None:
+    """A guest from another tenant (userType Guest, #EXT# UPN), invited once: its
+    mailbox and OneDrive live in its home tenant (Entra B2B)."""
+    gid = "9a7b0c1d-0000-4000-8000-00000000ae57"
+    if t.store.get(gid) is not None:
+        return
+    data = {
+        "id": gid,
+        "displayName": "Pat Partner (Fabrikam)",
+        "userPrincipalName": f"pat_fabrikam.com#EXT#@{t.domain}",
+        "mail": "pat@fabrikam.com",
+        "accountEnabled": True,
+        "userType": "Guest",
+        "createdDateTime": t.now(),
+        "assignedLicenses": [],
+        "_mailbox": False,
+        "_purpose": "guest",
+        "_wk": {},
+        "_drive": None,
+    }
+    with t.store.transaction() as tx:
+        tx.insert(
+            NewItem("user", gid, "users", "tenant", data, name=str(data["userPrincipalName"]))
+        )
+    t.invalidate_users()
 
 
 def _empty_channel(t: Tenant) -> None:
