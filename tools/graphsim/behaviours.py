@@ -77,6 +77,7 @@ NO_SERVICE = ("onPremises", "invalidUser", "noOneDrive")
 OFFICE_EXTENSIONS = (".docx", ".xlsx", ".pptx", ".docm", ".xlsm", ".pptm", ".doc", ".xls", ".ppt")
 # Appended to an Office file's bytes on download: SharePoint stamps its own properties
 # into the document; any change of size and hash shows the client the same thing.
+OFFICE_FILE = "Quarterly budget.xlsx"  # the realistic profile's Office file in a library
 REWRITE_STAMP = b"\n<!-- SharePoint: document properties promoted on download -->\n"
 
 
@@ -337,9 +338,32 @@ def apply_profile(t: Tenant, b: Behaviours, name: str) -> dict[str, Any]:
     sites = [s for s in t.store.iter_live(["site"]) if not s.data.get("_personal")]
     if len(sites) >= 2:
         b.mark(sites[-1].key, "locked")
+    if sites:
+        _office_file(t, sites[0])
     _empty_channel(t)
     _guest(t)
     return b.describe()
+
+
+def _office_file(t: Tenant, site: Item) -> None:
+    """An Office file in the site's document library (SharePoint rewrites those on
+    download), created once at the library's root."""
+    drive = str(site.data.get("_drive") or "")
+    items = [i for i in t.store.iter_live(["driveItem"]) if i.scope == drive]
+    root = next((i for i in items if "root" in i.data), None)
+    if root is None or any(i.data.get("name") == OFFICE_FILE for i in items):
+        return
+    mutate(
+        t,
+        {
+            "op": "create",
+            "kind": "file",
+            "parent": root.key,
+            "name": OFFICE_FILE,
+            "size": 24_000,
+            "seed": 2027,
+        },
+    )
 
 
 def _guest(t: Tenant) -> None:
