@@ -297,3 +297,28 @@ def test_folder_and_message_deleted_during_the_run_are_not_failures(setup: Setup
     assert again["exit_code"] == 0
     assert _service(again, owner, "mail")["status"] == "ok"
     assert json.dumps(again).count("ErrorSyncFolderNotFound") == 0
+
+
+def test_failed_item_records_survive_a_resync_of_their_folder(setup: Setup) -> None:
+    t = setup.tenant
+    _only(t, "unreadable")
+    message = _marked(t, "ErrorInvalidRecipients")
+    owner = _upn(t, message["owner"])
+    first = setup.backup(services=["mail"], users=[owner])
+    assert first["exit_code"] == 3
+    codes = {f["path"]: f["code"] for f in first["failed_items"]}
+    assert sorted(codes.values()) == ["ErrorInvalidRecipients", "generalException"]
+    t.admin.expire_delta_tokens(["mail"])  # the next round enumerates every folder afresh
+    again = setup.backup(services=["mail"], users=[owner])
+    assert again["exit_code"] == 0, dump(again)
+    assert _service(again, owner, "mail")["resynced"]
+    assert {f["path"]: f["code"] for f in again["failed_items"]} == codes
+    repo, reader = _latest(setup, lambda s: s.owner.name == owner)
+    try:
+        for path, code in codes.items():
+            folder, _, name = path.rpartition("/")
+            assert f"{name}.failed.json" in _names(reader, folder)
+            record = json.loads(reader.open(f"{path}.failed.json").read())
+            assert record["code"] == code
+    finally:
+        repo.close()
