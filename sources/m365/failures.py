@@ -13,8 +13,10 @@ token expired the whole drive would be enumerated every run. So such an item is:
   runs know it;
 - listed in the run report: the run that first meets it is partial (exit 3,
   the item named with its code); later runs list it and stay ok;
-- retried by ID on the next ``RETRY_RUNS`` runs (or whenever delta names it
-  again); read at last, its record and marker go; gone from Microsoft 365, too.
+- retried by ID on the next ``RETRY_RUNS`` runs by the services that can fetch
+  one item by ID (mail, drives), and whenever delta or a listing names it again
+  (an event's attachments: when the event changes); read at last, its record
+  and marker go; gone from Microsoft 365, too.
 
 Thread-safe: download workers record failures.
 """

@@ -335,6 +335,13 @@ def apply_profile(t: Tenant, b: Behaviours, name: str) -> dict[str, Any]:
         ]
         if files:
             b.mark(files[0].key, "malwareDetected")
+        events = [
+            e
+            for e in t.store.iter_live(["event"])
+            if e.owner == first.key and e.data.get("hasAttachments")
+        ]
+        if events:
+            b.mark(events[0].key, "ErrorCannotOpenFileAttachment")
     sites = [s for s in t.store.iter_live(["site"]) if not s.data.get("_personal")]
     if len(sites) >= 2:
         b.mark(sites[-1].key, "locked")

@@ -24,7 +24,12 @@ from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim
 
-UNREADABLE_CODES = {"malwareDetected", "generalException", "ErrorInvalidRecipients"}
+UNREADABLE_CODES = {
+    "malwareDetected",
+    "generalException",
+    "ErrorInvalidRecipients",
+    "ErrorCannotOpenFileAttachment",
+}
 
 
 def _only(t: RunningTenant, *names: str) -> None:

@@ -73,6 +73,7 @@ def test_realistic_profile_marks_objects_of_every_kind(realistic: RunningTenant)
             "malwareDetected",
             "corrupt",
             "ErrorInvalidRecipients",
+            "ErrorCannotOpenFileAttachment",
             "vanish",
             "onPremises",
             "noOneDrive",
@@ -138,6 +139,10 @@ def test_unreadable_messages_answer_their_codes_every_time(realistic: RunningTen
             assert _error(resp)[:2] == (500, "generalException")
         resp = g.get(realistic.url(f"/users/{invalid['owner']}/messages/{invalid['key']}/$value"))
         assert _error(resp)[:2] == (400, "ErrorInvalidRecipients")
+        event = _marked(realistic, "ErrorCannotOpenFileAttachment")
+        resp = g.get(realistic.url(f"/users/{event['owner']}/events/{event['key']}/attachments"))
+        assert _error(resp)[:2] == (400, "ErrorCannotOpenFileAttachment")
+        assert g.get(realistic.url(f"/users/{event['owner']}/events/{event['key']}")).ok
     ok = g.get(realistic.url(f"/users/{corrupt['owner']}/messages/{corrupt['key']}/$value"))
     assert ok.status_code == 200
     assert b"Subject:" in ok.content
