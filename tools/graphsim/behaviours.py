@@ -21,8 +21,8 @@ answering (docs/simulator.md, "Behaviours"):
                          files on download: size and hash differ from the metadata
                          (rclone's onedrive docs, "Unexpected file size/hash
                          differences on Sharepoint"; onedrive-api-docs #935)
-    deleted_in_flight    marked mail folders vanish once the run asks for their
-                         messages: 404 ErrorSyncFolderNotFound "The folder to be
+    deleted_in_flight    marked mail (and contact) folders vanish once the run asks
+                         for their messages (contacts): 404 ErrorSyncFolderNotFound "The folder to be
                          synchronized could not be found." (corso #1847); marked
                          messages vanish when their MIME is asked for: 404
                          ErrorItemNotFound "The specified object was not found in
@@ -161,7 +161,8 @@ def before(t: Tenant, b: Behaviours, req: Request, route: str, params: dict[str,
             )
     if b.on("deleted_in_flight"):
         folder = params.get("folder", "")
-        if route.endswith("/messages/delta") and marks.get(folder) == "vanish":
+        folder_delta = route.endswith(("/messages/delta", "/contacts/delta"))
+        if folder_delta and marks.get(folder) == "vanish":
             _delete(t, folder)
             b.unmark(folder)
             raise GraphError(
@@ -319,6 +320,9 @@ def apply_profile(t: Tenant, b: Behaviours, name: str) -> dict[str, Any]:
         vanishing = folders[-1].key if folders else None
         if vanishing is not None:
             b.mark(vanishing, "vanish")
+        contact_folders = [f for f in t.store.iter_live(["contactFolder"]) if f.owner == first.key]
+        if contact_folders:
+            b.mark(contact_folders[-1].key, "vanish")
         messages = [
             m
             for m in t.store.iter_live(["message"])

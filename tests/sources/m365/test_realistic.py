@@ -285,23 +285,32 @@ def test_sharepoint_office_rewrite_is_accepted_with_both_sizes_and_hashes(setup:
 def test_folder_and_message_deleted_during_the_run_are_not_failures(setup: Setup) -> None:
     t = setup.tenant
     _only(t, "deleted_in_flight")
-    folder = next(
-        t.admin.item(k)
-        for k, v in t.admin.behaviours()["marks"].items()
-        if v == "vanish" and t.admin.item(k)["kind"] == "mailFolder"
-    )
-    owner = _upn(t, folder["owner"])
-    report = setup.backup(services=["mail"], users=[owner])
+    vanishing = [t.admin.item(k) for k, v in t.admin.behaviours()["marks"].items() if v == "vanish"]
+    kinds = sorted(i["kind"] for i in vanishing)
+    assert kinds == ["contactFolder", "mailFolder", "message"]
+    owner = _upn(t, vanishing[0]["owner"])
+    report = setup.backup(services=["mail", "contacts"], users=[owner])
     assert report["exit_code"] == 0, dump(report)
     mail = _service(report, owner, "mail")
     assert mail["status"] == "ok"
     assert mail["skipped"] == []
     assert any("ErrorSyncFolderNotFound" in d for d in mail["debug"])
     assert any("ErrorItemNotFound" in d for d in mail["debug"])
-    again = setup.backup(services=["mail"], users=[owner])
+    contacts = _service(report, owner, "contacts")
+    assert contacts["status"] == "ok"
+    assert any("ErrorSyncFolderNotFound" in d for d in contacts["debug"])
+    again = setup.backup(services=["mail", "contacts"], users=[owner])
     assert again["exit_code"] == 0
     assert _service(again, owner, "mail")["status"] == "ok"
     assert json.dumps(again).count("ErrorSyncFolderNotFound") == 0
+    # What is gone is not in the snapshot.
+    repo, reader = _latest(setup, lambda s: s.owner.name == owner)
+    try:
+        names = {i["kind"]: i["data"].get("displayName") for i in vanishing}
+        assert names["mailFolder"] not in _names(reader, "mail")
+        assert names["contactFolder"] not in _names(reader, "contacts/Contacts")
+    finally:
+        repo.close()
 
 
 def test_failed_item_records_survive_a_resync_of_their_folder(setup: Setup) -> None:
