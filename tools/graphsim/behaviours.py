@@ -22,11 +22,12 @@ answering (docs/simulator.md, "Behaviours"):
                          (rclone's onedrive docs, "Unexpected file size/hash
                          differences on Sharepoint"; onedrive-api-docs #935)
     deleted_in_flight    marked mail (and contact) folders vanish once the run asks
-                         for their messages (contacts): 404 ErrorSyncFolderNotFound "The folder to be
-                         synchronized could not be found." (corso #1847); marked
-                         messages vanish when their MIME is asked for: 404
-                         ErrorItemNotFound "The specified object was not found in
-                         the store." (microsoft-graph-docs-contrib #3606)
+                         for their messages (contacts): 404 ErrorSyncFolderNotFound
+                         "The folder to be synchronized could not be found."
+                         (corso #1847); marked messages vanish when their MIME
+                         is asked for: 404 ErrorItemNotFound "The specified
+                         object was not found in the store."
+                         (microsoft-graph-docs-contrib #3606)
     no_service           marked users: "onPremises" mailbox 404
                          MailboxNotEnabledForRESTAPI; "invalidUser" 404
                          ErrorInvalidUser; "noOneDrive" 404 ResourceNotFound
