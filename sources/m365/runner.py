@@ -47,7 +47,7 @@ from sources.m365.teams import backup_team
 from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
 from sources.m365.writer import AttributingWriter, attributed_to
-from store import BackupRun, Owner, Repository, StoreError
+from store import BackupRun, Owner, Repository, StoreError, latest_per_owner
 
 REPORT_FORMAT = "coffer-backup-report"
 REPORT_VERSION = 1
@@ -137,7 +137,35 @@ class TenantBackup:
             skipped=self.skipped_owners,
         )
         self.problems.extend(problems)
+        self.skipped_owners.extend(self._absent(jobs))
         return jobs
+
+    def _absent(self, jobs: list[OwnerJob]) -> list[dict[str, str]]:
+        """Users of this tenant with snapshots whom discovery no longer lists: deleted
+        or soft-deleted (Graph's ``/users`` leaves those out; they sit in
+        ``/directory/deletedItems``), or no longer selected. Their snapshots stay
+        under the retention policy; the report says so. Only for unnarrowed runs."""
+        if self.only_users or self.only_services:
+            return []
+        present = {(j.kind, j.key) for j in jobs}
+        tenant = self.settings.connection.tenant_id
+        out: list[dict[str, str]] = []
+        for snap in latest_per_owner(self.repo.list_snapshots()):
+            owner = snap.owner
+            if owner.kind != "users" or (owner.kind, owner.key) in present:
+                continue
+            if snap.source.get("type") != "m365" or snap.source.get("tenant") != tenant:
+                continue
+            out.append(
+                {
+                    "kind": "users",
+                    "name": owner.name,
+                    "reason": "no longer listed by Microsoft 365 (deleted, soft-deleted or "
+                    "no longer selected); its snapshots are kept under the retention policy",
+                    "last_snapshot": snap.id_hex,
+                }
+            )
+        return out
 
     def _owner(self, run: BackupRun, job: OwnerJob) -> OwnerReport:
         report = OwnerReport(job.kind, job.key, job.name)

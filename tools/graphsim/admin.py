@@ -23,7 +23,8 @@
     GET    /_sim/behaviours                  behaviours on, and the objects marked
     POST   /_sim/behaviours                  {"enable": [...], "disable": [...],
                                               "profile": "realistic",
-                                              "mark": {graph id: what}, "unmark": [id]}
+                                              "mark": {graph id: what}, "unmark": [id],
+                                              "soft_delete": [user]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
     GET    /_sim/devicecodes                 pending device codes
@@ -41,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from .behaviours import Behaviours, apply_profile
+from .behaviours import Behaviours, apply_profile, soft_delete
 from .faults import Faults
 from .httpcore import GraphError, Request, Response, error_response, json_response
 from .identity import IdentityPlatform
@@ -190,6 +191,8 @@ class AdminApi:
                     self.behaviours.mark(str(key), str(what))
                 for key in body.get("unmark", []):
                     self.behaviours.unmark(str(key))
+                for ref in body.get("soft_delete", []):
+                    soft_delete(t, str(ref))
             return json_response(self.behaviours.describe())
         if path == "/_sim/churn" and m == "POST":
             body = self._body(req)

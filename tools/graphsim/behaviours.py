@@ -35,6 +35,11 @@ answering (docs/simulator.md, "Behaviours"):
     locked_sites         marked sites answer every request 423 notAllowed with
                          innerError resourceLocked (Corso errors.go; Microsoft
                          Learn "Lock and unlock sites")
+    soft-deleted users   `POST /_sim/behaviours {"soft_delete": [user]}`: the user is
+                         deleted (soft: Entra keeps it 30 days in
+                         /directory/deletedItems), so /users no longer lists it
+                         (Learn "directory-deleteditems-list"; no switch: it is
+                         a change of the tenant, not a way of answering)
     no_spo_license       tenant-wide, a mail-only tenant: every SharePoint and
                          OneDrive request answers 400 BadRequest "Tenant does not
                          have a SPO license." (onedrive-api-docs #1266). Not part of
@@ -376,6 +381,16 @@ def _office_file(t: Tenant, site: Item) -> None:
             "seed": 2027,
         },
     )
+
+
+def soft_delete(t: Tenant, ref: str) -> str:
+    """Delete a user the way Entra does first (soft): gone from ``/users`` and every
+    user-addressed request. Returns the user's id. Raises GraphError 404."""
+    user = t.require_user(ref)
+    with t.store.transaction() as tx:
+        tx.tombstone(user)
+    t.invalidate_users()
+    return user.key
 
 
 def _guest(t: Tenant) -> None:

@@ -336,3 +336,24 @@ def test_failed_item_records_survive_a_resync_of_their_folder(setup: Setup) -> N
             assert record["code"] == code
     finally:
         repo.close()
+
+
+def test_soft_deleted_user_is_listed_as_absent_and_keeps_its_snapshots(setup: Setup) -> None:
+    t = setup.tenant
+    user = next(u for u in t.admin.users() if u["purpose"] == "user")
+    first = setup.backup(services=["mail"])
+    assert first["exit_code"] == 0
+    assert all(s["kind"] != "users" or "#EXT#" in s["name"] for s in first["owners_skipped"])
+    t.admin.behaviours(soft_delete=[user["id"]])
+    again = setup.backup(services=["mail"])
+    assert again["exit_code"] == 0, dump(again)
+    assert user["userPrincipalName"] not in {o["name"] for o in again["owners"]}
+    absent = [s for s in again["owners_skipped"] if s["name"] == user["userPrincipalName"]]
+    assert len(absent) == 1
+    assert "no longer listed" in absent[0]["reason"]
+    repo, reader = _latest(setup, lambda s: s.owner.key == user["id"])
+    try:
+        assert absent[0]["last_snapshot"] == reader.snapshot.id_hex
+        assert _names(reader, "mail")
+    finally:
+        repo.close()
