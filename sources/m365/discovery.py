@@ -8,8 +8,8 @@ to their users (the ``onedrive`` service). A tenant without SharePoint
 (400 "Tenant does not have a SPO license": a mail-only tenant) has no sites to
 back up: that is recorded as not applicable, not as a problem of the run.
 Soft-deleted users are not listed by ``/users`` (they sit in
-``/directory/deletedItems``): they are not backed up, and their earlier
-snapshots stay under the retention policy.
+``/directory/deletedItems``): they are not backed up, their earlier snapshots
+stay under the retention policy, and the run report lists them (runner.py).
 """
 
 from __future__ import annotations
