@@ -458,12 +458,15 @@ class DriveBackup:
         ctx = self.ctx
         for record in self.failures.due():
             iid = str(record["id"])
+            path = str(record["path"])
             try:
                 item = ctx.client.get_json(f"/drives/{self.drive_id}/items/{iid}", ctx.res)
             except ItemGone:
                 self.failures.resolved(iid)
                 continue
-            path = str(record["path"])
+            except GraphError:
+                self.failures.retried(iid)  # metadata unreadable now: the code stands
+                continue
             attrs = file_attrs(item)
             version = str(item.get("eTag") or item.get("cTag") or "")
             mtime = time_ns(item.get("lastModifiedDateTime"))

@@ -96,6 +96,18 @@ class Failures:
         )
         self.ctx.report.failed_item(record, new=new)
 
+    def retried(self, item_id: str) -> None:
+        """A retry of ``item_id`` could not tell (a server error before its content was
+        reached): the record keeps its code, one retry spent. Idempotent per run."""
+        with self._lock:
+            old = self.records.get(item_id)
+            if old is None or item_id in self._touched:
+                return
+            stored = GraphError(
+                int(old.get("status") or 0), str(old.get("code")), str(old.get("message"))
+            )
+        self.record(item_id, str(old["path"]), stored)
+
     def resolved(self, item_id: str) -> None:
         """The item was read (or is gone): its record and marker go. Idempotent."""
         with self._lock:

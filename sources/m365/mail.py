@@ -242,6 +242,9 @@ class MailBackup:
             except ItemGone:
                 self.failures.resolved(mid)
                 continue
+            except GraphError:
+                self.failures.retried(mid)  # metadata unreadable now: the code stands
+                continue
             path = str(record["path"])
             human = path.rsplit("/", 1)[0].removeprefix(f"{ROOT}/")
             self._fetch(path, message, message_attrs(message, human), None)

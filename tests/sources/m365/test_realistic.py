@@ -357,3 +357,25 @@ def test_soft_deleted_user_is_listed_as_absent_and_keeps_its_snapshots(setup: Se
         assert _names(reader, "mail")
     finally:
         repo.close()
+
+
+def test_a_retry_that_meets_a_server_error_leaves_the_record_for_the_next_run(
+    setup: Setup,
+) -> None:
+    t = setup.tenant
+    _only(t, "unreadable")
+    item = _marked(t, "malwareDetected")
+    owner = next(u["userPrincipalName"] for u in t.admin.users() if u["drive"] == item["scope"])
+    assert setup.backup(services=["onedrive"], users=[owner])["exit_code"] == 3
+    # The retry's metadata request answers 500 every time: the service's trouble, not
+    # the file's, and the drive is not failed for it.
+    t.admin.inject_faults({"kind": "500", "match": f"/items/{item['key']}$", "methods": ["GET"]})
+    try:
+        again = setup.backup(services=["onedrive"], users=[owner])
+    finally:
+        t.admin.clear_faults()
+    assert again["exit_code"] == 0, dump(again)
+    onedrive = _service(again, owner, "onedrive")
+    assert onedrive["status"] == "ok"
+    assert [f["code"] for f in onedrive["failed"]] == ["malwareDetected"]
+    assert onedrive["failed"][0]["retries"] == 1  # a retry spent: still bounded
