@@ -84,6 +84,19 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
                 note(f"  {name}: ... and {hidden} more skipped (see the report)")
             for message in service["notes"][:limit]:
                 note(f"  {name}: note: {message}")
+            for failed in service.get("failed", [])[:limit]:
+                # An item Microsoft 365 will not hand out: named with its error code
+                # (new ones make the run partial once; known ones are only listed).
+                when = "new" if failed.get("new") else f"since {failed.get('first_seen')}"
+                note(
+                    f"  {name}: unreadable ({when}) {failed.get('path')}: "
+                    f"{failed.get('code')}: {failed.get('message')}"
+                )
+    for skipped_owner in report.get("owners_skipped", []):
+        note(
+            f"not backed up: {skipped_owner['kind']}/{skipped_owner['name']}: "
+            f"{skipped_owner['reason']}"
+        )
     for problem in report.get("problems", []):
         note(f"problem: {problem}")
     totals = report["totals"]

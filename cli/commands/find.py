@@ -82,6 +82,11 @@ def command(
         click.echo(f"    path   {data['path']}")
         if data.get("mount_path"):
             click.echo(f"    mount  {data['mount_path']}")
+        if version.item.kind == "failed":
+            # The record of an item Microsoft 365 would not hand out: nothing to restore.
+            attrs = version.item.attrs
+            click.echo(f"    unreadable: {attrs.get('code')} (item {attrs.get('id')})")
+            continue
         command_line = shlex.join(
             [
                 "coffer",
