@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.backend import Backend
-from store.errors import StoreError
+from store.errors import ObjectNotFound, StoreError
 from store.keys import (
     KEYSET_KEY,
     KdfParams,
@@ -105,10 +105,10 @@ def load_slot_set(repo: Repository) -> SlotSet:
                 slots.append(slot)
             else:
                 ignored[slot.name] = problem
-        ids = {s.slot_id for s in keyset.slots}
+        current = {s.slot_id for s in slots}
         legacy: list[str] = []
         for key in stray_files(repo.backend):
-            if key.rpartition("/")[2] in ids:
+            if key.rpartition("/")[2] in current and _is_legacy_copy(repo, key):
                 legacy.append(key)  # left over by an upgrade that was interrupted
             else:
                 ignored[key] = "not part of the key set (planted, or a removed slot's copy)"
@@ -125,6 +125,17 @@ def load_slot_set(repo: Repository) -> SlotSet:
         slots.append(slot)
         legacy.append(slot.key)
     return SlotSet(slots, ignored, legacy, False)
+
+
+def _is_legacy_copy(repo: Repository, key: str) -> bool:
+    """True if ``key`` is an authentic legacy slot file (root-keyed MAC), i.e. a
+    copy an interrupted upgrade left behind rather than something planted."""
+    try:
+        raw = repo.backend.get(key)
+        slot = KeySlot.parse(raw, key)
+    except (ObjectNotFound, StoreError):
+        return False
+    return slot.epoch is None and slot.verify(raw, repo.keyring) is None
 
 
 def slot_statuses(repo: Repository) -> list[SlotStatus]:
