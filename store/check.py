@@ -177,14 +177,14 @@ class StructureCheck:
             self.result.add("key-damaged", str(exc), key=KEYSET_KEY)
             return
         for name, reason in sorted(found.ignored.items()):
+            if name == KEYSET_KEY:
+                advice = "'coffer key rotate' rewrites it"
+            elif name.startswith("keys/"):
+                advice = f"ignored; 'coffer key remove {name.rpartition('/')[2][:8]}' deletes it"
+            else:
+                advice = "ignored; 'coffer key rotate' drops it from the key set"
             key = name if name.startswith("keys/") else KEYSET_KEY
-            slot_id = name.rpartition("/")[2].removeprefix("key slot ")
-            self.result.add(
-                "key-damaged",
-                f"{name} {reason}: ignored ('coffer key rotate' drops it from the key set; "
-                f"'coffer key remove {slot_id[:8]}' deletes a file)",
-                key=key,
-            )
+            self.result.add("key-damaged", f"{name} {reason}: {advice}", key=key)
         for key in found.legacy_files if found.keyset else []:
             self.result.add(
                 "key-leftover",

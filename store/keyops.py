@@ -98,6 +98,8 @@ def load_slot_set(repo: Repository) -> SlotSet:
         )
     if keyset is not None:
         ignored.update(keyset.damaged)
+        if not keyset.canonical:
+            ignored[KEYSET_KEY] = "is not in canonical form (bytes altered)"
         slots: list[KeySlot] = []
         for slot in keyset.slots:
             problem = slot.authenticate(repo.keyring)
@@ -271,7 +273,7 @@ def remove_slot(repo: Repository, prefix: str) -> str:
     file under ``keys/`` (a planted or left-over slot): that file is deleted.
     """
     found = load_slot_set(repo)
-    strays = [k for k in found.ignored if k.startswith("keys/") and prefix]
+    strays = [k for k in found.ignored if k.startswith("keys/") and k != KEYSET_KEY and prefix]
     stray = [k for k in strays if k.rpartition("/")[2].startswith(prefix.lower())]
     if stray and not any(s.slot_id.startswith(prefix.lower()) for s in found.slots):
         if len(stray) > 1:

@@ -43,6 +43,7 @@ class Keyset:
     epoch: int
     slots: list[KeySlot] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)  # entry name -> why
+    canonical: bool = True  # False: the bytes were not in canonical form (altered)
 
     def to_json(self) -> bytes:
         """The canonical bytes of this key set (damaged entries are dropped)."""
@@ -71,7 +72,7 @@ class Keyset:
         if not isinstance(data, dict) or data.get("format") != KEYSET_FORMAT:
             raise IntegrityError(f"{KEYSET_KEY} is not a Coffer key set")
         version = data.get("version")
-        if not isinstance(version, int) or version > KEYSET_VERSION:
+        if version != KEYSET_VERSION:
             raise IntegrityError(f"{KEYSET_KEY}: unknown key set version {version!r}")
         epoch = data.get("epoch")
         entries = data.get("slots")
@@ -80,6 +81,8 @@ class Keyset:
         if len(entries) > MAX_KEYSET_ENTRIES:
             raise IntegrityError(f"{KEYSET_KEY} is refused: {len(entries)} entries")
         keyset = cls(epoch)
+        # Every byte counts (check): the file must be the canonical form of its JSON.
+        keyset.canonical = raw == json.dumps(data, indent=1, sort_keys=True).encode()
         for slot_id, fields in sorted(entries.items()):
             name = f"key slot {str(slot_id)[:8]}"
             try:
