@@ -74,6 +74,8 @@ class Anchor:
 
 @dataclass(frozen=True)
 class Unlocked:
+    """The keyring a slot gave, and that slot's ID."""
+
     keyring: Keyring
     slot_id: str
 
