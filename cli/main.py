@@ -43,6 +43,11 @@ from store import StoreError
     help="File holding the repository password.",
 )
 @click.option(
+    "--key-id",
+    metavar="ID",
+    help="Try this key slot (an ID or its first digits) first when opening the repository.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="Local cache directory (default ~/.cache/coffer).",
@@ -69,6 +74,7 @@ def cli(
     repo: str | None,
     config: Path | None,
     password_file: Path | None,
+    key_id: str | None,
     cache_dir: Path | None,
     limit_upload: float | None,
     limit_download: float | None,
@@ -88,6 +94,7 @@ def cli(
         quiet=quiet,
         limit_upload_option=limit_upload,
         limit_download_option=limit_download,
+        key_id_option=key_id,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
