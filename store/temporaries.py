@@ -4,7 +4,8 @@ Local directories, SFTP and rclone write an object under a temporary name and
 rename it into place; ``kill -9`` between the two leaves the temporary behind,
 invisible to listings and to every other command. ``prune`` reclaims those
 older than its grace period (a write in progress is seconds old; one a day old
-belongs to a process that died), and ``check`` reports them (a warning: they
+belongs to a process that died; never one younger than an hour, whatever
+the grace period), and ``check`` reports them (a warning: they
 waste space, they harm nothing).
 
 Object stores have none: their uploads appear whole or not at all (an
@@ -22,6 +23,9 @@ from store.checkresult import CheckResult
 from store.errors import ObjectNotFound
 
 DEFAULT_GRACE_NS = 24 * 3600 * 10**9
+# Whatever the grace period (prune accepts 0), a temporary younger than this
+# may be a write in progress (a slow upload of a pack): never touched.
+MIN_AGE_NS = 3600 * 10**9
 
 
 @dataclass
@@ -44,11 +48,13 @@ def find_temporaries(
 ) -> Temporaries:
     """List the backend's temporary objects, split by age.
 
-    A temporary whose backend gives no modification time counts as recent
-    (never deleted on doubt). ``clock`` is wall-clock time: the times compared
-    are the storage's own.
+    Stale means older than ``grace_ns`` and at least MIN_AGE_NS. A temporary
+    whose backend gives no modification time counts as recent (never deleted
+    on doubt). ``clock`` is wall-clock time: the times compared are the
+    storage's own.
     """
     now = clock()
+    grace_ns = max(grace_ns, MIN_AGE_NS)
     found = Temporaries()
     for temp in backend.temporaries():
         if temp.mtime_ns is not None and now - temp.mtime_ns > grace_ns:
