@@ -20,6 +20,7 @@ import pytest
 from store import PruneOptions, RepoConfig, Repository, check_repository, prune
 from store.backend import LocalBackend, open_backend
 from store.checkstate import CheckState
+from tests.cli.helpers import init, new_env
 from tests.store.helpers import FAST_KDF, PASSWORD
 from tests.store.servers import SshServer, sshd_server
 
@@ -139,3 +140,19 @@ def test_a_write_killed_midway_leaves_a_temporary_that_prune_reclaims(tmp_path: 
     assert sorted(result.temporaries_removed) == sorted(f"data/aa/{p.name}" for p in left)
     assert temps() == []
     repo.close()
+
+
+def test_the_commands_report_and_reclaim_them(tmp_path: Path) -> None:
+    env = new_env(tmp_path / "env")
+    init(env)
+    leftover = env.repo / "data" / "ab" / ".tmp-00112233aabbccdd"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"x" * 5000)
+    _age(leftover, 2 * DAY)
+    checked = env.run("check", "--json").json()
+    assert [p["key"] for p in checked["problems"] if p["code"] == "stale-temporary"] == [
+        "data/ab/.tmp-00112233aabbccdd"
+    ]
+    pruned = env.run("prune")
+    assert "remove 1 temporary object(s) left by interrupted writes" in pruned.err + pruned.out
+    assert not leftover.exists()
