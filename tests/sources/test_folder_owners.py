@@ -212,3 +212,19 @@ def test_restore_owner_option_reaches_the_restore(tmp_path: Path, owners: str) -
     assert report["restore_owner"] == owners
     expected = (0, 0, 0o755) if owners == "none" else (USER, GROUP, 0o4755)
     assert _owner(out / "bin" / "suid") == expected
+
+
+def test_a_changed_owner_is_seen_by_the_next_backup(tmp_path: Path) -> None:
+    home = _home(tmp_path)
+    repo = make_repo(tmp_path / "repo")
+    with BackupRun(repo) as run:
+        backup_folder(run, home)
+    os.chown(home / "bin", NOBODY.pw_uid, NOBODY.pw_gid)  # no mtime change
+    os.chown(home / "bin" / "sgid", NOBODY.pw_uid, NOBODY.pw_gid)
+    with BackupRun(repo) as run:
+        second = backup_folder(run, home).snapshot
+    entries = dict(repo.reader(second).walk())
+    assert entries["bin"].attrs["uid"] == str(NOBODY.pw_uid)
+    assert entries["bin"].attrs["user"] == "nobody"
+    assert entries["bin/sgid"].attrs["uid"] == str(NOBODY.pw_uid)
+    assert entries["bin/suid"].attrs["uid"] == str(USER)

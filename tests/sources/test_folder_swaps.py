@@ -178,6 +178,8 @@ def test_a_planted_symlink_and_fifo_are_stored_as_what_they_are(tmp_path: Path) 
     (tree / "dir-link").symlink_to(secret)
     os.mkfifo(tree / "pipe")
     (tree / "plain").write_bytes(USER_DATA)
+    big = os.urandom(6 * 1024 * 1024)  # above the read-whole limit: streamed from its fd
+    (tree / "big").write_bytes(big)
     repo = make_repo(tmp_path / "repo")
     started = time.monotonic()
     with BackupRun(repo) as run:
@@ -188,6 +190,7 @@ def test_a_planted_symlink_and_fifo_are_stored_as_what_they_are(tmp_path: Path) 
         "innocent": ("l", os.fsencode(secret / "shadow")),
         "dir-link": ("l", os.fsencode(secret)),
         "plain": ("f", USER_DATA),
+        "big": ("f", big),
     }
     assert [(s.path, s.reason.split(":")[0]) for s in result.skipped] == [
         ("pipe", "special file (socket, FIFO or device)")
