@@ -175,7 +175,9 @@ class CreateProbe:
         """Raise ConditionalWriteUnsupported unless ``create_once`` is honoured."""
         with self._lock:
             if self._honoured is None:
-                key = f"locks/create-probe-{secrets.token_hex(8)}"
+                # Three levels deep: if a crash leaves it, check shows it as an
+                # unknown object (a warning), not as a damaged lock.
+                key = f"locks/probe/create-{secrets.token_hex(8)}"
                 try:
                     first = create_once(key, b"first")
                     second = create_once(key, b"second")
