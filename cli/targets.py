@@ -36,7 +36,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from cli.errors import ConfigError, PasswordMissing
-from store import Backend, is_remote, open_backend
+from store import Backend, is_remote, open_backend, redact_url
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RepoTarget:
     @property
     def label(self) -> str:
         """How messages name it: the destination's name, else the URL."""
-        return f"destination '{self.name}'" if self.name else self.url
+        return f"destination '{self.name}'" if self.name else redact_url(self.url)
 
 
 _USUAL = (("COFFER_PASSWORD_FILE", "COFFER_PASSWORD"),)

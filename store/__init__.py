@@ -22,7 +22,15 @@ The format is in store/FORMAT.md.
 import importlib
 from typing import TYPE_CHECKING
 
-from store.backend import Backend, LocalBackend, ObjectInfo, is_remote, open_backend
+from store.backend import (
+    Backend,
+    LocalBackend,
+    ObjectInfo,
+    is_remote,
+    open_backend,
+    redact_text,
+    redact_url,
+)
 from store.cachedir import default_cache_root
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
 from store.copy import (
@@ -257,6 +265,8 @@ __all__ = [
     "record_check",
     "records_from_packs",
     "recover_with_escrow",
+    "redact_text",
+    "redact_url",
     "remove_slot",
     "repair_index",
     "repair_snapshots",

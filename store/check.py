@@ -37,6 +37,7 @@ from store.packverify import expected_pack_size
 from store.references import Reachability, affected_snapshots
 from store.repository import Repository
 from store.snapshot import Snapshot
+from store.temporaries import note_temporaries
 from store.tree import Page, TreeReader
 
 # Findings of one kind listed one by one, before a summary line.
@@ -154,6 +155,7 @@ class StructureCheck:
             )
         for key in self.inv.duplicate_packs:
             self.result.add("duplicate-pack", f"{key}: the same pack ID exists twice", key=key)
+        note_temporaries(self.repo.backend, self.result)
 
     def _check_config(self) -> None:
         if self.inv.config is None:

@@ -170,8 +170,12 @@ class Repository:
     # -- sealed objects -------------------------------------------------
 
     def save_object(self, kind: str, key: str, plaintext: bytes) -> None:
+        self.backend.put(key, self.seal_object(kind, key, plaintext))
+
+    def seal_object(self, kind: str, key: str, plaintext: bytes) -> bytes:
+        """The sealed bytes ``save_object`` would store (for conditional writes)."""
         kr = self.keyring
-        self.backend.put(key, seal(kr.current, kr.current_key, kind, key, plaintext))
+        return seal(kr.current, kr.current_key, kind, key, plaintext)
 
     def load_object(self, kind: str, key: str) -> bytes:
         """Read and open a sealed object. Raises ObjectNotFound, IntegrityError."""
