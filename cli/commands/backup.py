@@ -4,7 +4,7 @@ Without ``--path``, the tenant configured in ``[tenant]`` is backed up (one
 snapshot per user, site and team); with ``--path``, local folders.
 Every run stores a report in the repository (``coffer report``); ``--json``
 prints it. Exit codes: 0 done, 3 partial (items skipped, an owner or service
-failed), 1 nothing could be backed up.
+failed), 1 nothing could be backed up, 16 nothing configured to back up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import click
 
 from cli.app import App
 from cli.destinations import send_to_destinations
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
+from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from cli.output import human_duration, human_size, note, print_json
 from cli.progress import Progress
 from cli.retention import after_backup_summary, forget_after_backup
@@ -184,7 +184,7 @@ def _tenant(
 
     table = app.config.section("tenant")
     if not table:
-        raise CliError(
+        raise ConfigError(
             "nothing to back up: configure a [tenant] (see README, 'Backing up Microsoft 365') "
             "or give --path DIR"
         )
