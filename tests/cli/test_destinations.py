@@ -164,8 +164,9 @@ def assert_rate(moved: int, seconds: float, what: str) -> None:
     print(f"{what}: limit {LIMIT} KiB/s, {moved} bytes in {seconds:.2f}s: {rate:.0f} KiB/s")
     assert rate <= LIMIT * 1.05, f"{what} went faster than the limit"
     # The work between the transfers is in the time too, so the measured
-    # rate is somewhat below the limit.
-    assert rate >= LIMIT * 0.75, f"{what} was far slower than the limit"
+    # rate is below the limit by however busy the (shared) machine is: the
+    # floor only catches a limit applied several times over.
+    assert rate >= LIMIT * 0.3, f"{what} was far slower than the limit"
 
 
 @pytest.mark.server
