@@ -72,6 +72,10 @@ def test_writing_a_key_slot_gives_the_committed_bytes(built: dict[str, Any]) -> 
     # written form (a new slot version), this vector is the one regenerated,
     # while the committed slot must keep opening.
     assert built["key_slot"] == VECTORS["key_slot"]
+    # ... and its authentication code is the one this release checks (a
+    # later slot form may check another: then this test is regenerated too).
+    raw = VECTORS["key_slot"].encode()
+    assert KeySlot.parse(raw, "keys/" + "5e" * 16).verify(raw, v.KEYRING) is None
 
 
 def test_vectors_cover_the_current_format_version() -> None:
@@ -178,12 +182,13 @@ def test_mark_opens() -> None:
 
 
 def test_key_slot_opens_with_its_password_to_the_keyring() -> None:
+    # Tolerant by design: only what every later Coffer must do with a slot
+    # of today's form (open it with its password, to this keyring).
     raw = VECTORS["key_slot"].encode()
     slot = KeySlot.parse(raw, "keys/" + "5e" * 16)
     assert slot.kind == "password"
     assert slot.open_with_password(v.REPO_ID, v.PASSWORD) == v.KEYRING
     assert slot.open_with_password(v.REPO_ID, b"another password") is None
-    assert slot.verify(raw, v.KEYRING) is None
 
 
 def test_config_opens() -> None:
