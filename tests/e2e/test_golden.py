@@ -186,7 +186,7 @@ def _claim_version(config: Path, version: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["snapshots"], ["ls", "latest"], ["check"], ["backup", "--path", "."]]
+    "command", [["snapshots"], ["ls", "latest"], ["check"], ["backup", "--path", "EMPTY"]]
 )
 def test_a_repository_of_a_newer_format_exits_14_with_one_line(
     golden: Golden, command: list[str]
@@ -194,7 +194,9 @@ def test_a_repository_of_a_newer_format_exits_14_with_one_line(
     config = golden.repo / "config"
     _claim_version(config, FORMAT_VERSION + 1)
     before = {p: p.read_bytes() for p in golden.repo.rglob("*") if p.is_file()}
-    result = golden.run(*command)
+    empty = golden.root / "empty"
+    empty.mkdir()
+    result = golden.run(*(str(empty) if arg == "EMPTY" else arg for arg in command))
     assert result.returncode == 14, result.stderr
     assert result.stderr.count("\n") == 1
     assert f"format version {FORMAT_VERSION + 1}" in result.stderr
