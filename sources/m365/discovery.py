@@ -179,12 +179,14 @@ def discover(
     wanted = [s for s in settings.selection.services if not only_services or s in only_services]
     jobs: list[OwnerJob] = []
     problems: list[str] = []
-    if any(s in USER_SERVICES for s in wanted):
+    # [tenant.user_services] replaces `services` for the users it names, so
+    # users are listed when it names any, and only --service narrows theirs.
+    if any(s in USER_SERVICES for s in wanted) or settings.selection.user_services:
         jobs += discover_users(
             client,
             settings,
             only_users=only_users,
-            only_services=tuple(wanted),
+            only_services=only_services,
             skipped=skipped,
         )
     if only_users:
