@@ -143,7 +143,14 @@ def discover_sites(client: GraphClient, settings: TenantSettings) -> list[OwnerJ
         selected = parent_selected or _site_selected(settings, site)
         if selected:
             jobs.append(_site_job(site))
-        subsites = client.list_all(f"/sites/{sid}/sites", res, params={"$top": "999"})
+        try:
+            subsites = list(client.list_all(f"/sites/{sid}/sites", res, params={"$top": "999"}))
+        except TransientGraphError:
+            raise
+        except GraphError:
+            # A locked or inaccessible site refuses its subsites too: the site's own
+            # backup reports why; its subsites wait until it opens again.
+            continue
         pending.extend((sub, selected) for sub in subsites if sub.get("id"))
     return sorted(jobs, key=lambda j: j.name.lower())
 

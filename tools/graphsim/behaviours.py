@@ -57,6 +57,7 @@ from typing import Any
 
 from .httpcore import GraphError, Request, Response
 from .mutations import mutate
+from .services.outlookids import default_of
 from .store import Item, NewItem
 from .tenant import Tenant
 
@@ -273,7 +274,8 @@ def _content_key(t: Tenant, route: str, params: dict[str, str]) -> str | None:
     if route.endswith("/messages/{message}/$value"):
         return _message_key(t, params.get("message", ""))
     if route.endswith("/attachments") and "event" in params:
-        return params.get("event")
+        # Either ID format names the event (outlook-immutable-id.md): marks hold the default.
+        return default_of(params.get("event", ""))
     return None
 
 
