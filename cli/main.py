@@ -6,6 +6,7 @@ Every failure is one line on standard error and a distinct exit code
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -18,8 +19,9 @@ from cli.app import App
 from cli.commands import LazyGroup
 from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 from cli.malloc import limit_malloc_arenas
+from cli.output import SafeFormatter
 from sources.errors import SourceError
-from store import StoreError
+from store import StoreError, defang
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,7 +86,9 @@ def cli(
 ) -> None:
     """Coffer: deduplicated, encrypted backups of Microsoft 365 and local folders."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="coffer: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("coffer: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     app = App(
         repo,
         config,
@@ -115,21 +119,26 @@ def main(argv: list[str] | None = None) -> None:
         print("coffer: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except click.ClickException as exc:
-        exc.show()
+        # Usage errors quote the arguments, which may be names copied from
+        # somewhere hostile: defanged like every other line for people.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        sys.stderr.write(defang(shown.getvalue()))
         code = exc.exit_code
     except (StoreError, SourceError, CliError) as exc:
         if debug:
-            traceback.print_exc()
-        print(f"coffer: {exc}", file=sys.stderr)
+            sys.stderr.write(defang(traceback.format_exc()))
+        print(f"coffer: {defang(str(exc))}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("coffer: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(defang(traceback.format_exc()))
         print(
-            f"coffer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"coffer: unexpected error: {type(exc).__name__}: {defang(str(exc))} "
+            "(run with --debug for details)",
             file=sys.stderr,
         )
         code = EXIT_ERROR

@@ -67,6 +67,7 @@ from store.packscan import PackProblem, list_packs, read_pack, records_from_pack
 from store.paths import safe_component
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
+from store.safetext import defang, is_hidden, printable
 from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
@@ -245,11 +246,13 @@ __all__ = [
     "check_repository",
     "copy_snapshots",
     "current_kdf",
+    "defang",
     "default_cache_root",
     "diff_trees",
     "execute_forget",
     "forget_snapshots",
     "format_time",
+    "is_hidden",
     "is_remote",
     "latest_per_owner",
     "list_packs",
@@ -260,6 +263,7 @@ __all__ = [
     "owner_matches",
     "pair_moves",
     "plan_forget",
+    "printable",
     "prune",
     "read_pack",
     "record_check",

@@ -18,7 +18,7 @@ import click
 from cli.app import App
 from cli.destinations import send_to_destinations
 from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
-from cli.output import human_duration, human_size, note, print_json
+from cli.output import human_duration, human_size, note, print_json, shown
 from cli.progress import Progress
 from cli.retention import after_backup_summary, forget_after_backup
 from sources.folder import FolderBackupResult, backup_folder
@@ -129,13 +129,13 @@ def command(
         for report in reports:
             stats = report["stats"]
             note(
-                f"{report['owner']}: snapshot {report['snapshot'][:8]}: "
+                f"{shown(report['owner'])}: snapshot {report['snapshot'][:8]}: "
                 f"{stats['items_new']} new, {stats['items_changed']} changed, "
                 f"{stats['items_unchanged']} unchanged, {stats['items_removed']} removed, "
                 f"{human_size(stats['bytes_read'])} read"
             )
             for skipped in report["skipped"]:
-                note(f"  skipped {skipped['path']}: {skipped['reason']}")
+                note(f"  skipped {shown(skipped['path'], path=True)}: {skipped['reason']}")
         note(
             f"added {human_size(writer.bytes_new_stored)} to the repository "
             f"in {human_duration(summary['seconds'])}"

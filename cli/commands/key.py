@@ -14,7 +14,7 @@ import click
 
 from cli.app import App
 from cli.errors import ConfigError, PasswordMissing
-from cli.output import note, print_json
+from cli.output import echo, note, print_json, shown
 from store import (
     KdfParams,
     StoreError,
@@ -95,16 +95,17 @@ def list_command(app: App, as_json: bool) -> None:
     if as_json:
         print_json([s.__dict__ for s in statuses])
         return
-    click.echo(f"  {'ID':<10}{'KIND':<10}{'ALGORITHM':<17}{'CREATED':<22}LABEL")
+    echo(f"  {'ID':<10}{'KIND':<10}{'ALGORITHM':<17}{'CREATED':<22}LABEL")
     for s in statuses:
         mark = "*" if s.current else " "
-        click.echo(
-            f"{mark} {s.slot_id[:8]:<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}{s.label}"
+        echo(
+            f"{mark} {s.slot_id[:8]:<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}"
+            f"{shown(s.label)}"
         )
         if s.problem:
-            click.echo(f"    IGNORED: {s.problem}")
+            echo(f"    IGNORED: {s.problem}")
     ignored = sum(1 for s in statuses if s.problem)
-    click.echo(f"{len(statuses) - ignored} slot(s)" + (f", {ignored} ignored" if ignored else ""))
+    echo(f"{len(statuses) - ignored} slot(s)" + (f", {ignored} ignored" if ignored else ""))
 
 
 @command.command("add")

@@ -21,7 +21,7 @@ import click
 
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL
-from cli.output import human_size, note, print_json
+from cli.output import human_size, note, print_json, shown
 from cli.progress import Progress
 from cli.restoring import build_query, filter_options
 from sources.folder import restore_to_dir
@@ -191,17 +191,20 @@ def _to_dir(
         "failed": failed,
     }
     lines = [
-        f"{r['owner']}: {r['created']} created, {r['replaced']} replaced, "
+        f"{shown(r['owner'])}: {r['created']} created, {r['replaced']} replaced, "
         f"{r['kept_both']} kept both, {r['skipped']} skipped, "
         f"{r['unchanged']} already there, "
-        f"{r['failed']} failed, {human_size(r['bytes_written'])} written to {r['target']}"
+        f"{r['failed']} failed, {human_size(r['bytes_written'])} written to "
+        f"{shown(r['target'], path=True)}"
         for r in owners_report
         # Owners the filter left empty are in the report, not on the screen.
         if r["created"] + r["replaced"] + r["kept_both"] + r["skipped"] + r["unchanged"]
         or r["failed"]
     ]
     for r in owners_report:
-        lines.extend(f"  failed {f['path']}: {f['reason']}" for f in r["failures"])
+        lines.extend(
+            f"  failed {shown(f['path'], path=True)}: {f['reason']}" for f in r["failures"]
+        )
     if nothing:
         lines = [NOTHING]
     report["summary"] = "\n".join(lines)
