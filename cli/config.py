@@ -65,7 +65,9 @@ def default_config_path() -> Path | None:
 
 
 def load_config(path: Path | None) -> Config:
-    """Load ``path`` (or the default). Raises ConfigError with the file and reason."""
+    """Load ``path`` (or the default). Raises ConfigError with the file and reason
+    for anything unreadable: missing, a directory, no permission, not UTF-8,
+    not TOML."""
     path = path or default_config_path()
     if path is None:
         return Config()
@@ -76,6 +78,10 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     return Config(path.resolve(), data)
