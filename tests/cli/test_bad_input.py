@@ -153,7 +153,8 @@ _value = st.one_of(st.sampled_from(_WORDS).filter(_safe_token), _text, st.intege
 def invocations(draw: st.DrawFn) -> list[str]:
     words, command = draw(st.sampled_from(COMMAND_LIST))
     args = list(words)
-    for param in draw(st.lists(st.sampled_from(command.params), max_size=5)):
+    chosen = draw(st.lists(st.sampled_from(command.params), max_size=5)) if command.params else []
+    for param in chosen:
         if isinstance(param, click.Option):
             option = draw(st.sampled_from(param.opts))
             if param.is_flag:
@@ -258,6 +259,7 @@ def run_entry(args: list[str], env: dict[str, str | None], cwd: Path) -> tuple[i
     everything written to standard output and error."""
     runner = CliRunner()
     old = Path.cwd()
+    limit = sys.getrecursionlimit()  # `stats` raises it for deep trees; a process would end
     os.chdir(cwd)
     try:
         with runner.isolation(env=env) as (out, err, _both):
@@ -272,6 +274,7 @@ def run_entry(args: list[str], env: dict[str, str | None], cwd: Path) -> tuple[i
         text = out.getvalue().decode("utf-8", "replace") + err.getvalue().decode("utf-8", "replace")
     finally:
         os.chdir(old)
+        sys.setrecursionlimit(limit)
     return code, text
 
 
