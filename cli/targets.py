@@ -118,14 +118,16 @@ def read_password(
             return _read_password_file(file)
         value = os.environ.get(value_env)
         if value:
-            return value.encode()
+            # The variable's bytes as they are (os.environ holds bytes that are
+            # not UTF-8 as surrogate escapes).
+            return value.encode("utf-8", "surrogateescape")
     if sys.stdin.isatty():
         first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat the password: ") != first:
             raise ConfigError("the passwords do not match")
         if not first:
             raise ConfigError("an empty password is not allowed")
-        return first.encode()
+        return first.encode("utf-8", "surrogateescape")
     where = f" for {target.label}" if target and target.name else ""
     file_env, value_env = source.envs[0]
     raise PasswordMissing(
@@ -135,7 +137,8 @@ def read_password(
 
 def metadata_cache_dir(cache_root: Path, url: str) -> Path:
     """Where a remote repository's metadata objects are cached (FORMAT.md §10)."""
-    return cache_root / "backends" / blake3(url.encode()).hexdigest(length=8)
+    raw = url.encode("utf-8", "surrogateescape")  # a URL from the environment may not be UTF-8
+    return cache_root / "backends" / blake3(raw).hexdigest(length=8)
 
 
 def open_target_backend(

@@ -161,11 +161,13 @@ def invocations(draw: st.DrawFn) -> list[str]:
                 args.append(option)
             elif option in _SMALL_ONLY:
                 args += [option, str(draw(st.integers(-2, 8)))]
+            elif isinstance(param.type, click.Choice) and draw(st.booleans()):
+                args += [option, str(draw(st.sampled_from(param.type.choices)))]
             else:
                 args += [option, draw(_value)]
         else:
             args.append(draw(_value))
-    if draw(st.booleans()):
+    if draw(st.integers(0, 4)) == 0:
         args.insert(draw(st.integers(0, len(args))), draw(_value))
     return args
 
@@ -196,8 +198,16 @@ _RETENTION_KEYS = [
 
 
 def _toml_key(key: str) -> str:
-    escaped = key.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return f'"{escaped}"'
+    """``key`` as a TOML basic string (escapes only where TOML requires them)."""
+    out = []
+    for char in key:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _toml(value: Any) -> str:
@@ -249,7 +259,11 @@ _ENV_NAMES = [
     "XDG_CONFIG_HOME",
 ]
 _env_value = st.one_of(
-    st.sampled_from(["", "repo", "config.toml", "password", "nothing-here", "."]),
+    # Paths relative to the example's directory: the repository, the password
+    # file (a file where a directory is wanted), nothing; bytes that are not UTF-8.
+    st.sampled_from(
+        ["", "repo", "config.toml", "password", "password/x", "nothing-here", ".", "\udcff\udcfe"]
+    ),
     st.sampled_from(_WORDS).filter(lambda v: _safe_token(v) and v.isprintable() and v != ""),
 )
 
@@ -354,7 +368,7 @@ def test_random_configuration_files_are_configuration_errors(
     _sweep(template, command, config, {})
 
 
-@settings(_SWEEP, max_examples=30)
+@settings(_SWEEP, max_examples=60)
 @given(
     values=st.dictionaries(st.sampled_from(_ENV_NAMES), _env_value, max_size=3),
     command=st.sampled_from([["snapshots"], ["ls", "latest"], ["backup", "--path", "src"]]),
@@ -419,3 +433,26 @@ def test_an_unreadable_configuration_file_is_exit_16(template: Template, tmp_pat
         assert result.code == 16, result.err
         assert str(locked) in result.err
     assert "unexpected error" not in result.err
+
+
+def test_environment_values_the_sweep_found(template: Template, tmp_path: Path) -> None:
+    env = template.env
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    # A cache location with a file in the way: a configuration error naming it.
+    for name in ("XDG_CACHE_HOME", "COFFER_CACHE_DIR"):
+        result = env.run("snapshots", check=False, **{name: str(in_the_way)})
+        assert result.code == 16, result.err
+        assert str(in_the_way) in result.err
+        assert "unexpected error" not in result.err
+    # A password that is not UTF-8 is a password like any other: wrong here.
+    # (Before: "unexpected error: UnicodeEncodeError".)
+    result = env.run(
+        "snapshots", check=False, COFFER_PASSWORD_FILE="", COFFER_PASSWORD="\udcff\udcfe"
+    )
+    assert result.code == 11, result.err
+    # A repository URL that is not UTF-8: refused in one line, not a crash.
+    result = env.run("snapshots", check=False, COFFER_REPO="sftp://\udcff/x")
+    assert result.code in DOCUMENTED, result.err
+    assert "unexpected error" not in result.err
+    assert result.err.count("\n") == 1, result.err
