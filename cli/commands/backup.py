@@ -180,7 +180,7 @@ def _tenant(
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
     from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
-    from sources.m365 import TenantBackup, from_table
+    from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")
     if not table:
@@ -188,7 +188,10 @@ def _tenant(
             "nothing to back up: configure a [tenant] (see README, 'Backing up Microsoft 365') "
             "or give --path DIR"
         )
-    settings = from_table(table, app.config.base_dir)
+    try:
+        settings = from_table(table, app.config.base_dir)
+    except M365ConfigError as exc:
+        raise ConfigError(f"{app.config.path}: {exc}") from None  # name the file
     quiet_http_logs()
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:

@@ -248,6 +248,57 @@ def config_texts(draw: st.DrawFn) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
 
 
+_TENANT_KEYS = [
+    "tenant_id",
+    "client_id",
+    "certificate",
+    "private_key",
+    "credential",
+    "auth",
+    "ca_file",
+    "token_cache",
+    "users",
+    "groups",
+    "exclude_users",
+    "services",
+    "user_services",
+    "sites",
+    "teams",
+    "exclude_folders",
+    "exclude_paths",
+    "max_item_size",
+    "onedrive_versions",
+    "mime_dedup",
+    "parallel_owners",
+    "workers_per_owner",
+]
+
+
+@st.composite
+def tenant_configs(draw: st.DrawFn) -> bytes:
+    """A [tenant] table with random values for the real keys. It never signs in:
+    the secret file does not exist and the identity platform is an unreachable
+    loopback port, so the run ends at the first check that fails."""
+    lines = [
+        "[tenant]",
+        'tenant_id = "00000000-0000-0000-0000-000000000000"',
+        'client_id = "11111111-1111-1111-1111-111111111111"',
+        'client_secret_file = "missing-secret.txt"',
+        'authority = "https://127.0.0.1:9/tenant"',
+        'graph_url = "https://127.0.0.1:9/v1.0"',
+    ]
+    for key in draw(st.lists(st.sampled_from(_TENANT_KEYS), max_size=6, unique=True)):
+        value = draw(_toml_value)
+        lines = [line for line in lines if not line.startswith(f"{key} =")]
+        if key == "auth" and value == "device_code":
+            value = "device-code"  # would start a sign-in and wait for it
+        if key == "user_services" and isinstance(value, dict):
+            lines.insert(1, f"user_services = {_toml(value)}")
+            continue
+        lines.insert(1, f"{key} = {_toml(value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+
+
 _ENV_NAMES = [
     "COFFER_REPO",
     "COFFER_PASSWORD",
@@ -377,6 +428,12 @@ def test_random_environment_values_end_in_a_documented_exit(
     template: Template, values: dict[str, str], command: list[str]
 ) -> None:
     _sweep(template, command, None, values)
+
+
+@settings(_SWEEP, max_examples=25)
+@given(config=tenant_configs())
+def test_random_tenant_tables_are_configuration_errors(template: Template, config: bytes) -> None:
+    _sweep(template, ["backup"], config, {})
 
 
 @pytest.mark.slow
