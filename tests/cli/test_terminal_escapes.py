@@ -272,3 +272,18 @@ def test_json_of_every_listing_carries_exact_names(hostile: Hostile) -> None:
     assert code == 0
     assert_safe(out, "ls --json")
     assert json.loads(out) == listing
+
+
+def test_names_planted_in_the_storage_are_shown_escaped(hostile: Hostile, tmp_path: Path) -> None:
+    """Someone with write access to the storage names a key slot file with an
+    escape sequence: the warning logged on open and ``key list`` show it escaped."""
+    repo = tmp_path / "repo"
+    subprocess.run(["cp", "-a", str(hostile.env.repo), str(repo)], check=True)
+    (repo / "keys" / "evil\x1b]0;pwned\x07\u202e").write_bytes(b"junk")
+    code, out, err = run_raw(hostile.env, "snapshots", COFFER_REPO=str(repo))
+    assert code == 0, err
+    assert "key slot keys/evil\\x1b]0;pwned\\x07\\u202e is unusable" in assert_safe(err, "log")
+    code, out, err = run_raw(hostile.env, "key", "list", COFFER_REPO=str(repo))
+    assert code == 0, err
+    assert "DAMAGED: keys/evil\\x1b]0;pwned\\x07\\u202e" in assert_safe(out, "key list")
+    assert_safe(err, "key list stderr")
