@@ -88,7 +88,8 @@ def cli(
     level = logging.WARNING - 10 * min(verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter("coffer: %(levelname)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # force: a second invocation in one process (tests) logs to its own stream.
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     app = App(
         repo,
         config,
