@@ -82,11 +82,18 @@ class PasswordSource:
         return cls(option, "--from-password-file", envs)
 
 
+_MAX_PASSWORD_BYTES = 64 * 1024
+
+
 def _read_password_file(file: str | os.PathLike[str]) -> bytes:
     try:
-        raw = Path(file).read_bytes()
+        # Bounded (a pipe such as <(pass show coffer) works; /dev/zero does not).
+        with open(file, "rb") as handle:
+            raw = handle.read(_MAX_PASSWORD_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read password file {file}: {exc.strerror or exc}") from None
+    if len(raw) > _MAX_PASSWORD_BYTES:
+        raise ConfigError(f"password file {file} is larger than 64 KiB")
     password = raw.removesuffix(b"\n").removesuffix(b"\r")
     if not password:
         raise ConfigError(f"password file {file} is empty")

@@ -513,3 +513,15 @@ def test_environment_values_the_sweep_found(template: Template, tmp_path: Path) 
     assert result.code in DOCUMENTED, result.err
     assert "unexpected error" not in result.err
     assert result.err.count("\n") == 1, result.err
+
+
+def test_endless_configuration_and_password_files_are_refused(template: Template) -> None:
+    """/dev/zero as the configuration or the password file: refused after a
+    bounded read (before: read until memory ran out)."""
+    env = template.env
+    result = env.run("snapshots", check=False, timeout=60, COFFER_CONFIG="/dev/zero")
+    assert result.code == 16, result.err
+    assert "/dev/zero: larger than" in result.err
+    result = env.run("snapshots", check=False, timeout=60, COFFER_PASSWORD_FILE="/dev/zero")
+    assert result.code == 16, result.err
+    assert "password file /dev/zero is larger than" in result.err
