@@ -112,10 +112,14 @@ _WORDS = [
     "folder:",
     "2026-13-45",
     "2026-01-01",
+    "9999-12-31",
+    "0001-01-01",
     "yesterday",
     "1d",
     "-3d",
     "10y",
+    "9999y",
+    "99999999999d",
     "100%",
     "50%",
     "abc%",
@@ -525,3 +529,23 @@ def test_endless_configuration_and_password_files_are_refused(template: Template
     result = env.run("snapshots", check=False, timeout=60, COFFER_PASSWORD_FILE="/dev/zero")
     assert result.code == 16, result.err
     assert "password file /dev/zero is larger than" in result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["find", "--until", "9999-12-31"],  # the end of the last day there is
+        ["restore", "latest", "--until", "9999-12-31", "--to-dir", "out"],
+        ["forget", "--keep-within", "99999999999d", "--dry-run"],  # keeps everything
+        ["forget", "--keep-within", "9999y", "--dry-run"],
+    ],
+)
+def test_extreme_dates_and_durations_are_not_crashes(
+    template: Template, tmp_path: Path, args: list[str]
+) -> None:
+    """Found by hand while sweeping (before: "unexpected error: OverflowError",
+    or "year -7973 is out of range")."""
+    with example_dir(template) as root:
+        code, text = run_entry(args, base_env(root), root)
+    assert_clean(code, text, args)
+    assert code == 0, text
