@@ -442,11 +442,15 @@ def test_random_tenant_tables_are_configuration_errors(template: Template, confi
 
 @pytest.mark.slow
 @settings(_SWEEP, max_examples=600, derandomize=False, database=None)
-@given(args=invocations(), config=st.none() | config_texts())
+@given(
+    args=invocations(),
+    config=st.none() | config_texts(),
+    values=st.dictionaries(st.sampled_from(_ENV_NAMES), _env_value, max_size=2),
+)
 def test_many_random_invocations_end_in_a_documented_exit(
-    template: Template, args: list[str], config: bytes | None
+    template: Template, args: list[str], config: bytes | None, values: dict[str, str]
 ) -> None:
-    _sweep(template, args, config, {})
+    _sweep(template, args, config, values)
 
 
 # -- the real executable, a few representative cases ------------------------------------------
