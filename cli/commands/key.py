@@ -99,7 +99,7 @@ def list_command(app: App, as_json: bool) -> None:
     for s in statuses:
         mark = "*" if s.current else " "
         echo(
-            f"{mark} {s.slot_id[:8]:<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}"
+            f"{mark} {shown(s.slot_id[:8]):<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}"
             f"{shown(s.label)}"
         )
         if s.problem:

@@ -276,14 +276,17 @@ def test_json_of_every_listing_carries_exact_names(hostile: Hostile) -> None:
 
 def test_names_planted_in_the_storage_are_shown_escaped(hostile: Hostile, tmp_path: Path) -> None:
     """Someone with write access to the storage names a key slot file with an
-    escape sequence: the warning logged on open and ``key list`` show it escaped."""
+    escape sequence: ``key list`` (and any warning about it) shows it escaped."""
     repo = tmp_path / "repo"
     subprocess.run(["cp", "-a", str(hostile.env.repo), str(repo)], check=True)
     (repo / "keys" / "evil\x1b]0;pwned\x07\u202e").write_bytes(b"junk")
-    code, out, err = run_raw(hostile.env, "snapshots", COFFER_REPO=str(repo))
+    fresh = {"COFFER_REPO": str(repo), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code, out, err = run_raw(hostile.env, "snapshots", **fresh)
     assert code == 0, err
-    assert "key slot keys/evil\\x1b]0;pwned\\x07\\u202e is unusable" in assert_safe(err, "log")
-    code, out, err = run_raw(hostile.env, "key", "list", COFFER_REPO=str(repo))
+    assert_safe(err, "log")  # (a repository with a sealed slot list does not even read it)
+    code, out, err = run_raw(hostile.env, "key", "list", **fresh)
     assert code == 0, err
-    assert "DAMAGED: keys/evil\\x1b]0;pwned\\x07\\u202e" in assert_safe(out, "key list")
+    listed = assert_safe(out, "key list")
+    assert "  evil\\x1b]0" in listed  # the slot's ID column: its first 8 characters
+    assert "IGNORED: " in listed
     assert_safe(err, "key list stderr")
