@@ -305,7 +305,8 @@ class KeySlot:
                 created=str(fields.get("created", "")),
                 fields=fields,
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # OverflowError: JSON allows Infinity, and int(Infinity) overflows (found by fuzzing).
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise IntegrityError(f"{name} is damaged: {exc}") from exc
 
     def public_key(self) -> PublicKey:
