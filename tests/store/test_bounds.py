@@ -39,8 +39,9 @@ from store.ids import DATA, PACK_DATA, BlobId, IndexId, SnapshotId, pack_key
 from store.index import IndexObject, PackRecord
 from store.marks import _decode as decode_mark
 from store.pack import BlobEntry, PackBuilder, read_trailer
+from store.reader import ItemReader
 from store.snapshot import Snapshot
-from store.tree import Page
+from store.tree import Entry, Page
 from tests.cli.helpers import init, make_tree, new_env
 from tests.store.helpers import make_repo, snapshot_of
 
@@ -299,3 +300,16 @@ def test_pack_trailer_with_hostile_entries_is_damage(repo: Repository) -> None:
         read_trailer(data[:-1] + b"\x00", repo.keyring.current_key, record.pack_id, "pack")
     assert read_trailer(data, repo.keyring.current_key, record.pack_id, "pack")
     assert BlobEntry.from_list([0, b"\x05" * 32, 10, 30, 5], "x").raw_length == 5
+
+
+def test_chunk_shorter_than_the_tree_says_is_damage_not_a_crash(repo: Repository) -> None:
+    """A tree entry (sealed by a key holder) claiming 100 bytes for a 50-byte chunk."""
+    with repo.blob_writer() as writer:
+        chunk_id = writer.save_data(b"x" * 50)
+    entry = Entry(name=b"f", type="f", size=100, chunks=((chunk_id, 100),))
+    reader = ItemReader(entry, repo.chunk_cache)
+    with pytest.raises(IntegrityError, match="the tree says 100"):
+        reader.read()
+    longer = Entry(name=b"g", type="f", size=20, chunks=((chunk_id, 20), (chunk_id, 20)))
+    with pytest.raises(IntegrityError, match="the tree says 20"):
+        ItemReader(longer, repo.chunk_cache).read()
