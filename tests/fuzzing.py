@@ -1,8 +1,7 @@
 """Shared settings and strategies of the fuzzing suite (docs/fuzzing.md).
 
-``COFFER_FUZZ_EXAMPLES`` sets how many inputs each target tries: a few hundred
-in ``make test`` (the whole suite adds well under a minute), many more in
-``make test-full``. It is read when the tests are collected, before the
+``COFFER_FUZZ_EXAMPLES`` sets how many inputs each target tries: 100 in
+``make test`` (the whole suite adds under a minute), 2000 in ``make test-full``. It is read when the tests are collected, before the
 per-test fixture clears ``COFFER_*`` variables. No example database is kept
 (``database=None``): runs are reproducible from the seed hypothesis prints on
 failure, and nothing is written into the work tree.
