@@ -1,7 +1,8 @@
 """Shared settings and strategies of the fuzzing suite (docs/fuzzing.md).
 
 ``COFFER_FUZZ_EXAMPLES`` sets how many inputs each target tries: 100 in
-``make test`` (the whole suite adds under a minute), 2000 in ``make test-full``. It is read when the tests are collected, before the
+``make test`` (the whole suite adds under a minute), 2000 in
+``make test-full``. It is read when the tests are collected, before the
 per-test fixture clears ``COFFER_*`` variables. No example database is kept
 (``database=None``): runs are reproducible from the seed hypothesis prints on
 failure, and nothing is written into the work tree.
@@ -82,8 +83,8 @@ json_values = st.recursive(
 
 
 def maybe(valid: st.SearchStrategy[Any], anything: st.SearchStrategy[Any] = values) -> Any:
-    """Mostly a valid field, sometimes anything, sometimes absent."""
-    return st.one_of(valid, valid, anything, st.just(MISSING))
+    """Mostly a valid field, sometimes a nasty value or anything, sometimes absent."""
+    return st.one_of(valid, valid, nasty, anything, st.just(MISSING))
 
 
 def record(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:

@@ -42,10 +42,11 @@ from store.crypto import (
 )
 from store.ids import PACK_DATA, IndexId, PackId, SnapshotId
 from store.inventory import PackFile
-from store.keys import KeySlot
+from store.keys import Keyring, KeySlot
 from store.marks import MARK_PREFIX, load_mark
 from store.pack import _HEADER, PACK_MAGIC, PACK_VERSION, pack_key_for, read_trailer
 from store.packverify import verify_pack_bytes
+from store.pruning import PruneOptions, prune
 from store.snapshot import OWNER_KINDS, format_time
 from store.tree import Page
 from tests.fuzzing import FUZZ, MISSING, bounded, json_values, maybe, mutated, record, values
@@ -321,6 +322,51 @@ def test_fuzz_key_slot(repo: Repository, raw: bytes) -> None:
         slot.verify(raw, repo.keyring)
 
     bounded("key slot", read, (StoreError,))
+
+
+keyring_maps = record(
+    {
+        "v": maybe(st.just(1)),
+        "root": maybe(ids),
+        "epochs": maybe(st.dictionaries(st.integers(0, 3), ids, max_size=2)),
+        "current": maybe(st.integers(0, 3)),
+    }
+)
+
+
+@FUZZ
+@given(plain=_packed(keyring_maps))
+def test_fuzz_keyring(plain: bytes) -> None:
+    """The keyring inside a slot's box: anyone can seal a box to a slot's public key."""
+    bounded("keyring", lambda: Keyring.decode(plain), DOCUMENTED)
+
+
+session_maps = record(
+    {
+        "v": maybe(st.just(1)),
+        "host": maybe(texts),
+        "pid": maybe(u32),
+        "started": maybe(st.integers(0, 2**63 - 1)),
+        "refreshed": maybe(st.integers(0, 2**63 - 1)),
+        "run": maybe(texts),
+    }
+)
+
+
+@FUZZ
+@given(plain=_packed(session_maps))
+def test_fuzz_session_marker(repo: Repository, plain: bytes) -> None:
+    """A session marker read by prune (dry run): a hostile one is a live writer, not a crash."""
+    key = "sessions/" + "ab" * 16
+
+    def read() -> None:
+        repo.save_object("session", key, plain)
+        try:
+            prune(repo, PruneOptions(dry_run=True))
+        finally:
+            repo.backend.delete(key)
+
+    bounded("session marker", read, DOCUMENTED)
 
 
 # -- raw ciphertext and payloads -----------------------------------------------------
