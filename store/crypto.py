@@ -35,6 +35,10 @@ _MIN_SAVING_SHIFT = 5
 # payload, and never less than the floor.
 UNRECORDED_RATIO = 256
 UNRECORDED_FLOOR = 64 * 1024 * 1024
+# No zstd frame expands more: each block regenerates at most 128 KiB and
+# takes at least 4 bytes (an RLE block: 3-byte header, 1 byte). 16 MiB of
+# zeros compressed at level 22 expands 31,715-fold.
+_MAX_FRAME_RATIO = 32768
 # No blob is larger (FORMAT.md §5): data chunks stop at the chunker's maximum
 # (2 MiB), tree pages at their byte bound plus one entry. A recorded raw length
 # above it is damage, whatever the frame says.
@@ -141,6 +145,10 @@ def _decompress_bounded(frame: bytes, limit: int, expected: int | None, what: st
     if claimed < 0:
         # Without a recorded size zstandard would have to guess a buffer.
         raise IntegrityError(f"{what}: compressed frame does not record its size")
+    if claimed > _MAX_FRAME_RATIO * len(frame):
+        # More than any zstd frame of this size can hold: a lie that would
+        # make zstandard allocate the claimed size for nothing.
+        raise IntegrityError(f"{what}: compressed frame of {len(frame)} bytes claims {claimed}")
     if claimed > limit or (expected is not None and claimed != expected):
         raise IntegrityError(
             f"{what}: compressed frame claims {claimed} bytes, "

@@ -30,6 +30,7 @@ from store.crypto import (
     SEALED_MAGIC,
     SEALED_VERSION,
     ZERO_NONCE,
+    decode_payload,
     derive,
     encrypt,
     keyed_hash,
@@ -313,3 +314,15 @@ def test_chunk_shorter_than_the_tree_says_is_damage_not_a_crash(repo: Repository
     longer = Entry(name=b"g", type="f", size=20, chunks=((chunk_id, 20), (chunk_id, 20)))
     with pytest.raises(IntegrityError, match="the tree says 20"):
         ItemReader(longer, repo.chunk_cache).read()
+
+
+def test_frame_claiming_more_than_zstd_can_expand_is_refused_before_allocating() -> None:
+    """Found by fuzzing: a 17-byte frame claiming 80 MB, with a matching recorded length."""
+    frame = _frame_claiming(80_000_000)
+    error, peak = _peak(lambda: decode_payload(b"\x01" + frame, "blob", 80_000_000))
+    assert isinstance(error, IntegrityError)
+    assert peak < PEAK_LIMIT
+    # The densest real frames stay within the bound.
+    zeros = bytes(16 * 1024 * 1024)
+    dense = zstandard.ZstdCompressor(level=22).compress(zeros)
+    assert decode_payload(b"\x01" + dense, "blob", len(zeros)) == zeros

@@ -16,7 +16,7 @@ _TAGS = r"script|style|iframe|object|embed|frame|frameset|form|link|meta|base|no
 _DANGEROUS = re.compile(rf"<\s*({_TAGS})\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
 _STRAY = re.compile(rf"<\s*/?\s*({_TAGS})\b[^>]*>", re.IGNORECASE)
 # An attribute named on... after a space, a slash (``<img/onerror=...>``) or a quote.
-_HANDLERS = re.compile(r"(?<=[\s/\"'])on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
+_HANDLERS = re.compile(r"(?<=[\s/\"'])on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)?", re.IGNORECASE)
 _JS_URL = re.compile(r"(href|src)\s*=\s*([\"']?)\s*javascript:", re.IGNORECASE)
 # What is left of a dangerous tag, closed or not: "<script" followed later by
 # any ">" (even one of another tag) still opens a script element.
