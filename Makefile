@@ -43,8 +43,11 @@ check: venv
 test: check testdeps
 	$(BIN)/pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
+# Inputs per fuzz target (docs/fuzzing.md): 100 in `make test`, this many here.
+FUZZ_FULL ?= 2000
+
 test-full: check testdeps
-	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+	COFFER_FUZZ_EXAMPLES=$(FUZZ_FULL) $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/python -m tools.demo

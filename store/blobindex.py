@@ -49,7 +49,11 @@ class BlobIndex:
     WRITE_BATCH = 512
 
     def __init__(self, path: Path) -> None:
-        self._env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8)
+        # Durable: after an OS crash it must hold a state it once committed,
+        # never stale pages (FORMAT.md §10); what it claims is then always
+        # named by an index object that was written first, and
+        # Repository._sync_index rebuilds it when one of those is gone.
+        self._env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8, durable=True)
         self.pages = MappedPages(path / "data.mdb")
         self._blobs = self._env.open_db(b"blobs")
         self._packs = self._env.open_db(b"packs")

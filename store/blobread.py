@@ -95,7 +95,7 @@ def _read_range(repo: Repository, part: _Range, payloads: bool) -> list[LoadedBl
             blob_ad(location.type, blob_id),
             blob_what,
         )
-        plaintext = decode_payload(payload, blob_what)
+        plaintext = decode_payload(payload, blob_what, location.raw_length)
         if keyed_hash(id_key, plaintext) != blob_id:
             raise IntegrityError(f"{blob_what}: content does not match its ID")
         loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))

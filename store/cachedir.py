@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import threading
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import lmdb
 
 from store.errors import CacheUnusable
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_root() -> Path:
@@ -42,35 +45,75 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def open_lmdb(path: Path, *, map_size: int, max_dbs: int) -> lmdb.Environment:
+def open_lmdb(
+    path: Path, *, map_size: int, max_dbs: int, durable: bool = False
+) -> lmdb.Environment:
     """Open (creating) an LMDB environment in a private directory, files 0600.
 
     ``map_size`` is address space, not disk: LMDB grows the file as needed.
+
+    ``durable`` makes every commit wait for the disk (LMDB's ``sync`` and
+    ``metasync``): its data pages reach the disk before the meta page that
+    names them, so an OS crash leaves a state that was committed, never a meta
+    page pointing at pages that were not written (whose stale content, in the
+    blob index, could claim a blob in a pack since deleted). Without it a
+    crash may lose or tear the last commits; only caches that are checked
+    against the repository before use may accept that.
+
+    An environment whose file is shorter than its meta page says (a crash
+    or a full disk truncated it), or that LMDB finds invalid, is deleted and
+    created empty, to be rebuilt:
+    LMDB maps the file, and reading a page beyond its end kills the process
+    with SIGBUS rather than raising.
     """
     private_dir(path)
+    damage: str | None = None
+    try:
+        env = _open(path, map_size, max_dbs, durable)
+    except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError) as exc:
+        damage = f"is unreadable ({exc})"
+    else:
+        if _torn(env, path):
+            env.close()
+            damage = "is truncated"
+    if damage is not None:
+        log.warning("%s: LMDB file %s (crash?); rebuilding this cache", path, damage)
+        for name in ("data.mdb", "lock.mdb"):
+            (path / name).unlink(missing_ok=True)
+        env = _open(path, map_size, max_dbs, durable)
+    for name in os.listdir(path):
+        file = path / name
+        if file.stat().st_mode & 0o777 != 0o600:
+            file.chmod(0o600)
+    return env
+
+
+def _open(path: Path, map_size: int, max_dbs: int, durable: bool) -> lmdb.Environment:
     old_umask = os.umask(0o077)
     try:
-        env = lmdb.open(
+        return lmdb.open(
             str(path),
             map_size=map_size,
             max_dbs=max_dbs,
             subdir=True,
             lock=True,
             readahead=False,
-            # Durability of the cache is not needed (it is rebuilt from the
-            # repository), but a torn write must not corrupt it: LMDB's
-            # copy-on-write keeps it consistent even with sync off (metasync
-            # stays on).
-            sync=False,
+            sync=durable,
+            metasync=durable,
             max_readers=256,
         )
     finally:
         os.umask(old_umask)
-    for name in os.listdir(path):
-        file = path / name
-        if file.stat().st_mode & 0o777 != 0o600:
-            file.chmod(0o600)
-    return env
+
+
+def _torn(env: lmdb.Environment, path: Path) -> bool:
+    """Whether the data file ends before the last page the meta page names.
+
+    Reads only the meta page (already read by ``lmdb.open``) and the file's
+    size: nothing beyond the end of the file is touched.
+    """
+    needed = (int(env.info()["last_pgno"]) + 1) * int(env.stat()["psize"])
+    return (path / "data.mdb").stat().st_size < needed
 
 
 _MADV_DONTNEED = 4

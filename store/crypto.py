@@ -30,6 +30,20 @@ CODEC_ZSTD = 0x01
 # CPU spent decompressing on every read is not worth the bytes.
 _MIN_SAVING_SHIFT = 5
 
+# Decompression bound of payloads whose plaintext length is not recorded
+# (sealed objects, pack trailers; FORMAT.md §7): at most this many times the
+# payload, and never less than the floor.
+UNRECORDED_RATIO = 256
+UNRECORDED_FLOOR = 64 * 1024 * 1024
+# No zstd frame expands more: each block regenerates at most 128 KiB and
+# takes at least 4 bytes (an RLE block: 3-byte header, 1 byte). 16 MiB of
+# zeros compressed at level 22 expands 31,715-fold.
+_MAX_FRAME_RATIO = 32768
+# No blob is larger (FORMAT.md §5): data chunks stop at the chunker's maximum
+# (2 MiB), tree pages at their byte bound plus one entry. A recorded raw length
+# above it is damage, whatever the frame says.
+MAX_RECORDED_SIZE = 256 * 1024 * 1024
+
 # Sealed objects (FORMAT.md §7): magic, version, epoch u32, salt.
 SEALED_MAGIC = b"CFOB"
 SEALED_VERSION = 1
@@ -80,19 +94,72 @@ def encode_payload(plaintext: bytes, level: int | None) -> bytes:
     return bytes([CODEC_RAW]) + plaintext
 
 
-def decode_payload(payload: bytes, what: str) -> bytes:
-    """Inverse of encode_payload. Raises IntegrityError on an unknown codec."""
+def decode_payload(payload: bytes, what: str, expected: int | None = None) -> bytes:
+    """Inverse of encode_payload, with the output bounded before it is allocated.
+
+    ``expected`` is the plaintext length the format records (a blob's raw
+    length): the plaintext must be exactly that long, and at most
+    ``MAX_RECORDED_SIZE``. Without it (sealed objects, pack trailers, which
+    record no length) the plaintext may be at most :func:`unrecorded_limit` of
+    the payload. A zstd frame must record its content size (every frame Coffer
+    writes does), and that size is checked against the bound before anything
+    is decompressed, so a few bytes can never make us allocate gigabytes.
+    Raises IntegrityError on an unknown codec, a frame that does not
+    decompress, or a length that breaks the bound (FORMAT.md §2, §7).
+    """
     if not payload:
         raise IntegrityError(f"{what}: empty payload")
+    if expected is not None and expected > MAX_RECORDED_SIZE:
+        raise IntegrityError(f"{what}: recorded length {expected} exceeds {MAX_RECORDED_SIZE}")
     codec = payload[0]
+    limit = expected if expected is not None else unrecorded_limit(len(payload))
     if codec == CODEC_RAW:
-        return payload[1:]
-    if codec == CODEC_ZSTD:
-        try:
-            return _decompressor().decompress(payload[1:])
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"{what}: cannot decompress: {exc}") from exc
-    raise IntegrityError(f"{what}: unknown codec {codec}")
+        plain = payload[1:]
+    elif codec == CODEC_ZSTD:
+        plain = _decompress_bounded(payload[1:], limit, expected, what)
+    else:
+        raise IntegrityError(f"{what}: unknown codec {codec}")
+    if expected is not None and len(plain) != expected:
+        raise IntegrityError(f"{what}: plaintext is {len(plain)} bytes, recorded {expected}")
+    if len(plain) > limit:
+        raise IntegrityError(f"{what}: plaintext larger than {limit} bytes")
+    return plain
+
+
+def unrecorded_limit(payload_size: int) -> int:
+    """The largest plaintext accepted for a payload whose length is not recorded.
+
+    ``UNRECORDED_RATIO`` times the payload, and never less than
+    ``UNRECORDED_FLOOR`` (FORMAT.md §7): objects Coffer writes (msgpack full of
+    random IDs, JSON reports) compress far less than that, while a zstd frame
+    of repeated bytes would expand 30,000-fold.
+    """
+    return max(UNRECORDED_FLOOR, UNRECORDED_RATIO * payload_size)
+
+
+def _decompress_bounded(frame: bytes, limit: int, expected: int | None, what: str) -> bytes:
+    try:
+        claimed = zstandard.frame_content_size(frame)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{what}: cannot decompress: {exc}") from exc
+    if claimed < 0:
+        # Without a recorded size zstandard would have to guess a buffer.
+        raise IntegrityError(f"{what}: compressed frame does not record its size")
+    if claimed > _MAX_FRAME_RATIO * len(frame):
+        # More than any zstd frame of this size can hold: a lie that would
+        # make zstandard allocate the claimed size for nothing.
+        raise IntegrityError(f"{what}: compressed frame of {len(frame)} bytes claims {claimed}")
+    if claimed > limit or (expected is not None and claimed != expected):
+        raise IntegrityError(
+            f"{what}: compressed frame claims {claimed} bytes, "
+            + (f"recorded {expected}" if expected is not None else f"at most {limit}")
+        )
+    try:
+        # zstandard allocates exactly the frame's content size (checked above)
+        # and fails if the frame produces more or less.
+        return _decompressor().decompress(frame, allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{what}: cannot decompress: {exc}") from exc
 
 
 def encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:

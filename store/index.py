@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.codec import pack, unpack
-from store.errors import IntegrityError
-from store.ids import IndexId, PackId
+from store.codec import U32_MAX, field_bytes, field_int, field_list, pack, unpack_map
+from store.ids import ID_SIZE, PACK_DATA, PACK_TREE, IndexId, PackId
 from store.pack import BlobEntry
+
+INDEX_VERSION = 1
 
 
 @dataclass
@@ -18,6 +19,17 @@ class PackRecord:
     kind: int
     epoch: int
     entries: list[BlobEntry] = field(default_factory=list)
+
+    @classmethod
+    def from_list(cls, item: object, what: str) -> PackRecord:
+        """Parse ``[pack ID, kind, epoch, [entry, ...]]``. Raises IntegrityError."""
+        pack_id, kind, epoch, entries = field_list(item, what, "pack record", 4)
+        return cls(
+            PackId(field_bytes(pack_id, what, "pack ID", ID_SIZE)),
+            field_int(kind, what, "pack kind", PACK_DATA, PACK_TREE),
+            field_int(epoch, what, "key epoch", 0, U32_MAX),
+            [BlobEntry.from_list(e, what) for e in field_list(entries, what, "pack entries")],
+        )
 
 
 @dataclass
@@ -30,7 +42,7 @@ class IndexObject:
     def encode(self) -> bytes:
         return pack(
             {
-                "v": 1,
+                "v": INDEX_VERSION,
                 "packs": [
                     [rec.pack_id, rec.kind, rec.epoch, [e.as_list() for e in rec.entries]]
                     for rec in self.packs
@@ -41,20 +53,12 @@ class IndexObject:
 
     @classmethod
     def decode(cls, raw: bytes, what: str) -> IndexObject:
-        data = unpack(raw, what)
-        try:
-            if int(data["v"]) > 1:
-                raise IntegrityError(f"{what}: index version {data['v']} is too new")
-            packs = [
-                PackRecord(
-                    PackId(bytes(pack_id)),
-                    int(kind),
-                    int(epoch),
-                    [BlobEntry.from_list(item, what) for item in entries],
-                )
-                for pack_id, kind, epoch, entries in data["packs"]
-            ]
-            supersedes = [IndexId(bytes(x)) for x in data.get("supersedes", [])]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{what}: malformed index ({exc})") from exc
+        """Parse an index plaintext. Raises FormatTooNew, IntegrityError."""
+        data = unpack_map(raw, what, INDEX_VERSION)
+        items = field_list(data.get("packs"), what, "packs")
+        packs = [PackRecord.from_list(item, what) for item in items]
+        supersedes = [
+            IndexId(field_bytes(x, what, "superseded index ID", ID_SIZE))
+            for x in field_list(data.get("supersedes", []), what, "supersedes")
+        ]
         return cls(packs, supersedes)

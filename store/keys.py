@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from store.codec import pack, unpack
+from store.codec import U32_MAX, field_bytes, field_int, pack, unpack
 from store.crypto import ZERO_NONCE, derive, keyed_hash
 from store.errors import IntegrityError, KeySlotDamaged, StoreError
 
@@ -172,8 +172,17 @@ class Keyring:
     def decode(cls, raw: bytes) -> Keyring:
         data = unpack(raw, "keyring")
         try:
-            epochs = {int(k): bytes(v) for k, v in data["epochs"].items()}
-            keyring = cls(root=bytes(data["root"]), epochs=epochs, current=int(data["current"]))
+            # field_*: no bytes()/int() of hostile values (anyone can seal a box
+            # to a slot's public key; bytes(2**40) would allocate a terabyte).
+            epochs = {
+                field_int(k, "keyring", "epoch", 0, U32_MAX): field_bytes(v, "keyring", "epoch key")
+                for k, v in data["epochs"].items()
+            }
+            keyring = cls(
+                root=field_bytes(data["root"], "keyring", "root"),
+                epochs=epochs,
+                current=field_int(data["current"], "keyring", "current epoch", 0, U32_MAX),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"keyring is malformed: {exc}") from exc
         if len(keyring.root) != 32 or keyring.current not in keyring.epochs:
@@ -420,7 +429,8 @@ class KeySlot:
                 created=str(fields.get("created", "")),
                 fields=fields,
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # OverflowError: JSON allows Infinity, and int(Infinity) overflows (found by fuzzing).
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise IntegrityError(f"{name} is damaged: {exc}") from exc
 
     def public_key(self) -> PublicKey:

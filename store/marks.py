@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from store.blobindex import BlobLocation
-from store.codec import pack, unpack
+from store.codec import (
+    I64_MAX,
+    U32_MAX,
+    field_bytes,
+    field_int,
+    field_list,
+    field_str,
+    pack,
+    unpack_map,
+)
 from store.errors import IntegrityError, ObjectNotFound
-from store.ids import BlobId, PackId
+from store.ids import ID_SIZE, PACK_DATA, PACK_TREE, BlobId, PackId
 from store.index import PackRecord
 from store.pack import BlobEntry
 
@@ -28,6 +37,7 @@ if TYPE_CHECKING:
     from store.repository import Repository
 
 MARK_PREFIX = "marks/"
+MARK_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class Mark:
 def _encode(time_ns: int, host: str, packs: list[MarkedPack]) -> bytes:
     return pack(
         {
-            "v": 1,
+            "v": MARK_VERSION,
             "time": time_ns,
             "host": host,
             "packs": [
@@ -80,25 +90,29 @@ def _encode(time_ns: int, host: str, packs: list[MarkedPack]) -> bytes:
 
 
 def _decode(plain: bytes, key: str) -> Mark:
-    data: Any = unpack(plain, key)
-    try:
-        if int(data["v"]) > 1:
-            raise IntegrityError(f"{key}: mark version {data['v']} is too new")
-        packs = []
-        for pack_id, kind, epoch, entries in data["packs"]:
-            packs.append(
-                MarkedPack(
-                    PackId(bytes(pack_id)),
-                    int(kind),
-                    None if epoch is None else int(epoch),
-                    None
-                    if entries is None
-                    else tuple(BlobEntry.from_list(item, key) for item in entries),
-                )
+    """Parse a mark plaintext. Raises FormatTooNew, IntegrityError."""
+    data = unpack_map(plain, key, MARK_VERSION)
+    packs = []
+    for item in field_list(data.get("packs"), key, "packs"):
+        pack_id, kind, epoch, entries = field_list(item, key, "marked pack", 4)
+        packs.append(
+            MarkedPack(
+                PackId(field_bytes(pack_id, key, "pack ID", ID_SIZE)),
+                field_int(kind, key, "pack kind", PACK_DATA, PACK_TREE),
+                None if epoch is None else field_int(epoch, key, "key epoch", 0, U32_MAX),
+                None
+                if entries is None
+                else tuple(
+                    BlobEntry.from_list(e, key) for e in field_list(entries, key, "pack entries")
+                ),
             )
-        return Mark(key, int(data["time"]), str(data.get("host", "")), tuple(packs))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"{key}: malformed mark ({exc})") from exc
+        )
+    return Mark(
+        key,
+        field_int(data.get("time"), key, "time", 0, I64_MAX),
+        field_str(data.get("host", ""), key, "host"),
+        tuple(packs),
+    )
 
 
 def save_mark(repo: Repository, time_ns: int, packs: list[MarkedPack]) -> Mark:

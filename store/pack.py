@@ -14,7 +14,7 @@ import random
 import struct
 from dataclasses import dataclass
 
-from store.codec import pack, unpack
+from store.codec import U32_MAX, field_bytes, field_int, field_list, pack, unpack
 from store.crypto import (
     TAG_SIZE,
     TRAILER_NONCE,
@@ -26,7 +26,7 @@ from store.crypto import (
     nonce_for_offset,
 )
 from store.errors import IntegrityError
-from store.ids import BlobId, PackId
+from store.ids import DATA, ID_SIZE, TREE, BlobId, PackId
 
 PACK_MAGIC = b"CFPK"
 PACK_VERSION = 1
@@ -50,18 +50,22 @@ class BlobEntry:
         return [self.type, self.blob_id, self.offset, self.length, self.raw_length]
 
     @classmethod
-    def from_list(cls, item: list[object], what: str) -> BlobEntry:
-        try:
-            blob_type, blob_id, offset, length, raw_length = item
-            assert isinstance(blob_type, int)
-            assert isinstance(blob_id, bytes)
-            assert len(blob_id) == 32
-            assert isinstance(offset, int)
-            assert isinstance(length, int)
-            assert isinstance(raw_length, int)
-        except (ValueError, TypeError, AssertionError) as exc:
-            raise IntegrityError(f"{what}: malformed blob entry") from exc
-        return cls(blob_type, BlobId(blob_id), offset, length, raw_length)
+    def from_list(cls, item: object, what: str) -> BlobEntry:
+        """Parse ``[type, blob ID, offset, length, raw length]``. Raises IntegrityError.
+
+        Explicit checks (not ``assert``: ``python -O`` strips those): offsets
+        and lengths are u32 (a pack is far smaller than 4 GiB), the type is a
+        known blob type.
+        """
+        fields = field_list(item, what, "blob entry", 5)
+        blob_type, blob_id, offset, length, raw_length = fields
+        return cls(
+            field_int(blob_type, what, "blob type", DATA, TREE),
+            BlobId(field_bytes(blob_id, what, "blob ID", ID_SIZE)),
+            field_int(offset, what, "blob offset", 0, U32_MAX),
+            field_int(length, what, "blob length", TAG_SIZE, U32_MAX),
+            field_int(raw_length, what, "blob raw length", 0, U32_MAX),
+        )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -169,9 +173,13 @@ def read_trailer(data: bytes, epoch_key: bytes, pack_id: bytes, what: str) -> li
 def open_blob(
     sealed: bytes, epoch_key: bytes, pack_id: bytes, entry: BlobEntry, what: str
 ) -> bytes:
-    """Decrypt and decompress one blob read from a pack (no ID check here)."""
+    """Decrypt and decompress one blob read from a pack (no ID check here).
+
+    The plaintext is bounded by, and must match, the recorded raw length.
+    Raises IntegrityError.
+    """
     key = pack_key_for(epoch_key, pack_id)
     payload = decrypt(
         key, nonce_for_offset(entry.offset), sealed, blob_ad(entry.type, entry.blob_id), what
     )
-    return decode_payload(payload, what)
+    return decode_payload(payload, what, entry.raw_length)

@@ -146,8 +146,9 @@ class _Pruner:
                 )
             except ObjectNotFound:
                 continue
-            except (StoreError, KeyError, TypeError, ValueError):
-                # Unreadable: assume a live writer (never delete on doubt).
+            except (StoreError, KeyError, TypeError, ValueError, OverflowError):
+                # Unreadable (int(Infinity) overflows: found by fuzzing): assume
+                # a live writer (never delete on doubt).
                 out.append(_Session(info.key, 0, self.opt.clock(), "?"))
         return out
 

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 
-from store.errors import PathNotFound, StoreError
+from store.errors import IntegrityError, PathNotFound, StoreError
 from store.ids import BlobId
 from store.paths import split_path
 from store.snapshot import Snapshot
@@ -169,7 +169,11 @@ class ItemReader(io.RawIOBase):
         return self._size
 
     def pread(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``offset`` (no change to the position)."""
+        """Up to ``length`` bytes at ``offset`` (no change to the position).
+
+        Raises IntegrityError when a chunk's length differs from the size the
+        tree records for it (and whatever loading the chunk raises).
+        """
         if offset >= self._size or length <= 0:
             return b""
         end = min(offset + length, self._size)
@@ -181,6 +185,13 @@ class ItemReader(io.RawIOBase):
                 self._bulk_ahead(index)
             chunk = self._cache.get(self._ids[index])
             start = self._starts[index]
+            if len(chunk) != self.entry.chunks[index][1]:
+                # The tree records each chunk's size; believing a wrong one
+                # would return bytes of the wrong place (or run off the end).
+                raise IntegrityError(
+                    f"{self.entry.display_name}: chunk {index} is {len(chunk)} bytes, "
+                    f"the tree says {self.entry.chunks[index][1]}"
+                )
             parts.append(chunk[position - start : end - start])
             position = start + len(chunk)
             index += 1

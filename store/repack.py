@@ -52,7 +52,7 @@ class Repacker:
                 blob_ad(entry.type, entry.blob_id),
                 label,
             )
-            plain = decode_payload(payload, label)
+            plain = decode_payload(payload, label, entry.raw_length)
             if keyed_hash(id_key, plain) != entry.blob_id or len(plain) != entry.raw_length:
                 raise IntegrityError(f"{label}: content does not match its ID; run 'coffer check'")
             self._add(entry.type, entry.blob_id, entry.raw_length, payload)

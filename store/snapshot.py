@@ -6,12 +6,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from store.codec import pack, unpack
+from store.codec import (
+    I64_MAX,
+    field_bytes,
+    field_int,
+    field_list,
+    field_map,
+    field_str,
+    pack,
+    unpack_map,
+)
 from store.errors import IntegrityError
-from store.ids import BlobId, SnapshotId
+from store.ids import ID_SIZE, BlobId, SnapshotId
 from store.paths import safe_component
 
 OWNER_KINDS = ("users", "sites", "teams", "folders")
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True, order=True)
@@ -50,8 +60,15 @@ class Owner:
         return {"kind": self.kind, "key": self.key, "name": self.name}
 
     @classmethod
-    def from_map(cls, data: dict[str, Any]) -> Owner:
-        return cls(str(data["kind"]), str(data["key"]), str(data.get("name", data["key"])))
+    def from_map(cls, data: object, what: str = "owner") -> Owner:
+        """Parse ``{"kind", "key", "name"}``. Raises IntegrityError."""
+        data = field_map(data, what, "owner")
+        key = field_str(data.get("key"), what, "owner key")
+        name = field_str(data.get("name", key), what, "owner name")
+        try:
+            return cls(field_str(data.get("kind"), what, "owner kind"), key, name)
+        except ValueError as exc:
+            raise IntegrityError(f"{what}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,7 @@ class Snapshot:
     def encode(self) -> bytes:
         return pack(
             {
-                "v": 1,
+                "v": SNAPSHOT_VERSION,
                 "owner": self.owner.to_map(),
                 "run": self.run,
                 "time": self.time_ns,
@@ -91,27 +108,33 @@ class Snapshot:
 
     @classmethod
     def decode(cls, raw: bytes, snapshot_id: SnapshotId, what: str) -> Snapshot:
-        data = unpack(raw, what)
-        try:
-            if int(data["v"]) > 1:
-                raise IntegrityError(f"{what}: snapshot version {data['v']} is too new")
-            parent = data.get("parent")
-            return cls(
-                owner=Owner.from_map(data["owner"]),
-                run=str(data["run"]),
-                time_ns=int(data["time"]),
-                tree=BlobId(bytes(data["tree"])),
-                partial=bool(data.get("partial", False)),
-                parent=SnapshotId(bytes(parent)) if parent else None,
-                sync=tuple(BlobId(bytes(x)) for x in data.get("sync", [])),
-                host=str(data.get("host", "")),
-                source=dict(data.get("source") or {}),
-                stats=dict(data.get("stats") or {}),
-                tags=tuple(str(t) for t in data.get("tags", [])),
-                snapshot_id=snapshot_id,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{what}: malformed snapshot ({exc})") from exc
+        """Parse a snapshot plaintext. Raises FormatTooNew, IntegrityError."""
+        data = unpack_map(raw, what, SNAPSHOT_VERSION)
+        parent = data.get("parent")
+        partial = data.get("partial", False)
+        if not isinstance(partial, bool):
+            raise IntegrityError(f"{what}: malformed partial flag")
+        return cls(
+            owner=Owner.from_map(data.get("owner"), what),
+            run=field_str(data.get("run"), what, "run"),
+            # Shown as a date everywhere: a time beyond int64 ns (year 2262)
+            # or before 1970 is damage, not a crash of `coffer snapshots`.
+            time_ns=field_int(data.get("time"), what, "time", 0, I64_MAX),
+            tree=BlobId(field_bytes(data.get("tree"), what, "tree", ID_SIZE)),
+            partial=partial,
+            parent=SnapshotId(field_bytes(parent, what, "parent", ID_SIZE)) if parent else None,
+            sync=tuple(
+                BlobId(field_bytes(x, what, "sync blob", ID_SIZE))
+                for x in field_list(data.get("sync", []), what, "sync")
+            ),
+            host=field_str(data.get("host", ""), what, "host"),
+            source=dict(field_map(data.get("source") or {}, what, "source")),
+            stats=dict(field_map(data.get("stats") or {}, what, "stats")),
+            tags=tuple(
+                field_str(t, what, "tag") for t in field_list(data.get("tags", []), what, "tags")
+            ),
+            snapshot_id=snapshot_id,
+        )
 
     def with_id(self, snapshot_id: SnapshotId) -> Snapshot:
         return replace(self, snapshot_id=snapshot_id)

@@ -18,7 +18,18 @@ from typing import Any
 
 from blake3 import blake3
 
-from store.codec import pack, unpack
+from store.codec import (
+    I64_MAX,
+    field_bytes,
+    field_int,
+    field_list,
+    field_map,
+    field_str,
+    field_str_map,
+    pack,
+    unpack,
+    unpack_map,
+)
 from store.config import TreeSplitParams
 from store.errors import IntegrityError
 from store.ids import BlobId
@@ -27,6 +38,7 @@ FILE = "f"
 DIRECTORY = "d"
 SYMLINK = "l"
 ENTRY_TYPES = (FILE, DIRECTORY, SYMLINK)
+TREE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,28 +103,42 @@ class Entry:
         return pack(self.to_map())
 
     @classmethod
-    def from_map(cls, data: dict[str, Any], what: str = "tree entry") -> Entry:
+    def from_map(cls, data: object, what: str = "tree entry") -> Entry:
+        """Parse an entry map (FORMAT.md §8). Raises IntegrityError.
+
+        Every field is type- and range-checked: the name is one safe path
+        component (restore and mount join it to paths), integers fit the
+        format's ranges, the content's sizes are non-negative.
+        """
+        data = field_map(data, what, "entry")
+        entry_type = data.get("t")
+        if entry_type not in ENTRY_TYPES:
+            raise IntegrityError(f"{what}: unknown entry type {_show_type(entry_type)}")
+        name = field_bytes(data.get("n"), what, "entry name")
         try:
-            entry_type = data["t"]
-            if entry_type not in ENTRY_TYPES:
-                raise IntegrityError(f"{what}: unknown entry type {entry_type!r}")
-            subtree = data.get("x")
-            target = data.get("l")
-            return cls(
-                name=bytes(data["n"]),
-                type=entry_type,
-                mode=int(data.get("p", 0)),
-                mtime_ns=int(data.get("m", 0)),
-                size=int(data.get("s", 0)),
-                chunks=tuple((BlobId(bytes(c[0])), int(c[1])) for c in data.get("c", ())),
-                subtree=BlobId(bytes(subtree)) if subtree is not None else None,
-                target=bytes(target) if target is not None else None,
-                version=data.get("v"),
-                item_id=data.get("i"),
-                attrs=dict(data.get("a") or {}),
-            )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise IntegrityError(f"{what}: malformed entry ({exc})") from exc
+            validate_name(name)
+        except ValueError as exc:
+            raise IntegrityError(f"{what}: {exc}") from None
+        subtree = data.get("x")
+        target = data.get("l")
+        version = data.get("v")
+        item_id = data.get("i")
+        chunks = tuple(
+            _chunk(item, what) for item in field_list(data.get("c", []), what, "content")
+        )
+        return cls(
+            name=name,
+            type=str(entry_type),
+            mode=field_int(data.get("p", 0), what, "permission bits", 0, 0o7777),
+            mtime_ns=field_int(data.get("m", 0), what, "modification time", -I64_MAX, I64_MAX),
+            size=field_int(data.get("s", 0), what, "size", 0, I64_MAX),
+            chunks=chunks,
+            subtree=None if subtree is None else BlobId(field_bytes(subtree, what, "subtree", 32)),
+            target=None if target is None else field_bytes(target, what, "link target"),
+            version=None if version is None else field_str(version, what, "version key"),
+            item_id=None if item_id is None else field_str(item_id, what, "item ID"),
+            attrs=dict(field_str_map(data.get("a") or {}, what, "metadata")),
+        )
 
     @classmethod
     def decode(cls, raw: bytes, what: str = "tree entry") -> Entry:
@@ -134,6 +160,17 @@ def _array_header(count: int) -> bytes:
     if count < 1 << 16:
         return b"\xdc" + struct.pack(">H", count)
     return b"\xdd" + struct.pack(">I", count)
+
+
+def _chunk(item: object, what: str) -> tuple[BlobId, int]:
+    blob_id, size = field_list(item, what, "content chunk", 2)
+    return BlobId(field_bytes(blob_id, what, "chunk ID", 32)), field_int(
+        size, what, "chunk size", 0, I64_MAX
+    )
+
+
+def _show_type(value: object) -> str:
+    return repr(value)[:20] if isinstance(value, str) else type(value).__name__
 
 
 # Pre-encoded msgpack for {"v": 1, "e": [...]}: fixmap(2) "v" 1 "e".
@@ -264,19 +301,22 @@ class Page:
 
     @classmethod
     def decode(cls, raw: bytes, what: str) -> Page:
-        data = unpack(raw, what)
-        try:
-            if int(data["v"]) > 1:
-                raise IntegrityError(f"{what}: tree page version {data['v']} is too new")
-            if "e" in data:
-                return cls(tuple(Entry.from_map(item, what) for item in data["e"]), None)
-            children = tuple(
-                (bytes(first), BlobId(bytes(page_id)), int(count))
-                for first, page_id, count in data["p"]
+        """Parse a tree page. Raises FormatTooNew, IntegrityError."""
+        data = unpack_map(raw, what, TREE_VERSION)
+        if "e" in data:
+            items = field_list(data["e"], what, "entries")
+            return cls(tuple(Entry.from_map(item, what) for item in items), None)
+        children = []
+        for child in field_list(data.get("p"), what, "children"):
+            first, page_id, count = field_list(child, what, "child", 3)
+            children.append(
+                (
+                    field_bytes(first, what, "child name"),
+                    BlobId(field_bytes(page_id, what, "child page ID", 32)),
+                    field_int(count, what, "child count", 0, I64_MAX),
+                )
             )
-            return cls(None, children)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{what}: malformed tree page ({exc})") from exc
+        return cls(None, tuple(children))
 
 
 class TreeReader:

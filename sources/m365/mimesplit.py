@@ -7,9 +7,12 @@ own: the same attachment in a thousand mailboxes, whatever headers and text
 surround it, yields the same chunks and is stored once.
 
 Contract: the concatenation of the segments is exactly the input, byte for
-byte, whatever the input (malformed MIME included). Memory is bounded: bodies
-are yielded in pieces of at most ``piece`` bytes, cut at fixed offsets from the
-start of the body, so identical bodies still cut identically.
+byte, whatever the input (malformed MIME included). Memory is bounded by a
+few ``piece`` sizes, not by the message: lines are read at most ``piece``
+bytes at a time, bodies are yielded in pieces of at most ``piece`` bytes, cut
+at fixed offsets from the start of the body (so identical bodies still cut
+identically), and the glue between them is yielded once it reaches ``piece``
+bytes; no segment is longer than three times ``piece``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))', re.IGNORECASE
 _CONTENT_TYPE = re.compile(rb"^content-type\s*:", re.IGNORECASE)
 MIN_BODY = 8 * 1024  # smaller bodies stay with the headers around them
 PIECE = 8 * 1024 * 1024
+# Only this much of a header block is searched for a boundary; the rest still
+# passes through (RFC 5322 headers are far smaller).
+MAX_HEADERS = 1024 * 1024
 
 
 def _boundary_of(headers: bytes) -> bytes | None:
@@ -70,18 +76,29 @@ def split_mime(
         body.clear()
         body_emitted = False
 
-    for line in stream:
+    at_line_start = True
+    # Lines are read at most ``piece`` bytes at a time: a message without line
+    # breaks must not be read whole (mail comes from anyone).
+    for line in iter(lambda: stream.readline(piece), b""):
+        starts_line = at_line_start
+        at_line_start = line.endswith(b"\n")
+        if len(glue) >= piece:
+            # Headers that never end, or many small parts: glue is bounded too.
+            yield bytes(glue)
+            glue.clear()
         if in_headers:
-            headers.extend(line)
+            if len(headers) < MAX_HEADERS:
+                headers.extend(line)
             glue.extend(line)
-            if line in (b"\r\n", b"\n"):
+            if starts_line and line in (b"\r\n", b"\n"):
                 in_headers = False
                 found = _boundary_of(bytes(headers))
                 headers.clear()
                 if found:
                     boundaries.append(found)
             continue
-        hit = delimiter(line) if boundaries else None
+        # A delimiter starts a line (a fragment of a long line is not one).
+        hit = delimiter(line) if boundaries and starts_line else None
         if hit is None:
             body.extend(line)
             if len(body) >= piece:

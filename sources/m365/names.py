@@ -54,7 +54,7 @@ def clean_title(text: str | None, max_bytes: int = TITLE_BYTES, default: str = "
 def parse_time(value: str | None) -> datetime | None:
     """A Graph timestamp (``2024-05-01T10:22:33Z``, with or without fraction or
     offset) as an aware UTC datetime, or None."""
-    if not value:
+    if not value or not isinstance(value, str):
         return None
     text = value.strip().replace("Z", "+00:00")
     match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
@@ -68,7 +68,10 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None  # year 1 or 9999 with an offset (found by fuzzing)
 
 
 def stamp(value: str | None) -> str:

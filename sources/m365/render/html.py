@@ -16,8 +16,12 @@ _TAGS = r"script|style|iframe|object|embed|frame|frameset|form|link|meta|base|no
 # Dangerous elements with their content, then any stray opening or closing tag of them.
 _DANGEROUS = re.compile(rf"<\s*({_TAGS})\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
 _STRAY = re.compile(rf"<\s*/?\s*({_TAGS})\b[^>]*>", re.IGNORECASE)
-_HANDLERS = re.compile(r"\s+on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
+# An attribute named on... after a space, a slash (``<img/onerror=...>``) or a quote.
+_HANDLERS = re.compile(r"(?<=[\s/\"'])on[a-z]+\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)?", re.IGNORECASE)
 _JS_URL = re.compile(r"(href|src)\s*=\s*([\"']?)\s*javascript:", re.IGNORECASE)
+# What is left of a dangerous tag, closed or not: "<script" followed later by
+# any ">" (even one of another tag) still opens a script element.
+_OPENER = re.compile(rf"<(\s*/?\s*(?:{_TAGS})\b)", re.IGNORECASE)
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _SRC = re.compile(r"""(\bsrc\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
 # How a message body references a hosted content (sources/m365/hosted.py).
@@ -25,10 +29,21 @@ HOSTED_REFERENCE = re.compile(r"/hostedContents/([^/\"'?#\s<>]{1,2048})/\$value"
 
 
 def sanitize(content: str) -> str:
-    content = _DANGEROUS.sub("", content)
-    content = _STRAY.sub("", content)
-    content = _HANDLERS.sub("", content)
-    return _JS_URL.sub(r"\1=\2#", content)
+    """Remove dangerous elements, event handlers and javascript: URLs.
+
+    Repeated until nothing changes (a removal can join the pieces of a new
+    tag: ``<scr<script></script>ipt>``); any dangerous tag opener left, closed
+    or not, loses its ``<``. The page's Content-Security-Policy forbids
+    scripts anyway; this keeps a saved copy inert in any viewer.
+    """
+    while True:
+        cleaned = _DANGEROUS.sub("", content)
+        cleaned = _STRAY.sub("", cleaned)
+        cleaned = _HANDLERS.sub("", cleaned)
+        cleaned = _JS_URL.sub(r"\1=\2#", cleaned)
+        if cleaned == content:
+            return _OPENER.sub(r"&lt;\1", cleaned)
+        content = cleaned
 
 
 def _author(message: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sources.m365.names import parse_time
-from sources.m365.render.text import body_text, escape_value, fold
+from sources.m365.render.text import body_text, escape_value, field, fold, items, param_value
 
 _DAYS = {
     "sunday": "SU",
@@ -37,12 +37,21 @@ def _utc(value: Any, *, all_day: bool) -> str | None:
     return f":{parsed.strftime('%Y%m%dT%H%M%SZ')}"
 
 
+def _int(value: object, default: int) -> int:
+    """A JSON number as an int (Graph sends ints; anything else is the default)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return int(value) if abs(value) < 1e9 else default
+
+
 def rrule(recurrence: Any) -> str | None:
     """RRULE for a Graph patternedRecurrence, or None."""
     if not isinstance(recurrence, dict):
         return None
-    pattern = recurrence.get("pattern") or {}
-    rng = recurrence.get("range") or {}
+    pattern = recurrence.get("pattern")
+    pattern = pattern if isinstance(pattern, dict) else {}
+    rng = recurrence.get("range")
+    rng = rng if isinstance(rng, dict) else {}
     kind = str(pattern.get("type") or "")
     parts: list[str] = []
     freq = {
@@ -56,39 +65,46 @@ def rrule(recurrence: Any) -> str | None:
     if freq is None:
         return None
     parts.append(f"FREQ={freq}")
-    interval = int(pattern.get("interval") or 1)
+    interval = _int(pattern.get("interval"), 1)
     if interval > 1:
         parts.append(f"INTERVAL={interval}")
-    days = [_DAYS[d] for d in pattern.get("daysOfWeek") or [] if d in _DAYS]
+    days = [_DAYS[d] for d in items(pattern.get("daysOfWeek")) if isinstance(d, str) and d in _DAYS]
     if kind == "weekly" and days:
         parts.append("BYDAY=" + ",".join(days))
     if kind.startswith("relative") and days:
         index = _INDEX.get(str(pattern.get("index") or "first"), 1)
         parts.append("BYDAY=" + ",".join(f"{index}{d}" for d in days))
-    if kind.startswith("absolute") and kind != "absoluteYearly" and pattern.get("dayOfMonth"):
-        parts.append(f"BYMONTHDAY={int(pattern['dayOfMonth'])}")
+    day_of_month = _int(pattern.get("dayOfMonth"), 0)
+    if kind.startswith("absolute") and kind != "absoluteYearly" and day_of_month:
+        parts.append(f"BYMONTHDAY={day_of_month}")
     if kind.endswith("Yearly"):
-        if pattern.get("month"):
-            parts.append(f"BYMONTH={int(pattern['month'])}")
-        if kind == "absoluteYearly" and pattern.get("dayOfMonth"):
-            parts.append(f"BYMONTHDAY={int(pattern['dayOfMonth'])}")
-    if pattern.get("firstDayOfWeek") in _DAYS:
-        parts.append(f"WKST={_DAYS[pattern['firstDayOfWeek']]}")
+        month = _int(pattern.get("month"), 0)
+        if month:
+            parts.append(f"BYMONTH={month}")
+        if kind == "absoluteYearly" and day_of_month:
+            parts.append(f"BYMONTHDAY={day_of_month}")
+    first_day = pattern.get("firstDayOfWeek")
+    if isinstance(first_day, str) and first_day in _DAYS:
+        parts.append(f"WKST={_DAYS[first_day]}")
     range_type = str(rng.get("type") or "")
-    if range_type == "endDate" and rng.get("endDate"):
-        parts.append("UNTIL=" + str(rng["endDate"]).replace("-", "") + "T235959Z")
-    elif range_type == "numbered" and rng.get("numberOfOccurrences"):
-        parts.append(f"COUNT={int(rng['numberOfOccurrences'])}")
+    end_date = parse_time(f"{rng.get('endDate')}T00:00:00Z")
+    count = _int(rng.get("numberOfOccurrences"), 0)
+    if range_type == "endDate" and end_date is not None:
+        parts.append(f"UNTIL={end_date.strftime('%Y%m%d')}T235959Z")
+    elif range_type == "numbered" and count > 0:
+        parts.append(f"COUNT={count}")
     return "RRULE:" + ";".join(parts)
 
 
 def _person(prefix: str, who: Any, extra: str = "") -> str | None:
-    address = who.get("emailAddress") if isinstance(who, dict) else None
+    address = field(who, "emailAddress")
     if not isinstance(address, dict) or not address.get("address"):
         return None
-    name = str(address.get("name") or "").replace('"', "'")
+    # Parameter values and URIs cannot be escaped like TEXT: drop what would
+    # end the line or the quoted value (a CR in an address injected properties).
+    name = param_value(str(address.get("name") or ""))
     cn = f';CN="{name}"' if name else ""
-    return f"{prefix}{cn}{extra}:mailto:{address['address']}"
+    return f"{prefix}{cn}{extra}:mailto:{param_value(str(address['address']))}"
 
 
 def render_ics(event: dict[str, Any]) -> bytes:
@@ -128,18 +144,17 @@ def render_ics(event: dict[str, Any]) -> bytes:
     organizer = _person("ORGANIZER", event.get("organizer"))
     if organizer:
         lines.append(organizer)
-    for attendee in event.get("attendees") or []:
+    for attendee in items(event.get("attendees")):
         if not isinstance(attendee, dict):
             continue
         role = {"required": "REQ-PARTICIPANT", "optional": "OPT-PARTICIPANT"}.get(
             str(attendee.get("type")), "NON-PARTICIPANT"
         )
-        status = attendee.get("status") or {}
-        partstat = _PARTSTAT.get(str(status.get("response")), "NEEDS-ACTION")
+        partstat = _PARTSTAT.get(str(field(attendee.get("status"), "response")), "NEEDS-ACTION")
         line = _person("ATTENDEE", attendee, f";ROLE={role};PARTSTAT={partstat}")
         if line:
             lines.append(line)
-    categories = [str(c) for c in event.get("categories") or []]
+    categories = [str(c) for c in items(event.get("categories"))]
     if categories:
         lines.append("CATEGORIES:" + ",".join(e(c) for c in categories))
     if event.get("isCancelled"):
@@ -149,7 +164,7 @@ def render_ics(event: dict[str, Any]) -> bytes:
     if str(event.get("sensitivity")) in ("private", "confidential"):
         lines.append("CLASS:PRIVATE")
     if event.get("isReminderOn") and event.get("reminderMinutesBeforeStart") is not None:
-        minutes = int(event.get("reminderMinutesBeforeStart") or 0)
+        minutes = max(_int(event.get("reminderMinutesBeforeStart"), 0), 0)
         lines += [
             "BEGIN:VALARM",
             "ACTION:DISPLAY",

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 _TAG = re.compile(r"<[^>]+>")
 _BREAKS = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d)\s*/?\s*>", re.IGNORECASE)
 _DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def items(value: object) -> list[Any]:
+    """``value`` if it is a JSON array, else no items (Graph JSON is loosely typed)."""
+    return value if isinstance(value, list) else []
+
+
+def field(value: object, key: str) -> Any:
+    """``value[key]`` if ``value`` is a JSON object, else None."""
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def param_value(value: str) -> str:
+    """A parameter value or URI: no control characters (they would end the line)."""
+    return "".join(c for c in value if c >= " " and c != "\x7f").replace('"', "'")
 
 
 def html_to_text(content: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sources.m365.render.text import escape_value, fold
+from sources.m365.render.text import escape_value, fold, items
 
 
 def _address(addr: Any) -> str | None:
@@ -38,11 +38,11 @@ def render_vcard(contact: dict[str, Any]) -> bytes:
         lines.append(f"NICKNAME:{e(str(contact['nickName']))}")
     lines.extend(
         f"EMAIL;TYPE=INTERNET:{e(str(item['address']))}"
-        for item in contact.get("emailAddresses") or []
+        for item in items(contact.get("emailAddresses"))
         if isinstance(item, dict) and item.get("address")
     )
-    lines.extend(f"TEL;TYPE=WORK,VOICE:{e(str(p))}" for p in contact.get("businessPhones") or [])
-    lines.extend(f"TEL;TYPE=HOME,VOICE:{e(str(p))}" for p in contact.get("homePhones") or [])
+    lines.extend(f"TEL;TYPE=WORK,VOICE:{e(str(p))}" for p in items(contact.get("businessPhones")))
+    lines.extend(f"TEL;TYPE=HOME,VOICE:{e(str(p))}" for p in items(contact.get("homePhones")))
     if contact.get("mobilePhone"):
         lines.append(f"TEL;TYPE=CELL:{e(str(contact['mobilePhone']))}")
     org = [str(contact.get("companyName") or ""), str(contact.get("department") or "")]
@@ -56,16 +56,16 @@ def render_vcard(contact: dict[str, Any]) -> bytes:
         if adr:
             lines.append(f"ADR;TYPE={kind}:{adr}")
     if contact.get("birthday"):
-        lines.append(f"BDAY:{str(contact['birthday'])[:10]}")
+        lines.append(f"BDAY:{e(str(contact['birthday'])[:10])}")
     if contact.get("businessHomePage"):
         lines.append(f"URL:{e(str(contact['businessHomePage']))}")
-    categories = [str(c) for c in contact.get("categories") or []]
+    categories = [str(c) for c in items(contact.get("categories"))]
     if categories:
         lines.append("CATEGORIES:" + ",".join(e(c) for c in categories))
     if contact.get("personalNotes"):
         lines.append(f"NOTE:{e(str(contact['personalNotes']))}")
     if contact.get("lastModifiedDateTime"):
-        lines.append(f"REV:{contact['lastModifiedDateTime']}")
+        lines.append(f"REV:{e(str(contact['lastModifiedDateTime']))}")
     lines.append(f"UID:{e(str(contact.get('id') or ''))}")
     lines.append("END:VCARD")
     return b"".join(fold(line) for line in lines)
