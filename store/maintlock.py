@@ -175,11 +175,16 @@ class MaintenanceLock:
         return isinstance(refreshed, int) and self._clock() - refreshed < self._stale_ns
 
     def _refuse(self, holder: dict[str, object]) -> RepositoryLocked:
+        # The lock is sealed, but whoever holds a key writes it: every field is checked.
+        started = holder.get("started")
+        since = (
+            format_time(started, precision=0)
+            if isinstance(started, int) and 0 <= started < 1 << 63
+            else "an unknown time"
+        )
         return RepositoryLocked(
             f"{holder.get('what')} is running on {holder.get('host')} "
-            f"(pid {holder.get('pid')}) since "
-            f"{format_time(int(str(holder.get('started', 0))), precision=0)}; "
-            "try again when it is done"
+            f"(pid {holder.get('pid')}) since {since}; try again when it is done"
         )
 
     def acquire(self) -> None:

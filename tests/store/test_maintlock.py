@@ -22,7 +22,7 @@ import pytest
 
 from store import RepoConfig, Repository, RepositoryLocked
 from store.backend import Backend, open_backend
-from store.codec import pack
+from store.codec import pack, unpack
 from store.maintlock import LOCK_KEY, MaintenanceLock, host_identity, process_start
 from tests.store.helpers import FAST_KDF, PASSWORD
 from tests.store.servers import (
@@ -286,3 +286,15 @@ def test_backend_without_conditional_writes_uses_the_lease(
             with open_host(2) as other, pytest.raises(RepositoryLocked, match="prune"):
                 MaintenanceLock(other, "prune", settle=0.2).acquire()
         assert not backend.exists(LOCK_KEY)
+
+
+@pytest.mark.parametrize("started", ["yesterday", float("inf"), -1, (1 << 64) - 1, None])
+def test_a_lock_with_a_hostile_start_time_is_refused_in_one_line(
+    local_repo: Repository, started: object
+) -> None:
+    # Whoever holds a key can seal any lock; its fields are checked before use.
+    fields = unpack(_holder(refreshed=time.time_ns()), "lock")
+    fields["started"] = started
+    local_repo.save_object("lock", LOCK_KEY, pack(fields))
+    with pytest.raises(RepositoryLocked, match="since an unknown time"):
+        MaintenanceLock(local_repo, "repair index").acquire()
