@@ -144,7 +144,9 @@ def test_errors_are_one_line_with_distinct_codes(tmp_path: Path) -> None:
     assert "Traceback" not in bad_snapshot.err
     not_a_dir = env.run("backup", "--path", str(tmp_path / "missing"), check=False)
     assert not_a_dir.code == 1
-    assert not_a_dir.err == f"coffer: {tmp_path / 'missing'} is not a directory\n"
+    assert not_a_dir.err == (
+        f"coffer: cannot read {tmp_path / 'missing'}: No such file or directory\n"
+    )
     no_repo_at_all = env.run("snapshots", check=False, COFFER_REPO="")
     assert no_repo_at_all.code == 16
     assert "no repository given" in no_repo_at_all.err

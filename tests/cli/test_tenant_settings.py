@@ -120,11 +120,14 @@ workers_per_owner = 2
 
     owners = {(o["kind"], o["name"]): o for o in report["owners"]}
     site_name = site["webUrl"].removeprefix("https://")
-    # groups + users - exclude_users; sites; teams = [] leaves out every team.
+    # groups + users - exclude_users; sites (with the subsites below the one
+    # selected: docs/layout.md); teams = [] leaves out every team.
     assert set(owners) == {
         ("users", chosen),
         ("users", extra),
         ("sites", site_name),
+        ("sites", f"{site_name}/Archive"),
+        ("sites", f"{site_name}/Archive/2019"),
     }
     # user_services replaces services for the user it names; others get the
     # user services among `services`.

@@ -83,7 +83,10 @@ def _expected_error(kind: str, original: bytes, position: int) -> tuple[type[Sto
     damage).
     """
     if kind == "keys":
-        return (WrongPassword, KeySlotDamaged)
+        # The key set (FORMAT.md §3) must be canonical JSON: a flip that breaks
+        # the JSON or its canonical form is damage; one inside a slot's fields
+        # looks like a slot the password does not open.
+        return (WrongPassword, KeySlotDamaged, IntegrityError)
     if position == 4 and kind in ("data", "tree", "index", "snapshots"):
         # The version byte of a pack or sealed object (FORMAT.md §5, §7): a
         # higher version may be read as written by a newer Coffer (exit 14).

@@ -181,10 +181,12 @@ def test_mark_opens() -> None:
     assert list(mark.packs) == v.MARK_PACKS
 
 
-def test_key_slot_opens_with_its_password_to_the_keyring() -> None:
+@pytest.mark.parametrize("name", ["key_slot", "key_slot_legacy"])
+def test_key_slot_opens_with_its_password_to_the_keyring(name: str) -> None:
     # Tolerant by design: only what every later Coffer must do with a slot
-    # of today's form (open it with its password, to this keyring).
-    raw = VECTORS["key_slot"].encode()
+    # (open it with its password, to this keyring). ``key_slot_legacy`` is the
+    # one-file-per-slot form written before the key set (FORMAT.md §3, §13).
+    raw = VECTORS[name].encode()
     slot = KeySlot.parse(raw, "keys/" + "5e" * 16)
     assert slot.kind == "password"
     assert slot.open_with_password(v.REPO_ID, v.PASSWORD) == v.KEYRING
