@@ -11,7 +11,7 @@ from store.errors import IntegrityError
 from store.ids import BlobId, SnapshotId
 from store.paths import safe_component
 
-OWNER_KINDS = ("users", "sites", "teams", "folders")
+OWNER_KINDS = ("users", "sites", "teams", "groups", "folders")
 
 
 @dataclass(frozen=True, order=True)

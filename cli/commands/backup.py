@@ -23,7 +23,7 @@ from cli.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
 from store import BackupRun
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:
