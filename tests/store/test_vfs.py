@@ -283,6 +283,7 @@ def test_resolve_every_layout_path(repo: Repository) -> None:
     assert vfs.open(srv).read() == b"y"
     assert [n for n, _ in vfs.children(vfs.resolve("owners"))] == [
         b"folders",
+        b"groups",
         b"sites",
         b"teams",
         b"users",
