@@ -44,9 +44,10 @@ def _group_files(setup: Setup) -> dict[str, dict[str, tuple[dict[str, str], byte
     try:
         latest: dict[str, Any] = {}
         for snap in repo.list_snapshots():
-            if snap.owner.kind == "groups" and not snap.partial:
-                if snap.owner.key not in latest or snap.time_ns > latest[snap.owner.key].time_ns:
-                    latest[snap.owner.key] = snap
+            if snap.owner.kind != "groups" or snap.partial:
+                continue
+            if snap.owner.key not in latest or snap.time_ns > latest[snap.owner.key].time_ns:
+                latest[snap.owner.key] = snap
         for key, snap in latest.items():
             reader = repo.reader(snap)
             files = {}
@@ -226,4 +227,5 @@ def test_without_group_permissions_the_groups_are_reported_and_the_rest_is_kept(
     # Listing groups needs Group.Read.All too: no group owner, a problem said once.
     assert not groups
     assert any("groups owners" in p for p in report["problems"]), report["problems"]
-    assert teams and all(t["status"] == "ok" for t in teams)
+    assert teams
+    assert all(t["status"] == "ok" for t in teams)
