@@ -85,11 +85,12 @@ class GroupBackup:
         version = str(conv.get("lastDeliveredDateTime") or "")
         stored = ctx.entry(path)
         if stored is not None and version and stored.version == version:
-            # Nothing delivered since: every thread of it is kept as stored.
-            for name, (kind, _v) in ctx.children(path).items():
-                if kind == "f" and name.endswith(".json"):
-                    ctx.report.add("items_unchanged")
-            return
+            # Nothing delivered since: every thread of it is kept as stored, provided
+            # each is whole (a base older than item groups may lack a page).
+            threads = self._stored_threads(path)
+            if all(v and ctx.unchanged_all(files, v, count=False) for files, v in threads):
+                ctx.report.add("items_unchanged", len(threads))
+                return
         # The directory's version is set only once its threads are stored, so an
         # interrupted run is never taken for a complete one.
         attrs = {"type": "conversation", "id": cid, "name": str(conv.get("topic") or "")}
@@ -106,6 +107,19 @@ class GroupBackup:
         enumeration.finish()
         attrs["graph"] = graph_json(conv)
         ctx.add_dir(path, item_id=f"conversation:{cid}", attrs=attrs, version=version)
+
+    def _stored_threads(self, path: str) -> list[tuple[tuple[str, ...], str]]:
+        """The threads stored in a conversation directory: (their files, version)."""
+        out: list[tuple[tuple[str, ...], str]] = []
+        for name, (kind, version) in self.ctx.children(path).items():
+            if kind != "f" or not name.endswith(".json"):
+                continue
+            entry = self.ctx.entry(f"{path}/{name}")
+            names = json.loads(entry.attrs.get("attachments", "[]")) if entry else []
+            stem = name[: -len(".json")]
+            files = (f"{path}/{name}", f"{path}/{stem}.html", *(f"{path}/{n}" for n in names))
+            out.append((files, version or ""))
+        return out
 
     def _thread(self, thread: dict[str, Any], path: str, enumeration: Enumeration) -> None:
         ctx = self.ctx
