@@ -87,9 +87,9 @@ class GroupBackup:
         if stored is not None and version and stored.version == version:
             # Nothing delivered since: every thread of it is kept as stored, provided
             # each is whole (a base older than item groups may lack a page).
-            threads = self._stored_threads(path)
-            if all(v and ctx.unchanged_all(files, v, count=False) for files, v in threads):
-                ctx.report.add("items_unchanged", len(threads))
+            kept = self._stored_threads(path)
+            if all(v and ctx.unchanged_all(files, v, count=False) for files, v in kept):
+                ctx.report.add("items_unchanged", len(kept))
                 return
         # The directory's version is set only once its threads are stored, so an
         # interrupted run is never taken for a complete one.
