@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import requests
 
+from sources.m365 import M365ConfigError
 from sources.m365.groupsrender import inert, render_group_thread
 from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import open_repo
+from tests.sources.m365.helpers import open_repo, settings_for
 from tools.graphsim.testing import app_token, trusted_session
 
 pytestmark = pytest.mark.sim
@@ -229,3 +230,16 @@ def test_without_group_permissions_the_groups_are_reported_and_the_rest_is_kept(
     assert any("groups owners" in p for p in report["problems"]), report["problems"]
     assert teams
     assert all(t["status"] == "ok" for t in teams)
+
+
+def test_m365_groups_selects_by_name_or_mail_and_the_window_setting_is_checked(setup: Setup) -> None:
+    report = setup.backup(services=["groups"], m365_groups=["marketingannouncements@*"])
+    assert report["exit_code"] == 0
+    assert [o["name"].rsplit(" [", 1)[0] for o in report["owners"]] == ["Marketing Announcements"]
+    report = setup.backup(services=["groups"], m365_groups=["Project*", "Help*"])
+    assert sorted(o["name"].rsplit(" [", 1)[0] for o in report["owners"]) == [
+        "Helpdesk",
+        "Project Apollo",
+    ]
+    with pytest.raises(M365ConfigError, match="group_calendar_years"):
+        settings_for(setup.state, group_calendar_years=0)
