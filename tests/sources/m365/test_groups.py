@@ -232,7 +232,7 @@ def test_without_group_permissions_the_groups_are_reported_and_the_rest_is_kept(
     assert all(t["status"] == "ok" for t in teams)
 
 
-def test_m365_groups_selects_by_name_or_mail_and_the_window_setting_is_checked(setup: Setup) -> None:
+def test_m365_groups_selects_by_name_or_mail_and_checks_the_window(setup: Setup) -> None:
     report = setup.backup(services=["groups"], m365_groups=["marketingannouncements@*"])
     assert report["exit_code"] == 0
     assert [o["name"].rsplit(" [", 1)[0] for o in report["owners"]] == ["Marketing Announcements"]
