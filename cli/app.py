@@ -33,6 +33,7 @@ class App:
     quiet: bool = False
     limit_upload_option: float | None = None
     limit_download_option: float | None = None
+    key_id_option: str | None = None  # the slot to try first (--key-id)
     _config: Config | None = field(default=None, repr=False)
     _destinations: list[Destination] | None = field(default=None, repr=False)
     _repo: Repository | None = field(default=None, repr=False)
@@ -149,7 +150,10 @@ class App:
             target = self.target()
             backend = self.backend(target)
             self._repo = Repository.open(
-                backend, self.password(target=target), cache_root=self.cache_root()
+                backend,
+                self.password(target=target),
+                cache_root=self.cache_root(),
+                key_id=self.key_id_option,
             )
         return self._repo
 

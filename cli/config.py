@@ -16,6 +16,9 @@ from typing import Any
 
 from cli.errors import ConfigError
 
+# A configuration file is a few KiB; anything this large is a mistake.
+MAX_CONFIG_BYTES = 1024 * 1024
+
 
 @dataclass
 class Config:
@@ -65,17 +68,27 @@ def default_config_path() -> Path | None:
 
 
 def load_config(path: Path | None) -> Config:
-    """Load ``path`` (or the default). Raises ConfigError with the file and reason."""
+    """Load ``path`` (or the default). Raises ConfigError with the file and reason
+    for anything unreadable: missing, a directory, no permission, larger than
+    MAX_CONFIG_BYTES (``/dev/zero``), not UTF-8, not TOML."""
     path = path or default_config_path()
     if path is None:
         return Config()
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            # Bounded: /dev/zero or a runaway pipe is refused, not read forever.
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     return Config(path.resolve(), data)

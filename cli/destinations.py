@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from cli.config import Config
 from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
 from cli.targets import RepoTarget
+from store import redact_text, redact_url
 
 if TYPE_CHECKING:
     from cli.app import App
@@ -147,10 +148,10 @@ def send_to_destinations(backup: F) -> F:
 def _failure(destination: Destination, role: str, exc: BaseException) -> dict[str, Any]:
     return {
         "name": destination.name,
-        "repository": destination.target.url,
+        "repository": redact_url(destination.target.url),
         "role": role,
         "status": "failed",
-        "error": str(exc) or type(exc).__name__,
+        "error": redact_text(str(exc), destination.target.url) or type(exc).__name__,
         "exit_code": int(getattr(exc, "exit_code", EXIT_ERROR)),
     }
 
@@ -199,7 +200,7 @@ def _fan_out(
         results.append(
             {
                 "name": destination.name,
-                "repository": destination.target.url,
+                "repository": redact_url(destination.target.url),
                 "role": "backup",
                 "status": "ok",
             }
@@ -275,10 +276,13 @@ def _copy_to(
     failed = summary["failed"]
     return {
         "name": destination.name,
-        "repository": destination.target.url,
+        "repository": redact_url(destination.target.url),
         "role": "copy",
         "status": "failed" if failed else "ok",
-        "error": "; ".join(f"{f['owner']}: {f['error']}" for f in failed) or None,
+        "error": redact_text(
+            "; ".join(f"{f['owner']}: {f['error']}" for f in failed), destination.target.url
+        )
+        or None,
         "copied": len(summary["copied"]),
         "already_present": len(summary["already_present"]),
         "bytes_added": summary["stats"]["bytes_added"],

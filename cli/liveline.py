@@ -1,4 +1,10 @@
-"""One live status line on standard error (rich), shared by the progress displays."""
+"""One live status line on standard error (rich), shared by the progress displays.
+
+The line is a :class:`rich.text.Text` built from escaped names (cli/output.py
+``shown``), drawn by a console with markup, emoji codes and highlighting off:
+a name such as ``[link=...]`` or ``:smile:`` is shown as it is, never
+interpreted.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,10 @@ class LiveLine:
     def __enter__(self) -> Self:
         if self._enabled:
             self._live = Live(
-                self.render(), console=Console(stderr=True), refresh_per_second=4, transient=True
+                self.render(),
+                console=Console(stderr=True, markup=False, emoji=False, highlight=False),
+                refresh_per_second=4,
+                transient=True,
             )
             self._live.__enter__()
             self._live.get_renderable = self.render  # type: ignore[method-assign]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cli.output import human_duration, human_size
+from cli.output import human_duration, human_size, shown
 from cli.progress import Progress
 
 
@@ -45,7 +45,10 @@ def quiet_http_logs() -> None:
 
 
 def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
-    """A readable summary of a Microsoft 365 run report (stored with it, and shown)."""
+    """A readable summary of a Microsoft 365 run report (stored with it, and shown).
+
+    Names are escaped (cli/output.py ``shown``); the whole text is defanged
+    when printed (messages may quote names too)."""
     lines: list[str] = []
     note = lines.append
     for owner in report["owners"]:
@@ -68,7 +71,7 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
             f", throttled {owner['throttled_seconds']:.0f}s" if owner["throttled_seconds"] else ""
         )
         note(
-            f"{owner['kind']}/{owner['name']}: {owner['status']}, {snap}: {_counts(total)}; "
+            f"{owner['kind']}/{shown(owner['name'])}: {owner['status']}, {snap}: {_counts(total)}; "
             f"{human_size(total['bytes_read'])} read, {human_size(total['bytes_added'])} new"
             f"{throttled}"
         )
@@ -78,12 +81,25 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
             if service["status"] == "failed":
                 note(f"  {name}: failed: {service.get('error')}")
             for skipped in service["skipped"][:limit]:
-                note(f"  {name}: skipped {skipped['item']}: {skipped['reason']}")
+                note(f"  {name}: skipped {shown(skipped['item'], path=True)}: {skipped['reason']}")
             hidden = service["items_skipped"] - min(limit, len(service["skipped"]))
             if hidden > 0:
                 note(f"  {name}: ... and {hidden} more skipped (see the report)")
             for message in service["notes"][:limit]:
                 note(f"  {name}: note: {message}")
+            for failed in service.get("failed", [])[:limit]:
+                # An item Microsoft 365 will not hand out: named with its error code
+                # (new ones make the run partial once; known ones are only listed).
+                when = "new" if failed.get("new") else f"since {failed.get('first_seen')}"
+                note(
+                    f"  {name}: unreadable ({when}) {failed.get('path')}: "
+                    f"{failed.get('code')}: {failed.get('message')}"
+                )
+    for skipped_owner in report.get("owners_skipped", []):
+        note(
+            f"not backed up: {skipped_owner['kind']}/{skipped_owner['name']}: "
+            f"{skipped_owner['reason']}"
+        )
     for problem in report.get("problems", []):
         note(f"problem: {problem}")
     totals = report["totals"]

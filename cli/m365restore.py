@@ -23,6 +23,7 @@ from cli.restoring import (
     journal_record,
     summary_lines,
 )
+from sources.m365 import M365ConfigError
 from sources.m365.restore import (
     SITE,
     ItemQuery,
@@ -92,7 +93,12 @@ def restore_to_m365(
         raise ConfigError(
             "restoring into Microsoft 365 needs a [tenant] (README, 'Restoring Microsoft 365')"
         )
-    settings = restore_settings(table, app.config.section("restore") or None, app.config.base_dir)
+    try:
+        settings = restore_settings(
+            table, app.config.section("restore") or None, app.config.base_dir
+        )
+    except M365ConfigError as exc:
+        raise ConfigError(f"{app.config.path}: {exc}") from None  # name the file
     key = journal_key([s.id_hex for s in chosen], target, query)
     if target.alternate and not target.explicit_folder:
         earlier = journal_folder(repo.cache_dir, key)

@@ -6,6 +6,7 @@ Every failure is one line on standard error and a distinct exit code
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -18,8 +19,9 @@ from cli.app import App
 from cli.commands import LazyGroup
 from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 from cli.malloc import limit_malloc_arenas
+from cli.output import SafeFormatter
 from sources.errors import SourceError
-from store import StoreError
+from store import StoreError, defang
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +43,11 @@ from store import StoreError
     "--password-file",
     type=click.Path(path_type=Path, dir_okay=False),
     help="File holding the repository password.",
+)
+@click.option(
+    "--key-id",
+    metavar="ID",
+    help="Try this key slot (an ID or its first digits) first when opening the repository.",
 )
 @click.option(
     "--cache-dir",
@@ -69,6 +76,7 @@ def cli(
     repo: str | None,
     config: Path | None,
     password_file: Path | None,
+    key_id: str | None,
     cache_dir: Path | None,
     limit_upload: float | None,
     limit_download: float | None,
@@ -78,7 +86,10 @@ def cli(
 ) -> None:
     """Coffer: deduplicated, encrypted backups of Microsoft 365 and local folders."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="coffer: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("coffer: %(levelname)s: %(message)s"))
+    # force: a second invocation in one process (tests) logs to its own stream.
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     app = App(
         repo,
         config,
@@ -88,6 +99,7 @@ def cli(
         quiet=quiet,
         limit_upload_option=limit_upload,
         limit_download_option=limit_download,
+        key_id_option=key_id,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -108,21 +120,26 @@ def main(argv: list[str] | None = None) -> None:
         print("coffer: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except click.ClickException as exc:
-        exc.show()
+        # Usage errors quote the arguments, which may be names copied from
+        # somewhere hostile: defanged like every other line for people.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        sys.stderr.write(defang(shown.getvalue()))
         code = exc.exit_code
     except (StoreError, SourceError, CliError) as exc:
         if debug:
-            traceback.print_exc()
-        print(f"coffer: {exc}", file=sys.stderr)
+            sys.stderr.write(defang(traceback.format_exc()))
+        print(f"coffer: {defang(str(exc))}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("coffer: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(defang(traceback.format_exc()))
         print(
-            f"coffer: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"coffer: unexpected error: {type(exc).__name__}: {defang(str(exc))} "
+            "(run with --debug for details)",
             file=sys.stderr,
         )
         code = EXIT_ERROR

@@ -1,10 +1,24 @@
-"""Output helpers: JSON for scripts, tables and sizes for people."""
+"""Output helpers: JSON for scripts, tables and sizes for people.
+
+Everything for people goes through :func:`echo` (standard output) or
+:func:`note` (standard error), which defang the whole line
+(:func:`store.defang`): whatever a name smuggles in, no control sequence
+reaches the terminal, whether or not it is one. Listings escape each name
+with :func:`shown` first, so the name reads unambiguously (docs/security.md).
+JSON (:func:`print_json`) carries names exactly: ``json.dump`` writes non-ASCII
+and control characters as ``\\uXXXX`` escapes, so it is terminal-safe too.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
+
+import click
+
+from store import defang, printable
 
 
 def print_json(value: Any) -> None:
@@ -36,6 +50,25 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def shown(name: str, *, path: bool = False) -> str:
+    """``name`` (or a ``/`` path of names, with ``path``) escaped for people
+    (:func:`store.printable`): no hidden character, backslashes doubled."""
+    return printable(name, path=path)
+
+
+def echo(line: str = "") -> None:
+    """A line for people on standard output, defanged (:func:`store.defang`)."""
+    click.echo(defang(line))
+
+
 def note(message: str) -> None:
-    """A line for people, on standard error (never mixed into JSON output)."""
-    print(message, file=sys.stderr, flush=True)
+    """A line for people, on standard error (never mixed into JSON output),
+    defanged (:func:`store.defang`)."""
+    print(defang(message), file=sys.stderr, flush=True)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log records defanged: a name in a message cannot drive the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return defang(super().format(record))

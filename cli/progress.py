@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.text import Text
 
 from cli.liveline import LiveLine
-from cli.output import human_duration, human_size, stderr_is_terminal
+from cli.output import human_duration, human_size, shown, stderr_is_terminal
 
 
 class Progress(LiveLine):
@@ -51,8 +51,10 @@ class Progress(LiveLine):
         items = f"{self.items}/{self.items_total}" if self.items_total else f"{self.items}"
         eta = self.eta_source() if self.eta_source is not None else None
         left = f"  ETA {human_duration(eta)}" if eta is not None else ""
+        current = shown(self.current[-60:], path=True)
         line = (
             f"{self.title}: {owners}{items} items, {human_size(self.bytes)} "
-            f"({human_size(self.bytes / elapsed)}/s){left}{waits}  {self.current[-60:]}"
+            f"({human_size(self.bytes / elapsed)}/s){left}{waits}  {current}"
         )
+        # Text, not a markup string: "[bold]" in a name stays as it is.
         return Text(line)

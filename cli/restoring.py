@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.output import human_duration, human_size
+from cli.output import human_duration, human_size, shown
 from cli.progress import Progress
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
 
@@ -201,7 +201,10 @@ def _counts(s: dict[str, Any], dry_run: bool) -> str:
 
 
 def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
-    """A readable summary of a Microsoft 365 restore report (stored with it, and shown)."""
+    """A readable summary of a Microsoft 365 restore report (stored with it, and shown).
+
+    Names are escaped (cli/output.py ``shown``); the whole text is defanged
+    when printed (messages may quote names too)."""
     lines: list[str] = []
     dry = bool(report.get("dry_run"))
     for owner in report["owners"]:
@@ -211,8 +214,8 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
             for k in ("created", "replaced", "kept_both", "skipped", "failed", "bytes_uploaded")
         }
         lines.append(
-            f"{owner['kind']}/{owner['name']} (snapshot {owner['snapshot'][:8]} of "
-            f"{owner['snapshot_time']}) -> {owner['target'] or '?'}: {owner['status']}: "
+            f"{owner['kind']}/{shown(owner['name'])} (snapshot {owner['snapshot'][:8]} of "
+            f"{owner['snapshot_time']}) -> {shown(owner['target'] or '?')}: {owner['status']}: "
             f"{_counts(total, dry)}; {human_size(total['bytes_uploaded'])} uploaded"
         )
         if owner.get("error"):
@@ -223,15 +226,15 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
                 why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
                 lines.append(f"  {name}: skipped: {why}")
             lines.extend(
-                f"  {name}: failed {failed['item']}: {failed['reason']}"
+                f"  {name}: failed {shown(failed['item'], path=True)}: {failed['reason']}"
                 for failed in service["failed_items"][:limit]
             )
             hidden = service["failed"] - min(limit, len(service["failed_items"]))
             if hidden > 0:
                 lines.append(f"  {name}: ... and {hidden} more failed (see the report)")
             lines.extend(
-                f"  {name}: would {_VERBS.get(p['action'], p['action'])}: {p['item']}"
-                + (f" ({p['reason']})" if p.get("reason") else "")
+                f"  {name}: would {_VERBS.get(p['action'], p['action'])}: "
+                f"{shown(p['item'], path=True)}" + (f" ({p['reason']})" if p.get("reason") else "")
                 for p in (service.get("planned", [])[:limit] if dry else [])
             )
             extra = len(service.get("planned", [])) - limit

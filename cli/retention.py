@@ -143,3 +143,13 @@ def forget_after_backup(
 
     plan = plan_forget(repo, policy_for, now_ns=now_ns)
     return plan, execute_forget(repo, plan)
+
+
+def after_backup_summary(outcome: tuple[ForgetPlan, str | None]) -> dict[str, Any]:
+    """The ``forget`` part of a backup report, for :func:`forget_after_backup`'s result."""
+    plan, report = outcome
+    return {
+        "removed": [s.id_hex for s in plan.removed],
+        "report": report,
+        "plan": plan.to_json(),
+    }

@@ -36,7 +36,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from cli.errors import ConfigError, PasswordMissing
-from store import Backend, is_remote, open_backend
+from store import Backend, is_remote, open_backend, redact_url
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RepoTarget:
     @property
     def label(self) -> str:
         """How messages name it: the destination's name, else the URL."""
-        return f"destination '{self.name}'" if self.name else self.url
+        return f"destination '{self.name}'" if self.name else redact_url(self.url)
 
 
 _USUAL = (("COFFER_PASSWORD_FILE", "COFFER_PASSWORD"),)
@@ -82,11 +82,18 @@ class PasswordSource:
         return cls(option, "--from-password-file", envs)
 
 
+_MAX_PASSWORD_BYTES = 64 * 1024
+
+
 def _read_password_file(file: str | os.PathLike[str]) -> bytes:
     try:
-        raw = Path(file).read_bytes()
+        # Bounded (a pipe such as <(pass show coffer) works; /dev/zero does not).
+        with open(file, "rb") as handle:
+            raw = handle.read(_MAX_PASSWORD_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read password file {file}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read password file {file}: {exc.strerror or exc}") from None
+    if len(raw) > _MAX_PASSWORD_BYTES:
+        raise ConfigError(f"password file {file} is larger than 64 KiB")
     password = raw.removesuffix(b"\n").removesuffix(b"\r")
     if not password:
         raise ConfigError(f"password file {file} is empty")
@@ -118,14 +125,16 @@ def read_password(
             return _read_password_file(file)
         value = os.environ.get(value_env)
         if value:
-            return value.encode()
+            # The variable's bytes as they are (os.environ holds bytes that are
+            # not UTF-8 as surrogate escapes).
+            return value.encode("utf-8", "surrogateescape")
     if sys.stdin.isatty():
         first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Repeat the password: ") != first:
             raise ConfigError("the passwords do not match")
         if not first:
             raise ConfigError("an empty password is not allowed")
-        return first.encode()
+        return first.encode("utf-8", "surrogateescape")
     where = f" for {target.label}" if target and target.name else ""
     file_env, value_env = source.envs[0]
     raise PasswordMissing(
@@ -135,7 +144,8 @@ def read_password(
 
 def metadata_cache_dir(cache_root: Path, url: str) -> Path:
     """Where a remote repository's metadata objects are cached (FORMAT.md §10)."""
-    return cache_root / "backends" / blake3(url.encode()).hexdigest(length=8)
+    raw = url.encode("utf-8", "surrogateescape")  # a URL from the environment may not be UTF-8
+    return cache_root / "backends" / blake3(raw).hexdigest(length=8)
 
 
 def open_target_backend(

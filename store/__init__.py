@@ -22,7 +22,15 @@ The format is in store/FORMAT.md.
 import importlib
 from typing import TYPE_CHECKING
 
-from store.backend import Backend, LocalBackend, ObjectInfo, is_remote, open_backend
+from store.backend import (
+    Backend,
+    LocalBackend,
+    ObjectInfo,
+    is_remote,
+    open_backend,
+    redact_text,
+    redact_url,
+)
 from store.cachedir import default_cache_root
 from store.config import ChunkerParams, RepoConfig, TreeSplitParams
 from store.copy import (
@@ -39,6 +47,7 @@ from store.errors import (
     BackendError,
     BackendFull,
     BlobMissing,
+    CacheUnusable,
     FormatTooNew,
     IntegrityError,
     KeySlotDamaged,
@@ -59,6 +68,7 @@ from store.packscan import PackProblem, list_packs, read_pack, records_from_pack
 from store.paths import safe_component
 from store.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository import Repository
+from store.safetext import defang, is_hidden, printable
 from store.selection import owner_matches, select_snapshots
 from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
 from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
@@ -168,6 +178,7 @@ __all__ = [
     "BackupRun",
     "BlobId",
     "BlobMissing",
+    "CacheUnusable",
     "Change",
     "CheckResult",
     "CheckState",
@@ -237,11 +248,13 @@ __all__ = [
     "check_repository",
     "copy_snapshots",
     "current_kdf",
+    "defang",
     "default_cache_root",
     "diff_trees",
     "execute_forget",
     "forget_snapshots",
     "format_time",
+    "is_hidden",
     "is_remote",
     "latest_per_owner",
     "list_packs",
@@ -252,11 +265,14 @@ __all__ = [
     "owner_matches",
     "pair_moves",
     "plan_forget",
+    "printable",
     "prune",
     "read_pack",
     "record_check",
     "records_from_packs",
     "recover_with_escrow",
+    "redact_text",
+    "redact_url",
     "remove_slot",
     "repair_index",
     "repair_snapshots",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import lmdb
 
+from store.errors import CacheUnusable
+
 
 def default_cache_root() -> Path:
     """``$COFFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/coffer``, else ``~/.cache/coffer``."""
@@ -25,10 +27,18 @@ def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) with mode 0700 and make sure it stays 0700.
 
     Item names and subjects are in the cache, so no other user may read it.
+    Raises CacheUnusable (naming the directory) when that cannot be done: a
+    file in the way, no permission, a read-only file system.
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o777 != 0o700:
-        path.chmod(0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o777 != 0o700:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise CacheUnusable(
+            f"cannot use the cache directory {path}: {exc.strerror or exc} "
+            "(choose another with --cache-dir or COFFER_CACHE_DIR)"
+        ) from None
     return path
 
 

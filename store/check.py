@@ -29,13 +29,15 @@ from store.errors import BlobMissing, IntegrityError, ObjectNotFound, StoreError
 from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId, IndexId, PackId, SnapshotId
 from store.index import IndexObject, PackRecord
 from store.inventory import Inventory, take_inventory
-from store.keys import KeySlot
+from store.keyops import load_slot_set
+from store.keys import KEYSET_KEY
 from store.marks import Mark, load_mark
 from store.pack import BlobEntry, open_blob
 from store.packverify import expected_pack_size
 from store.references import Reachability, affected_snapshots
 from store.repository import Repository
 from store.snapshot import Snapshot
+from store.temporaries import note_temporaries
 from store.tree import Page, TreeReader
 
 # Findings of one kind listed one by one, before a summary line.
@@ -153,6 +155,7 @@ class StructureCheck:
             )
         for key in self.inv.duplicate_packs:
             self.result.add("duplicate-pack", f"{key}: the same pack ID exists twice", key=key)
+        note_temporaries(self.repo.backend, self.result)
 
     def _check_config(self) -> None:
         if self.inv.config is None:
@@ -170,26 +173,30 @@ class StructureCheck:
             self.result.add("config-damaged", f"config: {exc}", key=CONFIG_KEY)
 
     def _check_keys(self) -> None:
-        passwords = 0
-        for key in sorted(self.inv.keys):
-            raw = self._get(key)
-            if raw is None:
-                continue
-            try:
-                slot = KeySlot.parse(raw, key)
-            except StoreError as exc:
-                self.result.add("key-damaged", str(exc), key=key)
-                continue
-            reason = slot.verify(raw, self.repo.keyring)
-            if reason is not None:
-                self.result.add("key-damaged", f"{key}: {reason}", key=key)
-            elif slot.key != key:
-                self.result.add("key-damaged", f"{key} names slot {slot.slot_id}", key=key)
-            elif slot.kind == "password":
-                passwords += 1
-        if passwords == 0:
+        try:
+            found = load_slot_set(self.repo)
+        except StoreError as exc:
+            self.result.add("key-damaged", str(exc), key=KEYSET_KEY)
+            return
+        for name, reason in sorted(found.ignored.items()):
+            if name == KEYSET_KEY:
+                advice = "'coffer key rotate' rewrites it"
+            elif name.startswith("keys/"):
+                advice = f"ignored; 'coffer key remove {name.rpartition('/')[2][:8]}' deletes it"
+            else:
+                advice = "ignored; 'coffer key rotate' drops it from the key set"
+            key = name if name.startswith("keys/") else KEYSET_KEY
+            self.result.add("key-damaged", f"{name} {reason}: {advice}", key=key)
+        for key in found.legacy_files if found.keyset else []:
+            self.result.add(
+                "key-leftover",
+                f"{key}: legacy slot file already in the key set; the next key command deletes it",
+                key=key,
+                warn=True,
+            )
+        if not any(slot.kind == "password" for slot in found.slots):
             self.result.add("no-password-slot", "no intact password slot", warn=True)
-        self.result.counts["key_slots"] = len(self.inv.keys)
+        self.result.counts["key_slots"] = len(found.slots)
 
     def _check_indexes(self) -> None:
         for index_id in sorted(self.inv.indexes):
@@ -426,6 +433,9 @@ def check_repository(
     """
     from store.checkdata import read_packs
 
+    # The storage itself, not this host's cache of it (a cached copy that
+    # differs from the storage is dropped on the way).
+    repo.read_storage()
     result = CheckResult(repo.repo_id, time.time_ns(), read_data=read_data, subset=subset)
     anchor = state.load_anchor() if state is not None else None
     structure = StructureCheck(repo, result, anchor)

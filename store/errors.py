@@ -18,7 +18,8 @@ message is one line meant for an administrator. The tree::
     │   └── BackendFull (1)              no space left at the destination
     ├── SnapshotNotFound (1)             no snapshot matches the selector
     ├── PathNotFound (1)                 no item at that path in the snapshot
-    └── AlreadyExists (1)                init over an existing repository
+    ├── AlreadyExists (1)                init over an existing repository
+    └── CacheUnusable (16)               the local cache directory cannot be created or used
 
 Temporary errors (``TransientBackendError``) are kept apart from permanent ones so
 retry wrappers retry exactly those.
@@ -103,3 +104,10 @@ class PathNotFound(StoreError):
 
 class AlreadyExists(StoreError):
     """A repository already exists at the location."""
+
+
+class CacheUnusable(StoreError):
+    """The local cache directory cannot be created or used (its location is
+    configuration: ``--cache-dir``, ``COFFER_CACHE_DIR``, ``XDG_CACHE_HOME``)."""
+
+    exit_code = 16

@@ -108,6 +108,7 @@ def repair_index(
 
     Raises RepositoryLocked if a prune or repair is running.
     """
+    repo.read_storage()  # the storage itself, never this host's cache of it
     if dry_run:
         return _Rebuild(repo, read_data, state, dry_run, progress).run()
     with MaintenanceLock(repo, "repair index"):

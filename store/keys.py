@@ -1,10 +1,19 @@
-"""Key slots and the keyring (FORMAT.md §2 and §3).
+"""Key slots, the key set and the keyring (FORMAT.md §2 and §3).
 
 The keyring holds the repository's secrets. Each key slot seals the keyring to
 its own public key; a password slot keeps its private key encrypted under the
 password (Argon2id), an escrow slot keeps only an administrator's public key.
 Because boxes are sealed to public keys, rotation rewraps every slot without
 knowing any password.
+
+The slots live together in one object, the key set (``keys/keyset``), so that
+every change of the slots (a rotation included) is one atomic write. A slot
+belongs to the repository only if its MAC verifies under the current epoch's
+data key: rotation changes that key, so nobody who held an older keyring (a
+removed slot, a former administrator) can make a slot that a later rotation
+would accept. Repositories written before the key set keep one ``keys/<slot
+id>`` file per slot ("legacy" slots, MAC keyed by the root secret); they open
+as before and are moved into a key set by the next key operation.
 
 All functions are pure (no I/O) and thread-safe.
 """
@@ -34,12 +43,22 @@ from store.errors import IntegrityError, KeySlotDamaged, StoreError
 SLOT_FORMAT = "coffer-key"
 SLOT_VERSION = 1
 
-# Argon2id parameters a slot may ask for. A slot beyond them is treated as
-# damaged (a hostile or corrupted slot must not make ``open`` allocate
-# gigabytes or spin for minutes).
-MAX_KDF_MEMORY_KIB = 4 * 1024 * 1024
-MAX_KDF_ITERATIONS = 64
-MAX_KDF_LANES = 64
+KEYSET_KEY = "keys/keyset"
+KEYSET_FORMAT = "coffer-keyset"
+KEYSET_VERSION = 1
+# A key set holds at most MAX_SLOTS slots of a few KiB each; anything much
+# larger is damage or hostile, and is refused before it is parsed.
+MAX_KEYSET_BYTES = 1024 * 1024
+MAX_KEYSET_ENTRIES = 64
+
+# Argon2id parameters a slot may ask for (FORMAT.md §3). A slot beyond them is
+# treated as damaged before the KDF runs: a hostile or corrupted slot must not
+# make ``open`` allocate gigabytes or spin for minutes. The cost bound
+# (memory x passes) keeps one slot at most ~20 times the default's work.
+MAX_KDF_MEMORY_KIB = 1024 * 1024
+MAX_KDF_ITERATIONS = 16
+MAX_KDF_LANES = 16
+MAX_KDF_COST_KIB = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,22 @@ class KdfParams:
     iterations: int = 3
     lanes: int = 4
     memory_kib: int = 65536
+
+    def problem(self) -> str | None:
+        """Why these parameters are beyond the accepted bounds, or None. Pure."""
+        if not 1 <= self.iterations <= MAX_KDF_ITERATIONS:
+            return f"Argon2id passes {self.iterations} outside 1..{MAX_KDF_ITERATIONS}"
+        if not 1 <= self.lanes <= MAX_KDF_LANES:
+            return f"Argon2id lanes {self.lanes} outside 1..{MAX_KDF_LANES}"
+        if not 8 * self.lanes <= self.memory_kib <= MAX_KDF_MEMORY_KIB:
+            low = 8 * self.lanes
+            return f"Argon2id memory {self.memory_kib} KiB outside {low}..{MAX_KDF_MEMORY_KIB}"
+        if self.memory_kib * self.iterations > MAX_KDF_COST_KIB:
+            return (
+                f"Argon2id cost {self.memory_kib} KiB x {self.iterations} passes "
+                f"above {MAX_KDF_COST_KIB} KiB-passes"
+            )
+        return None
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
         kdf = Argon2id(
@@ -103,7 +138,26 @@ class Keyring:
 
     @cached_property
     def slot_mac_key(self) -> bytes:
+        """The MAC key of legacy ``keys/<slot id>`` files (never rotates)."""
         return derive("coffer v1 slot mac", self.root)
+
+    def epoch_slot_mac_key(self, epoch: int) -> bytes | None:
+        """The MAC key of key-set slots of ``epoch``, or None if the epoch is unknown.
+
+        Derived from the epoch's data key, so a rotation changes it.
+        """
+        key = self.epochs.get(epoch)
+        return None if key is None else derive("coffer v2 slot mac", key)
+
+    def fingerprint(self) -> str:
+        """A public name of the root secret (16 hex), for the local anchor."""
+        return derive("coffer v1 root fingerprint", self.root)[:8].hex()
+
+    def extends(self, older: Keyring) -> bool:
+        """True if this keyring holds every secret of ``older`` (same root, same epochs)."""
+        return self.root == older.root and all(
+            self.epochs.get(epoch) == key for epoch, key in older.epochs.items()
+        )
 
     @cached_property
     def chunker_seed(self) -> int:
@@ -149,8 +203,9 @@ def default_label() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-# The ciphertexts, and the MAC computed over everything else (FORMAT.md §3).
-_SEALED_FIELDS = ("private_key", "keyring", "mac")
+# The ciphertexts, the MAC and the MAC's epoch, which rotation changes
+# without the password (FORMAT.md §3): left out of the public part.
+_SEALED_FIELDS = ("private_key", "keyring", "mac", "epoch")
 
 
 def _public_part(fields: dict[str, Any]) -> bytes:
@@ -176,14 +231,32 @@ def _canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, indent=1, sort_keys=True).encode()
 
 
-def _slot_mac(fields: dict[str, Any], keyring: Keyring) -> str:
+def _slot_mac(fields: dict[str, Any], keyring: Keyring) -> str | None:
+    """The MAC ``fields`` should carry, or None when the keyring cannot compute it.
+
+    Key-set slots (with ``epoch``) use the epoch's slot MAC key; legacy slots
+    the root's.
+    """
     body = {k: v for k, v in fields.items() if k != "mac"}
-    return keyed_hash(keyring.slot_mac_key, _canonical(body)).hex()
+    if "epoch" in fields:
+        epoch = fields["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
+            return None
+        key = keyring.epoch_slot_mac_key(epoch)
+        if key is None:
+            return None
+    else:
+        key = keyring.slot_mac_key
+    return keyed_hash(key, _canonical(body)).hex()
 
 
 def _with_mac(fields: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
+    """``fields`` stamped with the keyring's current epoch and MACed under it."""
     out = {k: v for k, v in fields.items() if k != "mac"}
-    out["mac"] = _slot_mac(out, keyring)
+    out["epoch"] = keyring.current
+    mac = _slot_mac(out, keyring)
+    assert mac is not None  # the current epoch is always in the keyring
+    out["mac"] = mac
     return out
 
 
@@ -262,10 +335,41 @@ class KeySlot:
 
     @property
     def key(self) -> str:
+        """The legacy file name of this slot (``keys/<slot id>``)."""
         return f"keys/{self.slot_id}"
+
+    @property
+    def name(self) -> str:
+        """How messages name this slot: ``key slot <first 8 hex>``."""
+        return f"key slot {self.slot_id[:8]}"
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch whose key MACs this slot; None for a legacy slot."""
+        epoch = self.fields.get("epoch")
+        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
     def to_json(self) -> bytes:
         return _canonical(self.fields)
+
+    def authenticate(self, keyring: Keyring) -> str | None:
+        """Why this key-set slot is not one of the repository's current slots, or None.
+
+        A current slot is MACed under the keyring's current epoch. A slot of
+        an older epoch was removed or replaced before a rotation (or planted
+        by someone who held an older keyring); a slot whose MAC does not
+        verify was planted or damaged. Pure; never raises.
+        """
+        if self.epoch is None:
+            return "has no key epoch (not a key-set slot)"
+        if self.epoch != keyring.current:
+            return (
+                f"belongs to key epoch {self.epoch}, not the current {keyring.current} "
+                "(removed or replaced before a rotation, or planted)"
+            )
+        if self.fields.get("mac") != _slot_mac(self.fields, keyring):
+            return "authentication code does not match (planted, or altered)"
+        return None
 
     def verify(self, raw: bytes, keyring: Keyring) -> str | None:
         """Why the stored bytes ``raw`` of this slot are not authentic, or None.
@@ -277,11 +381,12 @@ class KeySlot:
         """
         if raw != self.to_json():
             return "not in canonical form (bytes altered)"
+        if self.epoch is not None:
+            return self.authenticate(keyring)
         mac = self.fields.get("mac")
         if not isinstance(mac, str):
             return (
-                "has no authentication code (written by an older Coffer? "
-                "'coffer key rotate' rewrites every slot with one)"
+                "has no authentication code (planted, or written by a Coffer older than slot MACs)"
             )
         if mac != _slot_mac(self.fields, keyring):
             return "authentication code does not match (slot altered or damaged)"
@@ -289,9 +394,19 @@ class KeySlot:
 
     @classmethod
     def parse(cls, raw: bytes, name: str) -> KeySlot:
-        """Parse a slot. Raises IntegrityError when it is not a valid slot."""
+        """Parse a legacy slot file. Raises IntegrityError when it is not a valid slot."""
         try:
             fields = json.loads(raw)
+        except ValueError as exc:
+            raise IntegrityError(f"{name} is damaged: {exc}") from exc
+        return cls.from_fields(fields, name)
+
+    @classmethod
+    def from_fields(cls, fields: object, name: str) -> KeySlot:
+        """A slot from its JSON fields. Raises IntegrityError when they are not a slot."""
+        try:
+            if not isinstance(fields, dict):
+                raise IntegrityError(f"{name} is not a Coffer key slot")
             if fields.get("format") != SLOT_FORMAT:
                 raise IntegrityError(f"{name} is not a Coffer key slot")
             if int(fields["version"]) > SLOT_VERSION:
@@ -312,8 +427,32 @@ class KeySlot:
         info = self.fields.get("public_key") or {}
         return load_public_key(str(info.get("pem", "")).encode())
 
+    def kdf_params(self) -> KdfParams:
+        """This password slot's Argon2id parameters, checked against the bounds.
+
+        Raises IntegrityError when they are malformed or out of bounds (before
+        any KDF runs).
+        """
+        try:
+            kdf_fields = self.fields["kdf"]
+            if kdf_fields.get("name") != "argon2id":
+                raise IntegrityError(
+                    f"{self.name}: unknown key derivation {kdf_fields.get('name')}"
+                )
+            params = KdfParams(
+                iterations=int(kdf_fields["iterations"]),
+                lanes=int(kdf_fields["lanes"]),
+                memory_kib=int(kdf_fields["memory_kib"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(f"{self.name} is damaged: {exc}") from exc
+        problem = params.problem()
+        if problem is not None:
+            raise IntegrityError(f"{self.name} is refused: {problem}")
+        return params
+
     def rewrapped(self, repo_id: str, keyring: Keyring) -> KeySlot:
-        """This slot with its box resealed to ``keyring`` (rotation)."""
+        """This slot with its box resealed to ``keyring`` and MACed under its current epoch."""
         fields = dict(self.fields)
         fields["keyring"] = _b64(_seal_box(self.public_key(), keyring, _box_ad(repo_id, fields)))
         fields = _with_mac(fields, keyring)
@@ -326,27 +465,12 @@ class KeySlot:
         """
         if self.kind != "password":
             return None
-        try:
-            kdf_fields = self.fields["kdf"]
-            if kdf_fields.get("name") != "argon2id":
-                raise IntegrityError(f"{self.key}: unknown key derivation {kdf_fields.get('name')}")
-            params = KdfParams(
-                iterations=int(kdf_fields["iterations"]),
-                lanes=int(kdf_fields["lanes"]),
-                memory_kib=int(kdf_fields["memory_kib"]),
-            )
-            salt = _unb64(kdf_fields["salt"], f"{self.key} salt")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise IntegrityError(f"{self.key} is damaged: {exc}") from exc
-        if not (
-            1 <= params.iterations <= MAX_KDF_ITERATIONS
-            and 1 <= params.lanes <= MAX_KDF_LANES
-            and 8 * params.lanes <= params.memory_kib <= MAX_KDF_MEMORY_KIB
-            and len(salt) >= 8
-        ):
-            raise IntegrityError(f"{self.key} is damaged: key derivation parameters out of range")
+        params = self.kdf_params()
+        salt = _unb64(self.fields["kdf"].get("salt"), f"{self.name} salt")
+        if len(salt) < 8:
+            raise IntegrityError(f"{self.name} is damaged: salt too short")
         wrapping = params.derive(password, salt)
-        sealed_private = _unb64(self.fields.get("private_key"), f"{self.key} private key")
+        sealed_private = _unb64(self.fields.get("private_key"), f"{self.name} private key")
         try:
             raw_private = AESGCM(wrapping).decrypt(
                 ZERO_NONCE, sealed_private, _private_ad(repo_id, self.fields)
@@ -362,13 +486,13 @@ class KeySlot:
         # The secret matched this slot: a failure from here on is damage, not
         # a wrong password.
         try:
-            box = _unb64(self.fields.get("keyring"), f"{self.key} keyring")
+            box = _unb64(self.fields.get("keyring"), f"{self.name} keyring")
             keyring = _open_box(private, box, _box_ad(repo_id, self.fields))
         except IntegrityError as exc:
-            raise KeySlotDamaged(f"{self.key}: {exc}") from exc
+            raise KeySlotDamaged(f"{self.name}: {exc}") from exc
         mac = self.fields.get("mac")
         if mac is not None and mac != _slot_mac(self.fields, keyring):
-            raise KeySlotDamaged(f"{self.key}: authentication code does not match")
+            raise KeySlotDamaged(f"{self.name}: authentication code does not match")
         return keyring
 
     def open_with_private_key(
@@ -404,6 +528,9 @@ def new_password_slot(
     if not password:
         raise StoreError("an empty password is not allowed")
     params = kdf or KdfParams()
+    problem = params.problem()
+    if problem is not None:
+        raise StoreError(f"refusing to write a key slot: {problem}")
     slot_id = slot_id or os.urandom(16).hex()
     salt = os.urandom(16)
     private = x25519.X25519PrivateKey.generate()

@@ -32,34 +32,31 @@ Naming rules (docs/mount.md explains them to administrators):
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from store.paths import safe_component
+from store.safetext import is_hidden
 from store.snapshot import OWNER_KINDS, Snapshot, format_time
 
 LATEST = "latest"
-
-# Format (bidi overrides, zero-width), surrogate, line/paragraph separator and
-# C1 control characters: invisible or misleading in a listing.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def owner_component(name: str) -> str:
     """The directory name of an owner called ``name``. Pure and reversible.
 
     :func:`store.paths.safe_component` (the rule of ``Owner.path``), with
-    invisible characters also percent-encoded (UTF-8). Never empty, ``.``,
+    invisible characters (:func:`store.safetext.is_hidden`, the rule the
+    command line's output uses too) also percent-encoded (UTF-8). Never empty, ``.``,
     ``..``, and never holds ``/`` or NUL.
     """
     base = safe_component(name)
-    if all(unicodedata.category(char) not in _HIDDEN_CATEGORIES for char in base):
+    if not any(is_hidden(char) for char in base):
         return base
     escaped = "".join(
         "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
-        if unicodedata.category(char) in _HIDDEN_CATEGORIES
+        if is_hidden(char)
         else char
         for char in base
     )

@@ -25,6 +25,15 @@ about to be deleted; then deletions. Killed anywhere, the repository is
 intact: at worst packs are both indexed and marked (revived next time) or
 neither (marked next time as unindexed).
 
+Temporary objects that killed writes left (``.tmp-*`` on local disks, SFTP
+and rclone; store/temporaries.py) are deleted once older than the grace
+period, by the storage's own modification times against the wall clock
+(``temp_clock``).
+
+Before anything is deleted, prune checks that it still holds the maintenance
+lock (``MaintenanceLock.ensure_held``): a prune that stalled long enough to
+be taken over stops there.
+
 Time comes from ``clock`` (tests pass a fake one).
 """
 
@@ -47,6 +56,7 @@ from store.pack import BlobEntry, open_blob, read_header, read_trailer
 from store.references import walk_all
 from store.repack import Repacker
 from store.repository import Repository
+from store.temporaries import find_temporaries
 from store.tree import TreeReader
 
 HOUR_NS = 3600 * 10**9
@@ -65,6 +75,8 @@ class PruneOptions:
     clock_margin_ns: int = 5 * 60 * 10**9
     dry_run: bool = False
     clock: Callable[[], int] = time.time_ns
+    # Temporary objects are dated by the storage: compare with the wall clock.
+    temp_clock: Callable[[], int] = time.time_ns
 
 
 @dataclass
@@ -86,6 +98,8 @@ class PruneResult:
     index_written: int = 0
     index_deleted: int = 0
     sessions_removed: list[str] = field(default_factory=list)
+    temporaries_removed: list[str] = field(default_factory=list)  # stale .tmp-* objects
+    temporaries_bytes: int = 0
     unused_bytes_after: int = 0
     report: str | None = None
 
@@ -102,7 +116,10 @@ class _Session:
 
 
 class _Pruner:
-    def __init__(self, repo: Repository, options: PruneOptions) -> None:
+    def __init__(
+        self, repo: Repository, options: PruneOptions, lock: MaintenanceLock | None = None
+    ) -> None:
+        self.lock = lock
         self.repo = repo
         self.opt = options
         self.result = PruneResult(options.dry_run)
@@ -338,6 +355,11 @@ class _Pruner:
             s.key for s in sessions if now - s.refreshed > max(opt.grace_ns, opt.session_stale_ns)
         ]
         res.sessions_removed = stale_sessions
+        temporaries = find_temporaries(
+            self.repo.backend, grace_ns=opt.grace_ns, clock=opt.temp_clock
+        ).stale
+        res.temporaries_removed = [t.key for t in temporaries]
+        res.temporaries_bytes = sum(t.size for t in temporaries)
         if opt.dry_run:
             return res
         # 1. new packs
@@ -353,6 +375,7 @@ class _Pruner:
             written = self._write_index(records)
             res.index_written = len(written)
             superseded = [i for i in self.index_ids if i not in written]
+            self._ensure_held()
             for index_id in superseded:
                 self.repo.backend.delete(f"index/{index_id.hex()}")
             res.index_deleted = len(superseded)
@@ -374,16 +397,27 @@ class _Pruner:
         self.deletions.extend(delete)
         self.deletions.extend(mark.key for mark, _remaining in rewrite)
         self.deletions.extend(stale_sessions)
+        self.deletions.extend(res.temporaries_removed)
         res.report = self.repo.save_report("prune", {**res.to_json(), "deleted": self.deletions})
+        self._ensure_held()
         for key in delete:
             self.repo.backend.delete(key)
         for mark, _remaining in rewrite:
             self.repo.backend.delete(mark.key)
         for key in stale_sessions:
             self.repo.backend.delete(key)
+        for temp in temporaries:
+            try:
+                self.repo.backend.delete_temporary(temp.key)
+            except ObjectNotFound:
+                continue
         if index_changed:
             self.repo.refresh_index()
         return res
+
+    def _ensure_held(self) -> None:
+        if self.lock is not None:
+            self.lock.ensure_held()
 
     def _missing_records(self) -> bool:
         return any(pid not in self.inv.packs for pid in self.records)
@@ -438,8 +472,8 @@ def prune(repo: Repository, options: PruneOptions | None = None) -> PruneResult:
     opt = options or PruneOptions()
     if opt.dry_run:
         return _Pruner(repo, opt).run()
-    with MaintenanceLock(repo, "prune", clock=opt.clock):
-        return _Pruner(repo, opt).run()
+    with MaintenanceLock(repo, "prune", clock=opt.clock) as lock:
+        return _Pruner(repo, opt, lock).run()
 
 
 __all__ = ["DEFAULT_GRACE_NS", "PruneOptions", "PruneResult", "prune"]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from store.backend import Backend
+from store.backend import Backend, CachingBackend
 from store.blobindex import BlobIndex, BlobLocation
 from store.blobwriter import BlobWriter
 from store.cachedir import default_cache_root, private_dir
@@ -26,12 +26,9 @@ from store.errors import (
     AlreadyExists,
     BlobMissing,
     IntegrityError,
-    KeySlotDamaged,
     ObjectNotFound,
     RepositoryNotFound,
     SnapshotNotFound,
-    StoreError,
-    WrongPassword,
 )
 from store.ids import (
     DATA,
@@ -44,7 +41,9 @@ from store.ids import (
     pack_key,
 )
 from store.index import IndexObject, PackRecord
-from store.keys import KdfParams, Keyring, KeySlot, PrivateKey, new_password_slot
+from store.keyopen import Anchor, unlock
+from store.keys import KEYSET_KEY, KdfParams, Keyring, PrivateKey, new_password_slot
+from store.keyset import Keyset
 from store.pack import BlobEntry, open_blob
 from store.reader import ChunkCache, SnapshotReader
 from store.snapshot import Snapshot, format_time
@@ -100,9 +99,11 @@ class Repository:
         keyring = Keyring.generate()
         slot = new_password_slot(config.repo_id, keyring, password, kdf=kdf)
         # The slot first: a config without a slot would be a locked repository.
-        backend.put(slot.key, slot.to_json())
+        backend.put(KEYSET_KEY, Keyset(keyring.current, [slot]).to_json())
         backend.put(CONFIG_KEY, config.encode(keyring))
-        return cls(backend, config, keyring, slot.slot_id, cache_root)
+        repo = cls(backend, config, keyring, slot.slot_id, cache_root)
+        Anchor(slot.slot_id, keyring.fingerprint(), keyring.current, True).save(repo.cache_dir)
+        return repo
 
     @classmethod
     def open(
@@ -112,57 +113,42 @@ class Repository:
         *,
         private_key: PrivateKey | None = None,
         cache_root: Path | None = None,
+        key_id: str | None = None,
     ) -> Repository:
         """Open with a password (or an escrow private key).
 
-        Raises RepositoryNotFound, FormatTooNew, WrongPassword, IntegrityError.
+        ``key_id`` (a slot ID or its first digits) names the slot to try
+        first; without it the slot this host opened last goes first
+        (store/keyopen.py). Raises RepositoryNotFound, FormatTooNew,
+        WrongPassword, KeySlotDamaged, IntegrityError.
         """
         try:
             raw = backend.get(CONFIG_KEY)
         except ObjectNotFound:
             raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
         header = read_header(raw)
-        slots, damaged = read_slots(backend)
-        if not slots and not damaged:
-            raise IntegrityError(f"the repository at {backend.location} has no key slots")
-        if private_key is None and password is None:
-            raise StoreError("a password or a private key is needed")
-        matched_damaged = False
-        for slot in slots:
-            try:
-                if private_key is not None:
-                    keyring = slot.open_with_private_key(header.repo_id, private_key)
-                else:
-                    assert password is not None
-                    keyring = slot.open_with_password(header.repo_id, password)
-            except StoreError as exc:
-                # A damaged or unknown slot must not stop the others from opening.
-                damaged[slot.key] = str(exc)
-                matched_damaged = matched_damaged or isinstance(exc, KeySlotDamaged)
-                continue
-            if keyring is not None:
-                for key, problem in damaged.items():
-                    log.warning("key slot %s is unusable: %s", key, problem)
-                config = decode_config(header, keyring)
-                return cls(backend, config, keyring, slot.slot_id, cache_root)
-        what = "private key" if private_key is not None else "password"
-        shown = slots[:_SLOTS_NAMED]
-        tried = ", ".join(f"{s.slot_id[:8]} ({s.kind}, {s.label})" for s in shown) or "none"
-        if len(slots) > len(shown):
-            tried += f" and {len(slots) - len(shown)} more"
-        unusable = ", ".join(
-            f"{key.removeprefix('keys/')[:8]} ({reason})"
-            for key, reason in list(damaged.items())[:_SLOTS_NAMED]
+        root = cache_root if cache_root is not None else default_cache_root()
+        unlocked = unlock(
+            backend,
+            header.repo_id,
+            private_dir(root / header.repo_id),
+            password=password,
+            private_key=private_key,
+            key_id=key_id,
         )
-        if matched_damaged:
-            raise KeySlotDamaged(
-                f"the {what} matches a damaged key slot: {unusable}; open the repository "
-                "with another password or the escrow key, then run 'coffer key list'"
-            )
-        message = f"the {what} opens none of the key slots tried: {tried}"
-        if damaged:
-            message += f"; unusable slots: {unusable}"
-        raise WrongPassword(message)
+        config = decode_config(header, unlocked.keyring)
+        return cls(backend, config, unlocked.keyring, unlocked.slot_id, cache_root)
+
+    def read_storage(self) -> None:
+        """From now on read the storage itself, past the local metadata cache.
+
+        For check and repair (a cached copy must not vouch for the storage):
+        reads of cached objects go to the storage and a cached copy that
+        differs from it is dropped (store/backend/cache.py ``direct``).
+        Writes still keep the cache in step. Idempotent.
+        """
+        if isinstance(self.backend, CachingBackend):
+            self.backend = self.backend.direct()
 
     def close(self) -> None:
         if self._blob_index is not None:
@@ -184,8 +170,12 @@ class Repository:
     # -- sealed objects -------------------------------------------------
 
     def save_object(self, kind: str, key: str, plaintext: bytes) -> None:
+        self.backend.put(key, self.seal_object(kind, key, plaintext))
+
+    def seal_object(self, kind: str, key: str, plaintext: bytes) -> bytes:
+        """The sealed bytes ``save_object`` would store (for conditional writes)."""
         kr = self.keyring
-        self.backend.put(key, seal(kr.current, kr.current_key, kind, key, plaintext))
+        return seal(kr.current, kr.current_key, kind, key, plaintext)
 
     def load_object(self, kind: str, key: str) -> bytes:
         """Read and open a sealed object. Raises ObjectNotFound, IntegrityError."""
@@ -435,34 +425,3 @@ class Repository:
         if not isinstance(report, dict):
             raise IntegrityError(f"{key}: not a report")
         return report
-
-    # -- key slots ------------------------------------------------------
-
-    def key_slots(self) -> list[KeySlot]:
-        return list_slots(self.backend)
-
-
-# At most this many slots are named in a wrong-password message.
-_SLOTS_NAMED = 12
-
-
-def list_slots(backend: Backend) -> list[KeySlot]:
-    """Every readable key slot, in a stable order (damaged ones left out)."""
-    return read_slots(backend)[0]
-
-
-def read_slots(backend: Backend) -> tuple[list[KeySlot], dict[str, str]]:
-    """Readable key slots, and the damaged or unknown ones with the reason.
-
-    A damaged slot is reported, never fatal: the others may still open.
-    """
-    slots: list[KeySlot] = []
-    damaged: dict[str, str] = {}
-    for info in sorted(backend.list("keys/"), key=lambda i: i.key):
-        try:
-            slots.append(KeySlot.parse(backend.get(info.key), info.key))
-        except ObjectNotFound:
-            continue  # removed between list and get
-        except StoreError as exc:
-            damaged[info.key] = str(exc)
-    return slots, damaged

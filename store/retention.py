@@ -67,12 +67,20 @@ class Duration:
 
     def before(self, moment: datetime) -> datetime:
         """``moment`` minus this duration. Months and years keep the day of the
-        month, clamped to the month's length (31 March - 1m = 28/29 February)."""
+        month, clamped to the month's length (31 March - 1m = 28/29 February).
+        A duration reaching before the year 1 gives the earliest datetime
+        (``--keep-within 99999y`` keeps everything) instead of raising."""
+        earliest = datetime.min.replace(tzinfo=moment.tzinfo)
         months = moment.year * 12 + (moment.month - 1) - self.years * 12 - self.months
         year, month = divmod(months, 12)
+        if year < 1:
+            return earliest
         day = min(moment.day, calendar.monthrange(year, month + 1)[1])
         shifted = moment.replace(year=year, month=month + 1, day=day)
-        return shifted - timedelta(days=self.days, hours=self.hours)
+        try:
+            return shifted - timedelta(days=self.days, hours=self.hours)
+        except OverflowError:
+            return earliest
 
     def nanoseconds_before(self, time_ns: int) -> int:
         moment = datetime.fromtimestamp(time_ns / 1e9, UTC)

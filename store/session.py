@@ -456,7 +456,13 @@ class OwnerSession:
         self._record(key, entry, count=False)
 
     def add_symlink(
-        self, path: str, target: bytes, *, mode: int = 0o777, mtime_ns: int = 0
+        self,
+        path: str,
+        target: bytes,
+        *,
+        mode: int = 0o777,
+        mtime_ns: int = 0,
+        attrs: dict[str, str] | None = None,
     ) -> None:
         key = path_key(path)
         entry = Entry(
@@ -466,6 +472,7 @@ class OwnerSession:
             mtime_ns=mtime_ns,
             target=target,
             version=symlink_version(target, mtime_ns),
+            attrs=attrs or {},
         )
         self._record(key, entry)
 

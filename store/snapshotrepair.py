@@ -167,6 +167,7 @@ def repair_snapshots(
     repo: Repository, *, state: CheckState | None = None, dry_run: bool = False
 ) -> SnapshotRepair:
     """Rewrite every snapshot that references lost blobs. See the module docstring."""
+    repo.read_storage()  # the storage itself, never this host's cache of it
     if dry_run:
         return _repair(repo, state, dry_run=True)
     with MaintenanceLock(repo, "repair snapshots"):

@@ -4,7 +4,7 @@ Without ``--path``, the tenant configured in ``[tenant]`` is backed up (one
 snapshot per user, site and team); with ``--path``, local folders.
 Every run stores a report in the repository (``coffer report``); ``--json``
 prints it. Exit codes: 0 done, 3 partial (items skipped, an owner or service
-failed), 1 nothing could be backed up.
+failed), 1 nothing could be backed up, 16 nothing configured to back up.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import click
 
 from cli.app import App
 from cli.destinations import send_to_destinations
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
-from cli.output import human_duration, human_size, note, print_json
+from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from cli.output import human_duration, human_size, note, print_json, shown
 from cli.progress import Progress
+from cli.retention import after_backup_summary, forget_after_backup
 from sources.folder import FolderBackupResult, backup_folder
-from store import BackupRun
+from store import BackupRun, Owner, Repository
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
@@ -94,6 +95,7 @@ def command(
     repo = app.open_repo()
     started = time.monotonic()
     reports: list[dict[str, Any]] = []
+    results: list[FolderBackupResult] = []
     with (
         Progress("backup", enabled=not (app.quiet or as_json)) as progress,
         BackupRun(repo, checkpoint_seconds=checkpoint_interval) as run,
@@ -102,6 +104,7 @@ def command(
         for path in paths:
             owner_started = time.monotonic()
             result = backup_folder(run, path, progress=progress.item, wait=wait)
+            results.append(result)
             progress.owners_done += 1
             reports.append(_folder_report(result, time.monotonic() - owner_started))
     writer = run.writer.stats
@@ -118,24 +121,53 @@ def command(
         "partial": any(r["skipped"] for r in reports),
     }
     summary["report"] = repo.save_report("backup", summary)
+    code = EXIT_PARTIAL if summary["partial"] else EXIT_OK
+    _after_backup(app, repo, [r.snapshot.owner for r in results], code, summary, as_json)
     if as_json:
         print_json(summary)
     else:
         for report in reports:
             stats = report["stats"]
             note(
-                f"{report['owner']}: snapshot {report['snapshot'][:8]}: "
+                f"{shown(report['owner'])}: snapshot {report['snapshot'][:8]}: "
                 f"{stats['items_new']} new, {stats['items_changed']} changed, "
                 f"{stats['items_unchanged']} unchanged, {stats['items_removed']} removed, "
                 f"{human_size(stats['bytes_read'])} read"
             )
             for skipped in report["skipped"]:
-                note(f"  skipped {skipped['path']}: {skipped['reason']}")
+                note(f"  skipped {shown(skipped['path'], path=True)}: {skipped['reason']}")
         note(
             f"added {human_size(writer.bytes_new_stored)} to the repository "
             f"in {human_duration(summary['seconds'])}"
         )
-    return EXIT_PARTIAL if summary["partial"] else EXIT_OK
+    return code
+
+
+def _after_backup(
+    app: App,
+    repo: Repository,
+    owners: list[Owner],
+    code: int,
+    report: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """``[retention] after-backup = true``: forget by policy, for this run's owners only.
+
+    Runs only after a fully successful run (exit 0): a partial run's new
+    snapshots lack the items it skipped, which may survive only in the
+    snapshots the policy would remove. Like ``coffer forget`` it deletes
+    snapshot objects only; ``coffer prune`` frees the space (docs/retention.md).
+    Adds a ``forget`` entry to ``report`` (the printed one; the forget has its
+    own report in the repository). Raises ConfigError for a bad table.
+    """
+    if code != EXIT_OK:
+        return
+    outcome = forget_after_backup(repo, app.config, owners)
+    if outcome is None:
+        return
+    report["forget"] = after_backup_summary(outcome)
+    if not as_json:
+        note(f"after-backup: forgot {len(outcome[0].removed)} snapshot(s) by the retention policy")
 
 
 def _tenant(
@@ -148,15 +180,18 @@ def _tenant(
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
     from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
-    from sources.m365 import TenantBackup, from_table
+    from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")
     if not table:
-        raise CliError(
+        raise ConfigError(
             "nothing to back up: configure a [tenant] (see README, 'Backing up Microsoft 365') "
             "or give --path DIR"
         )
-    settings = from_table(table, app.config.base_dir)
+    try:
+        settings = from_table(table, app.config.base_dir)
+    except M365ConfigError as exc:
+        raise ConfigError(f"{app.config.path}: {exc}") from None  # name the file
     quiet_http_logs()
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
@@ -173,6 +208,8 @@ def _tenant(
         report = backup.run()
     report["summary"] = "\n".join(summary_lines(report))
     report["report"] = repo.save_report("backup", report)
+    owners = [Owner(o["kind"], o["key"], o["name"]) for o in report["owners"] if o.get("snapshot")]
+    _after_backup(app, repo, owners, int(report["exit_code"]), report, as_json)
     if as_json:
         print_json(report)
     else:

@@ -7,7 +7,7 @@ import click
 from cli.app import App
 from cli.errors import EXIT_OK
 from cli.meter import Meter
-from cli.output import human_duration, human_size, note, print_json
+from cli.output import human_duration, human_size, note, print_json, shown
 from store import CheckResult, CheckState, check_repository, format_time, record_check
 from store import validate_subset as _validate_subset
 
@@ -42,8 +42,8 @@ def _print_text(result: CheckResult, key: str) -> None:
             f"{human_duration(seconds)}, {human_size(read / seconds)}/s"
             + (" (resumed)" if result.resumed else "")
         )
-    for shown, problem in enumerate([*result.warnings, *result.errors], 1):
-        if shown > _SHOWN:
+    for count, problem in enumerate([*result.warnings, *result.errors], 1):
+        if count > _SHOWN:
             note(f"... and {len(result.problems) - _SHOWN} more findings in the report")
             break
         note(f"{problem.severity}: {problem.message}")
@@ -52,7 +52,7 @@ def _print_text(result: CheckResult, key: str) -> None:
         names = {s.id_hex: s for s in result.affected}
         for pack, reasons in sorted(result.bad_packs.items()):
             hit = [names[h] for h in result.pack_affects.get(pack, []) if h in names]
-            owners = sorted({f"{s.owner.kind}/{s.owner.name}" for s in hit})
+            owners = sorted({f"{s.owner.kind}/{shown(s.owner.name)}" for s in hit})
             note(f"  pack {pack}: {'; '.join(reasons)}")
             if hit:
                 note(f"    affects {len(hit)} snapshot(s) of {', '.join(owners)}")
@@ -61,7 +61,7 @@ def _print_text(result: CheckResult, key: str) -> None:
         for snap in result.affected:
             note(
                 f"  {snap.short_id} {format_time(snap.time_ns, precision=0)} "
-                f"{snap.owner.kind}/{snap.owner.name}{' (partial)' if snap.partial else ''}"
+                f"{snap.owner.kind}/{shown(snap.owner.name)}{' (partial)' if snap.partial else ''}"
             )
     if result.damaged:
         note(

@@ -6,7 +6,7 @@ import click
 
 from cli.app import App
 from cli.commands.ls import one_snapshot
-from cli.output import human_size, note, print_json
+from cli.output import echo, human_size, note, print_json, shown
 from store import Change, diff_trees, pair_moves
 
 
@@ -54,8 +54,8 @@ def command(app: App, first: str, second: str, owners: tuple[str, ...], as_json:
         counts[change.kind] = counts.get(change.kind, 0) + 1
         entry = change.new or change.old
         suffix = "/" if entry is not None and entry.is_dir else ""
-        moved = f" (from {change.old_path})" if change.old_path else ""
-        click.echo(f"{_SIGNS[change.kind]}    {change.path}{suffix}{moved}")
+        moved = f" (from {shown(change.old_path, path=True)})" if change.old_path else ""
+        echo(f"{_SIGNS[change.kind]}    {shown(change.path, path=True)}{suffix}{moved}")
         old_size = change.old.size if change.old is not None and change.old.is_file else 0
         new_size = change.new.size if change.new is not None and change.new.is_file else 0
         if change.kind in ("added", "removed", "changed"):

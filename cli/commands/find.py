@@ -18,10 +18,18 @@ import click
 
 from cli.app import App
 from cli.errors import EXIT_OK
-from cli.output import human_size, note, print_json
+from cli.output import echo, human_size, note, print_json, shown
 from cli.restoring import build_query, filter_options
 from sources.m365.restore import find_versions
-from store import Layout, owner_matches
+from store import Layout, is_hidden, owner_matches
+
+
+def _pastable(command_line: str) -> str:
+    """The command as it is, to paste into a shell; escaped (so no longer exact:
+    ``--json`` has the exact path) only when a name holds hidden characters."""
+    if any(is_hidden(char) for char in command_line):
+        return shown(command_line)
+    return command_line
 
 
 @click.command("find")
@@ -55,21 +63,22 @@ def command(
     if snapshot_ids:
         pool = [s for s in pool if any(s.id_hex.startswith(p.lower()) for p in snapshot_ids)]
     versions = find_versions(repo, pool, query)
-    shown = versions[:limit] if limit else versions
+    chosen = versions[:limit] if limit else versions
     layout = Layout.build(every)
     if as_json:
-        print_json([v.to_map(layout) for v in shown])
+        print_json([v.to_map(layout) for v in chosen])
         return EXIT_OK
     if not versions:
         note("nothing matched the selection")
         return EXIT_OK
-    for version in shown:
+    for version in chosen:
         data = version.to_map(layout)
         item = version.item
         when = f" {data['when'][:16].replace('T', ' ')}" if data["when"] else ""
-        click.echo(
-            f"{version.owner_kind}/{version.owner_name}  {item.service}  "
-            f"{item.folder or '-'}  {item.title!r}{when}  {human_size(item.entry.size)}"
+        echo(
+            f"{version.owner_kind}/{shown(version.owner_name)}  {item.service}  "
+            f"{shown(item.folder, path=True) if item.folder else '-'}  "
+            f'"{shown(item.title)}"{when}  {human_size(item.entry.size)}'
         )
         first, last = data["snapshots"][0], data["snapshots"][-1]
         held = (
@@ -78,10 +87,15 @@ def command(
             else f"in {len(data['snapshots'])} snapshots, {first['id'][:8]} ({first['time']}) "
             f"to {last['id'][:8]} ({last['time']})"
         )
-        click.echo(f"    {held}")
-        click.echo(f"    path   {data['path']}")
+        echo(f"    {held}")
+        echo(f"    path   {shown(data['path'], path=True)}")
         if data.get("mount_path"):
-            click.echo(f"    mount  {data['mount_path']}")
+            echo(f"    mount  {shown(data['mount_path'], path=True)}")
+        if version.item.kind == "failed":
+            # The record of an item Microsoft 365 would not hand out: nothing to restore.
+            attrs = version.item.attrs
+            echo(f"    unreadable: {attrs.get('code')} (item {attrs.get('id')})")
+            continue
         command_line = shlex.join(
             [
                 "coffer",
@@ -95,7 +109,7 @@ def command(
                 "original",
             ]
         )
-        click.echo(f"    restore: {command_line}")
+        echo(f"    restore: {_pastable(command_line)}")
     if limit and len(versions) > limit:
         note(f"... {len(versions) - limit} more (raise --limit, or narrow the search)")
     items = len({(v.owner_key, v.item.entry.item_id or v.item.path) for v in versions})

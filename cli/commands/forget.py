@@ -8,7 +8,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import note, print_json
+from cli.output import note, print_json, shown
 from cli.retention import COUNT_KEYS, owner_glob_matches, parse_count, retention_from_config
 from store import (
     Duration,
@@ -78,7 +78,7 @@ def _print_plan(plan: ForgetPlan, dry_run: bool) -> None:
         kept = sum(1 for d in owner_plan.decisions if d.keep)
         removed = len(owner_plan.decisions) - kept
         policy = owner_plan.policy.describe() if owner_plan.policy else ""
-        note(f"{owner.kind}/{owner.name}: {policy}: keep {kept}, remove {removed}")
+        note(f"{owner.kind}/{shown(owner.name)}: {policy}: keep {kept}, remove {removed}")
         for decision in owner_plan.decisions:
             snap = decision.snapshot
             verb = "keep  " if decision.keep else ("would remove" if dry_run else "remove")
@@ -125,7 +125,7 @@ def command(
         chosen = [select_snapshots(snapshots, s)[0] for s in snapshot_ids]
         if dry_run:
             for snap in chosen:
-                note(f"would remove {snap.short_id} of {snap.owner.kind}/{snap.owner.name}")
+                note(f"would remove {snap.short_id} of {snap.owner.kind}/{shown(snap.owner.name)}")
             return
         key = forget_snapshots(repo, chosen)
         note(f"removed {len(chosen)} snapshot(s) (report {key})")

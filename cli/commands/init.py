@@ -12,14 +12,14 @@ from store import KdfParams, RepoConfig
 @click.command("init")
 @click.option(
     "--kdf-memory",
-    type=click.IntRange(8, 4096),
+    type=click.IntRange(8, 1024),
     default=64,
     show_default=True,
     help="Argon2id memory in MiB (advanced).",
 )
 @click.option(
     "--kdf-iterations",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, 16),
     default=3,
     show_default=True,
     help="Argon2id passes (advanced).",

@@ -14,7 +14,7 @@ import click
 
 from cli.app import App
 from cli.errors import ConfigError, PasswordMissing
-from cli.output import note, print_json
+from cli.output import echo, note, print_json, shown
 from store import (
     KdfParams,
     StoreError,
@@ -36,12 +36,12 @@ _NEW_PASSWORD = click.option(
 )
 _KDF_MEMORY = click.option(
     "--kdf-memory",
-    type=click.IntRange(8, 4096),
+    type=click.IntRange(8, 1024),
     help="Argon2id memory in MiB for the new slot (default: as the slot in use).",
 )
 _KDF_ITERATIONS = click.option(
     "--kdf-iterations",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, 16),
     help="Argon2id passes for the new slot (default: as the slot in use).",
 )
 
@@ -88,22 +88,24 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
 def list_command(app: App, as_json: bool) -> None:
-    """List key slots; the one in use is marked with *, damaged ones are named."""
+    """List key slots; the one in use is marked with *, ignored ones (planted, stale,
+    damaged) are named with the reason."""
     repo = app.open_repo()
     statuses = slot_statuses(repo)
     if as_json:
         print_json([s.__dict__ for s in statuses])
         return
-    click.echo(f"  {'ID':<10}{'KIND':<10}{'ALGORITHM':<17}{'CREATED':<22}LABEL")
+    echo(f"  {'ID':<10}{'KIND':<10}{'ALGORITHM':<17}{'CREATED':<22}LABEL")
     for s in statuses:
         mark = "*" if s.current else " "
-        click.echo(
-            f"{mark} {s.slot_id[:8]:<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}{s.label}"
+        echo(
+            f"{mark} {shown(s.slot_id[:8]):<10}{s.kind:<10}{s.algorithm:<17}{s.created:<22}"
+            f"{shown(s.label)}"
         )
         if s.problem:
-            click.echo(f"    DAMAGED: {s.problem}")
-    damaged = sum(1 for s in statuses if s.problem)
-    click.echo(f"{len(statuses)} slot(s)" + (f", {damaged} damaged" if damaged else ""))
+            echo(f"    IGNORED: {s.problem}")
+    ignored = sum(1 for s in statuses if s.problem)
+    echo(f"{len(statuses) - ignored} slot(s)" + (f", {ignored} ignored" if ignored else ""))
 
 
 @command.command("add")
@@ -134,8 +136,13 @@ def add_command(
 def remove_command(app: App, slot_id: str) -> None:
     """Remove the key slot SLOT_ID (an ID prefix). The last password cannot be removed."""
     repo = app.open_repo()
-    key = remove_slot(repo, slot_id)
-    note(f"removed key slot {key.rpartition('/')[2][:8]}")
+    epoch = repo.keyring.current
+    removed = remove_slot(repo, slot_id)
+    note(f"removed key slot {removed[:8]}")
+    if repo.keyring.current != epoch:
+        note(
+            f"key epoch {repo.keyring.current} is now current (the removed slot opens nothing new)"
+        )
 
 
 @command.command("passwd")
@@ -150,17 +157,22 @@ def passwd_command(
     repo = app.open_repo()
     password = new_password(new_password_file)
     slot = change_password(repo, password, kdf=_kdf(current_kdf(repo), kdf_memory, kdf_iterations))
-    note(f"changed the password of key slot {slot.slot_id[:8]}")
+    note(
+        f"changed the password of key slot {slot.slot_id[:8]}; key epoch "
+        f"{repo.keyring.current} is now current"
+    )
 
 
 @command.command("rotate")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def rotate_command(app: App, as_json: bool) -> None:
-    """Make a new master data key current and rewrap every slot.
+    """Make a new master data key current and rewrap the repository's slots.
 
-    New data is encrypted with the new key; old data stays readable. A slot
-    removed earlier opens nothing written from now on.
+    New data is encrypted with the new key; old data stays readable. Only
+    the repository's own slots are rewrapped: a planted, stale or damaged
+    slot is named, never given the new key, and dropped from the key set.
+    One atomic write: if interrupted, run it again.
     """
     repo = app.open_repo()
     rotation = rotate_master_key(repo)
@@ -174,8 +186,8 @@ def rotate_command(app: App, as_json: bool) -> None:
         )
         return
     note(f"key epoch {rotation.epoch} is now current; rewrapped {len(rotation.rewrapped)} slot(s)")
-    for key, reason in rotation.skipped:
-        note(f"not rewrapped (damaged): {key}: {reason}; remove it with 'coffer key remove'")
+    for name, reason in rotation.skipped:
+        note(f"ignored, not given the new key: {name} {reason}")
 
 
 @command.group("escrow")

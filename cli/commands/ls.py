@@ -10,7 +10,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import print_json
+from cli.output import echo, print_json, shown
 from store import (
     Entry,
     Snapshot,
@@ -49,7 +49,7 @@ def one_snapshot(app: App, selector: str, owners: tuple[str, ...]) -> Snapshot:
     repo = app.open_repo()
     chosen = select_snapshots(repo.list_snapshots(), selector, list(owners) or None)
     if len(chosen) > 1:
-        names = ", ".join(s.owner.name for s in chosen)
+        names = ", ".join(shown(s.owner.name) for s in chosen)
         raise CliError(
             f"'{selector}' names {len(chosen)} snapshots ({names}); pick one with --owner"
         )
@@ -118,18 +118,19 @@ def _target(node: Entry | VNode) -> str | None:
 
 
 def _show(items: Iterator[tuple[str, Entry | VNode]], long_format: bool) -> None:
-    """One line per item: ``path``, ``dir/``, ``link -> target``; with -l mode, size, time."""
+    """One line per item: ``path``, ``dir/``, ``link -> target``; with -l mode, size,
+    time. Names are escaped (cli/output.py ``shown``); ``--json`` has them exact."""
     for item_path, node in items:
-        shown = item_path + ("/" if node.is_dir else "")
+        line = shown(item_path, path=True) + ("/" if node.is_dir else "")
         target = _target(node)
         if target is not None:
-            shown += " -> " + target
+            line += " -> " + shown(target, path=True)
         if long_format:
             mode = stat_module.filemode(node.st_mode)
             mtime = format_time(node.mtime_ns, precision=0)
-            click.echo(f"{mode} {node.size:>12} {mtime} {shown}")
+            echo(f"{mode} {node.size:>12} {mtime} {line}")
         else:
-            click.echo(shown)
+            echo(line)
 
 
 @click.command("ls")

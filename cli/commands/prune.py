@@ -97,6 +97,17 @@ def command(
             f"{would}mark {len(result.marked)} unreferenced pack(s) "
             f"({human_size(result.marked_bytes)}) for deletion after the grace period"
         )
-    if not (result.marked or result.deleted or result.repacked or result.revived):
+    if result.temporaries_removed:
+        note(
+            f"{would}remove {len(result.temporaries_removed)} temporary object(s) left by "
+            f"interrupted writes ({human_size(result.temporaries_bytes)})"
+        )
+    if not (
+        result.marked
+        or result.deleted
+        or result.repacked
+        or result.revived
+        or result.temporaries_removed
+    ):
         note("nothing to do")
     note(f"done in {seconds:.1f}s" + (f" (report {result.report})" if result.report else ""))

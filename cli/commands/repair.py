@@ -7,7 +7,7 @@ import click
 
 from cli.app import App
 from cli.meter import Meter
-from cli.output import note, print_json
+from cli.output import note, print_json, shown
 from store import CheckState, repair_index, repair_snapshots
 
 
@@ -88,11 +88,11 @@ def snapshots_command(app: App, dry_run: bool, as_json: bool) -> None:
         new = f" -> {item.new.short_id}" if item.new is not None else ""
         verb = "would lose" if dry_run else "lost"
         note(
-            f"snapshot {old.short_id}{new} of {old.owner.kind}/{old.owner.name}: "
+            f"snapshot {old.short_id}{new} of {old.owner.kind}/{shown(old.owner.name)}: "
             f"{verb} {item.lost_count} item(s)"
         )
         for path in item.lost[:20]:
-            note(f"  {path}")
+            note(f"  {shown(path, path=True)}")
         if len(item.lost) > 20:
             note(f"  ... and {len(item.lost) - 20} more (see the report)")
     for key in out.acknowledged:

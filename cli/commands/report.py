@@ -9,7 +9,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import print_json
+from cli.output import echo, print_json, shown
 from store import Repository, StoreError
 
 KINDS = ("backup", "restore", "check", "forget", "prune", "repair", "key")
@@ -101,13 +101,13 @@ def command(app: App, run: str | None, kind: str | None, as_json: bool) -> None:
         if as_json:
             print_json({"key": key, "report": report})
         else:
-            click.echo(key)
+            echo(shown(key, path=True))
             # The readable summary the command printed, then everything.
             summary = report.get("summary")
             if isinstance(summary, str) and summary:
-                click.echo(summary)
-                click.echo("")
-            click.echo(json.dumps(report, indent=2, sort_keys=True))
+                echo(summary)
+                echo("")
+            echo(json.dumps(report, indent=2, sort_keys=True))
         return
     rows = []
     for key in keys:
@@ -121,8 +121,8 @@ def command(app: App, run: str | None, kind: str | None, as_json: bool) -> None:
         print_json(rows)
         return
     if not rows:
-        click.echo("no reports")
+        echo("no reports")
         return
     for row in rows:
-        click.echo(f"{row['kind']:<8}{row['name']:<42}{row['summary']}")
-    click.echo(f"{len(rows)} report(s)")
+        echo(f"{shown(row['kind']):<8}{shown(row['name']):<42}{row['summary']}")
+    echo(f"{len(rows)} report(s)")

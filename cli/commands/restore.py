@@ -21,11 +21,11 @@ import click
 
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL
-from cli.output import human_size, note, print_json
+from cli.output import human_size, note, print_json, shown
 from cli.progress import Progress
 from cli.restoring import build_query, filter_options
 from sources.folder import restore_to_dir
-from sources.folder.restore import CONFLICT_POLICIES
+from sources.folder.restore import CONFLICT_POLICIES, OWNER_POLICIES
 from sources.m365.restore import ItemQuery
 from store import Layout, Repository, Snapshot, owner_component, select_snapshots
 
@@ -62,6 +62,14 @@ NOTHING = "nothing matched the selection"
     help="When another version of an item is in the target.",
 )
 @click.option(
+    "--restore-owner",
+    type=click.Choice(OWNER_POLICIES),
+    default="numeric",
+    show_default=True,
+    help="--to-dir as root: give files back their recorded owner by uid/gid, by user/group "
+    "name, or not at all. Set-ID bits survive only where the owner was restored.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Only say what would be created, replaced or skipped."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -82,6 +90,7 @@ def command(
     until: str | None,
     subpath: str,
     on_conflict: str,
+    restore_owner: str,
     dry_run: bool,
     as_json: bool,
 ) -> int:
@@ -94,7 +103,9 @@ def command(
     if to_dir is not None:
         if dry_run:
             raise click.UsageError("--dry-run is for restores into Microsoft 365 (--to)")
-        return _to_dir(app, repo, chosen, snapshot, to_dir, query, subpath, on_conflict, as_json)
+        return _to_dir(
+            app, repo, chosen, snapshot, to_dir, query, subpath, on_conflict, restore_owner, as_json
+        )
     if subpath:
         query = replace(query, paths=(subpath.strip("/"),))
     from cli.m365restore import restore_to_m365
@@ -114,6 +125,7 @@ def _to_dir(
     query: ItemQuery,
     subpath: str,
     on_conflict: str,
+    restore_owner: str,
     as_json: bool,
 ) -> int:
     from sources.m365.restore.localdir import selector as m365_selector
@@ -145,6 +157,7 @@ def _to_dir(
                 on_conflict=on_conflict,
                 progress=progress.item,
                 select=m365_selector(reader, query, subpath) if m365 and narrow else None,
+                owners=restore_owner,
             )
             owners_report.append(
                 {
@@ -171,23 +184,27 @@ def _to_dir(
         "target": {"kind": "dir", "dir": str(to_dir)},
         "filters": query.describe(),
         "on_conflict": on_conflict,
+        "restore_owner": restore_owner,
         "status": "nothing" if nothing else ("partial" if failed else "ok"),
         "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
         "owners": owners_report,
         "failed": failed,
     }
     lines = [
-        f"{r['owner']}: {r['created']} created, {r['replaced']} replaced, "
+        f"{shown(r['owner'])}: {r['created']} created, {r['replaced']} replaced, "
         f"{r['kept_both']} kept both, {r['skipped']} skipped, "
         f"{r['unchanged']} already there, "
-        f"{r['failed']} failed, {human_size(r['bytes_written'])} written to {r['target']}"
+        f"{r['failed']} failed, {human_size(r['bytes_written'])} written to "
+        f"{shown(r['target'], path=True)}"
         for r in owners_report
         # Owners the filter left empty are in the report, not on the screen.
         if r["created"] + r["replaced"] + r["kept_both"] + r["skipped"] + r["unchanged"]
         or r["failed"]
     ]
     for r in owners_report:
-        lines.extend(f"  failed {f['path']}: {f['reason']}" for f in r["failures"])
+        lines.extend(
+            f"  failed {shown(f['path'], path=True)}: {f['reason']}" for f in r["failures"]
+        )
     if nothing:
         lines = [NOTHING]
     report["summary"] = "\n".join(lines)

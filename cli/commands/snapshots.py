@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.output import human_size, print_json
+from cli.output import echo, human_size, print_json, shown
 from store import Snapshot, format_time, owner_matches
 
 
@@ -40,26 +40,26 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, object]:
 def command(app: App, owners: tuple[str, ...], partial: bool, as_json: bool) -> None:
     """List the repository's snapshots, oldest first."""
     repo = app.open_repo()
-    shown = [
+    listed = [
         s
         for s in repo.list_snapshots()
         if (partial or not s.partial) and (not owners or owner_matches(s, list(owners)))
     ]
     if as_json:
-        print_json([snapshot_json(s) for s in shown])
+        print_json([snapshot_json(s) for s in listed])
         return
-    if not shown:
-        click.echo("no snapshots")
+    if not listed:
+        echo("no snapshots")
         return
-    click.echo(f"{'ID':<10}{'TIME (UTC)':<30}{'OWNER':<44}{'ITEMS':>9}{'READ':>11}  RUN")
-    for s in shown:
+    echo(f"{'ID':<10}{'TIME (UTC)':<30}{'OWNER':<44}{'ITEMS':>9}{'READ':>11}  RUN")
+    for s in listed:
         items = sum(
             int(s.stats.get(k, 0)) for k in ("items_new", "items_changed", "items_unchanged")
         )
         flag = " (partial)" if s.partial else ""
-        owner = f"{s.owner.kind}/{s.owner.name}"[:43]
-        click.echo(
+        owner = f"{s.owner.kind}/{shown(s.owner.name)}"[:43]
+        echo(
             f"{s.short_id:<10}{format_time(s.time_ns):<30}{owner:<44}"
             f"{items:>9}{human_size(int(s.stats.get('bytes_read', 0))):>11}  {s.run[:8]}{flag}"
         )
-    click.echo(f"{len(shown)} snapshots")
+    echo(f"{len(listed)} snapshots")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.output import human_size, print_json
+from cli.output import echo, human_size, print_json, shown
 from store import format_time, repository_stats
 
 
@@ -24,40 +24,40 @@ def command(app: App, as_json: bool) -> None:
         print_json(stats.to_json())
         return
     ref = stats.referenced
-    click.echo(f"repository size:      {human_size(stats.repository_bytes)}")
+    echo(f"repository size:      {human_size(stats.repository_bytes)}")
     for kind, size in sorted(stats.objects.items()):
-        click.echo(f"  {kind + ':':<20}{human_size(size)}")
-    click.echo(f"snapshots:            {stats.snapshots}")
-    click.echo(f"logical size:         {human_size(stats.logical_bytes)} (all snapshots)")
-    click.echo(f"                      {human_size(stats.latest_bytes)} (newest per owner)")
-    click.echo(
+        echo(f"  {kind + ':':<20}{human_size(size)}")
+    echo(f"snapshots:            {stats.snapshots}")
+    echo(f"logical size:         {human_size(stats.logical_bytes)} (all snapshots)")
+    echo(f"                      {human_size(stats.latest_bytes)} (newest per owner)")
+    echo(
         f"unique data:          {ref.blobs} blobs, {human_size(ref.raw_bytes)} raw, "
         f"{human_size(ref.stored_bytes)} stored"
     )
-    click.echo(f"dedup ratio:          {_ratio(stats.dedup_ratio)}")
-    click.echo(f"compression ratio:    {_ratio(stats.compression_ratio)}")
+    echo(f"dedup ratio:          {_ratio(stats.dedup_ratio)}")
+    echo(f"compression ratio:    {_ratio(stats.compression_ratio)}")
     unreferenced = stats.indexed.stored_bytes - ref.stored_bytes
-    click.echo(f"unreferenced:         {human_size(unreferenced)} (freed by forget + prune)")
-    click.echo("")
-    click.echo(f"{'KIND':<10}{'OWNERS':>7}{'SNAPS':>7}{'NEWEST':>12}{'STORED':>12}{'DEDUP':>8}")
+    echo(f"unreferenced:         {human_size(unreferenced)} (freed by forget + prune)")
+    echo("")
+    echo(f"{'KIND':<10}{'OWNERS':>7}{'SNAPS':>7}{'NEWEST':>12}{'STORED':>12}{'DEDUP':>8}")
     for group in stats.kinds:
-        click.echo(
+        echo(
             f"{group.kind:<10}{group.owners:>7}{group.snapshots:>7}"
             f"{human_size(group.latest_bytes):>12}{human_size(group.unique.stored_bytes):>12}"
             f"{_ratio(group.to_json()['dedup_ratio']):>8}"
         )
-    click.echo("")
-    click.echo(f"{'OWNER':<44}{'SNAPS':>6}{'ITEMS':>9}{'NEWEST':>12}{'STORED':>12}")
+    echo("")
+    echo(f"{'OWNER':<44}{'SNAPS':>6}{'ITEMS':>9}{'NEWEST':>12}{'STORED':>12}")
     for owner in stats.owners:
-        name = f"{owner.kind}/{owner.name}"[:43]
-        click.echo(
+        name = f"{owner.kind}/{shown(owner.name)}"[:43]
+        echo(
             f"{name:<44}{owner.snapshots:>6}{owner.latest_items:>9}"
             f"{human_size(owner.latest_bytes):>12}{human_size(owner.unique.stored_bytes):>12}"
         )
-    click.echo("")
-    click.echo(f"{'RUN':<10}{'TIME (UTC)':<22}{'SNAPS':>6}{'LOGICAL':>12}{'ADDED':>12}")
+    echo("")
+    echo(f"{'RUN':<10}{'TIME (UTC)':<22}{'SNAPS':>6}{'LOGICAL':>12}{'ADDED':>12}")
     for run in stats.runs:
-        click.echo(
+        echo(
             f"{run.run[:8]:<10}{format_time(run.time_ns, precision=0):<22}{run.snapshots:>6}"
             f"{human_size(run.logical_bytes):>12}{human_size(run.added.stored_bytes):>12}"
         )

@@ -16,8 +16,8 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
-from cli.output import print_json
+from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
+from cli.output import echo, print_json, shown
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
@@ -48,14 +48,17 @@ def command() -> None:
 def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: bool) -> int:
     """Check sign-in, permissions, consent and licences for the configured tenant."""
     from cli.m365 import quiet_http_logs
-    from sources.m365 import check_tenant, from_table
+    from sources.m365 import M365ConfigError, check_tenant, from_table
 
     table = app.config.section("tenant")
     if not table:
         raise CliError("no [tenant] in the configuration (see README, 'Backing up Microsoft 365')")
-    settings = from_table(table, app.config.base_dir)
+    try:
+        settings = from_table(table, app.config.base_dir)
+    except M365ConfigError as exc:
+        raise ConfigError(f"{app.config.path}: {exc}") from None  # name the file
     quiet_http_logs()
-    result = check_tenant(settings, only_users=users, only_services=services, prompt=click.echo)
+    result = check_tenant(settings, only_users=users, only_services=services, prompt=echo)
     if as_json:
         print_json(result.as_json())
     else:
@@ -63,20 +66,10 @@ def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: 
     return EXIT_OK if result.ok else EXIT_PARTIAL
 
 
-def safe_text(text: str) -> str:
-    """Names from Graph are hostile: control and format characters shown escaped."""
-    return "".join(
-        ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
-        for ch in text
-    )
-
-
 def _print(report: dict[str, object]) -> None:
     granted = report["granted_permissions"]
     assert isinstance(granted, list)
-    click.echo(
-        f"signed in ({report['auth']}); permissions in the token: {', '.join(granted) or '-'}"
-    )
+    echo(f"signed in ({report['auth']}); permissions in the token: {', '.join(granted) or '-'}")
     entries = {"directory": report["directory"]}
     services = report["services"]
     assert isinstance(services, dict)
@@ -88,19 +81,19 @@ def _print(report: dict[str, object]) -> None:
             continue
         mark = "ok" if entry["ok"] else "PROBLEM"
         detail = f": {entry['message']}" if entry["message"] else ""
-        click.echo(f"{name:<10} {mark:<8} {status}{safe_text(str(detail))}")
+        echo(f"{name:<10} {mark:<8} {status}{shown(str(detail))}")
         missing = entry["not_applicable"]
         assert isinstance(missing, list)
         if missing:
-            shown = ", ".join(safe_text(str(u)) for u in missing[:_SHOWN_USERS])
+            names = ", ".join(shown(str(u)) for u in missing[:_SHOWN_USERS])
             more = f" and {len(missing) - _SHOWN_USERS} more" if len(missing) > _SHOWN_USERS else ""
             what = "OneDrive" if name == "onedrive" else "mailbox"
-            click.echo(f"{'':<10} not applicable (no {what}): {shown}{more}")
+            echo(f"{'':<10} not applicable (no {what}): {names}{more}")
     throttling = report["throttling"]
     assert isinstance(throttling, dict)
-    click.echo(
+    echo(
         f"{report['users_selected']} user(s) selected; {throttling['requests']} request(s), "
         f"{throttling['throttled_answers']} throttled answer(s), "
         f"{throttling['throttled_seconds']} s waited"
     )
-    click.echo("ready to back up" if report["ok"] else "not ready: fix the problems above")
+    echo("ready to back up" if report["ok"] else "not ready: fix the problems above")

@@ -1,14 +1,31 @@
-"""Back up a local directory: regular files byte-exact with modes and mtimes,
-directories, and symlinks as symlinks.
+"""Back up a local directory: regular files byte-exact with modes, mtimes and
+owners, directories, and symlinks as symlinks.
 
 Unchanged files (same size, mtime, ctime and inode) are not read again. A file
 that cannot be read is skipped and reported; the run goes on (exit code 3).
 Sockets, FIFOs and devices are reported as skipped: they have no content.
+
+The tree may belong to someone hostile (a user's home directory backed up by
+root), who can swap any name for a symlink, a FIFO or another directory
+between our ``lstat`` and our ``open``. So nothing is opened by path: the walk
+holds a descriptor of each directory, lists it with ``os.scandir(fd)``, and
+opens every file and subdirectory relative to it with ``O_NOFOLLOW |
+O_NONBLOCK``; the opened object's device and inode must be the ones the
+``lstat`` saw, or the name is skipped and reported ("changed while being backed
+up"). A symlink is therefore stored as a symlink, never as its target; a FIFO
+never blocks the run; a directory swapped for a link is never walked.
+
+Each item records its owner in its attributes (FORMAT.md §8): ``uid`` and
+``gid`` (numbers) and, when the system knows them, ``user`` and ``group``
+(names), so a restore as root can give files back to their owners.
 """
 
 from __future__ import annotations
 
+import errno
+import grp
 import os
+import pwd
 import socket
 import stat
 import threading
@@ -16,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sources.errors import SourceUnavailable
 from store import (
@@ -32,6 +50,12 @@ from store import (
 # Files up to this size are read whole (one system call, one buffer); larger
 # ones are streamed through the chunker.
 _READ_WHOLE_LIMIT = 4 * 1024 * 1024
+
+# Every name is opened relative to its directory's descriptor, never following
+# a symlink (ELOOP instead) and never blocking on a FIFO or a device swapped in.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_DIR_FLAGS = _OPEN_FLAGS | os.O_DIRECTORY
+SWAPPED = "changed while being backed up (replaced after it was listed): not backed up"
 
 
 @dataclass
@@ -59,6 +83,69 @@ def folder_owner(root: Path) -> Owner:
     return Owner("folders", key, key)
 
 
+class _Swapped(Exception):
+    """The name no longer points at the object that was lstat()ed."""
+
+
+def _open_same(
+    dir_fd: int, name: str, st: os.stat_result, flags: int
+) -> tuple[int, os.stat_result]:
+    """Open ``name`` in ``dir_fd`` without following links: (fd, its fstat).
+
+    Raises _Swapped when what opened is not the object ``st`` describes (another
+    device or inode, another type: the name was replaced after the listing),
+    OSError when it cannot be opened (a symlink swapped in gives ELOOP, which
+    is reported as a swap too).
+    """
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _Swapped from exc
+        raise
+    try:
+        now = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
+        st.st_dev,
+        st.st_ino,
+        stat.S_IFMT(st.st_mode),
+    ):
+        os.close(fd)
+        raise _Swapped
+    return fd, now
+
+
+class _Owners:
+    """uid/gid -> attributes, with names looked up once per id. Thread-safe enough:
+    a lost race only looks a name up twice."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, str | None] = {}
+        self._groups: dict[int, str | None] = {}
+
+    def attrs(self, st: os.stat_result) -> dict[str, str]:
+        out = {"uid": str(st.st_uid), "gid": str(st.st_gid)}
+        if st.st_uid not in self._users:
+            try:
+                self._users[st.st_uid] = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                self._users[st.st_uid] = None
+        if st.st_gid not in self._groups:
+            try:
+                self._groups[st.st_gid] = grp.getgrgid(st.st_gid).gr_name
+            except KeyError:
+                self._groups[st.st_gid] = None
+        user, group = self._users[st.st_uid], self._groups[st.st_gid]
+        if user is not None:
+            out["user"] = user
+        if group is not None:
+            out["group"] = group
+        return out
+
+
 def _version(st: os.stat_result) -> str:
     # size, mtime, ctime and inode, as restic compares them: a rewrite that
     # keeps size and mtime still changes ctime.
@@ -72,18 +159,20 @@ class _FolderWalker:
     def __init__(
         self,
         session: OwnerSession,
-        root: Path,
+        root_fd: int,
         workers: int,
         progress: ProgressCallback | None,
     ) -> None:
         self.session = session
-        self.root = root
+        self.root_fd = root_fd
         self.progress = progress
         self.skipped: list[SkippedItem] = []
         self.changed: list[str] = []
+        self._owners = _Owners()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="coffer-read")
-        # Bounded queue of files being read: memory stays bounded.
+        # Bounded queue of files being read: memory and open descriptors stay
+        # bounded (each queued file holds its descriptor until it is read).
         self._slots = threading.BoundedSemaphore(workers * 4)
         self._futures: list[Future[None]] = []
 
@@ -93,7 +182,7 @@ class _FolderWalker:
 
     def run(self) -> None:
         try:
-            whole, count = self._walk(self.root, "")
+            whole, count = self._walk(self.root_fd, "")
             if whole:
                 self.session.keep_subtree("", items=count)
             for future in self._futures:
@@ -101,8 +190,9 @@ class _FolderWalker:
         finally:
             self._executor.shutdown(wait=True)
 
-    def _walk(self, directory: Path, rel_dir: str) -> tuple[bool, int]:
-        """Back up one directory; returns (unchanged as a whole, items in it).
+    def _walk(self, dir_fd: int, rel_dir: str) -> tuple[bool, int]:
+        """Back up one directory (an open descriptor); returns (unchanged as a
+        whole, items in it).
 
         Each folder is compared with the parent snapshot's listing at once; a
         folder whose names, versions and subfolders are all unchanged is kept
@@ -110,7 +200,7 @@ class _FolderWalker:
         little more than the stat() calls.
         """
         try:
-            with os.scandir(directory) as scan:
+            with os.scandir(dir_fd) as scan:
                 entries = sorted(scan, key=lambda e: os.fsencode(e.name))
         except OSError as exc:
             self.skip(rel_dir or ".", f"cannot list directory: {exc.strerror}")
@@ -125,7 +215,7 @@ class _FolderWalker:
             rel = f"{rel_dir}/{dirent.name}" if rel_dir else dirent.name
             old = before.get(os.fsencode(dirent.name))
             try:
-                st = dirent.stat(follow_symlinks=False)
+                st = os.stat(dirent.name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError as exc:
                 self.skip(rel, f"cannot stat: {exc.strerror}")
                 whole = False
@@ -134,23 +224,22 @@ class _FolderWalker:
             if not stat.S_ISDIR(mode):
                 count += 1  # items are files and links; folders hold them
             if stat.S_ISDIR(mode):
-                version = f"d:{stat.S_IMODE(mode):o}:{st.st_mtime_ns}"
-                sub_whole, sub_count = self._walk(Path(dirent.path), rel)
+                sub_unchanged, sub_count = self._directory(
+                    dir_fd, dirent.name, rel, st, old, kept_dirs
+                )
                 count += sub_count
-                if old != (DIRECTORY, version):
-                    self.session.add_directory(
-                        rel, mode=stat.S_IMODE(mode), mtime_ns=st.st_mtime_ns, version=version
-                    )
-                    whole = False
-                if sub_whole:
-                    kept_dirs.append((rel, sub_count))
-                else:
+                if not sub_unchanged:
                     whole = False
             elif stat.S_ISLNK(mode):
                 try:
-                    target = os.readlink(os.fsencode(dirent.path))
+                    target = os.readlink(os.fsencode(dirent.name), dir_fd=dir_fd)
                 except OSError as exc:
-                    self.skip(rel, f"cannot read link: {exc.strerror}")
+                    reason = (
+                        SWAPPED
+                        if exc.errno == errno.EINVAL
+                        else f"cannot read link: {exc.strerror}"
+                    )
+                    self.skip(rel, reason)
                     whole = False
                     continue
                 version = symlink_version(target, st.st_mtime_ns)
@@ -159,7 +248,11 @@ class _FolderWalker:
                     continue
                 whole = False
                 self.session.add_symlink(
-                    rel, target, mode=stat.S_IMODE(mode), mtime_ns=st.st_mtime_ns
+                    rel,
+                    target,
+                    mode=stat.S_IMODE(mode),
+                    mtime_ns=st.st_mtime_ns,
+                    attrs=self._owners.attrs(st),
                 )
             elif stat.S_ISREG(mode):
                 version = _version(st)
@@ -170,9 +263,17 @@ class _FolderWalker:
                     continue
                 whole = False
                 self._slots.acquire()
-                self._futures.append(
-                    self._executor.submit(self._read_file, Path(dirent.path), rel, st, version)
-                )
+                try:
+                    fd, _ = _open_same(dir_fd, dirent.name, st, _OPEN_FLAGS)
+                except _Swapped:
+                    self._slots.release()
+                    self.skip(rel, SWAPPED)
+                    continue
+                except OSError as exc:
+                    self._slots.release()
+                    self.skip(rel, f"cannot read: {exc.strerror or exc}")
+                    continue
+                self._futures.append(self._executor.submit(self._read_file, fd, rel, st, version))
                 if len(self._futures) > 1024:
                     self._reap()
             else:
@@ -186,6 +287,47 @@ class _FolderWalker:
                 self.session.keep_subtree(rel, items=items)
         return whole, count
 
+    def _directory(
+        self,
+        dir_fd: int,
+        name: str,
+        rel: str,
+        st: os.stat_result,
+        old: tuple[str, str | None] | None,
+        kept_dirs: list[tuple[str, int]],
+    ) -> tuple[bool, int]:
+        """Back up the subdirectory ``name``: (unchanged with all it holds,
+        items in it)."""
+        try:
+            sub_fd, _ = _open_same(dir_fd, name, st, _DIR_FLAGS)
+        except _Swapped:
+            self.skip(rel, SWAPPED)
+            return False, 0
+        except OSError as exc:
+            self.skip(rel, f"cannot list directory: {exc.strerror}")
+            return False, 0
+        try:
+            sub_whole, sub_count = self._walk(sub_fd, rel)
+        finally:
+            os.close(sub_fd)
+        unchanged = True
+        # The owner is part of the version: a chown changes no mtime.
+        version = f"d:{stat.S_IMODE(st.st_mode):o}:{st.st_mtime_ns}:{st.st_uid}:{st.st_gid}"
+        if old != (DIRECTORY, version):
+            self.session.add_directory(
+                rel,
+                mode=stat.S_IMODE(st.st_mode),
+                mtime_ns=st.st_mtime_ns,
+                version=version,
+                attrs=self._owners.attrs(st),
+            )
+            unchanged = False
+        if sub_whole:
+            kept_dirs.append((rel, sub_count))
+        else:
+            unchanged = False
+        return unchanged, sub_count
+
     def _reap(self) -> None:
         pending = []
         for future in self._futures:
@@ -195,31 +337,32 @@ class _FolderWalker:
                 pending.append(future)
         self._futures = pending
 
-    def _read_file(self, path: Path, rel: str, st: os.stat_result, version: str) -> None:
+    def _read_file(self, fd: int, rel: str, st: os.stat_result, version: str) -> None:
+        """Read and store one opened file; closes ``fd``."""
         try:
-            try:
-                if st.st_size <= _READ_WHOLE_LIMIT:
-                    with open(path, "rb") as handle:
-                        content: bytes | Path = handle.read()
-                else:
-                    content = path
-                self.session.add_item(
-                    rel,
-                    content,
-                    mode=stat.S_IMODE(st.st_mode),
-                    mtime_ns=st.st_mtime_ns,
-                    version=version,
-                )
-            except OSError as exc:
-                self.skip(rel, f"cannot read: {exc.strerror or exc}")
-                return
-            try:
-                after = path.stat()
-                if after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
-                    with self._lock:
-                        self.changed.append(rel)
-            except OSError:
-                pass
+            with os.fdopen(fd, "rb", closefd=True) as handle:
+                try:
+                    content: bytes | BinaryIO = (
+                        handle.read() if st.st_size <= _READ_WHOLE_LIMIT else handle
+                    )
+                    self.session.add_item(
+                        rel,
+                        content,
+                        mode=stat.S_IMODE(st.st_mode),
+                        mtime_ns=st.st_mtime_ns,
+                        version=version,
+                        attrs=self._owners.attrs(st),
+                    )
+                except OSError as exc:
+                    self.skip(rel, f"cannot read: {exc.strerror or exc}")
+                    return
+                try:
+                    after = os.fstat(handle.fileno())
+                    if after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
+                        with self._lock:
+                            self.changed.append(rel)
+                except OSError:
+                    pass
             if self.progress:
                 self.progress(rel, st.st_size)
         finally:
@@ -239,25 +382,36 @@ def backup_folder(
 
     Raises SourceUnavailable if ``root`` is not a readable directory, and
     OwnerBusy if the same folder is being backed up by another process.
+    ``root`` itself may be a symlink (the administrator named it); nothing
+    below it is followed.
     """
-    if not root.is_dir():
-        raise SourceUnavailable(f"{root} is not a directory")
     try:
-        os.listdir(root)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except NotADirectoryError as exc:
+        raise SourceUnavailable(f"{root} is not a directory") from exc
     except OSError as exc:
         raise SourceUnavailable(f"cannot read {root}: {exc.strerror}") from exc
-    owner = owner or folder_owner(root)
-    session = run.owner(owner, source={"type": "folder", "path": str(root.resolve())}, wait=wait)
     try:
-        session.full_scope()
-        walker = _FolderWalker(session, root, workers, progress)
-        walker.run()
-        snapshot = session.commit(
-            stats={
-                "items_skipped": len(walker.skipped),
-                "changed_during_read": len(walker.changed),
-            }
+        try:
+            os.listdir(root_fd)
+        except OSError as exc:
+            raise SourceUnavailable(f"cannot read {root}: {exc.strerror}") from exc
+        owner = owner or folder_owner(root)
+        session = run.owner(
+            owner, source={"type": "folder", "path": str(root.resolve())}, wait=wait
         )
+        try:
+            session.full_scope()
+            walker = _FolderWalker(session, root_fd, workers, progress)
+            walker.run()
+            snapshot = session.commit(
+                stats={
+                    "items_skipped": len(walker.skipped),
+                    "changed_during_read": len(walker.changed),
+                }
+            )
+        finally:
+            session.close()
     finally:
-        session.close()
+        os.close(root_fd)
     return FolderBackupResult(snapshot, walker.skipped, walker.changed)

@@ -11,6 +11,22 @@ file counts as already restored), ``replace``, or ``keep-both`` (the restored
 copy gets a ``(restored N)`` suffix). Running the same restore twice writes
 nothing the second time.
 
+Ownership (as tar does it): run as root, every item gets back the owner and
+group its snapshot recorded (``owners="numeric"``, the default: the recorded
+uid and gid; ``"names"``: the recorded user and group names looked up on this
+machine, the numbers where a name is unknown; ``"none"``: left to whoever
+restores). A set-user-ID bit survives only on a file whose owner is then the
+recorded owner, a set-group-ID bit only on one whose group is the recorded
+group: a restore as root never makes a user's setuid program a root-owned
+setuid program, and a restore by another user (who cannot chown) strips both
+bits, as does a snapshot that recorded no owner.
+
+Temporary files are named ``.coffer-restore-<tag>-<random>``, ``<tag>`` a hash
+of the final name: a restore killed with ``kill -9`` leaves them behind, and
+the next restore of the same items into the same directory removes them
+before writing (a directory the restore creates holds none, and is not
+searched).
+
 ``select`` narrows a restore beyond path globs (the Microsoft 365 filters of
 sources/m365/restore): it is asked about every file and symlink with its
 path and the directory entries above it; directories are then made only for
@@ -20,7 +36,10 @@ what is selected.
 from __future__ import annotations
 
 import errno
+import grp
+import hashlib
 import os
+import pwd
 import secrets
 import stat
 from collections import deque
@@ -34,7 +53,10 @@ from sources.errors import RestoreTargetError
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
+OWNER_POLICIES = ("numeric", "names", "none")
 _COPY_BLOCK = 1024 * 1024
+TEMP_PREFIX = b".coffer-restore-"
+_SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass
@@ -86,6 +108,108 @@ def _valid_name(name: bytes) -> bool:
     return bool(name) and name not in (b".", b"..") and b"/" not in name and b"\x00" not in name
 
 
+def _temp_tag(name: bytes) -> bytes:
+    """The part of a temporary name that says which final name it was for."""
+    return hashlib.blake2b(name, digest_size=6).hexdigest().encode()
+
+
+def _leftovers(dir_fd: int) -> dict[bytes, list[bytes]]:
+    """Temporary files of earlier restores in a directory, by tag."""
+    found: dict[bytes, list[bytes]] = {}
+    with os.scandir(dir_fd) as scan:
+        for dirent in scan:
+            name = os.fsencode(dirent.name)
+            if name.startswith(TEMP_PREFIX):
+                tag = name[len(TEMP_PREFIX) :].partition(b"-")[0]
+                found.setdefault(tag, []).append(name)
+    return found
+
+
+class Ownership:
+    """Which owner each restored item gets, and which set-ID bits it keeps.
+
+    ``policy`` is one of OWNER_POLICIES. Only root changes owners; for anyone
+    else the policy has no effect but the set-ID stripping. Thread-safe (the
+    name caches may look a name up twice, harmlessly).
+    """
+
+    def __init__(self, policy: str = "numeric", *, chown: bool | None = None) -> None:
+        if policy not in OWNER_POLICIES:
+            raise ValueError(f"owners must be one of {OWNER_POLICIES}")
+        self.policy = policy
+        self.chown = (os.geteuid() == 0) if chown is None else chown
+        self._uids: dict[str, int | None] = {}
+        self._gids: dict[str, int | None] = {}
+
+    def recorded(self, entry: Entry) -> tuple[int | None, int | None]:
+        """The uid and gid the item should have here (None: the snapshot does not say)."""
+        uid = _int_attr(entry, "uid")
+        gid = _int_attr(entry, "gid")
+        if self.policy == "names":
+            user, group = entry.attrs.get("user"), entry.attrs.get("group")
+            if user is not None:
+                if user not in self._uids:
+                    try:
+                        self._uids[user] = pwd.getpwnam(user).pw_uid
+                    except KeyError:
+                        self._uids[user] = None
+                uid = self._uids[user] if self._uids[user] is not None else uid
+            if group is not None:
+                if group not in self._gids:
+                    try:
+                        self._gids[group] = grp.getgrnam(group).gr_gid
+                    except KeyError:
+                        self._gids[group] = None
+                gid = self._gids[group] if self._gids[group] is not None else gid
+        return uid, gid
+
+    def apply(self, fd: int, entry: Entry) -> None:
+        """Give the open file or directory its owner (as root), then its mode
+        without the set-ID bits its actual owner does not earn."""
+        uid, gid = self.recorded(entry)
+        if self.chown and self.policy != "none" and (uid is not None or gid is not None):
+            try:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            except OSError as exc:
+                # EINVAL: an id this system (or user namespace) cannot map;
+                # EPERM: a filesystem that refuses. The bits are stripped below.
+                if exc.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+        os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
+
+    def safe_mode(self, st: os.stat_result, entry: Entry, uid: int | None, gid: int | None) -> int:
+        mode = entry.mode & 0o7777
+        if uid is None or st.st_uid != uid:
+            mode &= ~stat.S_ISUID
+        if gid is None or st.st_gid != gid:
+            mode &= ~stat.S_ISGID
+        return mode
+
+    def apply_link(self, dir_fd: int, name: bytes, entry: Entry) -> None:
+        """Give a symlink its owner (links have no mode of their own)."""
+        uid, gid = self.recorded(entry)
+        if not self.chown or self.policy == "none" or (uid is None and gid is None):
+            return
+        try:
+            os.chown(
+                name,
+                -1 if uid is None else uid,
+                -1 if gid is None else gid,
+                dir_fd=dir_fd,
+                follow_symlinks=False,
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+
+
+def _int_attr(entry: Entry, key: str) -> int | None:
+    value = entry.attrs.get(key)
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
 class _DirChain:
     """The chain of open directory fds from the target down to the current one.
 
@@ -94,11 +218,23 @@ class _DirChain:
     """
 
     def __init__(
-        self, root_fd: int, result: RestoreResult, before_leave: Callable[[], None]
+        self,
+        root_fd: int,
+        result: RestoreResult,
+        before_leave: Callable[[], None],
+        ownership: Ownership,
     ) -> None:
         self._chain: list[tuple[bytes, int, Entry | None]] = [(b"", root_fd, None)]
         self._result = result
         self._before_leave = before_leave
+        self._ownership = ownership
+        # Leftover temporary files of each open directory (by descriptor).
+        self._leftovers: dict[int, dict[bytes, list[bytes]]] = {root_fd: _leftovers(root_fd)}
+
+    def take_leftovers(self, name: bytes) -> list[bytes]:
+        """Leftover temporary names for ``name`` in the current directory
+        (each returned once: the caller removes them)."""
+        return self._leftovers.get(self.fd, {}).pop(_temp_tag(name), [])
 
     @property
     def fd(self) -> int:
@@ -118,23 +254,33 @@ class _DirChain:
             self._chain.append((name, self._open_dir(self.fd, name), entry))
 
     def _open_dir(self, parent_fd: int, name: bytes) -> int:
+        created = False
         try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
             self._result.directories += 1
+            created = True
         except FileExistsError:
             pass
         try:
-            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise _Conflict("exists in the target and is not a directory") from exc
             raise
+        if not created:
+            try:
+                self._leftovers[fd] = _leftovers(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
 
     def _leave(self) -> None:
         _name, fd, entry = self._chain.pop()
+        self._leftovers.pop(fd, None)
         try:
             if entry is not None:
-                os.fchmod(fd, entry.mode & 0o7777)
+                self._ownership.apply(fd, entry)
                 os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
@@ -167,8 +313,11 @@ def _same_content(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader
         os.close(fd)
 
 
-def _write_file(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader) -> int:
-    temp = b".coffer-restore-" + secrets.token_hex(6).encode()
+def _write_file(
+    dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader, ownership: Ownership
+) -> int:
+    # Tagged with the item's own name, so a rerun finds this one if we are killed.
+    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + secrets.token_hex(6).encode()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     written = 0
     try:
@@ -183,7 +332,7 @@ def _write_file(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader) 
                     done = os.write(fd, view)
                     view = view[done:]
                 written += len(block)
-            os.fchmod(fd, entry.mode & 0o7777)
+            ownership.apply(fd, entry)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
@@ -262,14 +411,17 @@ def restore_to_dir(
     on_conflict: str = "skip",
     progress: Callable[[str, int], None] | None = None,
     select: Callable[[str, Entry, list[Entry]], bool] | None = None,
+    owners: str = "numeric",
 ) -> RestoreResult:
     """Write the snapshot's tree (or the subtree at ``path``) into ``target``.
 
     Creates ``target`` if missing. Raises RestoreTargetError if it is not a
     directory; item failures are collected in the result, not raised.
+    ``owners`` is one of OWNER_POLICIES (see the module docstring).
     """
     if on_conflict not in CONFLICT_POLICIES:
         raise ValueError(f"on_conflict must be one of {CONFLICT_POLICIES}")
+    ownership = Ownership(owners)
     try:
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
@@ -279,7 +431,12 @@ def restore_to_dir(
     includes = includes or []
     base = path.strip("/")
     writers = _Writers(result, target, progress)
-    chain = _DirChain(root_fd, result, before_leave=writers.drain)
+    try:
+        chain = _DirChain(root_fd, result, writers.drain, ownership)
+    except OSError as exc:
+        writers.close()
+        os.close(root_fd)
+        raise RestoreTargetError(f"cannot list {target}: {exc.strerror}") from exc
     try:
         selected = (
             item
@@ -303,7 +460,17 @@ def restore_to_dir(
             except OSError as exc:
                 writers.record_os_error(rel, exc)
                 continue
-            writers.submit(rel, entry.size, _restore_leaf, chain.fd, entry, reader, on_conflict)
+            writers.submit(
+                rel,
+                entry.size,
+                _restore_leaf,
+                chain.fd,
+                entry,
+                reader,
+                on_conflict,
+                ownership,
+                chain.take_leftovers(entry.name),
+            )
         writers.drain()
     finally:
         writers.close()
@@ -380,13 +547,25 @@ class _Writers:
 
 
 def _restore_leaf(
-    dir_fd: int, entry: Entry, reader: SnapshotReader, on_conflict: str
+    dir_fd: int,
+    entry: Entry,
+    reader: SnapshotReader,
+    on_conflict: str,
+    ownership: Ownership,
+    leftovers: list[bytes],
 ) -> tuple[str, int]:
     """Restore one non-directory item into ``dir_fd``: (outcome, bytes written).
 
-    The outcome names a RestoreResult counter. Runs in a writer thread; raises
-    _Conflict, StoreError or OSError for the caller to record.
+    ``leftovers`` are temporary files an earlier, killed restore left for this
+    item: removed first. The outcome names a RestoreResult counter. Runs in a
+    writer thread; raises _Conflict, StoreError or OSError for the caller to
+    record.
     """
+    for leftover in leftovers:
+        try:
+            os.unlink(leftover, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
     name = entry.name
     try:
         existing: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -416,9 +595,10 @@ def _restore_leaf(
         if existing is not None and name == entry.name:
             os.unlink(name, dir_fd=dir_fd)
         os.symlink(entry.target or b"", name, dir_fd=dir_fd)
+        ownership.apply_link(dir_fd, name, entry)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
     else:
-        written = _write_file(dir_fd, name, entry, reader)
+        written = _write_file(dir_fd, name, entry, reader, ownership)
     if existing is None:
         return "created", written
     if name != entry.name:

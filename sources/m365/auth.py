@@ -18,7 +18,9 @@ reach logs or messages: errors quote msal's error code and description only.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -81,14 +83,28 @@ class _CacheFile:
                 pass  # an unreadable cache only costs a new sign-in
 
     def save(self) -> None:
+        """Write the cache if it changed: a new file (mode 0600, unpredictable
+        name) renamed over the old one, so tokens never go into a file or
+        through a symlink someone else prepared. Raises OSError."""
         if self.path is None or not self.cache.has_state_changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(self.cache.serialize())
-        os.replace(tmp, self.path)
+        # mkstemp opens with O_CREAT | O_EXCL | O_NOFOLLOW and mode 0600 under a
+        # random name: an existing file or symlink there (planted by another
+        # user of a shared directory) is refused, never written through.
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.cache.serialize())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self.cache.has_state_changed = False
 
 

@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import ItemGone, ResyncRequired
+from sources.m365.errors import ItemGone, ResyncRequired, Unreadable
+from sources.m365.failures import Failures
 from sources.m365.names import item_name, parse_time, safe_name, short_id, time_ns
 from sources.m365.render.ical import render_ics
 from sources.m365.timezones import own_zone_times
@@ -80,6 +81,7 @@ class CalendarBackup:
         self.ctx = ctx
         self.uid = ctx.job.key
         self.state = ctx.state
+        self.failures = Failures(ctx, ctx.state)
         self.now = datetime.now(UTC)
 
     def run(self) -> None:
@@ -121,6 +123,7 @@ class CalendarBackup:
         for name, (kind, _v) in ctx.children(ROOT).items():
             if kind == "d" and name not in wanted:
                 ctx.remove(f"{ROOT}/{name}")
+        self.failures.finish()
 
     # -- the primary calendar: delta as a change detector ----------------------------------
 
@@ -256,7 +259,11 @@ class CalendarBackup:
         names: list[str] = []
         try:
             attachments = list(ctx.client.list_all(url, ctx.res, headers=HEADERS))
+            self.failures.resolved(f"{eid}/attachments")
         except ItemGone:
+            return names
+        except Unreadable as exc:  # ErrorCannotOpenFileAttachment: the event is kept
+            self.failures.record(f"{eid}/attachments", f"{path}/{stem}.attachments", exc)
             return names
         for n, att in enumerate(attachments):
             raw = att.get("contentBytes")

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import ResyncRequired
+from sources.m365.errors import ItemGone, ResyncRequired
 from sources.m365.folders import FolderMap
 from sources.m365.names import time_ns, titled_name
 from sources.m365.render.vcard import render_vcard
@@ -115,10 +115,18 @@ class ContactsBackup:
         for fid, path, first in todo:
             link = links.get(fid)
             try:
-                new_link = self._contacts(link or first, path, initial=link is None)
-            except ResyncRequired:
-                ctx.report.resynced.append(path)
-                new_link = self._contacts(first, path, initial=True)
+                try:
+                    new_link = self._contacts(link or first, path, initial=link is None)
+                except ResyncRequired:
+                    ctx.report.resynced.append(path)
+                    new_link = self._contacts(first, path, initial=True)
+            except ItemGone as exc:
+                # ErrorSyncFolderNotFound: deleted after the folder round listed it.
+                ctx.remove(path)
+                links.pop(fid, None)
+                self.state["contacts"] = links
+                ctx.report.debug_note(f"{path}: folder deleted during the run ({exc.code})")
+                continue
             if new_link:
                 links[fid] = new_link
                 self.state["contacts"] = links

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
+from sources.m365.failures import SUFFIX as FAILED_SUFFIX
 from sources.m365.graph import GraphClient
 from sources.m365.report import OwnerReport, ServiceReport
 from sources.m365.settings import TenantSettings
@@ -285,7 +286,8 @@ class Enumeration:
     """Names seen directly in one directory during a full enumeration of it.
 
     :meth:`finish` removes the files the parent snapshot had there that were
-    not seen (they are gone from Microsoft 365). Call it only when the
+    not seen (they are gone from Microsoft 365), except the records of failed
+    items (failures.py keeps and removes those). Call it only when the
     enumeration completed. Thread-safe.
     """
 
@@ -301,5 +303,5 @@ class Enumeration:
 
     def finish(self) -> None:
         for name, (kind, _version) in self.ctx.children(self.directory).items():
-            if kind == FILE and name not in self._seen:
+            if kind == FILE and name not in self._seen and not name.endswith(FAILED_SUFFIX):
                 self.ctx.remove(f"{self.directory}/{name}")

@@ -2,8 +2,14 @@
 
 Discovery runs at the start of every run, so new users, sites and teams are
 picked up without configuration changes. Guests (``userType`` Guest) have no
-mailbox or OneDrive in the tenant and are left out. Personal OneDrive sites
-that ``getAllSites`` lists are left to their users (the ``onedrive`` service).
+mailbox or OneDrive in the tenant and are left out (listed in the report's
+``owners_skipped``). Personal OneDrive sites that ``getAllSites`` lists are left
+to their users (the ``onedrive`` service). A tenant without SharePoint
+(400 "Tenant does not have a SPO license": a mail-only tenant) has no sites to
+back up: that is recorded as not applicable, not as a problem of the run.
+Soft-deleted users are not listed by ``/users`` (they sit in
+``/directory/deletedItems``): they are not backed up, their earlier snapshots
+stay under the retention policy, and the run report lists them (runner.py).
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from sources.m365.context import OwnerJob
-from sources.m365.errors import AccessDenied, GraphError, M365ConfigError, TransientGraphError
+from sources.m365.errors import (
+    AccessDenied,
+    GraphError,
+    M365ConfigError,
+    MailboxUnavailable,
+    TransientGraphError,
+)
 from sources.m365.graph import GraphClient
 from sources.m365.settings import USER_SERVICES, TenantSettings, matches_any
 from sources.m365.throttle import Resource
@@ -64,6 +76,7 @@ def discover_users(
     *,
     only_users: tuple[str, ...] = (),
     only_services: tuple[str, ...] = (),
+    skipped: list[dict[str, str]] | None = None,
 ) -> list[OwnerJob]:
     res = Resource.directory()
     sel = settings.selection
@@ -74,7 +87,12 @@ def discover_users(
     params = {"$select": USER_SELECT, "$top": "999"}
     for user in client.list_all("/users", res, params=params):
         upn = str(user.get("userPrincipalName") or "")
-        if not upn or str(user.get("userType") or "Member") == "Guest":
+        if not upn:
+            continue
+        if str(user.get("userType") or "Member") == "Guest":
+            if skipped is not None and (not only_users or matches_any(upn, only_users)):
+                reason = "guest user: no mailbox or OneDrive in this tenant (their home tenant's)"
+                skipped.append({"kind": "users", "name": upn, "reason": reason})
             continue
         if not sel.user_selected(upn, in_groups=str(user.get("id")) in in_groups):
             continue
@@ -125,7 +143,14 @@ def discover_sites(client: GraphClient, settings: TenantSettings) -> list[OwnerJ
         selected = parent_selected or _site_selected(settings, site)
         if selected:
             jobs.append(_site_job(site))
-        subsites = client.list_all(f"/sites/{sid}/sites", res, params={"$top": "999"})
+        try:
+            subsites = list(client.list_all(f"/sites/{sid}/sites", res, params={"$top": "999"}))
+        except TransientGraphError:
+            raise
+        except GraphError:
+            # A locked or inaccessible site refuses its subsites too: the site's own
+            # backup reports why; its subsites wait until it opens again.
+            continue
         pending.extend((sub, selected) for sub in subsites if sub.get("id"))
     return sorted(jobs, key=lambda j: j.name.lower())
 
@@ -176,17 +201,28 @@ def discover(
     *,
     only_users: tuple[str, ...] = (),
     only_services: tuple[str, ...] = (),
+    skipped: list[dict[str, str]] | None = None,
 ) -> tuple[list[OwnerJob], list[str]]:
     """Every owner the configuration selects (users, then sites, teams and Microsoft 365
     groups), and the problems met listing those (which do not stop the users' backup).
+    Owners and services that do not apply (guests, a tenant without SharePoint) are
+    appended to ``skipped`` (kind, name, reason), not to the problems.
 
     Raises what listing users raises: a run without its users is no run.
     """
     wanted = [s for s in settings.selection.services if not only_services or s in only_services]
     jobs: list[OwnerJob] = []
     problems: list[str] = []
-    if any(s in USER_SERVICES for s in wanted):
-        jobs += discover_users(client, settings, only_users=only_users, only_services=tuple(wanted))
+    # [tenant.user_services] replaces `services` for the users it names, so
+    # users are listed when it names any, and only --service narrows theirs.
+    if any(s in USER_SERVICES for s in wanted) or settings.selection.user_services:
+        jobs += discover_users(
+            client,
+            settings,
+            only_users=only_users,
+            only_services=only_services,
+            skipped=skipped,
+        )
     if only_users:
         return jobs, problems  # --user narrows the run to those users
     for service, find in (
@@ -198,6 +234,10 @@ def discover(
             continue
         try:
             jobs += find(client, settings)
+        except MailboxUnavailable as exc:
+            if skipped is not None:
+                reason = f"the tenant has no {service} ({exc.code}: {exc.message})"
+                skipped.append({"kind": service, "name": "*", "reason": reason})
         except (AccessDenied, TransientGraphError, GraphError) as exc:
             problems.append(f"cannot list the {service} owners: {exc}")
     return jobs, problems

@@ -21,11 +21,13 @@ metadata with a note. A 410 starts a fresh enumeration (at Graph's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 from sources.m365.context import ServiceContext, graph_json
-from sources.m365.errors import GraphError, ItemGone, ResyncRequired
+from sources.m365.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
+from sources.m365.failures import Failures
 from sources.m365.folders import FolderMap
 from sources.m365.graph import DownloadUrlExpired, TooLarge
 from sources.m365.hashing import HashingSink
@@ -42,7 +44,12 @@ DELTA_HEADERS = {
     "deltashowsharingchanges"
 }
 SHARED_CHANGED = "@microsoft.graph.sharedChanged"
+ITEM_ATTEMPTS = 3  # server errors on one file's content before it is the file's own
 PERMISSION_FAILURES = (400, 403, 404, 405, 501)
+# SharePoint rewrites these on download (rclone's OneDrive docs, "Unexpected file
+# size/hash differences on Sharepoint"): their bytes need not match the metadata.
+OFFICE_EXTENSIONS = (".docx", ".xlsx", ".pptx", ".docm", ".xlsm", ".pptm", ".doc", ".xls", ".ppt")
+VANISHED = "\0vanished"  # _fetch_verified: the file was deleted while the run read it
 
 
 @dataclass
@@ -97,6 +104,9 @@ class DriveBackup:
         self.state: dict[str, Any] = drives.setdefault(drive_id, {})
         self.permissions = True
         self.versions = ctx.settings.onedrive_versions
+        self.failures = Failures(ctx, self.state)
+        # A SharePoint document library (not a OneDrive) rewrites Office files.
+        self.library = base.startswith("libraries/")
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -151,6 +161,8 @@ class DriveBackup:
         ctx.drain()
         if link is None:
             return  # the round did not complete: nothing of it is published
+        self._retry_failed()
+        self.failures.finish()
         for items in rnd.orphans.values():
             for item in items:
                 ctx.skip(
@@ -162,7 +174,8 @@ class DriveBackup:
             ctx.session.full_scope(self.base)
         if ctx.report.items_skipped == skipped_before:
             # Advanced only when nothing was skipped: a skipped file must come back
-            # in the next round (files stored meanwhile are then unchanged).
+            # in the next round (files stored meanwhile are then unchanged). Files
+            # that failed for good are recorded (failures.py) and do not hold it.
             self.state["delta"] = link
         self.state["folders"] = rnd.fmap.to_state()
         self.state["root"] = rnd.root
@@ -344,7 +357,17 @@ class DriveBackup:
         # an unchanged file is not looked at again, so a checkpoint holding the file
         # without its versions would lose them for good.
         with ctx.group(), ctx.spool() as spool:
-            problem = self._fetch_verified(item, spool)
+            try:
+                problem = self._fetch_verified(item, spool, attrs)
+            except GraphError as exc:  # only permanent ones come out: the file's own
+                self.failures.record(iid, path, exc)
+                self._keep_previous(path, old)
+                return
+            if problem == VANISHED:
+                # Deleted while the run read it: the next delta round says so.
+                ctx.report.debug_note(f"{path}: deleted during the run")
+                self.failures.resolved(iid)
+                return
             if problem is not None:
                 if problem:
                     ctx.skip(path, problem)
@@ -352,6 +375,7 @@ class DriveBackup:
                 return
             spool.seek(0)
             ctx.add_file(path, spool, version=version, item_id=iid, attrs=attrs, mtime_ns=mtime)
+            self.failures.resolved(iid)
             if old is not None and old != path:
                 ctx.remove(old, count=False)
             if self.versions:
@@ -369,8 +393,12 @@ class DriveBackup:
             ):
                 return
 
-    def _fetch_verified(self, item: dict[str, Any], spool: IO[bytes]) -> str | None:
-        """Download ``item`` into ``spool``; None when good, "" when excluded, else why not."""
+    def _fetch_verified(
+        self, item: dict[str, Any], spool: IO[bytes], attrs: dict[str, str]
+    ) -> str | None:
+        """Download ``item`` into ``spool``; None when good, "" when excluded, VANISHED
+        when deleted meanwhile, else why not. Raises the GraphError of a permanent
+        failure of this file (errors.permanent_item_error)."""
         ctx = self.ctx
         iid = str(item["id"])
         url = item.get("@microsoft.graph.downloadUrl")
@@ -385,6 +413,7 @@ class DriveBackup:
                         cast(IO[bytes], sink),
                         preauthenticated=True,
                         max_bytes=ctx.selection.max_item_size,
+                        attempts=ITEM_ATTEMPTS,
                     )
                 else:
                     ctx.client.download(
@@ -392,6 +421,7 @@ class DriveBackup:
                         ctx.res,
                         cast(IO[bytes], sink),
                         max_bytes=ctx.selection.max_item_size,
+                        attempts=ITEM_ATTEMPTS,
                     )
             except DownloadUrlExpired:
                 problem = "the download URL expired and could not be renewed"
@@ -399,24 +429,74 @@ class DriveBackup:
                 ctx.excluded("", ctx.selection.max_item_size + 1)
                 return ""
             except ItemGone:
-                return "the file vanished before it could be read (404)"
+                return VANISHED
             except GraphError as exc:
+                if permanent_item_error(exc):
+                    raise
                 return f"cannot read the file: {exc}"
             else:
                 mismatch = sink.mismatch(item)
                 if mismatch is None:
+                    return None
+                if self._rewritten(item, sink, attrs):
                     return None
                 problem = mismatch
             # Fetch the item again: a fresh download URL (and, if it changed, new hashes).
             try:
                 fresh = ctx.client.get_json(f"/drives/{self.drive_id}/items/{iid}", ctx.res)
             except ItemGone:
-                return "the file vanished before it could be read (404)"
+                return VANISHED
             url = fresh.get("@microsoft.graph.downloadUrl")
             if fresh.get("cTag") == item.get("cTag"):
                 continue
             item = fresh
         return problem
+
+    def _rewritten(self, item: dict[str, Any], sink: HashingSink, attrs: dict[str, str]) -> bool:
+        """Accept an Office file of a SharePoint library whose bytes differ from its
+        metadata: SharePoint rewrites such files on download (rclone's OneDrive
+        docs, "Unexpected file size/hash differences on Sharepoint"), so the
+        metadata can never match. The download itself was complete (the client
+        checks Content-Length). Both the reported and the actual size and hashes are
+        recorded; the stored content is described (and verified) by the actual ones,
+        the content key stays the reported one so an unchanged file is not fetched
+        again."""
+        name = str(item.get("name") or "").lower()
+        if not (self.library and name.endswith(OFFICE_EXTENSIONS) and sink.size > 0):
+            return False
+        reported = (item.get("file") or {}).get("hashes") or {}
+        attrs["reportedSize"] = str(item.get("size"))
+        for key, value in reported.items():
+            attrs[f"reported{key[0].upper()}{key[1:]}"] = str(value)
+        attrs.update(sink.actual())
+        attrs["size"] = str(sink.size)
+        attrs["coffer.note"] = (
+            "SharePoint rewrote this Office file on download: its size and hash differ "
+            "from the metadata (reported* attributes); the content is what Graph served"
+        )
+        self.ctx.report.count("office_rewritten")
+        return True
+
+    def _retry_failed(self) -> None:
+        """Read again the failed files delta did not name this run (bounded:
+        failures.RETRY_RUNS); a file gone meanwhile loses its record."""
+        ctx = self.ctx
+        for record in self.failures.due():
+            iid = str(record["id"])
+            path = str(record["path"])
+            try:
+                item = ctx.client.get_json(f"/drives/{self.drive_id}/items/{iid}", ctx.res)
+            except ItemGone:
+                self.failures.resolved(iid)
+                continue
+            except GraphError:
+                self.failures.retried(iid)  # metadata unreadable now: the code stands
+                continue
+            attrs = file_attrs(item)
+            version = str(item.get("eTag") or item.get("cTag") or "")
+            mtime = time_ns(item.get("lastModifiedDateTime"))
+            ctx.submit(functools.partial(self._download, item, path, version, attrs, mtime, None))
+        ctx.drain()
 
     def _versions(self, item: dict[str, Any], path: str) -> None:
         """Store the file's previous versions (the newest is the file itself)."""

@@ -48,14 +48,12 @@ from requests.adapters import HTTPAdapter
 
 from sources.m365.auth import TokenSource
 from sources.m365.errors import (
-    AccessDenied,
     AmbiguousWrite,
     AuthError,
     GraphError,
-    ItemGone,
-    MailboxUnavailable,
-    ResyncRequired,
     TransientGraphError,
+    Unreadable,
+    classify,
 )
 from sources.m365.throttle import Gates, Resource
 
@@ -66,20 +64,6 @@ _NETWORK_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
-)
-_GONE_CODES = (
-    "syncStateNotFound",
-    "resyncRequired",
-    "SyncStateInvalid",
-    "resyncChangesApplyDifferences",
-    "resyncChangesUploadDifferences",
-    "syncStateInvalid",
-)
-_NO_MAILBOX_CODES = (
-    "MailboxNotEnabledForRESTAPI",
-    "MailboxNotSupportedForRESTAPI",
-    "ResourceNotFound",  # "User's mysite not found": no OneDrive provisioned
-    "ErrorMailboxNotFound",
 )
 _DOWNLOAD_BLOCK = 1 << 20
 
@@ -206,20 +190,16 @@ def _error_fields(resp: requests.Response) -> tuple[str, str, str]:
 
 
 def error_for(resp: requests.Response) -> GraphError:
-    """The error class for a failed answer (see errors.py)."""
+    """The error class for a failed answer (errors.classify)."""
     code, message, inner = _error_fields(resp)
-    status = resp.status_code
-    args: dict[str, Any] = {"url": resp.url, "inner_code": inner}
-    probe = GraphError(status, code, message, **args)
-    if status == 410 or probe.has_code(*_GONE_CODES):
-        return ResyncRequired(status, code, message, location=resp.headers.get("Location"), **args)
-    if probe.has_code(*_NO_MAILBOX_CODES) and status in (400, 403, 404):
-        return MailboxUnavailable(status, code, message, **args)
-    if status == 404:
-        return ItemGone(status, code, message, **args)
-    if status == 403:
-        return AccessDenied(status, code, message, **args)
-    return probe
+    return classify(
+        resp.status_code,
+        code,
+        message,
+        url=resp.url,
+        inner_code=inner,
+        location=resp.headers.get("Location"),
+    )
 
 
 class GraphClient:
@@ -271,6 +251,7 @@ class GraphClient:
         authenticated: bool,
         what: str,
         ambiguous: bool = False,
+        attempts: int | None = None,
     ) -> requests.Response:
         """Call ``attempt_once`` (inside the gates) until it answers for good.
 
@@ -283,6 +264,7 @@ class GraphClient:
         failures = 0
         auth_retries = 0
         throttled_for = 0.0
+        max_attempts = attempts or self.max_attempts
         while True:
             token = ""
             headers: dict[str, str] = {}
@@ -304,7 +286,7 @@ class GraphClient:
                         "the connection failed after the request was sent",
                         url=what,
                     ) from None
-                if failures >= self.max_attempts:
+                if failures >= max_attempts:
                     raise TransientGraphError(
                         0, type(exc).__name__, f"connection failed {failures} times", url=what
                     ) from None
@@ -337,7 +319,7 @@ class GraphClient:
                 if ambiguous and status != 507:
                     code, message, inner = _error_fields(resp)
                     raise AmbiguousWrite(status, code, message, url=what, inner_code=inner)
-                if failures >= self.max_attempts:
+                if failures >= max_attempts:
                     raise error_for(resp)
                 self._sleep(self._backoff(failures))
                 continue
@@ -489,8 +471,13 @@ class GraphClient:
         preauthenticated: bool = False,
         max_bytes: int = 0,
         headers: dict[str, str] | None = None,
+        attempts: int | None = None,
     ) -> int:
         """Stream a body into ``sink`` (truncated first on every attempt); returns its size.
+
+        ``attempts`` bounds the tries on server errors (default ``max_attempts``):
+        one item's content that keeps failing is that item's problem, retried on
+        later runs, and must not hold the run for minutes of backoff.
 
         A 302 to a pre-authenticated URL is followed without the Authorization
         header. Raises DownloadUrlExpired when a pre-authenticated URL is refused
@@ -522,7 +509,10 @@ class GraphClient:
                         state["preauth"] = True
                         continue
                     if state["preauth"] and resp.status_code in (401, 403, 404, 410):
-                        raise DownloadUrlExpired(f"download URL answered {resp.status_code}")
+                        resp._content = resp.raw.read(1 << 16, decode_content=True)
+                        if not isinstance(error_for(resp), Unreadable):
+                            raise DownloadUrlExpired(f"download URL answered {resp.status_code}")
+                        return resp  # malwareDetected: the file's own, not the URL's
                     if resp.status_code >= 400:
                         resp._content = resp.raw.read(1 << 16, decode_content=True)
                         return resp
@@ -543,6 +533,6 @@ class GraphClient:
                 finally:
                     resp.close()
 
-        resp = self._run(res, once, authenticated=True, what=url)
+        resp = self._run(res, once, authenticated=True, what=url, attempts=attempts)
         sink.flush()
         return int(getattr(resp, "_coffer_size", 0))

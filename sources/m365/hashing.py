@@ -53,6 +53,17 @@ class HashingSink:
     def flush(self) -> None:
         self.inner.flush()
 
+    def actual(self) -> dict[str, str]:
+        """The hashes of what was written, in Graph's spelling (those announced)."""
+        out: dict[str, str] = {}
+        if self._want_qx:
+            out["quickXorHash"] = base64.b64encode(self._qx.digest()).decode()
+        if self._want_sha1:
+            out["sha1Hash"] = self._sha1.hexdigest().upper()
+        if self._want_sha256:
+            out["sha256Hash"] = self._sha256.hexdigest().upper()
+        return out
+
     def mismatch(self, item: dict[str, Any]) -> str | None:
         """Why the content does not match ``item`` (size, hashes), or None."""
         expected_size = item.get("size")

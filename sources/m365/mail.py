@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import GraphError, ItemGone, ResyncRequired
+from sources.m365.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
+from sources.m365.failures import Failures
 from sources.m365.folders import FolderMap
 from sources.m365.graph import TooLarge
 from sources.m365.mimesplit import split_mime
@@ -63,6 +64,7 @@ SELECT = ",".join(
 # Immutable IDs survive moves between folders (outlook-immutable-id.md).
 HEADERS = {"Prefer": f'odata.maxpagesize={PAGE_SIZE}, IdType="ImmutableId"'}
 PENDING_LIMIT = 20_000
+ITEM_ATTEMPTS = 3  # server errors on one message before it is the message's own
 
 
 @dataclass
@@ -140,6 +142,7 @@ class MailBackup:
         self.uid = ctx.job.key
         self.state = ctx.state
         self.round = _Round()
+        self.failures = Failures(ctx, ctx.state)
 
     # -- folders -------------------------------------------------------------------------
 
@@ -220,6 +223,32 @@ class MailBackup:
         for fid, path, human in todo:
             self._folder(fid, path, human, links)
         self._finish(links)
+        self._retry_failed()
+        self.failures.finish()
+
+    def _retry_failed(self) -> None:
+        """Read again the failed messages delta did not name this run (bounded:
+        failures.RETRY_RUNS); a message gone meanwhile loses its record."""
+        ctx = self.ctx
+        for record in self.failures.due():
+            mid = str(record["id"])
+            try:
+                message = ctx.client.get_json(
+                    f"/users/{self.uid}/messages/{mid}",
+                    ctx.res,
+                    params={"$select": SELECT},
+                    headers=HEADERS,
+                )
+            except ItemGone:
+                self.failures.resolved(mid)
+                continue
+            except GraphError:
+                self.failures.retried(mid)  # metadata unreadable now: the code stands
+                continue
+            path = str(record["path"])
+            human = path.rsplit("/", 1)[0].removeprefix(f"{ROOT}/")
+            self._fetch(path, message, message_attrs(message, human), None)
+        ctx.drain()
 
     def _folder(self, fid: str, path: str, human: str, links: dict[str, str]) -> None:
         ctx = self.ctx
@@ -228,10 +257,20 @@ class MailBackup:
         held_before = (len(self.round.pending), len(self.round.deferred))
         skipped_before = ctx.report.items_skipped
         try:
-            new_link = self._messages(link or first, fid, path, human, initial=link is None)
-        except ResyncRequired:
-            ctx.report.resynced.append(f"mail/{human}")
-            new_link = self._messages(first, fid, path, human, initial=True)
+            try:
+                new_link = self._messages(link or first, fid, path, human, initial=link is None)
+            except ResyncRequired:
+                ctx.report.resynced.append(f"mail/{human}")
+                new_link = self._messages(first, fid, path, human, initial=True)
+        except ItemGone as exc:
+            # ErrorSyncFolderNotFound / ErrorItemNotFound: the folder was deleted after
+            # the folder round listed it. Not a failure of the mailbox: it is gone.
+            ctx.drain()
+            ctx.remove(path)
+            links.pop(fid, None)
+            self.state["messages"] = links
+            ctx.report.debug_note(f"mail/{human}: folder deleted during the run ({exc.code})")
+            return
         if new_link is None or ctx.report.items_skipped != skipped_before:
             # A skipped message would never come back in a later round: keep the
             # old link, so the next run reads these changes again (stored ones
@@ -335,15 +374,21 @@ class MailBackup:
                         spool,
                         max_bytes=limit,
                         headers={"Prefer": 'IdType="ImmutableId"'},
+                        attempts=ITEM_ATTEMPTS,
                     )
-                except ItemGone:
-                    ctx.skip(target, "the message vanished before it could be read (404)")
+                except ItemGone as exc:
+                    # Deleted in flight: the next delta round reports the removal.
+                    ctx.report.debug_note(f"{target}: deleted during the run ({exc.code})")
+                    self.failures.resolved(mid)
                     return
                 except TooLarge:
                     ctx.excluded(target, limit + 1)
                     return
                 except GraphError as exc:
-                    ctx.skip(target, f"cannot read the message: {exc}")
+                    if permanent_item_error(exc):
+                        self.failures.record(mid, target, exc)
+                    else:
+                        ctx.skip(target, f"cannot read the message: {exc}")
                     return
                 spool.seek(0)
                 content = split_mime(spool) if ctx.settings.mime_dedup else spool
@@ -355,6 +400,7 @@ class MailBackup:
                     attrs=attrs,
                     mtime_ns=time_ns(when),
                 )
+                self.failures.resolved(mid)
                 if old is not None and old != target:
                     ctx.remove(old, count=False)
 

@@ -40,7 +40,12 @@ class ServiceReport:
     error: str | None = None
     resynced: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Items that can never be read (failures.py): new ones make the service partial
+    # (an administrator must hear of them once); known ones are listed only.
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    items_failed_new: int = 0
     notes: list[str] = field(default_factory=list)
+    debug: list[str] = field(default_factory=list)  # in the JSON report only, not shown
     counts: dict[str, int] = field(default_factory=dict)  # items per kind (messages, ...)
     meter: Meter = field(default_factory=Meter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -65,6 +70,23 @@ class ServiceReport:
         with self._lock:
             if message not in self.notes:
                 self.notes.append(message)
+
+    def debug_note(self, message: str) -> None:
+        """A fact for whoever reads the JSON report (not shown in the summary)."""
+        with self._lock:
+            if message not in self.debug:
+                self.debug.append(message)
+
+    def failed_item(self, record: dict[str, Any], *, new: bool) -> None:
+        """List a permanently failed item; a new one makes the service partial."""
+        with self._lock:
+            self.failed = [r for r in self.failed if r.get("id") != record.get("id")]
+            if len(self.failed) < MAX_LISTED:
+                self.failed.append({**record, "new": new})
+            if new:
+                self.items_failed_new += 1
+                if self.status == OK:
+                    self.status = PARTIAL
 
     def incomplete(self, error: str) -> None:
         """Part of the service could not be backed up (what could was stored)."""
@@ -96,7 +118,11 @@ class ServiceReport:
             "retries": self.meter.retries,
             "resynced": list(self.resynced),
             "skipped": list(self.skipped),
+            "items_failed": len(self.failed),
+            "items_failed_new": self.items_failed_new,
+            "failed": sorted(self.failed, key=lambda r: str(r.get("path"))),
             "notes": list(self.notes),
+            "debug": list(self.debug),
             "counts": dict(sorted(self.counts.items())),
             "error": self.error,
         }
@@ -160,6 +186,7 @@ TOTALS = (
     "items_unchanged",
     "items_skipped",
     "items_excluded",
+    "items_failed_new",
     "bytes_read",
     "bytes_added",
 )
@@ -169,7 +196,19 @@ def totals(owners: list[OwnerReport]) -> dict[str, Any]:
     out: dict[str, Any] = {name: sum(o.total(name) for o in owners) for name in TOTALS}
     out["requests"] = sum(o.meter.requests for o in owners)
     out["throttled_seconds"] = round(sum(o.meter.throttled_seconds for o in owners), 3)
+    out["items_failed"] = sum(len(s.failed) for o in owners for s in o.services.values())
     out["owners"] = len(owners)
     for status in (OK, PARTIAL, FAILED, NOT_APPLICABLE):
         out[f"owners_{status}"] = sum(1 for o in owners if o.status == status)
     return out
+
+
+def failed_items(owners: list[OwnerReport]) -> list[dict[str, Any]]:
+    """Every permanently failed item of the run, new ones first (failures.py)."""
+    out = [
+        {"owner": o.name, "kind": o.kind, **record}
+        for o in owners
+        for s in o.services.values()
+        for record in s.failed
+    ]
+    return sorted(out, key=lambda r: (not r.get("new"), str(r["owner"]), str(r.get("path"))))

@@ -27,12 +27,20 @@ from sources.m365.calendar import backup_calendar
 from sources.m365.contacts import backup_contacts
 from sources.m365.context import OwnerJob, OwnerRun, RunFlags, ServiceContext
 from sources.m365.discovery import discover, signed_in_user
-from sources.m365.errors import AuthError, GraphError, MailboxUnavailable
+from sources.m365.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
 from sources.m365.graph import GraphClient, make_http_session
 from sources.m365.groups import backup_group
 from sources.m365.mail import backup_mail
 from sources.m365.onedrive import backup_onedrive
-from sources.m365.report import FAILED, NOT_APPLICABLE, OK, PARTIAL, OwnerReport, totals
+from sources.m365.report import (
+    FAILED,
+    NOT_APPLICABLE,
+    OK,
+    PARTIAL,
+    OwnerReport,
+    failed_items,
+    totals,
+)
 from sources.m365.settings import TenantSettings
 from sources.m365.sites import backup_site
 from sources.m365.state import SyncState
@@ -40,7 +48,7 @@ from sources.m365.teams import backup_team
 from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
 from sources.m365.writer import AttributingWriter, attributed_to
-from store import BackupRun, Owner, Repository, StoreError
+from store import BackupRun, Owner, Repository, StoreError, latest_per_owner
 
 REPORT_FORMAT = "coffer-backup-report"
 REPORT_VERSION = 1
@@ -106,6 +114,7 @@ class TenantBackup:
         self.only_services = only_services
         self.flags = RunFlags()
         self.problems: list[str] = []
+        self.skipped_owners: list[dict[str, str]] = []
         conn = settings.connection
         if client is None:
             http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
@@ -127,9 +136,38 @@ class TenantBackup:
             self.settings,
             only_users=self.only_users,
             only_services=self.only_services,
+            skipped=self.skipped_owners,
         )
         self.problems.extend(problems)
+        self.skipped_owners.extend(self._absent(jobs))
         return jobs
+
+    def _absent(self, jobs: list[OwnerJob]) -> list[dict[str, str]]:
+        """Users of this tenant with snapshots whom discovery no longer lists: deleted
+        or soft-deleted (Graph's ``/users`` leaves those out; they sit in
+        ``/directory/deletedItems``), or no longer selected. Their snapshots stay
+        under the retention policy; the report says so. Only for unnarrowed runs."""
+        if self.only_users or self.only_services:
+            return []
+        present = {(j.kind, j.key) for j in jobs}
+        tenant = self.settings.connection.tenant_id
+        out: list[dict[str, str]] = []
+        for snap in latest_per_owner(self.repo.list_snapshots()):
+            owner = snap.owner
+            if owner.kind != "users" or (owner.kind, owner.key) in present:
+                continue
+            if snap.source.get("type") != "m365" or snap.source.get("tenant") != tenant:
+                continue
+            out.append(
+                {
+                    "kind": "users",
+                    "name": owner.name,
+                    "reason": "no longer listed by Microsoft 365 (deleted, soft-deleted or "
+                    "no longer selected); its snapshots are kept under the retention policy",
+                    "last_snapshot": snap.id_hex,
+                }
+            )
+        return out
 
     def _owner(self, run: BackupRun, job: OwnerJob) -> OwnerReport:
         report = OwnerReport(job.kind, job.key, job.name)
@@ -209,9 +247,18 @@ class TenantBackup:
             except MailboxUnavailable as exc:
                 self._settle_workers(owner)
                 service.status = NOT_APPLICABLE
-                what = "OneDrive" if name == "onedrive" else "mailbox"
-                service.note(f"the user has no usable {what} ({exc.code})")
+                what = {"onedrive": "OneDrive", "sharepoint": "SharePoint"}.get(name, "mailbox")
+                service.note(f"the user has no usable {what} ({exc.code}: {exc.message})")
                 no_mailbox = no_mailbox or name == "mail"
+            except ResourceLocked as exc:
+                # An administrator locked the site (no access): nothing can be read
+                # until it is unlocked; its earlier snapshots stay as they are.
+                self._settle_workers(owner)
+                service.status = NOT_APPLICABLE
+                service.note(
+                    f"locked by an administrator ({exc.inner_code or exc.code}); "
+                    "not backed up until unlocked, earlier snapshots kept"
+                )
             except AuthError:
                 self._settle_workers(owner)
                 raise
@@ -312,5 +359,7 @@ class TenantBackup:
                 "blobs_deduplicated": stats.blobs_duplicate,
             },
             "problems": problems,
+            "owners_skipped": list(self.skipped_owners),
+            "failed_items": failed_items(reports),
             "owners": [r.to_map() for r in reports],
         }

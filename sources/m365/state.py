@@ -8,10 +8,12 @@ with one member per service, each owned by that service's module::
      "mail": {...}, "contacts": {...}, "calendar": {...},
      "onedrive": {...}, "sharepoint": {...}, "teams": {...}}
 
-A service changes its part only for collections whose items were all added,
-then calls :meth:`SyncState.publish`, which hands the whole state to the
-session (a checkpoint stores the last published state with the items added so
-far). Thread-safe.
+A service changes its part only for collections whose items were all added
+(items that can never be read are recorded under a ``"failed"`` member,
+failures.py, and do not count as missing), then calls
+:meth:`SyncState.publish`, which hands the whole state to the session (a
+checkpoint stores the last published state with the items added so far).
+Thread-safe.
 """
 
 from __future__ import annotations

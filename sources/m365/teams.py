@@ -26,7 +26,7 @@ from sources.m365.context import (
     content_version,
     graph_json,
 )
-from sources.m365.errors import AccessDenied, ItemGone, ResyncRequired
+from sources.m365.errors import AccessDenied, DeltaNotSupported, ItemGone, ResyncRequired
 from sources.m365.hosted import Hosted, fetch_hosted, inline_images, references_hosted
 from sources.m365.names import clean_title, item_name, safe_name, short_id, time_ns
 from sources.m365.render.html import render_thread
@@ -128,7 +128,7 @@ class TeamBackup:
             if link:
                 try:
                     new_link = self._round(cid, str(link), res, path, channel, None, initial=False)
-                except ResyncRequired:
+                except (ResyncRequired, DeltaNotSupported):
                     ctx.report.resynced.append(path)
                     new_link = self._full(cid, base, res, path, channel)
             else:
@@ -150,9 +150,19 @@ class TeamBackup:
         for root in ctx.client.list_all(base, res, params={"$top": str(PAGE)}):
             self._thread(cid, root, res, path, channel, enumeration, force=False)
         ctx.drain()  # the delta round below must see the threads just stored as unchanged
-        link = self._round(
-            cid, f"{base}/delta", res, path, channel, enumeration, initial=True, top=True
-        )
+        try:
+            link = self._round(
+                cid, f"{base}/delta", res, path, channel, enumeration, initial=True, top=True
+            )
+        except DeltaNotSupported as exc:
+            # A channel without messages: Graph refuses its delta (400 "Parameter
+            # 'DeltaToken' not supported", microsoft-graph-docs #7382; Corso lists
+            # instead). The listing above is complete: keep it, take no link, and
+            # list again next run (a cheap request while the channel stays empty).
+            ctx.drain()
+            enumeration.finish()
+            ctx.report.debug_note(f"{path}: delta not supported ({exc.code}); listed instead")
+            return None
         ctx.drain()
         if link is not None:
             enumeration.finish()

@@ -22,10 +22,17 @@ import importlib
 import os
 from collections.abc import Callable
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import (
+    Backend,
+    ConditionalWriteUnsupported,
+    ObjectInfo,
+    TempObject,
+    validate_key,
+)
 from store.backend.cache import CachingBackend
 from store.backend.local import LocalBackend
 from store.backend.ratelimit import RateLimitedBackend
+from store.backend.redact import redact_text, redact_url
 from store.backend.retry import RetryingBackend
 
 # scheme -> "module:function" returning a Backend for the rest of the URL.
@@ -50,7 +57,7 @@ def _open_raw(url: str) -> tuple[Backend, bool]:
     if sep and scheme == "local":
         return LocalBackend(rest), False
     if sep and len(scheme) > 1 and "/" not in scheme and scheme.isalnum():
-        raise ValueError(f"unknown repository scheme {scheme!r} in {url!r}")
+        raise ValueError(f"unknown repository scheme {scheme!r} in {redact_url(url)!r}")
     return LocalBackend(url), False
 
 
@@ -100,11 +107,15 @@ def open_backend(
 __all__ = [
     "Backend",
     "CachingBackend",
+    "ConditionalWriteUnsupported",
     "LocalBackend",
     "ObjectInfo",
     "RateLimitedBackend",
     "RetryingBackend",
+    "TempObject",
     "is_remote",
     "open_backend",
+    "redact_text",
+    "redact_url",
     "validate_key",
 ]

@@ -16,7 +16,9 @@ clouds or private endpoints; a connection string carries its own endpoint.
 
 Objects are block blobs. Up to 16 MiB they go up in one Put Blob; bigger ones
 as blocks committed by one Put Block List, which is atomic. Every upload
-carries a transactional MD5. The SDK's own retries are off: retrying belongs
+carries a transactional MD5. ``create`` uploads with ``overwrite=False``, which
+the SDK sends as ``If-None-Match: *`` (409 BlobAlreadyExists when the name is
+taken). The SDK's own retries are off: retrying belongs
 to :class:`store.backend.retry.RetryingBackend`.
 """
 
@@ -40,7 +42,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import Backend, CreateProbe, ObjectInfo, validate_key
 from store.backend.options import join_key, split_container, split_options
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 
@@ -119,6 +121,7 @@ class AzureBlobBackend(Backend):
         self._prefix = prefix.strip("/")
         self._container: ContainerClient = self._service.get_container_client(container)
         self._create_lock = threading.Lock()
+        self._probe = CreateProbe()
 
     @property
     def location(self) -> str:
@@ -143,10 +146,39 @@ class AzureBlobBackend(Backend):
         except Exception as exc:
             raise translate_error(exc, f"object {key}") from exc
 
-    def _upload(self, name: str, data: bytes) -> None:
+    def _upload(self, name: str, data: bytes, *, overwrite: bool = True) -> None:
         self._container.upload_blob(
-            name, data, length=len(data), overwrite=True, validate_content=True, max_concurrency=4
+            name,
+            data,
+            length=len(data),
+            overwrite=overwrite,
+            validate_content=True,
+            max_concurrency=4,
         )
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._probe.require(self._create_once, self.delete, self.location)
+        return self._create_once(key, data)
+
+    def _create_once(self, key: str, data: bytes) -> bool:
+        name = self._name(key)
+        try:
+            try:
+                self._upload(name, data, overwrite=False)
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) != "ContainerNotFound":
+                    raise
+                self._create_container()
+                self._upload(name, data, overwrite=False)
+        except ResourceExistsError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                return False
+            raise translate_error(exc, f"object {key}") from exc
+        except Exception as exc:
+            raise translate_error(exc, f"object {key}") from exc
+        return True
 
     def _create_container(self) -> None:
         with self._create_lock:

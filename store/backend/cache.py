@@ -1,12 +1,16 @@
 """A local on-disk cache of metadata objects, as a backend wrapper (like restic's cache).
 
-Cached: everything under ``index/``, ``snapshots/``, ``keys/`` and ``tree/``
-(tree packs), and ``config``. Those are what listing snapshots, opening the
+Cached: everything under ``index/``, ``snapshots/`` and ``tree/`` (tree
+packs), and ``config``. Those are what listing snapshots, opening the
 repository and browsing trees read again and again; data packs are not cached.
+Key slots (``keys/``) are never cached: the key set is rewritten in place by
+every key operation (a new password keeps its size), and a host must see the
+change at once. They are small and read once per open.
 
-Why this is safe: the engine names those objects by content or at random and
-never rewrites one in place, so a cached copy is right as long as the object
-exists. Staleness comes only from deletes:
+Why this is safe: the engine names the cached objects by content or at random
+and never rewrites one in place (and authenticates each against its name when
+it reads it), so a cached copy is right as long as the object exists.
+Staleness comes only from deletes:
 
 - deletes through this wrapper remove the cached copy (also when the delete
   fails, since the object's state is then unknown);
@@ -19,6 +23,10 @@ exists. Staleness comes only from deletes:
 cached copy is used only after this process has read or written it once.
 ``stat`` always asks the backend (it is cheap and answers "does it still
 exist" correctly).
+
+Check and repair must not take a cached copy's word for the storage:
+:meth:`CachingBackend.direct` is a view that reads the storage itself and
+drops any cached copy that differs from what the storage returned.
 
 Ranged reads of a cached object download the whole object once and serve
 every later range from disk. Cache files are written atomically (temporary
@@ -38,7 +46,7 @@ from pathlib import Path
 from store.backend.base import Backend, ObjectInfo, validate_key
 from store.errors import ObjectNotFound
 
-CACHED_PREFIXES = ("index/", "snapshots/", "keys/", "tree/")
+CACHED_PREFIXES = ("index/", "snapshots/", "tree/")
 CACHED_KEYS = ("config",)
 MUTABLE_KEYS = frozenset({"config"})
 _TEMP_PREFIX = ".tmp-"
@@ -52,7 +60,8 @@ def is_cached(key: str) -> bool:
 class CachingBackend(Backend):
     """Caches metadata objects of ``inner`` under ``directory``. Thread-safe.
 
-    ``hits`` and ``misses`` count reads served from disk and from the backend.
+    ``hits`` and ``misses`` count reads served from disk and from the backend;
+    ``repaired`` the cached copies found to differ from the storage.
     """
 
     def __init__(self, inner: Backend, directory: str | os.PathLike[str]) -> None:
@@ -63,6 +72,7 @@ class CachingBackend(Backend):
         self._fresh: set[str] = set()  # mutable keys this process has read or written
         self.hits = 0
         self.misses = 0
+        self.repaired = 0  # cached copies dropped by revalidate()
 
     @property
     def location(self) -> str:
@@ -182,3 +192,64 @@ class CachingBackend(Backend):
 
     def close(self) -> None:
         self.inner.close()
+
+    def direct(self) -> Backend:
+        """A view of this backend that reads the storage, never the cache (check, repair)."""
+        return DirectView(self)
+
+    def revalidate(self, key: str, data: bytes) -> bool:
+        """Drop the cached copy of ``key`` if it differs from ``data`` (the storage's bytes).
+
+        Returns True when a copy was dropped. ``repaired`` counts them.
+        """
+        if not is_cached(key):
+            return False
+        try:
+            cached = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return False
+        except OSError:
+            cached = None
+        if cached == data:
+            return False
+        self._evict(key)
+        with self._lock:
+            self.repaired += 1
+        return True
+
+
+class DirectView(Backend):
+    """Reads go to the storage; writes, deletes and listings go through the cache.
+
+    A whole-object read of a cached key also checks the cached copy against
+    the storage's bytes and drops it when they differ, so a check repairs
+    the cache of the host it runs on. Thread-safe.
+    """
+
+    def __init__(self, cache: CachingBackend) -> None:
+        self.cache = cache
+
+    @property
+    def location(self) -> str:
+        return self.cache.location
+
+    def put(self, key: str, data: bytes) -> None:
+        self.cache.put(key, data)
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self.cache.inner.get(key, offset, length)
+        if offset == 0 and length is None:
+            self.cache.revalidate(key, data)
+        return data
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self.cache.stat(key)
+
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self.cache.list(prefix)
+
+    def close(self) -> None:
+        self.cache.close()

@@ -13,8 +13,10 @@ bucket.
 
 Writes are plain uploads without generation preconditions: the engine's
 object names are content-addressed or random, so two writers of one name
-write the same bytes, and the backend does not rely on conditional writes
-(the emulator used in the tests ignores them anyway). Objects above 8 MiB go
+write the same bytes. Only ``create`` (the maintenance lock) is conditional:
+``ifGenerationMatch=0``, which GCS refuses with 412 when the name exists. The
+emulator the tests use ignores it; the probe notices and the lock falls back
+to its lease. Objects above 8 MiB go
 up as resumable uploads in 8 MiB chunks; the object appears only when the last
 chunk is in, so readers never see a prefix. The library's own retries are
 off: retrying belongs to :class:`store.backend.retry.RetryingBackend`.
@@ -36,7 +38,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import Backend, CreateProbe, ObjectInfo, validate_key
 from store.backend.options import join_key, split_container, split_options
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 
@@ -107,6 +109,7 @@ class GcsBackend(Backend):
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
+        self._probe = CreateProbe()
 
     @property
     def location(self) -> str:
@@ -147,11 +150,35 @@ class GcsBackend(Backend):
         except Exception as exc:
             raise translate_error(exc, f"object {key}") from exc
 
-    def _upload(self, name: str, data: bytes) -> None:
+    def _upload(self, name: str, data: bytes, *, if_generation_match: int | None = None) -> None:
         blob = self._bucket().blob(name, chunk_size=CHUNK_SIZE if len(data) > CHUNK_SIZE else None)
         blob.upload_from_string(
-            data, content_type="application/octet-stream", timeout=TIMEOUT, retry=None
+            data,
+            content_type="application/octet-stream",
+            timeout=TIMEOUT,
+            retry=None,
+            if_generation_match=if_generation_match,
         )
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._probe.require(self._create_once, self.delete, self.location)
+        return self._create_once(key, data)
+
+    def _create_once(self, key: str, data: bytes) -> bool:
+        name = self._name(key)
+        try:
+            try:
+                self._upload(name, data, if_generation_match=0)
+            except api_errors.PreconditionFailed:
+                return False
+            except api_errors.NotFound:
+                self._create_bucket()
+                self._upload(name, data, if_generation_match=0)
+        except api_errors.PreconditionFailed:
+            return False
+        except Exception as exc:
+            raise translate_error(exc, f"object {key}") from exc
+        return True
 
     def _create_bucket(self) -> None:
         with self._lock:

@@ -2,7 +2,10 @@
 
 Writes are atomic and durable: the object goes to a temporary file in the same
 directory, is fsynced, renamed over its final name, and the directory is
-fsynced, so a crash leaves either the old state or the new one.
+fsynced, so a crash leaves either the old state or the new one. ``create``
+hard-links the finished temporary file to the final name instead of renaming:
+``link`` fails when the name exists, so of two creators exactly one wins, on
+one machine or several sharing the filesystem (NFS makes link atomic too).
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import (
+    TEMP_PREFIX,
+    Backend,
+    ConditionalWriteUnsupported,
+    ObjectInfo,
+    TempObject,
+    validate_key,
+)
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
 
-# Temporary files start with this prefix; list() never shows them and a later
-# writer may delete stale ones.
-TEMP_PREFIX = ".tmp-"
+# Temporary files start with TEMP_PREFIX; list() never shows them, and prune
+# removes those older than its grace period (temporaries()).
 
 
 def _fsync_dir(path: Path) -> None:
@@ -29,6 +38,13 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _translate(exc: OSError, key: str) -> BackendError:
@@ -74,6 +90,36 @@ class LocalBackend(Backend):
 
     def put(self, key: str, data: bytes) -> None:
         final = self._path(key)
+        temp = self._write_temp(final, data, key)
+        try:
+            os.replace(temp, final)
+            if self._durable:
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise _translate(exc, key) from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        final = self._path(key)
+        temp = self._write_temp(final, data, key)
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
+                raise ConditionalWriteUnsupported(
+                    f"the filesystem of {self._root} has no hard links ({exc.strerror})"
+                ) from exc
+            raise _translate(exc, key) from exc
+        finally:
+            _unlink_quietly(temp)
+        if self._durable:
+            _fsync_dir(final.parent)
+        return True
+
+    def _write_temp(self, final: Path, data: bytes, key: str) -> Path:
+        """Write ``data`` to a fresh, fsynced temporary file beside ``final``."""
         directory = final.parent
         if not directory.is_dir():
             self._make_dirs(directory)
@@ -89,15 +135,25 @@ class LocalBackend(Backend):
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, final)
-            if self._durable:
-                _fsync_dir(directory)
         except OSError as exc:
-            try:
-                temp.unlink()
-            except OSError:
-                pass
+            _unlink_quietly(temp)
             raise _translate(exc, key) from exc
+        return temp
+
+    def temporaries(self) -> Iterator[TempObject]:
+        if not self._root.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(self._root):
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # finished (renamed) while we looked
+                key = os.path.relpath(full, self._root).replace(os.sep, "/")
+                yield TempObject(key, st.st_size, st.st_mtime_ns)
 
     def _make_dirs(self, directory: Path) -> None:
         # Create missing parents one by one so each new entry is fsynced in

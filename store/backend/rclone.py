@@ -25,7 +25,18 @@ VFS layer caches directory listings (stale views when another machine writes).
 
 Writes are atomic: the object is uploaded as ``.tmp-<random>`` beside its
 final name and moved over it (a rename on local disks and SFTP; a server-side
-move on cloud drives). Temporary names never show in listings.
+move on cloud drives). Temporary names never show in listings; prune removes
+stale ones (``temporaries``). rclone offers no create-if-absent, so the
+maintenance lock uses its lease on this backend.
+
+The daemon's environment is not ours: it gets only what rclone needs (the
+``RCLONE_*`` variables, its configuration and cache locations, PATH, HOME,
+locale, time zone, proxies, CA bundles and the ssh-agent socket), plus the
+variables ``COFFER_RCLONE_ENV`` names (comma-separated, for a remote with
+``env_auth = true`` that reads, say, ``AWS_ACCESS_KEY_ID``). Repository
+passwords and other backends' credentials never reach it. The remote's
+connection-string parameters (which may hold secrets) are redacted in its
+location and in every error message that quotes it.
 
 The daemon starts on first use and stops on :meth:`close` (or when the
 backend is garbage-collected, or at interpreter exit); if it dies, the call in
@@ -43,15 +54,16 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import TEMP_PREFIX, Backend, ObjectInfo, TempObject, validate_key
+from store.backend.redact import redact_remote, redact_text
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
 
-TEMP_PREFIX = ".tmp-"
 START_TIMEOUT = 30.0
 TIMEOUT = (10, 600)  # connect, read: cloud uploads of a pack may be slow
 _SERVING = re.compile(r"Serving remote control on (http://127\.0\.0\.1:\d+)/")
@@ -67,6 +79,44 @@ _PERMANENT = (
 )
 
 
+# What rclone may need from our environment (see the module docstring).
+_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "TMPDIR",
+        "TZ",
+        "LANG",
+        "LANGUAGE",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "SSH_AUTH_SOCK",
+    }
+)
+_ENV_PREFIXES = ("RCLONE_", "LC_")
+EXTRA_ENV_VARIABLE = "COFFER_RCLONE_ENV"
+
+
+def daemon_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The environment ``rclone rcd`` gets: only what rclone needs (pure function)."""
+    extra = {name.strip() for name in environ.get(EXTRA_ENV_VARIABLE, "").split(",")}
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _ENV_NAMES or name.startswith(_ENV_PREFIXES) or name in extra
+    }
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -80,8 +130,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 class RcloneDaemon:
     """One ``rclone rcd`` process and the HTTP sessions that talk to it. Thread-safe."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, remote: str = "") -> None:
         self._binary = binary
+        self._remote = remote
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._url = ""
@@ -96,7 +147,8 @@ class RcloneDaemon:
         return self._process.pid if self._process else None
 
     def log_tail(self) -> str:
-        return " | ".join(list(self._log)[-5:])
+        tail = " | ".join(list(self._log)[-5:])
+        return redact_text(tail, f"rclone:{self._remote}") if self._remote else tail
 
     def endpoint(self) -> tuple[str, tuple[str, str]]:
         """The daemon's base URL and credentials, starting it when needed."""
@@ -111,7 +163,7 @@ class RcloneDaemon:
         if self._finalizer is not None:
             self._finalizer()
         user, password = secrets.token_hex(16), secrets.token_hex(32)
-        env = dict(os.environ, RCLONE_RC_USER=user, RCLONE_RC_PASS=password)
+        env = dict(daemon_environment(os.environ), RCLONE_RC_USER=user, RCLONE_RC_PASS=password)
         argv = [self._binary, "rcd", "--rc-addr", "127.0.0.1:0", "--rc-serve"]
         try:
             process = subprocess.Popen(
@@ -172,13 +224,9 @@ class RcloneDaemon:
                 self._finalizer()
 
 
-# "remote,key=value,...:path" and ":type,key=value:path" may carry credentials.
-_CONNECTION_STRING = re.compile(r"^(:?[^,:]*),[^:]*:")
-
-
 def redact(remote: str) -> str:
     """The remote without connection-string parameters (which may hold secrets)."""
-    return _CONNECTION_STRING.sub(r"\1,...:", remote, count=1)
+    return redact_remote(remote)
 
 
 def translate_error(status: int, message: str, what: str) -> BackendError:
@@ -198,7 +246,9 @@ class RcloneBackend(Backend):
 
     def __init__(self, remote: str, *, binary: str | None = None) -> None:
         self._remote = remote.rstrip("/") if not remote.endswith(":/") else remote
-        self._daemon = RcloneDaemon(binary or os.environ.get("COFFER_RCLONE") or "rclone")
+        self._daemon = RcloneDaemon(
+            binary or os.environ.get("COFFER_RCLONE") or "rclone", self._remote
+        )
 
     @property
     def location(self) -> str:
@@ -226,7 +276,8 @@ class RcloneBackend(Backend):
         except ValueError:
             body = {"error": answer.text[:200]}
         if answer.status_code != 200:
-            raise translate_error(answer.status_code, str(body.get("error", "")), what)
+            message = redact_text(str(body.get("error", "")), f"rclone:{self._remote}")
+            raise translate_error(answer.status_code, message, what)
         return body
 
     def _check(self, key: str) -> None:
@@ -326,6 +377,21 @@ class RcloneBackend(Backend):
             if key.startswith(prefix) and not str(item["Name"]).startswith(TEMP_PREFIX):
                 yield ObjectInfo(key, int(item["Size"]))
 
+    def temporaries(self) -> Iterator[TempObject]:
+        try:
+            body = self._rc(
+                "operations/list",
+                "listing temporary objects",
+                fs=self._remote,
+                remote="",
+                opt={"recurse": True, "filesOnly": True, "noMimeType": True},
+            )
+        except ObjectNotFound:
+            return
+        for item in body.get("list") or []:
+            if str(item["Name"]).startswith(TEMP_PREFIX):
+                yield TempObject(str(item["Path"]), int(item["Size"]), _mtime_ns(item))
+
     def delete(self, key: str) -> None:
         self._check(key)
         try:
@@ -335,6 +401,21 @@ class RcloneBackend(Backend):
 
     def close(self) -> None:
         self._daemon.close()
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _mtime_ns(item: dict[str, Any]) -> int | None:
+    """rclone's ModTime (RFC 3339, up to nanoseconds) in ns; None if absent or odd."""
+    text = item.get("ModTime")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 10**9)
 
 
 def from_url(rest: str) -> RcloneBackend:

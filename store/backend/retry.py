@@ -105,6 +105,14 @@ class RetryingBackend(Backend):
     def delete(self, key: str) -> None:
         self._call(f"delete {key}", lambda: self.inner.delete(key))
 
+    def create(self, key: str, data: bytes) -> bool:
+        # A retried create may answer False for what the failed attempt
+        # created; Backend.create tells callers to read back when it matters.
+        return self._call(f"create {key}", lambda: self.inner.create(key, data))
+
+    def delete_temporary(self, key: str) -> None:
+        self._call(f"delete {key}", lambda: self.inner.delete_temporary(key))
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """List, restarting the listing after a transient failure.
 

@@ -15,6 +15,10 @@ carries Content-MD5, which works on every S3 dialect (and Object Lock requires
 it), instead of botocore's newer default checksums that some S3-compatible
 servers reject.
 
+``create`` is a PUT with ``If-None-Match: *`` (S3 answers 412 when the key
+exists; AWS has honoured it since August 2024, moto does too). Servers that
+ignore the header are caught by a probe and reported as not supporting it.
+
 botocore's own retries are off: retrying belongs to
 :class:`store.backend.retry.RetryingBackend`, so a failure is retried in one
 place with one policy. Errors are translated: missing key or bucket ->
@@ -38,7 +42,7 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import Backend, CreateProbe, ObjectInfo, validate_key
 from store.backend.options import join_key, positive_int_option, split_container, split_options
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
 
@@ -166,6 +170,7 @@ class S3Backend(Backend):
             "s3", endpoint_url=endpoint_url, region_name=region, config=config
         )
         self._bucket_lock = threading.Lock()
+        self._probe = CreateProbe()
 
     @property
     def location(self) -> str:
@@ -207,6 +212,42 @@ class S3Backend(Backend):
                 raise translate_error(again, f"object {key}") from again
         except Exception as exc:
             raise translate_error(exc, f"object {key}") from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._probe.require(self._create_once, self.delete, self.location)
+        return self._create_once(key, data)
+
+    def _create_once(self, key: str, data: bytes) -> bool:
+        name = self._name(key)
+        for attempt in (1, 2):
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=name,
+                    Body=data,
+                    ContentMD5=_md5(data),
+                    IfNoneMatch="*",
+                    **self._write_args(),
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                code, status = _error_code(exc)
+                if code == "PreconditionFailed" or status == 412:
+                    return False
+                if code == "NoSuchBucket" and attempt == 1:
+                    try:
+                        self._create_bucket()
+                    except Exception as again:
+                        raise translate_error(again, f"object {key}") from again
+                    continue
+                # 409 ConditionalRequestConflict: another conditional write to
+                # the key is in flight; S3 says to retry.
+                if code == "ConditionalRequestConflict" or status == 409:
+                    raise TransientBackendError(f"S3 conflict creating {key}") from exc
+                raise translate_error(exc, f"object {key}") from exc
+            except Exception as exc:
+                raise translate_error(exc, f"object {key}") from exc
+        raise BackendError(f"S3 bucket {self._bucket} vanished while creating {key}")
 
     def _put_once(self, name: str, data: bytes) -> None:
         if len(data) > self._multipart_threshold:

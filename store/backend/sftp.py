@@ -22,7 +22,10 @@ Options, as a query string or in the environment (the URL wins):
 Writes are atomic: the object goes to ``.tmp-<random>`` beside its final name,
 is fsynced when the server offers ``fsync@openssh.com``, and is renamed over
 the final name with ``posix-rename@openssh.com`` (an atomic replace, unlike
-SFTP v3's plain rename). Temporary names never show in listings.
+SFTP v3's plain rename). Temporary names never show in listings; prune
+removes stale ones (``temporaries``). ``create`` uses SFTP v3's plain rename,
+which OpenSSH's server implements with ``link()`` and so refuses when the
+final name exists; a probe checks that the server really refuses.
 
 One SSH connection carries up to ``max_channels`` SFTP sessions (OpenSSH
 allows 10 per connection by default); threads borrow one each, so calls run
@@ -48,7 +51,14 @@ from typing import Any, cast
 import paramiko
 from paramiko.sftp import CMD_EXTENDED
 
-from store.backend.base import Backend, ObjectInfo, validate_key
+from store.backend.base import (
+    TEMP_PREFIX,
+    Backend,
+    CreateProbe,
+    ObjectInfo,
+    TempObject,
+    validate_key,
+)
 from store.backend.options import split_options
 from store.backend.sftp_pipeline import read_range
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
@@ -59,7 +69,6 @@ from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBac
 if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
-TEMP_PREFIX = ".tmp-"
 OPTIONS = ("key", "known-hosts")
 DEFAULT_MAX_CHANNELS = 8
 CHANNEL_TIMEOUT = 120.0  # seconds without an answer before a call fails
@@ -160,6 +169,7 @@ class SftpBackend(Backend):
         self._idle: list[tuple[int, paramiko.SFTPClient]] = []
         self._fsync_supported = True
         self._closed = False
+        self._probe = CreateProbe()
 
     @property
     def location(self) -> str:
@@ -308,28 +318,63 @@ class SftpBackend(Backend):
 
     def put(self, key: str, data: bytes) -> None:
         final = self._path(key)
-        directory = final.rpartition("/")[0]
-        temp = f"{directory}/{TEMP_PREFIX}{secrets.token_hex(8)}"
         with self._session(f"object {key}") as sftp:
+            temp = self._write_temp(sftp, final, data)
             try:
-                handle = sftp.open(temp, "wb")
-            except FileNotFoundError:
-                self._make_dirs(sftp, directory)
-                handle = sftp.open(temp, "wb")
-            try:
-                try:
-                    handle.chmod(0o600)
-                    handle.set_pipelined(True)
-                    handle.write(data)
-                    handle.flush()
-                    self._fsync(sftp, handle)
-                finally:
-                    handle.close()
                 sftp.posix_rename(temp, final)
             except BaseException:
                 with contextlib.suppress(Exception):
                     sftp.remove(temp)
                 raise
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._probe.require(self._create_once, self.delete, self.location)
+        return self._create_once(key, data)
+
+    def _create_once(self, key: str, data: bytes) -> bool:
+        final = self._path(key)
+        with self._session(f"object {key}") as sftp:
+            temp = self._write_temp(sftp, final, data)
+            try:
+                # SSH_FXP_RENAME: no replace (OpenSSH links, then unlinks).
+                sftp.rename(temp, final)
+                return True
+            except OSError as exc:
+                with contextlib.suppress(Exception):
+                    sftp.remove(temp)
+                try:
+                    sftp.stat(final)
+                except FileNotFoundError:
+                    raise exc from None  # the rename failed for another reason
+                return False
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    sftp.remove(temp)
+                raise
+
+    def _write_temp(self, sftp: paramiko.SFTPClient, final: str, data: bytes) -> str:
+        """Write ``data`` to a fresh temporary file beside ``final``; its path."""
+        directory = final.rpartition("/")[0]
+        temp = f"{directory}/{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            handle = sftp.open(temp, "wb")
+        except FileNotFoundError:
+            self._make_dirs(sftp, directory)
+            handle = sftp.open(temp, "wb")
+        try:
+            try:
+                handle.chmod(0o600)
+                handle.set_pipelined(True)
+                handle.write(data)
+                handle.flush()
+                self._fsync(sftp, handle)
+            finally:
+                handle.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sftp.remove(temp)
+            raise
+        return temp
 
     def _fsync(self, sftp: paramiko.SFTPClient, handle: paramiko.SFTPFile) -> None:
         """Ask the server to fsync (OpenSSH's fsync@openssh.com), when it can."""
@@ -370,6 +415,32 @@ class SftpBackend(Backend):
         path = self._path(key)
         with contextlib.suppress(ObjectNotFound), self._session(f"object {key}") as sftp:
             sftp.remove(path)
+
+    def temporaries(self) -> Iterator[TempObject]:
+        found: list[TempObject] = []
+        with self._session("listing temporary objects") as sftp:
+            pending = [""]
+            while pending:
+                relative = pending.pop()
+                directory = f"{self._root}/{relative}" if relative else self._root
+                try:
+                    entries = sftp.listdir_attr(directory)
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    key = f"{relative}/{entry.filename}" if relative else entry.filename
+                    if stat_module.S_ISDIR(entry.st_mode or 0):
+                        pending.append(key)
+                    elif entry.filename.startswith(TEMP_PREFIX):
+                        mtime = entry.st_mtime
+                        found.append(
+                            TempObject(
+                                key,
+                                entry.st_size or 0,
+                                None if mtime is None else int(mtime) * 10**9,
+                            )
+                        )
+        yield from found
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         base = prefix.rpartition("/")[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.cli.helpers import CofferEnv, init, make_tree, new_env, tree_state
@@ -144,7 +143,8 @@ def test_errors_are_one_line_with_distinct_codes(tmp_path: Path) -> None:
     assert bad_snapshot.code == 1
     assert "Traceback" not in bad_snapshot.err
     not_a_dir = env.run("backup", "--path", str(tmp_path / "missing"), check=False)
-    assert not_a_dir.code != 0
+    assert not_a_dir.code == 1
+    assert not_a_dir.err == f"coffer: {tmp_path / 'missing'} is not a directory\n"
     no_repo_at_all = env.run("snapshots", check=False, COFFER_REPO="")
     assert no_repo_at_all.code == 16
     assert "no repository given" in no_repo_at_all.err
@@ -159,18 +159,28 @@ def test_repository_from_configuration_file(tmp_path: Path) -> None:
     assert result.code == 0
     snaps = env.run("snapshots", "--json", COFFER_REPO="", COFFER_CONFIG=str(config)).json()
     assert len(snaps) == 1
-    # -r wins over the environment, which wins over the file.
+    # -r wins over the environment, which wins over the file: three
+    # repositories, told apart by their snapshot counts (1 in the file's).
     other = new_env(tmp_path / "other")
     init(other)
-    assert (
-        other.run("-r", str(other.repo), "snapshots", "--json", COFFER_CONFIG=str(config)).json()
-        == []
-    )
+    third = new_env(tmp_path / "third")
+    init(third)
+    third.run("backup", "--path", str(source))
+    third.run("backup", "--path", str(source))
+
+    def count(*args: str, **extra: str) -> int:
+        return len(env.run(*args, "snapshots", "--json", COFFER_CONFIG=str(config), **extra).json())
+
+    assert count(COFFER_REPO="") == 1  # the file
+    assert count(COFFER_REPO=str(other.repo)) == 0  # the environment over the file
+    assert count("-r", str(third.repo), COFFER_REPO=str(other.repo)) == 2  # -r over both
     broken = tmp_path / "broken.toml"
     broken.write_text("repository = [unterminated\n")
     bad = env.run("-c", str(broken), "snapshots", check=False)
     assert bad.code == 16
-    assert json.dumps(bad.err)  # printable, one line
+    assert bad.err.count("\n") == 1  # one line
+    assert bad.err.endswith("\n")
+    assert str(broken) in bad.err
     assert "not valid TOML" in bad.err
 
 

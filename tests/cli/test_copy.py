@@ -145,9 +145,11 @@ def test_killed_copy_resumes_and_every_copy_restores_exactly(tmp_path: Path) -> 
         cache_root=tmp_path / "init-cache",
     ).close()
 
-    # Slowed down to 2 MiB/s, the copy takes about four seconds: kill it
-    # (SIGKILL: no cleanup at all) once the second snapshot is in.
-    process = dest.popen("--limit-upload", "2048", "copy", **from_source(source))
+    # Slowed down to 1 MiB/s, the copy takes about eight seconds: kill it
+    # (SIGKILL: no cleanup at all) once the second snapshot is in. The two
+    # snapshots left then take seconds, so a test process the shared machine
+    # leaves waiting a while still kills the copy before it ends.
+    process = dest.popen("--limit-upload", "1024", "copy", **from_source(source))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(list((dest.repo / "snapshots").glob("*"))) >= 2:

@@ -164,8 +164,9 @@ def assert_rate(moved: int, seconds: float, what: str) -> None:
     print(f"{what}: limit {LIMIT} KiB/s, {moved} bytes in {seconds:.2f}s: {rate:.0f} KiB/s")
     assert rate <= LIMIT * 1.05, f"{what} went faster than the limit"
     # The work between the transfers is in the time too, so the measured
-    # rate is somewhat below the limit.
-    assert rate >= LIMIT * 0.75, f"{what} was far slower than the limit"
+    # rate is below the limit by however busy the (shared) machine is: the
+    # floor only catches a limit applied several times over.
+    assert rate >= LIMIT * 0.3, f"{what} was far slower than the limit"
 
 
 @pytest.mark.server
@@ -200,12 +201,22 @@ def test_bandwidth_limits_are_honoured(tmp_path: Path, moto_server: S3Server) ->
         assert_rate(traffic.received, ended - traffic.first_received, "restore download")
         assert files_of(target) == files_of(data)
 
-        # Listing snapshots again reads the metadata from the local cache.
-        env.run("snapshots", **extra)
-        first = proxy.reset().received
-        env.run("snapshots", **extra)
-        second = proxy.reset().received
-        assert second < first or first < 20_000
+        # Listing snapshots again reads the metadata from the local cache: a
+        # cold cache fetches config, key slots and snapshots; a warm one only
+        # lists. (The cache of the runs above is warm already, so start a new one.)
+        cold_cache = {**extra, "XDG_CACHE_HOME": str(tmp_path / "cold-cache")}
+        env.run("snapshots", **cold_cache)
+        cold = proxy.reset().received
+        env.run("snapshots", **cold_cache)
+        warm = proxy.reset().received
+        print(f"snapshots: {cold} bytes received with a cold cache, {warm} with a warm one")
+        bodies = sum(
+            p.stat().st_size
+            for p in (tmp_path / "cold-cache").rglob("*")
+            if p.is_file() and "backends" in p.parts
+        )
+        assert bodies > 1000
+        assert warm <= cold - bodies
 
 
 @pytest.mark.server

@@ -50,5 +50,6 @@ def test_configuration_errors_are_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     result = env.run("backup", check=False, COFFER_CONFIG=str(empty))
-    assert result.code != 0
+    assert result.code == 16
+    assert result.err.count("\n") == 1
     assert "[tenant]" in result.err

@@ -1,4 +1,4 @@
-"""The [retention] table and the after-backup hook the backup command calls."""
+"""The [retention] table, and after-backup through the ``coffer backup`` command."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from cli.config import load_config
 from cli.errors import ConfigError
 from cli.retention import forget_after_backup, retention_from_config
 from store import UNLIMITED, Duration, RetentionPolicy
+from tests.cli.helpers import CofferEnv, init, make_tree, new_env
 from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
 
 
@@ -80,3 +81,56 @@ def test_forget_after_backup_touches_only_the_owners_of_the_run(tmp_path: Path) 
     for snap in repo.list_snapshots():
         counts[snap.owner.name] = counts.get(snap.owner.name, 0) + 1
     assert counts == {ALICE.name: 1, BOB.name: 3}
+
+
+def _snapshot_ids(env: CofferEnv) -> dict[str, list[str]]:
+    by_owner: dict[str, list[str]] = {}
+    for snap in env.run("snapshots", "--json").json():
+        by_owner.setdefault(snap["owner_key"], []).append(snap["id"])
+    return by_owner
+
+
+def test_after_backup_through_the_coffer_command_forgets_only_that_runs_owners(
+    tmp_path: Path,
+) -> None:
+    # The bug this pins: after-backup was documented but never called, so two
+    # backups with keep-last = 1 left two snapshots.
+    env = new_env(tmp_path / "env")
+    init(env)
+    config = tmp_path / "coffer.toml"
+    config.write_text("[retention]\nkeep-last = 1\nafter-backup = true\n")
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_tree(first, files=3, seed=1)
+    make_tree(second, files=3, seed=2)
+    env.run("backup", "--path", str(first), "--path", str(second))
+    env.run("backup", "--path", str(second))
+    before = _snapshot_ids(env)
+    assert sorted(len(ids) for ids in before.values()) == [1, 2]
+    (first / "added.txt").write_text("new\n")
+    out = env.run("-c", str(config), "backup", "--path", str(first), "--json").json()
+    [run_snapshot] = [o["snapshot"] for o in out["owners"]]
+    [first_key] = [k for k, ids in before.items() if len(ids) == 1]
+    assert out["forget"]["removed"] == before[first_key]
+    after = _snapshot_ids(env)
+    # The run's owner keeps only its newest snapshot; the other owner was not
+    # in the run and keeps both of its own, though the policy says keep-last 1.
+    assert after[first_key] == [run_snapshot]
+    [second_key] = [k for k in before if k != first_key]
+    assert after[second_key] == before[second_key]
+    # The forget is journalled like `coffer forget`'s, so check accepts it.
+    reports = env.run("report", "--kind", "forget", "--json").json()
+    assert len(reports) == 1
+    env.run("check")
+
+
+def test_without_after_backup_a_backup_forgets_nothing(tmp_path: Path) -> None:
+    env = new_env(tmp_path / "env")
+    init(env)
+    config = tmp_path / "coffer.toml"
+    config.write_text("[retention]\nkeep-last = 1\n")
+    folder = tmp_path / "folder"
+    make_tree(folder, files=3)
+    env.run("-c", str(config), "backup", "--path", str(folder))
+    out = env.run("-c", str(config), "backup", "--path", str(folder), "--json").json()
+    assert "forget" not in out
+    assert [len(ids) for ids in _snapshot_ids(env).values()] == [2]

@@ -152,8 +152,16 @@ async def test_inode_numbers(corpus: Corpus, fresh_cache: Path) -> None:
     # A path keeps its number; the snapshot's ID is in its root's number.
     again = await walk(ops, paths[2])
     assert again == roots[2]
-    ids = await walk(ops, "ids")
-    assert roots[2] == derive_inode(ids, snap.id_hex.encode(), snap.snapshot_id or b"")
+    # Another snapshot's root has another number; forgotten by the kernel and
+    # looked up again, a root gets its old number back, also in another mount
+    # of the same process (numbers follow from the path and the snapshot ID).
+    other = await walk(ops, f"ids/{corpus.snapshots[0].id_hex}")
+    assert other != roots[2]
+    await ops.forget([(roots[2], ops.inodes.get(roots[2]).lookups)])
+    assert roots[2] not in ops.inodes
+    assert await walk(ops, paths[2]) == roots[2]
+    second = make_ops(corpus, fresh_cache.with_name(fresh_cache.name + "-second"))
+    assert await walk(second, paths[2]) == roots[2]
 
 
 @trio_test

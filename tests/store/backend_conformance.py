@@ -15,12 +15,20 @@ import threading
 
 import pytest
 
-from store.backend import Backend
+from store.backend import Backend, ConditionalWriteUnsupported
 from store.errors import ObjectNotFound
 
 
 class BackendConformance:
-    """Behaviour the engine relies on; see store/backend/base.py for the contract."""
+    """Behaviour the engine relies on; see store/backend/base.py for the contract.
+
+    ``CREATES`` says whether the backend (against the server the test uses)
+    offers create-if-absent; a class whose server ignores preconditions sets
+    it False and the suite checks that the backend says so instead of
+    pretending (docs/backends.md names them).
+    """
+
+    CREATES = True
 
     def test_put_get_round_trip(self, backend: Backend) -> None:
         data = os.urandom(100_000)
@@ -113,3 +121,63 @@ class BackendConformance:
         for key in ("../x", "data/../../x", "/abs", "data//x", ""):
             with pytest.raises(ValueError):
                 backend.put(key, b"x")
+
+    def test_create_if_absent(self, backend: Backend) -> None:
+        if not self.CREATES:
+            with pytest.raises(ConditionalWriteUnsupported):
+                backend.create("locks/created", b"first")
+            assert not backend.exists("locks/created")
+            assert [i.key for i in backend.list("locks/")] == []  # the probe cleaned up
+            return
+        backend.create("locks/created", b"first")  # False only if a retry hid our own win
+        assert backend.get("locks/created") == b"first"
+        assert backend.create("locks/created", b"second, longer") is False
+        assert backend.get("locks/created") == b"first"
+        backend.delete("locks/created")
+        assert backend.create("locks/created", b"third") is True
+        assert backend.get("locks/created") == b"third"
+        assert {i.key for i in backend.list("locks/created")} == {"locks/created"}
+
+    def test_concurrent_creators_have_at_most_one_winner(self, backend: Backend) -> None:
+        if self.CREATES:
+            backend.create("locks/warm-up", b"")  # the probe runs once, before the race
+        contenders = 8
+        barrier = threading.Barrier(contenders)
+        outcomes: dict[int, bool] = {}
+        errors: list[BaseException] = []
+
+        def contend(n: int) -> None:
+            try:
+                barrier.wait()
+                outcomes[n] = backend.create("locks/race", f"contender {n}".encode())
+            except ConditionalWriteUnsupported as exc:
+                if self.CREATES:
+                    errors.append(exc)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=contend, args=(n,)) for n in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        if not self.CREATES:
+            # Every contender was told, none wrote anything (probes cleaned up).
+            assert outcomes == {}
+            assert [i.key for i in backend.list("locks/")] == []
+            return
+        winners = [n for n, won in outcomes.items() if won]
+        stored = backend.get("locks/race")
+        assert len(winners) <= 1
+        assert stored in {f"contender {n}".encode() for n in range(contenders)}
+        if winners:
+            assert stored == f"contender {winners[0]}".encode()
+
+    def test_successful_writes_leave_no_temporaries(self, backend: Backend) -> None:
+        backend.put("data/aa/one", b"1")
+        backend.put("data/aa/one", b"2")
+        if self.CREATES:
+            backend.create("locks/one", b"1")
+            backend.create("locks/one", b"2")
+        assert list(backend.temporaries()) == []

@@ -78,14 +78,20 @@ def pausedbackup(repo_dir: str, cache: str, directory: str, content_file: str) -
     (folder / "snapshot").write_text(snapshot.id_hex)
 
 
-def backuploop(repo_dir: str, cache: str, log: str, rounds: str, seed: str) -> None:
+def backuploop(repo_dir: str, cache: str, log: str, rounds: str, seed: str, stop: str = "") -> None:
+    """At least ``rounds`` rounds of backups; with ``stop``, on until that file exists
+    (so the parent decides when it has seen enough, whatever the machine's speed)."""
     repo = Repository.open(LocalBackend(repo_dir, durable=False), PASSWORD, cache_root=Path(cache))
     rng = random.Random(int(seed))
     owners = [Owner("users", f"id-{n}", f"{n}@example.com") for n in ("carol", "dave")]
     files: dict[str, dict[str, bytes]] = {o.key: {} for o in owners}
     pool = [rng.randbytes(4096 + 512 * i) for i in range(12)]  # shared content: dedup
     with open(log, "a") as out:
-        for number in range(int(rounds)):
+        number = -1
+        while True:
+            number += 1
+            if number >= int(rounds) and (not stop or Path(stop).exists()):
+                break
             for owner in owners:
                 state = files[owner.key]
                 for _ in range(3):

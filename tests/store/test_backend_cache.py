@@ -110,7 +110,8 @@ def test_data_packs_are_not_cached(repo: LocalBackend, tmp_path: Path) -> None:
     assert not is_cached("locks/x")
     assert not is_cached("configs")
     assert is_cached("config")
-    assert is_cached("keys/x")
+    assert not is_cached("keys/x")  # rewritten in place by key commands
+    assert not is_cached("keys/keyset")
     assert is_cached("tree/aa/x")
 
 

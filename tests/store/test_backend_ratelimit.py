@@ -78,7 +78,12 @@ def test_measured_rate_matches_the_limit(tmp_path: Path, upload: bool) -> None:
     # 2 MiB at 1024 KiB/s from four threads: about two seconds.
     rate = _measure(1024, threads=4, objects=16, size=32 * KIB, upload=upload, root=tmp_path)
     print(f"{'upload' if upload else 'download'}: limit 1024 KiB/s, measured {rate:.0f} KiB/s")
-    assert 1024 * 0.95 < rate < 1024 * 1.05
+    # The promise is the ceiling: never faster than the limit (sleeping can only
+    # make it slower). How much slower depends on the machine's load, so the
+    # floor only catches a limiter that waits far too long; the exact waits
+    # are checked with a fake clock above.
+    assert rate < 1024 * 1.05
+    assert rate > 1024 * 0.3
 
 
 def test_open_backend_applies_limits(tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ def alive(pid: int) -> bool:
 
 
 class TestRcloneBackend(BackendConformance, ExtraConformance):
+    # rclone has no create-if-absent: the lock uses its lease here.
+    CREATES = False
+
     @pytest.fixture
     def backend(self, rclone_env: None, tmp_path: Path) -> Iterator[Backend]:
         backend = open_backend(f"rclone:testlocal:{tmp_path}/repo")
@@ -134,6 +137,9 @@ class TestRcloneThroughFaults(BackendConformance, ExtraConformance):
     retries on its own); what can fail on our side is the call to the rcd and
     the rcd itself, which the next test kills mid-run.
     """
+
+    # rclone has no create-if-absent: the lock uses its lease here.
+    CREATES = False
 
     @pytest.fixture
     def backend(self, rclone_env: None, tmp_path: Path) -> Iterator[Backend]:

@@ -283,5 +283,9 @@ def test_bandwidth_limit_measured_through_s3(moto_server: S3Server, upload: bool
     print(
         f"S3 {'upload' if upload else 'download'}: limit {limit} KiB/s, measured {rate:.0f} KiB/s"
     )
-    assert limit * 0.9 < rate < limit * 1.05
+    # Never faster than the limit; slower only by what the (shared) machine
+    # costs, so the floor is loose (tests/store/test_backend_ratelimit.py
+    # checks the waits exactly with a fake clock).
+    assert rate < limit * 1.05
+    assert rate > limit * 0.3
     backend.close()

@@ -100,6 +100,23 @@ def test_keep_deleted_within_expires(tmp_path: Path) -> None:
     plan = plan_forget(repo, lambda _o: policy, now_ns=T0 + 9 * DAY)  # c deleted 8 days ago
     kept = {d.snapshot.id_hex for d in plan.owners[0].decisions if d.keep}
     assert kept == {s4.id_hex}
-    # A deletion without item IDs (path identity) is protected the same way.
-    plan = plan_forget(repo, lambda _o: policy, now_ns=T0 + 8 * DAY)
+    plan = plan_forget(repo, lambda _o: policy, now_ns=T0 + 8 * DAY)  # 7 days minus 1 ns
     assert s1.id_hex in {d.snapshot.id_hex for d in plan.owners[0].decisions if d.keep}
+
+
+def test_keep_deleted_within_without_item_ids_goes_by_path(tmp_path: Path) -> None:
+    # No source item IDs (local folders): an item is its path, so a rename is
+    # a deletion of the old path, and the last snapshot holding it is kept.
+    repo = make_repo(tmp_path)
+    s1 = backup(repo, BOB, {"docs/x.txt": b"x", "docs/y.txt": b"y"}, time_ns=T0)
+    s2 = backup(repo, BOB, {"docs/x-renamed.txt": b"x", "docs/y.txt": b"y"}, time_ns=T0 + DAY)
+    s3 = backup(repo, BOB, {"docs/x-renamed.txt": b"x", "docs/y.txt": b"y"}, time_ns=T0 + 2 * DAY)
+    policy = RetentionPolicy(last=1, deleted_within=Duration.parse("7d"))
+    plan = plan_forget(repo, lambda _o: policy, now_ns=T0 + 3 * DAY)
+    decisions = {d.snapshot.id_hex: d for d in plan.owners[0].decisions}
+    assert decisions[s1.id_hex].keep
+    assert decisions[s1.id_hex].reasons == ["last to hold docs/x.txt, deleted within 7d"]
+    assert not decisions[s2.id_hex].keep  # y is in every snapshot: nothing protects s2
+    assert decisions[s3.id_hex].keep
+    later = plan_forget(repo, lambda _o: policy, now_ns=T0 + 9 * DAY)  # deleted 8 days ago
+    assert {d.snapshot.id_hex for d in later.owners[0].decisions if d.keep} == {s3.id_hex}

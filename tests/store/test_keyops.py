@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 
 from store import (
     MAX_SLOTS,
-    IntegrityError,
     KeySlotDamaged,
     LocalBackend,
     Repository,
@@ -40,6 +39,17 @@ from tests.store.ops_helpers import (
 
 def open_with(root: Path, password: bytes, cache: str = "other-cache") -> Repository:
     return Repository.open(LocalBackend(root / "repo"), password, cache_root=root / cache)
+
+
+def read_keyset_json(root: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((root / "repo" / "keys" / "keyset").read_bytes())  # type: ignore[no-any-return]
+
+
+def edit_keyset(root: Path, change: object) -> None:
+    """Rewrite keys/keyset as someone with write access to the storage would."""
+    data = read_keyset_json(root)
+    change(data)  # type: ignore[operator]
+    (root / "repo" / "keys" / "keyset").write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 def public_pem(private: x25519.X25519PrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -84,8 +94,12 @@ def test_remove_rules(tmp_path: Path) -> None:
     # An escrow slot does not count as a password: the last password stays.
     escrow = add_escrow_slot(via_second, public_pem(x25519.X25519PrivateKey.generate()))
     other = open_with(tmp_path, b"second", "c3")
-    assert remove_slot(other, escrow.slot_id[:6]) == escrow.key
-    assert not check(via_second).errors  # the removal is journaled
+    assert remove_slot(other, escrow.slot_id[:6]) == escrow.slot_id
+    # A process that opened before a key change refuses to change keys with
+    # its outdated keyring (it would see every current slot as stale).
+    with pytest.raises(StoreError, match="open the repository again"):
+        add_password_slot(via_second, b"third", kdf=CHEAP_KDF)
+    assert not check(open_with(tmp_path, b"second", "c4")).errors  # the removal is journaled
 
 
 def test_the_last_password_slot_cannot_be_removed(tmp_path: Path) -> None:
@@ -112,31 +126,29 @@ def test_rotate(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     before = backup(repo, ALICE, {"old.txt": b"written before the rotation"})
     removed = add_password_slot(repo, b"leaver", kdf=CHEAP_KDF)
-    removed_file = (tmp_path / "repo" / removed.key).read_bytes()
-    remove_slot(repo, removed.slot_id)
+    removed_entry = read_keyset_json(tmp_path)["slots"][removed.slot_id]
+    remove_slot(repo, removed.slot_id)  # rotates: epoch 1
     add_password_slot(repo, b"stays", kdf=CHEAP_KDF)
     old_packs = {info.key for info in repo.backend.list("data/")}
     rotation = rotate_master_key(repo)
-    assert rotation.epoch == 1
+    assert rotation.epoch == 2
     assert len(rotation.rewrapped) == 2
     after = backup(repo, BOB, {"new.txt": b"written after the rotation"})
     new_packs = {info.key for info in repo.backend.list("data/")} - old_packs
     assert new_packs
     for key in new_packs:
-        assert read_header(repo.backend.get(key, 0, 10), key)[1] == 1
+        assert read_header(repo.backend.get(key, 0, 10), key)[1] == 2
     # Every remaining slot opens the new keyring; old and new data both read.
     for password in (PASSWORD, b"stays"):
         other = open_with(tmp_path, password, f"cache-{password.decode()}")
-        assert other.keyring.current == 1
+        assert other.keyring.current == 2
         assert restore_all(other, before) == {"old.txt": b"written before the rotation"}
         assert restore_all(other, after) == {"new.txt": b"written after the rotation"}
     assert not check(repo).problems
-    # A copy of the slot removed before the rotation opens nothing written after it.
-    (tmp_path / "repo" / removed.key).write_bytes(removed_file)
-    leaver = open_with(tmp_path, b"leaver", "leaver-cache")
-    assert leaver.keyring.current == 0
-    with pytest.raises(IntegrityError, match="unknown key epoch"):
-        leaver.load_object("snapshot", f"snapshots/{after.id_hex}")
+    # A copy of the removed slot put back into the key set opens nothing.
+    edit_keyset(tmp_path, lambda ks: ks["slots"].update({removed.slot_id: removed_entry}))
+    with pytest.raises(WrongPassword, match="not current"):
+        open_with(tmp_path, b"leaver", "leaver-cache")
 
 
 @pytest.mark.parametrize("algorithm", ["x25519", "rsa"])
@@ -176,47 +188,41 @@ def test_rsa_keys_below_2048_bits_are_refused(tmp_path: Path) -> None:
         add_escrow_slot(repo, public_pem(weak))
 
 
-def _rewrite(path: Path, change: object) -> None:
-    fields = json.loads(path.read_bytes())
-    change(fields)  # type: ignore[operator]
-    path.write_text(json.dumps(fields, indent=1, sort_keys=True))
-
-
 def test_damaged_slots_are_reported_not_crashed_on(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     second = add_password_slot(repo, b"second", kdf=CHEAP_KDF)
     third = add_password_slot(repo, b"third", kdf=CHEAP_KDF)
-    keys = tmp_path / "repo" / "keys"
-    (keys / second.slot_id).write_bytes(b"{ not json")
+    edit_keyset(tmp_path, lambda ks: ks["slots"].update({second.slot_id: "{ not a slot"}))
     # A hostile slot asking Argon2 for 1 TiB must not be tried.
-    _rewrite(keys / third.slot_id, lambda f: f["kdf"].update(memory_kib=1 << 30))
+    edit_keyset(tmp_path, lambda ks: ks["slots"][third.slot_id]["kdf"].update(memory_kib=1 << 30))
     opened = open_with(tmp_path, PASSWORD)  # the intact slot still opens
     statuses = {s.slot_id[:8]: s for s in slot_statuses(opened)}
     assert statuses[second.slot_id[:8]].problem
     assert statuses[third.slot_id[:8]].problem  # its MAC no longer matches
     with pytest.raises(WrongPassword) as info:
         open_with(tmp_path, b"second")
-    assert second.slot_id in str(info.value)
-    assert "damaged" in str(info.value)
+    assert second.slot_id[:8] in str(info.value)
+    assert "refused" in str(info.value)  # the 1 TiB slot, named before any KDF
     result = check(opened)
-    assert {p.key for p in result.errors} == {f"keys/{second.slot_id}", f"keys/{third.slot_id}"}
+    assert len(result.errors) == 2
+    assert {p.key for p in result.errors} == {"keys/keyset"}
 
 
 def test_a_damaged_keyring_box_is_damage_not_a_wrong_password(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     second = add_password_slot(repo, b"second", kdf=CHEAP_KDF)
-    path = tmp_path / "repo" / "keys" / second.slot_id
 
-    def break_box(fields: dict) -> None:  # type: ignore[type-arg]
+    def break_box(keyset: dict) -> None:  # type: ignore[type-arg]
+        fields = keyset["slots"][second.slot_id]
         box = bytearray(fields["keyring"].encode())
         box[60] = ord("A") if box[60] != ord("A") else ord("B")
         fields["keyring"] = box.decode()
 
-    _rewrite(path, break_box)
+    edit_keyset(tmp_path, break_box)
     with pytest.raises(KeySlotDamaged) as info:
         open_with(tmp_path, b"second")
     assert info.value.exit_code == 13
-    assert second.slot_id in str(info.value)
+    assert second.slot_id[:8] in str(info.value)
     assert open_with(tmp_path, PASSWORD).slot_id == repo.slot_id
 
 

@@ -148,9 +148,14 @@ def _prune_while_backing_up(tmp_path: Path, rounds: int) -> None:
     repo = make_repo(tmp_path, pack_size=64 * 1024)  # small packs: many of them
     log = tmp_path / "log.jsonl"
     log.touch()
+    stop = tmp_path / "stop"
     proc = child("backuploop", str(tmp_path / "repo"), str(tmp_path / "child-cache"), str(log),
-                 str(rounds), "7")  # fmt: skip
+                 str(rounds), "7", str(stop))  # fmt: skip
     prunes = sweeps = 0
+    # The child backs up until told to stop, and is told once prune has run
+    # often enough and swept something: how fast either side goes on a
+    # loaded machine changes the time taken, not what is tested.
+    deadline = time.monotonic() + 600
     try:
         while proc.poll() is None:
             plan = plan_forget(repo, lambda _o: RetentionPolicy(last=2))
@@ -159,6 +164,8 @@ def _prune_while_backing_up(tmp_path: Path, rounds: int) -> None:
             result = prune(repo, real(grace_ns=0, max_unused_percent=0.0))
             prunes += 1
             sweeps += len(result.deleted)
+            if (prunes >= 3 and sweeps >= 1) or time.monotonic() > deadline:
+                stop.touch()
         _out, err = proc.communicate()
         assert proc.returncode == 0, err
     finally:

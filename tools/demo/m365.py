@@ -21,13 +21,14 @@ from typing import Any
 import requests
 
 from tools.demo.m365mount import demo_m365_mount
+from tools.demo.m365real import demo_m365_realistic
 from tools.demo.m365restore import demo_m365_restore
 from tools.demo.steps import COFFER, run, say
 
 START_TIMEOUT = 600.0
 
 
-def start_simulator(state: Path, scale: str) -> subprocess.Popen[bytes]:
+def start_simulator(state: Path, scale: str, *extra: str) -> subprocess.Popen[bytes]:
     state.mkdir(parents=True, exist_ok=True)
     (state / "connection.json").unlink(missing_ok=True)  # written again once ready
     log = open(state.parent / "graphsim.log", "wb")  # noqa: SIM115 (lives as long as the process)
@@ -47,6 +48,7 @@ def start_simulator(state: Path, scale: str) -> subprocess.Popen[bytes]:
             # first backup waiting on Retry-After for about ten minutes; the tests
             # and `make bench BENCH_ARGS="m365 --throttling"` cover that behaviour.
             "--no-throttling",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -124,3 +126,4 @@ def demo_m365(workdir: Path, env: dict[str, str], *, scale: str = "medium") -> N
             sim.wait(timeout=30)
         except subprocess.TimeoutExpired:
             sim.kill()
+    demo_m365_realistic(workdir, env, start_simulator)

@@ -25,6 +25,11 @@
                                               "app_roles": [permission] (what new app
                                               tokens carry), "revoke_roles": [...],
                                               "grant_roles": [...]}
+    GET    /_sim/behaviours                  behaviours on, and the objects marked
+    POST   /_sim/behaviours                  {"enable": [...], "disable": [...],
+                                              "profile": "realistic",
+                                              "mark": {graph id: what}, "unmark": [id],
+                                              "soft_delete": [user]}
     POST   /_sim/churn                       {"percent": 1, "seed": 0, "kinds": [...]}
     POST   /_sim/mutate                      {"op": "create|update|move|delete", ...}
     GET    /_sim/devicecodes                 pending device codes
@@ -42,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
+from .behaviours import Behaviours, apply_profile, soft_delete
 from .faults import Faults
 from .httpcore import GraphError, Request, Response, error_response, json_response
 from .identity import IdentityPlatform
@@ -62,7 +68,9 @@ class AdminApi:
         faults: Faults,
         throttler: Throttler,
         info: Callable[[], dict[str, Any]],
+        behaviours: Behaviours | None = None,
     ) -> None:
+        self.behaviours = behaviours or Behaviours()
         self.t = tenant
         self.identity = identity
         self.stats = stats
@@ -185,6 +193,22 @@ class AdminApi:
                     "app_roles": list(tokens.app_roles),
                 }
             )
+        if path == "/_sim/behaviours":
+            if m == "POST":
+                body = self._body(req)
+                if body.get("profile"):
+                    apply_profile(t, self.behaviours, str(body["profile"]))
+                self.behaviours.set(
+                    enable=[str(x) for x in body.get("enable", [])],
+                    disable=[str(x) for x in body.get("disable", [])],
+                )
+                for key, what in dict(body.get("mark") or {}).items():
+                    self.behaviours.mark(str(key), str(what))
+                for key in body.get("unmark", []):
+                    self.behaviours.unmark(str(key))
+                for ref in body.get("soft_delete", []):
+                    soft_delete(t, str(ref))
+            return json_response(self.behaviours.describe())
         if path == "/_sim/churn" and m == "POST":
             body = self._body(req)
             changes = churn(

@@ -3,7 +3,8 @@
     /_sim/...                 admin API (no auth, not counted)
     /{tenant}/...             identity platform (not counted)
     /v1.0/...                 Graph: count -> authenticate -> route -> app roles
-                              (approles.py) -> throttle -> faults -> handler -> headers
+                              (approles.py) -> throttle -> faults -> behaviours
+                              (behaviours.py) -> handler -> headers
     /_dl/..., /_up/...        pre-authenticated download and upload URLs: like Graph but
                               without the Authorization header (and a 401 if one is sent
                               to an upload URL, as driveitem-createuploadsession.md warns)
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import approles
+from . import behaviours as bh
 from .faults import FaultRule, Faults
 from .httpcore import GraphError, Request, Response, error_response
 from .identity import IdentityPlatform
@@ -71,8 +73,10 @@ class GraphApp:
         faults: Faults,
         stats: Stats,
         admin: Callable[[Request], Response] | None = None,
+        behaviours: bh.Behaviours | None = None,
     ) -> None:
         self.tenant = tenant
+        self.behaviours = behaviours or bh.Behaviours()
         self.identity = identity
         self.router = router
         self.raw_router = raw_router
@@ -239,7 +243,9 @@ class GraphApp:
             ticket = self.throttler.admit(app_id, charge)
             if fault is not None:
                 self._apply_fault(fault)
+            bh.before(self.tenant, self.behaviours, req, route.name, params)
             resp = route.handler(req)
+            resp = bh.after(self.tenant, self.behaviours, req, route.name, resp)
             if fault is not None and fault.kind == "commit_drop":
                 resp.drop = "after"
             elif fault is not None and fault.kind == "drop_mid":

@@ -3,7 +3,7 @@
     serve --state-dir DIR [--users N] [--seed S] [--port P] [--scale small|medium|large]
           [--host 127.0.0.1] [--throttle-scale F | --no-throttling]
           [--token-lifetime SECONDS] [--device-code-interval SECONDS]
-          [--protected-api-refused]
+          [--protected-api-refused] [--profile healthy|realistic] [--behaviour NAME ...]
         Generates the tenant on first use (reused afterwards), serves HTTPS, writes
         DIR/connection.json and DIR/coffer.toml, prints one line with the URLs, and runs
         until SIGTERM or SIGINT (exit 0).
@@ -32,6 +32,7 @@ from types import FrameType
 
 import requests
 
+from .behaviours import BEHAVIOURS, PROFILES
 from .config import SCALES, IdentitySettings, ThrottlePolicy
 from .content import ContentStore
 from .inventory import inventory
@@ -73,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--protected-api-refused", action="store_true", help="channel messages answer 403"
     )
+    serve.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="realistic: every Microsoft 365 behaviour that breaks backups (docs/simulator.md)",
+    )
+    serve.add_argument(
+        "--behaviour",
+        action="append",
+        choices=BEHAVIOURS,
+        default=[],
+        help="turn one behaviour on (repeatable)",
+    )
     inv = sub.add_parser("inventory", help="print the inventory of a tenant")
     inv.add_argument("--state-dir", required=True)
     ch = sub.add_parser("churn", help="change a share of the tenant like users do")
@@ -102,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         token_lifetime=args.token_lifetime,
         device_code_interval=args.device_code_interval,
         protected_api_approved=not args.protected_api_refused,
+        profile=args.profile,
+        behaviours=tuple(args.behaviour),
     )
     done = threading.Event()
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .admin import AdminApi
 from .app import GraphApp
+from .behaviours import Behaviours, apply_profile
 from .certs import ensure_certificates, load_certificate, sha1_thumbprint_hex
 from .config import SCALES, IdentitySettings, ThrottlePolicy, throttle_policy
 from .content import ContentStore
@@ -116,6 +117,8 @@ class Simulator:
         device_code_interval: int = 5,
         protected_api_approved: bool = True,
         switches: dict[str, Any] | None = None,
+        profile: str | None = None,
+        behaviours: tuple[str, ...] = (),
     ) -> None:
         if scale is not None and scale not in SCALES:
             raise SimulatorError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
@@ -136,6 +139,9 @@ class Simulator:
         self.tenant: Tenant | None = None
         self.stats = Stats()
         self.faults = Faults()
+        self.behaviours = Behaviours()
+        self._profile = profile
+        self._behaviours = behaviours
         self.throttler = Throttler(self._policy)
         self.identity: IdentityPlatform | None = None
         self._info: ConnectionInfo | None = None
@@ -236,6 +242,9 @@ class Simulator:
         tenant.switches.protected_api_approved = self._protected
         tenant.switches.update(self._switches)
         self.tenant = tenant
+        self.behaviours.set(enable=list(self._behaviours))
+        if self._profile:
+            apply_profile(tenant, self.behaviours, self._profile)
         identity = IdentityPlatform(
             tenant_id=tenant_id,
             domain=DOMAIN,
@@ -264,6 +273,7 @@ class Simulator:
             faults=self.faults,
             throttler=self.throttler,
             info=self._public_info,
+            behaviours=self.behaviours,
         )
         app = GraphApp(
             tenant=tenant,
@@ -274,6 +284,7 @@ class Simulator:
             faults=self.faults,
             stats=self.stats,
             admin=admin,
+            behaviours=self.behaviours,
         )
         batch.register(router, app.execute)
         server = HttpsServer(
@@ -335,6 +346,7 @@ class Simulator:
             "scale": self.store.get_meta("scale"),
             "users": int(self.store.get_meta("users") or 0),
             "anchor": self.store.get_meta("anchor"),
+            "behaviours": self.behaviours.describe(),
             "throttling": {
                 "enabled": self.throttler.policy.enabled,
                 "scale": self.throttler.policy.scale,

@@ -214,6 +214,13 @@ class AdminClient:
         `mutate(op="create", kind="message", parent=..., props={...})`."""
         return dict(self._call("POST", "/mutate", op))
 
+    def behaviours(self, **body: Any) -> dict[str, Any]:
+        """Switch behaviours (behaviours.py): `behaviours(enable=[...], disable=[...],
+        profile="realistic", mark={id: what}, unmark=[id])`; no arguments: what is on."""
+        if not body:
+            return dict(self._call("GET", "/behaviours"))
+        return dict(self._call("POST", "/behaviours", body))
+
     # device code sign-in
     def device_codes(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/devicecodes")["value"])

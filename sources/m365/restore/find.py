@@ -129,7 +129,7 @@ class _Searcher:
                     continue
                 out.extend(self._dir(reader, child, sub, (*chain, child), (*chain_paths, sub)))
                 continue
-            item = item_of(sub, child, chain, chain_paths)
+            item = item_of(sub, child, chain, chain_paths, records=True)
             if item is not None and self.query.matches(item):
                 out.append(item)
         self.memo[key] = out

@@ -32,7 +32,10 @@ KINDS = {
     "listItem": "list-item",
     "chatThread": "post",
 }
-KIND_NAMES = tuple(sorted(set(KINDS.values())))
+# Records of items Microsoft 365 would not hand out (failures.py, ``.failed.json``):
+# ``find`` shows them (``--kind failed``); restore never sees them (nothing to put back).
+RECORDS = {"failedItem": "failed"}
+KIND_NAMES = tuple(sorted(set(KINDS.values()) | set(RECORDS.values())))
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)Z ")
 
 
@@ -162,12 +165,20 @@ def _title_from_name(name: str) -> str:
 
 
 def item_of(
-    path: str, entry: Entry, parents: tuple[Entry, ...], paths: tuple[str, ...]
+    path: str,
+    entry: Entry,
+    parents: tuple[Entry, ...],
+    paths: tuple[str, ...],
+    *,
+    records: bool = False,
 ) -> SnapItem | None:
-    """The SnapItem for an entry, or None when it is not an item of record."""
+    """The SnapItem for an entry, or None when it is not an item of record
+    (``records``: failed-item records count too, for ``find``)."""
     if not entry.is_file:
         return None
     kind = KINDS.get(entry.attrs.get("type", ""))
+    if kind is None and records:
+        kind = RECORDS.get(entry.attrs.get("type", ""))
     service = service_of(path)
     if kind is None or service is None:
         return None

@@ -58,6 +58,8 @@ def parse_when(text: str, *, end: bool = False) -> datetime:
     try:
         if len(value) == 10:
             day = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            if end and day.date() == datetime.max.date():
+                return datetime.max.replace(tzinfo=UTC)  # the end of 9999-12-31
             return day + timedelta(days=1) if end else day
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -149,9 +149,10 @@ def test_expired_download_urls_are_renewed(setup: Setup) -> None:
     assert counts["driveBytes"] == expected["driveBytes"]
 
 
-def test_a_bad_item_is_skipped_with_its_reason(setup: Setup) -> None:
-    """One message whose MIME never comes (5xx every time): skipped, listed, exit code 3;
-    everything else is backed up, and the next run picks it up."""
+def test_a_bad_item_is_recorded_with_its_reason(setup: Setup) -> None:
+    """One message whose MIME never comes (5xx every time): recorded as a failed item
+    (failures.py), listed, exit code 3; everything else is backed up, and the next
+    run retries it and picks it up (its record goes)."""
     admin = setup.tenant.admin
     graph = setup.tenant.graph()
     user = next(u for u in admin.users() if u["purpose"] == "user")
@@ -167,10 +168,12 @@ def test_a_bad_item_is_skipped_with_its_reason(setup: Setup) -> None:
     owner = next(o for o in report["owners"] if o["name"] == user["userPrincipalName"])
     mail = owner["services"]["mail"]
     assert mail["status"] == "partial"
-    assert mail["items_skipped"] == 1
-    assert "cannot read the message" in mail["skipped"][0]["reason"]
+    assert mail["items_failed_new"] == 1
+    assert mail["failed"][0]["code"] == "generalException"
+    assert mail["failed"][0]["status"] == 500
     assert owner["snapshot"]
     assert all(o["status"] in ("ok", "not_applicable") for o in report["owners"] if o is not owner)
     again = setup.backup()
     assert again["exit_code"] == 0, dump(again)
+    assert again["failed_items"] == []
     _complete(setup)

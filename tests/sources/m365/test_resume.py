@@ -117,10 +117,13 @@ def test_ctrl_c_stops_quickly_and_keeps_checkpoints(setup: Setup) -> None:
         if _checkpoints(setup) >= 1:
             break
     assert proc.poll() is None, "the backup ended before it could be interrupted"
+    at_signal = downloads(admin.stats())
     proc.send_signal(signal.SIGINT)
-    interrupted = time.monotonic()
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - interrupted < 30
+    _, err = proc.communicate(timeout=300)
+    # Stopping means starting no new download: only those in flight at the
+    # signal finish (at most parallel_owners x workers_per_owner, 6 x 4 by
+    # default). Counted by the simulator, so a loaded machine changes nothing.
+    assert downloads(admin.stats()) - at_signal <= 6 * 4
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert err.count("\n") <= 2

@@ -280,6 +280,9 @@ def test_gates_allow_four_requests_per_mailbox() -> None:
     inside = 0
     most = 0
     lock = threading.Lock()
+    # The first requests stay inside until four are: four must get in at
+    # once, and a fifth must not, however the threads are scheduled.
+    four_inside = threading.Event()
 
     def request() -> None:
         nonlocal inside, most
@@ -287,7 +290,10 @@ def test_gates_allow_four_requests_per_mailbox() -> None:
             with lock:
                 inside += 1
                 most = max(most, inside)
-            time.sleep(0.02)
+                if inside == 4:
+                    four_inside.set()
+            four_inside.wait(timeout=20)
+            time.sleep(0.05)  # a fifth let in now would be counted
             with lock:
                 inside -= 1
 

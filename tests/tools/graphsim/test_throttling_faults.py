@@ -24,8 +24,10 @@ def _upn(t: RunningTenant) -> str:
 
 
 def test_outlook_rate_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
-    # scale 0.001: 10,000 requests per 600 s become 10 per 0.6 s.
-    with running_tenant(tmp_path / "t", seed=21, throttling=0.001) as t:
+    # 10 requests per 5 s for this test (instead of 10,000 per 600 s): wide
+    # enough that 11 requests fit in the window on a loaded machine.
+    policy = ThrottlePolicy(outlook_requests=RateLimit(10, 5.0))
+    with running_tenant(tmp_path / "t", seed=21, throttling=policy) as t:
         s = t.graph()
         upn = _upn(t)
         statuses = [s.get(t.url(f"/users/{upn}/mailFolders")).status_code for _ in range(11)]
@@ -50,7 +52,7 @@ def test_fifth_concurrent_mailbox_request_is_refused(tmp_path: Path) -> None:
     with running_tenant(tmp_path / "t", seed=22, throttling=False) as t:
         upn = _upn(t)
         token = t.token()
-        t.admin.inject_faults({"kind": "slow", "delay": 1.5, "match": "/mailFolders$", "count": 5})
+        t.admin.inject_faults({"kind": "slow", "delay": 5.0, "match": "/mailFolders$", "count": 5})
         results: list[requests.Response] = []
         lock = threading.Lock()
 
@@ -65,7 +67,12 @@ def test_fifth_concurrent_mailbox_request_is_refused(tmp_path: Path) -> None:
         threads = [threading.Thread(target=call) for _ in range(4)]
         for th in threads:
             th.start()
-        time.sleep(0.5)  # the four are now in flight (slowed down)
+        # Wait until the four are in flight (slowed down), however long the
+        # machine takes to start them; the fifth then comes during their 5 s.
+        deadline = time.monotonic() + 60
+        while sum(t.sim.throttler._inflight.values()) < 4:
+            assert time.monotonic() < deadline, "the four requests never got in flight"
+            time.sleep(0.02)
         fifth = t.session().get(
             t.url(f"/users/{upn}/mailFolders"), headers={"Authorization": f"Bearer {token}"}
         )
