@@ -172,6 +172,8 @@ class GroupBackup:
                 name = f"{stem}.attachment.{safe_name(label)}"
                 if any(name == f[0] for f in files):
                     name = f"{stem}.attachment.{len(files)} {safe_name(label)}"
+                if ctx.excluded(f"{path}/{name}", len(data)):
+                    continue  # max_item_size or exclude_paths (counted as excluded)
                 files.append((name, data, att))
                 shown.setdefault(str(post.get("id")), []).append(name)
         names = [f[0] for f in files]

@@ -243,3 +243,15 @@ def test_m365_groups_selects_by_name_or_mail_and_checks_the_window(setup: Setup)
     ]
     with pytest.raises(M365ConfigError, match="group_calendar_years"):
         settings_for(setup.state, group_calendar_years=0)
+
+
+def test_post_attachments_over_max_item_size_are_excluded_not_failed(setup: Setup) -> None:
+    report = setup.backup(services=["groups"], max_item_size=100)
+    assert report["exit_code"] == 0
+    assert report["totals"]["items_excluded"] == 1  # the one PDF attached to a post
+    files = _group_files(setup)
+    assert not any(_of_type(f, "postAttachment") for f in files.values())
+    inventory = setup.tenant.admin.inventory(detail=False)
+    for gid, group in inventory["groups"].items():
+        if group.get("mailbox"):
+            assert len(_of_type(files[gid], "groupThread")) == group["mailbox"]["threads"]
