@@ -34,6 +34,10 @@ from sources.m365.restore import (
 )
 from store import Repository, Snapshot
 
+GROUPS_REFUSED = (
+    "Microsoft 365 group conversations and calendars cannot be restored into Microsoft 365 "
+    "(Graph cannot recreate posts with their senders and dates): export them with --to-dir DIR"
+)
 TEAMS_REFUSED = (
     "Teams channel messages cannot be restored into Microsoft 365 (Graph cannot create them): "
     "export them with --to-dir DIR"
@@ -56,6 +60,8 @@ def check_request(chosen: list[Snapshot], query: ItemQuery, target: RestoreTarge
         )
     if "teams" in query.services or "post" in query.kinds or kinds == {"teams"}:
         raise CannotRestore(TEAMS_REFUSED)
+    if "groups" in query.services or kinds == {"groups"}:
+        raise CannotRestore(GROUPS_REFUSED)
     if target.kind == SITE:
         wrong = [s for s in query.services if s in ("mail", "contacts", "calendar")]
         wrong += [k for k in query.kinds if k in ("message", "contact", "event")]

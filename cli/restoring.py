@@ -24,7 +24,7 @@ from cli.output import human_duration, human_size, shown
 from cli.progress import Progress
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -20,7 +20,7 @@ from store.errors import IntegrityError
 from store.ids import ID_SIZE, BlobId, SnapshotId
 from store.paths import safe_component
 
-OWNER_KINDS = ("users", "sites", "teams", "folders")
+OWNER_KINDS = ("users", "sites", "teams", "groups", "folders")
 SNAPSHOT_VERSION = 1
 
 

@@ -24,7 +24,7 @@ from cli.retention import after_backup_summary, forget_after_backup
 from sources.folder import FolderBackupResult, backup_folder
 from store import BackupRun, Owner, Repository
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:

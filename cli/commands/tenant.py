@@ -19,7 +19,7 @@ from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
 from cli.output import echo, print_json, shown
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
 
 

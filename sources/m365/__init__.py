@@ -7,7 +7,8 @@ Modules, one job each: settings (the [tenant] table), auth (msal, the only
 module that imports it), throttle (per-resource limits), graph (the HTTP
 client), discovery (owners), runner (the run), context/state/report/workers/
 writer (what the services share), and one module per service: mail, contacts,
-calendar, onedrive (with drive), sites, teams. The tree layout is in
+calendar, onedrive (with drive), sites, teams, groups (Microsoft 365 group
+conversations and calendars, with groupsrender for their pages). The tree layout is in
 docs/layout.md.
 """
 

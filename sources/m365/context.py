@@ -42,7 +42,8 @@ class ProgressSink(Protocol):
 
 @dataclass(frozen=True)
 class OwnerJob:
-    """An owner to back up: ``kind`` users | sites | teams, its Graph ID and display name."""
+    """An owner to back up: ``kind`` users | sites | teams | groups, its Graph ID and
+    display name."""
 
     kind: str
     key: str

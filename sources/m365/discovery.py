@@ -168,6 +168,33 @@ def discover_teams(client: GraphClient, settings: TenantSettings) -> list[OwnerJ
     return sorted(jobs, key=lambda j: j.name.lower())
 
 
+def discover_groups(client: GraphClient, settings: TenantSettings) -> list[OwnerJob]:
+    """Every selected Microsoft 365 group (``groupTypes`` holds "Unified"), teams' groups
+    included: their group mailbox and calendar are not part of the Teams backup.
+
+    ``m365_groups`` globs match the display name, the mail address or the id. The
+    filter is Graph's own (group-list.md); the client checks ``groupTypes`` again.
+    """
+    res = Resource.directory()
+    jobs: list[OwnerJob] = []
+    params = {
+        "$filter": "groupTypes/any(c:c eq 'Unified')",
+        "$select": "id,displayName,mail,groupTypes,resourceProvisioningOptions",
+        "$top": "999",
+    }
+    for group in client.list_all("/groups", res, params=params):
+        gid = str(group.get("id") or "")
+        if not gid or "Unified" not in (group.get("groupTypes") or []):
+            continue
+        display = str(group.get("displayName") or gid)
+        names = (display, str(group.get("mail") or ""), gid)
+        if not any(matches_any(n, settings.selection.m365_groups) for n in names if n):
+            continue
+        # Group names are not unique: the short ID keeps owner names distinct.
+        jobs.append(OwnerJob("groups", gid, f"{display} [{gid[:8]}]", ("groups",), group))
+    return sorted(jobs, key=lambda j: j.name.lower())
+
+
 def discover(
     client: GraphClient,
     settings: TenantSettings,
@@ -176,8 +203,8 @@ def discover(
     only_services: tuple[str, ...] = (),
     skipped: list[dict[str, str]] | None = None,
 ) -> tuple[list[OwnerJob], list[str]]:
-    """Every owner the configuration selects (users, then sites, then teams), and the
-    problems met listing sites or teams (which do not stop the users' backup).
+    """Every owner the configuration selects (users, then sites, teams and Microsoft 365
+    groups), and the problems met listing those (which do not stop the users' backup).
     Owners and services that do not apply (guests, a tenant without SharePoint) are
     appended to ``skipped`` (kind, name, reason), not to the problems.
 
@@ -198,7 +225,11 @@ def discover(
         )
     if only_users:
         return jobs, problems  # --user narrows the run to those users
-    for service, find in (("sharepoint", discover_sites), ("teams", discover_teams)):
+    for service, find in (
+        ("sharepoint", discover_sites),
+        ("teams", discover_teams),
+        ("groups", discover_groups),
+    ):
         if service not in wanted:
             continue
         try:

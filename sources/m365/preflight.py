@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.m365.auth import token_source
-from sources.m365.discovery import discover_sites, discover_teams, discover_users
+from sources.m365.discovery import (
+    discover_groups,
+    discover_sites,
+    discover_teams,
+    discover_users,
+)
 from sources.m365.errors import AccessDenied, GraphError, MailboxUnavailable
 from sources.m365.graph import GraphClient, make_http_session
 from sources.m365.settings import SERVICES, USER_SERVICES, TenantSettings
@@ -58,6 +63,9 @@ BACKUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "onedrive": ("Files.Read.All",),
     "sharepoint": ("Sites.Read.All",),
     "teams": ("Team.ReadBasic.All", "Channel.ReadBasic.All", "ChannelMessage.Read.All"),
+    # Listing the groups needs Group.Read.All (or GroupMember.Read.All, asked for above);
+    # conversations: group-list-conversations.md; calendarView: group-list-calendarview.md.
+    "groups": ("Group-Conversation.Read.All", "Calendars.Read"),
 }
 RESTORE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "mail": ("Mail.ReadWrite",),
@@ -66,6 +74,7 @@ RESTORE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "onedrive": ("Files.ReadWrite.All",),
     "sharepoint": ("Sites.ReadWrite.All",),
     "teams": (),
+    "groups": (),
 }
 PROTECTED_API_URL = "https://learn.microsoft.com/graph/teams-protected-apis"
 _PROBES: dict[str, tuple[str, dict[str, str]]] = {
@@ -299,6 +308,8 @@ def check_tenant(
         _check_sites(client, settings, checks["sharepoint"], meter)
     if "teams" in wanted and not only_users:
         _check_teams(client, settings, checks["teams"], meter)
+    if "groups" in wanted and not only_users:
+        _check_groups(client, settings, checks["groups"], meter)
     return result
 
 
@@ -342,6 +353,27 @@ def _check_teams(
         client.get_json(
             f"/teams/{team}/channels/{channel}/messages",
             Resource.teams(channel, meter),
+            params={"$top": "1"},
+        )
+    except AccessDenied as exc:
+        _denied(check, exc)
+    except GraphError as exc:
+        _failed(check, exc)
+
+
+def _check_groups(
+    client: GraphClient, settings: TenantSettings, check: ServiceCheck, meter: Meter
+) -> None:
+    """One probe: the first conversation of the first selected Microsoft 365 group."""
+    try:
+        groups = discover_groups(client, settings)
+        check.owners_checked = len(groups)
+        if not groups:
+            check.message = "no Microsoft 365 group matches the selection"
+            return
+        client.get_json(
+            f"/groups/{groups[0].key}/conversations",
+            Resource.mailbox(groups[0].key, meter),
             params={"$top": "1"},
         )
     except AccessDenied as exc:

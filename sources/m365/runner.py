@@ -29,6 +29,7 @@ from sources.m365.context import OwnerJob, OwnerRun, RunFlags, ServiceContext
 from sources.m365.discovery import discover, signed_in_user
 from sources.m365.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
 from sources.m365.graph import GraphClient, make_http_session
+from sources.m365.groups import backup_group
 from sources.m365.mail import backup_mail
 from sources.m365.onedrive import backup_onedrive
 from sources.m365.report import (
@@ -59,6 +60,7 @@ SERVICES: dict[str, Callable[[ServiceContext], None]] = {
     "onedrive": backup_onedrive,
     "sharepoint": backup_site,
     "teams": backup_team,
+    "groups": backup_group,
 }
 NEEDS_MAILBOX = ("contacts", "calendar")
 
@@ -76,8 +78,8 @@ class Progress(Protocol):
 
 
 def _resource(service: str, job: OwnerJob) -> Resource:
-    if service in ("mail", "contacts", "calendar"):
-        return Resource.mailbox(job.key)
+    if service in ("mail", "contacts", "calendar", "groups"):
+        return Resource.mailbox(job.key)  # a group mailbox is an Exchange mailbox
     if service == "teams":
         return Resource.teams(None)
     return Resource.sharepoint()

@@ -16,7 +16,7 @@ from typing import Any
 
 from sources.m365.errors import M365ConfigError
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams")
+SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 USER_SERVICES = ("mail", "contacts", "calendar", "onedrive")
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -42,6 +42,8 @@ _KNOWN_KEYS = {
     "user_services",
     "sites",
     "teams",
+    "m365_groups",
+    "group_calendar_years",
     "exclude_folders",
     "exclude_paths",
     "max_item_size",
@@ -100,6 +102,7 @@ class Selection:
     user_services: tuple[tuple[str, tuple[str, ...]], ...] = ()
     sites: tuple[str, ...] = ("*",)
     teams: tuple[str, ...] = ("*",)
+    m365_groups: tuple[str, ...] = ("*",)  # Microsoft 365 groups: display name or mail globs
     exclude_folders: tuple[str, ...] = ()
     exclude_paths: tuple[str, ...] = ()
     max_item_size: int = 0  # bytes; 0 = no limit
@@ -135,6 +138,7 @@ class TenantSettings:
     mime_dedup: bool = True
     parallel_owners: int = 6
     workers_per_owner: int = 4
+    group_calendar_years: int = 2  # a group calendar is read this many years back and ahead
 
 
 def _glob(text: str, pattern: str) -> bool:
@@ -267,6 +271,7 @@ def from_table(table: dict[str, Any], base_dir: Path) -> TenantSettings:
         user_services=tuple(user_services),
         sites=_strings(table, "sites", ("*",)),
         teams=_strings(table, "teams", ("*",)),
+        m365_groups=_strings(table, "m365_groups", ("*",)),
         exclude_folders=_strings(table, "exclude_folders"),
         exclude_paths=_strings(table, "exclude_paths"),
         max_item_size=parse_size(table.get("max_item_size", 0)),
@@ -292,4 +297,5 @@ def from_table(table: dict[str, Any], base_dir: Path) -> TenantSettings:
         mime_dedup=_bool(table, "mime_dedup", True),
         parallel_owners=_int(table, "parallel_owners", 6, 1, 64),
         workers_per_owner=_int(table, "workers_per_owner", 4, 1, 16),
+        group_calendar_years=_int(table, "group_calendar_years", 2, 1, 10),
     )

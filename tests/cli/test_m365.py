@@ -35,7 +35,7 @@ def test_config_and_repo_from_the_environment_are_enough(tmp_path: Path) -> None
         assert list(only["owners"][0]["services"]) == ["mail"]
         listing = env.run("snapshots", "--json").json()
         kinds = {s["owner_kind"] for s in listing}
-        assert {"users", "sites", "teams"} <= kinds
+        assert {"users", "sites", "teams", "groups"} <= kinds
 
 
 def test_configuration_errors_are_one_line(tmp_path: Path) -> None:

@@ -501,3 +501,35 @@ def test_to_dir_matches_the_mount_and_eml_is_the_backed_up_mime(
         if name.startswith("mail/Inbox/") and name.count("/") == 2 and name.endswith(".eml")
     )
     assert emls == mime
+
+
+def test_groups_refused_when_asked_for_and_exported_with_to_dir(
+    m365: Tenant, tmp_path: Path
+) -> None:
+    result = m365.restore("--to", "original", "--service", "groups")
+    assert result.code == 2, result.err
+    line = _one_line(result.err)
+    assert "group conversations and calendars cannot be restored" in line
+    assert "--to-dir" in line
+    snaps = m365.coffer("snapshots", "--json", check=True).json()
+    group = next(
+        s
+        for s in snaps
+        if s["owner_kind"] == "groups" and s["owner"].startswith("Marketing Announcements")
+    )
+    only = m365.restore("--to", "original", "--owner", group["owner_key"])
+    assert only.code == 2, only.err
+    m365.tenant.admin.reset_stats()
+    out = tmp_path / "out"
+    exported = m365.restore("--to-dir", str(out), "--owner", group["owner_key"])
+    assert exported.code == 0, exported.err
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = [p.name for p in files]
+    assert any(n.endswith(".attachment.Brief Q3.pdf") for n in names), names
+    assert sum(n.endswith(".html") for n in names) == sum(
+        n.endswith(".json") and p.parent.parent.name == "conversations"
+        for p, n in zip(files, names, strict=True)
+    )
+    assert any(n.endswith(".ics") for n in names)
+    assert any(n == "group.json" for n in names)
+    assert _writes(m365.tenant.admin.stats()) == 0

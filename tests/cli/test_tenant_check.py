@@ -20,7 +20,7 @@ from tools.graphsim.tokens import APP_ROLES
 
 pytestmark = pytest.mark.sim
 
-SERVICES = ["mail", "contacts", "calendar", "onedrive", "sharepoint", "teams"]
+SERVICES = ["mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_a_missing_mail_permission_is_named_and_fails_the_check(
     assert mail["permissions_needed"] == ["Mail.Read"]
     assert "ErrorAccessDenied" in mail["message"]
     assert "Mail.ReadWrite" not in report["granted_permissions"]
-    for other in ("contacts", "calendar", "onedrive", "sharepoint", "teams"):
+    for other in ("contacts", "calendar", "onedrive", "sharepoint", "teams", "groups"):
         assert report["services"][other]["status"] == "ok", other
     human = env.run(
         "tenant",
@@ -187,3 +187,18 @@ def test_a_wrong_secret_is_one_line_and_exit_1(tmp_path: Path, healthy: RunningT
     assert result.code == 1, (result.out, result.err)
     assert result.err.count("\n") == 1
     assert "not-the-secret" not in result.err + result.out
+
+
+def test_groups_without_the_conversation_permission(tmp_path: Path, healthy: RunningTenant) -> None:
+    # Group.Read.All also reads conversations (group-list-conversations.md): both go.
+    healthy.admin.switches(revoke_roles=["Group-Conversation.Read.All", "Group.Read.All"])
+    healthy.admin.switches(grant_roles=["GroupMember.Read.All"])  # listing groups still works
+    env = new_env(tmp_path / "coffer")
+    result, report = check(env, healthy)
+    assert result.code == 3
+    groups = report["services"]["groups"]
+    assert groups["status"] == "missing_permission", groups
+    assert "ErrorAccessDenied" in groups["message"]
+    assert "Group-Conversation.Read.All" in groups["permissions_needed"]
+    assert groups["owners_checked"] >= 3
+    assert report["services"]["teams"]["status"] == "ok"

@@ -90,7 +90,8 @@ def test_layout(mounted: Path) -> None:
         "latest",
     ]
     assert os.readlink(mounted / "snapshots" / "latest") == LATEST_RUN
-    assert sorted(os.listdir(mounted / "owners")) == ["folders", "sites", "teams", "users"]
+    owners = ["folders", "groups", "sites", "teams", "users"]
+    assert sorted(os.listdir(mounted / "owners")) == owners
     history = mounted / "owners" / ALICE_DIR
     assert sorted(os.listdir(history)) == ["2025-11-24T16-00-00.123456Z", LATEST_RUN, "latest"]
     assert (history / "2025-11-24T16-00-00.123456Z" / "Mail/Inbox/old.eml").exists()

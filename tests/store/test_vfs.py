@@ -164,7 +164,7 @@ def test_layout_names_runs_owners_and_ids() -> None:
     # The checkpoint is only under ids/; bob has no completed snapshot.
     assert "bob@contoso.com" not in layout.owners["users"]
     assert len(layout.ids) == 4
-    assert set(layout.owners) == {"users", "sites", "teams", "folders"}
+    assert set(layout.owners) == {"users", "sites", "teams", "groups", "folders"}
 
 
 def test_layout_times_stay_unique() -> None:
@@ -283,6 +283,7 @@ def test_resolve_every_layout_path(repo: Repository) -> None:
     assert vfs.open(srv).read() == b"y"
     assert [n for n, _ in vfs.children(vfs.resolve("owners"))] == [
         b"folders",
+        b"groups",
         b"sites",
         b"teams",
         b"users",

@@ -61,6 +61,15 @@ READ: dict[str, tuple[str, ...]] = {
         *_DIRECTORY_READ,
     ),
     "channelmessages": ("ChannelMessage.Read.All",),
+    # group-list-conversations.md, conversation-list-threads.md, conversationthread-list-posts.md
+    "groupconversations": (
+        "Group-Conversation.Read.All",
+        "Group-Conversation.ReadWrite.All",
+        "Group.Read.All",
+        "Group.ReadWrite.All",
+    ),
+    # group-list-calendarview.md (group-list-events.md refuses app-only tokens itself)
+    "groupcalendar": ("Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"),
 }
 
 WRITE: dict[str, tuple[str, ...]] = {
@@ -75,9 +84,18 @@ WRITE: dict[str, tuple[str, ...]] = {
     "teams": ("TeamSettings.ReadWrite.All", "Directory.ReadWrite.All"),
     "channels": ("ChannelSettings.ReadWrite.All", "Directory.ReadWrite.All"),
     "channelmessages": ("ChannelMessage.ReadWrite.All",),
+    "groupconversations": ("Group-Conversation.ReadWrite.All", "Group.ReadWrite.All"),
+    "groupcalendar": ("Calendars.ReadWrite",),
 }
 
-_EXCHANGE = ("mail", "contacts", "calendar", "mailboxsettings")
+_EXCHANGE = (
+    "mail",
+    "contacts",
+    "calendar",
+    "mailboxsettings",
+    "groupconversations",
+    "groupcalendar",
+)
 _SHAREPOINT = ("files", "sites")
 _TEAMS = ("teams", "channels", "channelmessages")
 
@@ -108,6 +126,10 @@ def workload(pattern: str) -> str | None:
     if head in ("drives", "shares") or "drive" in rest or "drives" in rest:
         return "files"
     if head == "groups":
+        if rest and rest[0] in ("conversations", "threads"):
+            return "groupconversations"
+        if rest and rest[0] in ("calendarview", "calendar", "events"):
+            return "groupcalendar"
         return "sites" if "sites" in rest else "groups"
     if head == "sites":
         return "sites"

@@ -17,6 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from .httpcore import parse_iso, utc_now
+from .services import groupsmodel as gm
 from .tenant import Tenant
 
 DRIVE_STATS = ("files", "folders", "packages", "bytes", "olderVersions", "uniquePermissions")
@@ -195,6 +196,12 @@ def inventory(t: Tenant, *, detail: bool = True) -> dict[str, Any]:
                 if (u := t.store.get(k)) is not None and u.kind == "user"
             ),
         }
+        if gm.is_unified(group):
+            # What a backup of its group mailbox and calendar holds (calendar view of
+            # the two years before and after now, Coffer's default window).
+            now = utc_now()
+            window = (now - dt.timedelta(days=730), now + dt.timedelta(days=730))
+            groups[group.key]["mailbox"] = gm.counts(t, group, *window)
     totals: dict[str, int] = defaultdict(int)
     for entry in users.values():
         for k, v in entry.items():

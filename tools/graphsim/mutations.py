@@ -18,6 +18,7 @@ from typing import Any
 from .httpcore import GraphError, iso, utc_now
 from .services import calmodel as cm
 from .services import drivemodel as dm
+from .services import groupsmodel as gm
 from .services import mailmodel as mm
 from .services import permissions as sharing
 from .services.contacts import new_contact_data
@@ -507,6 +508,8 @@ def _create(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
                     cm.new_event_data(t, user, parent, props),
                 )
             )
+        elif kind == "post" and parent.kind == "conversationThread":
+            new = gm.new_post(t, tx, parent, props)
         else:
             raise GraphError(
                 400, "invalidRequest", f"Cannot create a {kind!r} under a {parent.kind}."

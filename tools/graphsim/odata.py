@@ -75,6 +75,12 @@ _CMP = re.compile(
 _STARTS = re.compile(
     r"^\s*startswith\(\s*(?P<prop>[A-Za-z0-9_/]+)\s*,\s*'(?P<value>.*)'\s*\)\s*$", re.I
 )
+# A lambda over a collection of strings, as group-list.md filters Microsoft 365 groups:
+# `groupTypes/any(c:c eq 'Unified')`.
+_ANY = re.compile(
+    r"^\s*(?P<prop>[A-Za-z0-9_]+)/any\(\s*(?P<v>\w+)\s*:\s*(?P=v)\s+eq\s+'(?P<value>[^']*)'\s*\)\s*$",
+    re.I,
+)
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -144,6 +150,13 @@ def parse_filter(text: str | None, allowed: Sequence[str] | None = None) -> Pred
     preds: list[Predicate] = []
     allow = {a.lower() for a in allowed} if allowed is not None else None
     for clause in clauses:
+        m = _ANY.match(clause)
+        if m:
+            prop, value = m.group("prop"), m.group("value")
+            if allow is not None and prop.lower() not in allow:
+                raise bad_request(f"Invalid filter clause: unsupported property '{prop}'.")
+            preds.append(_any(prop, value))
+            continue
         m = _STARTS.match(clause)
         if m:
             prop, value = m.group("prop"), m.group("value").lower()
@@ -159,6 +172,10 @@ def parse_filter(text: str | None, allowed: Sequence[str] | None = None) -> Pred
             raise bad_request(f"Invalid filter clause: unsupported property '{prop}'.")
         preds.append(_comparison(prop, op, value))
     return lambda obj: all(p(obj) for p in preds)
+
+
+def _any(prop: str, value: str) -> Predicate:
+    return lambda obj: value in (_get(obj, prop) or [])
 
 
 def _startswith(prop: str, value: str) -> Predicate:

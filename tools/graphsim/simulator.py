@@ -43,7 +43,18 @@ from .generator.base import Gen
 from .identity import IdentityPlatform, UserLookup
 from .router import Router
 from .server import HttpsServer
-from .services import batch, calendar, contacts, drive, mail, sites, teams, uploads, users
+from .services import (
+    batch,
+    calendar,
+    contacts,
+    drive,
+    groups,
+    mail,
+    sites,
+    teams,
+    uploads,
+    users,
+)
 from .statetokens import StateTokens
 from .stats import Stats
 from .store import Store
@@ -253,6 +264,7 @@ class Simulator:
         drive.register(router, raw, tenant)
         sites.register(router, tenant)
         teams.register(router, tenant)
+        groups.register(router, tenant)
         uploads.register(raw, tenant)
         admin = AdminApi(
             tenant=tenant,

@@ -41,6 +41,7 @@ APP_ROLES = [
     "Channel.ReadBasic.All",
     "ChannelMessage.Read.All",
     "Group.Read.All",
+    "Group-Conversation.Read.All",
     "MailboxSettings.Read",
 ]
 OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}

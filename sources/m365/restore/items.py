@@ -50,6 +50,8 @@ def service_of(path: str) -> str | None:
         return "sharepoint"
     if top == "channels":
         return "teams"
+    if top == "conversations":
+        return "groups"
     return None
 
 

@@ -62,6 +62,10 @@ REPORT_FORMAT = "coffer-restore-report"
 REPORT_VERSION = 1
 SERVICE_ORDER = ("mail", "contacts", "calendar", "onedrive", "sharepoint")
 MAILBOX_SERVICES = ("mail", "contacts", "calendar")
+GROUPS_NOTICE = (
+    "Microsoft 365 group conversations and calendars cannot be written back through "
+    "Microsoft Graph: {n} group(s) left out (restore them with --to-dir to export them)"
+)
 TEAMS_NOTICE = (
     "Teams channel messages cannot be written back through Microsoft Graph: "
     "{n} team(s) left out (restore them with --to-dir to export them)"
@@ -100,7 +104,7 @@ def _iso(seconds: float) -> str:
 
 def writable_services(owner_kind: str, target: RestoreTarget) -> tuple[str, ...]:
     """The services of an owner that can go to the target's kind."""
-    if owner_kind == "teams":
+    if owner_kind in ("teams", "groups"):
         return ()
     if target.kind == SITE:
         return ("onedrive", "sharepoint")
@@ -168,6 +172,7 @@ class TenantRestore:
         """The owners with something to restore, and what (no request is sent)."""
         jobs: list[_Job] = []
         teams = 0
+        groups = 0
         notebooks = 0
         left_out: dict[str, int] = {}
         for snap in self.snapshots:
@@ -175,6 +180,10 @@ class TenantRestore:
             if owner.kind == "teams":
                 if any(True for _ in self._items(snap)):
                     teams += 1
+                continue
+            if owner.kind == "groups":
+                if any(True for _ in self._items(snap)):
+                    groups += 1
                 continue
             allowed = writable_services(owner.kind, self.target)
             result = OwnerResult(
@@ -205,6 +214,8 @@ class TenantRestore:
             )
         if teams:
             self.notices.append(TEAMS_NOTICE.format(n=teams))
+        if groups:
+            self.notices.append(GROUPS_NOTICE.format(n=groups))
         for service, count in sorted(left_out.items()):
             what = "lists" if service == "sharepoint" else service
             self.notices.append(

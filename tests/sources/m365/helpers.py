@@ -121,10 +121,17 @@ def snapshot_counts(repo_path: Path, cache: Path) -> dict[str, Counter[str]]:
                     counts["channels"] += 1
                 elif kind == "hostedContent":
                     counts["hostedContents"] += 1
+                elif kind == "groupThread":
+                    counts["groupThreads"] += 1
+                    counts["groupPosts"] += int(entry.attrs.get("posts", "0"))
+                elif kind == "postAttachment":
+                    counts["postAttachments"] += 1
                 elif kind == "chatThread":
                     counts["threads"] += 1
                     counts["replies"] += int(entry.attrs.get("replies", "0"))
-            out[snap.owner.name] = counts
+            # A team's Microsoft 365 group has the team's name: its own key keeps it apart.
+            name = snap.owner.name
+            out[f"groups/{name}" if snap.owner.kind == "groups" else name] = counts
     finally:
         repo.close()
     return out
@@ -168,6 +175,15 @@ def expected_counts(inventory: dict[str, Any]) -> dict[str, dict[str, int]]:
             "replies": int(team["replies"]),
             "hostedContents": int(team["hostedContents"]),
         }
+    for gid, group in inventory["groups"].items():
+        mailbox = group.get("mailbox")
+        if mailbox:  # Microsoft 365 groups (teams' groups too); calendar entries as events
+            out[f"groups/{group['displayName']} [{gid[:8]}]"] = {
+                "groupThreads": int(mailbox["threads"]),
+                "groupPosts": int(mailbox["posts"]),
+                "postAttachments": int(mailbox["postAttachments"]),
+                "events": int(mailbox["calendarViewItems"]),
+            }
     return out
 
 

@@ -103,3 +103,27 @@ def test_tokens_carry_the_permissions_consented_when_they_were_issued(
         assert after.get(f"{base}/users/{user}/mailFolders").status_code == 403
     finally:
         tenant.admin.switches(app_roles=list(APP_ROLES))
+
+
+def test_group_conversations_and_calendar_check_their_own_permissions(
+    tenant: RunningTenant,
+) -> None:
+    base = tenant.info.graph_url
+    inventory = tenant.admin.inventory(detail=False)
+    gid = next(k for k, g in inventory["groups"].items() if g.get("mailbox"))
+    window = {"startDateTime": "2020-01-01T00:00:00Z", "endDateTime": "2030-01-01T00:00:00Z"}
+    none = session_with(tenant, ["GroupMember.Read.All"])
+    assert none.get(f"{base}/groups/{gid}").status_code == 200
+    for path in ("conversations", "threads", "calendarView"):
+        assert error(none.get(f"{base}/groups/{gid}/{path}", params=window))[1] == (
+            "ErrorAccessDenied"
+        ), path
+    least = session_with(tenant, ["Group-Conversation.Read.All", "Calendars.ReadBasic"])
+    assert least.get(f"{base}/groups/{gid}/conversations").status_code == 200
+    assert least.get(f"{base}/groups/{gid}/threads").status_code == 200
+    assert least.get(f"{base}/groups/{gid}/calendarView", params=window).status_code == 200
+    # group-list-events.md: application permissions are not supported at all.
+    assert error(least.get(f"{base}/groups/{gid}/events"))[:2] == (403, "ErrorAccessDenied")
+    broad = session_with(tenant, ["Group.Read.All", "Calendars.ReadWrite"])
+    assert broad.get(f"{base}/groups/{gid}/conversations").status_code == 200
+    assert error(broad.get(f"{base}/groups/{gid}/events"))[:2] == (403, "ErrorAccessDenied")

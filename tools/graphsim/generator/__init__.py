@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import SCALES, ScaleProfile
+from ..services import groupsmodel
 from ..store import NewItem, Store
 from . import names
 from .base import Gen, content_spec, log_size
@@ -120,6 +121,7 @@ def generate_tenant(
     root_site = generate_sites(store, gen, profile, sharepoint_host, regular)
     generate_teams(store, gen, profile, sharepoint_host, regular)
     generate_groups(store, gen, regular, no_mailbox)
+    groupsmodel.generate(store, gen, regular, domain)
     with store.transaction() as tx:
         tx.set_meta("root_site", root_site)
         tx.set_meta("generator", GENERATOR_VERSION)

@@ -110,7 +110,7 @@ def register(router: Router, t: Tenant) -> None:
             default=100,
             maximum=999,
             context="groups",
-            filterable=["displayName", "mailNickname", "id"],
+            filterable=["displayName", "mailNickname", "id", "groupTypes", "mail"],
         )
 
     def require_group(ref: str) -> Item:
