@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "stats": "cli.commands.stats",
     "report": "cli.commands.report",
     "copy": "cli.commands.copy",
+    "serve": "cli.commands.serve",
 }
 
 
