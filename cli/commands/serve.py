@@ -17,18 +17,11 @@ from pathlib import Path
 
 import click
 
+import cli.serve
 from cli.app import App
 from cli.errors import CliError
 from cli.output import note, print_json
-from cli.serve import (
-    ROLES,
-    Console,
-    ServedRepo,
-    UserFile,
-    read_password_file,
-    serve,
-    serve_settings,
-)
+from cli.serve import ROLES, UserFile, read_password_file, serve_settings
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +61,14 @@ def command(ctx: click.Context, listen: str | None) -> None:
     primary = app.target()
     destinations = app.destinations()
     name = next((d.name for d in destinations if d.target.url == primary.url), "main")
-    repos = [ServedRepo(name, app.open_repo())]
+    repos = [cli.serve.ServedRepo(name, app.open_repo())]
     repos.extend(
-        ServedRepo(d.name, app.open_target(d.target))
+        cli.serve.ServedRepo(d.name, app.open_target(d.target))
         for d in destinations
         if d.target.url != primary.url
     )
     note(f"coffer console on {settings.url} (stop with Ctrl-C or SIGTERM)")
-    serve(Console(settings, repos, app))
+    cli.serve.serve(cli.serve.Console(settings, repos, app))
 
 
 @command.group("user")

@@ -13,12 +13,38 @@ services (the registry of background services), web (templates), login and
 pages (the routes), app (the factory), server (uvicorn).
 """
 
-from cli.serve.app import create_app
+import importlib
+from typing import TYPE_CHECKING
+
 from cli.serve.config import ServeSettings, serve_settings
-from cli.serve.console import Console, ServedRepo
-from cli.serve.server import serve
-from cli.serve.services import BackgroundService, Services
 from cli.serve.users import ROLES, UserFile, read_password_file
+
+if TYPE_CHECKING:
+    from cli.serve.app import create_app
+    from cli.serve.console import Console, ServedRepo
+    from cli.serve.server import serve
+    from cli.serve.services import BackgroundService, Services
+
+# The web stack (Starlette, Jinja2, uvicorn, the restore code) is imported on
+# first use: ``coffer serve user ...`` needs none of it.
+_LAZY = {
+    "create_app": "cli.serve.app",
+    "Console": "cli.serve.console",
+    "ServedRepo": "cli.serve.console",
+    "serve": "cli.serve.server",
+    "BackgroundService": "cli.serve.services",
+    "Services": "cli.serve.services",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'cli.serve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ROLES",

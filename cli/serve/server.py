@@ -8,6 +8,7 @@ application's shutdown, which stops the background services.
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -35,4 +36,11 @@ def serve(console: Console, services: Services | None = None, *, log_level: str 
         proxy_headers=False,  # the client address is the peer's (rate limits, audit)
     )
     logging.getLogger("coffer.serve").info("coffer console on %s", settings.url)
-    uvicorn.Server(config).run()
+    # uvicorn re-raises the signal that stopped it once shut down, with the handler
+    # found at start-up: a no-op one makes SIGTERM a clean exit (status 0) after the
+    # graceful shutdown, as service managers expect.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -19,6 +19,7 @@ console only reads, re-reading when the file changes).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -39,9 +40,14 @@ MAX_PASSWORD_BYTES = 1024
 MIN_PASSWORD_CHARS = 8
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so an unknown name costs the
-# same time as a wrong password (no user enumeration by timing).
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so an unknown name costs the
+    same time as a wrong password (no user enumeration by timing). Made on first
+    use: hashing costs a fraction of a second that commands need not pay."""
+    return _hasher.hash("not a password of anyone")
 
 
 def role_rank(role: str) -> int:
@@ -182,7 +188,7 @@ class UserFile:
         Upgrades the stored hash when its parameters are outdated."""
         user = self.load().get(name)
         try:
-            _hasher.verify(user.hash if user else _DUMMY_HASH, password)
+            _hasher.verify(user.hash if user else _dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if user is None:

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from cli.app import App
-from cli.serve import Console, ServedRepo, serve_settings
+from cli.serve import Console, ServedRepo, UserFile, serve_settings
 from tests.cli.helpers import CofferEnv, init, new_env
 
 PASSWORDS = {"ann": "ann-admin-pass", "rob": "rob-restorer-pass", "val": "val-viewer-pass"}
@@ -110,21 +110,10 @@ def make_setup(root: Path, *, listen: str = "127.0.0.1:8765") -> Setup:
         "login_attempts = 3\n"
         "lockout_seconds = 60\n"
     )
+    # (The CLI's user commands have their own test; this is the same code, faster.)
+    users = UserFile(root / "users.json")
     for name, password in PASSWORDS.items():
-        pw = root / f"{name}.pw"
-        pw.write_text(password + "\n")
-        env.run(
-            "-c",
-            str(config),
-            "serve",
-            "user",
-            "add",
-            name,
-            "--role",
-            ROLES[name],
-            "--password-file",
-            str(pw),
-        )
+        users.add(name, ROLES[name], password)
     return Setup(env, config, source)
 
 

@@ -12,9 +12,10 @@ from urllib.parse import unquote
 import pytest
 from starlette.testclient import TestClient
 
-from cli.serve import create_app
+from cli.serve import UserFile, create_app
 from store import Repository, open_backend
 from tests.cli.console.kit import EVIL_HOST, EVIL_SUBJECT, PASSWORDS, Setup, make_setup
+from tests.cli.helpers import Result
 
 INBOX = "owners/folders"
 
@@ -274,3 +275,44 @@ def test_open_redirect_after_sign_in_is_refused(client: TestClient) -> None:
     )
     assert r.status_code == 303
     assert r.headers["location"] == "/"
+
+
+def test_user_commands(setup: Setup, tmp_path: Path) -> None:
+    config = tmp_path / "coffer.toml"
+    config.write_text('[serve]\nusers_file = "u/users.json"\n')
+    users = tmp_path / "u" / "users.json"
+    pw = tmp_path / "pw"
+    pw.write_text("first-password\n")
+
+    def coffer(*args: str, check: bool = True) -> Result:
+        return setup.env.run("-c", str(config), "serve", "user", *args, check=check)
+
+    coffer("add", "eve", "--role", "viewer", "--password-file", str(pw))
+    assert users.stat().st_mode & 0o777 == 0o600
+    stored = users.read_text()
+    assert "first-password" not in stored
+    assert "$argon2id$" in stored
+    assert coffer("list").out == "eve\tviewer\n"
+    again = coffer("add", "eve", "--role", "admin", "--password-file", str(pw), check=False)
+    assert again.code == 1
+    assert "exists" in again.err
+    assert len(again.err.strip().splitlines()) == 1
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    bad = coffer("add", "fay", "--role", "viewer", "--password-file", str(short), check=False)
+    assert bad.code == 1
+    assert "shorter than 8" in bad.err
+    assert (
+        coffer("add", "x/y", "--role", "viewer", "--password-file", str(pw), check=False).code == 1
+    )
+    pw.write_text("second-password\n")
+    coffer("passwd", "eve", "--password-file", str(pw), "--role", "restorer")
+    assert coffer("list").out == "eve\trestorer\n"
+    user_file = UserFile(users)
+    assert user_file.verify("eve", "second-password") is not None
+    assert user_file.verify("eve", "first-password") is None
+    coffer("remove", "eve")
+    assert coffer("list").out == ""
+    assert coffer("remove", "eve", check=False).code == 1
+    # No temporary file left behind by the atomic writes.
+    assert sorted(p.name for p in users.parent.iterdir()) == ["users.json"]
