@@ -61,10 +61,10 @@ def coffer_serve(env: CofferEnv, config: Path, port: int, **extra: str) -> Itera
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, err = proc.communicate()
+            _out, err = proc.communicate()
             raise AssertionError(f"coffer serve ignored SIGTERM: {err}") from None
     assert proc.returncode == 0, err
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Request
+from playwright.sync_api import Page
 
 from tests.cli.console.browser import chromium, coffer_serve, shot, sign_in
 from tests.cli.console.kit import EVIL_HOST, EVIL_SUBJECT, PASSWORDS, free_port, make_setup
@@ -124,4 +124,3 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-_ = Request
