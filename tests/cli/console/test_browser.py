@@ -122,5 +122,3 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # The browser and requests go straight to loopback.
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(var, raising=False)
-
-
