@@ -3,8 +3,11 @@ repository (Starlette's TestClient drives the ASGI app in-process)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -316,3 +319,49 @@ def test_user_commands(setup: Setup, tmp_path: Path) -> None:
     assert coffer("remove", "eve", check=False).code == 1
     # No temporary file left behind by the atomic writes.
     assert sorted(p.name for p in users.parent.iterdir()) == ["users.json"]
+
+
+def test_restore_as_a_download_and_its_audit_trail(setup: Setup, client: TestClient) -> None:
+    token = sign_in(client, "rob")
+    folder = mail_path(client, "hello.eml").rpartition("/")[0]
+    r = client.post(
+        "/restore",
+        data={"p": folder, "target": "download", "on_conflict": "skip", "csrf_token": token},
+    )
+    assert r.status_code == 303
+    job = r.headers["location"].split("id=")[1]
+    deadline = time.monotonic() + 60
+    while (status := client.get("/restore/status", params={"id": job}).json())["state"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status["state"] == "done", status
+    assert status["exit_code"] == 0
+    assert status["report"].startswith("reports/restore/")
+    page = client.get("/restore/job", params={"id": job}).text
+    assert "Download the zip" in page
+    zipped = client.get("/restore/zip", params={"id": job})
+    assert zipped.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        names = sorted(archive.namelist())
+        assert names == ["evil.eml", "hello.eml"]  # the folder's content
+        assert archive.read("evil.eml") == (setup.source / "Inbox" / "evil.eml").read_bytes()
+    # The report is the one `coffer restore` stores, shown by the console.
+    report = client.get("/report", params={"key": status["report"]})
+    assert report.status_code == 200
+    assert "coffer-restore-report" in report.text
+    # Another user's job is not theirs to see.
+    sign_in(client, "val")
+    assert client.get("/restore/status", params={"id": job}).status_code == 403
+    with Repository.open(
+        open_backend(str(setup.env.repo)), setup.env.password_file.read_bytes().strip()
+    ) as repo:
+        events = [repo.load_report(k) for k in repo.list_reports("audit")]
+    restores = [e for e in events if e["event"] == "restore" and e["user"] == "rob"]
+    assert restores
+    assert restores[-1]["target"] == "download"
+    assert restores[-1]["path"] == "Inbox"
+    downloads = [e for e in events if e["event"] == "download" and e.get("restore") == job]
+    assert len(downloads) == 1

@@ -1,0 +1,89 @@
+"""Restoring from the browser into the Microsoft 365 simulator: open a mail of the
+backup, delete it through Graph, restore it to its original folder from the
+console, and see it back through Graph."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.serve import UserFile
+from tests.cli.console.browser import chromium, coffer_serve, shot, sign_in
+from tests.cli.console.kit import free_port
+from tests.cli.helpers import init, new_env
+from tests.sources.m365.restoring import Graph
+from tools.graphsim.testing import running_tenant
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+
+def _inbox_ids(g: Graph, uid: str) -> dict[str, str]:
+    """internetMessageId -> Graph ID of the Inbox's messages."""
+    return {
+        m["internetMessageId"]: m["id"]
+        for m in g.all(f"/users/{uid}/mailFolders/inbox/messages", **{"$top": "100"})
+    }
+
+
+def test_restore_a_mail_to_its_folder_from_the_browser(tmp_path: Path) -> None:
+    env = new_env(tmp_path / "coffer")
+    init(env)
+    shots = tmp_path / "screenshots"
+    with running_tenant(tmp_path / "sim", seed=5, throttling=False) as tenant:
+        g = Graph(tenant)
+        user = g.user(index=0)
+        upn, uid = user["userPrincipalName"], user["id"]
+        config = tmp_path / "sim" / "console.toml"
+        config.write_text(
+            (tmp_path / "sim" / "coffer.toml").read_text()
+            + '\n[serve]\nusers_file = "console-users.json"\n'
+        )
+        env.run("backup", "--user", upn, "--service", "mail", COFFER_CONFIG=str(config))
+        UserFile(tmp_path / "sim" / "console-users.json").add("rob", "restorer", "rob-password")
+        with coffer_serve(env, config, free_port()) as url, chromium() as browser:
+            page = browser.new_page()
+            sign_in(page, url, "rob", "rob-password")
+            page.wait_for_url(url + "/")
+            shot(page, shots, "start")
+            page.goto(url + "/browse?p=owners/users")
+            page.locator("table.listing a", has_text=upn).click()
+            page.locator("table.listing a", has_text="latest").click()
+            page.locator("table.listing a", has_text="mail").click()
+            page.locator("table.listing a", has_text="Inbox").click()
+            page.locator("table.listing tr.message a").first.click()
+            message_id = page.locator('td[data-key="internetMessageId"]').text_content() or ""
+            subject = page.locator("#mail-subject").inner_text()
+            assert subject
+            shot(page, shots, "mail")
+
+            inbox = _inbox_ids(g, uid)
+            assert message_id in inbox
+            g.delete(f"/users/{uid}/messages/{inbox[message_id]}")
+            assert message_id not in _inbox_ids(g, uid)
+
+            page.check("input[name=target][value=original]")
+            page.select_option("select[name=on_conflict]", "skip")
+            with page.expect_navigation():
+                page.click("#restore-button")
+            shot(page, shots, "restore-submitted")
+            assert "/restore/job?id=" in page.url, page.content()
+            deadline = time.monotonic() + 120
+            while page.locator("#job-state").inner_text() in ("queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+            shot(page, shots, "restore")
+            assert page.locator("#job-state").inner_text() == "done", page.content()
+            assert "1 created" in page.locator("#job-summary").inner_text()
+            # Back in its folder, as Graph shows it.
+            assert message_id in _inbox_ids(g, uid)
+            page.click("#job-report")
+            assert "coffer-restore-report" in page.content()
+            shot(page, shots, "restore-report")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
