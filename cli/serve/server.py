@@ -7,6 +7,7 @@ application's shutdown, which stops the background services.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 
@@ -40,6 +41,8 @@ def serve(console: Console, services: Services | None = None, *, log_level: str 
     # found at start-up: a no-op one makes SIGTERM a clean exit (status 0) after the
     # graceful shutdown, as service managers expect.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGUSR1 writes every thread's stack to standard error: what a hung console is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         uvicorn.Server(config).run()
     finally:

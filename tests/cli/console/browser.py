@@ -56,7 +56,13 @@ def coffer_serve(env: CofferEnv, config: Path, port: int, **extra: str) -> Itera
             if time.monotonic() > deadline:
                 raise AssertionError("coffer serve did not start")
             time.sleep(0.2)
-        yield url
+        try:
+            yield url
+        except BaseException:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+                time.sleep(1)
+            raise
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -66,6 +72,7 @@ def coffer_serve(env: CofferEnv, config: Path, port: int, **extra: str) -> Itera
             proc.kill()
             _out, err = proc.communicate()
             raise AssertionError(f"coffer serve ignored SIGTERM: {err}") from None
+        print(_out, err)  # the server's log, shown when the test fails
     assert proc.returncode == 0, err
 
 
