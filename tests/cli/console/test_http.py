@@ -13,11 +13,20 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import requests
 from starlette.testclient import TestClient
 
 from cli.serve import UserFile, create_app
 from store import Repository, open_backend
-from tests.cli.console.kit import EVIL_HOST, EVIL_SUBJECT, PASSWORDS, Setup, make_setup
+from tests.cli.console.browser import coffer_serve
+from tests.cli.console.kit import (
+    EVIL_HOST,
+    EVIL_SUBJECT,
+    PASSWORDS,
+    Setup,
+    free_port,
+    make_setup,
+)
 from tests.cli.helpers import Result
 
 INBOX = "owners/folders"
@@ -365,3 +374,73 @@ def test_restore_as_a_download_and_its_audit_trail(setup: Setup, client: TestCli
     assert restores[-1]["path"] == "Inbox"
     downloads = [e for e in events if e["event"] == "download" and e.get("restore") == job]
     assert len(downloads) == 1
+
+
+def test_owner_report_and_browse_pages(client: TestClient) -> None:
+    sign_in(client, "val")
+    start = client.get("/").text
+    owner = re.search(r'href="/owner\?id=([^"]+)"', start)
+    assert owner
+    page = client.get("/owner", params={"id": unquote(owner.group(1))})
+    assert page.status_code == 200
+    browse = re.search(r'href="/browse\?p=(ids/[0-9a-f]+)"', page.text)
+    assert browse
+    listing = client.get("/browse", params={"p": browse.group(1)})
+    assert "Inbox/" in listing.text
+    assert "notes.txt" in listing.text
+    report = re.search(r'href="/report\?key=([^"]+)"', start)
+    assert report
+    shown = client.get("/report", params={"key": unquote(report.group(1))})
+    assert shown.status_code == 200
+    assert "coffer-backup-report" in shown.text
+    # Only report keys: no other object of the repository, no path tricks.
+    for key in ("keys/x", "reports/../config", "reports/backup/../../keys/a", "config"):
+        assert client.get("/report", params={"key": key}).status_code == 404
+    assert client.get("/owner", params={"id": "users/nobody"}).status_code == 404
+    assert client.get("/item", params={"p": "owners/folders/nothing"}).status_code == 404
+    text = client.get("/item", params={"p": f"{browse.group(1)}/notes.txt"})
+    assert "some notes" in text.text
+
+
+def test_serve_refuses_to_start_without_users(setup: Setup, tmp_path: Path) -> None:
+    config = tmp_path / "coffer.toml"
+    config.write_text(f'repository = "{setup.env.repo}"\n[serve]\nusers_file = "none.json"\n')
+    result = setup.env.run("-c", str(config), "serve", check=False)
+    assert result.code == 1
+    assert "no console users" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[serve]\nlisten = "nowhere"\n')
+    result = setup.env.run("-c", str(bad), "serve", check=False)
+    assert result.code == 16
+    assert "HOST:PORT" in result.err
+
+
+def test_serve_serves_every_destination(setup: Setup, tmp_path: Path) -> None:
+    other = tmp_path / "other-repo"
+    setup.env.run("-r", str(other), "init", "--kdf-memory", "8", "--kdf-iterations", "1")
+    folder = tmp_path / "second-folder"
+    folder.mkdir()
+    (folder / "only-here.txt").write_text("x\n")
+    setup.env.run("-r", str(other), "backup", "--path", str(folder))
+    config = tmp_path / "coffer.toml"
+    config.write_text(
+        f'repository = "{setup.env.repo}"\n'
+        f'[[destination]]\nname = "nas"\nrepository = "{other}"\n'
+        f'[serve]\nusers_file = "{setup.config.parent / "users.json"}"\n'
+    )
+    # (COFFER_REPO empty: the configuration names the repositories.)
+    with coffer_serve(setup.env, config, free_port(), COFFER_REPO="") as url:
+        s = requests.Session()
+        token = csrf(s.get(url + "/login").text)
+        r = s.post(
+            url + "/login",
+            data={"username": "val", "password": PASSWORDS["val"], "csrf_token": token},
+        )
+        assert r.status_code == 200
+        assert "mailbox" in r.text
+        assert "second-folder" not in r.text
+        assert '<option value="nas"' in r.text
+        r = s.post(url + "/repo", data={"repo": "nas", "csrf_token": csrf(r.text)})
+        assert "second-folder" in r.text
+        assert "mailbox" not in r.text
