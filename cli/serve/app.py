@@ -72,6 +72,7 @@ def create_app(console: Console, services: Services | None = None) -> Starlette:
         Route("/owner", pages.owner),
         Route("/repository", pages.repository),
         Route("/repo", pages.select_repo, methods=["POST"]),
+        Route("/audit", pages.audit),
         Route("/browse", pages.browse),
         Route("/item", pages.item),
         Route("/item/body", pages.item_body),

@@ -57,6 +57,7 @@ from store import (
 T = TypeVar("T")
 PAGE = 200  # directory entries per page
 SEARCH_LIMIT = 200
+AUDIT_SHOWN = 200
 _READ_BLOCK = 1 << 20
 _UPN = re.compile(r"[^\s/\\]{1,256}(/[^\\]{0,1024})?")
 
@@ -195,6 +196,24 @@ class Pages:
         stats = await self.locked(served, served.stats)
         chart = growth_chart(stats.runs if stats else [])
         return self.render(request, "repository.html", stats=stats, chart=chart)
+
+    async def audit(self, request: Request) -> Response:
+        """The newest audit entries (admin only)."""
+        require(request, "admin")
+        served = self.served(request)
+
+        def entries() -> list[dict[str, Any]]:
+            keys = served.repo.list_reports("audit")[-AUDIT_SHOWN:]
+            out = []
+            for key in reversed(keys):
+                try:
+                    out.append(served.repo.load_report(key))
+                except StoreError as exc:
+                    out.append({"event": "unreadable", "user": "", "detail": str(exc)})
+            return out
+
+        rows = await self.locked(served, entries)
+        return self.render(request, "audit.html", entries=rows, shown=AUDIT_SHOWN)
 
     async def select_repo(self, request: Request) -> Response:
         form = await checked_form(request)

@@ -444,3 +444,13 @@ def test_serve_serves_every_destination(setup: Setup, tmp_path: Path) -> None:
         r = s.post(url + "/repo", data={"repo": "nas", "csrf_token": csrf(r.text)})
         assert "second-folder" in r.text
         assert "mailbox" not in r.text
+
+
+def test_audit_page_is_for_admins(client: TestClient) -> None:
+    sign_in(client, "rob")
+    assert client.get("/audit").status_code == 403
+    sign_in(client, "ann")
+    page = client.get("/audit")
+    assert page.status_code == 200
+    assert "sign-in (ok)" in page.text
+    assert ">ann<" in page.text
