@@ -25,6 +25,7 @@ import click
 
 from cli.commands.restore import command as restore_command
 from cli.errors import CliError
+from cli.progress import Progress, watching
 from cli.serve.console import Console, ServedRepo
 from sources.errors import SourceError
 from store import StoreError
@@ -67,10 +68,21 @@ class RestoreJob:
     report_key: str | None = None
     report: dict[str, Any] | None = None
     zip_path: Path | None = None
+    progress: Progress | None = None
+
+    def follow(self, progress: Progress) -> None:
+        """Called with the restore's progress display (cli/progress.py watching())."""
+        self.progress = progress
 
     def to_map(self) -> dict[str, Any]:
         now = self.finished or time.time()
+        p = self.progress
         return {
+            "items": p.items if p else 0,
+            "items_total": p.items_total if p else 0,
+            "bytes": p.bytes if p else 0,
+            "owners_done": p.owners_done if p else 0,
+            "owners_total": p.owners_total if p else 0,
             "id": self.id,
             "state": self.state,
             "seconds": round(now - self.started, 1),
@@ -132,7 +144,7 @@ class RestoreJobs:
             with served.lock:
                 before = set(served.repo.list_reports("restore"))
                 ctx = restore_command.make_context("restore", request.args(out_dir), obj=app)
-                with ctx:
+                with ctx, watching(job.follow):
                     code = restore_command.invoke(ctx)
                 new = sorted(set(served.repo.list_reports("restore")) - before)
                 if new:

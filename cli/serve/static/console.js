@@ -18,6 +18,8 @@
     const s = await response.json();
     text("job-state", s.state);
     text("job-seconds", String(s.seconds));
+    text("job-items", s.items_total ? `${s.items} of ${s.items_total}` : String(s.items));
+    text("job-bytes", String(s.bytes));
     text("job-error", s.error);
     text("job-summary", s.summary);
     if (s.report) link("job-report", "/report?key=" + encodeURIComponent(s.report), "Stored report");

@@ -111,6 +111,7 @@ def test_restore_a_mail_to_its_folder_from_the_browser(tmp_path: Path) -> None:
             shot(page, shots, "restore")
             assert page.locator("#job-state").inner_text() == "done", page.content()
             assert "1 created" in page.locator("#job-summary").inner_text()
+            assert page.locator("#job-items").inner_text().startswith("1")
             # Back in its folder, as Graph shows it.
             assert message_id in _inbox_ids(g, uid)
             page.click("#job-report")

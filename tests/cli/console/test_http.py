@@ -348,6 +348,9 @@ def test_restore_as_a_download_and_its_audit_trail(setup: Setup, client: TestCli
         time.sleep(0.2)
     assert status["state"] == "done", status
     assert status["exit_code"] == 0
+    # Progress came from the restore's own progress counters: the two mails.
+    assert status["items"] == 2
+    assert status["bytes"] == sum(p.stat().st_size for p in (setup.source / "Inbox").iterdir())
     assert status["report"].startswith("reports/restore/")
     page = client.get("/restore/job", params={"id": job}).text
     assert "Download the zip" in page
