@@ -457,3 +457,28 @@ def test_audit_page_is_for_admins(client: TestClient) -> None:
     assert page.status_code == 200
     assert "sign-in (ok)" in page.text
     assert ">ann<" in page.text
+
+
+def test_many_names_from_one_address_lock_the_address_out(setup: Setup) -> None:
+    with (
+        setup.serving() as console,
+        TestClient(create_app(console), follow_redirects=False) as c,
+    ):
+        for name in ("mia", "noah", "olga"):  # three names, one failure each
+            token = csrf(c.get("/login").text)
+            r = c.post(
+                "/login", data={"username": name, "password": "guess-1", "csrf_token": token}
+            )
+            assert r.status_code == 401
+        token = csrf(c.get("/login").text)
+        r = c.post(
+            "/login", data={"username": "val", "password": PASSWORDS["val"], "csrf_token": token}
+        )
+        assert r.status_code == 429
+        # The lock-out ends: a clock moved past it lets the right password in.
+        console.limiter.clock = lambda: time.monotonic() + 61
+        token = csrf(c.get("/login").text)
+        r = c.post(
+            "/login", data={"username": "val", "password": PASSWORDS["val"], "csrf_token": token}
+        )
+        assert r.status_code == 303
