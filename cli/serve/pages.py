@@ -162,7 +162,7 @@ class Pages:
     async def report(self, request: Request) -> Response:
         served = self.served(request)
         key = request.query_params.get("key", "")
-        if not re.fullmatch(r"reports/[a-z0-9-]+/[A-Za-z0-9._-]+", key):
+        if not re.fullmatch(r"reports/[a-z0-9-]+/[A-Za-z0-9_-][A-Za-z0-9._-]*", key):
             raise HTTPException(404, "no such report")
         try:
             report = await self.locked(served, lambda: served.repo.load_report(key))

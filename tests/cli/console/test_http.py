@@ -397,7 +397,13 @@ def test_owner_report_and_browse_pages(client: TestClient) -> None:
     assert shown.status_code == 200
     assert "coffer-backup-report" in shown.text
     # Only report keys: no other object of the repository, no path tricks.
-    for key in ("keys/x", "reports/../config", "reports/backup/../../keys/a", "config"):
+    for key in (
+        "keys/x",
+        "reports/../config",
+        "reports/backup/..",
+        "reports/backup/../../keys/a",
+        "config",
+    ):
         assert client.get("/report", params={"key": key}).status_code == 404
     assert client.get("/owner", params={"id": "users/nobody"}).status_code == 404
     assert client.get("/item", params={"p": "owners/folders/nothing"}).status_code == 404
