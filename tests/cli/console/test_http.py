@@ -488,3 +488,15 @@ def test_many_names_from_one_address_lock_the_address_out(setup: Setup) -> None:
             "/login", data={"username": "val", "password": PASSWORDS["val"], "csrf_token": token}
         )
         assert r.status_code == 303
+
+
+@pytest.mark.parametrize(("stale_seconds", "stale"), [(3600.0, False), (0.001, True)])
+def test_stale_owners_stand_out(setup: Setup, stale_seconds: float, stale: bool) -> None:
+    with (
+        setup.serving(stale_seconds=stale_seconds) as console,
+        TestClient(create_app(console), follow_redirects=False) as c,
+    ):
+        sign_in(c, "val")
+        page = c.get("/").text
+    assert ('<tr class="stale">' in page) is stale
+    assert ('class="badge">stale<' in page) is stale
