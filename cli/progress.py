@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.text import Text
 
@@ -29,6 +30,9 @@ class Progress(LiveLine):
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._enabled = enabled and stderr_is_terminal()
+        observer = getattr(_observers, "callback", None)
+        if observer is not None:
+            observer(self)
 
     def item(self, name: str, size: int) -> None:
         with self._lock:
@@ -58,3 +62,19 @@ class Progress(LiveLine):
         )
         # Text, not a markup string: "[bold]" in a name stays as it is.
         return Text(line)
+
+
+# Progress displays made on this thread are announced to the callback set by
+# watching(): how the web console follows a restore it runs through the CLI's code.
+_observers = threading.local()
+
+
+@contextmanager
+def watching(callback: Callable[[Progress], None]) -> Iterator[None]:
+    """Call ``callback`` with every Progress created on this thread inside the block."""
+    previous = getattr(_observers, "callback", None)
+    _observers.callback = callback
+    try:
+        yield
+    finally:
+        _observers.callback = previous

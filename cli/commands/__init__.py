@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "report": "cli.commands.report",
     "copy": "cli.commands.copy",
     "tenant": "cli.commands.tenant",
+    "serve": "cli.commands.serve",
 }
 
 

@@ -3,7 +3,8 @@
 It grows with every capability: local folders (backed up, restored, mounted),
 then a simulated Microsoft 365 tenant (backed up, changed by 1%, backed up
 again, mounted to copy a mail and a OneDrive file out and compare them with
-Graph, then a lost mail folder and OneDrive file restored to where they were).
+Graph, then a lost mail folder and OneDrive file restored to where they were),
+and finally the web console started in the background on loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tools.demo.console import demo_console
 from tools.demo.folder import demo_folder
 from tools.demo.m365 import demo_m365
 from tools.demo.mount import demo_mount
@@ -44,6 +46,7 @@ def main() -> None:
     demo_m365(workdir, env, scale=args.scale)
     say("Done")
     print(f"  everything the demo made is in {workdir}")
+    demo_console(workdir, env)
 
 
 if __name__ == "__main__":

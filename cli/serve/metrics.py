@@ -1,0 +1,116 @@
+"""``/metrics``: the Prometheus text format, computed from each served repository's
+overview (cli/serve/overview.py) and statistics.
+
+Per owner (labels ``repository``, ``owner``, ``kind``): last success, last
+attempt, last run's duration; counters summed over the stored run reports
+(items, bytes read and added, failures, throttled seconds). Per repository:
+size, deduplication and compression ratios, snapshots. Values come from the
+console's caches, so a scrape never reads the whole repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cli.serve.overview import Overview
+
+
+@dataclass
+class RepoFigures:
+    """What the collector needs of one repository."""
+
+    name: str
+    overview: Overview
+    size_bytes: int | None
+    dedup_ratio: float | None
+    compression_ratio: float | None
+
+
+class _Collector(Collector):
+    def __init__(self, figures: Callable[[], Iterable[RepoFigures]]) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["repository", "owner", "kind"]
+        success = GaugeMetricFamily(
+            "coffer_last_success_timestamp_seconds",
+            "Time of the owner's newest complete snapshot.",
+            labels=labels,
+        )
+        attempt = GaugeMetricFamily(
+            "coffer_last_attempt_timestamp_seconds",
+            "Time of the owner's newest backup run (complete or not).",
+            labels=labels,
+        )
+        duration = GaugeMetricFamily(
+            "coffer_backup_duration_seconds",
+            "Duration of the owner's part of its newest run.",
+            labels=labels,
+        )
+        counters = {
+            name: CounterMetricFamily(f"coffer_backup_{name}", text, labels=labels)
+            for name, text in (
+                ("items", "Items read by backups (new, changed, unchanged), all stored runs."),
+                ("bytes_read", "Bytes downloaded by backups, all stored runs."),
+                ("bytes_added", "New content stored by backups (before compression)."),
+                ("failures", "Failed owner runs plus skipped items, all stored runs."),
+                ("throttled_seconds", "Seconds spent waiting on throttling, all stored runs."),
+            )
+        }
+        repo_labels = ["repository"]
+        size = GaugeMetricFamily(
+            "coffer_repository_size_bytes", "Bytes the repository occupies.", labels=repo_labels
+        )
+        dedup = GaugeMetricFamily(
+            "coffer_repository_dedup_ratio",
+            "Logical bytes of all snapshots per distinct data byte.",
+            labels=repo_labels,
+        )
+        compression = GaugeMetricFamily(
+            "coffer_repository_compression_ratio",
+            "Raw bytes per stored byte of referenced blobs.",
+            labels=repo_labels,
+        )
+        snapshots = GaugeMetricFamily(
+            "coffer_repository_snapshots", "Snapshots in the repository.", labels=repo_labels
+        )
+        for fig in self.figures():
+            for owner in fig.overview.owners:
+                values = [fig.name, owner.name, owner.kind]
+                if owner.last_success is not None:
+                    success.add_metric(values, owner.last_success)
+                if owner.last_attempt is not None:
+                    attempt.add_metric(values, owner.last_attempt)
+                if owner.runs:
+                    duration.add_metric(values, owner.runs[0][1].seconds)
+                runs = [o for _, o in owner.runs]
+                counters["items"].add_metric(values, sum(o.items for o in runs))
+                counters["bytes_read"].add_metric(values, sum(o.bytes_read for o in runs))
+                counters["bytes_added"].add_metric(values, sum(o.bytes_added for o in runs))
+                counters["failures"].add_metric(
+                    values, sum((o.status == "failed") + o.skipped for o in runs)
+                )
+                counters["throttled_seconds"].add_metric(
+                    values, sum(o.throttled_seconds for o in runs)
+                )
+            snapshots.add_metric([fig.name], len(fig.overview.snapshots))
+            if fig.size_bytes is not None:
+                size.add_metric([fig.name], fig.size_bytes)
+            if fig.dedup_ratio is not None:
+                dedup.add_metric([fig.name], fig.dedup_ratio)
+            if fig.compression_ratio is not None:
+                compression.add_metric([fig.name], fig.compression_ratio)
+        yield from (success, attempt, duration, *counters.values())
+        yield from (size, dedup, compression, snapshots)
+
+
+def render_metrics(figures: Callable[[], Iterable[RepoFigures]]) -> bytes:
+    """The exposition text of the figures ``figures()`` returns at scrape time."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(figures))
+    return generate_latest(registry)

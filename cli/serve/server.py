@@ -1,0 +1,49 @@
+"""Running the console: uvicorn on the configured address, optionally with TLS.
+
+uvicorn handles SIGTERM and SIGINT gracefully: it stops accepting, lets
+requests in flight finish (at most ``GRACE_SECONDS``), then runs the
+application's shutdown, which stops the background services.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+
+import uvicorn
+
+from cli.serve.app import create_app
+from cli.serve.console import Console
+from cli.serve.services import Services
+
+GRACE_SECONDS = 10
+
+
+def serve(console: Console, services: Services | None = None, *, log_level: str = "info") -> None:
+    """Serve until SIGTERM/SIGINT. Raises OSError when the address cannot be bound
+    (uvicorn exits the process with status 1 in that case)."""
+    settings = console.settings
+    app = create_app(console, services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_certificate) if settings.tls_certificate else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        log_level=log_level,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        server_header=False,
+        proxy_headers=False,  # the client address is the peer's (rate limits, audit)
+    )
+    logging.getLogger("coffer.serve").info("coffer console on %s", settings.url)
+    # uvicorn re-raises the signal that stopped it once shut down, with the handler
+    # found at start-up: a no-op one makes SIGTERM a clean exit (status 0) after the
+    # graceful shutdown, as service managers expect.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGUSR1 writes every thread's stack to standard error: what a hung console is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
