@@ -78,7 +78,9 @@ def test_a_page_only_inlines_hosted_contents_it_has(tmp_path: Path) -> None:
     }
     page = render_thread(root, [], "General", {"aGF2ZQ==": "data:image/png;base64,AAAA"}).decode()
     assert 'src="data:image/png;base64,AAAA"' in page
-    assert ref.format("bWlzc2luZw==") in page  # not stored: left as is, blocked by the CSP
+    # Not stored: the sanitizer drops the remote source (nothing loads from Graph).
+    assert ref.format("bWlzc2luZw==") not in page
+    assert "evil.example" not in page
     assert "onerror" not in page
     assert "img-src data:" in page
 
