@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-import nh3
+from sources.m365.render.html import sanitize
 
 MAX_PREVIEW_BYTES = 25 * 1024 * 1024
 MAX_TEXT_PREVIEW = 256 * 1024
@@ -28,26 +28,12 @@ PREVIEW_CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
-_URL_ATTRS = {"src", "srcset", "background", "poster", "lowsrc", "dynsrc", "longdesc"}
-
-
-def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    if attribute in _URL_ATTRS:
-        return value if value.strip().lower().startswith("data:image/") else None
-    if attribute == "href" and value.strip().lower().startswith("data:"):
-        return None
-    return value
 
 
 def sanitize_mail_html(content: str) -> str:
-    """``content`` with everything active or remote removed (see the module docstring)."""
-    return nh3.clean(
-        content,
-        url_schemes={"http", "https", "mailto", "data"},
-        attribute_filter=_keep_attribute,
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
+    """``content`` with everything active or remote removed (see the module docstring):
+    the same nh3 allow-list as the Teams and group pages of the backup."""
+    return sanitize(content)
 
 
 @dataclass
