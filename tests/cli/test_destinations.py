@@ -210,12 +210,14 @@ def test_bandwidth_limits_are_honoured(tmp_path: Path, moto_server: S3Server) ->
         env.run("snapshots", **cold_cache)
         warm = proxy.reset().received
         print(f"snapshots: {cold} bytes received with a cold cache, {warm} with a warm one")
-        bodies = sum(
-            p.stat().st_size
-            for p in (tmp_path / "cold-cache").rglob("*")
-            if p.is_file() and "backends" in p.parts
-        )
-        assert bodies > 1000
+        cached = [
+            p for p in (tmp_path / "cold-cache").rglob("*") if p.is_file() and "backends" in p.parts
+        ]
+        bodies = sum(p.stat().st_size for p in cached)
+        # The config and the snapshot objects are cached (key slots never are: they
+        # can be rewritten, FORMAT.md §10), and a warm run does not fetch them again.
+        assert any("snapshots" in p.parts for p in cached), cached
+        assert bodies > 200
         assert warm <= cold - bodies
 
 
