@@ -47,15 +47,27 @@ class Tenant:
         return self.coffer("restore", "latest", *args)
 
 
-@pytest.fixture(scope="module")
-def m365(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
-    root = tmp_path_factory.mktemp("cli-restore")
+def _backed_up_tenant(root: Path) -> Iterator[Tenant]:
     env = new_env(root / "coffer")
     init(env)
     with running_tenant(root / "sim", seed=3, throttling=False) as tenant:
         setup = Tenant(env, tenant, str(root / "sim" / "coffer.toml"))
         setup.coffer("backup", check=True)
         yield setup
+
+
+@pytest.fixture(scope="module")
+def m365(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
+    """Shared by the tests that leave the tenant as they found it (reads, dry runs,
+    restores whose every item is skipped as present)."""
+    yield from _backed_up_tenant(tmp_path_factory.mktemp("cli-restore"))
+
+
+@pytest.fixture
+def fresh_m365(tmp_path: Path) -> Iterator[Tenant]:
+    """A tenant and repository of the test's own, for tests that change the tenant
+    (delete items, restore into it, remove a licence), so no test depends on another."""
+    yield from _backed_up_tenant(tmp_path)
 
 
 def _state(g: Graph, user: dict[str, Any]) -> dict[str, Counter[Any]]:
@@ -107,21 +119,21 @@ def _one_line(text: str) -> str:
     return lines[0]
 
 
-def test_kill_9_mid_restore_then_run_again_finishes_without_duplicates(m365: Tenant) -> None:
-    g = m365.graph
+def test_kill_9_mid_restore_then_run_again_finishes_without_duplicates(fresh_m365: Tenant) -> None:
+    g = fresh_m365.graph
     user = g.user(index=0)
     upn = user["userPrincipalName"]
     before = _state(g, user)
     _wipe(g, user)
     wiped = _state(g, user)
     assert wiped != before
-    admin = m365.tenant.admin
+    admin = fresh_m365.tenant.admin
     admin.reset_stats()
     # Writes are slowed down so the process is surely killed in the middle.
     admin.inject_faults({"kind": "slow", "delay": 0.25, "methods": ["POST", "PUT"]})
     args = ["restore", "latest", "--to", "original", "--owner", upn]
     args += ["--service", "mail", "--service", "onedrive"]
-    proc = m365.env.popen(*args, COFFER_CONFIG=m365.config)
+    proc = fresh_m365.env.popen(*args, COFFER_CONFIG=fresh_m365.config)
     try:
         deadline = time.monotonic() + 120
         while _writes(admin.stats()) < 6:
@@ -139,7 +151,7 @@ def test_kill_9_mid_restore_then_run_again_finishes_without_duplicates(m365: Ten
     assert halfway != before  # interrupted for real
     assert halfway != wiped
 
-    again = m365.coffer(*args[0:], "--json")
+    again = fresh_m365.coffer(*args[0:], "--json")
     assert again.code == 0, again.err
     report = again.json()
     assert report["totals"]["failed"] == 0
@@ -148,24 +160,24 @@ def test_kill_9_mid_restore_then_run_again_finishes_without_duplicates(m365: Ten
     after = _state(g, user)
     for key in before:
         assert after[key] == before[key], (key, after[key] - before[key], before[key] - after[key])
-    third = m365.coffer(*args, "--json").json()
+    third = fresh_m365.coffer(*args, "--json").json()
     assert third["totals"]["created"] == 0
     assert _state(g, user) == before
 
 
-def test_kill_9_of_a_restore_to_another_user_resumes_in_the_same_folder(m365: Tenant) -> None:
-    g = m365.graph
+def test_kill_9_of_a_restore_to_another_user_resumes_in_the_same_folder(fresh_m365: Tenant) -> None:
+    g = fresh_m365.graph
     source, other = g.user(index=1), g.user(index=2)
     inbox = {
         m["internetMessageId"]
         for m in g.all(f"/users/{source['id']}/mailFolders/inbox/messages", **{"$top": "100"})
     }
-    admin = m365.tenant.admin
+    admin = fresh_m365.tenant.admin
     admin.reset_stats()
     admin.inject_faults({"kind": "slow", "delay": 0.4, "methods": ["POST", "PUT"]})
     args = ["restore", "latest", "--to", f"user:{other['userPrincipalName']}"]
     args += ["--owner", source["userPrincipalName"], "--service", "mail", "--folder", "Inbox"]
-    proc = m365.env.popen(*args, COFFER_CONFIG=m365.config)
+    proc = fresh_m365.env.popen(*args, COFFER_CONFIG=fresh_m365.config)
     try:
         deadline = time.monotonic() + 120
         while _writes(admin.stats()) < 4:
@@ -179,7 +191,7 @@ def test_kill_9_of_a_restore_to_another_user_resumes_in_the_same_folder(m365: Te
         if proc.poll() is None:
             proc.kill()
     time.sleep(1.1)  # a new run would name a new "Restored <second>" folder
-    again = m365.coffer(*args)
+    again = fresh_m365.coffer(*args)
     assert again.code == 0, again.err
     restored = [
         f
@@ -198,16 +210,16 @@ def test_kill_9_of_a_restore_to_another_user_resumes_in_the_same_folder(m365: Te
     assert copied == Counter(inbox)
 
 
-def test_failed_items_give_exit_3_and_a_report_naming_them(m365: Tenant) -> None:
-    g = m365.graph
+def test_failed_items_give_exit_3_and_a_report_naming_them(fresh_m365: Tenant) -> None:
+    g = fresh_m365.graph
     gone, fine = g.user(index=1), g.user(index=2)
     contact = g.all(f"/users/{fine['id']}/contacts")[0]
     g.delete(f"/users/{fine['id']}/contacts/{contact['id']}")
-    admin = m365.tenant.admin
+    admin = fresh_m365.tenant.admin
     # One target has lost its mailbox (licence removed): it cannot take its contacts.
     admin.switches(unlicensed=[gone["userPrincipalName"]])
     try:
-        result = m365.restore(
+        result = fresh_m365.restore(
             "--to",
             "original",
             "--owner",
@@ -234,8 +246,8 @@ def test_failed_items_give_exit_3_and_a_report_naming_them(m365: Tenant) -> None
     names = {c["displayName"] for c in g.all(f"/users/{fine['id']}/contacts")}
     assert contact["displayName"] in names
     # The stored report says the same, item by item.
-    listing = m365.coffer("report", "--kind", "restore", "--json", check=True).json()
-    report = m365.coffer("report", listing[-1]["key"], "--json", check=True).json()["report"]
+    listing = fresh_m365.coffer("report", "--kind", "restore", "--json", check=True).json()
+    report = fresh_m365.coffer("report", listing[-1]["key"], "--json", check=True).json()["report"]
     assert report["exit_code"] == 3
     assert report["status"] == "partial"
     owners = {o["name"]: o for o in report["owners"]}
