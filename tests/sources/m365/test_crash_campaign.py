@@ -136,15 +136,25 @@ def killed_then_resumed(
     *,
     kills: int = 3,
     within: tuple[float, float] = (1.0, 6.0),
+    reference_seconds: float | None = None,
 ) -> list[str]:
     """Run ``coffer backup`` and SIGKILL it ``kills`` times at random moments (``within``
     seconds after its start), then run it to the end. Returns what happened to each
-    try (for failure messages); at least one try must have been killed."""
+    try (for failure messages); at least one try must have been killed.
+
+    ``reference_seconds``: how long the same run took undisturbed on this machine. The
+    killed runs are slowed, so a moment below 80% of it lands inside the run however
+    fast the machine is (on an idle CI machine a whole small tenant takes 3-4 s): the
+    window is shrunk to that. The seed picks where in the window each kill falls."""
     admin = campaign.tenant.admin
     story: list[str] = []
+    low, high = within
+    if reference_seconds is not None:
+        high = max(0.3, min(high, 0.8 * reference_seconds))
+        low = min(low, 0.4 * high)
     for n in range(kills):
         interval = rng.choice((0.3, 0.5, 1.0))
-        moment = rng.uniform(*within)
+        moment = low + rng.random() * (high - low)
         delay = rng.choice((0.05, 0.1, 0.2))
         admin.inject_faults({"kind": "slow", "delay": delay, "match": SLOW})
         args = ("backup", "--checkpoint-interval", str(interval), *extra)
@@ -166,6 +176,13 @@ def killed_then_resumed(
     report = campaign.coffer(env, "backup", *extra)
     assert report["status"] == "ok", report
     return story
+
+
+def timed(run: Any) -> float:
+    """Seconds ``run()`` took."""
+    started = time.monotonic()
+    run()
+    return time.monotonic() - started
 
 
 def restored(campaign: Campaign, env: CofferEnv, name: str) -> dict[str, bytes]:
@@ -252,9 +269,9 @@ def test_a_checkpoint_holding_items_without_their_renderings_is_completed(setup:
 def test_kill_9_three_times_then_resume_matches(campaign: Campaign, crash: Crash) -> None:
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-{crash.seed}")
-        campaign.coffer(reference, "backup")
+        took = timed(lambda: campaign.coffer(reference, "backup"))
         crashed = campaign.repo(f"crashed-{crash.seed}")
-        story = killed_then_resumed(campaign, crashed, rng)
+        story = killed_then_resumed(campaign, crashed, rng, reference_seconds=took)
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -263,9 +280,11 @@ def test_kill_9_three_times_then_resume_matches(campaign: Campaign, crash: Crash
 def test_many_seeds_kill_9_then_resume_matches(campaign: Campaign, crash: Crash) -> None:
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-many-{crash.seed}")
-        campaign.coffer(reference, "backup")
+        took = timed(lambda: campaign.coffer(reference, "backup"))
         crashed = campaign.repo(f"crashed-many-{crash.seed}")
-        story = killed_then_resumed(campaign, crashed, rng, kills=rng.randint(2, 5))
+        story = killed_then_resumed(
+            campaign, crashed, rng, kills=rng.randint(2, 5), reference_seconds=took
+        )
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -278,13 +297,15 @@ def test_each_service_killed_then_resumed_matches(
     """One service at a time, so every kill lands inside it."""
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-{service}-{crash.seed}")
-        campaign.coffer(reference, "backup", "--service", service)
+        took = timed(lambda: campaign.coffer(reference, "backup", "--service", service))
         crashed = campaign.repo(f"crashed-{service}-{crash.seed}")
         # One service alone is over sooner (contacts in a few seconds): kills come earlier.
         extra = ("--service", service)
         # Groups (a few conversations and events) are over in about a second.
         within = (0.3, 1.2) if service == "groups" else (0.5, 4.0)
-        story = killed_then_resumed(campaign, crashed, rng, extra, within=within)
+        story = killed_then_resumed(
+            campaign, crashed, rng, extra, within=within, reference_seconds=took
+        )
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -301,9 +322,11 @@ def test_kill_9_during_the_incremental_run_after_churn(campaign: Campaign, crash
         campaign.coffer(crashed, "backup")
         changes = campaign.tenant.admin.churn(10, seed=crash.seed)
         assert changes
-        campaign.coffer(reference, "backup")
+        took = timed(lambda: campaign.coffer(reference, "backup"))
         # An incremental run is short: the kills come earlier.
-        story = killed_then_resumed(campaign, crashed, rng, within=(0.5, 3.0))
+        story = killed_then_resumed(
+            campaign, crashed, rng, within=(0.5, 3.0), reference_seconds=took
+        )
         assert_same_backup(campaign, reference, crashed, story)
 
 
