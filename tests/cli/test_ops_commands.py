@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -306,7 +307,20 @@ def test_kill_9_during_prune_then_check(env: Env) -> None:
         env.write({f"f{i}": rng.randbytes(20000) for i in range(6)})
         env.backup()
     env.ok("forget", "--keep-last", "1")
-    delays = [0.3, 0.6, 0.9, 1.2, 1.6]
+    # How long this prune takes undisturbed here (on a copy, with a cache of its own):
+    # an idle machine prunes this repository in a quarter of a second, so the kill
+    # moments are fractions of that, not fixed times.
+    copy = env.root / "timing-copy"
+    shutil.copytree(env.repo, copy)
+    started = time.monotonic()
+    subprocess.run(
+        [COFFER, "-r", str(copy), "prune", "--grace", "0h", "--max-unused", "0%"],
+        env={**env.env, "XDG_CACHE_HOME": str(env.root / "timing-cache")},
+        check=True,
+        capture_output=True,
+    )
+    undisturbed = time.monotonic() - started
+    delays = [undisturbed * f for f in (0.5, 0.3, 0.7, 0.4, 0.6)]
     killed = 0
     for delay in delays:
         proc = subprocess.Popen(
