@@ -54,7 +54,7 @@ class Setup:
             config=self.config,
             cache_dir=self.root / "cache",
             repo=str(self.env.repo),
-            password=lambda: PASSWORD.encode(),
+            password=PASSWORD.encode,
             program=(COFFER,),
         )
 

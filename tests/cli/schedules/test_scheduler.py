@@ -44,7 +44,8 @@ def test_a_cron_every_minute_runs_a_backup_when_the_fake_clock_reaches_it(setup:
     scheduler.startup(now[0])
     assert scheduler.jobs[0].next_due == T0 + 30  # the next whole minute
     scheduler.tick(T0 + 29)
-    assert scheduler.wait_idle(5) and scheduler.results == []
+    assert scheduler.wait_idle(5)
+    assert scheduler.results == []
     now[0] = T0 + 31
     scheduler.tick(now[0])
     assert scheduler.wait_idle(60)
@@ -110,7 +111,8 @@ def test_a_run_missed_longer_ago_than_the_grace_window_is_reported_not_run(setup
     second.startup(later)
     assert second.wait_idle(10)
     [result] = second.results
-    assert result.outcome == "skipped" and "outside the grace window" in result.messages[0]
+    assert result.outcome == "skipped"
+    assert "outside the grace window" in result.messages[0]
     assert setup.snapshots() == []
 
 
@@ -122,14 +124,16 @@ def test_a_failing_pre_command_skips_the_backup(setup: Setup) -> None:
     assert scheduler.wait_idle(30)
     [result] = scheduler.results
     assert result.outcome == "failed"
-    assert "pre command failed" in result.messages[0] and "exited with 4" in result.messages[0]
+    assert "pre command failed" in result.messages[0]
+    assert "exited with 4" in result.messages[0]
     assert setup.snapshots() == []
 
 
 def test_a_pre_command_past_its_timeout_is_killed_and_skips_the_backup(setup: Setup) -> None:
     every_minute(setup, "pre = " + python_hook("import time; time.sleep(30)", timeout=0.5))
     result = setup.scheduler([T0]).runner.run(setup.scheduler([T0]).jobs[0].schedule)
-    assert result.outcome == "failed" and "timed out after 0.5 s" in result.messages[0]
+    assert result.outcome == "failed"
+    assert "timed out after 0.5 s" in result.messages[0]
     assert result.finished - result.started < 10
     assert setup.snapshots() == []
 
