@@ -3,6 +3,7 @@
     coffer schedule list [--json]     next run times, last run and outcome
     coffer schedule run NAME [--json] run one now, as the server would (hooks,
                                       retention, notifications), and wait for it
+    coffer schedule summary           print the daily summary and send it now
 
 ``run`` exits 0 when the run succeeded, 3 partial, 12 when the schedule's
 previous run still holds its lock, 1 failed (a failing pre command included).
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError
+from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
 from cli.output import note, print_json, shown
 from cli.schedules.config import parse_notify, parse_schedules
 from cli.schedules.crontimes import next_times
@@ -24,6 +25,7 @@ from cli.schedules.notify import Message, Notifier
 from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
 from cli.schedules.service import coffer_command, state_of
+from cli.schedules.summary import build_summary
 
 EXIT_BUSY = 12
 
@@ -111,3 +113,25 @@ def run(app: App, name: str, as_json: bool) -> int:
     if result.outcome == "skipped":
         return EXIT_BUSY
     return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.outcome, EXIT_ERROR)
+
+
+@command.command("summary")
+@click.option("--no-send", is_flag=True, help="Print the summary only.")
+@click.pass_obj
+def summary(app: App, no_send: bool) -> None:
+    """Print the daily summary ([notify.summary]) and send it now."""
+    settings = parse_notify(app.config)
+    if settings.summary is None:
+        raise ConfigError("no [notify.summary] table in the configuration")
+    try:
+        message = build_summary(coffer_command(app), settings.summary, time.time())
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"{message.subject}\n\n{message.text}")
+    if not no_send:
+        notifier = Notifier(settings)
+        notifier.send(message)
+        notifier.flush()
+        notifier.stop()
+        if notifier.failures:
+            raise CliError(f"could not send the summary: {', '.join(notifier.failures)}")

@@ -24,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cli.schedules.config import OUTCOMES, Cron, NotifySettings, Schedule
+from cli.schedules.config import OUTCOMES, Cron, NotifySettings, Schedule, SummarySettings
 from cli.schedules.crontimes import next_time
 from cli.schedules.notify import Message, Notifier
 from cli.schedules.runner import KIND_BACKUP, KIND_CHECK, KIND_PRUNE, Runner, RunResult
 from cli.schedules.state import StateFile
+from cli.schedules.summary import build_summary
+from cli.serve.metrics import JobFigures
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,12 @@ class Scheduler:
         notifier: Notifier,
         state: StateFile,
         clock: Callable[[], float] = time.time,
+        summary: SummarySettings | None = None,
     ) -> None:
         self.jobs = jobs_of(schedules)
+        self.summary = summary
+        self.summary_next = 0.0
+        self.summary_errors: list[str] = []
         self.runner = runner
         self.notifier = notifier
         self.state = state
@@ -120,7 +126,8 @@ class Scheduler:
     def _run_loop(self) -> None:
         while True:
             now = self.clock()
-            wait = min((j.next_due for j in self.jobs), default=now + 60) - now
+            dues = [j.next_due for j in self.jobs] + ([self.summary_next] if self.summary else [])
+            wait = min(dues, default=now + 60) - now
             if self._stop.wait(max(0.5, min(wait, 30.0))):
                 return
             try:
@@ -173,6 +180,19 @@ class Scheduler:
                 job.next_due = next_time(job.cron, now)
                 self.state.update(job.key, last_due=due)
                 self._launch(job, due)
+        if self.summary is not None and self.summary_next and self.summary_next <= now:
+            self.summary_next = next_time(self.summary.cron, now)
+            threading.Thread(
+                target=self._send_summary, args=(now,), name="coffer-summary", daemon=True
+            ).start()
+
+    def _send_summary(self, now: float) -> None:
+        assert self.summary is not None
+        try:
+            self.notifier.send(build_summary(self.runner.coffer, self.summary, now))
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("daily summary failed: %s", exc)
+            self.summary_errors.append(str(exc))
 
     def _launch(self, job: Job, due: float) -> None:
         with self._lock:
@@ -241,9 +261,26 @@ class Scheduler:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
         return not any(j.thread is not None and j.thread.is_alive() for j in self.jobs)
 
-    def next_runs(self) -> dict[str, float]:
-        """Next fire time per job key (for /metrics)."""
-        return {j.key: j.next_due for j in self.jobs}
+    def job_figures(self) -> list[JobFigures]:
+        """Each job's next run and last outcome, for /metrics (cli/serve/metrics.py)."""
+        state = self.state.load()
+        figures = []
+        for job in self.jobs:
+            entry = state.get(job.key)
+            last = entry.get("last_run") if isinstance(entry, dict) else None
+            last = last if isinstance(last, dict) else {}
+            finished = last.get("finished")
+            outcome = last.get("outcome")
+            figures.append(
+                JobFigures(
+                    job.schedule.name,
+                    job.kind,
+                    job.next_due,
+                    outcome if isinstance(outcome, str) else None,
+                    float(finished) if isinstance(finished, int | float) else None,
+                )
+            )
+        return figures
 
 
 __all__ = ["OUTCOMES", "NotifySettings", "Scheduler", "iso", "jobs_of", "run_message"]

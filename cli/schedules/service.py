@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from cli.app import App
@@ -37,14 +38,15 @@ def state_of(app: App) -> StateFile:
 
 
 def build_scheduler(app: App, clock: Callable[[], float] | None = None) -> Scheduler | None:
-    """The scheduler of ``app``'s configuration, or None without ``[[schedule]]``.
+    """The scheduler of ``app``'s configuration, or None without ``[[schedule]]``
+    or ``[notify.summary]``.
     Raises ConfigError."""
     schedules = parse_schedules(app.config)
-    if not schedules:
+    settings = parse_notify(app.config)
+    if not schedules and settings.summary is None:
         return None
     state = state_of(app)
-    notifier = Notifier(parse_notify(app.config))
     runner = Runner(coffer_command(app), state)
-    if clock is None:
-        return Scheduler(schedules, runner, notifier, state)
-    return Scheduler(schedules, runner, notifier, state, clock)
+    return Scheduler(
+        schedules, runner, Notifier(settings), state, clock or time.time, settings.summary
+    )
