@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cli.schedules.state import run_lock
+from tests.cli.console.kit import free_port
 
 from .kit import DUMP, PASSWORD, Setup, make_setup, python_hook
 
@@ -199,3 +201,37 @@ def test_the_backup_child_gets_the_password_by_pipe_not_argv_or_environment(
     assert not any(k.startswith("COFFER_PASSWORD") for k in seen["env"])
     assert Path(str(out) + ".pw").read_bytes() == PASSWORD.encode()
     assert seen["argv"][seen["argv"].index("--password-file") + 1].startswith("/dev/fd/")
+
+
+def test_a_notification_that_cannot_be_sent_never_holds_up_the_run(setup: Setup) -> None:
+    # A webhook that is down, retried with a 30 s backoff: the run ends at once,
+    # the notification keeps trying in its own thread, and stopping ends it.
+    setup.write_config(
+        f"""
+[notify]
+attempts = 5
+backoff_seconds = 30
+
+[[notify.webhook]]
+name = "down"
+url = "http://127.0.0.1:{free_port()}/hook"
+
+[[schedule]]
+name = "files"
+cron = "* * * * *"
+paths = ["{setup.data}"]
+notify = {{ on = ["succeeded"], webhooks = ["down"] }}
+"""
+    )
+    scheduler = setup.scheduler([T0])
+    scheduler.startup(T0)
+    started = time.monotonic()
+    scheduler.tick(T0 + 31)
+    assert scheduler.wait_idle(30)
+    assert [r.outcome for r in scheduler.results] == ["succeeded"]
+    assert time.monotonic() - started < 20
+    assert not scheduler.notifier.flush(0.5)  # still retrying
+    stopping = time.monotonic()
+    scheduler.notifier.stop()
+    assert time.monotonic() - stopping < 5
+    assert len(setup.snapshots()) == 1
