@@ -129,3 +129,18 @@ webhooks = ["slack"]
     assert f"folders/{setup.snapshots()[0]['owner']}: 20" in body["text"]
     assert "Stale:" in body["text"]
     assert "1 owner(s); 1 without a successful backup" in result.out
+
+
+def test_the_example_in_the_operations_guide_is_accepted_as_written(setup: Setup) -> None:
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    section = guide.split("## Schedules, hooks and notifications", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    setup.write_config(example)
+    rows = setup.cli("schedule", "list", "--json", check=True).json()
+    assert [(r["name"], r["kind"]) for r in rows] == [
+        ("nightly", "backup"),
+        ("nightly", "prune"),
+        ("nightly", "check"),
+    ]
+    assert rows[0]["what"] == {"users": ["*"], "services": ["mail", "onedrive", "calendar"]}
+    assert rows[0]["timezone"] == "Europe/Berlin"
