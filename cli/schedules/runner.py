@@ -110,6 +110,12 @@ def _last_line(stderr: bytes) -> str:
     return defang(lines[-1][:500]) if lines else ""
 
 
+def exact_glob(text: str) -> str:
+    """A glob matching ``text`` only: an owner named ``data*`` must not make
+    retention reach the owner ``data``."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 def backup_args(schedule: Schedule) -> list[str]:
     args = ["backup", "--json"]
     for path in schedule.paths:
@@ -169,11 +175,13 @@ class Runner:
             if isinstance(report, dict):
                 result.report = str(report.get("report", ""))
                 for owner in report.get("owners", []):
-                    name = (
-                        owner.get("owner") or owner.get("name") if isinstance(owner, dict) else None
-                    )
-                    if isinstance(name, str):
-                        result.owners.append(name)
+                    # kind/name: a user and a team may share a display name.
+                    if not isinstance(owner, dict):
+                        continue
+                    kind = owner.get("owner_kind") or owner.get("kind")
+                    name = owner.get("owner") or owner.get("name")
+                    if isinstance(kind, str) and isinstance(name, str):
+                        result.owners.append(f"{kind}/{name}")
             if done.returncode not in (0, 3):
                 result.messages.append(
                     f"coffer backup exited with {done.returncode}: {_last_line(done.stderr)}"
@@ -181,7 +189,7 @@ class Runner:
         if result.outcome == "succeeded" and schedule.retention and result.owners:
             args = ["forget"]
             for owner in result.owners:
-                args += ["--owner", owner]
+                args += ["--owner", exact_glob(owner)]
             forget = self.coffer.run(args)
             result.messages.append(
                 "retention applied"

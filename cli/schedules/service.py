@@ -46,7 +46,11 @@ def build_scheduler(app: App, clock: Callable[[], float] | None = None) -> Sched
     if not schedules and settings.summary is None:
         return None
     state = state_of(app)
-    runner = Runner(coffer_command(app), state)
+    command = coffer_command(app)
+    # Read now, in the foreground: a prompt (no file, a terminal) must not come
+    # from a scheduler thread in the middle of the night. Raises PasswordMissing.
+    command.password()
+    runner = Runner(command, state)
     return Scheduler(
         schedules, runner, Notifier(settings), state, clock or time.time, settings.summary
     )

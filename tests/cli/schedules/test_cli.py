@@ -144,3 +144,36 @@ def test_the_example_in_the_operations_guide_is_accepted_as_written(setup: Setup
     ]
     assert rows[0]["what"] == {"users": ["*"], "services": ["mail", "onedrive", "calendar"]}
     assert rows[0]["timezone"] == "Europe/Berlin"
+
+
+def test_retention_after_a_run_reaches_only_that_runs_owners_even_with_glob_characters(
+    setup: Setup,
+) -> None:
+    # The schedule backs up the folder "d*"; the folder "d" is another owner with
+    # two snapshots of its own. "d*" read as a glob would match "d" too.
+    plain, starred = setup.root / "d", setup.root / "d*"
+    for folder in (plain, starred):
+        folder.mkdir()
+        (folder / "f.txt").write_text(folder.name)
+    setup.env.run("backup", "--path", str(plain))
+    (plain / "g.txt").write_text("more")
+    setup.env.run("backup", "--path", str(plain))
+    setup.env.run("backup", "--path", str(starred))
+    setup.write_config(
+        f"""
+[retention]
+keep-last = 1
+
+[[schedule]]
+name = "starred"
+cron = "0 1 * * *"
+paths = ["{starred}"]
+retention = true
+"""
+    )
+    result = setup.cli("schedule", "run", "starred", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["messages"] == ["retention applied"]
+    owners = [s["owner"] for s in setup.snapshots()]
+    assert sum(o.endswith("/d*") for o in owners) == 1  # 2 snapshots, 1 kept
+    assert sum(o.endswith("/d") for o in owners) == 2  # untouched
