@@ -318,6 +318,8 @@ def _email(config: Config, table: Any) -> EmailSettings | None:
         raise ConfigError(f"{where}: 'username' and 'password_file' go together")
     if pw is not None and not isinstance(pw, str):
         raise ConfigError(f"{where}: 'password_file' must be a path")
+    if username is not None and security == "none":
+        raise ConfigError(f"{where}: a password is never sent without TLS: use starttls or tls")
     return EmailSettings(
         host,
         port,

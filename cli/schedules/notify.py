@@ -7,7 +7,8 @@ returns at once, so a notification never blocks or fails a backup. Each
 channel is tried ``attempts`` times with exponential backoff
 (``backoff_seconds``, doubled each time); a channel that still fails is
 logged by its name (a webhook URL is a credential and never logged) and
-recorded in :attr:`Notifier.failures`. Messages hold outcomes, names, times
+recorded in :attr:`Notifier.failures`. ``stop`` ends a retry in progress; messages
+still queued then are dropped (logged). Messages hold outcomes, names, times
 and report keys, never a password or a secret file's content.
 """
 
@@ -19,8 +20,10 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import partial
 
 import requests
 
@@ -115,6 +118,8 @@ class Notifier:
             message = self._queue.get()
             try:
                 if message is None:
+                    if self._queue.qsize():
+                        log.warning("stopping: %d notification(s) not sent", self._queue.qsize())
                     return
                 self._deliver(message)
             except Exception:  # a bug here must not end the worker
@@ -123,26 +128,22 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, message: Message) -> None:
-        channels: list[tuple[str, object]] = []
+        channels: list[tuple[str, Callable[[], None]]] = []
         if message.email and self.settings.email is not None:
             email = self.settings.email
             channels.append(
-                ("e-mail", lambda: send_email(email, message.email, message.subject, message.text))
+                ("e-mail", partial(send_email, email, message.email, message.subject, message.text))
             )
         for name in message.webhooks:
             hook = self.settings.webhooks.get(name)
             if hook is not None:
                 channels.append(
-                    (
-                        f"webhook {name}",
-                        lambda h=hook: post_webhook(h, message.subject, message.text),
-                    )
+                    (f"webhook {name}", partial(post_webhook, hook, message.subject, message.text))
                 )
         for label, action in channels:
             self._with_retries(label, action, message.subject)
 
-    def _with_retries(self, label: str, action: object, subject: str) -> None:
-        assert callable(action)
+    def _with_retries(self, label: str, action: Callable[[], None], subject: str) -> None:
         delay = self.settings.backoff_seconds
         for attempt in range(1, self.settings.attempts + 1):
             try:

@@ -86,6 +86,11 @@ def test_a_failed_backup_exits_1_with_the_childs_error_in_the_result(setup: Setu
         ('name = "a"\ncron = "0 1 * * *"\npre = { argv = "ls -l" }', "no shell"),
         ('name = "a"\ncron = "0 1 * * *"\nnotify = { webhooks = ["x"] }', "no [[notify.webhook]]"),
         ('name = "a"\ncron = "0 1 * * *"\nwhen = "daily"', "unknown key 'when'"),
+        (
+            'name = "a"\ncron = "0 1 * * *"\n[notify.email]\nhost = "h"\nfrom = "a@b"\n'
+            'security = "none"\nusername = "u"\npassword_file = "p"',
+            "never sent without TLS",
+        ),
     ],
 )
 def test_a_malformed_schedule_is_one_line_and_exit_16(
