@@ -171,6 +171,8 @@ class Scheduler:
                 job.key, last_due=max(now, float(last) if isinstance(last, int | float) else now)
             )
             job.next_due = next_time(job.cron, now)
+        if self.summary is not None:
+            self.summary_next = next_time(self.summary.cron, now)
 
     def tick(self, now: float) -> None:
         """Start every job due at ``now``."""

@@ -65,12 +65,14 @@ class Setup:
         """A scheduler whose clock reads ``now[0]`` (tests move it)."""
         config = load_config(self.config)
         state = self.state()
+        notify = parse_notify(config)
         return Scheduler(
             parse_schedules(config),
             Runner(self.coffer_command(), state),
-            Notifier(parse_notify(config)),
+            Notifier(notify),
             state,
             clock=lambda: now[0],
+            summary=notify.summary,
         )
 
     def snapshots(self) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import pytest
 from cli.schedules.state import run_lock
 from tests.cli.console.kit import free_port
 
-from .kit import DUMP, PASSWORD, Setup, make_setup, python_hook
+from .kit import DUMP, PASSWORD, Setup, make_setup, python_hook, webhook_receiver
 
 T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC).timestamp()  # 30 s past a minute
 
@@ -235,3 +235,34 @@ notify = {{ on = ["succeeded"], webhooks = ["down"] }}
     scheduler.notifier.stop()
     assert time.monotonic() - stopping < 5
     assert len(setup.snapshots()) == 1
+
+
+def test_the_scheduler_sends_the_daily_summary_when_its_cron_fires(setup: Setup) -> None:
+    setup.env.run("backup", "--path", str(setup.data))
+    with webhook_receiver() as receiver:
+        setup.write_config(
+            f"""
+[[notify.webhook]]
+name = "chat"
+url = "{receiver.url}"
+
+[notify.summary]
+cron = "0 8 * * *"
+timezone = "Europe/Paris"
+webhooks = ["chat"]
+"""
+        )
+        eight_paris = datetime(2026, 3, 2, 7, 0, tzinfo=UTC).timestamp()  # 08:00 CET
+        scheduler = setup.scheduler([eight_paris - 60])
+        scheduler.startup(eight_paris - 60)
+        assert scheduler.summary_next == eight_paris
+        scheduler.tick(eight_paris - 1)
+        scheduler.tick(eight_paris)
+        deadline = time.monotonic() + 30
+        while not receiver.bodies and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scheduler.notifier.flush(10)
+    [body] = receiver.bodies
+    assert body["text"].startswith("coffer: daily summary, 0 stale owner(s)")
+    assert str(setup.data) in body["text"]
+    assert scheduler.summary_next == eight_paris + 86400
