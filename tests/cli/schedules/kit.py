@@ -86,9 +86,10 @@ class Setup:
         )
 
 
-def make_setup(root: Path) -> Setup:
+def make_setup(root: Path, *, with_repository: bool = True) -> Setup:
     env = new_env(root / "env", PASSWORD + "\n")
-    init(env)
+    if with_repository:
+        init(env)
     data = root / "data"
     data.mkdir()
     (data / "a.txt").write_text("alpha\n")

@@ -94,8 +94,9 @@ def test_a_failed_backup_exits_1_with_the_childs_error_in_the_result(setup: Setu
     ],
 )
 def test_a_malformed_schedule_is_one_line_and_exit_16(
-    setup: Setup, table: str, message: str
+    tmp_path: Path, table: str, message: str
 ) -> None:
+    setup = make_setup(tmp_path, with_repository=False)  # the table is refused first
     setup.write_config(f"[[schedule]]\n{table}\n")
     result = setup.cli("schedule", "list")
     assert result.code == 16
