@@ -266,3 +266,31 @@ webhooks = ["chat"]
     assert body["text"].startswith("coffer: daily summary, 0 stale owner(s)")
     assert str(setup.data) in body["text"]
     assert scheduler.summary_next == eight_paris + 86400
+
+
+def test_the_prune_and_check_jobs_run_coffer_prune_and_a_sampled_read_check(
+    setup: Setup,
+) -> None:
+    every_minute(
+        setup,
+        'prune = "0 4 * * 0"\ncheck_read_data = { cron = "0 5 1 * *", subset = "100%" }',
+    )
+    setup.env.run("backup", "--path", str(setup.data))
+    scheduler = setup.scheduler([T0])
+    assert [j.kind for j in scheduler.jobs] == ["backup", "prune", "check"]
+    schedule = scheduler.jobs[0].schedule
+    for kind in ("prune", "check"):
+        result = scheduler.runner.run(schedule, kind)
+        assert result.outcome == "succeeded", result.messages
+        assert result.exit_code == 0
+        assert setup.state().get(f"files:{kind}")["last_run"]["outcome"] == "succeeded"
+    # A damaged pack makes the sampled read check fail, and the job says so.
+    packs = sorted(p for p in (setup.env.repo / "data").rglob("*") if p.is_file())
+    for pack in packs:
+        raw = bytearray(pack.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        pack.write_bytes(bytes(raw))
+    failed = scheduler.runner.run(schedule, "check")
+    assert failed.outcome == "failed"
+    assert failed.exit_code not in (0, None)
+    assert "coffer check exited with" in failed.messages[0]
