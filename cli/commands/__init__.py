@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "copy": "cli.commands.copy",
     "tenant": "cli.commands.tenant",
     "serve": "cli.commands.serve",
+    "schedule": "cli.commands.schedule",
 }
 
 

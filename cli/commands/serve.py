@@ -7,6 +7,8 @@
 Settings are the ``[serve]`` table of coffer.toml (cli/serve/config.py). The
 console serves the configuration's repository and every ``[[destination]]``.
 Passwords of console users are read from files only (never the command line).
+The ``[[schedule]]`` tables run inside the server as background services
+(cli/schedules/, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import cli.serve
 from cli.app import App
 from cli.errors import CliError
 from cli.output import note, print_json
+from cli.schedules.service import build_scheduler
 from cli.serve import ROLES, UserFile, read_password_file, serve_settings
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,15 @@ def command(ctx: click.Context, listen: str | None) -> None:
         for d in destinations
         if d.target.url != primary.url
     )
+    services = cli.serve.Services()
+    scheduler = build_scheduler(app)
+    if scheduler is not None:
+        # The notifier first: started before and stopped after the scheduler that feeds it.
+        services.register(scheduler.notifier)
+        services.register(scheduler)
+        note(f"{len(scheduler.jobs)} scheduled job(s) (coffer schedule list)")
     note(f"coffer console on {settings.url} (stop with Ctrl-C or SIGTERM)")
-    cli.serve.serve(cli.serve.Console(settings, repos, app))
+    cli.serve.serve(cli.serve.Console(settings, repos, app), services)
 
 
 @command.group("user")

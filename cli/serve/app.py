@@ -37,7 +37,7 @@ def create_app(console: Console, services: Services | None = None) -> Starlette:
     services.register(jobs)
     sessions = Sessions(console.settings.session_seconds)
     web = Web(console)
-    login = LoginRoutes(console, sessions, web)
+    login = LoginRoutes(console, sessions, web, services)
     pages = Pages(console, web, jobs)
 
     async def http_error(request: Request, exc: Exception) -> Response:

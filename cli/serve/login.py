@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from cli.serve.console import Console
-from cli.serve.metrics import render_metrics
+from cli.serve.metrics import ScheduleSource, render_metrics
 from cli.serve.security import Sessions, check_csrf, checked_form, safe_next, signed_in
+from cli.serve.services import Services
 from cli.serve.web import Web
 
 MAX_FIELD = 1024
@@ -22,8 +23,11 @@ def client_address(request: Request) -> str:
 
 
 class LoginRoutes:
-    def __init__(self, console: Console, sessions: Sessions, web: Web) -> None:
+    def __init__(
+        self, console: Console, sessions: Sessions, web: Web, services: Services | None = None
+    ) -> None:
         self.console = console
+        self.services = services  # /metrics shows the scheduler's jobs when one runs
         self.sessions = sessions
         self.web = web
 
@@ -44,8 +48,10 @@ class LoginRoutes:
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="coffer"'},
             )
+        scheduler = self.services.get("schedules") if self.services is not None else None
+        jobs = scheduler.job_figures if isinstance(scheduler, ScheduleSource) else None
         body = await run_in_threadpool(
-            render_metrics, lambda: [r.figures() for r in self.console.repos]
+            render_metrics, lambda: [r.figures() for r in self.console.repos], jobs
         )
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -6,12 +6,18 @@ attempt, last run's duration; counters summed over the stored run reports
 (items, bytes read and added, failures, throttled seconds). Per repository:
 size, deduplication and compression ratios, snapshots. Values come from the
 console's caches, so a scrape never reads the whole repository.
+
+Per scheduled job (labels ``schedule``, ``kind``: backup, prune, check), when
+the scheduler runs (cli/schedules/): the next run time, the last run's end
+and its outcome (``coffer_schedule_last_outcome`` is 1 for the outcome the
+last run had, 0 for the others, a Prometheus state set).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,9 +37,60 @@ class RepoFigures:
     compression_ratio: float | None
 
 
+@dataclass
+class JobFigures:
+    """What the collector needs of one scheduled job."""
+
+    schedule: str
+    kind: str
+    next_run: float
+    last_outcome: str | None
+    last_finished: float | None
+
+
+@runtime_checkable
+class ScheduleSource(Protocol):
+    """A background service that can report its scheduled jobs (the scheduler)."""
+
+    def job_figures(self) -> list[JobFigures]: ...
+
+
+JOB_OUTCOMES = ("succeeded", "partial", "failed", "skipped")
+
+
+def _job_metrics(jobs: list[JobFigures]) -> Iterator[Metric]:
+    labels = ["schedule", "kind"]
+    next_run = GaugeMetricFamily(
+        "coffer_schedule_next_run_timestamp_seconds", "When the job runs next.", labels=labels
+    )
+    last_run = GaugeMetricFamily(
+        "coffer_schedule_last_run_timestamp_seconds",
+        "When the job's last run ended.",
+        labels=labels,
+    )
+    outcome = GaugeMetricFamily(
+        "coffer_schedule_last_outcome",
+        "1 for the outcome of the job's last run, 0 for the others.",
+        labels=[*labels, "outcome"],
+    )
+    for job in jobs:
+        next_run.add_metric([job.schedule, job.kind], job.next_run)
+        if job.last_finished is not None:
+            last_run.add_metric([job.schedule, job.kind], job.last_finished)
+        if job.last_outcome is not None:
+            for name in JOB_OUTCOMES:
+                outcome.add_metric([job.schedule, job.kind, name], float(name == job.last_outcome))
+    yield from (next_run, last_run, outcome)
+
+
 class _Collector(Collector):
-    def __init__(self, figures: Callable[[], Iterable[RepoFigures]]) -> None:
+    def __init__(
+        self,
+        figures: Callable[[], Iterable[RepoFigures]],
+        jobs: Callable[[], list[JobFigures]] | None = None,
+    ) -> None:
         self.figures = figures
+        self.jobs = jobs
 
     def collect(self) -> Iterator[Metric]:
         labels = ["repository", "owner", "kind"]
@@ -107,10 +164,16 @@ class _Collector(Collector):
                 compression.add_metric([fig.name], fig.compression_ratio)
         yield from (success, attempt, duration, *counters.values())
         yield from (size, dedup, compression, snapshots)
+        if self.jobs is not None:
+            yield from _job_metrics(self.jobs())
 
 
-def render_metrics(figures: Callable[[], Iterable[RepoFigures]]) -> bytes:
-    """The exposition text of the figures ``figures()`` returns at scrape time."""
+def render_metrics(
+    figures: Callable[[], Iterable[RepoFigures]],
+    jobs: Callable[[], list[JobFigures]] | None = None,
+) -> bytes:
+    """The exposition text of the figures ``figures()`` (and ``jobs()``, the
+    scheduler's, when given) return at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(figures))
+    registry.register(_Collector(figures, jobs))
     return generate_latest(registry)
