@@ -377,8 +377,10 @@ def test_kill_9_during_restore_to_original_then_resume(campaign: Campaign, crash
         args += ["--service", "mail", "--service", "onedrive"]
         story: list[str] = []
         for n in range(3):
-            moment = rng.uniform(0.5, 4.0)
-            admin.inject_faults({"kind": "slow", "delay": 0.1, "methods": ["POST", "PUT"]})
+            # Writes slowed enough that an idle machine (which restored the wiped user in
+            # under 4 s with 0.1 s per write) is still writing when the kill comes.
+            moment = rng.uniform(0.5, 2.5)
+            admin.inject_faults({"kind": "slow", "delay": 0.4, "methods": ["POST", "PUT"]})
             proc = env.popen(*args, COFFER_CONFIG=campaign.config)
             try:
                 proc.communicate(timeout=moment)
