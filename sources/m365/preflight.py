@@ -304,12 +304,20 @@ def check_tenant(
                 check.message = (
                     "no selected user has it" if check.owners_checked else "no user selected"
                 )
-    if "sharepoint" in wanted and not only_users:
-        _check_sites(client, settings, checks["sharepoint"], meter)
-    if "teams" in wanted and not only_users:
-        _check_teams(client, settings, checks["teams"], meter)
-    if "groups" in wanted and not only_users:
-        _check_groups(client, settings, checks["groups"], meter)
+    owner_probes = (
+        ("sharepoint", _check_sites),
+        ("teams", _check_teams),
+        ("groups", _check_groups),
+    )
+    for name, probe in owner_probes:
+        if name in wanted and not only_users:
+            check = checks[name]
+            try:
+                probe(client, settings, check, meter)
+            except AccessDenied as exc:
+                _denied(check, exc)
+            except GraphError as exc:
+                _failed(check, exc)
     return result
 
 
@@ -317,66 +325,51 @@ def _check_sites(
     client: GraphClient, settings: TenantSettings, check: ServiceCheck, meter: Meter
 ) -> None:
     res = Resource.sharepoint(meter)
-    try:
-        sites = discover_sites(client, settings)
-        check.owners_checked = len(sites)
-        if sites:
-            site = sites[0].key
-            client.get_json(f"/sites/{site}/drives", res, params={"$top": "1", "$select": "id"})
-            client.get_json(f"/sites/{site}/lists", res, params={"$top": "1", "$select": "id"})
-        else:
-            check.message = "no site matches the selection"
-    except AccessDenied as exc:
-        _denied(check, exc)
-    except GraphError as exc:
-        _failed(check, exc)
+    sites = discover_sites(client, settings)
+    check.owners_checked = len(sites)
+    if sites:
+        site = sites[0].key
+        client.get_json(f"/sites/{site}/drives", res, params={"$top": "1", "$select": "id"})
+        client.get_json(f"/sites/{site}/lists", res, params={"$top": "1", "$select": "id"})
+    else:
+        check.message = "no site matches the selection"
 
 
 def _check_teams(
     client: GraphClient, settings: TenantSettings, check: ServiceCheck, meter: Meter
 ) -> None:
-    try:
-        teams = discover_teams(client, settings)
-        check.owners_checked = len(teams)
-        if not teams:
-            check.message = "no team matches the selection"
-            return
-        team = teams[0].key
-        channels = client.get_json(
-            f"/teams/{team}/channels", Resource.teams(None, meter), params={"$select": "id"}
-        )
-        values = channels.get("value")
-        if not isinstance(values, list) or not values:
-            check.message = "the first team has no channel to try"
-            return
-        channel = str(values[0].get("id"))
-        client.get_json(
-            f"/teams/{team}/channels/{channel}/messages",
-            Resource.teams(channel, meter),
-            params={"$top": "1"},
-        )
-    except AccessDenied as exc:
-        _denied(check, exc)
-    except GraphError as exc:
-        _failed(check, exc)
+    teams = discover_teams(client, settings)
+    check.owners_checked = len(teams)
+    if not teams:
+        check.message = "no team matches the selection"
+        return
+    team = teams[0].key
+    channels = client.get_json(
+        f"/teams/{team}/channels", Resource.teams(None, meter), params={"$select": "id"}
+    )
+    values = channels.get("value")
+    if not isinstance(values, list) or not values:
+        check.message = "the first team has no channel to try"
+        return
+    channel = str(values[0].get("id"))
+    client.get_json(
+        f"/teams/{team}/channels/{channel}/messages",
+        Resource.teams(channel, meter),
+        params={"$top": "1"},
+    )
 
 
 def _check_groups(
     client: GraphClient, settings: TenantSettings, check: ServiceCheck, meter: Meter
 ) -> None:
     """One probe: the first conversation of the first selected Microsoft 365 group."""
-    try:
-        groups = discover_groups(client, settings)
-        check.owners_checked = len(groups)
-        if not groups:
-            check.message = "no Microsoft 365 group matches the selection"
-            return
-        client.get_json(
-            f"/groups/{groups[0].key}/conversations",
-            Resource.mailbox(groups[0].key, meter),
-            params={"$top": "1"},
-        )
-    except AccessDenied as exc:
-        _denied(check, exc)
-    except GraphError as exc:
-        _failed(check, exc)
+    groups = discover_groups(client, settings)
+    check.owners_checked = len(groups)
+    if not groups:
+        check.message = "no Microsoft 365 group matches the selection"
+        return
+    client.get_json(
+        f"/groups/{groups[0].key}/conversations",
+        Resource.mailbox(groups[0].key, meter),
+        params={"$top": "1"},
+    )
