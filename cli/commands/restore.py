@@ -23,6 +23,7 @@ from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL
 from cli.output import human_size, note, print_json, shown
 from cli.progress import Progress
+from cli.restorepaths import combine, path_plan
 from cli.restoring import build_query, filter_options
 from sources.folder import restore_to_dir
 from sources.folder.restore import CONFLICT_POLICIES, OWNER_POLICIES
@@ -49,10 +50,10 @@ NOTHING = "nothing matched the selection"
 @filter_options
 @click.option(
     "--path",
-    "subpath",
-    default="",
+    "subpaths",
+    multiple=True,
     metavar="PATH",
-    help="Restore only this folder or item of the snapshot.",
+    help="Restore only this folder or item of the snapshot (repeatable: one restore of them all).",
 )
 @click.option(
     "--on-conflict",
@@ -88,7 +89,7 @@ def command(
     senders: tuple[str, ...],
     since: str | None,
     until: str | None,
-    subpath: str,
+    subpaths: tuple[str, ...],
     on_conflict: str,
     restore_owner: str,
     dry_run: bool,
@@ -100,14 +101,15 @@ def command(
     query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
     repo = app.open_repo()
     chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
+    paths = tuple(dict.fromkeys(p.strip("/") for p in subpaths if p.strip("/")))
     if to_dir is not None:
         if dry_run:
             raise click.UsageError("--dry-run is for restores into Microsoft 365 (--to)")
         return _to_dir(
-            app, repo, chosen, snapshot, to_dir, query, subpath, on_conflict, restore_owner, as_json
+            app, repo, chosen, snapshot, to_dir, query, paths, on_conflict, restore_owner, as_json
         )
-    if subpath:
-        query = replace(query, paths=(subpath.strip("/"),))
+    if paths:
+        query = replace(query, paths=paths)
     from cli.m365restore import restore_to_m365
 
     assert to is not None
@@ -123,7 +125,7 @@ def _to_dir(
     selector: str,
     to_dir: Path,
     query: ItemQuery,
-    subpath: str,
+    paths: tuple[str, ...],
     on_conflict: str,
     restore_owner: str,
     as_json: bool,
@@ -149,14 +151,16 @@ def _to_dir(
             )
             target = to_dir / snap.owner.kind / owner_dir if several else to_dir
             reader = repo.reader(snap)
+            base, chosen_paths = path_plan(reader, paths)
+            m365_select = m365_selector(reader, query, base) if m365 and narrow else None
             result = restore_to_dir(
                 reader,
                 target,
-                path=subpath,
+                path=base,
                 includes=list(query.includes),
                 on_conflict=on_conflict,
                 progress=progress.item,
-                select=m365_selector(reader, query, subpath) if m365 and narrow else None,
+                select=combine(chosen_paths, m365_select),
                 owners=restore_owner,
             )
             owners_report.append(
@@ -183,6 +187,7 @@ def _to_dir(
         "selector": selector,
         "target": {"kind": "dir", "dir": str(to_dir)},
         "filters": query.describe(),
+        "paths": list(paths),
         "on_conflict": on_conflict,
         "restore_owner": restore_owner,
         "status": "nothing" if nothing else ("partial" if failed else "ok"),

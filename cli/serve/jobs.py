@@ -38,13 +38,15 @@ DOWNLOAD = "download"
 @dataclass
 class RestoreRequest:
     snapshot: str  # the snapshot's full ID
-    path: str  # inside the snapshot ("" for all of it)
+    paths: tuple[str, ...]  # folders and items inside the snapshot (none: all of it)
     target: str  # "original", "user:UPN[/FOLDER]", "site:...", or DOWNLOAD
     on_conflict: str
     dry_run: bool
 
     def args(self, directory: Path | None) -> list[str]:
-        out = [self.snapshot, "--on-conflict", self.on_conflict, "--path", self.path]
+        out = [self.snapshot, "--on-conflict", self.on_conflict]
+        for path in self.paths:
+            out += ["--path", path]
         if directory is not None:
             out += ["--to-dir", str(directory)]
         else:
@@ -91,6 +93,7 @@ class RestoreJob:
             "report": self.report_key,
             "summary": (self.report or {}).get("summary"),
             "download": self.zip_path is not None,
+            "paths": list(self.request.paths),
         }
 
 

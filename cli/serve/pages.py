@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -58,6 +58,7 @@ T = TypeVar("T")
 PAGE = 200  # directory entries per page
 SEARCH_LIMIT = 200
 AUDIT_SHOWN = 200
+MAX_SELECTED = PAGE  # items of one restore: the rows of one browse page
 _READ_BLOCK = 1 << 20
 _UPN = re.compile(r"[^\s/\\]{1,256}(/[^\\]{0,1024})?")
 
@@ -415,11 +416,25 @@ class Pages:
     # -- restore ----------------------------------------------------------
 
     async def restore(self, request: Request) -> Response:
+        """One restore job of the form's items: the checked ``sel`` entries of a
+        folder (all in one snapshot), else the folder or item ``p`` itself."""
         user = require(request, "restorer")
         form = await checked_form(request)
         served = self.served(request)
-        path = str(form.get("p") or "").strip("/")
-        item = await self._item(served, path)
+        # Checked rows carry their path percent-encoded (names may hold any byte).
+        chosen = [
+            unquote(str(v), errors="surrogateescape").strip("/")
+            for v in form.getlist("sel")
+            if str(v).strip("/")
+        ]
+        if len(chosen) > MAX_SELECTED:
+            raise HTTPException(400, f"select at most {MAX_SELECTED} items")
+        if not chosen:
+            chosen = [str(form.get("p") or "").strip("/")]
+        items = [await self._item(served, path) for path in dict.fromkeys(chosen)]
+        snapshot = items[0].snapshot
+        if any(item.snapshot.id_hex != snapshot.id_hex for item in items):
+            raise HTTPException(400, "the selected items are in different snapshots")
         target = str(form.get("target") or "original")
         if target == "user":
             upn = str(form.get("user") or "").strip()
@@ -431,9 +446,10 @@ class Pages:
         policy = str(form.get("on_conflict") or "skip")
         if policy not in POLICIES:
             raise HTTPException(400, "unknown conflict policy")
+        paths = tuple(dict.fromkeys(item.path for item in items))
         request_ = RestoreRequest(
-            snapshot=item.snapshot.id_hex,
-            path=item.path,
+            snapshot=snapshot.id_hex,
+            paths=tuple(p for p in paths if p),
             target=target,
             on_conflict=policy,
             dry_run=form.get("dry_run") == "on" and target != DOWNLOAD,
@@ -443,9 +459,10 @@ class Pages:
             "restore",
             user.name,
             client_address(request),
-            snapshot=item.snapshot.id_hex,
-            owner=item.snapshot.owner.identity,
-            path=item.path,
+            snapshot=snapshot.id_hex,
+            owner=snapshot.owner.identity,
+            path=paths[0] if len(paths) == 1 else "",
+            paths=list(paths),
             target=target,
             on_conflict=policy,
             dry_run=request_.dry_run,
@@ -480,7 +497,7 @@ class Pages:
             client_address(request),
             restore=job.id,
             snapshot=job.request.snapshot,
-            path=job.request.path,
+            paths=list(job.request.paths),
             size=job.zip_path.stat().st_size,
         )
         return FileResponse(
