@@ -11,8 +11,12 @@ does one step, so tests drive it with a fake "now". Rules:
   start-up, if the first fire time after it has passed (the machine was off)
   and lies within the schedule's grace window, the job runs once at once;
   older misses are recorded as ``missed`` and not run.
-- A run in progress when the server stops is not restarted (its fire time
-  was handled when it started).
+- Interrupted runs: stopping the server (SIGTERM) interrupts the runs in
+  progress (their ``coffer`` child gets SIGINT, as from Ctrl-C) and records
+  each as ``interrupted`` (notified like any outcome) with the time it was
+  stopped. At the next start-up, an interrupted run stopped within the
+  schedule's grace window runs again at once (a backup resumes from what the
+  interrupted one stored); an older one is recorded as ``skipped``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cli.schedules.config import OUTCOMES, Cron, NotifySettings, Schedule, SummarySettings
 from cli.schedules.crontimes import next_time
@@ -33,6 +38,8 @@ from cli.schedules.summary import build_summary
 from cli.serve.metrics import JobFigures
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT = 30.0  # seconds stop() waits for interrupted runs to record their outcome
 
 
 def iso(ts: float) -> str:
@@ -119,9 +126,15 @@ class Scheduler:
         self._loop.start()
 
     def stop(self) -> None:
+        """Stop planning, interrupt the runs in progress and wait for them to record
+        their outcome (at most the children's grace plus a post command's timeout)."""
         self._stop.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
+        if any(j.thread is not None and j.thread.is_alive() for j in self.jobs):
+            log.warning("stopping: interrupting the scheduled runs in progress")
+        self.runner.interrupt()
+        self.wait_idle(timeout=STOP_WAIT)
 
     def _run_loop(self) -> None:
         while True:
@@ -139,8 +152,10 @@ class Scheduler:
     def startup(self, now: float) -> None:
         """Run (once) every job missed within its grace window; plan the next ones."""
         for job in self.jobs:
-            last = self.state.get(job.key).get("last_due")
-            if isinstance(last, int | float):
+            entry = self.state.get(job.key)
+            last = entry.get("last_due")
+            resumed = self._resume(job, entry.get("interrupted"), now)
+            if isinstance(last, int | float) and not resumed:
                 missed = next_time(job.cron, float(last))
                 if missed <= now:
                     if now - missed <= job.schedule.grace_seconds:
@@ -174,6 +189,38 @@ class Scheduler:
         if self.summary is not None:
             self.summary_next = next_time(self.summary.cron, now)
 
+    def _resume(self, job: Job, interrupted: Any, now: float) -> bool:
+        """Run again a run the server's stop interrupted, if within the grace window.
+        True if launched."""
+        if not isinstance(interrupted, dict):
+            return False
+        self.state.update(job.key, interrupted=None)
+        at, due = interrupted.get("at"), interrupted.get("due")
+        if not isinstance(at, int | float) or not isinstance(due, int | float):
+            return False
+        if now - at <= job.schedule.grace_seconds:
+            log.info("%s: running again the run interrupted at %s", job.key, iso(at))
+            self._launch(job, float(due), resumed=True)
+            return True
+        log.warning(
+            "%s: the run interrupted at %s is older than the grace window", job.key, iso(at)
+        )
+        self._finished(
+            RunResult(
+                job.schedule.name,
+                job.kind,
+                "-",
+                "skipped",
+                now,
+                now,
+                messages=[
+                    f"run interrupted at {iso(at)} (server stopped) not run again: "
+                    "outside the grace window"
+                ],
+            )
+        )
+        return False
+
     def tick(self, now: float) -> None:
         """Start every job due at ``now``."""
         for job in self.jobs:
@@ -196,7 +243,7 @@ class Scheduler:
             log.warning("daily summary failed: %s", exc)
             self.summary_errors.append(str(exc))
 
-    def _launch(self, job: Job, due: float) -> None:
+    def _launch(self, job: Job, due: float, *, resumed: bool = False) -> None:
         with self._lock:
             if (job.thread is not None and job.thread.is_alive()) or self._busy(job):
                 self._finished(
@@ -214,7 +261,10 @@ class Scheduler:
                 )
                 return
             job.thread = threading.Thread(
-                target=self._run_job, args=(job,), name=f"coffer-run-{job.key}", daemon=True
+                target=self._run_job,
+                args=(job, due, resumed),
+                name=f"coffer-run-{job.key}",
+                daemon=True,
             )
             job.thread.start()
 
@@ -228,9 +278,12 @@ class Scheduler:
             for j in self.jobs
         )
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job, due: float, resumed: bool) -> None:
         try:
             result = self.runner.run(job.schedule, job.kind)
+            if resumed:
+                result.messages.insert(0, "run again after the server stopped during it")
+                self.state.update(job.key, last_run=result.to_json())
         except Exception as exc:  # the scheduler outlives a failing run
             log.exception("%s: run failed", job.key)
             result = RunResult(
@@ -242,6 +295,9 @@ class Scheduler:
                 self.clock(),
                 messages=[f"internal error: {type(exc).__name__}"],
             )
+        if result.outcome == "interrupted":
+            # Run again at the next start-up within the grace window (startup()).
+            self.state.update(job.key, interrupted={"due": due, "at": self.clock()})
         self._finished(result)
 
     def _finished(self, result: RunResult) -> None:
