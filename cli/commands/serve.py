@@ -73,6 +73,9 @@ def command(ctx: click.Context, listen: str | None) -> None:
     services = cli.serve.Services()
     scheduler = build_scheduler(app)
     if scheduler is not None:
+        # Each notification's delivery is stored in the repository, shown by the console.
+        log_ = repos[0].notifications
+        scheduler.notifier.recorder = lambda delivery: log_.record(delivery.to_record())
         # The notifier first: started before and stopped after the scheduler that feeds it.
         services.register(scheduler.notifier)
         services.register(scheduler)

@@ -25,17 +25,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cli.schedules.config import OUTCOMES, Cron, NotifySettings, Schedule, SummarySettings
-from cli.schedules.crontimes import next_time
+from cli.schedules.crontimes import next_time, next_times
 from cli.schedules.notify import Message, Notifier
 from cli.schedules.runner import KIND_BACKUP, KIND_CHECK, KIND_PRUNE, Runner, RunResult
 from cli.schedules.state import StateFile
 from cli.schedules.summary import build_summary
 from cli.serve.metrics import JobFigures
+from cli.serve.schedview import JobView, SchedulerView
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,14 @@ def run_message(result: RunResult) -> Message:
     if result.owners:
         lines.append(f"Owners: {', '.join(result.owners)}")
     lines.extend(result.messages)
-    return Message(f"coffer: {result.kind} {result.schedule} {result.outcome}", "\n".join(lines))
+    return Message(
+        f"coffer: {result.kind} {result.schedule} {result.outcome}",
+        "\n".join(lines),
+        schedule=result.schedule,
+        run_id=result.run_id,
+        report=result.report,
+        outcome=result.outcome,
+    )
 
 
 class Scheduler:
@@ -308,7 +316,7 @@ class Scheduler:
             return
         message = run_message(result)
         self.notifier.send(
-            Message(message.subject, message.text, schedule.notify.email, schedule.notify.webhooks)
+            replace(message, email=schedule.notify.email, webhooks=schedule.notify.webhooks)
         )
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
@@ -318,6 +326,57 @@ class Scheduler:
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
         return not any(j.thread is not None and j.thread.is_alive() for j in self.jobs)
+
+    def schedule_view(self, count: int = 3) -> SchedulerView:
+        """Every job with its next ``count`` run times and last run, for the console
+        (cli/serve/schedview.py). Thread-safe (reads the state file)."""
+        state = self.state.load()
+        now = self.clock()
+        views = []
+        for job in self.jobs:
+            s = job.schedule
+            entry = state.get(job.key)
+            entry = entry if isinstance(entry, dict) else {}
+            last, interrupted = entry.get("last_run"), entry.get("interrupted")
+            what = (
+                "paths: " + ", ".join(str(p) for p in s.paths)
+                if s.paths
+                else f"users: {', '.join(s.users) or '*'}; services: "
+                + (", ".join(s.services) or "all")
+            )
+            views.append(
+                JobView(
+                    s.name,
+                    job.kind,
+                    what,
+                    list(job.cron.expressions),
+                    job.cron.timezone.key,
+                    next_times(job.cron, now, count),
+                    job.thread is not None and job.thread.is_alive(),
+                    last if isinstance(last, dict) else None,
+                    interrupted if isinstance(interrupted, dict) else None,
+                )
+            )
+        loop = self._loop
+        return SchedulerView(
+            "running" if loop is not None and loop.is_alive() else "stopped",
+            views,
+            self.summary_next or None,
+            self.notifier.queued(),
+            len(self.notifier.failures),
+        )
+
+    def run_now(self, schedule: str) -> bool:
+        """Start ``schedule``'s backup now (an administrator asked), unless a run of it
+        is going (then recorded as skipped, like a cron time). False if unknown."""
+        job = next(
+            (j for j in self.jobs if j.schedule.name == schedule and j.kind == KIND_BACKUP), None
+        )
+        if job is None:
+            return False
+        log.info("%s: run now, asked from the console", job.key)
+        self._launch(job, self.clock())
+        return True
 
     def job_figures(self) -> list[JobFigures]:
         """Each job's next run and last outcome, for /metrics (cli/serve/metrics.py)."""

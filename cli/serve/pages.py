@@ -172,7 +172,21 @@ class Pages:
         view = await self.overview(served)
         run = next((r for r in view.runs if r.key == key), None)
         text = json.dumps(report, indent=2, sort_keys=True)
-        return self.render(request, "report.html", key=key, run=run, text=text, report=report)
+        # The notifications sent about this run (cli/serve/notifylog.py).
+        deliveries = (
+            await self.locked(served, lambda: served.notifications.for_report(key))
+            if key.startswith("reports/backup/")
+            else []
+        )
+        return self.render(
+            request,
+            "report.html",
+            key=key,
+            run=run,
+            text=text,
+            report=report,
+            deliveries=deliveries,
+        )
 
     async def owners(self, request: Request) -> Response:
         view = await self.overview(self.served(request))
