@@ -85,6 +85,10 @@ def item_kind(item: SnapshotItem) -> str:
     return "file"
 
 
+def is_folder(node: VNode) -> bool:
+    return isinstance(node, VirtualDir | VirtualLink) or node.is_dir
+
+
 def sender_of(item: SnapshotItem) -> str:
     try:
         graph = json.loads(item.entry.attrs.get("graph", "{}"))
@@ -248,14 +252,21 @@ class Pages:
             node = self._node(served, path)
             if isinstance(node, SnapshotItem) and not node.is_dir:
                 return node, [], None
+            # Folders first, then items, each in name order: two passes over the
+            # directory; the "More" cursor is the pass and the last name shown.
+            phase, start = "d", None
+            if after and after[:2] in ("d:", "f:"):
+                phase, start = after[0], after[2:].encode("utf-8", "surrogateescape")
             rows: list[dict[str, Any]] = []
-            start = after.encode("utf-8", "surrogateescape") if after else None
-            last = None
-            for name, child in served.vfs.children(node, start):
-                if len(rows) == PAGE:
-                    return node, rows, last
-                rows.append(self._row(path, name, child))
-                last = name.decode("utf-8", "surrogateescape")
+            last = ""
+            for ph in ("d", "f")[("d", "f").index(phase) :]:
+                for name, child in served.vfs.children(node, start if ph == phase else None):
+                    if is_folder(child) != (ph == "d"):
+                        continue
+                    if len(rows) == PAGE:
+                        return node, rows, last
+                    rows.append(self._row(path, name, child))
+                    last = f"{ph}:{name.decode('utf-8', 'surrogateescape')}"
             return node, rows, None
 
         node, rows, more = await self.locked(served, listing)
@@ -283,7 +294,7 @@ class Pages:
         row: dict[str, Any] = {
             "name": display(name),
             "path": f"{path}/{text}" if path else text,
-            "dir": isinstance(child, VirtualDir | VirtualLink) or child.is_dir,
+            "dir": is_folder(child),
             "link": isinstance(child, VirtualLink),
         }
         if isinstance(child, SnapshotItem):
