@@ -28,8 +28,9 @@ from cli.schedules.notify import Delivery, Notifier
 from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
 from cli.schedules.service import coffer_command, state_of
-from cli.schedules.summary import build_summary
+from cli.schedules.summary import build_summary, owners_of_overview
 from cli.serve.notifylog import NotificationLog
+from cli.serve.overview import build_overview
 from store import StoreError
 
 EXIT_BUSY = 12
@@ -139,10 +140,10 @@ def summary(app: App, no_send: bool) -> None:
     settings = parse_notify(app.config)
     if settings.summary is None:
         raise ConfigError("no [notify.summary] table in the configuration")
-    try:
-        message = build_summary(coffer_command(app), settings.summary, time.time())
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from None
+    # The owners of the snapshots and of the stored run reports (an owner whose
+    # every backup failed has no snapshot but is listed, as never backed up).
+    owners = owners_of_overview(build_overview(app.open_repo()))
+    message = build_summary(coffer_command(app), settings.summary, time.time(), owners)
     click.echo(f"{message.subject}\n\n{message.text}")
     if not no_send:
         notifier = Notifier(settings)

@@ -34,9 +34,10 @@ from cli.schedules.crontimes import next_time, next_times
 from cli.schedules.notify import Message, Notifier
 from cli.schedules.runner import KIND_BACKUP, KIND_CHECK, KIND_PRUNE, Runner, RunResult
 from cli.schedules.state import StateFile
-from cli.schedules.summary import build_summary
+from cli.schedules.summary import OwnerLine, build_summary
 from cli.serve.metrics import JobFigures
 from cli.serve.schedview import JobView, SchedulerView
+from store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ class Scheduler:
         self.state = state
         self.clock = clock
         self.results: list[RunResult] = []
+        # Where the daily summary's owners come from (coffer serve: the console's
+        # overview); None: coffer snapshots in a child (cli/schedules/summary.py).
+        self.owners: Callable[[], list[OwnerLine]] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
@@ -246,8 +250,9 @@ class Scheduler:
     def _send_summary(self, now: float) -> None:
         assert self.summary is not None
         try:
-            self.notifier.send(build_summary(self.runner.coffer, self.summary, now))
-        except (OSError, RuntimeError, ValueError) as exc:
+            owners = self.owners() if self.owners is not None else None
+            self.notifier.send(build_summary(self.runner.coffer, self.summary, now, owners))
+        except (OSError, RuntimeError, ValueError, StoreError) as exc:
             log.warning("daily summary failed: %s", exc)
             self.summary_errors.append(str(exc))
 
