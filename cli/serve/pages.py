@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import PurePosixPath
@@ -29,6 +30,7 @@ from starlette.responses import (
 )
 
 from cli.serve.console import Console, ServedRepo
+from cli.serve.growth import GrowthPoint, growth_points, prune_events
 from cli.serve.jobs import DOWNLOAD, RestoreJobs, RestoreRequest
 from cli.serve.login import client_address
 from cli.serve.overview import Overview
@@ -213,8 +215,16 @@ class Pages:
     async def repository(self, request: Request) -> Response:
         served = self.served(request)
         stats = await self.locked(served, served.stats)
-        chart = growth_chart(stats.runs if stats else [])
-        return self.render(request, "repository.html", stats=stats, chart=chart)
+        view = await self.overview(served)
+        try:
+            prunes = await self.locked(served, lambda: prune_events(served.repo))
+        except StoreError:
+            prunes = []
+        points = growth_points(
+            view.runs, prunes, time.time(), stats.repository_bytes if stats else None
+        )
+        chart = growth_chart(points)
+        return self.render(request, "repository.html", stats=stats, chart=chart, points=points)
 
     async def audit(self, request: Request) -> Response:
         """The newest audit entries (admin only)."""
@@ -532,31 +542,26 @@ class Pages:
         )
 
 
-def growth_chart(runs: list[Any], width: int = 640, height: int = 200) -> dict[str, Any] | None:
-    """Points of an SVG polyline: the repository's stored bytes after each run."""
-    if len(runs) < 1:
+def growth_chart(
+    points: list[GrowthPoint], width: int = 640, height: int = 200
+) -> dict[str, Any] | None:
+    """Points of an SVG polyline: the repository's size over time (cli/serve/growth.py)."""
+    if not points:
         return None
-    ordered = sorted(runs, key=lambda r: r.time_ns)
-    total = 0
-    values = []
-    for run in ordered:
-        total += int(run.added.stored_bytes)
-        values.append((run.time_ns / 1e9, total))
-    t0, t1 = values[0][0], values[-1][0]
-    top = max(v for _, v in values) or 1
+    t0, t1 = points[0].time, points[-1].time
+    top = max(p.bytes for p in points) or 1
     span = (t1 - t0) or 1.0
     pad = 10
-    points = " ".join(
-        f"{pad + (t - t0) / span * (width - 2 * pad):.1f},"
-        f"{height - pad - v / top * (height - 2 * pad):.1f}"
-        for t, v in values
+    xy = " ".join(
+        f"{pad + (p.time - t0) / span * (width - 2 * pad):.1f},"
+        f"{height - pad - p.bytes / top * (height - 2 * pad):.1f}"
+        for p in points
     )
     return {
         "width": width,
         "height": height,
-        "points": points,
+        "points": xy,
         "top": top,
         "first": t0,
         "last": t1,
-        "values": values,
     }
