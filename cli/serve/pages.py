@@ -481,13 +481,16 @@ class Pages:
         policy = str(form.get("on_conflict") or "skip")
         if policy not in POLICIES:
             raise HTTPException(400, "unknown conflict policy")
+        if form.get("dry_run") == "on" and target == DOWNLOAD:
+            # As coffer restore --to-dir --dry-run: refused, not silently a real restore.
+            raise HTTPException(400, "a dry run is for restores into Microsoft 365, not downloads")
         paths = tuple(dict.fromkeys(item.path for item in items))
         request_ = RestoreRequest(
             snapshot=snapshot.id_hex,
             paths=tuple(p for p in paths if p),
             target=target,
             on_conflict=policy,
-            dry_run=form.get("dry_run") == "on" and target != DOWNLOAD,
+            dry_run=form.get("dry_run") == "on",
         )
         await run_in_threadpool(
             served.audit.record,

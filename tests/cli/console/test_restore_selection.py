@@ -176,3 +176,16 @@ def test_a_viewer_gets_no_checkboxes_and_cannot_restore_a_selection(
     )
     assert r.status_code == 403
     assert len(audit(setup)) == before  # nothing ran, nothing recorded as a restore
+
+
+def test_a_dry_run_download_is_refused_not_run_for_real(setup: Setup, client: TestClient) -> None:
+    token = sign_in(client, "rob")
+    mail = mail_path(client, "hello.eml")
+    before = len(audit(setup))
+    r = client.post(
+        "/restore",
+        data={"p": mail, "target": "download", "dry_run": "on", "csrf_token": token},
+    )
+    assert r.status_code == 400
+    assert "dry run is for restores into Microsoft 365" in r.text
+    assert len(audit(setup)) == before
