@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import ItemGone, ResyncRequired
-from sources.m365.folders import FolderMap
+from sources.m365.backup.context import Enumeration, ServiceContext, graph_json
+from sources.m365.backup.folders import FolderMap
+from sources.m365.graph.errors import ItemGone, ResyncRequired
 from sources.m365.names import time_ns, titled_name
 from sources.m365.render.vcard import render_vcard
 

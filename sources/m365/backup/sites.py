@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, content_version, graph_json
-from sources.m365.drive import backup_drive
-from sources.m365.errors import ResyncRequired
+from sources.m365.backup.context import Enumeration, ServiceContext, content_version, graph_json
+from sources.m365.backup.drive import backup_drive
+from sources.m365.graph.errors import ResyncRequired
 from sources.m365.names import clean_title, safe_name, short_id, time_ns
 
 HEADERS = {"Prefer": "odata.maxpagesize=200"}

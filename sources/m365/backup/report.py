@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.m365.throttle import Meter
+from sources.m365.graph.throttle import Meter
 
 MAX_LISTED = 1000  # skipped items listed per service (the count is always exact)
 

@@ -18,17 +18,17 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sources.m365.context import OwnerJob
-from sources.m365.errors import (
+from sources.m365.backup.context import OwnerJob
+from sources.m365.graph.client import GraphClient
+from sources.m365.graph.errors import (
     AccessDenied,
     GraphError,
     M365ConfigError,
     MailboxUnavailable,
     TransientGraphError,
 )
-from sources.m365.graph import GraphClient
+from sources.m365.graph.throttle import Resource
 from sources.m365.settings import USER_SERVICES, TenantSettings, matches_any
-from sources.m365.throttle import Resource
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled,userType"

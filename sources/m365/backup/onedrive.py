@@ -7,9 +7,9 @@ provisioned, no licence) raises MailboxUnavailable: not applicable.
 
 from __future__ import annotations
 
-from sources.m365.context import ServiceContext
-from sources.m365.drive import backup_drive
-from sources.m365.errors import MailboxUnavailable
+from sources.m365.backup.context import ServiceContext
+from sources.m365.backup.drive import backup_drive
+from sources.m365.graph.errors import MailboxUnavailable
 from sources.m365.names import safe_name, short_id
 
 

@@ -39,17 +39,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.m365.auth import token_source
-from sources.m365.discovery import (
+from sources.m365.backup.discovery import (
     discover_groups,
     discover_sites,
     discover_teams,
     discover_users,
 )
-from sources.m365.errors import AccessDenied, GraphError, MailboxUnavailable
-from sources.m365.graph import GraphClient, make_http_session
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.errors import AccessDenied, GraphError, MailboxUnavailable
+from sources.m365.graph.throttle import Gates, Meter, Resource
 from sources.m365.settings import SERVICES, USER_SERVICES, TenantSettings
-from sources.m365.throttle import Gates, Meter, Resource
 
 # The least-privileged application permissions each service's backup needs, and the
 # ones restore needs in addition (shown when one is missing). From the "Permissions"

@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
-from sources.m365.failures import Failures
-from sources.m365.folders import FolderMap
-from sources.m365.graph import TooLarge
-from sources.m365.mimesplit import split_mime
+from sources.m365.backup.context import Enumeration, ServiceContext, graph_json
+from sources.m365.backup.failures import Failures
+from sources.m365.backup.folders import FolderMap
+from sources.m365.backup.mimesplit import split_mime
+from sources.m365.graph.client import TooLarge
+from sources.m365.graph.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
 from sources.m365.names import item_name, time_ns
 
 ROOT = "mail"

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from sources.m365.errors import AuthError
+from sources.m365.graph.errors import AuthError
 from sources.m365.settings import DEVICE_SCOPES, Connection
 
 # Graph's resource identifier per cloud (national clouds have their own hosts).

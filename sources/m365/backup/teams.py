@@ -19,19 +19,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sources.m365.context import (
+from sources.m365.backup.context import (
     Enumeration,
     RunFlags,
     ServiceContext,
     content_version,
     graph_json,
 )
-from sources.m365.errors import AccessDenied, DeltaNotSupported, ItemGone, ResyncRequired
-from sources.m365.hosted import Hosted, fetch_hosted, inline_images, references_hosted
+from sources.m365.backup.hosted import Hosted, fetch_hosted, inline_images, references_hosted
+from sources.m365.graph.errors import AccessDenied, DeltaNotSupported, ItemGone, ResyncRequired
+from sources.m365.graph.throttle import APP, Resource
 from sources.m365.names import clean_title, item_name, safe_name, short_id, time_ns
 from sources.m365.render.html import render_thread
 from sources.m365.render.text import body_text
-from sources.m365.throttle import APP, Resource
 
 PAGE = 50  # the documented maximum of $top for channel messages
 PROTECTED_API = (

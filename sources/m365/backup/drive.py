@@ -25,12 +25,12 @@ import functools
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from sources.m365.context import ServiceContext, graph_json
-from sources.m365.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
-from sources.m365.failures import Failures
-from sources.m365.folders import FolderMap
-from sources.m365.graph import DownloadUrlExpired, TooLarge
-from sources.m365.hashing import HashingSink
+from sources.m365.backup.context import ServiceContext, graph_json
+from sources.m365.backup.failures import Failures
+from sources.m365.backup.folders import FolderMap
+from sources.m365.graph.client import DownloadUrlExpired, TooLarge
+from sources.m365.graph.errors import GraphError, ItemGone, ResyncRequired, permanent_item_error
+from sources.m365.graph.hashing import HashingSink
 from sources.m365.names import safe_name, time_ns
 
 DOWNLOAD_ATTEMPTS = 3

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sources.m365.errors import GraphError
+from sources.m365.graph.errors import GraphError
 
 SUFFIX = ".failed.json"
 RETRY_RUNS = 3  # later runs that read the item again before it is only listed

@@ -23,14 +23,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, cast
 
-from sources.m365.failures import SUFFIX as FAILED_SUFFIX
-from sources.m365.graph import GraphClient
-from sources.m365.report import OwnerReport, ServiceReport
+from sources.m365.backup.failures import SUFFIX as FAILED_SUFFIX
+from sources.m365.backup.report import OwnerReport, ServiceReport
+from sources.m365.backup.state import SyncState
+from sources.m365.backup.writer import attributed_to
+from sources.m365.graph.client import GraphClient
+from sources.m365.graph.throttle import Resource
 from sources.m365.settings import TenantSettings
-from sources.m365.state import SyncState
-from sources.m365.throttle import Resource
 from sources.m365.workers import Workers
-from sources.m365.writer import attributed_to
 from store import FILE, Content, Entry, OwnerSession
 
 SPOOL_BYTES = 1024 * 1024  # downloads larger than this spill to a temporary file

@@ -27,9 +27,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, graph_json
-from sources.m365.errors import ItemGone, ResyncRequired, Unreadable
-from sources.m365.failures import Failures
+from sources.m365.backup.context import Enumeration, ServiceContext, graph_json
+from sources.m365.backup.failures import Failures
+from sources.m365.graph.errors import ItemGone, ResyncRequired, Unreadable
 from sources.m365.names import item_name, parse_time, safe_name, short_id, time_ns
 from sources.m365.render.ical import render_ics
 from sources.m365.timezones import own_zone_times

@@ -21,11 +21,11 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from sources.m365.errors import ItemGone
-from sources.m365.graph import GraphClient, TooLarge
+from sources.m365.graph.client import GraphClient, TooLarge
+from sources.m365.graph.errors import ItemGone
+from sources.m365.graph.throttle import Resource
 from sources.m365.names import short_id
 from sources.m365.render.html import HOSTED_REFERENCE
-from sources.m365.throttle import Resource
 
 MAX_BYTES = 64 * 1024 * 1024  # a pasted image or snippet; larger is refused and noted
 INLINE_BYTES = 1024 * 1024  # shown inline in the HTML page up to this size

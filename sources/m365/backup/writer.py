@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from sources.m365.report import ServiceReport
+from sources.m365.backup.report import ServiceReport
 from store import DATA, Repository
 
 _local = threading.local()

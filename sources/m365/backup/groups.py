@@ -29,9 +29,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sources.m365.context import Enumeration, ServiceContext, content_version, graph_json
-from sources.m365.errors import ItemGone
-from sources.m365.groupsrender import render_group_thread
+from sources.m365.backup.context import Enumeration, ServiceContext, content_version, graph_json
+from sources.m365.backup.groupsrender import render_group_thread
+from sources.m365.graph.errors import ItemGone
 from sources.m365.names import item_name, safe_name, time_ns, titled_name
 from sources.m365.render.ical import render_ics
 

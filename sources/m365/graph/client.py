@@ -46,8 +46,8 @@ from urllib.parse import urljoin
 import requests
 from requests.adapters import HTTPAdapter
 
-from sources.m365.auth import TokenSource
-from sources.m365.errors import (
+from sources.m365.graph.auth import TokenSource
+from sources.m365.graph.errors import (
     AmbiguousWrite,
     AuthError,
     GraphError,
@@ -55,7 +55,7 @@ from sources.m365.errors import (
     Unreadable,
     classify,
 )
-from sources.m365.throttle import Gates, Resource
+from sources.m365.graph.throttle import Gates, Resource
 
 _TRANSIENT_STATUS = {500, 502, 504, 507, 509}
 _THROTTLE_STATUS = {429, 503}

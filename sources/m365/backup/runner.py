@@ -22,17 +22,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sources.m365.auth import DeviceCodeTokens, token_source
-from sources.m365.calendar import backup_calendar
-from sources.m365.contacts import backup_contacts
-from sources.m365.context import OwnerJob, OwnerRun, RunFlags, ServiceContext
-from sources.m365.discovery import discover, signed_in_user
-from sources.m365.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
-from sources.m365.graph import GraphClient, make_http_session
-from sources.m365.groups import backup_group
-from sources.m365.mail import backup_mail
-from sources.m365.onedrive import backup_onedrive
-from sources.m365.report import (
+from sources.m365.backup.calendar import backup_calendar
+from sources.m365.backup.contacts import backup_contacts
+from sources.m365.backup.context import OwnerJob, OwnerRun, RunFlags, ServiceContext
+from sources.m365.backup.discovery import discover, signed_in_user
+from sources.m365.backup.groups import backup_group
+from sources.m365.backup.mail import backup_mail
+from sources.m365.backup.onedrive import backup_onedrive
+from sources.m365.backup.report import (
     FAILED,
     NOT_APPLICABLE,
     OK,
@@ -41,13 +38,16 @@ from sources.m365.report import (
     failed_items,
     totals,
 )
+from sources.m365.backup.sites import backup_site
+from sources.m365.backup.state import SyncState
+from sources.m365.backup.teams import backup_team
+from sources.m365.backup.writer import AttributingWriter, attributed_to
+from sources.m365.graph.auth import DeviceCodeTokens, token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
+from sources.m365.graph.throttle import Gates, Resource
 from sources.m365.settings import TenantSettings
-from sources.m365.sites import backup_site
-from sources.m365.state import SyncState
-from sources.m365.teams import backup_team
-from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
-from sources.m365.writer import AttributingWriter, attributed_to
 from store import BackupRun, Owner, Repository, StoreError, latest_per_owner
 
 REPORT_FORMAT = "coffer-backup-report"
