@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cli.progress import Progress
+from cli.ui.progress import Progress
 from tests.cli.escapes import (
     HOSTILE,
     RAW_C1,

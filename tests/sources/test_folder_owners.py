@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from sources.folder import backup_folder, restore_to_dir
+from sources.folder import backup_folder
+from sources.localdir import restore_to_dir
 from store import BackupRun, LocalBackend, Repository, Snapshot
 from tests.cli.helpers import init, new_env
 from tests.store.helpers import OWNER, PASSWORD, make_repo
