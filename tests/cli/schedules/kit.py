@@ -24,7 +24,7 @@ from cli.schedules import (
     state_dir,
 )
 from cli.settings.config import load_config
-from tests.cli.helpers import COFFER, CofferEnv, init, new_env
+from tests.cli.support.helpers import COFFER, CofferEnv, init, new_env
 
 PASSWORD = "s3cret password, never shown"
 
