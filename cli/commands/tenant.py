@@ -17,7 +17,7 @@ import click
 
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
-from cli.output import echo, print_json, shown
+from cli.ui.output import echo, print_json, shown
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
@@ -47,7 +47,7 @@ def command() -> None:
 @click.pass_obj
 def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: bool) -> int:
     """Check sign-in, permissions, consent and licences for the configured tenant."""
-    from cli.m365 import quiet_http_logs
+    from cli.flows.m365 import quiet_http_logs
     from sources.m365 import M365ConfigError, check_tenant, from_table
 
     table = app.config.section("tenant")

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from cli.commands import COMMANDS
 from cli.main import cli, main
-from tests.cli.helpers import CofferEnv, init, make_tree, new_env
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
 
 DOCUMENTED = {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 130}
 # mount would serve in the foreground until unmounted: not part of the sweep.

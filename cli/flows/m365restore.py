@@ -3,7 +3,7 @@
 Checks what cannot work before anything is sent (folder snapshots, Teams
 asked for explicitly, a service the target cannot hold), signs in with
 ``[tenant]`` and ``[restore]`` (sources/m365/restore/settings.py), picks the
-restore folder (the journal of cli/restoring.py), runs the restore with a
+restore folder (the journal of cli/flows/restoring.py), runs the restore with a
 progress display and an ETA, stores the report and prints its summary.
 """
 
@@ -13,16 +13,16 @@ from dataclasses import replace
 
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_USAGE, CliError, ConfigError
-from cli.m365 import quiet_http_logs
-from cli.output import note, print_json
-from cli.progress import Progress
-from cli.restoring import (
+from cli.flows.m365 import quiet_http_logs
+from cli.flows.restoring import (
     RestoreProgressAdapter,
     journal_folder,
     journal_key,
     journal_record,
     summary_lines,
 )
+from cli.ui.output import note, print_json
+from cli.ui.progress import Progress
 from sources.m365 import M365ConfigError
 from sources.m365.restore import (
     SITE,

@@ -12,7 +12,7 @@ import subprocess
 import unicodedata
 from pathlib import Path
 
-from tests.cli.helpers import COFFER, CofferEnv
+from tests.cli.support.helpers import COFFER, CofferEnv
 
 # One of each attack: OSC (retitle), CSI (clear screen), C1 CSI (as a Unicode
 # character), DEL, bidi override, zero-width characters, a name of spaces only,

@@ -11,8 +11,8 @@ import time
 
 from rich.text import Text
 
-from cli.liveline import LiveLine
-from cli.output import human_duration, human_size, stderr_is_terminal
+from cli.ui.liveline import LiveLine
+from cli.ui.output import human_duration, human_size, stderr_is_terminal
 
 
 class Meter(LiveLine):

@@ -1,6 +1,6 @@
 """One live status line on standard error (rich), shared by the progress displays.
 
-The line is a :class:`rich.text.Text` built from escaped names (cli/output.py
+The line is a :class:`rich.text.Text` built from escaped names (cli/ui/output.py
 ``shown``), drawn by a console with markup, emoji codes and highlighting off:
 a name such as ``[link=...]`` or ``:smile:`` is shown as it is, never
 interpreted.

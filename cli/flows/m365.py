@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cli.output import human_duration, human_size, shown
-from cli.progress import Progress
+from cli.ui.output import human_duration, human_size, shown
+from cli.ui.progress import Progress
 
 
 class ProgressAdapter:
@@ -47,7 +47,7 @@ def quiet_http_logs() -> None:
 def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
     """A readable summary of a Microsoft 365 run report (stored with it, and shown).
 
-    Names are escaped (cli/output.py ``shown``); the whole text is defanged
+    Names are escaped (cli/ui/output.py ``shown``); the whole text is defanged
     when printed (messages may quote names too)."""
     lines: list[str] = []
     note = lines.append

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cli.progress import Progress
+from cli.ui.progress import Progress
 from store import Repository, Snapshot, copy_snapshots
 
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.output import human_duration, human_size, shown
-from cli.progress import Progress
+from cli.ui.output import human_duration, human_size, shown
+from cli.ui.progress import Progress
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
@@ -203,7 +203,7 @@ def _counts(s: dict[str, Any], dry_run: bool) -> str:
 def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
     """A readable summary of a Microsoft 365 restore report (stored with it, and shown).
 
-    Names are escaped (cli/output.py ``shown``); the whole text is defanged
+    Names are escaped (cli/ui/output.py ``shown``); the whole text is defanged
     when printed (messages may quote names too)."""
     lines: list[str] = []
     dry = bool(report.get("dry_run"))

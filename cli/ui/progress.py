@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 from rich.text import Text
 
-from cli.liveline import LiveLine
-from cli.output import human_duration, human_size, shown, stderr_is_terminal
+from cli.ui.liveline import LiveLine
+from cli.ui.output import human_duration, human_size, shown, stderr_is_terminal
 
 
 class Progress(LiveLine):
