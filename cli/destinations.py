@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cli.config import Config
-from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
+from cli.errors import CliError, ConfigError
 from cli.targets import RepoTarget
-from store import redact_text, redact_url
+from store import ExitCode, redact_text, redact_url
 
 if TYPE_CHECKING:
     from cli.app import App
@@ -152,7 +152,7 @@ def _failure(destination: Destination, role: str, exc: BaseException) -> dict[st
         "role": role,
         "status": "failed",
         "error": redact_text(str(exc), destination.target.url) or type(exc).__name__,
-        "exit_code": int(getattr(exc, "exit_code", EXIT_ERROR)),
+        "exit_code": int(getattr(exc, "exit_code", ExitCode.ERROR)),
     }
 
 
@@ -241,8 +241,8 @@ def _fan_out(
                     f"({human_size(result['bytes_added'])} added) "
                     f"in {human_duration(result['seconds'])}"
                 )
-    if any(r["status"] != "ok" for r in results) and code == EXIT_OK:
-        return EXIT_PARTIAL
+    if any(r["status"] != "ok" for r in results) and code == ExitCode.OK:
+        return ExitCode.PARTIAL
     return code
 
 
@@ -288,5 +288,5 @@ def _copy_to(
         "bytes_added": summary["stats"]["bytes_added"],
         "seconds": round(time.monotonic() - started, 3),
         "report": summary.get("report"),
-        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
+        "exit_code": ExitCode.PARTIAL if failed else ExitCode.OK,
     }

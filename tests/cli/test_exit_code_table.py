@@ -1,0 +1,90 @@
+"""Each exit code is defined once, in ``store.ExitCode``: README's table equals it,
+every error class of the product takes its code from it, and the error trees drawn
+in the errors modules' docstrings state the codes the classes carry."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from store import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("store", "sources", "mount", "cli")
+ERRORS_MODULES = (
+    "store.errors",
+    "sources.errors",
+    "sources.m365.errors",
+    "cli.errors",
+    "mount.errors",
+)
+
+
+def readme_table() -> list[tuple[int, str, str]]:
+    """The rows of README's "Exit codes" table: (code, name, meaning)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Exit codes\n", 1)[1].split("\n#", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            rows.append((int(cells[0]), cells[1].strip("`"), cells[2]))
+    return rows
+
+
+def product_modules() -> list[ModuleType]:
+    modules = []
+    for package_name in PRODUCT:
+        package = importlib.import_module(package_name)
+        modules.append(package)
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            if not info.name.endswith(".__main__"):  # would run the program
+                modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def test_the_readme_table_is_the_enum_row_for_row() -> None:
+    expected = [(int(code), code.name, code.meaning) for code in ExitCode]
+    assert readme_table() == expected
+
+
+def test_the_readme_table_is_parsed_at_all() -> None:
+    # Guards the parser: a table it could not read would make the test above
+    # compare two empty lists only if the enum were empty too.
+    rows = readme_table()
+    assert (3, "PARTIAL", ExitCode.PARTIAL.meaning) in rows
+    assert len({code for code, _, _ in rows}) == len(rows)
+
+
+def test_every_error_class_of_the_product_takes_its_code_from_the_enum() -> None:
+    checked = []
+    for module in product_modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__ or "exit_code" not in vars(cls):
+                continue
+            value = vars(cls)["exit_code"]
+            if isinstance(value, property | type(None)) or inspect.isfunction(value):
+                continue
+            assert type(value) is ExitCode, (
+                f"{module.__name__}.{cls.__name__}.exit_code = {value!r}: use store.ExitCode"
+            )
+            checked.append(cls)
+    # The roots of the packages' error trees at least.
+    names = {cls.__name__ for cls in checked}
+    assert {"StoreError", "SourceError", "CliError", "MountError", "M365ConfigError"} <= names
+
+
+@pytest.mark.parametrize("module_name", ERRORS_MODULES)
+def test_the_error_tree_in_the_docstring_states_each_class_code(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    drawn = re.findall(r"(\w+) \((\d+)\)", module.__doc__ or "")
+    assert drawn, module_name
+    for name, number in drawn:
+        cls = getattr(module, name)
+        assert cls.exit_code == int(number), (module_name, name, cls.exit_code, number)
