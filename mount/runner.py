@@ -311,7 +311,7 @@ def _daemonize(
     os.close(read_end)
     os.setsid()
     if os.fork():
-        os._exit(0)
+        os._exit(ExitCode.OK)
     code: int = ExitCode.OK
     try:
         os.chdir("/")

@@ -4,6 +4,7 @@ in the errors modules' docstrings state the codes the classes carry."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -88,3 +89,44 @@ def test_the_error_tree_in_the_docstring_states_each_class_code(module_name: str
     for name, number in drawn:
         cls = getattr(module, name)
         assert cls.exit_code == int(number), (module_name, name, cls.exit_code, number)
+
+
+def _bare_exit_numbers(path: Path) -> list[str]:
+    """Places in one source file that write an exit code as a bare number."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    in_commands = path.parent.name == "commands" and path.parent.parent.name == "cli"
+    found = []
+
+    def number(node: ast.AST | None) -> bool:
+        return (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, int)
+            and not isinstance(node.value, bool)
+        )
+
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Call) and node.args and number(node.args[0]):
+            name = ast.unparse(node.func)
+            if name in ("sys.exit", "os._exit", "SystemExit", "exit", "ctx.exit"):
+                found.append(f"{where}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and number(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                name = ast.unparse(target)
+                if name.rsplit(".", 1)[-1] == "exit_code" or name.upper().startswith("EXIT_"):
+                    found.append(f"{where}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "exit_code" and number(value):
+                    found.append(f"{where}: exit_code {ast.unparse(value)}")
+        elif isinstance(node, ast.Return) and in_commands and number(node.value):
+            found.append(f"{where}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_exit_code_is_written_as_a_bare_number() -> None:
+    sources = [path for top in PRODUCT for path in sorted((ROOT / top).rglob("*.py"))]
+    assert len(sources) > 100
+    bare = [line for path in sources for line in _bare_exit_numbers(path)]
+    assert not bare, "use store.ExitCode:\n" + "\n".join(bare)
