@@ -19,7 +19,7 @@ from cli.app import App
 from cli.commands import LazyGroup
 from cli.errors import CliError
 from cli.malloc import limit_malloc_arenas
-from cli.output import SafeFormatter
+from cli.ui.output import SafeFormatter
 from sources.errors import SourceError
 from store import ExitCode, StoreError, defang
 

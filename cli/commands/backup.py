@@ -16,11 +16,11 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.destinations import send_to_destinations
 from cli.errors import ConfigError
-from cli.output import human_duration, human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.retention import after_backup_summary, forget_after_backup
+from cli.flows.afterbackup import after_backup_summary, forget_after_backup
+from cli.flows.fanout import send_to_destinations
+from cli.ui.output import human_duration, human_size, note, print_json, shown
+from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
 from store import BackupRun, ExitCode, Owner, Repository
 
@@ -179,7 +179,7 @@ def _tenant(
     as_json: bool,
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
+    from cli.flows.m365 import ProgressAdapter, quiet_http_logs, summary_lines
     from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.meter import Meter
-from cli.output import human_duration, human_size, note, print_json, shown
+from cli.ui.meter import Meter
+from cli.ui.output import human_duration, human_size, note, print_json, shown
 from store import CheckResult, CheckState, ExitCode, check_repository, format_time, record_check
 from store import validate_subset as _validate_subset
 

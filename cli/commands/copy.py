@@ -10,10 +10,10 @@ from typing import TypeVar
 import click
 
 from cli.app import App
-from cli.copying import run_copy
 from cli.errors import CliError
-from cli.output import human_duration, human_size, note, print_json
-from cli.targets import PasswordSource, RepoTarget
+from cli.flows.copying import run_copy
+from cli.settings.targets import PasswordSource, RepoTarget
+from cli.ui.output import human_duration, human_size, note, print_json
 from store import ExitCode, Repository, Snapshot, StoreError, owner_matches, select_snapshots
 
 T = TypeVar("T")

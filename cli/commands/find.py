@@ -3,7 +3,7 @@
     coffer find --subject invoice --owner 'ann@*' --since 2026-01-01
     coffer find --name 'Budget*.xlsx' --json
 
-Uses the filters of ``coffer restore`` (cli/restoring.py). Each version of
+Uses the filters of ``coffer restore`` (cli/flows/restoring.py). Each version of
 each matching item is listed once, with the snapshots holding it (first and
 last), its path, where the mount shows it, and the command that restores it;
 so an administrator picks the point in time (a deleted item is in the
@@ -17,8 +17,8 @@ import shlex
 import click
 
 from cli.app import App
-from cli.output import echo, human_size, note, print_json, shown
-from cli.restoring import build_query, filter_options
+from cli.flows.restoring import build_query, filter_options
+from cli.ui.output import echo, human_size, note, print_json, shown
 from sources.m365.restore import find_versions
 from store import ExitCode, Layout, is_hidden, owner_matches
 

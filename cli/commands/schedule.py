@@ -18,7 +18,6 @@ import click
 
 from cli.app import App
 from cli.errors import CliError, ConfigError
-from cli.output import note, print_json, shown
 from cli.schedules.config import parse_notify, parse_schedules
 from cli.schedules.crontimes import next_times
 from cli.schedules.notify import Message, Notifier
@@ -26,6 +25,7 @@ from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
 from cli.schedules.service import coffer_command, state_of
 from cli.schedules.summary import build_summary
+from cli.ui.output import note, print_json, shown
 from store import ExitCode
 
 

@@ -25,8 +25,8 @@ import click
 
 from cli.commands.restore import command as restore_command
 from cli.errors import CliError
-from cli.progress import Progress, watching
 from cli.serve.console import Console, ServedRepo
+from cli.ui.progress import Progress, watching
 from sources.errors import SourceError
 from store import ExitCode, StoreError
 
@@ -71,7 +71,7 @@ class RestoreJob:
     progress: Progress | None = None
 
     def follow(self, progress: Progress) -> None:
-        """Called with the restore's progress display (cli/progress.py watching())."""
+        """Called with the restore's progress display (cli/ui/progress.py watching())."""
         self.progress = progress
 
     def to_map(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from cli.commands import COMMANDS
 from cli.main import cli, main
 from store import ExitCode
-from tests.cli.helpers import CofferEnv, init, make_tree, new_env
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
 
 DOCUMENTED = set(ExitCode)  # README's table (tests/cli/test_exit_code_table.py)
 # mount would serve in the foreground until unmounted: not part of the sweep.

@@ -16,7 +16,7 @@ import pytest
 
 import store.backend as backend
 from store import BackendNotInstalled, ExitCode
-from tests.cli.helpers import make_tree, new_env
+from tests.cli.support.helpers import make_tree, new_env
 
 # The URL of each scheme, its extra, and the import roots its SDK (with the SDK's own
 # dependencies) provides.

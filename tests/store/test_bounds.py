@@ -43,7 +43,7 @@ from store.pack import BlobEntry, PackBuilder, read_trailer
 from store.reader import ItemReader
 from store.snapshot import Snapshot
 from store.tree import Entry, Page
-from tests.cli.helpers import init, make_tree, new_env
+from tests.cli.support.helpers import init, make_tree, new_env
 from tests.store.helpers import make_repo, snapshot_of
 
 # A bomb: 64 MiB of zeros in a zstd frame of a few KiB.
