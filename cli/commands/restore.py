@@ -20,13 +20,12 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL
 from cli.flows.restoring import build_query, filter_options
 from cli.ui.output import human_size, note, print_json, shown
 from cli.ui.progress import Progress
 from sources.localdir import CONFLICT_POLICIES, OWNER_POLICIES, restore_to_dir
 from sources.m365.restore import ItemQuery
-from store import Layout, Repository, Snapshot, owner_component, select_snapshots
+from store import ExitCode, Layout, Repository, Snapshot, owner_component, select_snapshots
 
 NOTHING = "nothing matched the selection"
 
@@ -185,7 +184,7 @@ def _to_dir(
         "on_conflict": on_conflict,
         "restore_owner": restore_owner,
         "status": "nothing" if nothing else ("partial" if failed else "ok"),
-        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
+        "exit_code": ExitCode.PARTIAL if failed else ExitCode.OK,
         "owners": owners_report,
         "failed": failed,
     }

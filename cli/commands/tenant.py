@@ -16,8 +16,9 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
+from cli.errors import CliError, ConfigError
 from cli.ui.output import echo, print_json, shown
+from store import ExitCode
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
@@ -63,7 +64,7 @@ def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: 
         print_json(result.as_json())
     else:
         _print(result.as_json())
-    return EXIT_OK if result.ok else EXIT_PARTIAL
+    return ExitCode.OK if result.ok else ExitCode.PARTIAL
 
 
 def _print(report: dict[str, object]) -> None:

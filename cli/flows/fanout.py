@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cli.app import App
-from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError
+from cli.errors import CliError
 from cli.flows.copying import run_copy
 from cli.settings.destinations import Destination
 from cli.ui.output import human_duration, human_size, note
-from store import Repository, Snapshot, redact_text, redact_url
+from store import ExitCode, Repository, Snapshot, redact_text, redact_url
 
 F = TypeVar("F", bound=Callable[..., int])
 
@@ -61,7 +61,7 @@ def _failure(destination: Destination, role: str, exc: BaseException) -> dict[st
         "role": role,
         "status": "failed",
         "error": redact_text(str(exc), destination.target.url) or type(exc).__name__,
-        "exit_code": int(getattr(exc, "exit_code", EXIT_ERROR)),
+        "exit_code": int(getattr(exc, "exit_code", ExitCode.ERROR)),
     }
 
 
@@ -148,8 +148,8 @@ def _fan_out(
                     f"({human_size(result['bytes_added'])} added) "
                     f"in {human_duration(result['seconds'])}"
                 )
-    if any(r["status"] != "ok" for r in results) and code == EXIT_OK:
-        return EXIT_PARTIAL
+    if any(r["status"] != "ok" for r in results) and code == ExitCode.OK:
+        return ExitCode.PARTIAL
     return code
 
 
@@ -191,5 +191,5 @@ def _copy_to(
         "bytes_added": summary["stats"]["bytes_added"],
         "seconds": round(time.monotonic() - started, 3),
         "report": summary.get("report"),
-        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
+        "exit_code": ExitCode.PARTIAL if failed else ExitCode.OK,
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_USAGE, CliError, ConfigError
+from cli.errors import CliError, ConfigError
 from cli.flows.m365 import quiet_http_logs
 from cli.flows.restoring import (
     RestoreProgressAdapter,
@@ -32,7 +32,7 @@ from sources.m365.restore import (
     parse_target,
     restore_settings,
 )
-from store import Repository, Snapshot
+from store import ExitCode, Repository, Snapshot
 
 GROUPS_REFUSED = (
     "Microsoft 365 group conversations and calendars cannot be restored into Microsoft 365 "
@@ -48,7 +48,7 @@ class CannotRestore(CliError):
     """The request asks for what cannot be restored there (exit 2, like a usage error:
     nothing was sent, and a script can tell it from a failed restore)."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 def check_request(chosen: list[Snapshot], query: ItemQuery, target: RestoreTarget) -> None:
@@ -139,4 +139,4 @@ def restore_to_m365(
         for line in lines:
             note(line)
     code = report["exit_code"]
-    return int(code) if isinstance(code, int) else EXIT_OK
+    return int(code) if isinstance(code, int) else ExitCode.OK

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.mount.corpus import PASSWORD
+from tests.mount.support.corpus import PASSWORD
 
 COFFER = str(Path(sys.executable).with_name("coffer"))
 
