@@ -522,6 +522,12 @@ def test_environment_values_the_sweep_found(template: Template, tmp_path: Path) 
     assert result.code in DOCUMENTED, result.err
     assert "unexpected error" not in result.err
     assert result.err.count("\n") == 1, result.err
+    # A cache directory whose name is not UTF-8 is a directory like any other
+    # (before: "unexpected error: UnicodeEncodeError" from LMDB's path encoding).
+    cache = os.fsdecode(bytes(tmp_path) + b"/cache-\xff\xfe")
+    result = env.run("snapshots", check=False, COFFER_CACHE_DIR=cache)
+    assert result.code == 0, result.err
+    assert Path(cache).is_dir()
 
 
 def test_endless_configuration_and_password_files_are_refused(template: Template) -> None:
