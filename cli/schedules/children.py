@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from cli.errors import EXIT_INTERRUPTED
+from store import ExitCode
 
 INTERRUPT_GRACE = 15.0  # seconds a child gets to stop cleanly before SIGKILL
 
@@ -29,7 +29,7 @@ class Interrupted(RuntimeError):
 
 
 def was_interrupted(returncode: int) -> bool:
-    return returncode in (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
+    return returncode in (ExitCode.INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
 
 
 class Children:

@@ -35,7 +35,7 @@ from cli.schedules.children import Children, Interrupted, was_interrupted
 from cli.schedules.config import Schedule
 from cli.schedules.hooks import hook_env, run_hook
 from cli.schedules.state import StateFile, run_lock
-from store import defang
+from store import ExitCode, defang
 
 KIND_BACKUP, KIND_PRUNE, KIND_CHECK = "backup", "prune", "check"
 _PASSED_ENV = (
@@ -174,9 +174,10 @@ class Runner:
             done = None
         if done is not None:
             result.exit_code = done.returncode
-            result.outcome = {0: "succeeded", 3: "partial"}.get(done.returncode, "failed")
+            outcomes: dict[int, str] = {ExitCode.OK: "succeeded", ExitCode.PARTIAL: "partial"}
+            result.outcome = outcomes.get(done.returncode, "failed")
             if was_interrupted(done.returncode) or (
-                self.coffer.children.stopping.is_set() and done.returncode != 0
+                self.coffer.children.stopping.is_set() and done.returncode != ExitCode.OK
             ):
                 result.outcome = "interrupted"
                 result.messages.append("the backup was interrupted: the server stopped")
@@ -194,7 +195,10 @@ class Runner:
                     name = owner.get("owner") or owner.get("name")
                     if isinstance(kind, str) and isinstance(name, str):
                         result.owners.append(f"{kind}/{name}")
-            if done.returncode not in (0, 3) and result.outcome != "interrupted":
+            if (
+                done.returncode not in (ExitCode.OK, ExitCode.PARTIAL)
+                and result.outcome != "interrupted"
+            ):
                 result.messages.append(
                     f"coffer backup exited with {done.returncode}: {_last_line(done.stderr)}"
                 )
@@ -209,7 +213,7 @@ class Runner:
             else:
                 result.messages.append(
                     "retention applied"
-                    if forget.returncode == 0
+                    if forget.returncode == ExitCode.OK
                     else f"retention failed ({forget.returncode}): {_last_line(forget.stderr)}"
                 )
         if schedule.post is not None:
@@ -232,9 +236,9 @@ class Runner:
             result.outcome = "interrupted"
             return
         result.exit_code = done.returncode
-        result.outcome = "succeeded" if done.returncode == 0 else "failed"
+        result.outcome = "succeeded" if done.returncode == ExitCode.OK else "failed"
         if was_interrupted(done.returncode) or self.coffer.children.stopping.is_set():
-            result.outcome = "interrupted" if done.returncode != 0 else result.outcome
+            result.outcome = "interrupted" if done.returncode != ExitCode.OK else result.outcome
         if result.outcome == "failed":
             result.messages.append(
                 f"coffer {kind} exited with {done.returncode}: {_last_line(done.stderr)}"

@@ -21,6 +21,7 @@ from cli.schedules.config import SummarySettings
 from cli.schedules.notify import Message
 from cli.schedules.runner import CofferCommand
 from cli.serve.overview import Overview
+from store import ExitCode
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def build_summary(
     if owners is not None:
         return summary_message(owners, now, settings)
     done = coffer.run(["snapshots", "--json"])
-    if done.returncode != 0:
+    if done.returncode != ExitCode.OK:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(
             f"coffer snapshots exited with {done.returncode}: {lines[-1] if lines else ''}"
