@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from cli.serve.console import Console
 from cli.serve.login import client_address
 from cli.serve.notifylog import stamp_of
-from cli.serve.schedview import SchedulerView, ScheduleSource
+from cli.serve.schedview import SchedulerView, ScheduleViewSource
 from cli.serve.security import checked_form, require, signed_in
 from cli.serve.services import Services
 from cli.serve.web import Web
@@ -35,9 +35,9 @@ class SchedulePages:
         self.web = web
         self.services = services
 
-    def source(self) -> ScheduleSource | None:
+    def source(self) -> ScheduleViewSource | None:
         service = self.services.get(SERVICE)
-        return service if isinstance(service, ScheduleSource) else None
+        return service if isinstance(service, ScheduleViewSource) else None
 
     async def schedules(self, request: Request) -> Response:
         source = self.source()

@@ -34,7 +34,7 @@ class SchedulerView:
 
 
 @runtime_checkable
-class ScheduleSource(Protocol):
+class ScheduleViewSource(Protocol):
     """The scheduler, seen from the console (thread-safe)."""
 
     def schedule_view(self, count: int = 3) -> SchedulerView: ...
