@@ -1,6 +1,7 @@
 """The console over a Microsoft 365 backup (the simulator over real HTTPS), in
 headless Chromium: two mails checked in a folder and restored in one job to
-another user, seen there through Graph; a Teams channel thread whose message
+another user, seen there through Graph, then deleted and restored to where
+they were; a Teams channel thread whose message
 carries script and a remote image previews inert; a viewer gets neither
 checkboxes nor restore. Screenshots go to the test's temporary directory."""
 
@@ -118,6 +119,29 @@ def test_console_over_microsoft_365_in_a_browser(tmp_path: Path) -> None:
             page.click("#job-report")
             assert "coffer-restore-report" in page.content()
             shot(page, shots, "restore-report")
+
+            # The same two, deleted from the Inbox, checked again and restored to
+            # where they were: back in the Inbox, as Graph shows it.
+            inbox = g.all(f"/users/{user['id']}/mailFolders/inbox/messages", **{"$top": "100"})
+            chosen = {m["internetMessageId"]: m["id"] for m in inbox if m["subject"] in subjects}
+            assert len(chosen) == 2
+            for graph_id in chosen.values():
+                g.delete(f"/users/{user['id']}/messages/{graph_id}")
+            page.goto(inbox_url)
+            for i in (0, 1):
+                rows.nth(i).locator("input[name=sel]").check()
+            page.check("input[name=target][value=original]")
+            with page.expect_navigation():
+                page.click("#restore-button")
+            deadline = time.monotonic() + 120
+            while page.locator("#job-state").inner_text() in ("queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+            assert page.locator("#job-state").inner_text() == "done", page.content()
+            assert "2 created" in page.locator("#job-summary").inner_text()
+            back = g.all(f"/users/{user['id']}/mailFolders/inbox/messages", **{"$top": "100"})
+            assert set(chosen) <= {m["internetMessageId"] for m in back}
+            shot(page, shots, "restore-to-original")
 
             # The Teams thread with the hostile message previews inert.
             page.goto(url + "/browse?p=owners/teams")
