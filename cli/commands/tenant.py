@@ -2,7 +2,7 @@
 
 Signs in with the ``[tenant]`` configuration, makes one small request per configured
 service and selected owner, and says which application permission, consent or licence
-is missing (sources/m365/preflight.py). No repository is needed and nothing is written.
+is missing (sources/m365/backup/preflight.py). No repository is needed and nothing is written.
 
 Exit codes: 0 every configured service can be backed up for the owners that have it
 (a user without a mailbox or OneDrive is "not applicable", not a failure); 3 a

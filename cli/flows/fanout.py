@@ -3,7 +3,7 @@
 ``coffer backup`` without ``-r``/``COFFER_REPO`` and with two destinations or
 more backs up once, to the first destination that opens (so the source is
 read once), then copies the run's new complete snapshots to each of the
-others (store/copy.py). A destination that fails (it cannot be opened, or the
+others (store/copy/copier.py). A destination that fails (it cannot be opened, or the
 copy fails) is reported and the others go on; the exit code is then 3 (or the
 backup's own code if that is worse). A destination that missed runs catches
 up with ``coffer copy --from FIRST --to NAME``.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lmdb
 
-from store.blobindex import BlobIndex
+from store.cache.blobindex import BlobIndex
 from tests.cli.support.helpers import CofferEnv, files_of, init, make_tree, new_env
 
 

@@ -1,4 +1,4 @@
-"""store/safetext.py: names shown escaped, unambiguously (docs/security.md).
+"""store/browse/safetext.py: names shown escaped, unambiguously (docs/security.md).
 
 The escapes are read back by the test's own decoder (tests/cli/support/escapes.py,
 written from the documentation), so these properties check the documented

@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sources.m365.auth import token_source
-from sources.m365.errors import (
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.errors import (
     AccessDenied,
     AuthError,
     GraphError,
     ItemGone,
     MailboxUnavailable,
 )
-from sources.m365.graph import GraphClient, make_http_session
+from sources.m365.graph.throttle import Gates, Resource
 from sources.m365.restore.calendar import CalendarWriter
 from sources.m365.restore.common import Placement, ServiceRun
 from sources.m365.restore.contacts import ContactsWriter
@@ -54,7 +55,6 @@ from sources.m365.restore.query import ItemQuery
 from sources.m365.restore.report import OwnerResult, totals
 from sources.m365.restore.target import SITE, USER, RestoreTarget
 from sources.m365.settings import TenantSettings
-from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
 from store import Entry, Repository, Snapshot, format_time
 

@@ -1,7 +1,7 @@
 """What the terminal-escape tests share: hostile names, and the checks on output.
 
 The checks are written from docs/security.md ("Names on the terminal"), not
-from store/safetext.py: :func:`unescape` reads the documented escapes back,
+from store/browse/safetext.py: :func:`unescape` reads the documented escapes back,
 so a test can tell that what was shown names exactly one thing.
 """
 
