@@ -21,8 +21,8 @@ import click
 
 from cli.app import App
 from cli.flows.restorepaths import combine, path_plan
-from cli.flows.restoring import build_query, filter_options
-from cli.ui.output import human_size, note, print_json, shown
+from cli.flows.restoring import filter_options, publish
+from cli.ui.output import human_size, shown
 from cli.ui.progress import Progress
 from sources.localdir import CONFLICT_POLICIES, OWNER_POLICIES, restore_to_dir
 from sources.m365.restore import ItemQuery
@@ -79,14 +79,7 @@ def command(
     to: str | None,
     to_dir: Path | None,
     owners: tuple[str, ...],
-    services: tuple[str, ...],
-    kinds: tuple[str, ...],
-    folders: tuple[str, ...],
-    includes: tuple[str, ...],
-    subjects: tuple[str, ...],
-    senders: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    query: ItemQuery,
     subpaths: tuple[str, ...],
     on_conflict: str,
     restore_owner: str,
@@ -96,7 +89,6 @@ def command(
     """Restore items of SNAPSHOT (an ID, or 'latest' for the newest of every owner)."""
     if (to is None) == (to_dir is None):
         raise click.UsageError("give one target: --to TARGET or --to-dir DIR")
-    query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
     repo = app.open_repo()
     chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
     paths = tuple(dict.fromkeys(p.strip("/") for p in subpaths if p.strip("/")))
@@ -210,11 +202,5 @@ def _to_dir(
         )
     if nothing:
         lines = [NOTHING]
-    report["summary"] = "\n".join(lines)
-    report["report"] = repo.save_report("restore", report)
-    if as_json:
-        print_json(report)
-    else:
-        for line in lines:
-            note(line)
+    publish(repo, report, lines, as_json)
     return int(report["exit_code"])
