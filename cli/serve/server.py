@@ -22,6 +22,7 @@ from cli.serve.app import create_app
 from cli.serve.console import Console
 from cli.serve.jobs import RestoreJobs
 from cli.serve.services import Services
+from store import ExitCode
 
 GRACE_SECONDS = 10
 
@@ -68,4 +69,4 @@ def serve(console: Console, services: Services | None = None, *, log_level: str 
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(ExitCode.OK)
