@@ -30,6 +30,7 @@ from store.format.snapshot import Owner, Snapshot
 from store.format.tree import TreeReader
 from store.ids import SnapshotId
 from store.maintenance.retention import Decision, RetentionPolicy, apply_policy
+from store.names import snapshot_name
 from store.repository.repository import Repository
 
 PolicyFor = Callable[[Owner], RetentionPolicy | None]
@@ -158,7 +159,7 @@ def forget_snapshots(
     """
     if not snapshots:
         return None
-    keys = [f"snapshots/{s.id_hex}" for s in snapshots]
+    keys = [snapshot_name(s.id_hex) for s in snapshots]
     report: dict[str, Any] = {
         "deleted": keys,
         "snapshots": [

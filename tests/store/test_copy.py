@@ -23,7 +23,8 @@ from store import (
 from store.backend import LocalBackend
 from store.cache.copymap import CopyMap
 from store.format.index import PackRecord
-from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId, pack_key
+from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId
+from store.names import pack_name
 from tests.store.faulty_backend import FaultyBackend
 from tests.store.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
 
@@ -208,7 +209,7 @@ def test_a_lost_destination_index_makes_the_copy_walk_again(
             if record.kind == PACK_TREE:
                 kept.append(record)
             else:
-                dest.backend.delete(pack_key(record.pack_id, PACK_DATA))
+                dest.backend.delete(pack_name(record.pack_id, PACK_DATA))
     assert kept
     dest.write_index(kept, old_indexes)
     for index_id in old_indexes:
@@ -237,7 +238,7 @@ def test_damage_in_the_source_fails_only_the_snapshots_it_touches(
         if c not in alice_chunks
     }
     for pack_id in bob_packs:
-        key = pack_key(pack_id, PACK_DATA)
+        key = pack_name(pack_id, PACK_DATA)
         raw = bytearray(source.backend.get(key))
         raw[20] ^= 0xFF
         source.backend.put(key, bytes(raw))

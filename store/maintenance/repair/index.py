@@ -28,6 +28,7 @@ from store.maintenance.inventory import PackFile, take_inventory
 from store.maintenance.maintlock import MaintenanceLock
 from store.maintenance.packverify import read_pack_trailer, verify_pack
 from store.maintenance.prune.repack import Repacker
+from store.names import SNAPSHOTS, index_name
 from store.repository.marks import list_marks
 from store.repository.repository import Repository
 
@@ -143,7 +144,7 @@ class _Rebuild:
             except ObjectNotFound:
                 continue
             except StoreError:
-                out.unreadable_indexes.append(f"index/{index_id.hex()}")
+                out.unreadable_indexes.append(index_name(index_id))
         marked = {m.pack_id for mark in list_marks(repo) for m in mark.packs}
         inv = take_inventory(repo.backend)
         for pack_id, record in indexed.items():
@@ -165,7 +166,7 @@ class _Rebuild:
                 self.progress(number, len(packs))
         out.packs_scanned = len(packs)
         out.acknowledged = [
-            k for k in lost_since_last_check(repo, self.state) if not k.startswith("snapshots/")
+            k for k in lost_since_last_check(repo, self.state) if not k.startswith(SNAPSHOTS)
         ]
         if self.dry_run:
             out.packs_indexed = len(records) + len(salvage)
@@ -179,7 +180,7 @@ class _Rebuild:
         out.blobs_indexed = sum(len(r.entries) for r in records)
         written = self._write(records, old_ids)
         superseded = [i for i in old_ids if i not in written]
-        deleted = [f"index/{i.hex()}" for i in superseded]
+        deleted = [index_name(i) for i in superseded]
         deleted += [pack.key for pack, _record, _keep in salvage]
         out.report = repo.save_report(
             "repair",
@@ -191,7 +192,7 @@ class _Rebuild:
             },
         )
         for index_id in superseded:
-            repo.backend.delete(f"index/{index_id.hex()}")
+            repo.backend.delete(index_name(index_id))
         for pack, _record, _keep in salvage:
             repo.backend.delete(pack.key)
         out.index_written = len(written)
@@ -236,7 +237,7 @@ class _Rebuild:
             obj = IndexObject(list(batch), list(supersedes))
             plain = obj.encode()
             index_id = IndexId(self.repo.object_id(plain))
-            self.repo.save_object("index", f"index/{index_id.hex()}", plain)
+            self.repo.save_object("index", index_name(index_id), plain)
             written.append(index_id)
 
         for record in records:

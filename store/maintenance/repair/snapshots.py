@@ -27,6 +27,7 @@ from store.ids import TREE, BlobId
 from store.maintenance.inventory import take_inventory
 from store.maintenance.maintlock import MaintenanceLock
 from store.maintenance.repair.index import lost_since_last_check
+from store.names import SNAPSHOTS, snapshot_name
 from store.repository.blobwriter import BlobWriter
 from store.repository.marks import list_marks
 from store.repository.repository import Repository
@@ -205,7 +206,7 @@ def _repair(repo: Repository, state: CheckState | None, *, dry_run: bool) -> Sna
                 RepairedSnapshot(snap, None, [_display(x) for x in lost], count, bool(snap.sync))
             )
         out.acknowledged = [
-            k for k in lost_since_last_check(repo, state) if k.startswith("snapshots/")
+            k for k in lost_since_last_check(repo, state) if k.startswith(SNAPSHOTS)
         ]
         if writer is None:
             return out
@@ -232,7 +233,7 @@ def _repair(repo: Repository, state: CheckState | None, *, dry_run: bool) -> Sna
         {
             "action": "snapshots",
             **out.to_json(),
-            "deleted": [f"snapshots/{r.old.id_hex}" for r in out.repaired],
+            "deleted": [snapshot_name(r.old.id_hex) for r in out.repaired],
         },
     )
     for item in out.repaired:
