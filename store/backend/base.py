@@ -5,7 +5,7 @@ A backend stores immutable objects under slash-separated keys such as
 engine's business; everything below it (files, S3, Azure, ...) is the backend's.
 
 Contract shared by every implementation (checked by the conformance suite in
-``tests/store/backend_conformance.py``):
+``tests/store/support/backend_conformance.py``):
 
 - ``put`` is atomic: a reader sees either no object or the whole object, never
   a prefix. Writing a key that exists replaces it atomically. Safe to retry.

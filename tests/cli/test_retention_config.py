@@ -11,7 +11,7 @@ from cli.errors import ConfigError
 from cli.retention import forget_after_backup, retention_from_config
 from store import UNLIMITED, Duration, RetentionPolicy
 from tests.cli.helpers import CofferEnv, init, make_tree, new_env
-from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
 
 
 def _config(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]

@@ -25,8 +25,8 @@ from store.cache.copymap import CopyMap
 from store.format.index import PackRecord
 from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId
 from store.names import pack_name
-from tests.store.faulty_backend import FaultyBackend
-from tests.store.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
+from tests.store.support.faulty_backend import FaultyBackend
+from tests.store.support.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
 
 ALICE = Owner("users", "id-alice", "alice@contoso.example")
 BOB = Owner("users", "id-bob", "bob@contoso.example")

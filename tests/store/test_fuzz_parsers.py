@@ -51,7 +51,7 @@ from store.maintenance.prune.pruning import PruneOptions, prune
 from store.names import CONFIG, MARKS
 from store.repository.marks import load_mark
 from tests.fuzzing import FUZZ, MISSING, bounded, json_values, maybe, mutated, record, values
-from tests.store.helpers import make_repo
+from tests.store.support.helpers import make_repo
 
 DOCUMENTED = (IntegrityError, FormatTooNew)
 

@@ -30,7 +30,7 @@ from store import (
 )
 from store.backend import CachingBackend
 from store.format.keys import new_escrow_slot, new_password_slot
-from tests.store.key_helpers import (
+from tests.store.support.key_helpers import (
     CHEAP_KDF,
     PASSWORD,
     canonical,
@@ -41,7 +41,7 @@ from tests.store.key_helpers import (
     read_keyset_json,
     write_keyset_json,
 )
-from tests.store.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo, restore_all
+from tests.store.support.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo, restore_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SECOND = b"second host password"
@@ -297,7 +297,7 @@ def _child(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "tests.store.keys_child",
+            "tests.store.support.keys_child",
             "crashkey",
             str(root / "repo"),
             str(root / "h1"),

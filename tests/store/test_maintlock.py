@@ -25,8 +25,8 @@ from store.backend import Backend, open_backend
 from store.format.codec import decode, encode
 from store.maintenance.maintlock import MaintenanceLock, host_identity, process_start
 from store.names import MAINTENANCE_LOCK
-from tests.store.helpers import FAST_KDF, PASSWORD
-from tests.store.servers import (
+from tests.store.support.helpers import FAST_KDF, PASSWORD
+from tests.store.support.servers import (
     AzuriteServer,
     GcsServer,
     S3Server,

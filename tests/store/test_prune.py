@@ -26,7 +26,7 @@ from store.format.index import PackRecord
 from store.format.pack import PackBuilder
 from store.ids import DATA
 from store.names import pack_name
-from tests.store.ops_helpers import (
+from tests.store.support.ops_helpers import (
     ALICE,
     BOB,
     DAY,
