@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -404,7 +404,7 @@ class Repository:
 
     # -- reports --------------------------------------------------------
 
-    def save_report(self, kind: str, report: dict[str, Any]) -> str:
+    def save_report(self, kind: str, report: Mapping[str, object]) -> str:
         """Store a JSON report (backup run, restore, check) and return its key."""
         name = f"{reports_of(kind)}{format_time(time.time_ns())}-{secrets.token_hex(4)}"
         self.save_object("report", name, json.dumps(report, sort_keys=True).encode())

@@ -42,7 +42,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from store.errors import IntegrityError, ObjectNotFound, StoreError
 from store.format.codec import decode
@@ -80,6 +80,32 @@ class PruneOptions:
     temp_clock: Callable[[], int] = time.time_ns
 
 
+class PruneReport(TypedDict):
+    """What ``coffer prune --json`` prints: every field of :class:`PruneResult`."""
+
+    dry_run: bool
+    snapshots: int
+    packs: int
+    pack_bytes: int
+    used_blobs: int
+    marked: list[str]
+    marked_bytes: int
+    repacked: list[str]
+    repacked_bytes: int
+    new_packs: list[str]
+    deleted: list[str]
+    deleted_bytes: int
+    revived: list[str]
+    postponed: list[str]
+    index_written: int
+    index_deleted: int
+    sessions_removed: list[str]
+    temporaries_removed: list[str]
+    temporaries_bytes: int
+    unused_bytes_after: int
+    report: str | None
+
+
 @dataclass
 class PruneResult:
     dry_run: bool
@@ -104,8 +130,30 @@ class PruneResult:
     unused_bytes_after: int = 0
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def to_json(self) -> PruneReport:
+        return {
+            "dry_run": self.dry_run,
+            "snapshots": self.snapshots,
+            "packs": self.packs,
+            "pack_bytes": self.pack_bytes,
+            "used_blobs": self.used_blobs,
+            "marked": self.marked,
+            "marked_bytes": self.marked_bytes,
+            "repacked": self.repacked,
+            "repacked_bytes": self.repacked_bytes,
+            "new_packs": self.new_packs,
+            "deleted": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+            "revived": self.revived,
+            "postponed": self.postponed,
+            "index_written": self.index_written,
+            "index_deleted": self.index_deleted,
+            "sessions_removed": self.sessions_removed,
+            "temporaries_removed": self.temporaries_removed,
+            "temporaries_bytes": self.temporaries_bytes,
+            "unused_bytes_after": self.unused_bytes_after,
+            "report": self.report,
+        }
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from store.cache.checkstate import CheckState
 from store.errors import ObjectNotFound, StoreError
@@ -33,6 +33,25 @@ from store.repository.marks import list_marks
 from store.repository.repository import Repository
 
 _ENTRIES_PER_OBJECT = 100_000
+
+
+class IndexRepairJSON(TypedDict):
+    """What ``coffer repair index --json`` prints (with the report key)."""
+
+    packs_scanned: int
+    packs_indexed: int
+    blobs_indexed: int
+    packs_read_whole: int
+    lost_blobs: int  # how many; the first IDs are in lost_blob_ids
+    damaged_packs: list[str]
+    salvaged_blobs: int
+    missing_packs: list[str]
+    unreadable_indexes: list[str]
+    acknowledged: list[str]
+    index_written: int
+    index_deleted: int
+    report: str | None
+    lost_blob_ids: list[str]
 
 
 @dataclass
@@ -53,11 +72,23 @@ class IndexRepair:
     index_deleted: int = 0
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["lost_blobs"] = len(self.lost_blobs)
-        out["lost_blob_ids"] = sorted(self.lost_blobs)[:1000]
-        return out
+    def to_json(self) -> IndexRepairJSON:
+        return {
+            "packs_scanned": self.packs_scanned,
+            "packs_indexed": self.packs_indexed,
+            "blobs_indexed": self.blobs_indexed,
+            "packs_read_whole": self.packs_read_whole,
+            "lost_blobs": len(self.lost_blobs),
+            "damaged_packs": self.damaged_packs,
+            "salvaged_blobs": self.salvaged_blobs,
+            "missing_packs": self.missing_packs,
+            "unreadable_indexes": self.unreadable_indexes,
+            "acknowledged": self.acknowledged,
+            "index_written": self.index_written,
+            "index_deleted": self.index_deleted,
+            "report": self.report,
+            "lost_blob_ids": sorted(self.lost_blobs)[:1000],
+        }
 
 
 def packs_flagged_by_last_check(repo: Repository) -> set[str]:

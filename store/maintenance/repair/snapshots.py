@@ -16,7 +16,7 @@ Holds the maintenance lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TypedDict
 
 from store.cache.checkstate import CheckState
 from store.errors import StoreError
@@ -44,6 +44,24 @@ class RepairedSnapshot:
     sync_dropped: bool
 
 
+class RepairedSnapshotJSON(TypedDict):
+    old: str
+    new: str | None  # None: nothing of the snapshot was left, it was deleted
+    owner: str  # kind/name
+    time: int
+    lost_count: int
+    lost: list[str]  # the first paths lost
+    sync_dropped: bool
+
+
+class SnapshotRepairJSON(TypedDict):
+    """What ``coffer repair snapshots --json`` prints (with the report key)."""
+
+    checked: int
+    acknowledged: list[str]
+    snapshots: list[RepairedSnapshotJSON]
+
+
 @dataclass
 class SnapshotRepair:
     checked: int = 0
@@ -51,7 +69,7 @@ class SnapshotRepair:
     acknowledged: list[str] = field(default_factory=list)
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SnapshotRepairJSON:
         return {
             "checked": self.checked,
             "acknowledged": self.acknowledged,
