@@ -343,8 +343,9 @@ class KeySlot:
     fields: dict[str, Any]
 
     @property
-    def key(self) -> str:
-        """The legacy file name of this slot (``keys/<slot id>``)."""
+    def legacy_name(self) -> str:
+        """The object name of this slot in repositories older than the key set
+        (``keys/<slot id>``); not a cryptographic key."""
         return slot_name(self.slot_id)
 
     @property

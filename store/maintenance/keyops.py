@@ -122,10 +122,10 @@ def load_slot_set(repo: Repository) -> SlotSet:
     for slot, raw in files:
         problem = slot.verify(raw, repo.keyring)
         if problem is not None and slot.slot_id != repo.slot_id:
-            ignored[slot.key] = problem
+            ignored[slot.legacy_name] = problem
             continue
         slots.append(slot)
-        legacy.append(slot.key)
+        legacy.append(slot.legacy_name)
     return SlotSet(slots, ignored, legacy, False)
 
 
@@ -147,7 +147,7 @@ def slot_statuses(repo: Repository) -> list[SlotStatus]:
     for slot in found.slots:
         info = slot.fields.get("public_key")
         algorithm = str(info.get("alg", "?")) if isinstance(info, dict) else "?"
-        key = KEYSET if found.keyset else slot.key
+        key = KEYSET if found.keyset else slot.legacy_name
         out.append(
             SlotStatus(
                 key,

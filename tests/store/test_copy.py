@@ -18,7 +18,7 @@ from store import (
     StoreError,
     copy_snapshots,
     missing_snapshots,
-    snapshot_key,
+    snapshot_identity,
 )
 from store.backend import LocalBackend
 from store.cache.copymap import CopyMap
@@ -104,10 +104,10 @@ def test_copy_translates_every_id_and_keeps_everything_else(
     assert [s for s, _ in result.copied] == [first, second, other]
     assert not result.failed
     assert not result.present
-    copies = {snapshot_key(c): c for c in dest.list_snapshots()}
-    assert set(copies) == {snapshot_key(s) for s in (first, second, other)}
+    copies = {snapshot_identity(c): c for c in dest.list_snapshots()}
+    assert set(copies) == {snapshot_identity(s) for s in (first, second, other)}
     for original in (first, second, other):
-        copy = copies[snapshot_key(original)]
+        copy = copies[snapshot_identity(original)]
         assert copy.snapshot_id != original.snapshot_id
         assert copy.tree != original.tree
         assert (copy.owner, copy.run, copy.time_ns, copy.host) == (
@@ -121,8 +121,8 @@ def test_copy_translates_every_id_and_keeps_everything_else(
         assert tree_view(dest, copy) == tree_view(source, original)
         assert sync_state(dest, copy) == sync_state(source, original)
     # Parents are translated, so the history reads the same.
-    assert copies[snapshot_key(second)].parent == copies[snapshot_key(first)].snapshot_id
-    assert copies[snapshot_key(first)].parent is None
+    assert copies[snapshot_identity(second)].parent == copies[snapshot_identity(first)].snapshot_id
+    assert copies[snapshot_identity(first)].parent is None
     assert result.stats.snapshots_copied == 3
     assert result.stats.blobs_added > 0
 
@@ -270,9 +270,9 @@ def test_a_copy_stopped_by_a_failing_destination_resumes(
         result = copy_snapshots(source, dest, snapshots)
         assert len(result.present) == len(done)
         assert len(result.copied) == 3 - len(done)
-        copies = {snapshot_key(c): c for c in dest.list_snapshots()}
+        copies = {snapshot_identity(c): c for c in dest.list_snapshots()}
         for original in snapshots:
-            assert read_all(dest, copies[snapshot_key(original)]) == read_all(source, original)
+            assert read_all(dest, copies[snapshot_identity(original)]) == read_all(source, original)
 
 
 def test_checkpoints_are_distinct_from_complete_snapshots(
