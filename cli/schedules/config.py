@@ -51,8 +51,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cli.config import Config
 from cli.errors import ConfigError
+from cli.settings.config import Config
 
 OUTCOMES = ("succeeded", "partial", "failed", "skipped")
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")

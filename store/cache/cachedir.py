@@ -92,7 +92,10 @@ def _open(path: Path, map_size: int, max_dbs: int, durable: bool) -> lmdb.Enviro
     old_umask = os.umask(0o077)
     try:
         return lmdb.open(
-            str(path),
+            # Bytes, not str: py-lmdb encodes a str path as strict UTF-8, so a
+            # directory whose name is not UTF-8 (COFFER_CACHE_DIR from a
+            # non-UTF-8 locale) raised UnicodeEncodeError; the OS takes bytes.
+            os.fsencode(path),
             map_size=map_size,
             max_dbs=max_dbs,
             subdir=True,

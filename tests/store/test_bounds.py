@@ -44,7 +44,7 @@ from store.names import pack_name
 from store.repository.blobread import read_blobs
 from store.repository.marks import _decode as decode_mark
 from store.repository.reader import ItemReader
-from tests.cli.helpers import init, make_tree, new_env
+from tests.cli.support.helpers import init, make_tree, new_env
 from tests.store.support.helpers import make_repo, snapshot_of
 
 # A bomb: 64 MiB of zeros in a zstd frame of a few KiB.

@@ -16,7 +16,7 @@ from pathlib import Path
 import lmdb
 
 from store.cache.blobindex import BlobIndex
-from tests.cli.helpers import CofferEnv, files_of, init, make_tree, new_env
+from tests.cli.support.helpers import CofferEnv, files_of, init, make_tree, new_env
 
 
 def _blob_index_dir(env: CofferEnv) -> Path:
