@@ -45,7 +45,7 @@ from store.copy.copier import (
     SnapshotCopier,
     copy_snapshots,
     missing_snapshots,
-    snapshot_key,
+    snapshot_identity,
 )
 from store.errors import (
     AlreadyExists,
@@ -223,7 +223,7 @@ __all__ = [
     "safe_component",
     "select_snapshots",
     "slot_statuses",
-    "snapshot_key",
+    "snapshot_identity",
     "symlink_version",
     "validate_subset",
 ]

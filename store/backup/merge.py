@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import lmdb
 
 from store.cache.catalogue import TOMBSTONE, CatalogueWriter, OwnerStore
-from store.format.codec import pack, unpack
+from store.format.codec import decode, encode
 from store.format.config import TreeSplitParams
 from store.format.paths import SEPARATOR, is_under
 from store.format.tree import DIRECTORY, PageWriter
@@ -103,7 +103,7 @@ class _Merger:
 
     def _delete(self, key: bytes, old_encoded: bytes) -> None:
         self.wtxn.delete(key, db=self.store.catalogue)
-        item_id = unpack(old_encoded, "catalogue entry").get("i")
+        item_id = decode(old_encoded, "catalogue entry").get("i")
         if item_id is not None:
             raw_id = str(item_id).encode()
             current = self.wtxn.get(raw_id, db=self.store.ids)
@@ -112,7 +112,7 @@ class _Merger:
         self.counts.dropped += 1
 
     def _set_id(self, key: bytes, encoded: bytes) -> None:
-        item_id = unpack(encoded, "run entry").get("i")
+        item_id = decode(encoded, "run entry").get("i")
         if item_id is not None:
             self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)
 
@@ -131,7 +131,7 @@ class _Merger:
                 current = current + SEPARATOR + name if current else name
                 raw = self.rtxn.get(current, db=self.store.catalogue)
                 existing = None if raw is None else bytes(raw)
-                old_entry = unpack(existing, "catalogue entry") if existing is not None else None
+                old_entry = decode(existing, "catalogue entry") if existing is not None else None
                 if old_entry is not None and old_entry.get("t") == DIRECTORY:
                     self.stack.append(self._open(current, old_entry, existing, explicit=False))
                 else:
@@ -152,7 +152,7 @@ class _Merger:
         # Keep FORMAT.md's key order: x comes before v, i, a.
         ordered: dict[str, object] = {k: entry[k] for k in ("n", "t", "p", "m", "x") if k in entry}
         ordered.update({k: v for k, v in entry.items() if k not in ordered})
-        encoded = pack(ordered)
+        encoded = encode(ordered)
         if encoded != closing.old_encoded:
             self._put(closing.key, encoded)
             self.counts.written += 1
@@ -172,7 +172,7 @@ class _Merger:
     def _push_dir(self, key: bytes, encoded: bytes, old: bytes | None, *, explicit: bool) -> None:
         self._close_until_parent_of(key)
         self.stack.append(
-            self._open(key, unpack(encoded, "directory entry"), old, explicit=explicit)
+            self._open(key, decode(encoded, "directory entry"), old, explicit=explicit)
         )
 
     # -- the merge ------------------------------------------------------
@@ -201,8 +201,8 @@ class _Merger:
                         self._delete(key, old)
                     dropping = key
                     continue
-                is_dir = unpack(value, "run entry").get("t") == DIRECTORY
-                if old is not None and not is_dir and unpack(old, "entry").get("t") == DIRECTORY:
+                is_dir = decode(value, "run entry").get("t") == DIRECTORY
+                if old is not None and not is_dir and decode(old, "entry").get("t") == DIRECTORY:
                     dropping = key  # a directory replaced by a file: drop its contents
                 self._set_id(key, value)
                 if is_dir:
@@ -221,7 +221,7 @@ class _Merger:
                 cat_ok = cat_cursor.next()
                 continue
             in_scope = self._in_scope(cat_key)
-            is_dir = old[:1] != b"" and unpack(old, "catalogue entry").get("t") == DIRECTORY
+            is_dir = old[:1] != b"" and decode(old, "catalogue entry").get("t") == DIRECTORY
             was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
             if is_dir:
                 kept_whole = any(is_under(cat_key, kept) for kept in self.kept)

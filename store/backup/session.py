@@ -36,11 +36,12 @@ from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
 from store.errors import StoreError
 from store.format.chunker import Chunker
-from store.format.codec import pack
+from store.format.codec import encode
 from store.format.paths import path_key
 from store.format.snapshot import Owner, Snapshot
 from store.format.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 from store.ids import DATA, TREE, BlobId, SnapshotId
+from store.names import SESSIONS
 from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
@@ -107,7 +108,7 @@ class BackupRun:
         self.writer = writer or repo.blob_writer()
         self.chunker = Chunker(repo.config.chunker, repo.keyring.chunker_seed)
         self.tree_reader = TreeReader(lambda blob_id: repo.load_blob(blob_id, TREE))
-        self._session_key = f"sessions/{os.urandom(16).hex()}"
+        self._session_key = f"{SESSIONS}{os.urandom(16).hex()}"
         self._stop = threading.Event()
         self._snapshots: list[Snapshot] | None = None
         self._snapshots_lock = threading.Lock()
@@ -123,7 +124,7 @@ class BackupRun:
         self.repo.save_object(
             "session",
             self._session_key,
-            pack(
+            encode(
                 {
                     "v": 1,
                     "host": self.host,

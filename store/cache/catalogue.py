@@ -24,7 +24,7 @@ from typing import Any
 import lmdb
 
 from store.cache.cachedir import MappedPages, open_lmdb
-from store.format.codec import unpack
+from store.format.codec import decode
 from store.format.paths import SEPARATOR
 from store.format.tree import Entry, TreeReader
 from store.ids import BlobId, SnapshotId
@@ -240,7 +240,7 @@ class OwnerStore:
                 if SEPARATOR in name:  # a deeper item: skip to the next sibling
                     found = cursor.set_range(prefix + name.split(SEPARATOR, 1)[0] + b"\x01")
                     continue
-                data = unpack(bytes(cursor.value()), "catalogue entry")
+                data = decode(bytes(cursor.value()), "catalogue entry")
                 out[name] = (str(data.get("t")), data.get("v"))
                 found = cursor.next()
         return out

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from store.cache.cachedir import private_dir
 
@@ -40,6 +40,26 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+class ReadProgressJSON(TypedDict):
+    """``check/progress.json`` (FORMAT.md §10)."""
+
+    v: int
+    repo: str
+    started: int
+    subset: str
+    selected: list[str]
+    done: list[str]
+
+
+class AnchorJSON(TypedDict):
+    """``check/inventory.json`` (FORMAT.md §10)."""
+
+    v: int
+    time: int
+    keys: list[str]
+    partial: dict[str, tuple[str, int]]  # written as [owner identity, time ns]
+
+
 @dataclass
 class ReadProgress:
     """An interrupted (or running) ``--read-data`` pass."""
@@ -50,7 +70,7 @@ class ReadProgress:
     selected: list[str]  # pack IDs (hex) chosen for this run
     done: set[str] = field(default_factory=set)  # verified and found intact
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ReadProgressJSON:
         return {
             "v": 1,
             "repo": self.repo_id,
@@ -84,12 +104,12 @@ class Anchor:
     # superseded later by the same owner's newer snapshots, legitimately)
     partial: dict[str, tuple[str, int]] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> AnchorJSON:
         return {
             "v": 1,
             "time": self.time_ns,
             "keys": sorted(self.keys),
-            "partial": {k: [o, t] for k, (o, t) in sorted(self.partial.items())},
+            "partial": {k: (o, t) for k, (o, t) in sorted(self.partial.items())},
         }
 
     @classmethod

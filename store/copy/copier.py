@@ -49,23 +49,23 @@ from store.ids import BlobId, SnapshotId
 from store.repository.blobread import read_blobs
 from store.repository.repository import Repository
 
-SnapshotKey = tuple[str, str, int, bool]
+SnapshotIdentity = tuple[str, str, int, bool]
 
 # Blobs to read are collected up to these bounds, then read in one bulk pass.
 BATCH_BLOBS = 20_000
 BATCH_BYTES = 256 * 1024 * 1024
 
 
-def snapshot_key(snapshot: Snapshot) -> SnapshotKey:
+def snapshot_identity(snapshot: Snapshot) -> SnapshotIdentity:
     """A snapshot's identity in any repository: owner, run, time, checkpoint flag."""
     return (snapshot.owner.identity, snapshot.run, snapshot.time_ns, snapshot.partial)
 
 
 def missing_snapshots(wanted: Iterable[Snapshot], present: Iterable[Snapshot]) -> list[Snapshot]:
     """The snapshots of ``wanted`` with no counterpart in ``present``, oldest first."""
-    have = {snapshot_key(s) for s in present}
+    have = {snapshot_identity(s) for s in present}
     return sorted(
-        (s for s in wanted if snapshot_key(s) not in have),
+        (s for s in wanted if snapshot_identity(s) not in have),
         key=lambda s: (s.time_ns, s.owner.identity, s.partial),
     )
 
@@ -165,7 +165,7 @@ class SnapshotCopier:
             raise
         try:
             self._map.begin(dest.list_index_ids())
-            self._there = {snapshot_key(s): s for s in dest.list_snapshots()}
+            self._there = {snapshot_identity(s): s for s in dest.list_snapshots()}
         except BaseException:
             self._map.close()
             self._run.abort()
@@ -186,7 +186,7 @@ class SnapshotCopier:
 
     def present(self, snapshot: Snapshot) -> Snapshot | None:
         """The destination's counterpart of ``snapshot``, if it has one."""
-        return self._there.get(snapshot_key(snapshot))
+        return self._there.get(snapshot_identity(snapshot))
 
     def copy(self, snapshot: Snapshot) -> Snapshot:
         """Copy one snapshot (or return its counterpart if already there).
@@ -215,7 +215,7 @@ class SnapshotCopier:
                 tags=snapshot.tags,
             )
         )
-        key = snapshot_key(snapshot)
+        key = snapshot_identity(snapshot)
         self._there[key] = stored
         if not snapshot.partial:
             # A checkpoint of the same run copied earlier is superseded, as
@@ -427,8 +427,8 @@ __all__ = [
     "CopyResult",
     "CopyStats",
     "SnapshotCopier",
-    "SnapshotKey",
+    "SnapshotIdentity",
     "copy_snapshots",
     "missing_snapshots",
-    "snapshot_key",
+    "snapshot_identity",
 ]

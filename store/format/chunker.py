@@ -28,7 +28,7 @@ class Chunker:
         cdc: FastCDC | None = getattr(self._local, "cdc", None)
         if cdc is None:
             cdc = FastCDC(
-                self.params.avg,
+                self.params.normal_size,
                 min_size=self.params.min,
                 max_size=self.params.max,
                 normalized_chunking=cast(Literal[0, 1, 2, 3], self.params.nc),

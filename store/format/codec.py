@@ -1,6 +1,6 @@
 """MessagePack encoding used by every structured object of the format.
 
-``pack`` is deterministic for the values we give it (maps are written in
+``encode`` is deterministic for the values we give it (maps are written in
 insertion order; callers build them in a fixed order), which content addressing
 needs: the same tree page always hashes to the same ID.
 
@@ -30,13 +30,13 @@ I64_MAX = (1 << 63) - 1
 U32_MAX = (1 << 32) - 1
 
 
-def pack(value: object) -> bytes:
+def encode(value: object) -> bytes:
     """Encode ``value`` (bytes as bin, str as UTF-8 str)."""
     packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
 
 
-def unpack(raw: bytes, what: str) -> Any:
+def decode(raw: bytes, what: str) -> Any:
     """Decode; raises IntegrityError naming ``what`` if ``raw`` is not msgpack."""
     try:
         return msgpack.unpackb(raw, raw=False, strict_map_key=False)
@@ -44,13 +44,13 @@ def unpack(raw: bytes, what: str) -> Any:
         raise IntegrityError(f"{what}: malformed ({exc})") from exc
 
 
-def unpack_map(raw: bytes, what: str, supported: int) -> dict[Any, Any]:
+def decode_map(raw: bytes, what: str, supported: int) -> dict[Any, Any]:
     """Decode a versioned object (a map with ``"v"``) and check its version.
 
     Raises FormatTooNew when ``v`` is above ``supported``, IntegrityError when
     ``raw`` is not such a map.
     """
-    data = unpack(raw, what)
+    data = decode(raw, what)
     if not isinstance(data, dict):
         raise IntegrityError(f"{what}: malformed (not a map)")
     check_version(data.get("v"), what, supported)

@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.errors import FormatTooNew, IntegrityError
-from store.format.codec import pack, unpack
+from store.format.codec import decode, encode
 from store.format.crypto import seal, sealed_epoch, unseal
 from store.format.keys import Keyring
+from store.names import CONFIG
 
 FORMAT_NAME = "coffer-repository"
 FORMAT_VERSION = 1
-CONFIG_KEY = "config"
 
 
 @dataclass(frozen=True)
 class ChunkerParams:
-    """FastCDC sizes. ``avg`` is pyfastcdc's ``avg_size``: the mean chunk is avg + min.
+    """FastCDC sizes.
+
+    ``normal_size`` is pyfastcdc's ``avg_size`` (FastCDC's normal size: it sets
+    the bits of the cut masks and where normalized chunking loosens the mask).
+    It is not the mean chunk size: cutting starts only past ``min``, so the mean
+    is ``min + normal_size`` (:attr:`mean_size`). The config object stores it
+    under the name ``avg`` (FORMAT.md §4), which existing repositories keep.
 
     128 KiB / 512 KiB mean / 2 MiB, chosen by ``python -m tools.bench chunking``
     (docs/performance.md): against 256 KiB / 1 MiB / 4 MiB it halves what an
@@ -30,9 +36,29 @@ class ChunkerParams:
     """
 
     min: int = 128 * 1024
-    avg: int = 384 * 1024
+    normal_size: int = 384 * 1024
     max: int = 2 * 1024 * 1024
     nc: int = 1
+
+    @property
+    def mean_size(self) -> int:
+        """The mean chunk size of random input (pyfastcdc: ``avg_size + min_size``)."""
+        return self.min + self.normal_size
+
+    def to_map(self) -> dict[str, int]:
+        """The ``chunker`` map of the config object, fields in their stored order."""
+        return {"min": self.min, "avg": self.normal_size, "max": self.max, "nc": self.nc}
+
+    @classmethod
+    def from_map(cls, fields: object) -> ChunkerParams:
+        """Read the ``chunker`` map of a config object (missing fields take the
+        defaults). Raises TypeError on a field it does not know or a non-map."""
+        if not isinstance(fields, dict):
+            raise TypeError(f"chunker parameters are a {type(fields).__name__}, not a map")
+        if "normal_size" in fields:
+            raise TypeError("unexpected chunker field 'normal_size'")
+        named = {("normal_size" if k == "avg" else k): v for k, v in fields.items()}
+        return cls(**named)
 
 
 @dataclass(frozen=True)
@@ -76,19 +102,17 @@ class RepoConfig:
     def encode(self, keyring: Keyring) -> bytes:
         """The bytes of the ``config`` object."""
         header = self.header_line()
-        body = pack(
+        body = encode(
             {
                 "v": FORMAT_VERSION,
                 "id": self.repo_id,
-                "chunker": asdict(self.chunker),
+                "chunker": self.chunker.to_map(),
                 "pack_size": self.pack_size,
                 "zstd_level": self.zstd_level,
                 "tree_split": asdict(self.tree_split),
             }
         )
-        sealed = seal(
-            keyring.current, keyring.current_key, "config", CONFIG_KEY, body, None, header
-        )
+        sealed = seal(keyring.current, keyring.current_key, "config", CONFIG, body, None, header)
         return header + b"\n" + sealed
 
 
@@ -124,18 +148,18 @@ def read_header(raw: bytes) -> ConfigHeader:
 
 def decode_config(header: ConfigHeader, keyring: Keyring) -> RepoConfig:
     """Open and check the sealed body. Raises IntegrityError."""
-    epoch = sealed_epoch(header.sealed_body, CONFIG_KEY)
+    epoch = sealed_epoch(header.sealed_body, CONFIG)
     plain = unseal(
-        header.sealed_body, keyring.epoch_key(epoch, CONFIG_KEY), "config", CONFIG_KEY, header.line
+        header.sealed_body, keyring.epoch_key(epoch, CONFIG), "config", CONFIG, header.line
     )
-    data = unpack(plain, CONFIG_KEY)
+    data = decode(plain, CONFIG)
     try:
         if data["id"] != header.repo_id:
             raise IntegrityError("config body and header disagree on the repository ID")
         return RepoConfig(
             repo_id=header.repo_id,
             created=header.created,
-            chunker=ChunkerParams(**data["chunker"]),
+            chunker=ChunkerParams.from_map(data["chunker"]),
             pack_size=int(data["pack_size"]),
             zstd_level=int(data["zstd_level"]),
             tree_split=TreeSplitParams(**data["tree_split"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.format.codec import U32_MAX, field_bytes, field_int, field_list, pack, unpack_map
+from store.format.codec import U32_MAX, decode_map, encode, field_bytes, field_int, field_list
 from store.format.pack import BlobEntry
 from store.ids import ID_SIZE, PACK_DATA, PACK_TREE, IndexId, PackId
 
@@ -40,7 +40,7 @@ class IndexObject:
     supersedes: list[IndexId] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return pack(
+        return encode(
             {
                 "v": INDEX_VERSION,
                 "packs": [
@@ -54,7 +54,7 @@ class IndexObject:
     @classmethod
     def decode(cls, raw: bytes, what: str) -> IndexObject:
         """Parse an index plaintext. Raises FormatTooNew, IntegrityError."""
-        data = unpack_map(raw, what, INDEX_VERSION)
+        data = decode_map(raw, what, INDEX_VERSION)
         items = field_list(data.get("packs"), what, "packs")
         packs = [PackRecord.from_list(item, what) for item in items]
         supersedes = [

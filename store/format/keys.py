@@ -37,13 +37,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from store.errors import IntegrityError, KeySlotDamaged, StoreError
-from store.format.codec import U32_MAX, field_bytes, field_int, pack, unpack
+from store.format.codec import U32_MAX, decode, encode, field_bytes, field_int
 from store.format.crypto import ZERO_NONCE, derive, keyed_hash
+from store.names import KEYS, slot_name
 
 SLOT_FORMAT = "coffer-key"
 SLOT_VERSION = 1
 
-KEYSET_KEY = "keys/keyset"
 KEYSET_FORMAT = "coffer-keyset"
 KEYSET_VERSION = 1
 # A key set holds at most MAX_SLOTS slots of a few KiB each; anything much
@@ -166,11 +166,11 @@ class Keyring:
         return (raw & ((1 << 63) - 1)) | 1
 
     def encode(self) -> bytes:
-        return pack({"v": 1, "root": self.root, "epochs": self.epochs, "current": self.current})
+        return encode({"v": 1, "root": self.root, "epochs": self.epochs, "current": self.current})
 
     @classmethod
     def decode(cls, raw: bytes) -> Keyring:
-        data = unpack(raw, "keyring")
+        data = decode(raw, "keyring")
         try:
             # field_*: no bytes()/int() of hostile values (anyone can seal a box
             # to a slot's public key; bytes(2**40) would allocate a terabyte).
@@ -343,9 +343,10 @@ class KeySlot:
     fields: dict[str, Any]
 
     @property
-    def key(self) -> str:
-        """The legacy file name of this slot (``keys/<slot id>``)."""
-        return f"keys/{self.slot_id}"
+    def legacy_name(self) -> str:
+        """The object name of this slot in repositories older than the key set
+        (``keys/<slot id>``); not a cryptographic key."""
+        return slot_name(self.slot_id)
 
     @property
     def name(self) -> str:
@@ -420,7 +421,7 @@ class KeySlot:
                 raise IntegrityError(f"{name} is not a Coffer key slot")
             if int(fields["version"]) > SLOT_VERSION:
                 raise IntegrityError(f"{name}: unknown key slot version {fields['version']}")
-            if name.startswith("keys/") and name != f"keys/{fields['slot']}":
+            if name.startswith(KEYS) and name != slot_name(fields["slot"]):
                 raise IntegrityError(f"{name} names slot {fields['slot']}: moved or damaged")
             return cls(
                 slot_id=str(fields["slot"]),

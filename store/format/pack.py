@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from store.errors import IntegrityError
-from store.format.codec import U32_MAX, field_bytes, field_int, field_list, pack, unpack
+from store.format.codec import U32_MAX, decode, encode, field_bytes, field_int, field_list
 from store.format.crypto import (
     TAG_SIZE,
     TRAILER_NONCE,
@@ -69,7 +69,7 @@ class BlobEntry:
 
 
 @functools.lru_cache(maxsize=1024)
-def pack_key_for(epoch_key: bytes, pack_id: bytes) -> bytes:
+def pack_aead_key(epoch_key: bytes, pack_id: bytes) -> bytes:
     """The single-use AES key of a pack (cached: reads hit the same packs often)."""
     return derive("coffer v1 pack key", epoch_key + pack_id)
 
@@ -85,7 +85,7 @@ class PackBuilder:
         self.kind = kind
         self.pack_id = PackId(os.urandom(32))
         self._epoch = epoch
-        self._key = pack_key_for(epoch_key, self.pack_id)
+        self._key = pack_aead_key(epoch_key, self.pack_id)
         # (type, id, raw length, codec payload)
         self._pending: list[tuple[int, BlobId, int, bytes]] = []
         self.size = HEADER_SIZE
@@ -120,7 +120,7 @@ class PackBuilder:
             parts.append(sealed)
             entries.append(BlobEntry(blob_type, blob_id, offset, len(sealed), raw_length))
             offset += len(sealed)
-        trailer_plain = encode_payload(pack([entry.as_list() for entry in entries]), None)
+        trailer_plain = encode_payload(encode([entry.as_list() for entry in entries]), None)
         trailer_length = len(trailer_plain) + TAG_SIZE
         length_bytes = _LENGTH.pack(trailer_length)
         parts.append(encrypt(self._key, TRAILER_NONCE, trailer_plain, header + length_bytes))
@@ -153,10 +153,10 @@ def read_trailer(data: bytes, epoch_key: bytes, pack_id: bytes, what: str) -> li
     trailer_start = len(data) - _LENGTH.size - trailer_length
     if trailer_start < HEADER_SIZE:
         raise IntegrityError(f"{what}: trailer length out of range")
-    key = pack_key_for(epoch_key, pack_id)
+    key = pack_aead_key(epoch_key, pack_id)
     ad = data[:HEADER_SIZE] + data[-_LENGTH.size :]
     plain = decrypt(key, TRAILER_NONCE, data[trailer_start : len(data) - _LENGTH.size], ad, what)
-    raw = unpack(decode_payload(plain, what), what)
+    raw = decode(decode_payload(plain, what), what)
     if not isinstance(raw, list):
         raise IntegrityError(f"{what}: malformed trailer")
     entries = [BlobEntry.from_list(item, what) for item in raw]
@@ -178,7 +178,7 @@ def open_blob(
     The plaintext is bounded by, and must match, the recorded raw length.
     Raises IntegrityError.
     """
-    key = pack_key_for(epoch_key, pack_id)
+    key = pack_aead_key(epoch_key, pack_id)
     payload = decrypt(
         key, nonce_for_offset(entry.offset), sealed, blob_ad(entry.type, entry.blob_id), what
     )

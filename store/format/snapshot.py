@@ -9,13 +9,13 @@ from typing import Any
 from store.errors import IntegrityError
 from store.format.codec import (
     I64_MAX,
+    decode_map,
+    encode,
     field_bytes,
     field_int,
     field_list,
     field_map,
     field_str,
-    pack,
-    unpack_map,
 )
 from store.format.paths import safe_component
 from store.ids import ID_SIZE, BlobId, SnapshotId
@@ -89,7 +89,7 @@ class Snapshot:
     snapshot_id: SnapshotId | None = field(default=None, compare=False)
 
     def encode(self) -> bytes:
-        return pack(
+        return encode(
             {
                 "v": SNAPSHOT_VERSION,
                 "owner": self.owner.to_map(),
@@ -109,7 +109,7 @@ class Snapshot:
     @classmethod
     def decode(cls, raw: bytes, snapshot_id: SnapshotId, what: str) -> Snapshot:
         """Parse a snapshot plaintext. Raises FormatTooNew, IntegrityError."""
-        data = unpack_map(raw, what, SNAPSHOT_VERSION)
+        data = decode_map(raw, what, SNAPSHOT_VERSION)
         parent = data.get("parent")
         partial = data.get("partial", False)
         if not isinstance(partial, bool):

@@ -21,15 +21,15 @@ from blake3 import blake3
 from store.errors import IntegrityError
 from store.format.codec import (
     I64_MAX,
+    decode,
+    decode_map,
+    encode,
     field_bytes,
     field_int,
     field_list,
     field_map,
     field_str,
     field_str_map,
-    pack,
-    unpack,
-    unpack_map,
 )
 from store.format.config import TreeSplitParams
 from store.ids import BlobId
@@ -100,7 +100,7 @@ class Entry:
         return out
 
     def encode(self) -> bytes:
-        return pack(self.to_map())
+        return encode(self.to_map())
 
     @classmethod
     def from_map(cls, data: object, what: str = "tree entry") -> Entry:
@@ -142,7 +142,7 @@ class Entry:
 
     @classmethod
     def decode(cls, raw: bytes, what: str = "tree entry") -> Entry:
-        data = unpack(raw, what)
+        data = decode(raw, what)
         if not isinstance(data, dict):
             raise IntegrityError(f"{what}: malformed entry")
         return cls.from_map(data, what)
@@ -183,7 +183,7 @@ def leaf_page(encoded_entries: list[bytes]) -> bytes:
 
 
 def interior_page(children: list[tuple[bytes, BlobId, int]]) -> bytes:
-    return pack({"v": 1, "p": [[first, page_id, count] for first, page_id, count in children]})
+    return encode({"v": 1, "p": [[first, page_id, count] for first, page_id, count in children]})
 
 
 class PageWriter:
@@ -302,7 +302,7 @@ class Page:
     @classmethod
     def decode(cls, raw: bytes, what: str) -> Page:
         """Parse a tree page. Raises FormatTooNew, IntegrityError."""
-        data = unpack_map(raw, what, TREE_VERSION)
+        data = decode_map(raw, what, TREE_VERSION)
         if "e" in data:
             items = field_list(data["e"], what, "entries")
             return cls(tuple(Entry.from_map(item, what) for item in items), None)

@@ -23,16 +23,48 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from store.browse.diff import ADDED, REMOVED, diff_trees
 from store.format.snapshot import Owner, Snapshot
 from store.format.tree import TreeReader
 from store.ids import SnapshotId
 from store.maintenance.retention import Decision, RetentionPolicy, apply_policy
+from store.names import snapshot_name
 from store.repository.repository import Repository
 
 PolicyFor = Callable[[Owner], RetentionPolicy | None]
+
+
+class DecisionJSON(TypedDict):
+    id: str
+    time: int
+    partial: bool
+    keep: bool
+    reasons: list[str]
+
+
+class OwnerPlanJSON(TypedDict):
+    """One owner of a plan, as ``coffer forget --json`` prints it."""
+
+    owner: str  # kind/name
+    owner_key: str
+    policy: str | None
+    snapshots: list[DecisionJSON]
+
+
+class ForgottenJSON(TypedDict):
+    id: str
+    owner: str
+    time: int
+
+
+class ForgetReport(TypedDict):
+    """The stored ``forget`` report (FORMAT.md §9: ``deleted`` journals the objects)."""
+
+    deleted: list[str]
+    snapshots: list[ForgottenJSON]
+    plan: NotRequired[list[OwnerPlanJSON]]
 
 
 @dataclass
@@ -56,7 +88,7 @@ class ForgetPlan:
     def removed(self) -> list[Snapshot]:
         return [s for plan in self.owners for s in plan.removed]
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> list[OwnerPlanJSON]:
         return [
             {
                 "owner": f"{p.owner.kind}/{p.owner.name}",
@@ -149,7 +181,7 @@ def plan_forget(
 
 
 def forget_snapshots(
-    repo: Repository, snapshots: list[Snapshot], *, extra: dict[str, Any] | None = None
+    repo: Repository, snapshots: list[Snapshot], *, plan: ForgetPlan | None = None
 ) -> str | None:
     """Delete snapshot objects and journal them in a ``forget`` report.
 
@@ -158,15 +190,16 @@ def forget_snapshots(
     """
     if not snapshots:
         return None
-    keys = [f"snapshots/{s.id_hex}" for s in snapshots]
-    report: dict[str, Any] = {
+    keys = [snapshot_name(s.id_hex) for s in snapshots]
+    report: ForgetReport = {
         "deleted": keys,
         "snapshots": [
             {"id": s.id_hex, "owner": f"{s.owner.kind}/{s.owner.name}", "time": s.time_ns}
             for s in snapshots
         ],
     }
-    report.update(extra or {})
+    if plan is not None:
+        report["plan"] = plan.to_json()
     key = repo.save_report("forget", report)
     for snap in snapshots:
         assert snap.snapshot_id is not None
@@ -176,4 +209,4 @@ def forget_snapshots(
 
 def execute_forget(repo: Repository, plan: ForgetPlan) -> str | None:
     """Carry out a plan; returns the report key (None if nothing was removed)."""
-    return forget_snapshots(repo, plan.removed, extra={"plan": plan.to_json()})
+    return forget_snapshots(repo, plan.removed, plan=plan)

@@ -10,9 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from store.backend import Backend
-from store.ids import PACK_DATA, PACK_PREFIX, PACK_TREE, IndexId, PackId, SnapshotId
+from store.ids import PACK_DATA, PACK_TREE, IndexId, PackId, SnapshotId
+from store.names import (
+    CONFIG,
+    INDEX,
+    KEYS,
+    LOCKS,
+    MARKS,
+    PACKS,
+    REPORTS,
+    SESSIONS,
+    SNAPSHOTS,
+    index_name,
+    snapshot_name,
+)
 
-_KIND_BY_PREFIX = {prefix: kind for kind, prefix in PACK_PREFIX.items()}
+_KIND_BY_PREFIX = {prefix: kind for kind, prefix in PACKS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +60,10 @@ class Inventory:
         """Every key listed except session markers and locks (which come and go)."""
         out: set[str] = set(self.keys) | set(self.reports) | set(self.marks)
         if self.config is not None:
-            out.add("config")
+            out.add(CONFIG)
         out.update(p.key for p in self.packs.values())
-        out.update(f"index/{i.hex()}" for i in self.indexes)
-        out.update(f"snapshots/{s.hex()}" for s in self.snapshots)
+        out.update(index_name(i) for i in self.indexes)
+        out.update(snapshot_name(s) for s in self.snapshots)
         return out
 
     def pack_bytes(self, kind: int | None = None) -> int:
@@ -87,10 +100,10 @@ def take_inventory(backend: Backend, prefix: str = "") -> Inventory:
     for info in backend.list(prefix):
         key, size = info.key, info.size
         parts = key.split("/")
-        top = parts[0]
-        if key == "config":
+        top = parts[0] + "/"  # the prefix, as store/names.py spells it
+        if key == CONFIG:
             inv.config = size
-        elif top == "keys" and len(parts) == 2:
+        elif top == KEYS and len(parts) == 2:
             inv.keys[key] = size
         elif top in _KIND_BY_PREFIX and len(parts) == 3:
             raw = _hex_id(parts[2])
@@ -102,17 +115,17 @@ def take_inventory(backend: Backend, prefix: str = "") -> Inventory:
                 inv.duplicate_packs.append(key)
                 continue
             inv.packs[pack_id] = PackFile(pack_id, _KIND_BY_PREFIX[top], size, key)
-        elif top == "index" and len(parts) == 2 and _hex_id(parts[1]) is not None:
+        elif top == INDEX and len(parts) == 2 and _hex_id(parts[1]) is not None:
             inv.indexes[IndexId(bytes.fromhex(parts[1]))] = size
-        elif top == "snapshots" and len(parts) == 2 and _hex_id(parts[1]) is not None:
+        elif top == SNAPSHOTS and len(parts) == 2 and _hex_id(parts[1]) is not None:
             inv.snapshots[SnapshotId(bytes.fromhex(parts[1]))] = size
-        elif top == "sessions" and len(parts) == 2:
+        elif top == SESSIONS and len(parts) == 2:
             inv.sessions[key] = size
-        elif top == "reports" and len(parts) == 3:
+        elif top == REPORTS and len(parts) == 3:
             inv.reports[key] = size
-        elif top == "marks" and len(parts) == 2:
+        elif top == MARKS and len(parts) == 2:
             inv.marks[key] = size
-        elif top == "locks" and len(parts) == 2:
+        elif top == LOCKS and len(parts) == 2:
             inv.locks[key] = size
         else:
             inv.unknown[key] = size

@@ -33,7 +33,6 @@ from pathlib import Path
 from store.backend import Backend
 from store.errors import ObjectNotFound, StoreError
 from store.format.keys import (
-    KEYSET_KEY,
     KdfParams,
     Keyring,
     KeySlot,
@@ -41,6 +40,7 @@ from store.format.keys import (
     new_escrow_slot,
     new_password_slot,
 )
+from store.names import KEYS, KEYSET
 from store.repository.keyset import Keyset, read_keyset, read_legacy_slots, stray_files
 from store.repository.repository import Repository
 
@@ -99,7 +99,7 @@ def load_slot_set(repo: Repository) -> SlotSet:
     if keyset is not None:
         ignored.update(keyset.damaged)
         if not keyset.canonical:
-            ignored[KEYSET_KEY] = "is not in canonical form (bytes altered)"
+            ignored[KEYSET] = "is not in canonical form (bytes altered)"
         slots: list[KeySlot] = []
         for slot in keyset.slots:
             problem = slot.authenticate(repo.keyring)
@@ -122,10 +122,10 @@ def load_slot_set(repo: Repository) -> SlotSet:
     for slot, raw in files:
         problem = slot.verify(raw, repo.keyring)
         if problem is not None and slot.slot_id != repo.slot_id:
-            ignored[slot.key] = problem
+            ignored[slot.legacy_name] = problem
             continue
         slots.append(slot)
-        legacy.append(slot.key)
+        legacy.append(slot.legacy_name)
     return SlotSet(slots, ignored, legacy, False)
 
 
@@ -147,7 +147,7 @@ def slot_statuses(repo: Repository) -> list[SlotStatus]:
     for slot in found.slots:
         info = slot.fields.get("public_key")
         algorithm = str(info.get("alg", "?")) if isinstance(info, dict) else "?"
-        key = KEYSET_KEY if found.keyset else slot.key
+        key = KEYSET if found.keyset else slot.legacy_name
         out.append(
             SlotStatus(
                 key,
@@ -161,7 +161,7 @@ def slot_statuses(repo: Repository) -> list[SlotStatus]:
         )
     out.sort(key=lambda s: (s.created, s.slot_id))
     for name, reason in found.ignored.items():
-        key = name if name.startswith("keys/") else KEYSET_KEY
+        key = name if name.startswith(KEYS) else KEYSET
         slot_id = name.rpartition("/")[2].removeprefix("key slot ")
         out.append(SlotStatus(key, slot_id, "?", "", "", "?", False, reason))
     return out
@@ -205,7 +205,7 @@ def _commit(
     the legacy files about to go) and those files are deleted. Each step after
     the put is idempotent; a rerun of the command redoes it.
     """
-    repo.backend.put(KEYSET_KEY, Keyset(keyring.current, slots).to_json())
+    repo.backend.put(KEYSET, Keyset(keyring.current, slots).to_json())
     repo.keyring = keyring
     ignored = sorted(found.ignored)
     _report(repo, action, **report, ignored=ignored, deleted=found.legacy_files)
@@ -273,7 +273,7 @@ def remove_slot(repo: Repository, prefix: str) -> str:
     file under ``keys/`` (a planted or left-over slot): that file is deleted.
     """
     found = load_slot_set(repo)
-    strays = [k for k in found.ignored if k.startswith("keys/") and k != KEYSET_KEY and prefix]
+    strays = [k for k in found.ignored if k.startswith(KEYS) and k != KEYSET and prefix]
     stray = [k for k in strays if k.rpartition("/")[2].startswith(prefix.lower())]
     if stray and not any(s.slot_id.startswith(prefix.lower()) for s in found.slots):
         if len(stray) > 1:

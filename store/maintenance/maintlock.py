@@ -43,12 +43,11 @@ from types import TracebackType
 
 from store.backend import ConditionalWriteUnsupported
 from store.errors import ObjectNotFound, RepositoryLocked, StoreError
-from store.format.codec import pack, unpack
+from store.format.codec import decode, encode
 from store.format.snapshot import format_time
+from store.names import LOCK_TAKEOVER, MAINTENANCE_LOCK
 from store.repository.repository import Repository
 
-LOCK_KEY = "locks/maintenance"
-TAKEOVER_PREFIX = "locks/takeover-"
 STALE_NS = 30 * 60 * 10**9
 LEASE_SETTLE_SECONDS = 10.0
 _REFRESH_SECONDS = 120.0
@@ -137,7 +136,7 @@ class MaintenanceLock:
 
     def _content(self) -> bytes:
         pid = os.getpid()
-        return pack(
+        return encode(
             {
                 "v": 1,
                 "token": self._token,
@@ -154,11 +153,11 @@ class MaintenanceLock:
     def _sealed(self, key: str) -> bytes:
         return self._repo.seal_object("lock", key, self._content())
 
-    def _read(self, key: str = LOCK_KEY) -> dict[str, object] | bytes | None:
+    def _read(self, key: str = MAINTENANCE_LOCK) -> dict[str, object] | bytes | None:
         """The holder's fields; None when there is no lock; the raw bytes of a
         damaged one (a damaged lock protects nothing; check reports it)."""
         try:
-            data = unpack(self._repo.load_object("lock", key), key)
+            data = decode(self._repo.load_object("lock", key), key)
         except ObjectNotFound:
             return None
         except StoreError:
@@ -201,7 +200,7 @@ class MaintenanceLock:
     def _acquire_conditional(self) -> None:
         backend = self._repo.backend
         for _ in range(_ATTEMPTS):
-            if backend.create(LOCK_KEY, self._sealed(LOCK_KEY)):
+            if backend.create(MAINTENANCE_LOCK, self._sealed(MAINTENANCE_LOCK)):
                 return
             holder = self._read()
             if holder is None:
@@ -214,7 +213,7 @@ class MaintenanceLock:
                 victim = str(holder.get("token"))
             else:
                 victim = "damaged-" + hashlib.sha256(holder).hexdigest()[:32]
-            claim = f"{TAKEOVER_PREFIX}{victim}"
+            claim = f"{LOCK_TAKEOVER}{victim}"
             if not backend.create(claim, self._sealed(claim)):
                 mine = self._read(claim)
                 if not (isinstance(mine, dict) and mine.get("token") == self._token):
@@ -222,7 +221,7 @@ class MaintenanceLock:
                         "another maintenance command is taking over a stale maintenance lock"
                     )
             # One winner per stale holder: replacing its lock is ours alone.
-            self._repo.save_object("lock", LOCK_KEY, self._content())
+            self._repo.save_object("lock", MAINTENANCE_LOCK, self._content())
             self._forget_old_claims(keep=claim)
             return
         raise RepositoryLocked("the maintenance lock keeps changing hands; try again")
@@ -230,7 +229,7 @@ class MaintenanceLock:
     def _forget_old_claims(self, keep: str) -> None:
         """Delete takeover claims of long-gone holders (they only need to
         outlive a contender that read the same stale holder)."""
-        for info in list(self._repo.backend.list(TAKEOVER_PREFIX)):
+        for info in list(self._repo.backend.list(LOCK_TAKEOVER)):
             if info.key == keep:
                 continue
             claim = self._read(info.key)
@@ -242,7 +241,7 @@ class MaintenanceLock:
         holder = self._read()
         if isinstance(holder, dict) and holder.get("token") != self._token and self._alive(holder):
             raise self._refuse(holder)
-        self._repo.save_object("lock", LOCK_KEY, self._content())
+        self._repo.save_object("lock", MAINTENANCE_LOCK, self._content())
         # Another contender that read "free" before our write landed writes
         # too; after the settle time the last writer is the holder.
         time.sleep(self._settle)
@@ -257,7 +256,7 @@ class MaintenanceLock:
                 if not (isinstance(holder, dict) and holder.get("token") == self._token):
                     self._lost.set()  # taken over: never write over the new holder
                     return
-                self._repo.save_object("lock", LOCK_KEY, self._content())
+                self._repo.save_object("lock", MAINTENANCE_LOCK, self._content())
             except StoreError:
                 continue
 
@@ -283,7 +282,7 @@ class MaintenanceLock:
             self._thread.join(timeout=5)
         holder = self._read()
         if isinstance(holder, dict) and holder.get("token") == self._token:
-            self._repo.backend.delete(LOCK_KEY)
+            self._repo.backend.delete(MAINTENANCE_LOCK)
 
     def __enter__(self) -> MaintenanceLock:
         self.acquire()

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from store.errors import IntegrityError, ObjectNotFound, StoreError
-from store.format.codec import pack as msgpack_pack
-from store.format.codec import unpack
+from store.format.codec import decode, encode
 from store.format.crypto import TAG_SIZE, TRAILER_NONCE, decode_payload, decrypt, keyed_hash
 from store.format.index import PackRecord
 from store.format.pack import (
     HEADER_SIZE,
     BlobEntry,
     open_blob,
-    pack_key_for,
+    pack_aead_key,
     read_header,
     read_trailer,
 )
@@ -162,7 +161,7 @@ def expected_pack_size(entries: list[BlobEntry]) -> int | None:
         if entry.offset != position:
             return None
         position += entry.length
-    trailer = 1 + len(msgpack_pack([e.as_list() for e in ordered])) + TAG_SIZE
+    trailer = 1 + len(encode([e.as_list() for e in ordered])) + TAG_SIZE
     return position + trailer + 4
 
 
@@ -202,9 +201,9 @@ def read_pack_trailer(
     if start < HEADER_SIZE or len(length_bytes) != 4:
         raise IntegrityError(f"{what}: trailer length out of range")
     sealed = backend_get(pack.key, start, trailer_length)
-    key = pack_key_for(keyring.epoch_key(epoch, what), pack.pack_id)
+    key = pack_aead_key(keyring.epoch_key(epoch, what), pack.pack_id)
     plain = decrypt(key, TRAILER_NONCE, sealed, head + length_bytes, what)
-    raw = unpack(decode_payload(plain, what), what)
+    raw = decode(decode_payload(plain, what), what)
     if not isinstance(raw, list):
         raise IntegrityError(f"{what}: malformed trailer")
     entries = [BlobEntry.from_list(item, what) for item in raw]

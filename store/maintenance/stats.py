@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from store.format.snapshot import Snapshot, latest_per_owner
 from store.format.tree import TreeReader
@@ -24,6 +24,57 @@ from store.ids import BlobId
 from store.maintenance.inventory import take_inventory
 from store.maintenance.references import page_links
 from store.repository.repository import Repository
+
+
+class UsageJSON(TypedDict):
+    """``Usage`` as ``coffer stats --json`` prints it."""
+
+    blobs: int
+    raw_bytes: int
+    stored_bytes: int
+    data_raw_bytes: int
+
+
+class GroupStatsJSON(TypedDict):
+    """One owner or one kind, as ``coffer stats --json`` prints it."""
+
+    name: str
+    kind: str
+    owners: int
+    snapshots: int
+    logical_bytes: int
+    latest_bytes: int
+    latest_items: int
+    unique: UsageJSON
+    dedup_ratio: float | None
+
+
+class RunGrowthJSON(TypedDict):
+    """What one backup run added, as ``coffer stats --json`` prints it."""
+
+    run: str
+    time: int
+    snapshots: int
+    logical_bytes: int
+    added: UsageJSON
+
+
+class RepoStatsJSON(TypedDict):
+    """The whole of ``coffer stats --json``."""
+
+    repository_bytes: int
+    objects: dict[str, int]
+    snapshots: int
+    logical_bytes: int
+    latest_bytes: int
+    referenced: UsageJSON
+    indexed: UsageJSON
+    unreferenced_stored_bytes: int
+    dedup_ratio: float | None
+    compression_ratio: float | None
+    owners: list[GroupStatsJSON]
+    kinds: list[GroupStatsJSON]
+    runs: list[RunGrowthJSON]
 
 
 @dataclass
@@ -35,7 +86,7 @@ class Usage:
     stored_bytes: int = 0
     data_raw_bytes: int = 0  # file content only (no tree metadata): the base of dedup
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> UsageJSON:
         return {
             "blobs": self.blobs,
             "raw_bytes": self.raw_bytes,
@@ -63,7 +114,7 @@ class GroupStats:
     latest_items: int = 0
     unique: Usage = field(default_factory=Usage)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> GroupStatsJSON:
         return {
             "name": self.name,
             "kind": self.kind,
@@ -85,7 +136,7 @@ class RunGrowth:
     logical_bytes: int
     added: Usage = field(default_factory=Usage)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RunGrowthJSON:
         return {
             "run": self.run,
             "time": self.time_ns,
@@ -116,7 +167,7 @@ class RepoStats:
     def compression_ratio(self) -> float | None:
         return _ratio(self.referenced.raw_bytes, self.referenced.stored_bytes)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RepoStatsJSON:
         return {
             "repository_bytes": self.repository_bytes,
             "objects": self.objects,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from store.cache.blobindex import BlobLocation
 from store.errors import BlobMissing, IntegrityError, ObjectNotFound
 from store.format.crypto import decode_payload, decrypt, keyed_hash, nonce_for_offset
-from store.format.pack import blob_ad, pack_key_for
-from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId, pack_key
+from store.format.pack import blob_ad, pack_aead_key
+from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId
+from store.names import pack_name
 from store.repository.ports import BlobSource
 
 MERGE_GAP = 1024 * 1024
@@ -73,7 +74,7 @@ def plan_ranges(located: Iterable[tuple[BlobId, BlobLocation]]) -> list[_Range]:
 
 
 def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBlob]:
-    key = pack_key(part.pack_id, part.kind)
+    key = pack_name(part.pack_id, part.kind)
     what = f"pack {part.pack_id.hex()}"
     try:
         data = repo.backend.get(key, part.start, part.end - part.start)
@@ -87,7 +88,7 @@ def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBl
         blob_what = f"blob {blob_id.hex()[:8]} in {what}"
         begin = location.offset - part.start
         sealed = data[begin : begin + location.length]
-        key_bytes = pack_key_for(repo.keyring.epoch_key(location.epoch, blob_what), part.pack_id)
+        key_bytes = pack_aead_key(repo.keyring.epoch_key(location.epoch, blob_what), part.pack_id)
         payload = decrypt(
             key_bytes,
             nonce_for_offset(location.offset),

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from store.format.crypto import encode_payload, keyed_hash
 from store.format.index import PackRecord
 from store.format.pack import PackBuilder
-from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId, pack_key
+from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId
+from store.names import pack_name
 from store.repository.ports import PackSink
 
 # A pack of tiny blobs (small mails, tree pages) is closed at this many blobs,
@@ -167,7 +168,7 @@ class BlobWriter:
     def _upload(self, builder: PackBuilder) -> PackRecord:
         try:
             data, entries = builder.finish()
-            self._repo.backend.put(pack_key(builder.pack_id, builder.kind), data)
+            self._repo.backend.put(pack_name(builder.pack_id, builder.kind), data)
             return PackRecord(builder.pack_id, builder.kind, self._epoch, entries)
         finally:
             self._upload_slots.release()

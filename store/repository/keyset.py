@@ -24,12 +24,12 @@ from store.backend import Backend
 from store.errors import IntegrityError, ObjectNotFound, StoreError
 from store.format.keys import (
     KEYSET_FORMAT,
-    KEYSET_KEY,
     KEYSET_VERSION,
     MAX_KEYSET_BYTES,
     MAX_KEYSET_ENTRIES,
     KeySlot,
 )
+from store.names import KEYS, KEYSET
 
 # Legacy ``keys/<slot id>`` files read at most (anyone who can write keys/
 # could plant thousands; a repository holds at most 32 slots).
@@ -64,22 +64,22 @@ class Keyset:
         MAX_KEYSET_ENTRIES entries before parsing them.
         """
         if len(raw) > MAX_KEYSET_BYTES:
-            raise IntegrityError(f"{KEYSET_KEY} is refused: {len(raw)} bytes is too large")
+            raise IntegrityError(f"{KEYSET} is refused: {len(raw)} bytes is too large")
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            raise IntegrityError(f"{KEYSET_KEY} is damaged: {exc}") from exc
+            raise IntegrityError(f"{KEYSET} is damaged: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != KEYSET_FORMAT:
-            raise IntegrityError(f"{KEYSET_KEY} is not a Coffer key set")
+            raise IntegrityError(f"{KEYSET} is not a Coffer key set")
         version = data.get("version")
         if version != KEYSET_VERSION:
-            raise IntegrityError(f"{KEYSET_KEY}: unknown key set version {version!r}")
+            raise IntegrityError(f"{KEYSET}: unknown key set version {version!r}")
         epoch = data.get("epoch")
         entries = data.get("slots")
         if not isinstance(epoch, int) or isinstance(epoch, bool) or not isinstance(entries, dict):
-            raise IntegrityError(f"{KEYSET_KEY} is damaged: no epoch or no slots")
+            raise IntegrityError(f"{KEYSET} is damaged: no epoch or no slots")
         if len(entries) > MAX_KEYSET_ENTRIES:
-            raise IntegrityError(f"{KEYSET_KEY} is refused: {len(entries)} entries")
+            raise IntegrityError(f"{KEYSET} is refused: {len(entries)} entries")
         keyset = cls(epoch)
         # Every byte counts (check): the file must be the canonical form of its JSON.
         keyset.canonical = raw == json.dumps(data, indent=1, sort_keys=True).encode()
@@ -103,7 +103,7 @@ def read_keyset(backend: Backend) -> Keyset | None:
     Raises IntegrityError when ``keys/keyset`` exists but is not a key set.
     """
     try:
-        raw = backend.get(KEYSET_KEY)
+        raw = backend.get(KEYSET)
     except ObjectNotFound:
         return None
     return Keyset.parse(raw)
@@ -111,7 +111,7 @@ def read_keyset(backend: Backend) -> Keyset | None:
 
 def stray_files(backend: Backend) -> list[str]:
     """Every object under ``keys/`` but the key set itself, sorted."""
-    return sorted(info.key for info in backend.list("keys/") if info.key != KEYSET_KEY)
+    return sorted(info.key for info in backend.list(KEYS) if info.key != KEYSET)
 
 
 def read_legacy_slots(

@@ -21,19 +21,19 @@ from store.errors import IntegrityError, ObjectNotFound
 from store.format.codec import (
     I64_MAX,
     U32_MAX,
+    decode_map,
+    encode,
     field_bytes,
     field_int,
     field_list,
     field_str,
-    pack,
-    unpack_map,
 )
 from store.format.index import PackRecord
 from store.format.pack import BlobEntry
 from store.ids import ID_SIZE, PACK_DATA, PACK_TREE, BlobId, PackId
+from store.names import MARKS
 from store.repository.ports import SealedObjects
 
-MARK_PREFIX = "marks/"
 MARK_VERSION = 1
 
 
@@ -68,7 +68,7 @@ class Mark:
 
 
 def _encode(time_ns: int, host: str, packs: list[MarkedPack]) -> bytes:
-    return pack(
+    return encode(
         {
             "v": MARK_VERSION,
             "time": time_ns,
@@ -88,7 +88,7 @@ def _encode(time_ns: int, host: str, packs: list[MarkedPack]) -> bytes:
 
 def _decode(plain: bytes, key: str) -> Mark:
     """Parse a mark plaintext. Raises FormatTooNew, IntegrityError."""
-    data = unpack_map(plain, key, MARK_VERSION)
+    data = decode_map(plain, key, MARK_VERSION)
     packs = []
     for item in field_list(data.get("packs"), key, "packs"):
         pack_id, kind, epoch, entries = field_list(item, key, "marked pack", 4)
@@ -115,7 +115,7 @@ def _decode(plain: bytes, key: str) -> Mark:
 def save_mark(repo: SealedObjects, time_ns: int, packs: list[MarkedPack]) -> Mark:
     """Write a mark (named by the keyed hash of its content) and return it."""
     plain = _encode(time_ns, socket.gethostname(), packs)
-    key = MARK_PREFIX + repo.object_id(plain).hex()
+    key = MARKS + repo.object_id(plain).hex()
     repo.save_object("mark", key, plain)
     return Mark(key, time_ns, socket.gethostname(), tuple(packs))
 
@@ -123,7 +123,7 @@ def save_mark(repo: SealedObjects, time_ns: int, packs: list[MarkedPack]) -> Mar
 def load_mark(repo: SealedObjects, key: str) -> Mark:
     """Read and verify a mark. Raises ObjectNotFound, IntegrityError."""
     plain = repo.load_object("mark", key)
-    if MARK_PREFIX + repo.object_id(plain).hex() != key:
+    if MARKS + repo.object_id(plain).hex() != key:
         raise IntegrityError(f"{key}: content does not match its name")
     return _decode(plain, key)
 
@@ -131,7 +131,7 @@ def load_mark(repo: SealedObjects, key: str) -> Mark:
 def list_marks(repo: SealedObjects) -> list[Mark]:
     """Every mark, oldest first (marks deleted while listing are skipped)."""
     marks = []
-    for info in repo.backend.list(MARK_PREFIX):
+    for info in repo.backend.list(MARKS):
         try:
             marks.append(load_mark(repo, info.key))
         except ObjectNotFound:
@@ -145,7 +145,7 @@ def find_marked_blob(repo: SealedObjects, blob_id: BlobId) -> BlobLocation | Non
     The fallback of :meth:`Repository.locate`: it costs one listing, and is
     only reached for blobs no index names.
     """
-    for info in repo.backend.list(MARK_PREFIX):
+    for info in repo.backend.list(MARKS):
         try:
             mark = load_mark(repo, info.key)
         except (ObjectNotFound, IntegrityError):

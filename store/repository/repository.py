@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +27,23 @@ from store.errors import (
     RepositoryNotFound,
     SnapshotNotFound,
 )
-from store.format.config import CONFIG_KEY, RepoConfig, decode_config, read_header
+from store.format.config import RepoConfig, decode_config, read_header
 from store.format.crypto import keyed_hash, seal, sealed_epoch, unseal
 from store.format.index import IndexObject, PackRecord
-from store.format.keys import KEYSET_KEY, KdfParams, Keyring, PrivateKey, new_password_slot
+from store.format.keys import KdfParams, Keyring, PrivateKey, new_password_slot
 from store.format.pack import BlobEntry, open_blob
 from store.format.snapshot import Snapshot, format_time
 from store.format.tree import TreeReader
-from store.ids import (
-    DATA,
-    PACK_KIND_FOR_TYPE,
-    TREE,
-    BlobId,
-    IndexId,
-    SnapshotId,
-    from_hex,
-    pack_key,
+from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId, IndexId, SnapshotId, from_hex
+from store.names import (
+    CONFIG,
+    INDEX,
+    KEYSET,
+    SNAPSHOTS,
+    index_name,
+    pack_name,
+    reports_of,
+    snapshot_name,
 )
 from store.repository.blobread import read_blobs
 from store.repository.blobwriter import BlobWriter
@@ -93,7 +94,7 @@ class Repository:
         config: RepoConfig | None = None,
     ) -> Repository:
         """Create a repository with one password slot. Raises AlreadyExists."""
-        if backend.exists(CONFIG_KEY):
+        if backend.exists(CONFIG):
             raise AlreadyExists(f"a repository already exists at {backend.location}")
         if any(True for _ in backend.list("")):
             raise AlreadyExists(f"{backend.location} is not empty; refusing to create a repository")
@@ -101,8 +102,8 @@ class Repository:
         keyring = Keyring.generate()
         slot = new_password_slot(config.repo_id, keyring, password, kdf=kdf)
         # The slot first: a config without a slot would be a locked repository.
-        backend.put(KEYSET_KEY, Keyset(keyring.current, [slot]).to_json())
-        backend.put(CONFIG_KEY, config.encode(keyring))
+        backend.put(KEYSET, Keyset(keyring.current, [slot]).to_json())
+        backend.put(CONFIG, config.encode(keyring))
         repo = cls(backend, config, keyring, slot.slot_id, cache_root)
         Anchor(slot.slot_id, keyring.fingerprint(), keyring.current, True).save(repo.cache_dir)
         return repo
@@ -125,7 +126,7 @@ class Repository:
         WrongPassword, KeySlotDamaged, IntegrityError.
         """
         try:
-            raw = backend.get(CONFIG_KEY)
+            raw = backend.get(CONFIG)
         except ObjectNotFound:
             raise RepositoryNotFound(f"no Coffer repository at {backend.location}") from None
         header = read_header(raw)
@@ -218,9 +219,7 @@ class Repository:
         self._sync_index(self.blob_index)
 
     def _sync_index(self, index: BlobIndex) -> None:
-        listed = {
-            IndexId(from_hex(info.key[len("index/") :])) for info in self.backend.list("index/")
-        }
+        listed = {IndexId(from_hex(info.key[len(INDEX) :])) for info in self.backend.list(INDEX)}
         merged = index.merged_indexes()
         if merged - listed:
             # Something we merged is gone (prune or repair replaced it): the
@@ -241,7 +240,7 @@ class Repository:
             index.add_index(index_id, obj.packs)
 
     def load_index(self, index_id: IndexId) -> IndexObject:
-        key = f"index/{index_id.hex()}"
+        key = index_name(index_id)
         plain = self.load_object("index", key)
         if self.object_id(plain) != index_id:
             raise IntegrityError(f"{key}: content does not match its name")
@@ -254,14 +253,12 @@ class Repository:
         obj = IndexObject(records, supersedes or [])
         plain = obj.encode()
         index_id = IndexId(self.object_id(plain))
-        self.save_object("index", f"index/{index_id.hex()}", plain)
+        self.save_object("index", index_name(index_id), plain)
         self.blob_index.add_index(index_id, records)
         return index_id
 
     def list_index_ids(self) -> list[IndexId]:
-        return [
-            IndexId(from_hex(info.key[len("index/") :])) for info in self.backend.list("index/")
-        ]
+        return [IndexId(from_hex(info.key[len(INDEX) :])) for info in self.backend.list(INDEX)]
 
     # -- blobs ----------------------------------------------------------
 
@@ -295,7 +292,7 @@ class Repository:
                 f"blob {blob_id.hex()[:8]} has type {location.type}, expected {expected_type}"
             )
         kind = PACK_KIND_FOR_TYPE[location.type]
-        key = pack_key(location.pack_id, kind)
+        key = pack_name(location.pack_id, kind)
         try:
             sealed = self.backend.get(key, location.offset, location.length)
         except ObjectNotFound:
@@ -321,7 +318,7 @@ class Repository:
         """Write a snapshot (after its blobs are indexed) and return it with its ID."""
         plain = snapshot.encode()
         snapshot_id = SnapshotId(self.object_id(plain))
-        self.save_object("snapshot", f"snapshots/{snapshot_id.hex()}", plain)
+        self.save_object("snapshot", snapshot_name(snapshot_id), plain)
         stored = snapshot.with_id(snapshot_id)
         self._cache_snapshot(snapshot_id, plain)
         return stored
@@ -332,7 +329,7 @@ class Repository:
             txn.put(snapshot_id, plain)
 
     def load_snapshot(self, snapshot_id: SnapshotId) -> Snapshot:
-        key = f"snapshots/{snapshot_id.hex()}"
+        key = snapshot_name(snapshot_id)
         index = self._index_store()
         with index._env.begin(db=index.snapshots) as txn:
             cached = txn.get(snapshot_id)
@@ -349,8 +346,8 @@ class Repository:
 
     def list_snapshot_ids(self) -> list[SnapshotId]:
         return [
-            SnapshotId(from_hex(info.key[len("snapshots/") :]))
-            for info in self.backend.list("snapshots/")
+            SnapshotId(from_hex(info.key[len(SNAPSHOTS) :]))
+            for info in self.backend.list(SNAPSHOTS)
         ]
 
     def list_snapshots(self) -> list[Snapshot]:
@@ -373,7 +370,7 @@ class Repository:
                 txn.delete(key)
 
     def delete_snapshot(self, snapshot_id: SnapshotId) -> None:
-        self.backend.delete(f"snapshots/{snapshot_id.hex()}")
+        self.backend.delete(snapshot_name(snapshot_id))
         index = self._index_store()
         with index._env.begin(write=True, db=index.snapshots) as txn:
             txn.delete(snapshot_id)
@@ -407,15 +404,15 @@ class Repository:
 
     # -- reports --------------------------------------------------------
 
-    def save_report(self, kind: str, report: dict[str, Any]) -> str:
+    def save_report(self, kind: str, report: Mapping[str, object]) -> str:
         """Store a JSON report (backup run, restore, check) and return its key."""
-        name = f"reports/{kind}/{format_time(time.time_ns())}-{secrets.token_hex(4)}"
+        name = f"{reports_of(kind)}{format_time(time.time_ns())}-{secrets.token_hex(4)}"
         self.save_object("report", name, json.dumps(report, sort_keys=True).encode())
         return name
 
     def list_reports(self, kind: str) -> list[str]:
         """Keys of the stored reports of ``kind``, oldest first."""
-        return sorted(info.key for info in self.backend.list(f"reports/{kind}/"))
+        return sorted(info.key for info in self.backend.list(reports_of(kind)))
 
     def load_report(self, key: str) -> dict[str, Any]:
         """A stored report. Raises ObjectNotFound, IntegrityError."""

@@ -12,7 +12,7 @@ from cli.settings.config import load_config
 from cli.settings.retention import retention_from_config
 from store import UNLIMITED, Duration, RetentionPolicy
 from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
-from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
 
 
 def _config(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from store import Backend, IntegrityError, LocalBackend, ObjectInfo, Repository
 from store.cache.blobindex import BlobLocation
 from store.ids import BlobId, PackId
 from store.repository.blobread import MERGE_GAP, plan_ranges, read_blobs
-from tests.store.helpers import PASSWORD, make_repo, snapshot_of
+from tests.store.support.helpers import PASSWORD, make_repo, snapshot_of
 
 
 class CountingBackend(Backend):

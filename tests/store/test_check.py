@@ -17,7 +17,7 @@ from store import (
 )
 from store.maintenance.check.read_data import select_packs, validate_subset
 from store.maintenance.inventory import take_inventory
-from tests.store.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo
 
 
 def _many_packs(root: Path, count: int = 12):  # type: ignore[no-untyped-def]

@@ -19,7 +19,13 @@ from store import (
     StoreError,
     WrongPassword,
 )
-from tests.store.helpers import PASSWORD, make_repo, read_all, snapshot_of, verified_pack_records
+from tests.store.support.helpers import (
+    PASSWORD,
+    make_repo,
+    read_all,
+    snapshot_of,
+    verified_pack_records,
+)
 
 FILES = {
     "mail/inbox/a.eml": b"From: a\r\nSubject: hello\r\n\r\nbody " * 50,

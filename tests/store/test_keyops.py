@@ -25,7 +25,7 @@ from store import (
     slot_statuses,
 )
 from store.format.pack import read_header
-from tests.store.ops_helpers import (
+from tests.store.support.ops_helpers import (
     ALICE,
     BOB,
     CHEAP_KDF,

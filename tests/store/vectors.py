@@ -86,7 +86,7 @@ def chunker_input_default() -> bytes:
 
 
 def chunk_sizes() -> dict[str, list[int]]:
-    small = Chunker(ChunkerParams(min=1024, avg=4096, max=16384), KEYRING.chunker_seed)
+    small = Chunker(ChunkerParams(min=1024, normal_size=4096, max=16384), KEYRING.chunker_seed)
     default = Chunker(ChunkerParams(), KEYRING.chunker_seed)
     return {
         "small": [len(c) for c in small.cut_bytes(chunker_input())],
@@ -267,5 +267,11 @@ def build() -> dict[str, Any]:
         "mark": {"plain": mark_plain().hex(), "name": mark_name, "bytes": mark_sealed.hex()},
         "key_slot": key_slot().decode(),
         "config": config_object().hex(),
-        "config_params": asdict(RepoConfig(repo_id=REPO_ID, created=CREATED)),
+        "config_params": config_params(),
     }
+
+
+def config_params() -> dict[str, object]:
+    """The default parameters, the chunker's as the config object stores them."""
+    config = RepoConfig(repo_id=REPO_ID, created=CREATED)
+    return {**asdict(config), "chunker": config.chunker.to_map()}

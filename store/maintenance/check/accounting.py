@@ -18,6 +18,7 @@ from typing import Any
 from store.cache.checkstate import Anchor
 from store.format.snapshot import Snapshot
 from store.ids import IndexId
+from store.names import INDEX, reports_of, snapshot_name
 
 
 @dataclass
@@ -42,12 +43,12 @@ def read_journal(reports: Mapping[str, Mapping[str, Any]]) -> Journal:
     for key, report in reports.items():
         journal.deleted.update(_strings(report.get("deleted")))
         journal.acknowledged.update(_strings(report.get("acknowledged")))
-        if key.startswith("reports/backup/"):
+        if key.startswith(reports_of("backup")):
             owners = report.get("owners")
             for owner in owners if isinstance(owners, list) else []:
                 snapshot = owner.get("snapshot") if isinstance(owner, dict) else None
                 if isinstance(snapshot, str) and len(snapshot) == 64:
-                    journal.written_snapshots[f"snapshots/{snapshot}"] = key
+                    journal.written_snapshots[snapshot_name(snapshot)] = key
     return journal
 
 
@@ -69,9 +70,9 @@ def unaccounted_missing(
         newest[identity] = max(newest.get(identity, snap.time_ns), snap.time_ns)
     out = []
     for key in sorted(missing):
-        if key.startswith("index/"):
+        if key.startswith(INDEX):
             try:
-                if IndexId(bytes.fromhex(key[len("index/") :])) in superseded:
+                if IndexId(bytes.fromhex(key[len(INDEX) :])) in superseded:
                     continue  # replaced by a newer index object (prune, repair)
             except ValueError:
                 pass
@@ -96,7 +97,7 @@ def next_anchor(
     until a repair acknowledges them.
     """
     partial = {
-        f"snapshots/{s.id_hex}": (s.owner.identity, s.time_ns)
+        snapshot_name(s.id_hex): (s.owner.identity, s.time_ns)
         for s in snapshots
         if s.partial and s.snapshot_id is not None
     }

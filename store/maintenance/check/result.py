@@ -7,7 +7,7 @@ Plain data, no I/O; ``to_report`` is the JSON stored as the ``check`` report
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from store.cache.checkstate import Anchor
 from store.format.snapshot import Snapshot
@@ -15,6 +15,47 @@ from store.ids import BlobId
 
 ERROR = "error"
 WARNING = "warning"
+
+
+class ProblemJSON(TypedDict):
+    code: str
+    severity: str
+    message: str
+    key: NotRequired[str]  # the object concerned, when there is one
+
+
+class BadPackJSON(TypedDict):
+    pack: str
+    reasons: list[str]
+    snapshots: list[str]  # the snapshots its lost blobs affect
+
+
+class AffectedJSON(TypedDict):
+    snapshot: str
+    owner: str  # kind/name
+    owner_key: str
+    time: int
+    partial: bool
+
+
+class CheckReport(TypedDict):
+    """The stored ``check`` report, and what ``coffer check --json`` prints."""
+
+    repository: str
+    started: int
+    finished: int
+    read_data: bool
+    subset: str | None
+    resumed: bool
+    counts: dict[str, int]
+    damaged: bool
+    errors: int
+    warnings: int
+    problems: list[ProblemJSON]
+    bad_packs: list[BadPackJSON]
+    lost_blobs: int
+    affected: list[AffectedJSON]
+    affected_owners: list[str]
 
 
 @dataclass
@@ -26,8 +67,8 @@ class Problem:
     severity: str = ERROR
     key: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> ProblemJSON:
+        out: ProblemJSON = {
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
@@ -70,7 +111,7 @@ class CheckResult:
     def damaged(self) -> bool:
         return bool(self.errors)
 
-    def to_report(self) -> dict[str, Any]:
+    def to_report(self) -> CheckReport:
         return {
             "repository": self.repo_id,
             "started": self.started_ns,

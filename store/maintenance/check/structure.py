@@ -21,11 +21,10 @@ from typing import Any
 from store.backend import Backend
 from store.cache.checkstate import Anchor
 from store.errors import BlobMissing, IntegrityError, ObjectNotFound, StoreError
-from store.format.codec import unpack
-from store.format.config import CONFIG_KEY, decode_config, read_header
+from store.format.codec import decode
+from store.format.config import decode_config, read_header
 from store.format.crypto import keyed_hash
 from store.format.index import IndexObject, PackRecord
-from store.format.keys import KEYSET_KEY
 from store.format.pack import BlobEntry, open_blob
 from store.format.snapshot import Snapshot
 from store.format.tree import Page, TreeReader
@@ -37,6 +36,16 @@ from store.maintenance.keyops import load_slot_set
 from store.maintenance.packverify import expected_pack_size
 from store.maintenance.references import Reachability, affected_snapshots
 from store.maintenance.temporaries import find_temporaries
+from store.names import (
+    CONFIG,
+    DATA_PACKS,
+    INDEX,
+    KEYS,
+    KEYSET,
+    TREE_PACKS,
+    index_name,
+    snapshot_name,
+)
 from store.repository.marks import Mark, load_mark
 from store.repository.repository import Repository
 
@@ -135,7 +144,7 @@ class StructureCheck:
         # Snapshots as first listed, index objects and packs as listed after
         # them (like restic: a snapshot seen has its index and packs written
         # before it, so a backup running meanwhile causes no false alarm).
-        for prefix in ("index/", "data/", "tree/"):  # in this order
+        for prefix in (INDEX, DATA_PACKS, TREE_PACKS):  # in this order
             later = take_inventory(self.repo.backend, prefix)
             self.inv.indexes.update(later.indexes)
             for pack_id, pack in later.packs.items():
@@ -159,9 +168,9 @@ class StructureCheck:
 
     def _check_config(self) -> None:
         if self.inv.config is None:
-            self.result.add("config-missing", "config is missing", key=CONFIG_KEY)
+            self.result.add("config-missing", "config is missing", key=CONFIG)
             return
-        raw = self._get(CONFIG_KEY)
+        raw = self._get(CONFIG)
         if raw is None:
             return
         try:
@@ -170,22 +179,22 @@ class StructureCheck:
             if config != self.repo.config:
                 raise IntegrityError("config changed while the repository was open")
         except StoreError as exc:
-            self.result.add("config-damaged", f"config: {exc}", key=CONFIG_KEY)
+            self.result.add("config-damaged", f"config: {exc}", key=CONFIG)
 
     def _check_keys(self) -> None:
         try:
             found = load_slot_set(self.repo)
         except StoreError as exc:
-            self.result.add("key-damaged", str(exc), key=KEYSET_KEY)
+            self.result.add("key-damaged", str(exc), key=KEYSET)
             return
         for name, reason in sorted(found.ignored.items()):
-            if name == KEYSET_KEY:
+            if name == KEYSET:
                 advice = "'coffer key rotate' rewrites it"
-            elif name.startswith("keys/"):
+            elif name.startswith(KEYS):
                 advice = f"ignored; 'coffer key remove {name.rpartition('/')[2][:8]}' deletes it"
             else:
                 advice = "ignored; 'coffer key rotate' drops it from the key set"
-            key = name if name.startswith("keys/") else KEYSET_KEY
+            key = name if name.startswith(KEYS) else KEYSET
             self.result.add("key-damaged", f"{name} {reason}: {advice}", key=key)
         for key in found.legacy_files if found.keyset else []:
             self.result.add(
@@ -200,7 +209,7 @@ class StructureCheck:
 
     def _check_indexes(self) -> None:
         for index_id in sorted(self.inv.indexes):
-            key = f"index/{index_id.hex()}"
+            key = index_name(index_id)
             plain = self._sealed("index", key)
             if plain is None:
                 continue
@@ -263,7 +272,7 @@ class StructureCheck:
             if plain is None:
                 continue
             try:
-                refreshed = int(unpack(plain, key)["refreshed"])
+                refreshed = int(decode(plain, key)["refreshed"])
             except (StoreError, KeyError, TypeError, ValueError):
                 self.result.add("object-damaged", f"{key}: malformed session marker", key=key)
                 continue
@@ -334,7 +343,7 @@ class StructureCheck:
 
     def _check_snapshots(self) -> None:
         for snapshot_id in sorted(self.inv.snapshots):
-            key = f"snapshots/{snapshot_id.hex()}"
+            key = snapshot_name(snapshot_id)
             plain = self._sealed("snapshot", key)
             if plain is None:
                 continue

@@ -42,20 +42,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from store.errors import IntegrityError, ObjectNotFound, StoreError
-from store.format.codec import unpack
+from store.format.codec import decode
 from store.format.crypto import keyed_hash
 from store.format.index import IndexObject, PackRecord
 from store.format.pack import BlobEntry, open_blob, read_header, read_trailer
 from store.format.tree import TreeReader
-from store.ids import BlobId, IndexId, PackId, pack_key
+from store.ids import BlobId, IndexId, PackId
 from store.maintenance.inventory import Inventory, take_inventory
 from store.maintenance.maintlock import MaintenanceLock
 from store.maintenance.prune.repack import Repacker
 from store.maintenance.references import walk_all
 from store.maintenance.temporaries import find_temporaries
+from store.names import SESSIONS, index_name, pack_name
 from store.repository.marks import Mark, MarkedPack, list_marks, save_mark
 from store.repository.repository import Repository
 
@@ -77,6 +78,32 @@ class PruneOptions:
     clock: Callable[[], int] = time.time_ns
     # Temporary objects are dated by the storage: compare with the wall clock.
     temp_clock: Callable[[], int] = time.time_ns
+
+
+class PruneReport(TypedDict):
+    """What ``coffer prune --json`` prints: every field of :class:`PruneResult`."""
+
+    dry_run: bool
+    snapshots: int
+    packs: int
+    pack_bytes: int
+    used_blobs: int
+    marked: list[str]
+    marked_bytes: int
+    repacked: list[str]
+    repacked_bytes: int
+    new_packs: list[str]
+    deleted: list[str]
+    deleted_bytes: int
+    revived: list[str]
+    postponed: list[str]
+    index_written: int
+    index_deleted: int
+    sessions_removed: list[str]
+    temporaries_removed: list[str]
+    temporaries_bytes: int
+    unused_bytes_after: int
+    report: str | None
 
 
 @dataclass
@@ -103,8 +130,30 @@ class PruneResult:
     unused_bytes_after: int = 0
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    def to_json(self) -> PruneReport:
+        return {
+            "dry_run": self.dry_run,
+            "snapshots": self.snapshots,
+            "packs": self.packs,
+            "pack_bytes": self.pack_bytes,
+            "used_blobs": self.used_blobs,
+            "marked": self.marked,
+            "marked_bytes": self.marked_bytes,
+            "repacked": self.repacked,
+            "repacked_bytes": self.repacked_bytes,
+            "new_packs": self.new_packs,
+            "deleted": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+            "revived": self.revived,
+            "postponed": self.postponed,
+            "index_written": self.index_written,
+            "index_deleted": self.index_deleted,
+            "sessions_removed": self.sessions_removed,
+            "temporaries_removed": self.temporaries_removed,
+            "temporaries_bytes": self.temporaries_bytes,
+            "unused_bytes_after": self.unused_bytes_after,
+            "report": self.report,
+        }
 
 
 @dataclass
@@ -136,9 +185,9 @@ class _Pruner:
 
     def _sessions(self) -> list[_Session]:
         out = []
-        for info in self.repo.backend.list("sessions/"):
+        for info in self.repo.backend.list(SESSIONS):
             try:
-                data = unpack(self.repo.load_object("session", info.key), info.key)
+                data = decode(self.repo.load_object("session", info.key), info.key)
                 out.append(
                     _Session(
                         info.key, int(data["started"]), int(data["refreshed"]), str(data["host"])
@@ -206,7 +255,7 @@ class _Pruner:
         else:
             raise IntegrityError(f"tree blob {blob_id.hex()[:8]} is not indexed")
         what = f"blob {blob_id.hex()[:8]}"
-        sealed = self.repo.backend.get(pack_key(pack_id, kind), entry.offset, entry.length)
+        sealed = self.repo.backend.get(pack_name(pack_id, kind), entry.offset, entry.length)
         plain = open_blob(sealed, self.repo.keyring.epoch_key(epoch, what), pack_id, entry, what)
         if keyed_hash(self.repo.keyring.blob_id_key, plain) != blob_id:
             raise IntegrityError(f"{what}: content does not match its ID")
@@ -217,7 +266,7 @@ class _Pruner:
     def _entries_of(self, marked: MarkedPack) -> tuple[int | None, list[BlobEntry] | None]:
         if marked.entries is not None:
             return marked.epoch, list(marked.entries)
-        key = pack_key(marked.pack_id, marked.kind)
+        key = pack_name(marked.pack_id, marked.kind)
         try:
             data = self.repo.backend.get(key)
             _kind, epoch = read_header(data, key)
@@ -267,7 +316,7 @@ class _Pruner:
                     changed = True
                     continue
                 if sweep:
-                    delete.append(pack_key(marked.pack_id, marked.kind))
+                    delete.append(pack_name(marked.pack_id, marked.kind))
                     self.result.deleted_bytes += self.inv.packs[marked.pack_id].size
                     changed = True
                     continue
@@ -378,9 +427,9 @@ class _Pruner:
             superseded = [i for i in self.index_ids if i not in written]
             self._ensure_held()
             for index_id in superseded:
-                self.repo.backend.delete(f"index/{index_id.hex()}")
+                self.repo.backend.delete(index_name(index_id))
             res.index_deleted = len(superseded)
-            self.deletions.extend(f"index/{i.hex()}" for i in superseded)
+            self.deletions.extend(index_name(i) for i in superseded)
         # 4. the new mark (its time taken after the index is written)
         new_marked = [
             MarkedPack(r.pack_id, r.kind, r.epoch, tuple(r.entries))
@@ -441,7 +490,7 @@ class _Pruner:
         obj = IndexObject(batch, list(self.index_ids))
         plain = obj.encode()
         index_id = IndexId(self.repo.object_id(plain))
-        self.repo.save_object("index", f"index/{index_id.hex()}", plain)
+        self.repo.save_object("index", index_name(index_id), plain)
         return index_id
 
     def _still_unindexed(self, keys: list[str]) -> list[str]:
@@ -457,7 +506,7 @@ class _Pruner:
                 obj = self.repo.load_index(index_id)
             except (ObjectNotFound, IntegrityError):
                 continue
-            named.update(pack_key(r.pack_id, r.kind) for r in obj.packs)
+            named.update(pack_name(r.pack_id, r.kind) for r in obj.packs)
         kept = [k for k in keys if k not in named]
         if len(kept) != len(keys):
             self.result.revived.extend(k.rpartition("/")[2] for k in keys if k in named)

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from store.errors import IntegrityError
 from store.format.crypto import decode_payload, decrypt, keyed_hash, nonce_for_offset
 from store.format.index import PackRecord
-from store.format.pack import PackBuilder, blob_ad, pack_key_for
-from store.ids import PACK_KIND_FOR_TYPE, BlobId, pack_key
+from store.format.pack import PackBuilder, blob_ad, pack_aead_key
+from store.ids import PACK_KIND_FOR_TYPE, BlobId
+from store.names import pack_name
 from store.repository.repository import Repository
 
 
@@ -38,9 +39,9 @@ class Repacker:
         entries = [e for e in record.entries if e.blob_id in wanted]
         if not entries:
             return
-        what = pack_key(record.pack_id, record.kind)
+        what = pack_name(record.pack_id, record.kind)
         data = self._repo.backend.get(what)
-        key = pack_key_for(self._repo.keyring.epoch_key(record.epoch, what), record.pack_id)
+        key = pack_aead_key(self._repo.keyring.epoch_key(record.epoch, what), record.pack_id)
         id_key = self._repo.keyring.blob_id_key
         for entry in entries:
             label = f"blob {entry.blob_id.hex()[:8]} in {what}"
@@ -73,7 +74,7 @@ class Repacker:
 
     def _upload(self, builder: PackBuilder) -> None:
         data, entries = builder.finish()
-        self._repo.backend.put(pack_key(builder.pack_id, builder.kind), data)
+        self._repo.backend.put(pack_name(builder.pack_id, builder.kind), data)
         self.records.append(
             PackRecord(builder.pack_id, builder.kind, self._repo.keyring.current, entries)
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from store.cache.checkstate import CheckState
 from store.errors import ObjectNotFound, StoreError
@@ -28,10 +28,30 @@ from store.maintenance.inventory import PackFile, take_inventory
 from store.maintenance.maintlock import MaintenanceLock
 from store.maintenance.packverify import read_pack_trailer, verify_pack
 from store.maintenance.prune.repack import Repacker
+from store.names import SNAPSHOTS, index_name
 from store.repository.marks import list_marks
 from store.repository.repository import Repository
 
 _ENTRIES_PER_OBJECT = 100_000
+
+
+class IndexRepairJSON(TypedDict):
+    """What ``coffer repair index --json`` prints (with the report key)."""
+
+    packs_scanned: int
+    packs_indexed: int
+    blobs_indexed: int
+    packs_read_whole: int
+    lost_blobs: int  # how many; the first IDs are in lost_blob_ids
+    damaged_packs: list[str]
+    salvaged_blobs: int
+    missing_packs: list[str]
+    unreadable_indexes: list[str]
+    acknowledged: list[str]
+    index_written: int
+    index_deleted: int
+    report: str | None
+    lost_blob_ids: list[str]
 
 
 @dataclass
@@ -52,11 +72,23 @@ class IndexRepair:
     index_deleted: int = 0
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["lost_blobs"] = len(self.lost_blobs)
-        out["lost_blob_ids"] = sorted(self.lost_blobs)[:1000]
-        return out
+    def to_json(self) -> IndexRepairJSON:
+        return {
+            "packs_scanned": self.packs_scanned,
+            "packs_indexed": self.packs_indexed,
+            "blobs_indexed": self.blobs_indexed,
+            "packs_read_whole": self.packs_read_whole,
+            "lost_blobs": len(self.lost_blobs),
+            "damaged_packs": self.damaged_packs,
+            "salvaged_blobs": self.salvaged_blobs,
+            "missing_packs": self.missing_packs,
+            "unreadable_indexes": self.unreadable_indexes,
+            "acknowledged": self.acknowledged,
+            "index_written": self.index_written,
+            "index_deleted": self.index_deleted,
+            "report": self.report,
+            "lost_blob_ids": sorted(self.lost_blobs)[:1000],
+        }
 
 
 def packs_flagged_by_last_check(repo: Repository) -> set[str]:
@@ -143,7 +175,7 @@ class _Rebuild:
             except ObjectNotFound:
                 continue
             except StoreError:
-                out.unreadable_indexes.append(f"index/{index_id.hex()}")
+                out.unreadable_indexes.append(index_name(index_id))
         marked = {m.pack_id for mark in list_marks(repo) for m in mark.packs}
         inv = take_inventory(repo.backend)
         for pack_id, record in indexed.items():
@@ -165,7 +197,7 @@ class _Rebuild:
                 self.progress(number, len(packs))
         out.packs_scanned = len(packs)
         out.acknowledged = [
-            k for k in lost_since_last_check(repo, self.state) if not k.startswith("snapshots/")
+            k for k in lost_since_last_check(repo, self.state) if not k.startswith(SNAPSHOTS)
         ]
         if self.dry_run:
             out.packs_indexed = len(records) + len(salvage)
@@ -179,7 +211,7 @@ class _Rebuild:
         out.blobs_indexed = sum(len(r.entries) for r in records)
         written = self._write(records, old_ids)
         superseded = [i for i in old_ids if i not in written]
-        deleted = [f"index/{i.hex()}" for i in superseded]
+        deleted = [index_name(i) for i in superseded]
         deleted += [pack.key for pack, _record, _keep in salvage]
         out.report = repo.save_report(
             "repair",
@@ -191,7 +223,7 @@ class _Rebuild:
             },
         )
         for index_id in superseded:
-            repo.backend.delete(f"index/{index_id.hex()}")
+            repo.backend.delete(index_name(index_id))
         for pack, _record, _keep in salvage:
             repo.backend.delete(pack.key)
         out.index_written = len(written)
@@ -236,7 +268,7 @@ class _Rebuild:
             obj = IndexObject(list(batch), list(supersedes))
             plain = obj.encode()
             index_id = IndexId(self.repo.object_id(plain))
-            self.repo.save_object("index", f"index/{index_id.hex()}", plain)
+            self.repo.save_object("index", index_name(index_id), plain)
             written.append(index_id)
 
         for record in records:

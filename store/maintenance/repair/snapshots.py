@@ -16,7 +16,7 @@ Holds the maintenance lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TypedDict
 
 from store.cache.checkstate import CheckState
 from store.errors import StoreError
@@ -27,6 +27,7 @@ from store.ids import TREE, BlobId
 from store.maintenance.inventory import take_inventory
 from store.maintenance.maintlock import MaintenanceLock
 from store.maintenance.repair.index import lost_since_last_check
+from store.names import SNAPSHOTS, snapshot_name
 from store.repository.blobwriter import BlobWriter
 from store.repository.marks import list_marks
 from store.repository.repository import Repository
@@ -43,6 +44,24 @@ class RepairedSnapshot:
     sync_dropped: bool
 
 
+class RepairedSnapshotJSON(TypedDict):
+    old: str
+    new: str | None  # None: nothing of the snapshot was left, it was deleted
+    owner: str  # kind/name
+    time: int
+    lost_count: int
+    lost: list[str]  # the first paths lost
+    sync_dropped: bool
+
+
+class SnapshotRepairJSON(TypedDict):
+    """What ``coffer repair snapshots --json`` prints (with the report key)."""
+
+    checked: int
+    acknowledged: list[str]
+    snapshots: list[RepairedSnapshotJSON]
+
+
 @dataclass
 class SnapshotRepair:
     checked: int = 0
@@ -50,7 +69,7 @@ class SnapshotRepair:
     acknowledged: list[str] = field(default_factory=list)
     report: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SnapshotRepairJSON:
         return {
             "checked": self.checked,
             "acknowledged": self.acknowledged,
@@ -205,7 +224,7 @@ def _repair(repo: Repository, state: CheckState | None, *, dry_run: bool) -> Sna
                 RepairedSnapshot(snap, None, [_display(x) for x in lost], count, bool(snap.sync))
             )
         out.acknowledged = [
-            k for k in lost_since_last_check(repo, state) if k.startswith("snapshots/")
+            k for k in lost_since_last_check(repo, state) if k.startswith(SNAPSHOTS)
         ]
         if writer is None:
             return out
@@ -232,7 +251,7 @@ def _repair(repo: Repository, state: CheckState | None, *, dry_run: bool) -> Sna
         {
             "action": "snapshots",
             **out.to_json(),
-            "deleted": [f"snapshots/{r.old.id_hex}" for r in out.repaired],
+            "deleted": [snapshot_name(r.old.id_hex) for r in out.repaired],
         },
     )
     for item in out.repaired:

@@ -24,7 +24,7 @@ from store import (
     remove_slot,
     rotate_master_key,
 )
-from tests.store.key_helpers import CHEAP_KDF
+from tests.store.support.key_helpers import CHEAP_KDF
 
 
 class CrashingBackend(LocalBackend):

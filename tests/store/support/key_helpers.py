@@ -71,7 +71,7 @@ def make_legacy_repo(
     slots += [new_password_slot(repo_id, keyring, p, kdf=CHEAP_KDF) for p in passwords[1:]]
     slots += [new_escrow_slot(repo_id, keyring, pem) for pem in escrow_pems or []]
     for slot in slots:
-        (root / "repo" / slot.key).write_bytes(legacy_bytes(slot, keyring))
+        (root / "repo" / slot.legacy_name).write_bytes(legacy_bytes(slot, keyring))
     return keyring, slots
 
 

@@ -22,7 +22,7 @@ from store.maintenance.packverify import verify_pack
 FAST_KDF = KdfParams(iterations=1, lanes=1, memory_kib=8192)
 PASSWORD = b"correct horse battery staple"
 # Small chunks so that modest test inputs exercise chunking and packing.
-SMALL_CHUNKS = ChunkerParams(min=1024, avg=4096, max=16384)
+SMALL_CHUNKS = ChunkerParams(min=1024, normal_size=4096, max=16384)
 
 
 def make_repo(

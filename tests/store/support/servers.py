@@ -6,7 +6,7 @@ Each picks a free port, starts the process with its own working directory and
 log, waits until the server answers, and stops it at the end of the session.
 Nothing is skipped: a server that cannot start fails the test with its log.
 
-Test modules import the fixtures they use (``from tests.store.servers import
+Test modules import the fixtures they use (``from tests.store.support.servers import
 moto_server``). pytest builds one fixture definition per importing module, so
 the processes are shared through a reference-counted registry: a server used by
 several modules still starts once per session.
@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 AZURITE = REPO_ROOT / ".venv/node/node_modules/.bin/azurite-blob"
 SSHD = Path("/usr/sbin/sshd")
