@@ -102,6 +102,7 @@ from store.maintenance.repair.index import IndexRepair, repair_index
 from store.maintenance.repair.snapshots import SnapshotRepair, repair_snapshots
 from store.maintenance.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
 from store.maintenance.stats import RepoStats, repository_stats
+from store.names import REPORTS
 from store.repository.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository.repository import Repository
 
@@ -112,6 +113,7 @@ __all__ = [
     "FILE",
     "MAX_SLOTS",
     "OWNER_KINDS",
+    "REPORTS",
     "SYMLINK",
     "TREE",
     "UNLIMITED",

@@ -10,7 +10,7 @@ import click
 from cli.app import App
 from cli.errors import CliError
 from cli.ui.output import echo, print_json, shown
-from store import Repository, StoreError
+from store import REPORTS, Repository, StoreError
 
 KINDS = ("backup", "restore", "check", "forget", "prune", "repair", "key")
 
@@ -59,7 +59,7 @@ def _summary(kind: str, report: dict[str, Any]) -> str:
 def _all_keys(repo: Repository, kind: str | None) -> list[str]:
     kinds = [kind] if kind else [*KINDS]
     if not kind:
-        extra = {info.key.split("/")[1] for info in repo.backend.list("reports/")}
+        extra = {info.key.split("/")[1] for info in repo.backend.list(REPORTS)}
         kinds += sorted(extra - set(KINDS))
     keys = [key for k in kinds for key in repo.list_reports(k)]
     return sorted(keys, key=lambda k: k.rpartition("/")[2])
