@@ -23,8 +23,8 @@ import click
 from cli.output import human_duration, human_size, shown
 from cli.progress import Progress
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
+from sources.m365.services import SERVICES
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -22,9 +22,8 @@ from cli.output import human_duration, human_size, note, print_json, shown
 from cli.progress import Progress
 from cli.retention import after_backup_summary, forget_after_backup
 from sources.folder import FolderBackupResult, backup_folder
+from sources.m365.services import SERVICES
 from store import BackupRun, Owner, Repository
-
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:

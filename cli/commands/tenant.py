@@ -18,8 +18,8 @@ import click
 from cli.app import App
 from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
 from cli.output import echo, print_json, shown
+from sources.m365.services import SERVICES
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
 
 

@@ -24,7 +24,8 @@ from sources.m365.graph.errors import (
     ResyncRequired,
     TransientGraphError,
 )
-from sources.m365.settings import SERVICES, TenantSettings, from_table
+from sources.m365.services import SERVICES
+from sources.m365.settings import TenantSettings, from_table
 
 __all__ = [
     "REPORT_FORMAT",

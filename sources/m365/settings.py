@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sources.m365.graph.errors import M365ConfigError
+from sources.m365.services import SERVICES, USER_SERVICES
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
-USER_SERVICES = ("mail", "contacts", "calendar", "onedrive")
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 # Delegated scopes for the device-code sign-in (one's own mailbox and OneDrive).

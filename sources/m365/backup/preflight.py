@@ -49,7 +49,8 @@ from sources.m365.graph.auth import token_source
 from sources.m365.graph.client import GraphClient, make_http_session
 from sources.m365.graph.errors import AccessDenied, GraphError, MailboxUnavailable
 from sources.m365.graph.throttle import Gates, Meter, Resource
-from sources.m365.settings import SERVICES, USER_SERVICES, TenantSettings
+from sources.m365.services import SERVICES, USER_SERVICES
+from sources.m365.settings import TenantSettings
 
 # The least-privileged application permissions each service's backup needs, and the
 # ones restore needs in addition (shown when one is missing). From the "Permissions"

@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from sources.m365.settings import SERVICES
+from sources.m365.services import SERVICES
 from store import BackupRun, latest_per_owner
 from tests.cli.helpers import CofferEnv, files_of, init, new_env
 from tests.cli.test_m365_restore import _state as graph_state
