@@ -1,4 +1,4 @@
-"""Fixtures of the Microsoft 365 tests: simulated tenants and repositories."""
+"""A simulated tenant with a repository for it (the ``setup`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.sources.m365.helpers import backup, init_repo
+from tests.sources.m365.support.helpers import backup, init_repo
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 
@@ -42,9 +40,3 @@ def make_setup(root: Path, **tenant_options: Any) -> Iterator[Setup]:
     with running_tenant(root / "sim", scale="small", **tenant_options) as tenant:
         init_repo(root / "repo", root / "cache").close()
         yield Setup(tenant, root)
-
-
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    """A fresh small tenant (rate limits off) and an empty repository."""
-    yield from make_setup(tmp_path)
