@@ -61,7 +61,7 @@ class ServiceSpec:
     root_prefixes: tuple[str, ...] = ()
     needs_mailbox: bool = False  # skipped (not failed) for a user without an Exchange mailbox
     restore_to: tuple[str, ...] = ()
-    mail_budget: bool = False  # restored items go through Exchange's upload budget (pacing.py)
+    mail_budget: bool = False  # restored items count against Exchange's upload budget (pacing)
     home: str = "mailbox"  # what a user lacks when Graph says MailboxUnavailable for it
 
     def holds(self, top: str) -> bool:
