@@ -42,10 +42,10 @@ from sources.m365.backup.sites import backup_site
 from sources.m365.backup.state import SyncState
 from sources.m365.backup.teams import backup_team
 from sources.m365.backup.writer import AttributingWriter, attributed_to
-from sources.m365.graph.auth import DeviceCodeTokens, token_source
-from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.auth import DeviceCodeTokens
+from sources.m365.graph.client import GraphClient, connect
 from sources.m365.graph.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
-from sources.m365.graph.throttle import Gates, Resource
+from sources.m365.graph.throttle import Resource
 from sources.m365.services import spec
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
@@ -112,12 +112,7 @@ class TenantBackup:
         self.flags = RunFlags()
         self.problems: list[str] = []
         self.skipped_owners: list[dict[str, str]] = []
-        conn = settings.connection
-        if client is None:
-            http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-            tokens = token_source(conn, http, prompt)
-            client = GraphClient(conn.graph_url, tokens, http, Gates())
-        self.client = client
+        self.client = connect(settings.connection, prompt) if client is None else client
 
     # -- owners ----------------------------------------------------------------------------
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sources.m365.graph.auth import token_source
-from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.client import GraphClient, connect
 from sources.m365.graph.errors import (
     AccessDenied,
     AuthError,
@@ -42,7 +41,7 @@ from sources.m365.graph.errors import (
     ItemGone,
     MailboxUnavailable,
 )
-from sources.m365.graph.throttle import Gates, Resource
+from sources.m365.graph.throttle import Resource
 from sources.m365.restore.calendar import CalendarWriter
 from sources.m365.restore.common import Placement, ServiceRun
 from sources.m365.restore.contacts import ContactsWriter
@@ -152,13 +151,8 @@ class TenantRestore:
         self.notices: list[str] = []
         self.budget = budget or UploadBudget()
         self.eta = Eta(self.budget)
-        if client is None:
-            conn = settings.connection
-            http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-            # A device-code sign-in asks for the write permissions and shows its code.
-            tokens = token_source(conn, http, prompt, write=True)
-            client = GraphClient(conn.graph_url, tokens, http, Gates())
-        self.client = client
+        # A device-code sign-in asks for the write permissions and shows its code.
+        self.client = connect(settings.connection, prompt, write=True) if client is None else client
         self._lock = threading.Lock()
 
     # -- plan ----------------------------------------------------------------------------------
