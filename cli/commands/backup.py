@@ -16,14 +16,14 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.destinations import send_to_destinations
-from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
-from cli.output import human_duration, human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.retention import after_backup_summary, forget_after_backup
+from cli.errors import ConfigError
+from cli.flows.afterbackup import after_backup_summary, forget_after_backup
+from cli.flows.fanout import send_to_destinations
+from cli.ui.output import human_duration, human_size, note, print_json, shown
+from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
 from sources.m365.services import SERVICES
-from store import BackupRun, Owner, Repository
+from store import BackupRun, ExitCode, Owner, Repository
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def command(
         "partial": any(r["skipped"] for r in reports),
     }
     summary["report"] = repo.save_report("backup", summary)
-    code = EXIT_PARTIAL if summary["partial"] else EXIT_OK
+    code = ExitCode.PARTIAL if summary["partial"] else ExitCode.OK
     _after_backup(app, repo, [r.snapshot.owner for r in results], code, summary, as_json)
     if as_json:
         print_json(summary)
@@ -159,7 +159,7 @@ def _after_backup(
     Adds a ``forget`` entry to ``report`` (the printed one; the forget has its
     own report in the repository). Raises ConfigError for a bad table.
     """
-    if code != EXIT_OK:
+    if code != ExitCode.OK:
         return
     outcome = forget_after_backup(repo, app.config, owners)
     if outcome is None:
@@ -178,7 +178,7 @@ def _tenant(
     as_json: bool,
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
+    from cli.flows.m365 import ProgressAdapter, quiet_http_logs, summary_lines
     from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")

@@ -9,7 +9,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import echo, print_json, shown
+from cli.ui.output import echo, print_json, shown
 from store import Repository, StoreError
 
 KINDS = ("backup", "restore", "check", "forget", "prune", "repair", "key")

@@ -4,7 +4,7 @@
     coffer restore SNAPSHOT --to-dir DIR [filters]
 
 SNAPSHOT is an ID (``coffer find`` says which holds a version) or ``latest``
-(the newest of every owner). Filters (cli/restoring.py) narrow what is
+(the newest of every owner). Filters (cli/flows/restoring.py) narrow what is
 restored. Exit codes: 0 done (items skipped by the conflict policy are not
 failures; nothing matching is not an error), 3 some items failed (listed in
 the report), 1 nothing could be done. Every restore stores a report in the
@@ -20,14 +20,12 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL
-from cli.output import human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.restoring import build_query, filter_options
-from sources.folder import restore_to_dir
-from sources.folder.restore import CONFLICT_POLICIES, OWNER_POLICIES
+from cli.flows.restoring import build_query, filter_options
+from cli.ui.output import human_size, note, print_json, shown
+from cli.ui.progress import Progress
+from sources.localdir import CONFLICT_POLICIES, OWNER_POLICIES, restore_to_dir
 from sources.m365.restore import ItemQuery
-from store import Layout, Repository, Snapshot, owner_component, select_snapshots
+from store import ExitCode, Layout, Repository, Snapshot, owner_component, select_snapshots
 
 NOTHING = "nothing matched the selection"
 
@@ -108,7 +106,7 @@ def command(
         )
     if subpath:
         query = replace(query, paths=(subpath.strip("/"),))
-    from cli.m365restore import restore_to_m365
+    from cli.flows.m365restore import restore_to_m365
 
     assert to is not None
     return restore_to_m365(
@@ -186,7 +184,7 @@ def _to_dir(
         "on_conflict": on_conflict,
         "restore_owner": restore_owner,
         "status": "nothing" if nothing else ("partial" if failed else "ok"),
-        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
+        "exit_code": ExitCode.PARTIAL if failed else ExitCode.OK,
         "owners": owners_report,
         "failed": failed,
     }

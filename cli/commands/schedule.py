@@ -17,8 +17,7 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
-from cli.output import note, print_json, shown
+from cli.errors import CliError, ConfigError
 from cli.schedules.config import parse_notify, parse_schedules
 from cli.schedules.crontimes import next_times
 from cli.schedules.notify import Message, Notifier
@@ -26,8 +25,8 @@ from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
 from cli.schedules.service import coffer_command, state_of
 from cli.schedules.summary import build_summary
-
-EXIT_BUSY = 12
+from cli.ui.output import note, print_json, shown
+from store import ExitCode
 
 
 @click.group("schedule")
@@ -111,8 +110,10 @@ def run(app: App, name: str, as_json: bool) -> int:
         for message_line in result.messages:
             note(f"  {message_line}")
     if result.outcome == "skipped":
-        return EXIT_BUSY
-    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.outcome, EXIT_ERROR)
+        return ExitCode.LOCKED
+    return {"succeeded": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(
+        result.outcome, ExitCode.ERROR
+    )
 
 
 @command.command("summary")

@@ -22,9 +22,9 @@ import click
 import cli.serve
 from cli.app import App
 from cli.errors import CliError
-from cli.output import note, print_json
 from cli.schedules.service import build_scheduler
 from cli.serve import ROLES, UserFile, read_password_file, serve_settings
+from cli.ui.output import note, print_json
 
 log = logging.getLogger(__name__)
 

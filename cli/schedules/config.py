@@ -51,8 +51,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cli.config import Config
 from cli.errors import ConfigError
+from cli.settings.config import Config
 from sources.m365.services import SERVICES
 
 OUTCOMES = ("succeeded", "partial", "failed", "skipped")

@@ -32,7 +32,7 @@ from typing import Any
 from cli.schedules.config import Schedule
 from cli.schedules.hooks import hook_env, run_hook
 from cli.schedules.state import StateFile, run_lock
-from store import defang
+from store import ExitCode, defang
 
 KIND_BACKUP, KIND_PRUNE, KIND_CHECK = "backup", "prune", "check"
 _PASSED_ENV = (
@@ -167,7 +167,8 @@ class Runner:
             done = None
         if done is not None:
             result.exit_code = done.returncode
-            result.outcome = {0: "succeeded", 3: "partial"}.get(done.returncode, "failed")
+            outcomes: dict[int, str] = {ExitCode.OK: "succeeded", ExitCode.PARTIAL: "partial"}
+            result.outcome = outcomes.get(done.returncode, "failed")
             try:
                 report = json.loads(done.stdout)
             except ValueError:
@@ -182,7 +183,7 @@ class Runner:
                     name = owner.get("owner") or owner.get("name")
                     if isinstance(kind, str) and isinstance(name, str):
                         result.owners.append(f"{kind}/{name}")
-            if done.returncode not in (0, 3):
+            if done.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
                 result.messages.append(
                     f"coffer backup exited with {done.returncode}: {_last_line(done.stderr)}"
                 )
@@ -193,7 +194,7 @@ class Runner:
             forget = self.coffer.run(args)
             result.messages.append(
                 "retention applied"
-                if forget.returncode == 0
+                if forget.returncode == ExitCode.OK
                 else f"retention failed ({forget.returncode}): {_last_line(forget.stderr)}"
             )
         if schedule.post is not None:
@@ -212,8 +213,8 @@ class Runner:
         )
         done = self.coffer.run(args)
         result.exit_code = done.returncode
-        result.outcome = "succeeded" if done.returncode == 0 else "failed"
-        if done.returncode != 0:
+        result.outcome = "succeeded" if done.returncode == ExitCode.OK else "failed"
+        if done.returncode != ExitCode.OK:
             result.messages.append(
                 f"coffer {kind} exited with {done.returncode}: {_last_line(done.stderr)}"
             )

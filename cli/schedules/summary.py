@@ -15,6 +15,7 @@ from typing import Any
 from cli.schedules.config import SummarySettings
 from cli.schedules.notify import Message
 from cli.schedules.runner import CofferCommand
+from store import ExitCode
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def build_summary(coffer: CofferCommand, settings: SummarySettings, now: float) 
     """Read the snapshots through a ``coffer`` child and make the summary.
     Raises RuntimeError when the child fails (its last error line)."""
     done = coffer.run(["snapshots", "--json"])
-    if done.returncode != 0:
+    if done.returncode != ExitCode.OK:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(
             f"coffer snapshots exited with {done.returncode}: {lines[-1] if lines else ''}"

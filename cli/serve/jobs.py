@@ -25,10 +25,10 @@ import click
 
 from cli.commands.restore import command as restore_command
 from cli.errors import CliError
-from cli.progress import Progress, watching
 from cli.serve.console import Console, ServedRepo
+from cli.ui.progress import Progress, watching
 from sources.errors import SourceError
-from store import StoreError
+from store import ExitCode, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class RestoreJob:
     progress: Progress | None = None
 
     def follow(self, progress: Progress) -> None:
-        """Called with the restore's progress display (cli/progress.py watching())."""
+        """Called with the restore's progress display (cli/ui/progress.py watching())."""
         self.progress = progress
 
     def to_map(self) -> dict[str, Any]:
@@ -150,7 +150,7 @@ class RestoreJobs:
                 if new:
                     job.report_key = new[-1]
                     job.report = served.repo.load_report(new[-1])
-            job.exit_code = int(code) if isinstance(code, int) else 0
+            job.exit_code = int(code) if isinstance(code, int) else ExitCode.OK
             if out_dir is not None and out_dir.exists():
                 archive = shutil.make_archive(str(out_dir), "zip", root_dir=out_dir)
                 shutil.rmtree(out_dir, ignore_errors=True)

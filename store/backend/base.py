@@ -23,7 +23,7 @@ the backend it wraps as ``inner``, and these pass through to it unless the
 wrapper overrides them):
 
 - ``create`` stores an object only if its name is free, atomically against
-  other creators (the maintenance lock, store/maintlock.py). A backend that
+  other creators (the maintenance lock, store/maintenance/maintlock.py). A backend that
   cannot promise it raises :class:`ConditionalWriteUnsupported`; remote ones
   check once per instance that the server really refuses the second create
   (:class:`CreateProbe`), since some S3-compatible servers and emulators

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import CofferEnv, files_of, make_tree, new_env, tree_state
-from tests.cli.netmeter import MeterProxy
+from tests.cli.support.helpers import CofferEnv, files_of, make_tree, new_env, tree_state
+from tests.cli.support.netmeter import MeterProxy
 from tests.store.servers import S3Server, moto_server
 
 __all__ = ["moto_server"]

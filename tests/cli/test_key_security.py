@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from store import Keyring, LocalBackend, Repository, WrongPassword
-from store.keys import new_escrow_slot
-from tests.cli.helpers import CofferEnv, init, new_env
+from store.format.keys import new_escrow_slot
+from tests.cli.support.helpers import CofferEnv, init, new_env
 from tests.store.key_helpers import legacy_bytes, read_keyset_json, write_keyset_json
 
 

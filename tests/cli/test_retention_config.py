@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.config import load_config
 from cli.errors import ConfigError
-from cli.retention import forget_after_backup, retention_from_config
+from cli.flows.afterbackup import forget_after_backup
+from cli.settings.config import load_config
+from cli.settings.retention import retention_from_config
 from store import UNLIMITED, Duration, RetentionPolicy
-from tests.cli.helpers import CofferEnv, init, make_tree, new_env
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
 from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from store import (
     BackupRun,
     ChunkerParams,
+    IntegrityError,
     KdfParams,
     LocalBackend,
     Owner,
@@ -14,6 +15,9 @@ from store import (
     Repository,
     Snapshot,
 )
+from store.format.index import PackRecord
+from store.maintenance.inventory import take_inventory
+from store.maintenance.packverify import verify_pack
 
 FAST_KDF = KdfParams(iterations=1, lanes=1, memory_kib=8192)
 PASSWORD = b"correct horse battery staple"
@@ -66,3 +70,17 @@ def snapshot_of(
 def read_all(repo: Repository, snapshot: Snapshot) -> dict[str, bytes]:
     reader = repo.reader(snapshot)
     return {path: reader.open(entry).read() for path, entry in reader.walk() if entry.is_file}
+
+
+def verified_pack_records(repo: Repository) -> list[PackRecord]:
+    """Read back and verify every pack file the repository lists (what check
+    --read-data and repair index do), returning each one's record rebuilt from
+    the pack alone. Raises IntegrityError naming the first damaged pack."""
+    records = []
+    for pack in take_inventory(repo.backend).packs.values():
+        verdict = verify_pack(repo.backend.get, pack, repo.keyring, None)
+        if not verdict.ok:
+            reasons = verdict.problems + sorted(set(verdict.bad.values()))
+            raise IntegrityError(f"pack {pack.pack_id.hex()}: {'; '.join(reasons) or 'damaged'}")
+        records.append(PackRecord(pack.pack_id, pack.kind, verdict.epoch or 0, list(verdict.good)))
+    return records

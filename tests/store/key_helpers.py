@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from store import KdfParams, Keyring, KeySlot, LocalBackend, Repository
-from store.crypto import keyed_hash
-from store.keys import new_escrow_slot, new_password_slot
+from store.format.crypto import keyed_hash
+from store.format.keys import new_escrow_slot, new_password_slot
 
 CHEAP_KDF = KdfParams(iterations=1, lanes=1, memory_kib=8)
 PASSWORD = b"correct horse"

@@ -23,9 +23,8 @@ import pytest
 import zstandard
 
 from store import FormatTooNew, IntegrityError, LocalBackend, Repository
-from store.blobread import read_blobs
-from store.codec import unpack
-from store.crypto import (
+from store.format.codec import unpack
+from store.format.crypto import (
     _SEALED_HEADER,
     SEALED_MAGIC,
     SEALED_VERSION,
@@ -36,14 +35,15 @@ from store.crypto import (
     keyed_hash,
     unseal,
 )
+from store.format.index import IndexObject, PackRecord
+from store.format.pack import BlobEntry, PackBuilder, read_trailer
+from store.format.snapshot import Snapshot
+from store.format.tree import Entry, Page
 from store.ids import DATA, PACK_DATA, BlobId, IndexId, SnapshotId, pack_key
-from store.index import IndexObject, PackRecord
-from store.marks import _decode as decode_mark
-from store.pack import BlobEntry, PackBuilder, read_trailer
-from store.reader import ItemReader
-from store.snapshot import Snapshot
-from store.tree import Entry, Page
-from tests.cli.helpers import init, make_tree, new_env
+from store.repository.blobread import read_blobs
+from store.repository.marks import _decode as decode_mark
+from store.repository.reader import ItemReader
+from tests.cli.support.helpers import init, make_tree, new_env
 from tests.store.helpers import make_repo, snapshot_of
 
 # A bomb: 64 MiB of zeros in a zstd frame of a few KiB.
@@ -209,7 +209,7 @@ def test_huge_integers_where_ids_belong_are_refused_before_allocating() -> None:
 
 def test_blob_entry_validation_survives_python_optimize() -> None:
     script = (
-        "from store.pack import BlobEntry\n"
+        "from store.format.pack import BlobEntry\n"
         "from store.errors import IntegrityError\n"
         "for bad in ([0, b'short', 10, 20, 5], [0, b'x' * 32, -1, 20, 5],"
         " ['t', b'x' * 32, 10, 20, 5], [0, b'x' * 32, 10, 20], 'not a list'):\n"

@@ -1,4 +1,4 @@
-"""Copying snapshots between repositories with different keys (store/copy.py)."""
+"""Copying snapshots between repositories with different keys (store/copy/copier.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from store import (
     snapshot_key,
 )
 from store.backend import LocalBackend
-from store.copymap import CopyMap
+from store.cache.copymap import CopyMap
+from store.format.index import PackRecord
 from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId, pack_key
-from store.index import PackRecord
 from tests.store.faulty_backend import FaultyBackend
 from tests.store.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store import ChunkerParams, IntegrityError, Keyring
-from store.chunker import Chunker
-from store.crypto import (
+from store.format.chunker import Chunker
+from store.format.crypto import (
     CODEC_RAW,
     CODEC_ZSTD,
     decode_payload,
@@ -26,7 +26,7 @@ from store.crypto import (
     seal,
     unseal,
 )
-from store.pack import HEADER_SIZE, PackBuilder, open_blob, read_trailer
+from store.format.pack import HEADER_SIZE, PackBuilder, open_blob, read_trailer
 
 ROOT = bytes(range(32))
 EPOCH_KEY = bytes(range(32, 64))

@@ -28,8 +28,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from store import FormatTooNew, IntegrityError, Repository, StoreError
-from store.config import CONFIG_KEY, decode_config, read_header
-from store.crypto import (
+from store.format.config import CONFIG_KEY, decode_config, read_header
+from store.format.crypto import (
     _SEALED_HEADER,
     SEALED_MAGIC,
     SEALED_VERSION,
@@ -40,15 +40,15 @@ from store.crypto import (
     encrypt,
     seal,
 )
+from store.format.keys import Keyring, KeySlot
+from store.format.pack import _HEADER, PACK_MAGIC, PACK_VERSION, pack_key_for, read_trailer
+from store.format.snapshot import OWNER_KINDS, format_time
+from store.format.tree import Page
 from store.ids import PACK_DATA, IndexId, PackId, SnapshotId
-from store.inventory import PackFile
-from store.keys import Keyring, KeySlot
-from store.marks import MARK_PREFIX, load_mark
-from store.pack import _HEADER, PACK_MAGIC, PACK_VERSION, pack_key_for, read_trailer
-from store.packverify import verify_pack_bytes
-from store.pruning import PruneOptions, prune
-from store.snapshot import OWNER_KINDS, format_time
-from store.tree import Page
+from store.maintenance.inventory import PackFile
+from store.maintenance.packverify import verify_pack_bytes
+from store.maintenance.prune.pruning import PruneOptions, prune
+from store.repository.marks import MARK_PREFIX, load_mark
 from tests.fuzzing import FUZZ, MISSING, bounded, json_values, maybe, mutated, record, values
 from tests.store.helpers import make_repo
 

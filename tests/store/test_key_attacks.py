@@ -1,8 +1,8 @@
 """Attacks on the key slots and the metadata cache (issue 12, items 1-5).
 
 Each test performs one attack against a real repository on disk and fails
-without its defence (store/keyops.py, store/keyopen.py, store/keyset.py,
-store/backend/cache.py, the ``read_storage`` of check and repair).
+without its defence (store/maintenance/keyops.py, store/repository/keyopen.py,
+store/repository/keyset.py, store/backend/cache.py, the ``read_storage`` of check and repair).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from store import (
     slot_statuses,
 )
 from store.backend import CachingBackend
-from store.keys import new_escrow_slot, new_password_slot
+from store.format.keys import new_escrow_slot, new_password_slot
 from tests.store.key_helpers import (
     CHEAP_KDF,
     PASSWORD,

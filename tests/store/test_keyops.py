@@ -24,7 +24,7 @@ from store import (
     rotate_master_key,
     slot_statuses,
 )
-from store.pack import read_header
+from store.format.pack import read_header
 from tests.store.ops_helpers import (
     ALICE,
     BOB,

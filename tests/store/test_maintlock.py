@@ -22,8 +22,8 @@ import pytest
 
 from store import RepoConfig, Repository, RepositoryLocked
 from store.backend import Backend, open_backend
-from store.codec import pack, unpack
-from store.maintlock import LOCK_KEY, MaintenanceLock, host_identity, process_start
+from store.format.codec import pack, unpack
+from store.maintenance.maintlock import LOCK_KEY, MaintenanceLock, host_identity, process_start
 from tests.store.helpers import FAST_KDF, PASSWORD
 from tests.store.servers import (
     AzuriteServer,

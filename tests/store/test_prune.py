@@ -21,10 +21,10 @@ from store import (
     plan_forget,
     prune,
 )
-from store.crypto import encode_payload
+from store.format.crypto import encode_payload
+from store.format.index import PackRecord
+from store.format.pack import PackBuilder
 from store.ids import DATA, pack_key
-from store.index import PackRecord
-from store.pack import PackBuilder
 from tests.store.ops_helpers import (
     ALICE,
     BOB,
@@ -282,7 +282,7 @@ def test_forget_then_prune_frees_space_per_owner(tmp_path: Path) -> None:
 
 def test_a_second_prune_is_refused_while_one_runs(tmp_path: Path) -> None:
     from store import RepositoryLocked
-    from store.maintlock import MaintenanceLock
+    from store.maintenance.maintlock import MaintenanceLock
 
     repo = make_repo(tmp_path)
     with MaintenanceLock(repo, "prune"), pytest.raises(RepositoryLocked, match="prune"):

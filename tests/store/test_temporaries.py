@@ -19,8 +19,8 @@ import pytest
 
 from store import PruneOptions, RepoConfig, Repository, check_repository, prune
 from store.backend import LocalBackend, open_backend
-from store.checkstate import CheckState
-from tests.cli.helpers import init, new_env
+from store.cache.checkstate import CheckState
+from tests.cli.support.helpers import init, new_env
 from tests.store.helpers import FAST_KDF, PASSWORD
 from tests.store.servers import SshServer, sshd_server
 

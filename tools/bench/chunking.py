@@ -16,7 +16,7 @@ import random
 import time
 
 from store import ChunkerParams
-from store.chunker import Chunker
+from store.format.chunker import Chunker
 
 
 def _files(mib: int, seed: int) -> list[bytes]:

@@ -49,7 +49,7 @@ from sources.m365.graph.throttle import Resource
 from sources.m365.services import spec
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
-from store import BackupRun, Owner, Repository, StoreError, latest_per_owner
+from store import BackupRun, ExitCode, Owner, Repository, StoreError, latest_per_owner
 
 REPORT_FORMAT = "coffer-backup-report"
 REPORT_VERSION = 1
@@ -315,11 +315,11 @@ class TenantBackup:
         summary = totals(reports)
         applicable = [r for r in reports if r.status != NOT_APPLICABLE]
         if applicable and all(r.status == FAILED for r in applicable):
-            status, code = FAILED, 1
+            status, code = FAILED, ExitCode.ERROR
         elif any(r.status in (FAILED, PARTIAL) for r in reports) or problems:
-            status, code = PARTIAL, 3
+            status, code = PARTIAL, ExitCode.PARTIAL
         else:
-            status, code = OK, 0
+            status, code = OK, ExitCode.OK
         conn = self.settings.connection
         return {
             "format": REPORT_FORMAT,

@@ -39,6 +39,7 @@ codes and their sources are listed in docs/simulator.md ("Behaviours").
 from __future__ import annotations
 
 from sources.errors import SourceError
+from store import ExitCode
 
 
 class M365Error(SourceError):
@@ -48,7 +49,7 @@ class M365Error(SourceError):
 class M365ConfigError(M365Error):
     """The [tenant] configuration is missing something or holds a wrong value."""
 
-    exit_code = 16
+    exit_code = ExitCode.CONFIG
 
 
 class AuthError(M365Error):

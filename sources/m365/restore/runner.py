@@ -56,7 +56,7 @@ from sources.m365.restore.target import USER, RestoreTarget
 from sources.m365.services import MAILBOX, restorable_owner, spec, writable_to
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
-from store import Entry, Repository, Snapshot, format_time
+from store import Entry, ExitCode, Repository, Snapshot, format_time
 
 REPORT_FORMAT = "coffer-restore-report"
 REPORT_VERSION = 1
@@ -455,15 +455,15 @@ class TenantRestore:
         owners.sort(key=lambda o: (o.kind, o.name.lower()))
         summary = totals(owners)
         if not owners:
-            status, code = "nothing", 0
+            status, code = "nothing", ExitCode.OK
         elif summary["failed"] and not (
             summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
         ):
-            status, code = "failed", 3
+            status, code = "failed", ExitCode.PARTIAL
         elif summary["failed"]:
-            status, code = "partial", 3
+            status, code = "partial", ExitCode.PARTIAL
         else:
-            status, code = "ok", 0
+            status, code = "ok", ExitCode.OK
         return {
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,

@@ -16,7 +16,7 @@ from quickxorhash import quickxorhash
 from sources.m365.backup.failures import RETRY_RUNS
 from sources.m365.backup.mail import ITEM_ATTEMPTS
 from store import SnapshotReader, latest_per_owner
-from tests.cli.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv, init, new_env
 from tests.sources.m365.support.helpers import dump, open_repo
 from tests.sources.m365.support.tenant import Setup, make_setup
 from tools.graphsim.behaviours import BEHAVIOURS, OFFICE_FILE, REWRITE_STAMP
