@@ -17,9 +17,9 @@ import shlex
 import click
 
 from cli.app import App
-from cli.flows.restoring import build_query, filter_options
+from cli.flows.restoring import filter_options
 from cli.ui.output import echo, human_size, note, print_json, shown
-from sources.m365.restore import find_versions
+from sources.m365.restore import ItemQuery, find_versions
 from store import ExitCode, Layout, is_hidden, owner_matches
 
 
@@ -42,20 +42,12 @@ def _pastable(command_line: str) -> str:
 def command(
     app: App,
     owners: tuple[str, ...],
-    services: tuple[str, ...],
-    kinds: tuple[str, ...],
-    folders: tuple[str, ...],
-    includes: tuple[str, ...],
-    subjects: tuple[str, ...],
-    senders: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    query: ItemQuery,
     snapshot_ids: tuple[str, ...],
     limit: int | None,
     as_json: bool,
 ) -> int:
     """Find items across all snapshots by owner, service, folder, subject, sender or date."""
-    query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
     repo = app.open_repo()
     every = repo.list_snapshots()
     pool = [s for s in every if not owners or owner_matches(s, list(owners))]

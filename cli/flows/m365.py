@@ -1,4 +1,4 @@
-"""The command line's side of a Microsoft 365 backup: progress and the summary."""
+"""The command line's side of a Microsoft 365 backup: progress (restores too) and the summary."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cli.ui.progress import Progress
 
 
 class ProgressAdapter:
-    """Feeds the run's events into the progress display (thread-safe)."""
+    """Feeds a backup's or a restore's events into the progress display (thread-safe)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -20,6 +20,10 @@ class ProgressAdapter:
 
     def owners(self, total: int) -> None:
         self.progress.owners_total = total
+
+    def planned(self, items: int, size: int) -> None:
+        """A restore's total, known in advance (shown as done/total)."""
+        self.progress.items_total = items
 
     def owner_done(self, name: str) -> None:
         self.progress.owners_done += 1

@@ -13,15 +13,15 @@ from dataclasses import replace
 
 from cli.app import App
 from cli.errors import CliError, ConfigError
-from cli.flows.m365 import quiet_http_logs
+from cli.flows.m365 import ProgressAdapter, quiet_http_logs
 from cli.flows.restoring import (
-    RestoreProgressAdapter,
     journal_folder,
     journal_key,
     journal_record,
+    publish,
     summary_lines,
 )
-from cli.ui.output import note, print_json
+from cli.ui.output import note
 from cli.ui.progress import Progress
 from sources.m365 import M365ConfigError
 from sources.m365.restore import (
@@ -117,7 +117,7 @@ def restore_to_m365(
             on_conflict=on_conflict,
             dry_run=dry_run,
             selector=selector,
-            progress=RestoreProgressAdapter(progress),
+            progress=ProgressAdapter(progress),
             prompt=note,  # a device-code sign-in's instructions
         )
         progress.eta_source = run.eta.seconds_left
@@ -131,12 +131,6 @@ def restore_to_m365(
             if report.get("notices")
             else [nothing_message]
         )
-    report["summary"] = "\n".join(lines)
-    report["report"] = repo.save_report("restore", report)
-    if as_json:
-        print_json(report)
-    else:
-        for line in lines:
-            note(line)
+    publish(repo, report, lines, as_json)
     code = report["exit_code"]
     return int(code) if isinstance(code, int) else ExitCode.OK

@@ -10,26 +10,31 @@ so creates nothing twice. A different request gets a new folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
-from cli.ui.output import human_duration, human_size, shown
-from cli.ui.progress import Progress
+from cli.ui.output import human_duration, human_size, note, print_json, shown
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
 from sources.m365.services import SERVICES
+from store import Repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def filter_options(func: F) -> F:
-    """The item filters (sources/m365/restore/query.py) as click options."""
+    """The item filters (sources/m365/restore/query.py) as click options.
+
+    The command receives ``owners`` and, instead of one argument per filter,
+    their ``query`` (:func:`build_query`, which raises click.BadParameter).
+    """
     options = [
         click.option("--owner", "owners", multiple=True, metavar="GLOB", help="Only these owners."),
         click.option(
@@ -80,9 +85,29 @@ def filter_options(func: F) -> F:
             "--until", metavar="DATE", help="Received / start / modified before the end of."
         ),
     ]
+
+    @functools.wraps(func)
+    def with_query(*args: Any, **kwargs: Any) -> Any:
+        filters = {name: kwargs.pop(name) for name in _QUERY_OPTIONS}
+        return func(*args, query=build_query(**filters), **kwargs)
+
+    command: Any = with_query
     for option in reversed(options):
-        func = option(func)
-    return func
+        command = option(command)
+    return cast(F, command)
+
+
+# The options above that make the ItemQuery (``--owner`` picks snapshots, so it stays).
+_QUERY_OPTIONS = (
+    "services",
+    "kinds",
+    "folders",
+    "includes",
+    "subjects",
+    "senders",
+    "since",
+    "until",
+)
 
 
 def build_query(
@@ -156,29 +181,7 @@ def journal_record(cache_dir: Path, key: str, folder: str, *, finished: bool) ->
     os.replace(tmp, path)
 
 
-# -- progress and the summary --------------------------------------------------------------------
-
-
-class RestoreProgressAdapter:
-    """Feeds a restore's events into the progress display (thread-safe)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def item(self, name: str, size: int) -> None:
-        self.progress.item(name, size)
-
-    def owners(self, total: int) -> None:
-        self.progress.owners_total = total
-
-    def planned(self, items: int, size: int) -> None:
-        self.progress.items_total = items
-
-    def owner_done(self, name: str) -> None:
-        self.progress.owners_done += 1
-
-    def throttled(self, seconds: float) -> None:
-        self.progress.throttled_seconds += seconds
+# -- the summary -----------------------------------------------------------------------------------
 
 
 _VERBS = {
@@ -249,3 +252,15 @@ def summary_lines(report: dict[str, Any], *, limit: int = 10) -> list[str]:
         + (f", throttled {totals['throttled_seconds']:.0f}s" if totals["throttled_seconds"] else "")
     )
     return lines
+
+
+def publish(repo: Repository, report: dict[str, Any], lines: list[str], as_json: bool) -> None:
+    """Store a restore's report, its summary ``lines`` included, in ``repo``; then show
+    the report as JSON (``as_json``) or the lines on standard error."""
+    report["summary"] = "\n".join(lines)
+    report["report"] = repo.save_report("restore", report)
+    if as_json:
+        print_json(report)
+    else:
+        for line in lines:
+            note(line)

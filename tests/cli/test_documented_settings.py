@@ -41,7 +41,9 @@ def _cli_test_sources() -> str:
         if path.name == Path(__file__).name:
             continue
         text = path.read_text()
-        if re.search(r'\bCOFFER\b|with_name\("coffer"\)|from tests\.cli\.helpers import', text):
+        if re.search(
+            r'\bCOFFER\b|with_name\("coffer"\)|from tests\.cli\.support\.helpers import', text
+        ):
             texts.append(text)
     return "\n".join(texts)
 
