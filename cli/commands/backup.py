@@ -22,9 +22,8 @@ from cli.flows.fanout import send_to_destinations
 from cli.ui.output import human_duration, human_size, note, print_json, shown
 from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
+from sources.m365.services import SERVICES
 from store import BackupRun, ExitCode, Owner, Repository
-
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:

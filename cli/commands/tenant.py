@@ -18,9 +18,9 @@ import click
 from cli.app import App
 from cli.errors import CliError, ConfigError
 from cli.ui.output import echo, print_json, shown
+from sources.m365.services import SERVICES
 from store import ExitCode
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
 
 

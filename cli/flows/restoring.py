@@ -23,9 +23,9 @@ import click
 
 from cli.ui.output import human_duration, human_size, note, print_json, shown
 from sources.m365.restore import KIND_NAMES, ItemQuery, RestoreTarget, parse_when
+from sources.m365.services import SERVICES
 from store import Repository
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 F = TypeVar("F", bound=Callable[..., Any])
 
 

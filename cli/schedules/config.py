@@ -53,9 +53,9 @@ from croniter import croniter
 
 from cli.errors import ConfigError
 from cli.settings.config import Config
+from sources.m365.services import SERVICES
 
 OUTCOMES = ("succeeded", "partial", "failed", "skipped", "interrupted")
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUBSET = re.compile(r"^(\d{1,3}(\.\d+)?%|\d+/\d+)$")
 

@@ -6,9 +6,11 @@
 Packages: graph (the Graph client, auth, throttling, errors, hashing),
 backup (the run, discovery, one module per service), restore (finding items
 across snapshots and writing them back, one writer per service), render (the
-item formats: iCalendar, vCard, HTML, text). Shared modules: settings (the
-[tenant] table), names (file names in the tree), timezones, workers (the
-thread pool). The tree layout is in docs/layout.md.
+item formats: iCalendar, vCard, HTML pages of threads, text). Shared modules:
+services (the registry: every service and its properties, once), settings
+(the [tenant] table), names (file names in the tree), timezones, workers (the
+thread pool). The layers are an import-linter contract (pyproject.toml); the
+tree layout and how to add a service are in docs/layout.md.
 """
 
 from sources.m365.backup.preflight import TenantCheck, check_tenant
@@ -24,7 +26,8 @@ from sources.m365.graph.errors import (
     ResyncRequired,
     TransientGraphError,
 )
-from sources.m365.settings import SERVICES, TenantSettings, from_table
+from sources.m365.services import SERVICES
+from sources.m365.settings import TenantSettings, from_table
 
 __all__ = [
     "REPORT_FORMAT",

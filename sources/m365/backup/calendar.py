@@ -191,11 +191,9 @@ class CalendarBackup:
         """Store (or keep) one event; returns (its file stem, whether it changed)."""
         ctx = self.ctx
         eid = str(event.get("id", ""))
-        start = (event.get("start") or {}).get("dateTime")
-        stem = item_name(start, event.get("subject"), eid, "")
+        stem, version = event_stem(event, eid), event_version(event)
         enumeration.saw(f"{stem}.json")
         enumeration.saw(f"{stem}.ics")
-        version = str(event.get("changeKey") or event.get("@odata.etag") or "")
         json_path = f"{path}/{stem}.json"
         if not force and version:
             # The event, its .ics and its attachments are kept only all together; if
@@ -208,15 +206,7 @@ class CalendarBackup:
                     enumeration.saw(name)
                 return stem, False
         mtime = time_ns(event.get("lastModifiedDateTime"))
-        attrs = {
-            "type": "event",
-            "eventType": str(event.get("type") or "singleInstance"),
-            "id": eid,
-            "name": str(event.get("subject") or ""),
-            "changeKey": version,
-            **zone_attrs(event),
-            **extra,
-        }
+        attrs = {**event_attrs(event, eid, version), **zone_attrs(event), **extra}
         # The event, its .ics and its attachments are one unit for checkpoints.
         with ctx.group():
             if event.get("hasAttachments"):
@@ -225,16 +215,7 @@ class CalendarBackup:
                 attrs["attachments"] = json.dumps(names, ensure_ascii=False)
                 if others:
                     attrs["otherAttachments"] = json.dumps(others, ensure_ascii=False)
-            body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
-            ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
-            ctx.add_file(
-                f"{path}/{stem}.ics",
-                render_ics(event),
-                version=version,
-                attrs={"type": "rendering", "of": f"{stem}.json"},
-                mtime_ns=mtime,
-                count=False,
-            )
+            add_event(ctx, event, f"{path}/{stem}", attrs, mtime)
         return stem, True
 
     def _attachments(
@@ -397,6 +378,47 @@ class CalendarBackup:
             {"window": [_iso(start), _iso(end)], "days": sorted(days)}, separators=(",", ":")
         )
         return found, occurrences
+
+
+def event_stem(event: dict[str, Any], eid: str) -> str:
+    """The file stem of an event: its start, subject and ID (docs/layout.md)."""
+    return item_name((event.get("start") or {}).get("dateTime"), event.get("subject"), eid, "")
+
+
+def event_version(event: dict[str, Any]) -> str:
+    """What tells one version of an event from another ("" when Graph gave none)."""
+    return str(event.get("changeKey") or event.get("@odata.etag") or "")
+
+
+def event_attrs(event: dict[str, Any], eid: str, version: str) -> dict[str, str]:
+    """The attributes every stored event carries (a user's and a group's alike)."""
+    return {
+        "type": "event",
+        "eventType": str(event.get("type") or "singleInstance"),
+        "id": eid,
+        "name": str(event.get("subject") or ""),
+        "changeKey": version,
+    }
+
+
+def add_event(
+    ctx: ServiceContext, event: dict[str, Any], stem_path: str, attrs: dict[str, str], mtime: int
+) -> None:
+    """Store an event's Graph JSON and its ``.ics`` rendering (``stem_path``: the
+    path without the suffix). Call it inside ``ctx.group()`` with its companions."""
+    eid, version = attrs["id"], attrs["changeKey"]
+    body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
+    ctx.add_file(
+        f"{stem_path}.json", body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime
+    )
+    ctx.add_file(
+        f"{stem_path}.ics",
+        render_ics(event),
+        version=version,
+        attrs={"type": "rendering", "of": f"{stem_path.rpartition('/')[2]}.json"},
+        mtime_ns=mtime,
+        count=False,
+    )
 
 
 def zone_attrs(event: dict[str, Any]) -> dict[str, str]:

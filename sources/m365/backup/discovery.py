@@ -28,7 +28,8 @@ from sources.m365.graph.errors import (
     TransientGraphError,
 )
 from sources.m365.graph.throttle import Resource
-from sources.m365.settings import USER_SERVICES, TenantSettings, matches_any
+from sources.m365.services import USER_SERVICES
+from sources.m365.settings import TenantSettings, matches_any
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 USER_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled,userType"

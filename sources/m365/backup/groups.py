@@ -29,11 +29,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sources.m365.backup.calendar import add_event, event_attrs, event_stem, event_version
 from sources.m365.backup.context import Enumeration, ServiceContext, content_version, graph_json
-from sources.m365.backup.groupsrender import render_group_thread
 from sources.m365.graph.errors import ItemGone
 from sources.m365.names import item_name, safe_name, time_ns, titled_name
-from sources.m365.render.ical import render_ics
+from sources.m365.render.groups import render_group_thread
 
 CONVERSATIONS = "conversations"
 CALENDAR = "calendar"
@@ -278,34 +278,18 @@ class GroupBackup:
         eid = str(event.get("id") or "")
         if not eid:
             return
-        start = (event.get("start") or {}).get("dateTime")
-        stem = item_name(start, event.get("subject"), eid, "")
+        stem, version = event_stem(event, eid), event_version(event)
         enumeration.saw(f"{stem}.json")
         enumeration.saw(f"{stem}.ics")
-        version = str(event.get("changeKey") or event.get("@odata.etag") or "")
         json_path = f"{CALENDAR}/{stem}.json"
         ics_path = f"{CALENDAR}/{stem}.ics"
         if version and ctx.unchanged_all((json_path, ics_path), version):
             return
         mtime = time_ns(event.get("lastModifiedDateTime"))
-        body = json.dumps(event, indent=1, sort_keys=True, ensure_ascii=False).encode()
-        attrs = {
-            "type": "event",
-            "eventType": str(event.get("type") or "singleInstance"),
-            "id": eid,
-            "name": str(event.get("subject") or ""),
-            "changeKey": version,
-        }
+        # Stored like a user's event (backup/calendar.py), occurrences as calendarView
+        # returns them: no attachments or time zone attributes (docs/layout.md).
         with ctx.group():
-            ctx.add_file(json_path, body, version=version, item_id=eid, attrs=attrs, mtime_ns=mtime)
-            ctx.add_file(
-                ics_path,
-                render_ics(event),
-                version=version,
-                attrs={"type": "rendering", "of": f"{stem}.json"},
-                mtime_ns=mtime,
-                count=False,
-            )
+            add_event(ctx, event, f"{CALENDAR}/{stem}", event_attrs(event, eid, version), mtime)
 
 
 def backup_group(ctx: ServiceContext) -> None:

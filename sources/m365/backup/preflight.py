@@ -45,11 +45,11 @@ from sources.m365.backup.discovery import (
     discover_teams,
     discover_users,
 )
-from sources.m365.graph.auth import token_source
-from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.client import GraphClient, connect
 from sources.m365.graph.errors import AccessDenied, GraphError, MailboxUnavailable
-from sources.m365.graph.throttle import Gates, Meter, Resource
-from sources.m365.settings import SERVICES, USER_SERVICES, TenantSettings
+from sources.m365.graph.throttle import Meter, Resource
+from sources.m365.services import SERVICES, USER_SERVICES
+from sources.m365.settings import TenantSettings
 
 # The least-privileged application permissions each service's backup needs, and the
 # ones restore needs in addition (shown when one is missing). From the "Permissions"
@@ -252,12 +252,7 @@ def check_tenant(
     Raises AuthError (sign-in refused) and M365ConfigError; Graph's answers are verdicts.
     """
     if client is None:
-        conn = settings.connection
-        http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-        tokens = token_source(conn, http, prompt)
-        client = GraphClient(
-            conn.graph_url, tokens, http, Gates(), max_attempts=4, throttle_budget=120.0
-        )
+        client = connect(settings.connection, prompt, max_attempts=4, throttle_budget=120.0)
     meter = Meter()
     token = client.tokens.token()
     auth = settings.connection.auth

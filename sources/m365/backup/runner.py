@@ -42,10 +42,11 @@ from sources.m365.backup.sites import backup_site
 from sources.m365.backup.state import SyncState
 from sources.m365.backup.teams import backup_team
 from sources.m365.backup.writer import AttributingWriter, attributed_to
-from sources.m365.graph.auth import DeviceCodeTokens, token_source
-from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.auth import DeviceCodeTokens
+from sources.m365.graph.client import GraphClient, connect
 from sources.m365.graph.errors import AuthError, GraphError, MailboxUnavailable, ResourceLocked
-from sources.m365.graph.throttle import Gates, Resource
+from sources.m365.graph.throttle import Resource
+from sources.m365.services import spec
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
 from store import BackupRun, ExitCode, Owner, Repository, StoreError, latest_per_owner
@@ -53,7 +54,8 @@ from store import BackupRun, ExitCode, Owner, Repository, StoreError, latest_per
 REPORT_FORMAT = "coffer-backup-report"
 REPORT_VERSION = 1
 
-SERVICES: dict[str, Callable[[ServiceContext], None]] = {
+# The backup function of each service of the registry (services.py).
+BACKUPS: dict[str, Callable[[ServiceContext], None]] = {
     "mail": backup_mail,
     "contacts": backup_contacts,
     "calendar": backup_calendar,
@@ -62,7 +64,6 @@ SERVICES: dict[str, Callable[[ServiceContext], None]] = {
     "teams": backup_team,
     "groups": backup_group,
 }
-NEEDS_MAILBOX = ("contacts", "calendar")
 
 
 class Progress(Protocol):
@@ -78,11 +79,7 @@ class Progress(Protocol):
 
 
 def _resource(service: str, job: OwnerJob) -> Resource:
-    if service in ("mail", "contacts", "calendar", "groups"):
-        return Resource.mailbox(job.key)  # a group mailbox is an Exchange mailbox
-    if service == "teams":
-        return Resource.teams(None)
-    return Resource.sharepoint()
+    return spec(service).resource(job.key)  # a group mailbox is an Exchange mailbox
 
 
 def _iso(seconds: float) -> str:
@@ -115,12 +112,7 @@ class TenantBackup:
         self.flags = RunFlags()
         self.problems: list[str] = []
         self.skipped_owners: list[dict[str, str]] = []
-        conn = settings.connection
-        if client is None:
-            http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-            tokens = token_source(conn, http, prompt)
-            client = GraphClient(conn.graph_url, tokens, http, Gates())
-        self.client = client
+        self.client = connect(settings.connection, prompt) if client is None else client
 
     # -- owners ----------------------------------------------------------------------------
 
@@ -236,20 +228,21 @@ class TenantBackup:
             service = report.service(name)
             started = time.monotonic()
             try:
-                if name in NEEDS_MAILBOX and no_mailbox:
+                if spec(name).needs_mailbox and no_mailbox:
                     service.status = NOT_APPLICABLE
                     service.note("the user has no mailbox")
                     continue
                 ctx = ServiceContext(owner, name, _resource(name, owner.job))
                 with attributed_to(service):
-                    SERVICES[name](ctx)
+                    BACKUPS[name](ctx)
                     owner.workers.drain()
             except MailboxUnavailable as exc:
                 self._settle_workers(owner)
                 service.status = NOT_APPLICABLE
-                what = {"onedrive": "OneDrive", "sharepoint": "SharePoint"}.get(name, "mailbox")
-                service.note(f"the user has no usable {what} ({exc.code}: {exc.message})")
-                no_mailbox = no_mailbox or name == "mail"
+                home = spec(name).home
+                service.note(f"the user has no usable {home} ({exc.code}: {exc.message})")
+                # Mail reads the mailbox itself: without it, the services that need one are moot.
+                no_mailbox = no_mailbox or (home == "mailbox" and not spec(name).needs_mailbox)
             except ResourceLocked as exc:
                 # An administrator locked the site (no access): nothing can be read
                 # until it is unlocked; its earlier snapshots stay as they are.

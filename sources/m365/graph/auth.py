@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from sources.m365.graph.connection import DEVICE_SCOPES, Connection
 from sources.m365.graph.errors import AuthError
-from sources.m365.settings import DEVICE_SCOPES, Connection
 
 # Graph's resource identifier per cloud (national clouds have their own hosts).
 _NATIONAL_GRAPH_HOSTS = (

@@ -46,7 +46,8 @@ from urllib.parse import urljoin
 import requests
 from requests.adapters import HTTPAdapter
 
-from sources.m365.graph.auth import TokenSource
+from sources.m365.graph.auth import TokenSource, token_source
+from sources.m365.graph.connection import Connection
 from sources.m365.graph.errors import (
     AmbiguousWrite,
     AuthError,
@@ -536,3 +537,19 @@ class GraphClient:
         resp = self._run(res, once, authenticated=True, what=url, attempts=attempts)
         sink.flush()
         return int(getattr(resp, "_coffer_size", 0))
+
+
+def connect(
+    conn: Connection,
+    prompt: Callable[[str], None] | None = None,
+    *,
+    write: bool = False,
+    **options: Any,
+) -> GraphClient:
+    """A client for the tenant of ``conn``: an HTTP session trusting its CA file, the
+    token source the configuration asks for (``write``: a restore's permissions;
+    ``prompt`` shows a device code) and fresh throttling gates. ``options`` go to
+    :class:`GraphClient`."""
+    http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
+    tokens = token_source(conn, http, prompt, write=write)
+    return GraphClient(conn.graph_url, tokens, http, Gates(), **options)

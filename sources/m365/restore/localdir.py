@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sources.m365.restore.items import item_of, service_of
+from sources.m365.restore.items import item_of
 from sources.m365.restore.query import ItemQuery, prefix_matches
+from sources.m365.services import service_of
 from store import Entry, PathNotFound, SnapshotReader
 
 

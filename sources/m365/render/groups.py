@@ -14,9 +14,8 @@ import html
 import re
 from typing import Any
 
-from sources.m365.render.html import sanitize
+from sources.m365.render.html import body_html, page, sanitize
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # A resource-loading attribute with a quoted or unquoted value that is not a data: URI.
 _REMOTE = re.compile(
     r"""(\s(?:src|srcset|background|poster|lowsrc|dynsrc)\s*=\s*)"""
@@ -41,10 +40,7 @@ def _sender(post: dict[str, Any]) -> str:
 
 
 def _post(post: dict[str, Any], attachments: list[str]) -> str:
-    body = post.get("body") or {}
-    content = str(body.get("content") or "") if isinstance(body, dict) else ""
-    if isinstance(body, dict) and str(body.get("contentType", "")).lower() != "html":
-        content = html.escape(content).replace("\n", "<br>")
+    content = body_html(post.get("body") or {})
     when = html.escape(str(post.get("receivedDateTime") or post.get("createdDateTime") or ""))
     files = "".join(f"<li>{html.escape(name)}</li>" for name in attachments)
     listed = f'<ul class="meta">{files}</ul>' if files else ""
@@ -64,16 +60,6 @@ def render_group_thread(
     its stored attachment files (listed under the post)."""
     names = attachments or {}
     title = html.escape(str(thread.get("topic") or "(no topic)"))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;max-width:50em;margin:1em auto}"
-        ".meta{color:#555;font-size:90%}.post{border-top:1px solid #ddd;padding:.5em 0}"
-        "</style></head><body>",
-        f'<p class="meta">{html.escape(group)}</p><h1>{title}</h1>',
-    ]
+    parts = [f'<p class="meta">{html.escape(group)}</p><h1>{title}</h1>']
     parts += [_post(p, names.get(str(p.get("id")), [])) for p in posts]
-    parts.append("</body></html>")
-    return "\n".join(parts).encode("utf-8")
+    return page(title, ".post{border-top:1px solid #ddd;padding:.5em 0}", parts)

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sources.m365 import TenantBackup, TenantSettings, from_table
-from sources.m365.graph.auth import token_source
-from sources.m365.graph.client import GraphClient, make_http_session
-from sources.m365.graph.throttle import Gates
+from sources.m365.graph.client import GraphClient, connect
 from store import KdfParams, Repository, latest_per_owner, open_backend
 
 PASSWORD = b"m365 tests"
@@ -50,9 +48,7 @@ QUICK_RETRIES = {"backoff_base": 0.05, "backoff_cap": 0.3}
 
 
 def make_client(settings: TenantSettings, **options: Any) -> GraphClient:
-    conn = settings.connection
-    http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-    return GraphClient(conn.graph_url, token_source(conn, http), http, Gates(), **options)
+    return connect(settings.connection, **options)
 
 
 def backup(

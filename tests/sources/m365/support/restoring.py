@@ -16,7 +16,7 @@ import requests
 from sources.m365.restore import ItemQuery, TenantRestore, parse_target
 from sources.m365.restore.pacing import UploadBudget
 from store import Snapshot, latest_per_owner
-from tests.sources.m365.helpers import QUICK_RETRIES, make_client, open_repo, settings_for
+from tests.sources.m365.support.helpers import QUICK_RETRIES, make_client, open_repo, settings_for
 from tools.graphsim.testing import RunningTenant
 
 
