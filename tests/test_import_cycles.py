@@ -62,3 +62,43 @@ def test_there_is_no_import_cycle() -> None:
     assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(
         describe(graph, component) for component in cycles
     )
+
+
+def sibling_cycles(graph: grimp.ImportGraph) -> list[str]:
+    """Cycles between the sub-packages and modules of one package: ``a.x`` imports
+    ``a.y.p`` while ``a.y.q`` imports ``a.x.r`` makes x and y a cycle, even when no
+    two modules import each other. Layers are packages, so this is the cycle a
+    reader of the tree sees."""
+    found = []
+    packages = sorted(m for m in graph.modules if graph.find_children(m))
+    for package in packages:
+        prefix = package + "."
+        edges: dict[str, set[str]] = {}
+        for importer in graph.modules:
+            if not importer.startswith(prefix):
+                continue
+            source = package + "." + importer[len(prefix) :].split(".")[0]
+            for imported in graph.find_modules_directly_imported_by(importer):
+                if not imported.startswith(prefix):
+                    continue
+                target = package + "." + imported[len(prefix) :].split(".")[0]
+                if target != source:
+                    edges.setdefault(source, set()).add(target)
+        for start in sorted(edges):
+            # Members of start's cycle: what it reaches that reaches it back.
+            reach, todo = set(), [start]
+            while todo:
+                for nxt in edges.get(todo.pop(), ()):
+                    if nxt not in reach:
+                        reach.add(nxt)
+                        todo.append(nxt)
+            if start in reach:
+                found.append(
+                    f"{start} is in a cycle among {package}'s parts (imports {sorted(edges[start])})"
+                )
+    return found
+
+
+def test_there_is_no_cycle_between_the_parts_of_a_package() -> None:
+    cycles = sibling_cycles(import_graph())
+    assert not cycles, "\n".join(cycles)

@@ -21,6 +21,7 @@ import click
 
 import cli.serve
 from cli.app import App
+from cli.commands.restore import command as restore_command
 from cli.errors import CliError
 from cli.schedules.service import build_scheduler
 from cli.schedules.summary import owners_of_overview
@@ -84,7 +85,7 @@ def command(ctx: click.Context, listen: str | None) -> None:
         services.register(scheduler)
         note(f"{len(scheduler.jobs)} scheduled job(s) (coffer schedule list)")
     note(f"coffer console on {settings.url} (stop with Ctrl-C or SIGTERM)")
-    cli.serve.serve(cli.serve.Console(settings, repos, app), services)
+    cli.serve.serve(cli.serve.Console(settings, repos, app, restore_command), services)
 
 
 @command.group("user")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from cli.app import App
 from cli.serve.audit import AuditLog
 from cli.serve.config import ServeSettings
@@ -97,6 +99,10 @@ class Console:
     settings: ServeSettings
     repos: list[ServedRepo]
     cli_app: App
+    # The `coffer restore` command, which runs the console's restores so that
+    # they behave exactly as on the command line. Handed in by `coffer serve`
+    # (cli/commands/serve.py) rather than imported: commands sit above serve.
+    restore_command: click.Command
     users: UserFile = field(init=False)
     limiter: SignInLimiter = field(init=False)
     # Signs session cookies. Random per process: a restart signs everyone out,

@@ -24,7 +24,6 @@ from typing import Any
 
 import click
 
-from cli.commands.restore import command as restore_command
 from cli.errors import CliError
 from cli.serve.console import Console, ServedRepo
 from cli.serve.jobjournal import JobJournal
@@ -184,9 +183,11 @@ class RestoreJobs:
         try:
             with served.lock:
                 before = set(served.repo.list_reports("restore"))
-                ctx = restore_command.make_context("restore", request.args(out_dir), obj=app)
+                ctx = self.console.restore_command.make_context(
+                    "restore", request.args(out_dir), obj=app
+                )
                 with ctx, watching(job.follow):
-                    code = restore_command.invoke(ctx)
+                    code = self.console.restore_command.invoke(ctx)
                 new = sorted(set(served.repo.list_reports("restore")) - before)
                 if new:
                     job.report_key = new[-1]
