@@ -93,9 +93,8 @@ def sibling_cycles(graph: grimp.ImportGraph) -> list[str]:
                         reach.add(nxt)
                         todo.append(nxt)
             if start in reach:
-                found.append(
-                    f"{start} is in a cycle among {package}'s parts (imports {sorted(edges[start])})"
-                )
+                imports = sorted(edges[start])
+                found.append(f"{start} is in a cycle among {package}'s parts (imports {imports})")
     return found
 
 
