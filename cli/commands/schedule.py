@@ -6,7 +6,9 @@
     coffer schedule summary           print the daily summary and send it now
 
 ``run`` exits 0 when the run succeeded, 3 partial, 12 when the schedule's
-previous run still holds its lock, 1 failed (a failing pre command included).
+previous run still holds its lock, 130 when Ctrl-C or SIGTERM interrupted it
+(its backup child is interrupted too, and the run recorded as ``interrupted``),
+1 failed (a failing pre command included).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cli.app import App
 from cli.errors import CliError, ConfigError
 from cli.schedules.config import parse_notify, parse_schedules
 from cli.schedules.crontimes import next_times
+from cli.schedules.foreground import run_in_foreground
 from cli.schedules.notify import Delivery, Notifier
 from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
@@ -105,7 +108,7 @@ def run(app: App, name: str, as_json: bool) -> int:
         raise ConfigError(
             f"no [[schedule]] named {name!r} (known: {', '.join(sorted(schedules)) or 'none'})"
         )
-    result = Runner(coffer_command(app), state_of(app)).run(schedule, KIND_BACKUP)
+    result = run_in_foreground(Runner(coffer_command(app), state_of(app)), schedule, KIND_BACKUP)
     if result.outcome in schedule.notify.on:
         # Deliveries are stored in the repository, as coffer serve stores them (a
         # repository that cannot be opened now only loses the records).
@@ -127,6 +130,8 @@ def run(app: App, name: str, as_json: bool) -> int:
             note(f"  {message_line}")
     if result.outcome == "skipped":
         return ExitCode.LOCKED
+    if result.outcome == "interrupted":
+        return ExitCode.INTERRUPTED
     return {"succeeded": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(
         result.outcome, ExitCode.ERROR
     )

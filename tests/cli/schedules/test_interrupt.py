@@ -157,3 +157,52 @@ def test_an_interrupted_run_runs_again_only_within_the_grace_window(
         assert result.outcome == "skipped"
         assert "outside the grace window" in result.messages[0]
         assert setup.snapshots() == []
+
+
+def test_sigterm_interrupts_a_run_started_by_hand(tmp_path: Path) -> None:
+    """``coffer schedule run`` stopped by SIGTERM (a service manager, a timer unit's
+    stop): its backup child is interrupted with it, not orphaned; the run is
+    recorded and notified as ``interrupted``; exit 130."""
+    setup = make_setup(tmp_path / "s", listen=f"127.0.0.1:{free_port()}")
+    data = tmp_path / "data"
+    data.mkdir()
+    # 4 MiB that do not compress, uploaded at 64 KiB/s: a run of about a minute.
+    (data / "big.bin").write_bytes(os.urandom(4 << 20))
+    base_config = setup.config.read_text()
+    cache = tmp_path / "cache"
+    state = cache / "schedules" / "state.json"
+    before = len(setup.env.run("snapshots", "--json").json())
+    with webhook_receiver() as hook:
+        schedule = (
+            f'\n[[schedule]]\nname = "files"\ncron = "0 3 * * *"\npaths = ["{data}"]\n'
+            'notify = { webhooks = ["ops"] }\n'
+            f'[[notify.webhook]]\nname = "ops"\nurl = "{hook.url}"\n'
+        )
+        setup.config.write_text("limit_upload = 64\n" + base_config + schedule)
+        argv = ("-c", str(setup.config), "--cache-dir", str(cache), "schedule", "run", "files")
+        run = setup.env.popen(*argv)
+        try:
+            deadline = time.monotonic() + 60
+            backup: list[tuple[int, str]] = []
+            while not backup:
+                assert time.monotonic() < deadline, "the backup did not start"
+                assert run.poll() is None, run.communicate()
+                backup = [c for c in children(run.pid) if " backup " in c[1]]
+                time.sleep(0.2)
+            time.sleep(2)  # into the upload
+            [(child, _cmd)] = backup
+            assert alive(child)
+        except BaseException:
+            run.kill()
+            raise
+        started = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        _out, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        assert not alive(child)
+        assert time.monotonic() - started < 45
+        assert "Traceback" not in err
+        assert "interrupting the run of schedule files" in err
+        assert last_run(state)["last_run"]["outcome"] == "interrupted"
+        assert len(setup.env.run("snapshots", "--json").json()) == before
+        assert any("files interrupted" in b["text"] for b in hook.bodies), hook.bodies
