@@ -52,6 +52,26 @@ def last_run(state: Path) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
+def backup_child(parent: subprocess.Popen[str], settle: float) -> int:
+    """The pid of ``parent``'s ``coffer backup`` child once it has run ``settle`` s
+    (into the upload); ``parent`` is killed if that does not happen in a minute."""
+    try:
+        deadline = time.monotonic() + 60
+        backup: list[tuple[int, str]] = []
+        while not backup:
+            assert time.monotonic() < deadline, "the backup did not start"
+            assert parent.poll() is None, parent.communicate()
+            backup = [c for c in children(parent.pid) if " backup " in c[1]]
+            time.sleep(0.2)
+        time.sleep(settle)
+        [(child, _cmd)] = backup
+        assert alive(child)
+    except BaseException:
+        parent.kill()
+        raise
+    return child
+
+
 def stop(server: subprocess.Popen[str]) -> str:
     server.send_signal(signal.SIGTERM)
     _out, err = server.communicate(timeout=60)
@@ -85,20 +105,7 @@ def test_sigterm_interrupts_a_scheduled_run_which_runs_again_at_the_next_start(
         setup.config.write_text("limit_upload = 64\n" + base_config + schedule)
         argv = ("-c", str(setup.config), "--cache-dir", str(cache), "serve")
         server = setup.env.popen(*argv)
-        try:
-            deadline = time.monotonic() + 60
-            backup: list[tuple[int, str]] = []
-            while not backup:
-                assert time.monotonic() < deadline, "the missed run did not start"
-                assert server.poll() is None, server.communicate()
-                backup = [c for c in children(server.pid) if " backup " in c[1]]
-                time.sleep(0.2)
-            time.sleep(3)  # well into the upload
-            [(child, _cmd)] = backup
-            assert alive(child)
-        except BaseException:
-            server.kill()
-            raise
+        child = backup_child(server, settle=3)  # the missed run, well into the upload
         started = time.monotonic()
         err = stop(server)
         # The child was interrupted with the server, not orphaned to run on.
@@ -181,20 +188,7 @@ def test_sigterm_interrupts_a_run_started_by_hand(tmp_path: Path) -> None:
         setup.config.write_text("limit_upload = 64\n" + base_config + schedule)
         argv = ("-c", str(setup.config), "--cache-dir", str(cache), "schedule", "run", "files")
         run = setup.env.popen(*argv)
-        try:
-            deadline = time.monotonic() + 60
-            backup: list[tuple[int, str]] = []
-            while not backup:
-                assert time.monotonic() < deadline, "the backup did not start"
-                assert run.poll() is None, run.communicate()
-                backup = [c for c in children(run.pid) if " backup " in c[1]]
-                time.sleep(0.2)
-            time.sleep(2)  # into the upload
-            [(child, _cmd)] = backup
-            assert alive(child)
-        except BaseException:
-            run.kill()
-            raise
+        child = backup_child(run, settle=2)
         started = time.monotonic()
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=60)
