@@ -184,3 +184,14 @@ class ClusterBackup:
             seconds=time.time() - float(manifest["started_epoch"]),
         )
         return report
+
+
+def outcomes_of(cluster: ClusterSettings, run_id: str) -> dict[str, dict[str, Any]]:
+    """The outcomes the broker holds for a run (empty if it has none or is down)."""
+    try:
+        return dict(
+            RunState(redis_client(cluster), run_id, cluster.result_seconds).snapshot()["owners"]
+        )
+    except redis.RedisError as exc:
+        log.warning("broker unreachable (%s): outcomes only from the repository", exc)
+        return {}
