@@ -14,7 +14,8 @@ timeout, and they resume from their owners' checkpoints.
 Failures of a job: a lease held by another job of the same owner is waited for
 (retried every few seconds, without limit: that job is alive); outages of the
 broker, the storage or Graph are retried MAX_RETRIES times with exponential
-backoff, then the owner is reported failed; what no retry fixes (no repository
+backoff inside the worker (the broker may be the thing that is down), then the
+owner is reported failed; what no retry fixes (no repository
 password, no [tenant]) fails the owner at once with the reason, and the run
 goes on with the other owners.
 """
@@ -22,6 +23,7 @@ goes on with the other owners.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -65,32 +67,54 @@ def _record_failure(ctx: WorkerContext, message: Any, error: str) -> dict[str, A
     return outcome
 
 
+def _wait_for_broker(ctx: WorkerContext, limit: float) -> None:
+    """Sleep until the broker answers again (at most ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            ctx.redis.ping()
+            return
+        except redis.RedisError:
+            time.sleep(1.0)
+
+
 def _handler(ctx: WorkerContext, body: Any) -> Any:
-    """A Celery task body around a job function (see the module docstring)."""
+    """A Celery task body around a job function (see the module docstring).
+
+    Outages are retried here, in the worker, not with Celery's ``retry``: that
+    publishes a new message, which fails while the broker is down (and Celery
+    then drops the job). The job functions are idempotent, so running one
+    again after a broker, storage or Graph outage is safe."""
 
     def task(self: Task[Any, Any], message: Any) -> dict[str, Any]:
-        retries = int(self.request.retries or 0)
-        try:
-            result: dict[str, Any] = body(ctx, message)
-            return result
-        except LeaseBusy:
-            log.info("owner busy elsewhere; trying again in %.0fs", LEASE_RETRY_SECONDS)
-            raise self.retry(countdown=LEASE_RETRY_SECONDS, max_retries=None) from None
-        except JobFailed as exc:
-            log.error("job failed: %s", exc)  # noqa: TRY400 (expected: no traceback)
-            return _record_failure(ctx, message, str(exc))
-        except (redis.RedisError, StoreError, SourceError, OSError) as exc:
-            if retries >= MAX_RETRIES:
-                log.error("job failed after %d retries: %s", retries, exc)  # noqa: TRY400
-                return _record_failure(ctx, message, f"worker {ctx.name}: {exc}")
-            delay = 2.0 ** (retries + 1)
-            log.warning("job interrupted (%s); retrying in %.0fs", exc, delay)
-            raise self.retry(countdown=delay, max_retries=None) from None
-        except Exception as exc:  # a bug: this owner fails, the worker goes on
-            log.exception("job failed unexpectedly")
-            return _record_failure(
-                ctx, message, f"worker {ctx.name}: unexpected error: {type(exc).__name__}: {exc}"
-            )
+        attempt = 0
+        while True:
+            try:
+                result: dict[str, Any] = body(ctx, message)
+                return result
+            except LeaseBusy:
+                log.info("owner busy elsewhere; trying again in %.0fs", LEASE_RETRY_SECONDS)
+                raise self.retry(countdown=LEASE_RETRY_SECONDS, max_retries=None) from None
+            except JobFailed as exc:
+                log.error("job failed: %s", exc)  # noqa: TRY400 (expected: no traceback)
+                return _record_failure(ctx, message, str(exc))
+            except (redis.RedisError, StoreError, SourceError, OSError) as exc:
+                attempt += 1
+                if attempt > MAX_RETRIES:
+                    log.error("job failed after %d retries: %s", MAX_RETRIES, exc)  # noqa: TRY400
+                    return _record_failure(ctx, message, f"worker {ctx.name}: {exc}")
+                delay = 2.0**attempt
+                log.warning("job interrupted (%s); retrying in %.0fs", exc, delay)
+                time.sleep(delay)
+                if isinstance(exc, redis.RedisError):
+                    _wait_for_broker(ctx, ctx.cluster.visibility_seconds)
+            except Exception as exc:  # a bug: this owner fails, the worker goes on
+                log.exception("job failed unexpectedly")
+                return _record_failure(
+                    ctx,
+                    message,
+                    f"worker {ctx.name}: unexpected error: {type(exc).__name__}: {exc}",
+                )
 
     return task
 
