@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # it; long enough for any single Graph request Coffer sends.
 SLOT_SECONDS = 300.0
 POLL_SECONDS = 0.02
+# After a failure, Redis is not asked again for this long.
+DOWN_SECONDS = 5.0
 
 # Tenant-wide rates (requests per second, burst) from throttling-limits.md:
 # global 130,000 per 10 s per app; SharePoint 1,200 resource units per minute
@@ -106,17 +108,24 @@ class RedisGates:
         self._per_key = per_key
         self._rates = RATES if rates is None else rates
         self._warned = threading.Event()
+        self._down_until = 0.0
 
     def _key(self, kind: str, name: str) -> str:
         return (self._prefix % kind) + name
 
+    def _up(self) -> bool:
+        """False while a recent failure says Redis is away: requests are not
+        delayed by a connection attempt each (a circuit breaker)."""
+        return time.monotonic() >= self._down_until
+
     def _down(self, exc: redis.RedisError) -> None:
+        self._down_until = time.monotonic() + DOWN_SECONDS
         if not self._warned.is_set():
             self._warned.set()
             log.warning("shared throttling unavailable (%s): limiting this worker only", exc)
 
     def pause(self, scope: str, seconds: float) -> None:
-        if seconds <= 0:
+        if seconds <= 0 or not self._up():
             return
         try:
             self._client.eval(_PAUSE, 1, self._key("pause", scope), int(seconds * 1000) + 1)
@@ -124,6 +133,8 @@ class RedisGates:
             self._down(exc)
 
     def remaining(self, scopes: tuple[str, ...]) -> float:
+        if not self._up():
+            return 0.0
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for scope in scopes:
@@ -148,6 +159,8 @@ class RedisGates:
 
     def acquire(self, resource: Resource) -> object:
         token = f"{os.getpid()}:{threading.get_ident()}:{os.urandom(6).hex()}"
+        if not self._up():
+            return token
         try:
             if resource.concurrency is not None:
                 key = self._key("slots", resource.concurrency)
@@ -160,8 +173,8 @@ class RedisGates:
         return token
 
     def release(self, resource: Resource, token: object) -> None:
-        if resource.concurrency is None:
-            return
+        if resource.concurrency is None or not self._up():
+            return  # a slot taken before an outage lapses after SLOT_SECONDS
         try:
             self._client.zrem(self._key("slots", resource.concurrency), str(token))
         except redis.RedisError as exc:
