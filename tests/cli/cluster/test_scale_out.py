@@ -190,6 +190,20 @@ def test_detached_run_carries_ids_only_and_is_reported_later(
                 break
             assert time.monotonic() < deadline, shown.err
             time.sleep(1)
+        before = sorted(s["id"] for s in _run_snapshots(env, run))
+        # Every job delivered again (as after a worker died before acknowledging),
+        # with the broker's record of the outcomes gone too: the jobs find their
+        # owners' snapshots of this run in the repository and commit nothing new.
+        client.delete(f"coffer:run:{run}:owners")
+        for message in messages:
+            client.lpush("coffer", message["raw"])
+        deadline = time.monotonic() + 240
+        while client.hlen(f"coffer:run:{run}:owners") < len(messages):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    outcomes = [json.loads(v) for v in client.hvals(f"coffer:run:{run}:owners")]
+    assert all(o.get("redelivered") for o in outcomes)
+    assert sorted(s["id"] for s in _run_snapshots(env, run)) == before
     report = shown.json()["report"]
     assert report["exit_code"] == 0
     assert len(report["owners"]) == detached["owners"]
@@ -233,6 +247,7 @@ def test_a_worker_without_the_repository_password_fails_its_jobs_and_others_go_o
     assert "password" in report["summary"].lower()
 
 
+@pytest.mark.slow  # about two minutes: a checkpoint, a kill, the visibility timeout
 def test_a_worker_killed_mid_owner_is_redelivered_and_resumed(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
 ) -> None:
