@@ -135,6 +135,7 @@ class WorkerContext:
         self._repo: Repository | None = None
         self._settings: TenantSettings | None = None
         self._graph: GraphClient | None = None
+        self._writer: GraphClient | None = None
 
     def repo(self) -> Repository:
         """The repository, opened once. Raises JobFailed (no password, wrong
@@ -181,10 +182,23 @@ class WorkerContext:
                 self._graph = GraphClient(conn.graph_url, token_source(conn, http), http, gates)
             return self._graph
 
+    def restore_graph(self, base: TenantSettings, settings: TenantSettings) -> GraphClient:
+        """The Graph client restores write with: ``settings`` are the [tenant] and
+        [restore] tables merged (its own app registration, write permissions)."""
+        with self._lock:
+            if self._writer is None:
+                conn = settings.connection
+                http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
+                gates = Gates(shared=RedisGates(self.redis, base.connection.tenant_id))
+                tokens = token_source(conn, http, write=True)
+                self._writer = GraphClient(conn.graph_url, tokens, http, gates)
+            return self._writer
+
     def close(self) -> None:
         with self._lock:
-            if self._graph is not None:
-                self._graph.gates.stop()
+            for client in (self._graph, self._writer):
+                if client is not None:
+                    client.gates.stop()
         self.app.close()
 
 

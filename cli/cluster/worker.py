@@ -30,9 +30,10 @@ import redis
 from celery import Task
 
 from cli.app import App
-from cli.cluster.broker import BACKUP_TASK, celery_app, check_reachable, redis_client
+from cli.cluster.broker import BACKUP_TASK, RESTORE_TASK, celery_app, check_reachable, redis_client
 from cli.cluster.jobs import BackupMessage, JobFailed, WorkerContext, run_backup_job
 from cli.cluster.lease import LeaseBusy
+from cli.cluster.restorejobs import RestoreMessage, run_restore_job
 from cli.cluster.runstate import RunState
 from cli.cluster.settings import ClusterSettings
 from sources.errors import SourceError
@@ -46,11 +47,13 @@ LEASE_RETRY_SECONDS = 5.0
 
 def _owner_field(message: Any) -> tuple[str, str] | None:
     """(run, "kind:key") of a message, or None if it is unreadable."""
-    try:
-        parsed = BackupMessage.from_map(message)
-    except JobFailed:
-        return None
-    return parsed.run, parsed.field
+    for kind in (BackupMessage, RestoreMessage):
+        try:
+            parsed = kind.from_map(message)
+        except JobFailed:
+            continue
+        return parsed.run, parsed.field
+    return None
 
 
 def _record_failure(ctx: WorkerContext, message: Any, error: str) -> dict[str, Any]:
@@ -134,7 +137,10 @@ def run_worker(
     ctx = WorkerContext(app, settings, client)
     celery = celery_app(
         settings,
-        {BACKUP_TASK: _handler(ctx, run_backup_job)},
+        {
+            BACKUP_TASK: _handler(ctx, run_backup_job),
+            RESTORE_TASK: _handler(ctx, run_restore_job),
+        },
     )
     worker = celery.Worker(
         hostname=f"coffer@{ctx.name.replace(':', '-')}",

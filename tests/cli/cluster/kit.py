@@ -148,6 +148,7 @@ def workers(
     env: CofferEnv, config: Path, root: Path, count: int, **extra: str
 ) -> Iterator[list[Worker]]:
     started: list[Worker] = []
+    root.mkdir(parents=True, exist_ok=True)
     try:
         for i in range(count):
             started.append(Worker(env, config, root / f"worker-{i}.log", **extra))

@@ -335,3 +335,50 @@ def test_the_run_completes_when_the_broker_restarts_in_the_middle(
     complete = [s for s in _run_snapshots(env, report["run"]) if not s.get("partial")]
     assert len(complete) == len(report["owners"])
     assert os.environ.get("COFFER_BROKER") is None
+
+
+def test_a_tenant_wide_restore_is_spread_over_the_workers(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+) -> None:
+    config = _config(tenant, broker)
+    plain = str(tenant.sim.state_dir / "coffer.toml")
+    env.run("backup", "--service", "mail", COFFER_CONFIG=plain)
+    target = "bianca.novak@contoso.onmicrosoft.com"
+    with workers(env, config, tmp_path, 2) as started:
+        result = env.run(
+            "restore",
+            "latest",
+            "--service",
+            "mail",
+            "--to",
+            f"user:{target}/From the cluster",
+            "--json",
+            check=False,
+            COFFER_CONFIG=str(config),
+        )
+    report = result.json()
+    assert result.code == 0, report.get("summary")
+    owners = [o for o in report["owners"] if o["kind"] == "users"]
+    assert len(owners) >= 3
+    assert {o["worker"] for o in owners} <= {w.name for w in started}
+    assert len({o["worker"] for o in owners}) == 2
+    assert report["totals"]["created"] > 0
+    assert report["totals"]["failed"] == 0
+    # Each owner went to its own folder under the target's, as in one process.
+    folders = {o["target"] for o in owners}
+    assert len(folders) == len(owners)
+    assert all(f.startswith(f"{target}/From the cluster/") for f in folders)
+    # Run again: everything is found in place, nothing is created twice.
+    with workers(env, config, tmp_path / "again", 1):
+        again = env.run(
+            "restore",
+            "latest",
+            "--service",
+            "mail",
+            "--to",
+            f"user:{target}/From the cluster",
+            "--json",
+            COFFER_CONFIG=str(config),
+        ).json()
+    assert again["totals"]["created"] == 0
+    assert again["totals"]["skipped"] == report["totals"]["created"]
