@@ -47,7 +47,7 @@ from sources.m365.graph import GraphClient, make_http_session
 from sources.m365.lookup import owner_job
 from sources.m365.throttle import Gates
 from sources.m365.writer import AttributingWriter
-from store import BackupRun, Owner, Repository, StoreError
+from store import BackupRun, Owner, Repository, Snapshot, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,10 @@ class LiveCounters:
         self.flush()
 
 
-def _finished_snapshot(repo: Repository, message: BackupMessage) -> str | None:
+def _finished_snapshot(snapshots: list[Snapshot], message: BackupMessage) -> str | None:
     """The complete snapshot this run already committed for the owner, if any."""
     identity = Owner(message.kind, message.key, message.name).identity
-    for snap in repo.list_snapshots():
+    for snap in snapshots:
         if snap.run == message.run and not snap.partial and snap.owner.identity == identity:
             return snap.id_hex
     return None
@@ -282,25 +282,9 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
         state.owner_started(message.field, ctx.name)
         settings = ctx.tenant(message.tenant)
         repo = ctx.repo()
-        done = _finished_snapshot(repo, message)
-        if done is not None:
-            # Delivered again after it committed (the worker died before
-            # acknowledging): nothing new to commit.
-            outcome = {"status": "ok", "snapshot": done, "worker": ctx.name, "redelivered": True}
-            state.owner_done(message.field, outcome)
-            return state.done(message.field) or outcome
         client = ctx.graph(settings)
-        job = owner_job(client, message.kind, message.key, message.name, message.services)
-        live = LiveCounters(state)
-        backup = TenantBackup(
-            repo,
-            settings,
-            progress=live,
-            checkpoint_seconds=message.checkpoint_seconds,
-            wait=message.wait,
-            client=client,
-        )
         writer = AttributingWriter(repo)
+        live = LiveCounters(state)
         try:
             with BackupRun(
                 repo,
@@ -309,6 +293,29 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
                 checkpoint_seconds=message.checkpoint_seconds,
                 writer=cast(Any, writer),  # duck-typed like the BlobWriter (runner.py)
             ) as run:
+                # One listing of the repository per job, shared with the owner's
+                # session (which looks for its parent snapshot in it).
+                done = _finished_snapshot(run.snapshots(), message)
+                if done is not None:
+                    # Delivered again after it committed (the worker died before
+                    # acknowledging): nothing new to commit.
+                    outcome = {
+                        "status": "ok",
+                        "snapshot": done,
+                        "worker": ctx.name,
+                        "redelivered": True,
+                    }
+                    state.owner_done(message.field, outcome)
+                    return state.done(message.field) or outcome
+                job = owner_job(client, message.kind, message.key, message.name, message.services)
+                backup = TenantBackup(
+                    repo,
+                    settings,
+                    progress=live,
+                    checkpoint_seconds=message.checkpoint_seconds,
+                    wait=message.wait,
+                    client=client,
+                )
                 report = backup.owner(run, job)
         finally:
             live.close()
