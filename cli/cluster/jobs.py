@@ -36,7 +36,7 @@ import redis
 
 from cli.app import App
 from cli.cluster.lease import OwnerLease, lease_key
-from cli.cluster.limiter import RedisGates
+from cli.cluster.limiter import RedisGates, rates_for
 from cli.cluster.runreport import owner_kind
 from cli.cluster.runstate import RunState, owner_field
 from cli.cluster.settings import ClusterSettings
@@ -178,9 +178,13 @@ class WorkerContext:
             if self._graph is None:
                 conn = settings.connection
                 http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-                gates = Gates(shared=RedisGates(self.redis, conn.tenant_id))
+                gates = Gates(shared=self._shared_gates(conn.tenant_id))
                 self._graph = GraphClient(conn.graph_url, token_source(conn, http), http, gates)
             return self._graph
+
+    def _shared_gates(self, tenant_id: str) -> RedisGates:
+        rates = rates_for(self.cluster.sharepoint_units)
+        return RedisGates(self.redis, tenant_id, rates=rates)
 
     def restore_graph(self, base: TenantSettings, settings: TenantSettings) -> GraphClient:
         """The Graph client restores write with: ``settings`` are the [tenant] and
@@ -189,7 +193,7 @@ class WorkerContext:
             if self._writer is None:
                 conn = settings.connection
                 http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-                gates = Gates(shared=RedisGates(self.redis, base.connection.tenant_id))
+                gates = Gates(shared=self._shared_gates(base.connection.tenant_id))
                 tokens = token_source(conn, http, write=True)
                 self._writer = GraphClient(conn.graph_url, tokens, http, gates)
             return self._writer

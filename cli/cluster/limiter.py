@@ -45,13 +45,21 @@ DOWN_SECONDS = 5.0
 
 # Tenant-wide rates (requests per second, burst) from throttling-limits.md:
 # global 130,000 per 10 s per app; SharePoint 1,200 resource units per minute
-# for tenants up to 1,000 licences (the smallest tier: a floor); Teams
-# channel messages 20 per second per app and tenant.
+# for tenants up to 1,000 licences (the smallest tier; [cluster]
+# sharepoint_units_per_minute sets a larger tenant's); Teams channel messages
+# 20 per second per app and tenant.
 RATES: dict[str, tuple[float, float]] = {
     APP: (13_000.0, 13_000.0),
     "sharepoint": (20.0, 100.0),
     "teams": (20.0, 20.0),
 }
+
+
+def rates_for(sharepoint_units_per_minute: float) -> dict[str, tuple[float, float]]:
+    """RATES with the tenant's SharePoint budget (burst: five seconds' worth)."""
+    per_second = sharepoint_units_per_minute / 60
+    return {**RATES, "sharepoint": (per_second, max(1.0, per_second * 5))}
+
 
 _PAUSE = """
 local left = redis.call('pttl', KEYS[1])

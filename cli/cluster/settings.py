@@ -35,6 +35,10 @@ DEFAULT_VISIBILITY_SECONDS = 3600.0
 DEFAULT_LEASE_SECONDS = 60.0
 # Run counters in Redis expire this long after their last update.
 DEFAULT_RESULT_SECONDS = 7 * 24 * 3600.0
+# SharePoint and OneDrive resource units per minute for the app in this tenant:
+# 1,200 up to 1,000 licences, 2,400 to 5,000, 3,600 to 15,000, 4,800 to 50,000,
+# 6,000 beyond ("Avoid getting throttled or blocked in SharePoint Online").
+DEFAULT_SHAREPOINT_UNITS = 1200.0
 
 
 _MAX_SECRET = 64 * 1024
@@ -70,6 +74,7 @@ class ClusterSettings:
     visibility_seconds: float = DEFAULT_VISIBILITY_SECONDS
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     result_seconds: float = DEFAULT_RESULT_SECONDS
+    sharepoint_units: float = DEFAULT_SHAREPOINT_UNITS
 
     def __repr__(self) -> str:
         return f"ClusterSettings(url={self.url!r}, password={'***' if self.password else None})"
@@ -87,7 +92,7 @@ class ClusterSettings:
 def _number(table: dict[str, object], name: str, default: float, where: str) -> float:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{where}: [cluster] {name} must be a positive number of seconds")
+        raise ConfigError(f"{where}: [cluster] {name} must be a positive number")
     return float(value)
 
 
@@ -145,4 +150,5 @@ def cluster_settings(config: Config, option: str | None = None) -> ClusterSettin
         _number(table, "visibility_timeout", DEFAULT_VISIBILITY_SECONDS, where),
         _number(table, "lease_seconds", DEFAULT_LEASE_SECONDS, where),
         _number(table, "result_expiry", DEFAULT_RESULT_SECONDS, where),
+        _number(table, "sharepoint_units_per_minute", DEFAULT_SHAREPOINT_UNITS, where),
     )

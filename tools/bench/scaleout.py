@@ -71,6 +71,14 @@ class Redis:
         self.proc.wait(timeout=30)
 
 
+def _sharepoint_units(users: int) -> int:
+    """The tenant's SharePoint budget per minute by licences (docs/scale-out.md)."""
+    for limit, units in ((1000, 1200), (5000, 2400), (15000, 3600), (50000, 4800)):
+        if users <= limit:
+            return units
+    return 6000
+
+
 def _run(env: dict[str, str], sim: Sim) -> dict[str, Any]:
     sim.admin("POST", "/stats/reset")
     sim_cpu = sim.cpu()
@@ -124,6 +132,7 @@ def main(argv: list[str]) -> None:
         cluster.write_text(
             config.read_text()
             + f'\n[cluster]\nbroker = "{broker.url}"\npassword_file = "{broker.password_file}"\n'
+            f"sharepoint_units_per_minute = {_sharepoint_units(args.users)}\n"
         )
 
         def fresh(name: str, cfg: Path) -> dict[str, str]:
