@@ -1,7 +1,8 @@
 """Benchmark: a backup spread over 1, 2, 4, 8 workers (``make bench BENCH_ARGS="scaleout ..."``).
 
     python -m tools.bench scaleout [--users 2000] [--latency 80] [--workers 1,2,4,8]
-                                   [--concurrency 8] [--throttling] [--workdir DIR]
+                                   [--concurrency 8] [--throttling] [--sharepoint-units N]
+                                   [--workdir DIR]
 
 A simulated tenant of ``--users`` small mailboxes (the simulator's ``tiny``
 scale) answers every request after ``--latency`` milliseconds, standing in for
@@ -12,8 +13,10 @@ many ``coffer worker`` processes (``--concurrency`` threads each) through a
 redis-server started on loopback. For each: seconds, owners per minute, Graph
 requests per second, the speed-up over the one-process run, and the CPU time
 of the simulator (it shares the machine: when it saturates a core, the
-simulator, not Coffer, is what stops scaling). JSON on standard output, and a
-Markdown table for docs/performance.md.
+simulator, not Coffer, is what stops scaling), and the bytes each run stored
+(against the one-process run: what workers stored twice, since each job
+knows only the blobs committed before it began). JSON on standard output, and
+a Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ def _run(env: dict[str, str], sim: Sim) -> dict[str, Any]:
         "requests": requests,
         "requests_per_second": round(requests / seconds, 1),
         "simulator_cpu_seconds": round(sim.cpu() - sim_cpu, 1),
+        # Against the one-process run: what two workers stored twice (the same
+        # attachment in two mailboxes backed up at the same moment).
+        "bytes_stored": int(report["repository"]["bytes_added_stored"]),
         "exit_code": proc.returncode,
         "workers": report.get("workers", {}),
     }
@@ -111,6 +117,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--throttling", action="store_true")
+    parser.add_argument(
+        "--sharepoint-units",
+        type=int,
+        default=None,
+        help="the workers' shared SharePoint budget per minute (default: by licences)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",") if n]
@@ -129,10 +141,11 @@ def main(argv: list[str]) -> None:
     try:
         config = workdir / "sim" / "coffer.toml"
         cluster = workdir / "sim" / "cluster.toml"
+        units = args.sharepoint_units or _sharepoint_units(args.users)
         cluster.write_text(
             config.read_text()
             + f'\n[cluster]\nbroker = "{broker.url}"\npassword_file = "{broker.password_file}"\n'
-            f"sharepoint_units_per_minute = {_sharepoint_units(args.users)}\n"
+            f"sharepoint_units_per_minute = {units}\n"
         )
 
         def fresh(name: str, cfg: Path) -> dict[str, str]:
@@ -174,13 +187,13 @@ def main(argv: list[str]) -> None:
         sim.stop()
     print(json.dumps(results, indent=1))
     print()
-    print("| run | seconds | owners/min | requests/s | speed-up | simulator CPU s |")
-    print("|---|---|---|---|---|---|")
+    print("| run | seconds | owners/min | requests/s | speed-up | simulator CPU s | MB stored |")
+    print("|---|---|---|---|---|---|---|")
     for name, run in results["runs"].items():
         print(
             f"| {name} | {run['seconds']} | {run['owners_per_minute']} | "
             f"{run['requests_per_second']} | {run.get('speedup', 1.0)} | "
-            f"{run['simulator_cpu_seconds']} |"
+            f"{run['simulator_cpu_seconds']} | {run['bytes_stored'] / 1e6:.2f} |"
         )
 
 
