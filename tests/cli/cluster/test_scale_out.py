@@ -131,6 +131,10 @@ def test_every_owner_is_committed_exactly_once_by_the_workers(
         result = env.run("backup", "--json", COFFER_CONFIG=str(config))
     report = result.json()
     assert report["exit_code"] == 0, report
+    # No secret in any log line of the workers or the command.
+    logs = result.err + "".join(w.text() for w in started)
+    for secret in (REDIS_PASSWORD, REPO_PASSWORD, tenant.info.client_secret):
+        assert secret not in logs
     owners = report["owners"]
     names = {w.name for w in started}
     assert len(owners) >= 10
@@ -382,3 +386,39 @@ def test_a_tenant_wide_restore_is_spread_over_the_workers(
         ).json()
     assert again["totals"]["created"] == 0
     assert again["totals"]["skipped"] == report["totals"]["created"]
+
+
+def test_sigterm_lets_the_running_owner_finish_then_the_worker_exits_0(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+) -> None:
+    config = _config(tenant, broker)
+    users = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}
+    upn = "bianca.obrien@contoso.onmicrosoft.com"
+    tenant.admin.inject_faults(
+        {"kind": "slow", "match": f"/users/{users[upn]}/messages/[^/?]+/\\$value", "delay": 0.5}
+    )
+    client = broker.client()
+    with contextlib.ExitStack() as stack:
+        stack.callback(tenant.admin.clear_faults)
+        worker = Worker(env, config, tmp_path / "worker.log", concurrency=1)
+        stack.callback(worker.stop)
+        run = env.run(
+            "backup",
+            "--detach",
+            "--json",
+            "--user",
+            upn,
+            "--service",
+            "mail",
+            COFFER_CONFIG=str(config),
+        ).json()["run"]
+        deadline = time.monotonic() + 60
+        while not client.hlen(f"coffer:run:{run}:active"):
+            assert time.monotonic() < deadline, worker.text()
+            time.sleep(0.1)
+        time.sleep(1.0)  # well inside the owner (14 messages at 0.5 s)
+        assert worker.stop(timeout=120) == 0
+    outcome = json.loads(client.hget(f"coffer:run:{run}:owners", f"users:{users[upn]}") or "{}")
+    assert outcome.get("status") == "ok", worker.text()
+    assert outcome["snapshot"]
+    assert "stopped" in worker.text()
