@@ -161,6 +161,7 @@ def _queued_messages(client: Any, queue: str) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow  # a minute under load: a detached run, then every job delivered again
 def test_detached_run_carries_ids_only_and_is_reported_later(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
 ) -> None:
