@@ -6,10 +6,11 @@ what a backup is. The repository engine (store) and the Microsoft 365 source
 (TenantBackup.owner, one OwnerSession and snapshot per owner, checkpoints) is
 the unit of work. What is new is deployment glue, like ``coffer serve``'s:
 configuration (settings), the broker connection (broker), the job a worker
-runs (jobs), the owner lease across machines (lease), throttling shared
-through Redis (limiter), the run's counters (runstate), the coordinator that
-enqueues and follows a run (coordinator) and the one run report
-(runreport), and the ``coffer worker`` process (worker).
+runs (jobs; restorejobs for restores), the owner lease across machines
+(lease), throttling shared through Redis (limiter), the run's counters
+(runstate), the coordinators that enqueue and follow a run (coordinator;
+restores for restores), the one run report (runreport), and the ``coffer
+worker`` process (worker).
 
 Import rule: only ``settings`` and ``runreport`` import neither Celery nor
 Redis; the command line imports the others only when a broker is configured,
