@@ -84,6 +84,7 @@ def restore_to_m365(
     dry_run: bool,
     as_json: bool,
     nothing_message: str,
+    broker: str | None = None,
 ) -> int:
     try:
         target = parse_target(to)
@@ -109,7 +110,7 @@ def restore_to_m365(
     if target.alternate and not dry_run:
         journal_record(repo.cache_dir, key, target.folder[0], finished=False)
     quiet_http_logs()
-    cluster = cluster_settings(app.config)
+    cluster = cluster_settings(app.config, broker)
     if cluster is not None:
         # A broker is configured: one job per owner over the workers (cli/cluster).
         from cli.cluster.restores import restore_with_broker
