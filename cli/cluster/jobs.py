@@ -320,9 +320,12 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
                     wait=message.wait,
                     client=client,
                 )
+                opened = time.monotonic()
                 report = backup.owner(run, job)
+                owner_done = time.monotonic()
         finally:
             live.close()
+        closed = time.monotonic()
         if lease.lost.is_set():
             log.warning("%s: the owner lease was lost during the job", message.name)
         entry = report.to_map()
@@ -338,6 +341,16 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
         refused = backup.flags.teams_protected_refused
         entry["problems"] = [refused] if refused else []
         report_key = repo.save_report(owner_kind(message.run), entry)
+        log.info(
+            "%s: %s in %.1fs (setup %.1fs, owner %.1fs, closing the run %.1fs, report %.1fs)",
+            message.name,
+            report.status,
+            time.monotonic() - started,
+            opened - started,
+            owner_done - opened,
+            closed - owner_done,
+            time.monotonic() - closed,
+        )
         outcome = {
             "status": report.status,
             "snapshot": report.snapshot,
