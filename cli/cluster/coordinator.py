@@ -8,10 +8,11 @@
    never backed up first, since their size is unknown), so the long owners do
    not start last.
 3. Unless detached, the command follows the run's counters in Redis with the
-   usual live line (owners done/total, items, bytes, throttled time, and how
-   many owners each worker finished), riding out broker restarts, until every
-   owner has an outcome; then the one run report is put together and returned
-   for the caller to store, like a one-process run's.
+   usual live line (owners done/total, items, bytes, an ETA from the owners'
+   pace, throttled time, and how many owners each worker finished), riding
+   out broker restarts, until every owner has an outcome; then the one run
+   report is put together and returned for the caller to store, like a
+   one-process run's.
 
 Ctrl-C stops following, not the run: the workers go on, and ``coffer report
 RUN`` shows the report once it is complete.
@@ -148,8 +149,19 @@ class ClusterBackup:
     def follow(self, run_id: str, total: int, progress: Progress | None) -> dict[str, Any]:
         """Wait until every owner of the run has an outcome; returns the counters."""
         state = RunState(self.redis, run_id, self.cluster.result_seconds)
+        started = time.monotonic()
         if progress is not None:
             progress.owners_total = total
+
+            def eta() -> float | None:
+                # Owners left at the pace of the owners done so far (owners vary
+                # in size; largest first, so the estimate errs long at the start).
+                done = progress.owners_done
+                if not done or done >= total:
+                    return None
+                return (time.monotonic() - started) / done * (total - done)
+
+            progress.eta_source = eta
         outage_noted = False
         while True:
             try:
