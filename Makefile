@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@tools/setup/debs.sh $(DEBS_BUILD)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip >/dev/null
-	@$(BIN)/pip install -q -e '.[dev]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev,all]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 testdeps: venv

@@ -34,9 +34,9 @@ from cli.cluster.jobs import BackupMessage
 from cli.cluster.runreport import MANIFEST_KIND, assemble
 from cli.cluster.runstate import RunState
 from cli.cluster.settings import ClusterSettings
-from cli.progress import Progress
+from cli.ui.progress import Progress
 from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
-from sources.m365.context import OwnerJob
+from sources.m365.backup.context import OwnerJob
 from store import Repository, latest_per_owner
 
 log = logging.getLogger(__name__)

@@ -42,16 +42,23 @@ from cli.cluster.runstate import RunState, owner_field
 from cli.cluster.settings import ClusterSettings
 from cli.errors import CliError
 from sources.m365 import M365ConfigError, TenantBackup, TenantSettings, from_table
-from sources.m365.auth import token_source
-from sources.m365.graph import GraphClient, make_http_session
-from sources.m365.lookup import owner_job
-from sources.m365.throttle import Gates
-from sources.m365.writer import AttributingWriter
-from store import BackupRun, Owner, Repository, Snapshot, StoreError
+from sources.m365.backup.lookup import owner_job
+from sources.m365.backup.writer import AttributingWriter
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.throttle import Gates
+from store import BackupRun, ExitCode, Owner, Repository, Snapshot, StoreError
 
 log = logging.getLogger(__name__)
 
 MESSAGE_VERSION = 1
+# Errors opening the repository that no retry fixes.
+_PERMANENT = (
+    ExitCode.REPOSITORY_NOT_FOUND,
+    ExitCode.WRONG_PASSWORD,
+    ExitCode.DAMAGED,
+    ExitCode.FORMAT_TOO_NEW,
+)
 KINDS = ("users", "sites", "teams", "groups")
 
 
@@ -147,7 +154,7 @@ class WorkerContext:
                 except CliError as exc:
                     raise JobFailed(f"worker {self.name}: {exc}") from None
                 except StoreError as exc:
-                    if exc.exit_code in (10, 11, 13, 14):  # missing, password, damaged, too new
+                    if exc.exit_code in _PERMANENT:
                         raise JobFailed(f"worker {self.name}: {exc}") from None
                     raise
             return self._repo

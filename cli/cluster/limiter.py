@@ -32,7 +32,7 @@ import time
 
 import redis
 
-from sources.m365.throttle import APP, MAILBOX_CONCURRENCY, Resource
+from sources.m365.graph.throttle import APP, MAILBOX_CONCURRENCY, Resource
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from cli.cluster.runstate import RunState, owner_field
 from sources.m365 import M365ConfigError
 from sources.m365.restore import POLICIES, ItemQuery, RestoreTarget, TenantRestore, restore_settings
 from sources.m365.restore.target import ORIGINAL, SITE, USER, check_folder_name
+from store import ExitCode
 
 MESSAGE_VERSION = 1
 QUERY_FIELDS = ("services", "kinds", "folders", "includes", "paths", "subjects", "senders")
@@ -171,7 +172,7 @@ def run_restore_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
         report_key = repo.save_report(restore_owner_kind(message.run), entry)
         totals = report["totals"]
         outcome = {
-            "status": "ok" if report["exit_code"] == 0 else "partial",
+            "status": "ok" if report["exit_code"] == ExitCode.OK else "partial",
             "report": report_key,
             "worker": ctx.name,
             "created": totals.get("created", 0),

@@ -24,10 +24,10 @@ from cli.cluster.coordinator import ClusterBackup
 from cli.cluster.restorejobs import RestoreMessage, restore_owner_kind
 from cli.cluster.runstate import RunState
 from cli.cluster.settings import ClusterSettings
-from cli.progress import Progress
+from cli.ui.progress import Progress
 from sources.m365.restore import REPORT_FORMAT, REPORT_VERSION, ItemQuery, RestoreTarget
 from sources.m365.restore.runner import GROUPS_NOTICE, TEAMS_NOTICE
-from store import Repository, Snapshot
+from store import ExitCode, Repository, Snapshot
 
 SUMS = ("created", "replaced", "kept_both", "skipped", "failed", "bytes_uploaded")
 
@@ -150,15 +150,15 @@ def restore_with_broker(
     for status in ("ok", "partial", "failed", "skipped"):
         summary[f"owners_{status}"] = sum(1 for o in results if o["status"] == status)
     if not results:
-        status, code = "nothing", 0
+        status, code = "nothing", ExitCode.OK
     elif summary["failed"] and not (
         summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
     ):
-        status, code = "failed", 3
+        status, code = "failed", ExitCode.PARTIAL
     elif summary["failed"]:
-        status, code = "partial", 3
+        status, code = "partial", ExitCode.PARTIAL
     else:
-        status, code = "ok", 0
+        status, code = "ok", ExitCode.OK
     workers: dict[str, int] = {}
     for owner in results:
         if owner.get("worker"):

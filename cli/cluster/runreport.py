@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from store import Repository
+from store import ExitCode, Repository
 
 MANIFEST_KIND = "backup-run"
 OWNER_KIND = "backup-owner"
@@ -138,13 +138,13 @@ def assemble(
     summary = _totals(owners)
     applicable = [r for r in owners if r["status"] != NOT_APPLICABLE]
     if pending:
-        status, code = PARTIAL, 3  # not finished (yet): never reported as done
+        status, code = PARTIAL, ExitCode.PARTIAL  # not finished (yet): never reported as done
     elif applicable and all(r["status"] == FAILED for r in applicable):
-        status, code = FAILED, 1
+        status, code = FAILED, ExitCode.ERROR
     elif any(r["status"] in (FAILED, PARTIAL) for r in owners) or problems:
-        status, code = PARTIAL, 3
+        status, code = PARTIAL, ExitCode.PARTIAL
     else:
-        status, code = OK, 0
+        status, code = OK, ExitCode.OK
     workers: dict[str, int] = {}
     for entry in owners:
         if entry.get("worker"):

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cli.config import Config
 from cli.errors import CliError, ConfigError
+from cli.settings.config import Config
+from store import ExitCode
 
 SCHEMES = ("redis", "rediss")
 DEFAULT_QUEUE = "coffer"
@@ -60,7 +61,7 @@ def read_secret_file(path: Path, what: str) -> bytes:
 class BrokerUnreachable(CliError):
     """The broker does not answer: exit 15, like an unreachable backend."""
 
-    exit_code = 15
+    exit_code = ExitCode.BACKEND_UNREACHABLE
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ import click
 
 from cli.app import App
 from cli.cluster import ClusterSettings, cluster_settings
-from cli.destinations import send_to_destinations
-from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
-from cli.output import echo, human_duration, human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.retention import after_backup_summary, forget_after_backup
+from cli.errors import ConfigError
+from cli.flows.afterbackup import after_backup_summary, forget_after_backup
+from cli.flows.fanout import send_to_destinations
+from cli.ui.output import echo, human_duration, human_size, note, print_json, shown
+from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
-from store import BackupRun, Owner, Repository
+from store import BackupRun, ExitCode, Owner, Repository
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 
@@ -140,7 +140,7 @@ def command(
         "partial": any(r["skipped"] for r in reports),
     }
     summary["report"] = repo.save_report("backup", summary)
-    code = EXIT_PARTIAL if summary["partial"] else EXIT_OK
+    code = ExitCode.PARTIAL if summary["partial"] else ExitCode.OK
     _after_backup(app, repo, [r.snapshot.owner for r in results], code, summary, as_json)
     if as_json:
         print_json(summary)
@@ -179,7 +179,7 @@ def _after_backup(
     Adds a ``forget`` entry to ``report`` (the printed one; the forget has its
     own report in the repository). Raises ConfigError for a bad table.
     """
-    if code != EXIT_OK:
+    if code != ExitCode.OK:
         return
     outcome = forget_after_backup(repo, app.config, owners)
     if outcome is None:
@@ -202,7 +202,7 @@ def _tenant(
 ) -> int:
     """Back up the tenant of the configuration's [tenant] table (spread over the
     workers of ``cluster`` when one is configured: cli/cluster)."""
-    from cli.m365 import ProgressAdapter, quiet_http_logs
+    from cli.flows.m365 import ProgressAdapter, quiet_http_logs
     from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")
@@ -237,7 +237,7 @@ def _tenant(
             else:
                 note(f"run {manifest['run']}: {len(manifest['owners'])} owner job(s) enqueued")
                 echo(manifest["run"])
-            return EXIT_OK
+            return ExitCode.OK
         with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
             counters = coordinator.follow(manifest["run"], len(manifest["owners"]), progress)
         return _finish(app, repo, coordinator.report(repo, manifest, counters), as_json)
@@ -259,7 +259,7 @@ def _tenant(
 
 def _finish(app: App, repo: Repository, report: dict[str, Any], as_json: bool) -> int:
     """Store and show a tenant run's report; apply retention; returns the exit code."""
-    from cli.m365 import summary_lines
+    from cli.flows.m365 import summary_lines
 
     report["summary"] = "\n".join(summary_lines(report))
     report["report"] = repo.save_report("backup", report)

@@ -11,10 +11,10 @@ import click
 from cli.app import App
 from cli.cluster import cluster_settings
 from cli.cluster.runreport import assemble, find_manifest
-from cli.errors import EXIT_PARTIAL, CliError
-from cli.m365 import summary_lines
-from cli.output import echo, print_json, shown
-from store import Repository, StoreError, format_time
+from cli.errors import CliError
+from cli.flows.m365 import summary_lines
+from cli.ui.output import echo, print_json, shown
+from store import REPORTS, ExitCode, Repository, StoreError, format_time
 
 KINDS = ("backup", "restore", "check", "forget", "prune", "repair", "key")
 
@@ -63,7 +63,7 @@ def _summary(kind: str, report: dict[str, Any]) -> str:
 def _all_keys(repo: Repository, kind: str | None) -> list[str]:
     kinds = [kind] if kind else [*KINDS]
     if not kind:
-        extra = {info.key.split("/")[1] for info in repo.backend.list("reports/")}
+        extra = {info.key.split("/")[1] for info in repo.backend.list(REPORTS)}
         kinds += sorted(extra - set(KINDS))
     keys = [key for k in kinds for key in repo.list_reports(k)]
     return sorted(keys, key=lambda k: k.rpartition("/")[2])
@@ -92,7 +92,7 @@ def _find(repo: Repository, keys: list[str], wanted: str) -> str:
 class RunNotFinished(CliError):
     """A detached scale-out run whose owners are not all finished."""
 
-    exit_code = EXIT_PARTIAL
+    exit_code = ExitCode.PARTIAL
 
 
 def _scale_out_run(app: App, repo: Repository, run: str) -> str:

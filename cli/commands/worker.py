@@ -46,7 +46,7 @@ def command(app: App, broker: str | None, concurrency: int, queues: tuple[str, .
             raise ConfigError(f"queue names are letters, digits, - and _ (not {name!r})")
     # Loaded only for this command: a one-process backup never imports Celery.
     from cli.cluster.worker import run_worker
-    from cli.m365 import quiet_http_logs
+    from cli.flows.m365 import quiet_http_logs
 
     quiet_http_logs()
     level = min(logging.getLogger().level, logging.INFO)

@@ -20,6 +20,7 @@ from cli.app import App
 from cli.serve.audit import AuditLog
 from cli.serve.config import ServeSettings
 from cli.serve.metrics import RepoFigures
+from cli.serve.notifylog import NotificationLog
 from cli.serve.overview import Overview, build_overview
 from cli.serve.ratelimit import SignInLimiter
 from cli.serve.users import UserFile
@@ -43,6 +44,7 @@ class ServedRepo:
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.repo, self.lock)
+        self.notifications = NotificationLog(self.repo, self.lock)
 
     @property
     def vfs(self) -> VirtualFS:

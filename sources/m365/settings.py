@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sources.m365.errors import M365ConfigError
+from sources.m365.graph.errors import M365ConfigError
 
 SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 USER_SERVICES = ("mail", "contacts", "calendar", "onedrive")

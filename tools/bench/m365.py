@@ -41,6 +41,8 @@ from typing import Any
 
 import requests
 
+from store import ExitCode
+
 COFFER = str(Path(sys.executable).with_name("coffer"))
 PASSWORD = "benchmark password"
 
@@ -161,7 +163,7 @@ def _backup(sim: Sim, env: dict[str, str]) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc_result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     proc = proc_result  # type: ignore[assignment]
-    if proc.returncode not in (0, 3):
+    if proc.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
         raise SystemExit(f"bench: coffer backup failed ({proc.returncode}): {proc.stderr[-2000:]}")
     report = json.loads(proc.stdout)
     stats = sim.admin("GET", "/stats")
@@ -276,8 +278,8 @@ def main(argv: list[str]) -> None:
             # the second exits 0 still listing them, and nothing else is a problem.
             named = {f.removesuffix(" (new)") for f in full["failed_items"]}
             results["realistic_as_expected"] = (
-                full["exit_code"] == 3
-                and incr["exit_code"] == 0
+                full["exit_code"] == ExitCode.PARTIAL
+                and incr["exit_code"] == ExitCode.OK
                 and bool(named)
                 and named <= set(incr["failed_items"])
                 and full["problems"] == incr["problems"] == 0

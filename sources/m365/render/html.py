@@ -17,7 +17,7 @@ import nh3
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _SRC = re.compile(r"""(\bsrc\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
-# How a message body references a hosted content (sources/m365/hosted.py).
+# How a message body references a hosted content (sources/m365/backup/hosted.py).
 HOSTED_REFERENCE = re.compile(r"/hostedContents/([^/\"'?#\s<>]{1,2048})/\$value")
 _URL_ATTRS = frozenset({"src", "srcset", "background", "poster", "lowsrc", "dynsrc", "longdesc"})
 

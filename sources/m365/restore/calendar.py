@@ -57,7 +57,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sources.m365.errors import ItemGone
+from sources.m365.graph.errors import ItemGone
 from sources.m365.names import parse_time
 from sources.m365.restore.common import (
     ABSENT,

@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sources.m365.errors import AmbiguousWrite, GraphError, TransientGraphError
-from sources.m365.graph import Answer, GraphClient
+from sources.m365.graph.client import Answer, GraphClient
+from sources.m365.graph.errors import AmbiguousWrite, GraphError, TransientGraphError
+from sources.m365.graph.throttle import Resource
 from sources.m365.restore.report import ALREADY_THERE, OTHER_VERSION, ServiceResult
 from sources.m365.restore.target import RestoreTarget
-from sources.m365.throttle import Resource
 from store import SnapshotReader
 
 SKIP = "skip"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sources.m365.errors import ItemGone
+from sources.m365.graph.errors import ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,

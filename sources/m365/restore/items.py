@@ -32,7 +32,7 @@ KINDS = {
     "listItem": "list-item",
     "chatThread": "post",
 }
-# Records of items Microsoft 365 would not hand out (failures.py, ``.failed.json``):
+# Records of items Microsoft 365 would not hand out (backup/failures.py, ``.failed.json``):
 # ``find`` shows them (``--kind failed``); restore never sees them (nothing to put back).
 RECORDS = {"failedItem": "failed"}
 KIND_NAMES = tuple(sorted(set(KINDS.values()) | set(RECORDS.values())))

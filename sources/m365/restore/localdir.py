@@ -1,7 +1,8 @@
 """``--to-dir`` for Microsoft 365 snapshots: which files of the tree the filter keeps.
 
-A restore to a local directory writes the snapshot's own files (sources/folder
-/restore.py does the writing, safely): ``.eml`` as backed up, byte for byte;
+A restore to a local directory writes the snapshot's own files (sources/localdir/
+does the writing, safely, for every kind of snapshot; this module is only its
+Microsoft 365 ``select``): ``.eml`` as backed up, byte for byte;
 contacts and events as their Graph JSON with the ``.vcf`` / ``.ics`` beside
 them; files; list items and Teams threads as JSON (with each thread's
 ``.html``). With filters, :func:`selector` keeps the items the filter

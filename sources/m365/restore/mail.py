@@ -41,7 +41,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from sources.m365.errors import GraphError, ItemGone
+from sources.m365.graph.errors import GraphError, ItemGone
 from sources.m365.names import parse_time
 from sources.m365.restore.common import (
     KEEP_BOTH,

@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sources.m365.auth import token_source
-from sources.m365.errors import (
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.errors import (
     AccessDenied,
     AuthError,
     GraphError,
     ItemGone,
     MailboxUnavailable,
 )
-from sources.m365.graph import GraphClient, make_http_session
+from sources.m365.graph.throttle import Gates, Resource
 from sources.m365.restore.calendar import CalendarWriter
 from sources.m365.restore.common import Placement, ServiceRun
 from sources.m365.restore.contacts import ContactsWriter
@@ -54,9 +55,8 @@ from sources.m365.restore.query import ItemQuery
 from sources.m365.restore.report import OwnerResult, totals
 from sources.m365.restore.target import SITE, USER, RestoreTarget
 from sources.m365.settings import TenantSettings
-from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
-from store import Entry, Repository, Snapshot, format_time
+from store import Entry, ExitCode, Repository, Snapshot, format_time
 
 REPORT_FORMAT = "coffer-restore-report"
 REPORT_VERSION = 1
@@ -472,15 +472,15 @@ class TenantRestore:
         owners.sort(key=lambda o: (o.kind, o.name.lower()))
         summary = totals(owners)
         if not owners:
-            status, code = "nothing", 0
+            status, code = "nothing", ExitCode.OK
         elif summary["failed"] and not (
             summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
         ):
-            status, code = "failed", 3
+            status, code = "failed", ExitCode.PARTIAL
         elif summary["failed"]:
-            status, code = "partial", 3
+            status, code = "partial", ExitCode.PARTIAL
         else:
-            status, code = "ok", 0
+            status, code = "ok", ExitCode.OK
         return {
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import redis
 
-from tests.cli.helpers import COFFER, CofferEnv
-from tests.store.servers import free_port
+from tests.cli.support.helpers import COFFER, CofferEnv
+from tests.store.support.servers import free_port
 
 REDIS_PASSWORD = "broker-secret-7f3a9c"
 

@@ -24,8 +24,8 @@ from tests.cli.cluster.kit import (
     running_redis,
     workers,
 )
-from tests.cli.helpers import CofferEnv, init, new_env
-from tests.store.servers import free_port
+from tests.cli.support.helpers import CofferEnv, init, new_env
+from tests.store.support.servers import free_port
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.server]
@@ -102,9 +102,18 @@ def test_unreachable_broker_is_one_line_and_exit_15(env: CofferEnv, tenant: Runn
     assert result.code == 15
     assert result.err.count("\n") == 1
     assert result.err.startswith(f"coffer: broker {url} unreachable")
-    worker = env.run("worker", check=False, COFFER_CONFIG=plain, COFFER_BROKER=url)
+    worker = env.run(
+        "worker", "--concurrency", "2", check=False, COFFER_CONFIG=plain, COFFER_BROKER=url
+    )
     assert worker.code == 15
     assert worker.err.count("\n") == 1
+    zero = env.run(
+        "worker", "--concurrency", "0", check=False, COFFER_CONFIG=plain, COFFER_BROKER=url
+    )
+    assert zero.code == 2
+    nothing = env.run("worker", check=False, COFFER_CONFIG=plain)
+    assert nothing.code == 16
+    assert "no broker" in nothing.err
 
 
 def test_broker_url_with_a_password_is_refused_without_echoing_it(

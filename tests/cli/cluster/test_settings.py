@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cli.cluster.settings import cluster_settings
-from cli.config import Config
 from cli.errors import ConfigError
+from cli.settings.config import Config
 
 
 def _config(tmp_path: Path, **cluster: object) -> Config:

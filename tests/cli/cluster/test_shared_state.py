@@ -12,7 +12,7 @@ import redis
 
 from cli.cluster.lease import LeaseBusy, OwnerLease, lease_key
 from cli.cluster.limiter import RedisGates
-from sources.m365.throttle import APP, Gates, Resource
+from sources.m365.graph.throttle import APP, Gates, Resource
 from tests.cli.cluster.kit import RedisServer, running_redis
 
 pytestmark = pytest.mark.server

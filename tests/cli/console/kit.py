@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cli.app import App
 from cli.serve import Console, ServedRepo, UserFile, serve_settings
-from tests.cli.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv, init, new_env
 
 PASSWORDS = {"ann": "ann-admin-pass", "rob": "rob-restorer-pass", "val": "val-viewer-pass"}
 ROLES = {"ann": "admin", "rob": "restorer", "val": "viewer"}

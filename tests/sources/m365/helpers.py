@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sources.m365 import TenantBackup, TenantSettings, from_table
-from sources.m365.auth import token_source
-from sources.m365.graph import GraphClient, make_http_session
-from sources.m365.throttle import Gates
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import GraphClient, make_http_session
+from sources.m365.graph.throttle import Gates
 from store import KdfParams, Repository, latest_per_owner, open_backend
 
 PASSWORD = b"m365 tests"

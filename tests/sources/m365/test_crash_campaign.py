@@ -43,7 +43,7 @@ import pytest
 
 from sources.m365.settings import SERVICES
 from store import BackupRun, latest_per_owner
-from tests.cli.helpers import CofferEnv, files_of, init, new_env
+from tests.cli.support.helpers import CofferEnv, files_of, init, new_env
 from tests.cli.test_m365_restore import _state as graph_state
 from tests.cli.test_m365_restore import _wipe as wipe
 from tests.sources.m365.conftest import Setup

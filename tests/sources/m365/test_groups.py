@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sources.m365 import M365ConfigError
-from sources.m365.groupsrender import inert, render_group_thread
+from sources.m365.backup.groupsrender import inert, render_group_thread
 from tests.sources.m365.conftest import Setup
 from tests.sources.m365.helpers import open_repo, settings_for
 from tools.graphsim.testing import app_token, trusted_session

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sources.m365.hosted import sniff
+from sources.m365.backup.hosted import sniff
 from sources.m365.render.html import render_thread
 from tests.sources.m365.conftest import Setup
 from tests.sources.m365.helpers import open_repo

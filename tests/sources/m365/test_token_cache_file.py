@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sources.m365.auth import token_source
-from sources.m365.graph import make_http_session
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import make_http_session
 from tests.sources.m365.helpers import settings_for
 from tools.graphsim.testing import running_tenant
 

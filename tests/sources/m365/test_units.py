@@ -14,21 +14,21 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.m365.errors import (
+from sources.m365.backup.mimesplit import split_mime
+from sources.m365.graph.client import error_for
+from sources.m365.graph.errors import (
     AccessDenied,
     ItemGone,
     M365ConfigError,
     MailboxUnavailable,
     ResyncRequired,
 )
-from sources.m365.graph import error_for
-from sources.m365.mimesplit import split_mime
+from sources.m365.graph.throttle import Gates, Meter, Resource
 from sources.m365.names import item_name, safe_name, stamp
 from sources.m365.render.html import render_thread, sanitize
 from sources.m365.render.ical import render_ics, rrule
 from sources.m365.render.vcard import render_vcard
 from sources.m365.settings import from_table, parse_size
-from sources.m365.throttle import Gates, Meter, Resource
 
 ATTACHMENT = (b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=" * 3 + b"\r\n") * 400
 
