@@ -215,7 +215,7 @@ class WorkerContext:
 
 class LiveCounters:
     """The run's live progress, sent to Redis about once a second (the Progress
-    protocol of sources.m365.runner). Thread-safe."""
+    protocol of sources.m365.backup.runner). Thread-safe."""
 
     def __init__(self, state: RunState, period: float = 1.0) -> None:
         self._state = state

@@ -1,5 +1,5 @@
 """Graph's throttling, shared by every worker through Redis (the SharedGates of
-sources/m365/throttle.py).
+sources/m365/graph/throttle.py).
 
 Graph's limits are per app and tenant, not per process
 (learn.microsoft.com/graph/throttling-limits): a mailbox takes at most 4

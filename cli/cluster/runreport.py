@@ -5,7 +5,7 @@ When it enqueues a run, ``coffer backup`` stores the run's manifest
 enqueued, when) in the repository; each worker stores its owner's full report
 (``reports/backup-owner/RUN/``). The run report is the manifest plus the owner
 reports, with totals and the exit code computed as a one-process run does
-(sources/m365/runner.py), and a ``worker`` field per owner. Outcomes that never
+(sources/m365/backup/runner.py), and a ``worker`` field per owner. Outcomes that never
 reached the repository (a worker without the repository password) come from
 the broker's counters (``outcomes``) with their error.
 
