@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pyfuse3 builds from source against libfuse3; fuse3 gives fusermount3 for mounts.
 DEBS_BUILD := fuse3 libfuse3-dev pkg-config attr rsync
-# Servers the destination tests start on loopback, the browser the console tests
+# Servers the destination and scale-out tests start on loopback (sshd, redis-server), the browser the console tests
 # drive (Playwright with Debian's chromium: no browser download), and the engines
 # we benchmark against.
-DEBS_TEST := openssh-server rclone chromium
+DEBS_TEST := openssh-server rclone chromium redis-server
 DEBS_BENCH := restic borgbackup time
 AZURITE := $(VENV)/node/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=

@@ -61,7 +61,10 @@ class ExitCode(IntEnum):
     LOCKED = 12, "repository locked, or a backup of the same owner is already running"
     DAMAGED = 13, "the repository is damaged (integrity error)"
     FORMAT_TOO_NEW = 14, "the repository was written by a newer Coffer"
-    BACKEND_UNREACHABLE = 15, "the storage backend is unreachable (try again)"
+    BACKEND_UNREACHABLE = (
+        15,
+        "the storage backend, or the scale-out broker, is unreachable (try again)",
+    )
     CONFIG = (
         16,
         "configuration error: a configuration file that cannot be read or parsed (named "

@@ -72,6 +72,12 @@ NOTHING = "nothing matched the selection"
     "--dry-run", is_flag=True, help="Only say what would be created, replaced or skipped."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--broker",
+    metavar="URL",
+    help="--to: spread the restore over workers, one job per owner (else COFFER_BROKER, "
+    "else [cluster] broker). See docs/scale-out.md.",
+)
 @click.pass_obj
 def command(
     app: App,
@@ -85,6 +91,7 @@ def command(
     restore_owner: str,
     dry_run: bool,
     as_json: bool,
+    broker: str | None,
 ) -> int:
     """Restore items of SNAPSHOT (an ID, or 'latest' for the newest of every owner)."""
     if (to is None) == (to_dir is None):
@@ -95,6 +102,8 @@ def command(
     if to_dir is not None:
         if dry_run:
             raise click.UsageError("--dry-run is for restores into Microsoft 365 (--to)")
+        if broker:
+            raise click.UsageError("--broker is for restores into Microsoft 365 (--to)")
         return _to_dir(
             app, repo, chosen, snapshot, to_dir, query, paths, on_conflict, restore_owner, as_json
         )
@@ -104,7 +113,7 @@ def command(
 
     assert to is not None
     return restore_to_m365(
-        app, repo, chosen, snapshot, to, query, on_conflict, dry_run, as_json, NOTHING
+        app, repo, chosen, snapshot, to, query, on_conflict, dry_run, as_json, NOTHING, broker
     )
 
 

@@ -10,8 +10,10 @@ progress display and an ETA, stores the report and prints its summary.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from cli.app import App
+from cli.cluster import cluster_settings
 from cli.errors import CliError, ConfigError
 from cli.flows.m365 import ProgressAdapter, quiet_http_logs
 from cli.flows.restoring import (
@@ -23,7 +25,7 @@ from cli.flows.restoring import (
 )
 from cli.ui.output import note
 from cli.ui.progress import Progress
-from sources.m365 import M365ConfigError
+from sources.m365 import M365ConfigError, TenantSettings
 from sources.m365.restore import (
     SITE,
     ItemQuery,
@@ -82,6 +84,7 @@ def restore_to_m365(
     dry_run: bool,
     as_json: bool,
     nothing_message: str,
+    broker: str | None = None,
 ) -> int:
     try:
         target = parse_target(to)
@@ -107,6 +110,44 @@ def restore_to_m365(
     if target.alternate and not dry_run:
         journal_record(repo.cache_dir, key, target.folder[0], finished=False)
     quiet_http_logs()
+    cluster = cluster_settings(app.config, broker)
+    if cluster is not None:
+        # A broker is configured: one job per owner over the workers (cli/cluster).
+        from cli.cluster.restores import restore_with_broker
+
+        with Progress("restore", enabled=not (app.quiet or as_json)) as progress:
+            report = restore_with_broker(
+                cluster,
+                repo,
+                settings.connection.tenant_id,
+                settings.connection.graph_url,
+                chosen,
+                query,
+                target,
+                on_conflict=on_conflict,
+                dry_run=dry_run,
+                selector=selector,
+                progress=progress,
+            )
+    else:
+        report = _one_process(
+            app, repo, settings, chosen, query, target, on_conflict, dry_run, selector, as_json
+        )
+    return _finish(app, repo, report, key, target, dry_run, as_json, nothing_message)
+
+
+def _one_process(
+    app: App,
+    repo: Repository,
+    settings: TenantSettings,
+    chosen: list[Snapshot],
+    query: ItemQuery,
+    target: RestoreTarget,
+    on_conflict: str,
+    dry_run: bool,
+    selector: str,
+    as_json: bool,
+) -> dict[str, Any]:
     with Progress("restore", enabled=not (app.quiet or as_json)) as progress:
         run = TenantRestore(
             repo,
@@ -121,7 +162,19 @@ def restore_to_m365(
             prompt=note,  # a device-code sign-in's instructions
         )
         progress.eta_source = run.eta.seconds_left
-        report = run.run()
+        return run.run()
+
+
+def _finish(
+    app: App,
+    repo: Repository,
+    report: dict[str, Any],
+    key: str,
+    target: RestoreTarget,
+    dry_run: bool,
+    as_json: bool,
+    nothing_message: str,
+) -> int:
     if target.alternate and not dry_run:
         journal_record(repo.cache_dir, key, target.folder[0], finished=True)
     lines = summary_lines(report)

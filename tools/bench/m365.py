@@ -66,9 +66,10 @@ class Sim:
         users: int | None,
         throttling: bool,
         profile: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         args = [sys.executable, "-m", "tools.graphsim", "serve", "--state-dir", str(state)]
-        args += ["--scale", scale]
+        args += ["--scale", scale, *extra]
         if profile:
             args += ["--profile", profile]
         if users:

@@ -161,6 +161,13 @@ class TenantBackup:
             )
         return out
 
+    def owner(self, run: BackupRun, job: OwnerJob) -> OwnerReport:
+        """Back up one owner in ``run`` and return its report (its snapshot
+        committed, or its checkpoints left). Never raises for the owner's own
+        failures: they are in the report. The per-owner job of a scale-out
+        worker (cli/cluster/jobs.py) calls this, one owner per run object."""
+        return self._owner(run, job)
+
     def _owner(self, run: BackupRun, job: OwnerJob) -> OwnerReport:
         report = OwnerReport(job.kind, job.key, job.name)
         if self.progress is not None:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 APP = "app"
 
@@ -124,8 +125,30 @@ class Resource:
             meter.downloaded(size)
 
 
+class SharedGates(Protocol):
+    """Throttling state shared with other processes (scale-out workers on several
+    machines, cli/cluster/limiter.py): Graph's limits are per app and tenant, not
+    per process. Every method is thread-safe and may block; none raises for an
+    unreachable store (a shared limiter that cannot reach its store admits)."""
+
+    def pause(self, scope: str, seconds: float) -> None:
+        """Pause ``scope`` for every process (extends, never shortens)."""
+
+    def remaining(self, scopes: tuple[str, ...]) -> float:
+        """Seconds until every scope of ``scopes`` is unpaused everywhere."""
+
+    def acquire(self, resource: Resource) -> object:
+        """Block until ``resource`` may send one request (a shared concurrency slot
+        and the tenant's rate); returns what :meth:`release` takes back."""
+
+    def release(self, resource: Resource, token: object) -> None:
+        """Give back the slot :meth:`acquire` returned ``token`` for."""
+
+
 class Gates:
-    """Pauses per scope and concurrency slots per key. Thread-safe."""
+    """Pauses per scope and concurrency slots per key. Thread-safe.
+
+    With ``shared``, pauses and slots bind other processes too (scale-out)."""
 
     def __init__(
         self,
@@ -133,7 +156,9 @@ class Gates:
         per_key: int = MAILBOX_CONCURRENCY,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedGates | None = None,
     ) -> None:
+        self._shared = shared
         self._per_key = per_key
         self._clock = clock
         self._sleep = sleep
@@ -152,12 +177,17 @@ class Gates:
         with self._lock:
             if until > self._paused_until.get(scope, 0.0):
                 self._paused_until[scope] = until
+        if self._shared is not None:
+            self._shared.pause(scope, seconds)
 
     def remaining(self, resource: Resource) -> float:
         now = self._clock()
         with self._lock:
             until = max((self._paused_until.get(s, 0.0) for s in resource.scopes), default=0.0)
-        return max(0.0, until - now)
+        left = max(0.0, until - now)
+        if self._shared is not None:
+            left = max(left, self._shared.remaining(resource.scopes))
+        return left
 
     def wait(self, resource: Resource) -> float:
         """Sleep while any scope of ``resource`` is paused; returns the seconds slept."""
@@ -181,19 +211,28 @@ class Gates:
 
     @contextlib.contextmanager
     def admit(self, resource: Resource) -> Iterator[None]:
-        """Wait out pauses, then hold a concurrency slot for the request's duration."""
+        """Wait out pauses, then hold a concurrency slot for the request's duration
+        (a local one, and with ``shared`` one that binds every process)."""
         while True:
             resource.waited(self.wait(resource))
-            if resource.concurrency is None:
-                yield
-                return
-            sem = self._slot(resource.concurrency)
-            sem.acquire()
+            sem = None if resource.concurrency is None else self._slot(resource.concurrency)
+            if sem is not None:
+                sem.acquire()
+            token = self._shared.acquire(resource) if self._shared is not None else None
             if self.remaining(resource) > 0:
-                sem.release()  # paused while we queued for the slot: wait again
+                # Paused while we queued for the slot: give it back and wait again.
+                self._release(resource, sem, token)
                 continue
             try:
                 yield
             finally:
-                sem.release()
+                self._release(resource, sem, token)
             return
+
+    def _release(
+        self, resource: Resource, sem: threading.BoundedSemaphore | None, token: object
+    ) -> None:
+        if self._shared is not None:
+            self._shared.release(resource, token)
+        if sem is not None:
+            sem.release()
