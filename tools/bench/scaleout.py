@@ -128,7 +128,7 @@ def main(argv: list[str]) -> None:
     counts = [int(n) for n in args.workers.split(",") if n]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="coffer-scaleout-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    extra = ("--latency", str(args.latency))
+    extra = ("--latency", str(args.latency), "--lazy")
     sim = Sim(workdir / "sim", "tiny", args.users, args.throttling, extra=extra)
     broker = Redis(workdir / "redis")
     results: dict[str, Any] = {
