@@ -226,6 +226,11 @@ class Simulator:
                     f"{self.state_dir} holds a tenant with {key}={stored[key]}, not {value};"
                     " use another --state-dir or drop the option"
                 )
+        if self._lazy and store.get_meta("lazy") != "1":
+            raise SimulatorError(
+                f"{self.state_dir} holds a tenant generated up front, not --lazy;"
+                " use another --state-dir or drop the option"
+            )
 
     def _serve(self, store: Store) -> ConnectionInfo:
         tenant_id = str(store.get_meta("tenant_id"))

@@ -19,7 +19,7 @@ import pytest
 
 from tests.cli.support.helpers import init, new_env
 from tools.graphsim.generator import lazy_content, lazy_plan
-from tools.graphsim.simulator import DOMAIN, SHAREPOINT_HOST
+from tools.graphsim.simulator import DOMAIN, SHAREPOINT_HOST, Simulator, SimulatorError
 from tools.graphsim.store import Store
 from tools.graphsim.testing import RunningTenant, running_tenant
 
@@ -182,3 +182,14 @@ def test_concurrent_first_requests_generate_a_user_once(big: RunningTenant) -> N
     assert plan is not None
     generated, _ = lazy_content(plan, user.key)
     assert sorted(keys) == sorted([user.key, *(r.key or str(r.data["id"]) for r in generated)])
+
+
+def test_lazy_on_a_directory_generated_up_front_is_refused(tmp_path: Path) -> None:
+    with running_tenant(tmp_path / "t", seed=2, scale="tiny", users=3, throttling=False):
+        pass
+    sim = Simulator(tmp_path / "t", lazy=True, throttling=False)
+    with pytest.raises(SimulatorError, match="generated up front, not --lazy"):
+        sim.start()
+    with running_tenant(tmp_path / "t", seed=2, scale="tiny", throttling=False) as again:
+        assert again.sim.store is not None
+        assert not any(u.data.get("_lazy") for u in again.sim.store.iter_live(["user"]))
