@@ -112,7 +112,8 @@ class InodeTable:
     def remember(self, parent: int, name: bytes, node: VNode) -> int:
         """Count one lookup of ``name`` in ``parent`` (now ``node``); its inode number.
 
-        The record's node is replaced by ``node``: a virtual directory's time
+        The record's node is replaced by ``node`` (a file inside a snapshot by
+        its :class:`~mount.attributes.FileStat`): a virtual directory's time
         moves on as snapshots arrive.
         """
         salt = _salt(node)
