@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pyfuse3 builds from source against libfuse3; fuse3 gives fusermount3 for mounts.
 DEBS_BUILD := fuse3 libfuse3-dev pkg-config attr rsync
-# Servers the destination tests start on loopback, the browser the console tests
+# Servers the destination and scale-out tests start on loopback (sshd, redis-server), the browser the console tests
 # drive (Playwright with Debian's chromium: no browser download), and the engines
 # we benchmark against.
-DEBS_TEST := openssh-server rclone chromium
+DEBS_TEST := openssh-server rclone chromium redis-server
 DEBS_BENCH := restic borgbackup python3-llfuse time  # llfuse: borg mount
 AZURITE := $(VENV)/node/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@tools/setup/debs.sh $(DEBS_BUILD)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip >/dev/null
-	@$(BIN)/pip install -q -e '.[dev]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev,all]' >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 testdeps: venv

@@ -3,7 +3,7 @@
 Repository: ``-r/--repo``, else ``COFFER_REPO``, else ``repository`` in the
 configuration file, else its first ``[[destination]]``. A ``-r`` value that is
 the name of a configured destination opens that destination, with its own
-password file and bandwidth limits. Passwords and limits: cli/targets.py.
+password file and bandwidth limits. Passwords and limits: cli/settings/targets.py.
 Remote repositories get a local cache of their metadata objects under the
 cache directory.
 """
@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli.config import Config, load_config
-from cli.destinations import Destination, config_limits, parse_destinations
 from cli.errors import ConfigError
-from cli.targets import PasswordSource, RepoTarget, open_target_backend, read_password
+from cli.settings.config import Config, load_config
+from cli.settings.destinations import Destination, config_limits, parse_destinations
+from cli.settings.targets import PasswordSource, RepoTarget, open_target_backend, read_password
 from store import Backend, KdfParams, RepoConfig, Repository, default_cache_root
 
 
@@ -112,7 +112,7 @@ class App:
         prompt: str = "Repository password: ",
         target: RepoTarget | None = None,
     ) -> bytes:
-        """The repository's password (cli/targets.py). Raises PasswordMissing."""
+        """The repository's password (cli/settings/targets.py). Raises PasswordMissing."""
         return read_password(
             PasswordSource.repository(self.password_file_option),
             target,
@@ -158,7 +158,7 @@ class App:
         return self._repo
 
     def use_repo(self, repo: Repository) -> None:
-        """Make ``repo`` the repository of this invocation (cli/destinations.py)."""
+        """Make ``repo`` the repository of this invocation (cli/flows/fanout.py)."""
         self._repo = repo
 
     def init_repo(self, kdf: KdfParams | None, config: RepoConfig | None = None) -> Repository:

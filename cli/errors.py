@@ -1,33 +1,26 @@
-"""Errors of the command line and the exit codes every command shares.
+"""Errors of the command line. Their exit codes, like every command's, are members of
+``store.ExitCode`` (store/errors.py gives each its meaning; README's "Exit codes" lists them).
 
-0  success                    3  partial success (some items skipped or failed)
-1  error                      2  usage error (bad options)
-10 repository missing         11 wrong password
-12 repository locked / owner busy
-13 repository damaged        14 repository format too new
-15 backend unreachable       16 configuration error
-17 FUSE unavailable or mountpoint unusable
+CliError (1)
+├── ConfigError (16)          the configuration (file, environment, options) is unusable
+└── PasswordMissing (1)       no password source is set and there is no terminal to ask on
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
+from store import ExitCode
 
 
 class CliError(Exception):
     """A failure the command reports in one line."""
 
-    exit_code = EXIT_ERROR
+    exit_code: int = ExitCode.ERROR
 
 
 class ConfigError(CliError):
     """The configuration (file, environment or options) is unusable."""
 
-    exit_code = 16
+    exit_code = ExitCode.CONFIG
 
 
 class PasswordMissing(CliError):

@@ -17,11 +17,11 @@ import click
 
 from cli.app import App
 from cli.commands import LazyGroup
-from cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
+from cli.errors import CliError
 from cli.malloc import limit_malloc_arenas
-from cli.output import SafeFormatter
+from cli.ui.output import SafeFormatter
 from sources.errors import SourceError
-from store import StoreError, defang
+from store import ExitCode, StoreError, defang
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="coffer", standalone_mode=False)
     except click.exceptions.Abort:
         print("coffer: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
+        code = ExitCode.INTERRUPTED
     except click.ClickException as exc:
         # Usage errors quote the arguments, which may be names copied from
         # somewhere hostile: defanged like every other line for people.
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except KeyboardInterrupt:
         print("coffer: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
+        code = ExitCode.INTERRUPTED
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             sys.stderr.write(defang(traceback.format_exc()))
@@ -142,5 +142,5 @@ def main(argv: list[str] | None = None) -> None:
             "(run with --debug for details)",
             file=sys.stderr,
         )
-        code = EXIT_ERROR
-    sys.exit(code if isinstance(code, int) else 0)
+        code = ExitCode.ERROR
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

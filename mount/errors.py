@@ -21,6 +21,7 @@ import logging
 
 from store import (
     BackendError,
+    ExitCode,
     IntegrityError,
     PathNotFound,
     SnapshotNotFound,
@@ -34,7 +35,7 @@ log = logging.getLogger("mount")
 class MountError(Exception):
     """The filesystem could not be mounted."""
 
-    exit_code = 17
+    exit_code: int = ExitCode.MOUNT_UNAVAILABLE
 
 
 class MountpointMissing(MountError):

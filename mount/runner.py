@@ -35,7 +35,7 @@ from mount.errors import (
 )
 from mount.inodes import DEFAULT_MAX_INODES
 from mount.operations import Operations
-from store import Repository, StoreError, VirtualFS
+from store import ExitCode, Repository, StoreError, VirtualFS
 
 log = logging.getLogger("mount")
 
@@ -323,8 +323,8 @@ def _daemonize(
     os.close(read_end)
     os.setsid()
     if os.fork():
-        os._exit(0)
-    code = 0
+        os._exit(ExitCode.OK)
+    code: int = ExitCode.OK
     try:
         os.chdir("/")
         _quiet_stdio()
@@ -338,8 +338,8 @@ def _daemonize(
         code = exc.exit_code
         _report(write_end, f"{code}\t{exc}")
     except BaseException as exc:
-        code = 1
-        _report(write_end, f"1\tthe background mount failed: {exc!r}")
+        code = ExitCode.ERROR
+        _report(write_end, f"{code}\tthe background mount failed: {exc!r}")
     finally:
         os._exit(code)
 

@@ -7,11 +7,13 @@ SourceError (1)
 
 from __future__ import annotations
 
+from store import ExitCode
+
 
 class SourceError(Exception):
     """Root of the errors raised by sources."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class SourceUnavailable(SourceError):

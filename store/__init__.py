@@ -11,16 +11,15 @@ Knows nothing of Microsoft 365. Callers import from this package only::
     snapshot = select_snapshots(repo.list_snapshots(), "latest")[0]
     data = repo.reader(snapshot).open("a/b.txt").read()
 
-The layout that mount, ls and restore share (store/layout.py)::
+The layout that mount, ls and restore share (store/browse/layout.py)::
 
     vfs = VirtualFS(repo)
     node = vfs.resolve("owners/folders/host:%2Fsrv/latest/a/b.txt")
 
-The format is in store/FORMAT.md.
+The format is in store/FORMAT.md; the map of the sub-packages (what each
+owns, what it may import) is in docs/engine.md. This module is a plain
+re-export: callers never reach into the sub-packages.
 """
-
-import importlib
-from typing import TYPE_CHECKING
 
 from store.backend import (
     Backend,
@@ -31,23 +30,31 @@ from store.backend import (
     redact_text,
     redact_url,
 )
-from store.cachedir import default_cache_root
-from store.config import ChunkerParams, RepoConfig, TreeSplitParams
-from store.copy import (
+from store.backup.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
+from store.browse.diff import Change, diff_trees, pair_moves
+from store.browse.layout import Layout, owner_component
+from store.browse.safetext import defang, is_hidden, printable
+from store.browse.selection import owner_matches, select_snapshots
+from store.browse.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
+from store.cache.cachedir import default_cache_root
+from store.cache.checkstate import CheckState
+from store.copy.copier import (
     CopyProgress,
     CopyResult,
     CopyStats,
     SnapshotCopier,
     copy_snapshots,
     missing_snapshots,
-    snapshot_key,
+    snapshot_identity,
 )
 from store.errors import (
     AlreadyExists,
     BackendError,
     BackendFull,
+    BackendNotInstalled,
     BlobMissing,
     CacheUnusable,
+    ExitCode,
     FormatTooNew,
     IntegrityError,
     KeySlotDamaged,
@@ -61,105 +68,43 @@ from store.errors import (
     TransientBackendError,
     WrongPassword,
 )
+from store.format.config import ChunkerParams, RepoConfig, TreeSplitParams
+from store.format.keys import KdfParams, Keyring, KeySlot, load_private_key
+from store.format.paths import safe_component
+from store.format.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
+from store.format.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 from store.ids import DATA, TREE, BlobId, IndexId, PackId, SnapshotId
-from store.keys import KdfParams, Keyring, KeySlot, load_private_key
-from store.layout import Layout, owner_component
-from store.packscan import PackProblem, list_packs, read_pack, records_from_packs, scan_pack
-from store.paths import safe_component
-from store.reader import ChunkCache, ItemReader, SnapshotReader
-from store.repository import Repository
-from store.safetext import defang, is_hidden, printable
-from store.selection import owner_matches, select_snapshots
-from store.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
-from store.snapshot import OWNER_KINDS, Owner, Snapshot, format_time, latest_per_owner
-from store.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
-from store.vfs import NotCached, SnapshotItem, VirtualDir, VirtualFS, VirtualLink, VNode
-
-if TYPE_CHECKING:
-    from store.check import check_repository, record_check
-    from store.checkdata import validate_subset
-    from store.checkresult import CheckResult, Problem
-    from store.checkstate import CheckState
-    from store.diff import Change, diff_trees, pair_moves
-    from store.forget import ForgetPlan, OwnerPlan, execute_forget, forget_snapshots, plan_forget
-    from store.indexrepair import IndexRepair, repair_index
-    from store.keyops import (
-        MAX_SLOTS,
-        Rotation,
-        SlotStatus,
-        add_escrow_slot,
-        add_password_slot,
-        change_password,
-        current_kdf,
-        recover_with_escrow,
-        remove_slot,
-        rotate_master_key,
-        slot_statuses,
-    )
-    from store.pruning import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
-    from store.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
-    from store.snapshotrepair import SnapshotRepair, repair_snapshots
-    from store.stats import RepoStats, repository_stats
-
-# Repository operations (check, forget, prune, repair, keys, stats) are
-# imported on first use: most commands never need them, and every import
-# costs start-up time.
-_LAZY: dict[str, str] = {
-    "Change": "store.diff",
-    "CheckResult": "store.checkresult",
-    "CheckState": "store.checkstate",
-    "DEFAULT_GRACE_NS": "store.pruning",
-    "Decision": "store.retention",
-    "Duration": "store.retention",
-    "ForgetPlan": "store.forget",
-    "IndexRepair": "store.indexrepair",
-    "MAX_SLOTS": "store.keyops",
-    "OwnerPlan": "store.forget",
-    "Problem": "store.checkresult",
-    "PruneOptions": "store.pruning",
-    "PruneResult": "store.pruning",
-    "RepoStats": "store.stats",
-    "RetentionPolicy": "store.retention",
-    "Rotation": "store.keyops",
-    "SlotStatus": "store.keyops",
-    "SnapshotRepair": "store.snapshotrepair",
-    "UNLIMITED": "store.retention",
-    "add_escrow_slot": "store.keyops",
-    "add_password_slot": "store.keyops",
-    "apply_policy": "store.retention",
-    "change_password": "store.keyops",
-    "check_repository": "store.check",
-    "current_kdf": "store.keyops",
-    "diff_trees": "store.diff",
-    "execute_forget": "store.forget",
-    "forget_snapshots": "store.forget",
-    "pair_moves": "store.diff",
-    "plan_forget": "store.forget",
-    "prune": "store.pruning",
-    "record_check": "store.check",
-    "recover_with_escrow": "store.keyops",
-    "remove_slot": "store.keyops",
-    "repair_index": "store.indexrepair",
-    "repair_snapshots": "store.snapshotrepair",
-    "repository_stats": "store.stats",
-    "rotate_master_key": "store.keyops",
-    "slot_statuses": "store.keyops",
-    "validate_subset": "store.checkdata",
-}
-
-
-def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'store' has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    # Bind every name of that module at once. (No exported name may equal a
-    # submodule's: importing store.x sets the package attribute x.)
-    for export, source in _LAZY.items():
-        if source == module_name:
-            globals()[export] = getattr(module, export)
-    return globals()[name]
-
+from store.maintenance.check.read_data import validate_subset
+from store.maintenance.check.result import CheckResult, Problem
+from store.maintenance.check.run import check_repository, record_check
+from store.maintenance.forget import (
+    ForgetPlan,
+    OwnerPlan,
+    execute_forget,
+    forget_snapshots,
+    plan_forget,
+)
+from store.maintenance.keyops import (
+    MAX_SLOTS,
+    Rotation,
+    SlotStatus,
+    add_escrow_slot,
+    add_password_slot,
+    change_password,
+    current_kdf,
+    recover_with_escrow,
+    remove_slot,
+    rotate_master_key,
+    slot_statuses,
+)
+from store.maintenance.prune.pruning import DEFAULT_GRACE_NS, PruneOptions, PruneResult, prune
+from store.maintenance.repair.index import IndexRepair, repair_index
+from store.maintenance.repair.snapshots import SnapshotRepair, repair_snapshots
+from store.maintenance.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
+from store.maintenance.stats import RepoStats, repository_stats
+from store.names import REPORTS
+from store.repository.reader import ChunkCache, ItemReader, SnapshotReader
+from store.repository.repository import Repository
 
 __all__ = [
     "DATA",
@@ -168,6 +113,7 @@ __all__ = [
     "FILE",
     "MAX_SLOTS",
     "OWNER_KINDS",
+    "REPORTS",
     "SYMLINK",
     "TREE",
     "UNLIMITED",
@@ -175,6 +121,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendFull",
+    "BackendNotInstalled",
     "BackupRun",
     "BlobId",
     "BlobMissing",
@@ -191,6 +138,7 @@ __all__ = [
     "Decision",
     "Duration",
     "Entry",
+    "ExitCode",
     "ForgetPlan",
     "FormatTooNew",
     "IndexId",
@@ -211,7 +159,6 @@ __all__ = [
     "OwnerPlan",
     "OwnerSession",
     "PackId",
-    "PackProblem",
     "PathNotFound",
     "Problem",
     "PruneOptions",
@@ -257,7 +204,6 @@ __all__ = [
     "is_hidden",
     "is_remote",
     "latest_per_owner",
-    "list_packs",
     "load_private_key",
     "missing_snapshots",
     "open_backend",
@@ -267,9 +213,7 @@ __all__ = [
     "plan_forget",
     "printable",
     "prune",
-    "read_pack",
     "record_check",
-    "records_from_packs",
     "recover_with_escrow",
     "redact_text",
     "redact_url",
@@ -279,10 +223,9 @@ __all__ = [
     "repository_stats",
     "rotate_master_key",
     "safe_component",
-    "scan_pack",
     "select_snapshots",
     "slot_statuses",
-    "snapshot_key",
+    "snapshot_identity",
     "symlink_version",
     "validate_subset",
 ]

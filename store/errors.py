@@ -1,7 +1,9 @@
-"""Errors raised by the repository engine.
+"""Errors raised by the repository engine, and the exit codes of every command.
 
-Every error carries the process exit code the command line uses for it, and its
-message is one line meant for an administrator. The tree::
+Every error carries the process exit code the command line uses for it (a member
+of :class:`ExitCode`, the one table of exit codes: README's "Exit codes" section is
+checked against it), and its message is one line meant for an administrator. The
+tree::
 
     StoreError (1)
     ├── RepositoryNotFound (10)          no repository at that location
@@ -16,6 +18,7 @@ message is one line meant for an administrator. The tree::
     │   ├── ObjectNotFound (1)           the named object does not exist (permanent)
     │   ├── TransientBackendError (15)   try again: network, throttling, 5xx
     │   └── BackendFull (1)              no space left at the destination
+    ├── BackendNotInstalled (18)         the backend's SDK is not installed (names the extra)
     ├── SnapshotNotFound (1)             no snapshot matches the selector
     ├── PathNotFound (1)                 no item at that path in the snapshot
     ├── AlreadyExists (1)                init over an existing repository
@@ -27,29 +30,77 @@ retry wrappers retry exactly those.
 
 from __future__ import annotations
 
+from enum import IntEnum, unique
+
+
+@unique
+class ExitCode(IntEnum):
+    """The exit code of the ``coffer`` process, each with its meaning for an
+    administrator. Every error class of every package takes its ``exit_code`` from
+    here, and nothing else writes an exit number."""
+
+    meaning: str
+
+    def __new__(cls, value: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    OK = 0, "success"
+    ERROR = 1, "error (one line on standard error; `--debug` adds the traceback)"
+    USAGE = 2, "bad command-line usage"
+    PARTIAL = (
+        3,
+        "partial success: some items were skipped, or an item Microsoft 365 will never "
+        "hand out (malware, corrupt) was met for the first time (listed in the report; "
+        "later runs exit 0 and keep listing it)",
+    )
+    REPOSITORY_NOT_FOUND = 10, "no repository at that location"
+    WRONG_PASSWORD = 11, "wrong password (the message names the key slots tried)"
+    LOCKED = 12, "repository locked, or a backup of the same owner is already running"
+    DAMAGED = 13, "the repository is damaged (integrity error)"
+    FORMAT_TOO_NEW = 14, "the repository was written by a newer Coffer"
+    BACKEND_UNREACHABLE = (
+        15,
+        "the storage backend, or the scale-out broker, is unreachable (try again)",
+    )
+    CONFIG = (
+        16,
+        "configuration error: a configuration file that cannot be read or parsed (named "
+        "in the message), a bad value, an unusable cache directory",
+    )
+    MOUNT_UNAVAILABLE = 17, "FUSE unavailable or the mountpoint is unusable"
+    BACKEND_NOT_INSTALLED = (
+        18,
+        "the repository's storage backend is not installed (the message names the "
+        "extra to install, for example `pip install 'coffer[s3]'`)",
+    )
+    INTERRUPTED = 130, "interrupted (Ctrl-C, or input ended at a prompt)"
+
 
 class StoreError(Exception):
     """Root of every error the engine raises."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class RepositoryNotFound(StoreError):
     """There is no Coffer repository at the given location."""
 
-    exit_code = 10
+    exit_code = ExitCode.REPOSITORY_NOT_FOUND
 
 
 class WrongPassword(StoreError):
     """The password opened none of the repository's key slots."""
 
-    exit_code = 11
+    exit_code = ExitCode.WRONG_PASSWORD
 
 
 class RepositoryLocked(StoreError):
     """Another process holds a lock this operation needs."""
 
-    exit_code = 12
+    exit_code = ExitCode.LOCKED
 
 
 class OwnerBusy(RepositoryLocked):
@@ -59,7 +110,7 @@ class OwnerBusy(RepositoryLocked):
 class IntegrityError(StoreError):
     """Stored bytes failed authentication or hashing; the data is damaged."""
 
-    exit_code = 13
+    exit_code = ExitCode.DAMAGED
 
 
 class BlobMissing(IntegrityError):
@@ -73,7 +124,7 @@ class KeySlotDamaged(IntegrityError):
 class FormatTooNew(StoreError):
     """The repository was written by a newer version of Coffer."""
 
-    exit_code = 14
+    exit_code = ExitCode.FORMAT_TOO_NEW
 
 
 class BackendError(StoreError):
@@ -87,11 +138,18 @@ class ObjectNotFound(BackendError):
 class TransientBackendError(BackendError):
     """A temporary failure (network, throttling, server error): try again later."""
 
-    exit_code = 15
+    exit_code = ExitCode.BACKEND_UNREACHABLE
 
 
 class BackendFull(BackendError):
     """The backend has no space left."""
+
+
+class BackendNotInstalled(StoreError):
+    """The library the repository's backend needs (its cloud or SSH SDK) is not
+    installed; the message names the extra that installs it."""
+
+    exit_code = ExitCode.BACKEND_NOT_INSTALLED
 
 
 class SnapshotNotFound(StoreError):
@@ -110,4 +168,4 @@ class CacheUnusable(StoreError):
     """The local cache directory cannot be created or used (its location is
     configuration: ``--cache-dir``, ``COFFER_CACHE_DIR``, ``XDG_CACHE_HOME``)."""
 
-    exit_code = 16
+    exit_code = ExitCode.CONFIG

@@ -20,7 +20,6 @@ PACK_DATA = 1
 PACK_TREE = 2
 
 PACK_KIND_FOR_TYPE = {DATA: PACK_DATA, TREE: PACK_TREE}
-PACK_PREFIX = {PACK_DATA: "data", PACK_TREE: "tree"}
 
 
 def to_hex(raw: bytes) -> str:
@@ -39,9 +38,3 @@ def from_hex(text: str) -> bytes:
     if len(raw) != ID_SIZE:
         raise ValueError(f"not a 64-digit ID: {text!r}")
     return raw
-
-
-def pack_key(pack_id: PackId, kind: int) -> str:
-    """Backend key of a pack: ``data/<xx>/<id>`` or ``tree/<xx>/<id>``."""
-    name = pack_id.hex()
-    return f"{PACK_PREFIX[kind]}/{name[:2]}/{name}"

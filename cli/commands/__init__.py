@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "tenant": "cli.commands.tenant",
     "serve": "cli.commands.serve",
     "schedule": "cli.commands.schedule",
+    "worker": "cli.commands.worker",
 }
 
 

@@ -16,15 +16,15 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.destinations import send_to_destinations
-from cli.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
-from cli.output import human_duration, human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.retention import after_backup_summary, forget_after_backup
+from cli.cluster import ClusterSettings, cluster_settings
+from cli.errors import ConfigError
+from cli.flows.afterbackup import after_backup_summary, forget_after_backup
+from cli.flows.fanout import send_to_destinations
+from cli.ui.output import echo, human_duration, human_size, note, print_json, shown
+from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
-from store import BackupRun, Owner, Repository
-
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
+from sources.m365.services import SERVICES
+from store import BackupRun, ExitCode, Owner, Repository
 
 
 def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]:
@@ -78,6 +78,17 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     help="Microsoft 365: only these services (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@click.option(
+    "--broker",
+    metavar="URL",
+    help="Microsoft 365: spread the run over workers (redis://HOST:6379/0; else "
+    "COFFER_BROKER, else [cluster] broker). See docs/scale-out.md.",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With a broker: enqueue the run, print its ID and return (coffer report RUN).",
+)
 @click.pass_obj
 @send_to_destinations
 def command(
@@ -88,10 +99,17 @@ def command(
     users: tuple[str, ...],
     services: tuple[str, ...],
     as_json: bool,
+    broker: str | None,
+    detach: bool,
 ) -> int:
     """Back up the configured Microsoft 365 tenant, or local folders given with --path."""
     if not paths:
-        return _tenant(app, wait, checkpoint_interval, users, services, as_json)
+        cluster = cluster_settings(app.config, broker)
+        if detach and cluster is None:
+            raise ConfigError("--detach needs a broker (--broker, COFFER_BROKER or [cluster])")
+        return _tenant(
+            app, wait, checkpoint_interval, users, services, as_json, cluster, detach=detach
+        )
     repo = app.open_repo()
     started = time.monotonic()
     reports: list[dict[str, Any]] = []
@@ -121,7 +139,7 @@ def command(
         "partial": any(r["skipped"] for r in reports),
     }
     summary["report"] = repo.save_report("backup", summary)
-    code = EXIT_PARTIAL if summary["partial"] else EXIT_OK
+    code = ExitCode.PARTIAL if summary["partial"] else ExitCode.OK
     _after_backup(app, repo, [r.snapshot.owner for r in results], code, summary, as_json)
     if as_json:
         print_json(summary)
@@ -160,7 +178,7 @@ def _after_backup(
     Adds a ``forget`` entry to ``report`` (the printed one; the forget has its
     own report in the repository). Raises ConfigError for a bad table.
     """
-    if code != EXIT_OK:
+    if code != ExitCode.OK:
         return
     outcome = forget_after_backup(repo, app.config, owners)
     if outcome is None:
@@ -177,9 +195,13 @@ def _tenant(
     users: tuple[str, ...],
     services: tuple[str, ...],
     as_json: bool,
+    cluster: ClusterSettings | None = None,
+    *,
+    detach: bool = False,
 ) -> int:
-    """Back up the tenant of the configuration's [tenant] table."""
-    from cli.m365 import ProgressAdapter, quiet_http_logs, summary_lines
+    """Back up the tenant of the configuration's [tenant] table (spread over the
+    workers of ``cluster`` when one is configured: cli/cluster)."""
+    from cli.flows.m365 import ProgressAdapter, quiet_http_logs
     from sources.m365 import M365ConfigError, TenantBackup, from_table
 
     table = app.config.section("tenant")
@@ -193,6 +215,31 @@ def _tenant(
     except M365ConfigError as exc:
         raise ConfigError(f"{app.config.path}: {exc}") from None  # name the file
     quiet_http_logs()
+    if cluster is not None:
+        # Celery and Redis are loaded only here: a one-process run never imports them.
+        from cli.cluster.coordinator import ClusterBackup
+
+        coordinator = ClusterBackup(cluster)  # BrokerUnreachable (15) before anything else
+        repo = app.open_repo()
+        manifest = coordinator.enqueue(
+            repo,
+            settings,
+            prompt=note,
+            checkpoint_seconds=checkpoint_interval,
+            wait=wait,
+            only_users=users,
+            only_services=services,
+        )
+        if detach:
+            if as_json:
+                print_json({"run": manifest["run"], "owners": len(manifest["owners"])})
+            else:
+                note(f"run {manifest['run']}: {len(manifest['owners'])} owner job(s) enqueued")
+                echo(manifest["run"])
+            return ExitCode.OK
+        with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
+            counters = coordinator.follow(manifest["run"], len(manifest["owners"]), progress)
+        return _finish(app, repo, coordinator.report(repo, manifest, counters), as_json)
     repo = app.open_repo()
     with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
         backup = TenantBackup(
@@ -206,6 +253,13 @@ def _tenant(
             only_services=services,
         )
         report = backup.run()
+    return _finish(app, repo, report, as_json)
+
+
+def _finish(app: App, repo: Repository, report: dict[str, Any], as_json: bool) -> int:
+    """Store and show a tenant run's report; apply retention; returns the exit code."""
+    from cli.flows.m365 import summary_lines
+
     report["summary"] = "\n".join(summary_lines(report))
     report["report"] = repo.save_report("backup", report)
     owners = [Owner(o["kind"], o["key"], o["name"]) for o in report["owners"] if o.get("snapshot")]

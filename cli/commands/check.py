@@ -5,13 +5,11 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK
-from cli.meter import Meter
-from cli.output import human_duration, human_size, note, print_json, shown
-from store import CheckResult, CheckState, check_repository, format_time, record_check
+from cli.ui.meter import Meter
+from cli.ui.output import human_duration, human_size, note, print_json, shown
+from store import CheckResult, CheckState, ExitCode, check_repository, format_time, record_check
 from store import validate_subset as _validate_subset
 
-EXIT_DAMAGED = 13
 _SHOWN = 60  # findings printed; the stored report has all of them
 
 
@@ -121,4 +119,4 @@ def command(
         print_json({**result.to_report(), "report": key})
     else:
         _print_text(result, key)
-    return EXIT_DAMAGED if result.damaged else EXIT_OK
+    return ExitCode.DAMAGED if result.damaged else ExitCode.OK

@@ -10,11 +10,11 @@ from typing import TypeVar
 import click
 
 from cli.app import App
-from cli.copying import run_copy
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
-from cli.output import human_duration, human_size, note, print_json
-from cli.targets import PasswordSource, RepoTarget
-from store import Repository, Snapshot, StoreError, owner_matches, select_snapshots
+from cli.errors import CliError
+from cli.flows.copying import run_copy
+from cli.settings.targets import PasswordSource, RepoTarget
+from cli.ui.output import human_duration, human_size, note, print_json
+from store import ExitCode, Repository, Snapshot, StoreError, owner_matches, select_snapshots
 
 T = TypeVar("T")
 
@@ -138,4 +138,4 @@ def command(
             f"{human_size(stats['bytes_added'])} to the destination "
             f"in {human_duration(summary['seconds'])}"
         )
-    return EXIT_PARTIAL if summary["failed"] else EXIT_OK
+    return ExitCode.PARTIAL if summary["failed"] else ExitCode.OK

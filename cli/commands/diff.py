@@ -6,7 +6,7 @@ import click
 
 from cli.app import App
 from cli.commands.ls import one_snapshot
-from cli.output import echo, human_size, note, print_json, shown
+from cli.ui.output import echo, human_size, note, print_json, shown
 from store import Change, diff_trees, pair_moves
 
 

@@ -3,7 +3,7 @@
     coffer find --subject invoice --owner 'ann@*' --since 2026-01-01
     coffer find --name 'Budget*.xlsx' --json
 
-Uses the filters of ``coffer restore`` (cli/restoring.py). Each version of
+Uses the filters of ``coffer restore`` (cli/flows/restoring.py). Each version of
 each matching item is listed once, with the snapshots holding it (first and
 last), its path, where the mount shows it, and the command that restores it;
 so an administrator picks the point in time (a deleted item is in the
@@ -17,11 +17,10 @@ import shlex
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK
-from cli.output import echo, human_size, note, print_json, shown
-from cli.restoring import build_query, filter_options
-from sources.m365.restore import find_versions
-from store import Layout, is_hidden, owner_matches
+from cli.flows.restoring import filter_options
+from cli.ui.output import echo, human_size, note, print_json, shown
+from sources.m365.restore import ItemQuery, find_versions
+from store import ExitCode, Layout, is_hidden, owner_matches
 
 
 def _pastable(command_line: str) -> str:
@@ -43,20 +42,12 @@ def _pastable(command_line: str) -> str:
 def command(
     app: App,
     owners: tuple[str, ...],
-    services: tuple[str, ...],
-    kinds: tuple[str, ...],
-    folders: tuple[str, ...],
-    includes: tuple[str, ...],
-    subjects: tuple[str, ...],
-    senders: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    query: ItemQuery,
     snapshot_ids: tuple[str, ...],
     limit: int | None,
     as_json: bool,
 ) -> int:
     """Find items across all snapshots by owner, service, folder, subject, sender or date."""
-    query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
     repo = app.open_repo()
     every = repo.list_snapshots()
     pool = [s for s in every if not owners or owner_matches(s, list(owners))]
@@ -67,10 +58,10 @@ def command(
     layout = Layout.build(every)
     if as_json:
         print_json([v.to_map(layout) for v in chosen])
-        return EXIT_OK
+        return ExitCode.OK
     if not versions:
         note("nothing matched the selection")
-        return EXIT_OK
+        return ExitCode.OK
     for version in chosen:
         data = version.to_map(layout)
         item = version.item
@@ -114,4 +105,4 @@ def command(
         note(f"... {len(versions) - limit} more (raise --limit, or narrow the search)")
     items = len({(v.owner_key, v.item.entry.item_id or v.item.path) for v in versions})
     note(f"{len(versions)} version(s) of {items} item(s)")
-    return EXIT_OK
+    return ExitCode.OK

@@ -8,8 +8,13 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import note, print_json, shown
-from cli.retention import COUNT_KEYS, owner_glob_matches, parse_count, retention_from_config
+from cli.settings.retention import (
+    COUNT_KEYS,
+    owner_glob_matches,
+    parse_count,
+    retention_from_config,
+)
+from cli.ui.output import note, print_json, shown
 from store import (
     Duration,
     ForgetPlan,

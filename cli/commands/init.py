@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.output import note, print_json
+from cli.ui.output import note, print_json
 from store import KdfParams, RepoConfig
 
 

@@ -14,7 +14,7 @@ import click
 
 from cli.app import App
 from cli.errors import ConfigError, PasswordMissing
-from cli.output import echo, note, print_json, shown
+from cli.ui.output import echo, note, print_json, shown
 from store import (
     KdfParams,
     StoreError,

@@ -10,7 +10,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import echo, print_json, shown
+from cli.ui.output import echo, print_json, shown
 from store import (
     Entry,
     Snapshot,
@@ -119,7 +119,7 @@ def _target(node: Entry | VNode) -> str | None:
 
 def _show(items: Iterator[tuple[str, Entry | VNode]], long_format: bool) -> None:
     """One line per item: ``path``, ``dir/``, ``link -> target``; with -l mode, size,
-    time. Names are escaped (cli/output.py ``shown``); ``--json`` has them exact."""
+    time. Names are escaped (cli/ui/output.py ``shown``); ``--json`` has them exact."""
     for item_path, node in items:
         line = shown(item_path, path=True) + ("/" if node.is_dir else "")
         target = _target(node)

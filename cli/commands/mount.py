@@ -8,7 +8,7 @@ import click
 
 from cli.app import App
 from cli.errors import CliError
-from cli.output import note
+from cli.ui.output import note
 from mount import DEFAULT_REFRESH_SECONDS, MountError, mount_repository
 
 

@@ -8,7 +8,7 @@ import click
 
 from cli.app import App
 from cli.errors import ConfigError
-from cli.output import human_size, note, print_json
+from cli.ui.output import human_size, note, print_json
 from store import DEFAULT_GRACE_NS, Duration, PruneOptions, prune
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.meter import Meter
-from cli.output import note, print_json, shown
+from cli.ui.meter import Meter
+from cli.ui.output import note, print_json, shown
 from store import CheckState, repair_index, repair_snapshots
 
 

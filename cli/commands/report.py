@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
 
 from cli.app import App
+from cli.cluster import cluster_settings
+from cli.cluster.runreport import assemble, find_manifest
 from cli.errors import CliError
-from cli.output import echo, print_json, shown
-from store import Repository, StoreError
+from cli.flows.m365 import summary_lines
+from cli.ui.output import echo, print_json, shown
+from store import REPORTS, ExitCode, Repository, StoreError, format_time
 
 KINDS = ("backup", "restore", "check", "forget", "prune", "repair", "key")
 
@@ -59,7 +63,7 @@ def _summary(kind: str, report: dict[str, Any]) -> str:
 def _all_keys(repo: Repository, kind: str | None) -> list[str]:
     kinds = [kind] if kind else [*KINDS]
     if not kind:
-        extra = {info.key.split("/")[1] for info in repo.backend.list("reports/")}
+        extra = {info.key.split("/")[1] for info in repo.backend.list(REPORTS)}
         kinds += sorted(extra - set(KINDS))
     keys = [key for k in kinds for key in repo.list_reports(k)]
     return sorted(keys, key=lambda k: k.rpartition("/")[2])
@@ -85,6 +89,45 @@ def _find(repo: Repository, keys: list[str], wanted: str) -> str:
     return matches[0]
 
 
+class RunNotFinished(CliError):
+    """A detached scale-out run whose owners are not all finished."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+def _scale_out_run(app: App, repo: Repository, run: str) -> str:
+    """The report of a detached scale-out run (cli/cluster/runreport.py), put
+    together and stored now if every owner has finished. Raises CliError if
+    ``run`` names no such run, RunNotFinished (exit 3) while owners are left."""
+    manifest = find_manifest(repo, run)
+    if manifest is None:
+        raise CliError(f"no report matches {run!r}")
+    outcomes: dict[str, dict[str, Any]] = {}
+    cluster = cluster_settings(app.config)
+    if cluster is not None:
+        # Redis only when a broker is configured (it knows failures that never
+        # reached the repository, such as a worker without the password).
+        from cli.cluster.coordinator import outcomes_of
+
+        outcomes = outcomes_of(cluster, str(manifest["run"]))
+    now = time.time()
+    report, pending = assemble(
+        repo,
+        manifest,
+        outcomes,
+        finished=format_time(time.time_ns()),
+        seconds=now - float(manifest.get("started_epoch", now)),
+    )
+    total = len(manifest["owners"])
+    if pending:
+        raise RunNotFinished(
+            f"run {manifest['run']}: {total - len(pending)} of {total} owners finished; "
+            "not finished yet"
+        )
+    report["summary"] = "\n".join(summary_lines(report))
+    return repo.save_report("backup", report)
+
+
 @click.command("report")
 @click.argument("run", required=False)
 @click.option("--kind", type=click.Choice(KINDS), help="Only reports of this kind.")
@@ -96,7 +139,10 @@ def command(app: App, run: str | None, kind: str | None, as_json: bool) -> None:
     repo = app.open_repo()
     keys = _all_keys(repo, kind)
     if run is not None:
-        key = _find(repo, keys, run)
+        try:
+            key = _find(repo, keys, run)
+        except CliError:
+            key = _scale_out_run(app, repo, run)  # a detached run, finished since?
         report = repo.load_report(key)
         if as_json:
             print_json({"key": key, "report": report})

@@ -4,7 +4,7 @@
     coffer restore SNAPSHOT --to-dir DIR [filters]
 
 SNAPSHOT is an ID (``coffer find`` says which holds a version) or ``latest``
-(the newest of every owner). Filters (cli/restoring.py) narrow what is
+(the newest of every owner). Filters (cli/flows/restoring.py) narrow what is
 restored. Exit codes: 0 done (items skipped by the conflict policy are not
 failures; nothing matching is not an error), 3 some items failed (listed in
 the report), 1 nothing could be done. Every restore stores a report in the
@@ -20,14 +20,13 @@ from typing import Any
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL
-from cli.output import human_size, note, print_json, shown
-from cli.progress import Progress
-from cli.restoring import build_query, filter_options
-from sources.folder import restore_to_dir
-from sources.folder.restore import CONFLICT_POLICIES, OWNER_POLICIES
+from cli.flows.restorepaths import combine, path_plan
+from cli.flows.restoring import filter_options, publish
+from cli.ui.output import human_size, shown
+from cli.ui.progress import Progress
+from sources.localdir import CONFLICT_POLICIES, OWNER_POLICIES, restore_to_dir
 from sources.m365.restore import ItemQuery
-from store import Layout, Repository, Snapshot, owner_component, select_snapshots
+from store import ExitCode, Layout, Repository, Snapshot, owner_component, select_snapshots
 
 NOTHING = "nothing matched the selection"
 
@@ -49,10 +48,10 @@ NOTHING = "nothing matched the selection"
 @filter_options
 @click.option(
     "--path",
-    "subpath",
-    default="",
+    "subpaths",
+    multiple=True,
     metavar="PATH",
-    help="Restore only this folder or item of the snapshot.",
+    help="Restore only this folder or item of the snapshot (repeatable: one restore of them all).",
 )
 @click.option(
     "--on-conflict",
@@ -73,6 +72,12 @@ NOTHING = "nothing matched the selection"
     "--dry-run", is_flag=True, help="Only say what would be created, replaced or skipped."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--broker",
+    metavar="URL",
+    help="--to: spread the restore over workers, one job per owner (else COFFER_BROKER, "
+    "else [cluster] broker). See docs/scale-out.md.",
+)
 @click.pass_obj
 def command(
     app: App,
@@ -80,39 +85,35 @@ def command(
     to: str | None,
     to_dir: Path | None,
     owners: tuple[str, ...],
-    services: tuple[str, ...],
-    kinds: tuple[str, ...],
-    folders: tuple[str, ...],
-    includes: tuple[str, ...],
-    subjects: tuple[str, ...],
-    senders: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    subpath: str,
+    query: ItemQuery,
+    subpaths: tuple[str, ...],
     on_conflict: str,
     restore_owner: str,
     dry_run: bool,
     as_json: bool,
+    broker: str | None,
 ) -> int:
     """Restore items of SNAPSHOT (an ID, or 'latest' for the newest of every owner)."""
     if (to is None) == (to_dir is None):
         raise click.UsageError("give one target: --to TARGET or --to-dir DIR")
-    query = build_query(services, kinds, folders, includes, subjects, senders, since, until)
     repo = app.open_repo()
     chosen = select_snapshots(repo.list_snapshots(), snapshot, list(owners) or None)
+    paths = tuple(dict.fromkeys(p.strip("/") for p in subpaths if p.strip("/")))
     if to_dir is not None:
         if dry_run:
             raise click.UsageError("--dry-run is for restores into Microsoft 365 (--to)")
+        if broker:
+            raise click.UsageError("--broker is for restores into Microsoft 365 (--to)")
         return _to_dir(
-            app, repo, chosen, snapshot, to_dir, query, subpath, on_conflict, restore_owner, as_json
+            app, repo, chosen, snapshot, to_dir, query, paths, on_conflict, restore_owner, as_json
         )
-    if subpath:
-        query = replace(query, paths=(subpath.strip("/"),))
-    from cli.m365restore import restore_to_m365
+    if paths:
+        query = replace(query, paths=paths)
+    from cli.flows.m365restore import restore_to_m365
 
     assert to is not None
     return restore_to_m365(
-        app, repo, chosen, snapshot, to, query, on_conflict, dry_run, as_json, NOTHING
+        app, repo, chosen, snapshot, to, query, on_conflict, dry_run, as_json, NOTHING, broker
     )
 
 
@@ -123,7 +124,7 @@ def _to_dir(
     selector: str,
     to_dir: Path,
     query: ItemQuery,
-    subpath: str,
+    paths: tuple[str, ...],
     on_conflict: str,
     restore_owner: str,
     as_json: bool,
@@ -149,14 +150,16 @@ def _to_dir(
             )
             target = to_dir / snap.owner.kind / owner_dir if several else to_dir
             reader = repo.reader(snap)
+            base, chosen_paths = path_plan(reader, paths)
+            m365_select = m365_selector(reader, query, base) if m365 and narrow else None
             result = restore_to_dir(
                 reader,
                 target,
-                path=subpath,
+                path=base,
                 includes=list(query.includes),
                 on_conflict=on_conflict,
                 progress=progress.item,
-                select=m365_selector(reader, query, subpath) if m365 and narrow else None,
+                select=combine(chosen_paths, m365_select),
                 owners=restore_owner,
             )
             owners_report.append(
@@ -183,10 +186,11 @@ def _to_dir(
         "selector": selector,
         "target": {"kind": "dir", "dir": str(to_dir)},
         "filters": query.describe(),
+        "paths": list(paths),
         "on_conflict": on_conflict,
         "restore_owner": restore_owner,
         "status": "nothing" if nothing else ("partial" if failed else "ok"),
-        "exit_code": EXIT_PARTIAL if failed else EXIT_OK,
+        "exit_code": ExitCode.PARTIAL if failed else ExitCode.OK,
         "owners": owners_report,
         "failed": failed,
     }
@@ -207,11 +211,5 @@ def _to_dir(
         )
     if nothing:
         lines = [NOTHING]
-    report["summary"] = "\n".join(lines)
-    report["report"] = repo.save_report("restore", report)
-    if as_json:
-        print_json(report)
-    else:
-        for line in lines:
-            note(line)
+    publish(repo, report, lines, as_json)
     return int(report["exit_code"])

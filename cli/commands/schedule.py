@@ -6,28 +6,35 @@
     coffer schedule summary           print the daily summary and send it now
 
 ``run`` exits 0 when the run succeeded, 3 partial, 12 when the schedule's
-previous run still holds its lock, 1 failed (a failing pre command included).
+previous run still holds its lock, 130 when Ctrl-C or SIGTERM interrupted it
+(its backup child is interrupted too, and the run recorded as ``interrupted``),
+1 failed (a failing pre command included).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from cli.app import App
-from cli.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
-from cli.output import note, print_json, shown
+from cli.errors import CliError, ConfigError
 from cli.schedules.config import parse_notify, parse_schedules
 from cli.schedules.crontimes import next_times
-from cli.schedules.notify import Message, Notifier
+from cli.schedules.foreground import run_in_foreground
+from cli.schedules.notify import Delivery, Notifier
 from cli.schedules.runner import KIND_BACKUP, Runner
 from cli.schedules.scheduler import iso, jobs_of, run_message
 from cli.schedules.service import coffer_command, state_of
-from cli.schedules.summary import build_summary
-
-EXIT_BUSY = 12
+from cli.schedules.summary import build_summary, owners_of_overview
+from cli.serve.notifylog import NotificationLog
+from cli.serve.overview import build_overview
+from cli.ui.output import note, print_json, shown
+from store import ExitCode, StoreError
 
 
 @click.group("schedule")
@@ -80,6 +87,15 @@ def list_schedules(app: App, count: int, as_json: bool) -> None:
         )
 
 
+def _delivery_recorder(app: App) -> Callable[[Delivery], object] | None:
+    try:
+        deliveries = NotificationLog(app.open_repo(), threading.RLock())
+    except (StoreError, CliError) as exc:
+        note(f"notification deliveries will not be recorded: {exc}")
+        return None
+    return lambda delivery: deliveries.record(delivery.to_record())
+
+
 @command.command("run")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's result as JSON.")
@@ -92,12 +108,14 @@ def run(app: App, name: str, as_json: bool) -> int:
         raise ConfigError(
             f"no [[schedule]] named {name!r} (known: {', '.join(sorted(schedules)) or 'none'})"
         )
-    result = Runner(coffer_command(app), state_of(app)).run(schedule, KIND_BACKUP)
+    result = run_in_foreground(Runner(coffer_command(app), state_of(app)), schedule, KIND_BACKUP)
     if result.outcome in schedule.notify.on:
-        notifier = Notifier(parse_notify(app.config))
+        # Deliveries are stored in the repository, as coffer serve stores them (a
+        # repository that cannot be opened now only loses the records).
+        notifier = Notifier(parse_notify(app.config), _delivery_recorder(app))
         message = run_message(result)
         notifier.send(
-            Message(message.subject, message.text, schedule.notify.email, schedule.notify.webhooks)
+            replace(message, email=schedule.notify.email, webhooks=schedule.notify.webhooks)
         )
         notifier.flush()
         notifier.stop()
@@ -111,8 +129,12 @@ def run(app: App, name: str, as_json: bool) -> int:
         for message_line in result.messages:
             note(f"  {message_line}")
     if result.outcome == "skipped":
-        return EXIT_BUSY
-    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.outcome, EXIT_ERROR)
+        return ExitCode.LOCKED
+    if result.outcome == "interrupted":
+        return ExitCode.INTERRUPTED
+    return {"succeeded": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(
+        result.outcome, ExitCode.ERROR
+    )
 
 
 @command.command("summary")
@@ -123,10 +145,10 @@ def summary(app: App, no_send: bool) -> None:
     settings = parse_notify(app.config)
     if settings.summary is None:
         raise ConfigError("no [notify.summary] table in the configuration")
-    try:
-        message = build_summary(coffer_command(app), settings.summary, time.time())
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from None
+    # The owners of the snapshots and of the stored run reports (an owner whose
+    # every backup failed has no snapshot but is listed, as never backed up).
+    owners = owners_of_overview(build_overview(app.open_repo()))
+    message = build_summary(coffer_command(app), settings.summary, time.time(), owners)
     click.echo(f"{message.subject}\n\n{message.text}")
     if not no_send:
         notifier = Notifier(settings)

@@ -21,10 +21,12 @@ import click
 
 import cli.serve
 from cli.app import App
+from cli.commands.restore import command as restore_command
 from cli.errors import CliError
-from cli.output import note, print_json
 from cli.schedules.service import build_scheduler
+from cli.schedules.summary import owners_of_overview
 from cli.serve import ROLES, UserFile, read_password_file, serve_settings
+from cli.ui.output import note, print_json
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +75,17 @@ def command(ctx: click.Context, listen: str | None) -> None:
     services = cli.serve.Services()
     scheduler = build_scheduler(app)
     if scheduler is not None:
+        # Each notification's delivery is stored in the repository, shown by the console.
+        served = repos[0]
+        scheduler.notifier.recorder = lambda d: served.notifications.record(d.to_record())
+        # The daily summary lists the owners of the snapshots and of the run reports.
+        scheduler.owners = lambda: owners_of_overview(served.overview(fresh=True))
         # The notifier first: started before and stopped after the scheduler that feeds it.
         services.register(scheduler.notifier)
         services.register(scheduler)
         note(f"{len(scheduler.jobs)} scheduled job(s) (coffer schedule list)")
     note(f"coffer console on {settings.url} (stop with Ctrl-C or SIGTERM)")
-    cli.serve.serve(cli.serve.Console(settings, repos, app), services)
+    cli.serve.serve(cli.serve.Console(settings, repos, app, restore_command), services)
 
 
 @command.group("user")

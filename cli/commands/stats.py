@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.output import echo, human_size, print_json, shown
+from cli.ui.output import echo, human_size, print_json, shown
 from store import format_time, repository_stats
 
 

@@ -2,7 +2,7 @@
 
 Signs in with the ``[tenant]`` configuration, makes one small request per configured
 service and selected owner, and says which application permission, consent or licence
-is missing (sources/m365/preflight.py). No repository is needed and nothing is written.
+is missing (sources/m365/backup/preflight.py). No repository is needed and nothing is written.
 
 Exit codes: 0 every configured service can be backed up for the owners that have it
 (a user without a mailbox or OneDrive is "not applicable", not a failure); 3 a
@@ -16,10 +16,11 @@ from __future__ import annotations
 import click
 
 from cli.app import App
-from cli.errors import EXIT_OK, EXIT_PARTIAL, CliError, ConfigError
-from cli.output import echo, print_json, shown
+from cli.errors import CliError, ConfigError
+from cli.ui.output import echo, print_json, shown
+from sources.m365.services import SERVICES
+from store import ExitCode
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
 _SHOWN_USERS = 10
 
 
@@ -47,7 +48,7 @@ def command() -> None:
 @click.pass_obj
 def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: bool) -> int:
     """Check sign-in, permissions, consent and licences for the configured tenant."""
-    from cli.m365 import quiet_http_logs
+    from cli.flows.m365 import quiet_http_logs
     from sources.m365 import M365ConfigError, check_tenant, from_table
 
     table = app.config.section("tenant")
@@ -63,7 +64,7 @@ def check(app: App, users: tuple[str, ...], services: tuple[str, ...], as_json: 
         print_json(result.as_json())
     else:
         _print(result.as_json())
-    return EXIT_OK if result.ok else EXIT_PARTIAL
+    return ExitCode.OK if result.ok else ExitCode.PARTIAL
 
 
 def _print(report: dict[str, object]) -> None:

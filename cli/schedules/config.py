@@ -51,11 +51,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cli.config import Config
 from cli.errors import ConfigError
+from cli.settings.config import Config
+from sources.m365.services import SERVICES
 
-OUTCOMES = ("succeeded", "partial", "failed", "skipped")
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
+OUTCOMES = ("succeeded", "partial", "failed", "skipped", "interrupted")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUBSET = re.compile(r"^(\d{1,3}(\.\d+)?%|\d+/\d+)$")
 
@@ -80,7 +80,7 @@ class Cron:
 class NotifyRule:
     """Whom to tell about which outcomes of a schedule's runs."""
 
-    on: tuple[str, ...] = ("failed", "partial")
+    on: tuple[str, ...] = ("failed", "partial", "interrupted")
     email: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
 
@@ -194,7 +194,7 @@ def _notify_rule(where: str, value: Any) -> NotifyRule:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: 'notify' must be a table")
     _unknown(where + " notify", value, {"on", "email", "webhooks"})
-    on = _strings(where, "notify.on", value.get("on", ["failed", "partial"]))
+    on = _strings(where, "notify.on", value.get("on", ["failed", "partial", "interrupted"]))
     bad = [o for o in on if o not in OUTCOMES]
     if bad:
         raise ConfigError(f"{where}: notify.on: {bad[0]!r} is not one of {', '.join(OUTCOMES)}")

@@ -21,7 +21,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import partial
 
@@ -38,6 +39,53 @@ class Message:
     text: str
     email: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
+    # What the message is about, for the delivery record (empty for the summary).
+    schedule: str = ""
+    run_id: str = ""
+    report: str = ""
+    outcome: str = ""
+
+
+@dataclass
+class Delivery:
+    """What happened to one message on one channel: every attempt's time and, for a
+    failed one, the exception's class (never its text: a requests error holds the
+    webhook URL, a credential)."""
+
+    channel: str
+    message: Message
+    attempts: list[tuple[float, str | None]] = field(default_factory=list)
+
+    @property
+    def sent(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1][1] is None
+
+    def to_record(self) -> dict[str, object]:
+        """The record stored in the repository (cli/serve/notifylog.py)."""
+        m = self.message
+        return {
+            "format": RECORD_FORMAT,
+            "version": 1,
+            "kind": "notify",
+            "time": _iso(self.attempts[-1][0]) if self.attempts else "",
+            "channel": self.channel,
+            "outcome": "sent" if self.sent else "failed",
+            "attempts": len(self.attempts),
+            "retries": max(0, len(self.attempts) - 1),
+            "tries": [{"time": _iso(t), "error": e} for t, e in self.attempts],
+            "subject": m.subject,
+            "schedule": m.schedule,
+            "run": m.run_id,
+            "report": m.report,
+            "run_outcome": m.outcome,
+        }
+
+
+RECORD_FORMAT = "coffer-notification"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def _read_secret(path: object) -> str:
@@ -82,10 +130,16 @@ class Notifier:
 
     name = "notifications"
 
-    def __init__(self, settings: NotifySettings) -> None:
+    def __init__(
+        self, settings: NotifySettings, recorder: Callable[[Delivery], object] | None = None
+    ) -> None:
         self.settings = settings
         self.failures: list[str] = []  # "channel: subject" of every message given up on
         self.sent: list[str] = []
+        # Called (on the worker thread) with each channel's delivery once it is sent
+        # or given up: coffer serve stores it in the repository. Its errors are
+        # logged, never raised into the worker.
+        self.recorder = recorder
         self._queue: queue.Queue[Message | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -105,6 +159,10 @@ class Notifier:
         """Queue ``message``; never blocks, never raises."""
         self.start()
         self._queue.put(message)
+
+    def queued(self) -> int:
+        """Messages not yet sent nor given up."""
+        return int(self._queue.unfinished_tasks)
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until every queued message is sent or given up. True if done in time."""
@@ -141,20 +199,29 @@ class Notifier:
                     (f"webhook {name}", partial(post_webhook, hook, message.subject, message.text))
                 )
         for label, action in channels:
-            self._with_retries(label, action, message.subject)
+            delivery = Delivery(label, message)
+            self._with_retries(delivery, action)
+            if self.recorder is not None:
+                try:
+                    self.recorder(delivery)
+                except Exception:  # a record lost must not stop the notifications
+                    log.exception("%s: the delivery record could not be stored", label)
 
-    def _with_retries(self, label: str, action: Callable[[], None], subject: str) -> None:
+    def _with_retries(self, delivery: Delivery, action: Callable[[], None]) -> None:
+        label, subject = delivery.channel, delivery.message.subject
         delay = self.settings.backoff_seconds
         for attempt in range(1, self.settings.attempts + 1):
             try:
                 action()
             except (OSError, smtplib.SMTPException, requests.RequestException) as exc:
                 # The exception's class only: a requests error's text holds the URL.
+                delivery.attempts.append((time.time(), type(exc).__name__))
                 log.warning("%s: attempt %d failed: %s", label, attempt, type(exc).__name__)
                 if attempt == self.settings.attempts or self._stopping.wait(delay):
                     break
                 delay *= 2
             else:
+                delivery.attempts.append((time.time(), None))
                 self.sent.append(f"{label}: {subject}")
                 return
         log.error("%s: giving up on %r", label, subject)

@@ -12,8 +12,10 @@ it reads from the configuration's files like any coffer run.
 
 Outcomes: ``succeeded`` (exit 0), ``partial`` (exit 3), ``failed`` (anything
 else, a failing pre command included), ``skipped`` (the schedule's previous
-run still holds its lock). A post command's failure is reported but does not
-change the outcome.
+run still holds its lock), ``interrupted`` (the server stopped during the run:
+its child got SIGINT, cli/schedules/children.py; or a signal ended the child).
+A post command's failure is reported but does not change the outcome; it runs
+after an interrupted backup too (what a pre command froze must be thawed).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli.schedules.children import Children, Interrupted, was_interrupted
 from cli.schedules.config import Schedule
 from cli.schedules.hooks import hook_env, run_hook
 from cli.schedules.state import StateFile, run_lock
-from store import defang
+from store import ExitCode, defang
 
 KIND_BACKUP, KIND_PRUNE, KIND_CHECK = "backup", "prune", "check"
 _PASSED_ENV = (
@@ -70,11 +73,14 @@ class CofferCommand:
     repo: str | None
     password: Callable[[], bytes]
     program: tuple[str, ...] = (sys.executable, "-m", "cli")
+    # Where children are registered so stopping the server can interrupt them.
+    children: Children = field(default_factory=Children, compare=False)
 
     def run(
         self, args: list[str], timeout: float | None = None
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run ``coffer <global options> <args>``; output captured. Raises OSError."""
+        """Run ``coffer <global options> <args>``; output captured. Raises OSError,
+        Interrupted (the server is stopping: not started)."""
         argv = [*self.program, "-q"]
         if self.config:
             argv += ["-c", str(self.config)]
@@ -90,15 +96,7 @@ class CofferCommand:
             write = -1
             argv += ["--password-file", f"/dev/fd/{read}"]
             env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-            return subprocess.run(
-                [*argv, *args],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                pass_fds=(read,),
-                timeout=timeout,
-                check=False,
-            )
+            return self.children.run([*argv, *args], env, (read,), timeout)
         finally:
             os.close(read)
             if write >= 0:
@@ -135,6 +133,11 @@ class Runner:
         self.coffer = coffer
         self.state = state
 
+    def interrupt(self) -> None:
+        """Interrupt every running job's child and start no more (the server stops).
+        Returns when they have ended; their runs end ``interrupted``."""
+        self.coffer.children.interrupt()
+
     def run(self, schedule: Schedule, kind: str = KIND_BACKUP) -> RunResult:
         result = RunResult(schedule.name, kind, uuid.uuid4().hex[:16], "failed", time.time())
         with run_lock(self.state.directory, schedule.name) as held:
@@ -165,9 +168,19 @@ class Runner:
         except OSError as exc:
             result.messages.append(f"coffer backup could not start: {exc.strerror or exc}")
             done = None
+        except Interrupted:
+            result.outcome = "interrupted"
+            result.messages.append("the server stopped before the backup started")
+            done = None
         if done is not None:
             result.exit_code = done.returncode
-            result.outcome = {0: "succeeded", 3: "partial"}.get(done.returncode, "failed")
+            outcomes: dict[int, str] = {ExitCode.OK: "succeeded", ExitCode.PARTIAL: "partial"}
+            result.outcome = outcomes.get(done.returncode, "failed")
+            if was_interrupted(done.returncode) or (
+                self.coffer.children.stopping.is_set() and done.returncode != ExitCode.OK
+            ):
+                result.outcome = "interrupted"
+                result.messages.append("the backup was interrupted: the server stopped")
             try:
                 report = json.loads(done.stdout)
             except ValueError:
@@ -182,7 +195,10 @@ class Runner:
                     name = owner.get("owner") or owner.get("name")
                     if isinstance(kind, str) and isinstance(name, str):
                         result.owners.append(f"{kind}/{name}")
-            if done.returncode not in (0, 3):
+            if (
+                done.returncode not in (ExitCode.OK, ExitCode.PARTIAL)
+                and result.outcome != "interrupted"
+            ):
                 result.messages.append(
                     f"coffer backup exited with {done.returncode}: {_last_line(done.stderr)}"
                 )
@@ -190,12 +206,16 @@ class Runner:
             args = ["forget"]
             for owner in result.owners:
                 args += ["--owner", exact_glob(owner)]
-            forget = self.coffer.run(args)
-            result.messages.append(
-                "retention applied"
-                if forget.returncode == 0
-                else f"retention failed ({forget.returncode}): {_last_line(forget.stderr)}"
-            )
+            try:
+                forget = self.coffer.run(args)
+            except Interrupted:
+                result.messages.append("retention not applied: the server stopped")
+            else:
+                result.messages.append(
+                    "retention applied"
+                    if forget.returncode == ExitCode.OK
+                    else f"retention failed ({forget.returncode}): {_last_line(forget.stderr)}"
+                )
         if schedule.post is not None:
             env = hook_env(
                 schedule.env, result.run_id, schedule.name, result.outcome, result.report
@@ -210,10 +230,16 @@ class Runner:
             if kind == KIND_PRUNE
             else ["check", "--read-data", "--subset", schedule.check_subset]
         )
-        done = self.coffer.run(args)
+        try:
+            done = self.coffer.run(args)
+        except Interrupted:
+            result.outcome = "interrupted"
+            return
         result.exit_code = done.returncode
-        result.outcome = "succeeded" if done.returncode == 0 else "failed"
-        if done.returncode != 0:
+        result.outcome = "succeeded" if done.returncode == ExitCode.OK else "failed"
+        if was_interrupted(done.returncode) or self.coffer.children.stopping.is_set():
+            result.outcome = "interrupted" if done.returncode != ExitCode.OK else result.outcome
+        if result.outcome == "failed":
             result.messages.append(
                 f"coffer {kind} exited with {done.returncode}: {_last_line(done.stderr)}"
             )

@@ -11,8 +11,12 @@ does one step, so tests drive it with a fake "now". Rules:
   start-up, if the first fire time after it has passed (the machine was off)
   and lies within the schedule's grace window, the job runs once at once;
   older misses are recorded as ``missed`` and not run.
-- A run in progress when the server stops is not restarted (its fire time
-  was handled when it started).
+- Interrupted runs: stopping the server (SIGTERM) interrupts the runs in
+  progress (their ``coffer`` child gets SIGINT, as from Ctrl-C) and records
+  each as ``interrupted`` (notified like any outcome) with the time it was
+  stopped. At the next start-up, an interrupted run stopped within the
+  schedule's grace window runs again at once (a backup resumes from what the
+  interrupted one stored); an older one is recorded as ``skipped``.
 """
 
 from __future__ import annotations
@@ -21,18 +25,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from cli.schedules.config import OUTCOMES, Cron, NotifySettings, Schedule, SummarySettings
-from cli.schedules.crontimes import next_time
+from cli.schedules.crontimes import next_time, next_times
 from cli.schedules.notify import Message, Notifier
 from cli.schedules.runner import KIND_BACKUP, KIND_CHECK, KIND_PRUNE, Runner, RunResult
 from cli.schedules.state import StateFile
-from cli.schedules.summary import build_summary
+from cli.schedules.summary import OwnerLine, build_summary
 from cli.serve.metrics import JobFigures
+from cli.serve.schedview import JobView, SchedulerView
+from store import StoreError
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT = 30.0  # seconds stop() waits for interrupted runs to record their outcome
 
 
 def iso(ts: float) -> str:
@@ -81,7 +90,14 @@ def run_message(result: RunResult) -> Message:
     if result.owners:
         lines.append(f"Owners: {', '.join(result.owners)}")
     lines.extend(result.messages)
-    return Message(f"coffer: {result.kind} {result.schedule} {result.outcome}", "\n".join(lines))
+    return Message(
+        f"coffer: {result.kind} {result.schedule} {result.outcome}",
+        "\n".join(lines),
+        schedule=result.schedule,
+        run_id=result.run_id,
+        report=result.report,
+        outcome=result.outcome,
+    )
 
 
 class Scheduler:
@@ -108,6 +124,9 @@ class Scheduler:
         self.state = state
         self.clock = clock
         self.results: list[RunResult] = []
+        # Where the daily summary's owners come from (coffer serve: the console's
+        # overview); None: coffer snapshots in a child (cli/schedules/summary.py).
+        self.owners: Callable[[], list[OwnerLine]] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
@@ -119,9 +138,15 @@ class Scheduler:
         self._loop.start()
 
     def stop(self) -> None:
+        """Stop planning, interrupt the runs in progress and wait for them to record
+        their outcome (at most the children's grace plus a post command's timeout)."""
         self._stop.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
+        if any(j.thread is not None and j.thread.is_alive() for j in self.jobs):
+            log.warning("stopping: interrupting the scheduled runs in progress")
+        self.runner.interrupt()
+        self.wait_idle(timeout=STOP_WAIT)
 
     def _run_loop(self) -> None:
         while True:
@@ -139,8 +164,10 @@ class Scheduler:
     def startup(self, now: float) -> None:
         """Run (once) every job missed within its grace window; plan the next ones."""
         for job in self.jobs:
-            last = self.state.get(job.key).get("last_due")
-            if isinstance(last, int | float):
+            entry = self.state.get(job.key)
+            last = entry.get("last_due")
+            resumed = self._resume(job, entry.get("interrupted"), now)
+            if isinstance(last, int | float) and not resumed:
                 missed = next_time(job.cron, float(last))
                 if missed <= now:
                     if now - missed <= job.schedule.grace_seconds:
@@ -174,6 +201,38 @@ class Scheduler:
         if self.summary is not None:
             self.summary_next = next_time(self.summary.cron, now)
 
+    def _resume(self, job: Job, interrupted: Any, now: float) -> bool:
+        """Run again a run the server's stop interrupted, if within the grace window.
+        True if launched."""
+        if not isinstance(interrupted, dict):
+            return False
+        self.state.update(job.key, interrupted=None)
+        at, due = interrupted.get("at"), interrupted.get("due")
+        if not isinstance(at, int | float) or not isinstance(due, int | float):
+            return False
+        if now - at <= job.schedule.grace_seconds:
+            log.info("%s: running again the run interrupted at %s", job.key, iso(at))
+            self._launch(job, float(due), resumed=True)
+            return True
+        log.warning(
+            "%s: the run interrupted at %s is older than the grace window", job.key, iso(at)
+        )
+        self._finished(
+            RunResult(
+                job.schedule.name,
+                job.kind,
+                "-",
+                "skipped",
+                now,
+                now,
+                messages=[
+                    f"run interrupted at {iso(at)} (server stopped) not run again: "
+                    "outside the grace window"
+                ],
+            )
+        )
+        return False
+
     def tick(self, now: float) -> None:
         """Start every job due at ``now``."""
         for job in self.jobs:
@@ -191,12 +250,13 @@ class Scheduler:
     def _send_summary(self, now: float) -> None:
         assert self.summary is not None
         try:
-            self.notifier.send(build_summary(self.runner.coffer, self.summary, now))
-        except (OSError, RuntimeError, ValueError) as exc:
+            owners = self.owners() if self.owners is not None else None
+            self.notifier.send(build_summary(self.runner.coffer, self.summary, now, owners))
+        except (OSError, RuntimeError, ValueError, StoreError) as exc:
             log.warning("daily summary failed: %s", exc)
             self.summary_errors.append(str(exc))
 
-    def _launch(self, job: Job, due: float) -> None:
+    def _launch(self, job: Job, due: float, *, resumed: bool = False) -> None:
         with self._lock:
             if (job.thread is not None and job.thread.is_alive()) or self._busy(job):
                 self._finished(
@@ -214,7 +274,10 @@ class Scheduler:
                 )
                 return
             job.thread = threading.Thread(
-                target=self._run_job, args=(job,), name=f"coffer-run-{job.key}", daemon=True
+                target=self._run_job,
+                args=(job, due, resumed),
+                name=f"coffer-run-{job.key}",
+                daemon=True,
             )
             job.thread.start()
 
@@ -228,9 +291,12 @@ class Scheduler:
             for j in self.jobs
         )
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job, due: float, resumed: bool) -> None:
         try:
             result = self.runner.run(job.schedule, job.kind)
+            if resumed:
+                result.messages.insert(0, "run again after the server stopped during it")
+                self.state.update(job.key, last_run=result.to_json())
         except Exception as exc:  # the scheduler outlives a failing run
             log.exception("%s: run failed", job.key)
             result = RunResult(
@@ -242,6 +308,9 @@ class Scheduler:
                 self.clock(),
                 messages=[f"internal error: {type(exc).__name__}"],
             )
+        if result.outcome == "interrupted":
+            # Run again at the next start-up within the grace window (startup()).
+            self.state.update(job.key, interrupted={"due": due, "at": self.clock()})
         self._finished(result)
 
     def _finished(self, result: RunResult) -> None:
@@ -252,7 +321,7 @@ class Scheduler:
             return
         message = run_message(result)
         self.notifier.send(
-            Message(message.subject, message.text, schedule.notify.email, schedule.notify.webhooks)
+            replace(message, email=schedule.notify.email, webhooks=schedule.notify.webhooks)
         )
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
@@ -262,6 +331,57 @@ class Scheduler:
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
         return not any(j.thread is not None and j.thread.is_alive() for j in self.jobs)
+
+    def schedule_view(self, count: int = 3) -> SchedulerView:
+        """Every job with its next ``count`` run times and last run, for the console
+        (cli/serve/schedview.py). Thread-safe (reads the state file)."""
+        state = self.state.load()
+        now = self.clock()
+        views = []
+        for job in self.jobs:
+            s = job.schedule
+            entry = state.get(job.key)
+            entry = entry if isinstance(entry, dict) else {}
+            last, interrupted = entry.get("last_run"), entry.get("interrupted")
+            what = (
+                "paths: " + ", ".join(str(p) for p in s.paths)
+                if s.paths
+                else f"users: {', '.join(s.users) or '*'}; services: "
+                + (", ".join(s.services) or "all")
+            )
+            views.append(
+                JobView(
+                    s.name,
+                    job.kind,
+                    what,
+                    list(job.cron.expressions),
+                    job.cron.timezone.key,
+                    next_times(job.cron, now, count),
+                    job.thread is not None and job.thread.is_alive(),
+                    last if isinstance(last, dict) else None,
+                    interrupted if isinstance(interrupted, dict) else None,
+                )
+            )
+        loop = self._loop
+        return SchedulerView(
+            "running" if loop is not None and loop.is_alive() else "stopped",
+            views,
+            self.summary_next or None,
+            self.notifier.queued(),
+            len(self.notifier.failures),
+        )
+
+    def run_now(self, schedule: str) -> bool:
+        """Start ``schedule``'s backup now (an administrator asked), unless a run of it
+        is going (then recorded as skipped, like a cron time). False if unknown."""
+        job = next(
+            (j for j in self.jobs if j.schedule.name == schedule and j.kind == KIND_BACKUP), None
+        )
+        if job is None:
+            return False
+        log.info("%s: run now, asked from the console", job.key)
+        self._launch(job, self.clock())
+        return True
 
     def job_figures(self) -> list[JobFigures]:
         """Each job's next run and last outcome, for /metrics (cli/serve/metrics.py)."""

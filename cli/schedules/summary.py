@@ -1,8 +1,13 @@
 """The daily summary: every owner's last successful backup, and the owners whose
 last success is older than ``stale_hours`` (or who have none).
 
-Computed from ``coffer snapshots --json`` (run as a child like every scheduled
-job): a snapshot that is not partial is a success.
+Owners come from the repository's overview (cli/serve/overview.py): those of
+the snapshots and those named by the stored backup reports, so an owner whose
+every backup failed (no snapshot at all) is listed as never backed up, not
+left out. ``coffer serve`` reads it from the console's cached overview,
+``coffer schedule summary`` from the repository; without either,
+``coffer snapshots --json`` in a child (snapshots' owners only). A snapshot
+that is not partial is a success.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 from cli.schedules.config import SummarySettings
 from cli.schedules.notify import Message
 from cli.schedules.runner import CofferCommand
+from cli.serve.overview import Overview
+from store import ExitCode
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,14 @@ def owners_of(snapshots: list[dict[str, Any]]) -> list[OwnerLine]:
     return [OwnerLine(kind, owner, t) for (kind, owner), t in sorted(best.items())]
 
 
+def owners_of_overview(view: Overview) -> list[OwnerLine]:
+    """One line per owner of the overview (snapshots and run reports)."""
+    return sorted(
+        (OwnerLine(o.kind, o.name, o.last_success) for o in view.owners),
+        key=lambda o: (o.kind, o.owner),
+    )
+
+
 def summary_message(owners: list[OwnerLine], now: float, settings: SummarySettings) -> Message:
     stale = [o for o in owners if o.stale(now, settings.stale_hours)]
     lines = [f"{len(owners)} owner(s); {len(stale)} without a successful backup "
@@ -61,11 +76,18 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def build_summary(coffer: CofferCommand, settings: SummarySettings, now: float) -> Message:
-    """Read the snapshots through a ``coffer`` child and make the summary.
-    Raises RuntimeError when the child fails (its last error line)."""
+def build_summary(
+    coffer: CofferCommand,
+    settings: SummarySettings,
+    now: float,
+    owners: list[OwnerLine] | None = None,
+) -> Message:
+    """The summary of ``owners``, or (None) of the snapshots read through a ``coffer``
+    child. Raises RuntimeError when the child fails (its last error line)."""
+    if owners is not None:
+        return summary_message(owners, now, settings)
     done = coffer.run(["snapshots", "--json"])
-    if done.returncode != 0:
+    if done.returncode != ExitCode.OK:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(
             f"coffer snapshots exited with {done.returncode}: {lines[-1] if lines else ''}"

@@ -1,6 +1,6 @@
 """``coffer serve``: the web console (docs/console.md).
 
-    console = Console(serve_settings(config), [ServedRepo("main", repo)], cli_app)
+    console = Console(serve_settings(config), [ServedRepo("main", repo)], cli_app, restore)
     app = create_app(console)           # an ASGI app (Starlette)
     serve(console)                       # uvicorn, until SIGTERM
 

@@ -21,6 +21,7 @@ from cli.serve.console import Console
 from cli.serve.jobs import RestoreJobs
 from cli.serve.login import LoginRoutes
 from cli.serve.pages import Pages
+from cli.serve.schedpages import SchedulePages
 from cli.serve.security import SecurityHeaders, Sessions, SignInGate
 from cli.serve.services import Services
 from cli.serve.web import STATIC, Web
@@ -39,6 +40,7 @@ def create_app(console: Console, services: Services | None = None) -> Starlette:
     web = Web(console)
     login = LoginRoutes(console, sessions, web, services)
     pages = Pages(console, web, jobs)
+    schedule_pages = SchedulePages(console, web, services)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -82,6 +84,8 @@ def create_app(console: Console, services: Services | None = None) -> Starlette:
         Route("/restore/job", pages.job),
         Route("/restore/status", pages.job_status),
         Route("/restore/zip", pages.job_zip),
+        Route("/schedules", schedule_pages.schedules),
+        Route("/schedules/run", schedule_pages.run_now, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.config import Config
 from cli.errors import ConfigError
+from cli.settings.config import Config
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 DEFAULT_USERS_FILE = "console-users.json"

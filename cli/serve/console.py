@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
 from cli.app import App
 from cli.serve.audit import AuditLog
 from cli.serve.config import ServeSettings
 from cli.serve.metrics import RepoFigures
+from cli.serve.notifylog import NotificationLog
 from cli.serve.overview import Overview, build_overview
 from cli.serve.ratelimit import SignInLimiter
 from cli.serve.users import UserFile
@@ -43,6 +46,7 @@ class ServedRepo:
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.repo, self.lock)
+        self.notifications = NotificationLog(self.repo, self.lock)
 
     @property
     def vfs(self) -> VirtualFS:
@@ -95,6 +99,10 @@ class Console:
     settings: ServeSettings
     repos: list[ServedRepo]
     cli_app: App
+    # The `coffer restore` command, which runs the console's restores so that
+    # they behave exactly as on the command line. Handed in by `coffer serve`
+    # (cli/commands/serve.py) rather than imported: commands sit above serve.
+    restore_command: click.Command
     users: UserFile = field(init=False)
     limiter: SignInLimiter = field(init=False)
     # Signs session cookies. Random per process: a restart signs everyone out,

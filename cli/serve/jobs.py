@@ -18,17 +18,18 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.commands.restore import command as restore_command
 from cli.errors import CliError
-from cli.progress import Progress, watching
 from cli.serve.console import Console, ServedRepo
+from cli.serve.jobjournal import JobJournal
+from cli.ui.progress import Progress, watching
 from sources.errors import SourceError
-from store import StoreError
+from store import ExitCode, StoreError, default_cache_root
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,15 @@ DOWNLOAD = "download"
 @dataclass
 class RestoreRequest:
     snapshot: str  # the snapshot's full ID
-    path: str  # inside the snapshot ("" for all of it)
+    paths: tuple[str, ...]  # folders and items inside the snapshot (none: all of it)
     target: str  # "original", "user:UPN[/FOLDER]", "site:...", or DOWNLOAD
     on_conflict: str
     dry_run: bool
 
     def args(self, directory: Path | None) -> list[str]:
-        out = [self.snapshot, "--on-conflict", self.on_conflict, "--path", self.path]
+        out = [self.snapshot, "--on-conflict", self.on_conflict]
+        for path in self.paths:
+            out += ["--path", path]
         if directory is not None:
             out += ["--to-dir", str(directory)]
         else:
@@ -60,7 +63,7 @@ class RestoreJob:
     user: str
     repo: str
     request: RestoreRequest
-    state: str = "queued"  # queued, running, done, failed
+    state: str = "queued"  # queued, running, done, failed, interrupted (the server stopped)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     exit_code: int | None = None
@@ -71,7 +74,7 @@ class RestoreJob:
     progress: Progress | None = None
 
     def follow(self, progress: Progress) -> None:
-        """Called with the restore's progress display (cli/progress.py watching())."""
+        """Called with the restore's progress display (cli/ui/progress.py watching())."""
         self.progress = progress
 
     def to_map(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class RestoreJob:
             "report": self.report_key,
             "summary": (self.report or {}).get("summary"),
             "download": self.zip_path is not None,
+            "paths": list(self.request.paths),
         }
 
 
@@ -105,16 +109,38 @@ class RestoreJobs:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._dir: Path | None = None
+        cache = console.cli_app.cache_root() or default_cache_root()
+        self.journal = JobJournal(cache / "console-jobs")
 
     def start(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="coffer-console-"))
+        # Restores the last stop cut short: reported now, in the audit log.
+        for entry in self.journal.leftovers():
+            served = self.console.repo(str(entry.get("repo") or ""))
+            user = str(entry.pop("user", ""))
+            entry.pop("repo", None)
+            log.warning(
+                "restore %s of %s was interrupted by the server's stop", entry.get("id"), user
+            )
+            served.audit.record("restore-interrupted", user, "", **entry)
 
     def stop(self) -> None:
         for thread in list(self._threads):
             thread.join(timeout=5)  # restores in flight finish their current item
+        for job in list(self.jobs.values()):
+            if job.state in ("queued", "running"):
+                # Its thread dies with the process; its journal file stays, so the
+                # next start records it as interrupted.
+                job.state = "interrupted"
+                log.warning("stopping: restore %s of %s is interrupted", job.id, job.user)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def unfinished(self) -> list[RestoreJob]:
+        """Jobs whose thread is still at work (after stop(): those it interrupted)."""
+        with self._lock:
+            return [j for j in self.jobs.values() if j.finished is None]
 
     def get(self, job_id: str) -> RestoreJob | None:
         with self._lock:
@@ -124,6 +150,20 @@ class RestoreJobs:
         job = RestoreJob(secrets.token_hex(8), user, served.name, request)
         with self._lock:
             self.jobs[job.id] = job
+        self.journal.begin(
+            job.id,
+            {
+                "id": job.id,
+                "user": user,
+                "repo": served.name,
+                "snapshot": request.snapshot,
+                "paths": list(request.paths),
+                "target": request.target,
+                "on_conflict": request.on_conflict,
+                "dry_run": request.dry_run,
+                "started": datetime.fromtimestamp(job.started, UTC).isoformat(timespec="seconds"),
+            },
+        )
         thread = threading.Thread(
             target=self._run, args=(served, job), name=f"restore-{job.id}", daemon=True
         )
@@ -143,14 +183,16 @@ class RestoreJobs:
         try:
             with served.lock:
                 before = set(served.repo.list_reports("restore"))
-                ctx = restore_command.make_context("restore", request.args(out_dir), obj=app)
+                ctx = self.console.restore_command.make_context(
+                    "restore", request.args(out_dir), obj=app
+                )
                 with ctx, watching(job.follow):
-                    code = restore_command.invoke(ctx)
+                    code = self.console.restore_command.invoke(ctx)
                 new = sorted(set(served.repo.list_reports("restore")) - before)
                 if new:
                     job.report_key = new[-1]
                     job.report = served.repo.load_report(new[-1])
-            job.exit_code = int(code) if isinstance(code, int) else 0
+            job.exit_code = int(code) if isinstance(code, int) else ExitCode.OK
             if out_dir is not None and out_dir.exists():
                 archive = shutil.make_archive(str(out_dir), "zip", root_dir=out_dir)
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -168,3 +210,4 @@ class RestoreJobs:
         finally:
             job.finished = time.time()
             served.forget_caches()
+            self.journal.end(job.id)

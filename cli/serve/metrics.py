@@ -55,7 +55,7 @@ class ScheduleSource(Protocol):
     def job_figures(self) -> list[JobFigures]: ...
 
 
-JOB_OUTCOMES = ("succeeded", "partial", "failed", "skipped")
+JOB_OUTCOMES = ("succeeded", "partial", "failed", "skipped", "interrupted")
 
 
 def _job_metrics(jobs: list[JobFigures]) -> Iterator[Metric]:

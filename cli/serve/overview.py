@@ -50,6 +50,7 @@ class RunSummary:
     failures: int  # owners that failed plus items skipped
     owners: list[OwnerRun] = field(default_factory=list)
     error: str | None = None
+    stored_bytes: int = 0  # what the run added to the repository (compressed, encrypted)
 
 
 @dataclass
@@ -146,9 +147,11 @@ def summarize_run(key: str, report: dict[str, Any], snapshots: dict[str, Snapsho
     if m365:
         status = str(report.get("status", "?"))
         bytes_added = sum(o.bytes_added for o in owners)
+        repository = report.get("repository")
+        stored = _int(repository.get("bytes_added_stored")) if isinstance(repository, dict) else 0
     else:
         status = "partial" if report.get("partial") else "ok"
-        bytes_added = _int(report.get("bytes_added"))
+        bytes_added = stored = _int(report.get("bytes_added"))
     return RunSummary(
         key=key,
         run=str(report.get("run", "")),
@@ -161,6 +164,7 @@ def summarize_run(key: str, report: dict[str, Any], snapshots: dict[str, Snapsho
         bytes_added=bytes_added,
         failures=sum(1 for o in owners if o.status == "failed") + sum(o.skipped for o in owners),
         owners=owners,
+        stored_bytes=stored,
     )
 
 

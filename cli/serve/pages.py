@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -29,6 +30,7 @@ from starlette.responses import (
 )
 
 from cli.serve.console import Console, ServedRepo
+from cli.serve.growth import GrowthPoint, growth_points, prune_events
 from cli.serve.jobs import DOWNLOAD, RestoreJobs, RestoreRequest
 from cli.serve.login import client_address
 from cli.serve.overview import Overview
@@ -58,6 +60,7 @@ T = TypeVar("T")
 PAGE = 200  # directory entries per page
 SEARCH_LIMIT = 200
 AUDIT_SHOWN = 200
+MAX_SELECTED = PAGE  # items of one restore: the rows of one browse page
 _READ_BLOCK = 1 << 20
 _UPN = re.compile(r"[^\s/\\]{1,256}(/[^\\]{0,1024})?")
 
@@ -82,6 +85,10 @@ def item_kind(item: SnapshotItem) -> str:
     if name.endswith(".html") and attrs.get("of"):
         return "html"
     return "file"
+
+
+def is_folder(node: VNode) -> bool:
+    return isinstance(node, VirtualDir | VirtualLink) or node.is_dir
 
 
 def sender_of(item: SnapshotItem) -> str:
@@ -171,7 +178,21 @@ class Pages:
         view = await self.overview(served)
         run = next((r for r in view.runs if r.key == key), None)
         text = json.dumps(report, indent=2, sort_keys=True)
-        return self.render(request, "report.html", key=key, run=run, text=text, report=report)
+        # The notifications sent about this run (cli/serve/notifylog.py).
+        deliveries = (
+            await self.locked(served, lambda: served.notifications.for_report(key))
+            if key.startswith("reports/backup/")
+            else []
+        )
+        return self.render(
+            request,
+            "report.html",
+            key=key,
+            run=run,
+            text=text,
+            report=report,
+            deliveries=deliveries,
+        )
 
     async def owners(self, request: Request) -> Response:
         view = await self.overview(self.served(request))
@@ -194,8 +215,16 @@ class Pages:
     async def repository(self, request: Request) -> Response:
         served = self.served(request)
         stats = await self.locked(served, served.stats)
-        chart = growth_chart(stats.runs if stats else [])
-        return self.render(request, "repository.html", stats=stats, chart=chart)
+        view = await self.overview(served)
+        try:
+            prunes = await self.locked(served, lambda: prune_events(served.repo))
+        except StoreError:
+            prunes = []
+        points = growth_points(
+            view.runs, prunes, time.time(), stats.repository_bytes if stats else None
+        )
+        chart = growth_chart(points)
+        return self.render(request, "repository.html", stats=stats, chart=chart, points=points)
 
     async def audit(self, request: Request) -> Response:
         """The newest audit entries (admin only)."""
@@ -233,14 +262,21 @@ class Pages:
             node = self._node(served, path)
             if isinstance(node, SnapshotItem) and not node.is_dir:
                 return node, [], None
+            # Folders first, then items, each in name order: two passes over the
+            # directory; the "More" cursor is the pass and the last name shown.
+            phase, start = "d", None
+            if after and after[:2] in ("d:", "f:"):
+                phase, start = after[0], after[2:].encode("utf-8", "surrogateescape")
             rows: list[dict[str, Any]] = []
-            start = after.encode("utf-8", "surrogateescape") if after else None
-            last = None
-            for name, child in served.vfs.children(node, start):
-                if len(rows) == PAGE:
-                    return node, rows, last
-                rows.append(self._row(path, name, child))
-                last = name.decode("utf-8", "surrogateescape")
+            last = ""
+            for ph in ("d", "f")[("d", "f").index(phase) :]:
+                for name, child in served.vfs.children(node, start if ph == phase else None):
+                    if is_folder(child) != (ph == "d"):
+                        continue
+                    if len(rows) == PAGE:
+                        return node, rows, last
+                    rows.append(self._row(path, name, child))
+                    last = f"{ph}:{name.decode('utf-8', 'surrogateescape')}"
             return node, rows, None
 
         node, rows, more = await self.locked(served, listing)
@@ -268,7 +304,7 @@ class Pages:
         row: dict[str, Any] = {
             "name": display(name),
             "path": f"{path}/{text}" if path else text,
-            "dir": isinstance(child, VirtualDir | VirtualLink) or child.is_dir,
+            "dir": is_folder(child),
             "link": isinstance(child, VirtualLink),
         }
         if isinstance(child, SnapshotItem):
@@ -415,11 +451,25 @@ class Pages:
     # -- restore ----------------------------------------------------------
 
     async def restore(self, request: Request) -> Response:
+        """One restore job of the form's items: the checked ``sel`` entries of a
+        folder (all in one snapshot), else the folder or item ``p`` itself."""
         user = require(request, "restorer")
         form = await checked_form(request)
         served = self.served(request)
-        path = str(form.get("p") or "").strip("/")
-        item = await self._item(served, path)
+        # Checked rows carry their path percent-encoded (names may hold any byte).
+        chosen = [
+            unquote(str(v), errors="surrogateescape").strip("/")
+            for v in form.getlist("sel")
+            if str(v).strip("/")
+        ]
+        if len(chosen) > MAX_SELECTED:
+            raise HTTPException(400, f"select at most {MAX_SELECTED} items")
+        if not chosen:
+            chosen = [str(form.get("p") or "").strip("/")]
+        items = [await self._item(served, path) for path in dict.fromkeys(chosen)]
+        snapshot = items[0].snapshot
+        if any(item.snapshot.id_hex != snapshot.id_hex for item in items):
+            raise HTTPException(400, "the selected items are in different snapshots")
         target = str(form.get("target") or "original")
         if target == "user":
             upn = str(form.get("user") or "").strip()
@@ -431,21 +481,26 @@ class Pages:
         policy = str(form.get("on_conflict") or "skip")
         if policy not in POLICIES:
             raise HTTPException(400, "unknown conflict policy")
+        if form.get("dry_run") == "on" and target == DOWNLOAD:
+            # As coffer restore --to-dir --dry-run: refused, not silently a real restore.
+            raise HTTPException(400, "a dry run is for restores into Microsoft 365, not downloads")
+        paths = tuple(dict.fromkeys(item.path for item in items))
         request_ = RestoreRequest(
-            snapshot=item.snapshot.id_hex,
-            path=item.path,
+            snapshot=snapshot.id_hex,
+            paths=tuple(p for p in paths if p),
             target=target,
             on_conflict=policy,
-            dry_run=form.get("dry_run") == "on" and target != DOWNLOAD,
+            dry_run=form.get("dry_run") == "on",
         )
         await run_in_threadpool(
             served.audit.record,
             "restore",
             user.name,
             client_address(request),
-            snapshot=item.snapshot.id_hex,
-            owner=item.snapshot.owner.identity,
-            path=item.path,
+            snapshot=snapshot.id_hex,
+            owner=snapshot.owner.identity,
+            path=paths[0] if len(paths) == 1 else "",
+            paths=list(paths),
             target=target,
             on_conflict=policy,
             dry_run=request_.dry_run,
@@ -480,7 +535,7 @@ class Pages:
             client_address(request),
             restore=job.id,
             snapshot=job.request.snapshot,
-            path=job.request.path,
+            paths=list(job.request.paths),
             size=job.zip_path.stat().st_size,
         )
         return FileResponse(
@@ -490,31 +545,26 @@ class Pages:
         )
 
 
-def growth_chart(runs: list[Any], width: int = 640, height: int = 200) -> dict[str, Any] | None:
-    """Points of an SVG polyline: the repository's stored bytes after each run."""
-    if len(runs) < 1:
+def growth_chart(
+    points: list[GrowthPoint], width: int = 640, height: int = 200
+) -> dict[str, Any] | None:
+    """Points of an SVG polyline: the repository's size over time (cli/serve/growth.py)."""
+    if not points:
         return None
-    ordered = sorted(runs, key=lambda r: r.time_ns)
-    total = 0
-    values = []
-    for run in ordered:
-        total += int(run.added.stored_bytes)
-        values.append((run.time_ns / 1e9, total))
-    t0, t1 = values[0][0], values[-1][0]
-    top = max(v for _, v in values) or 1
+    t0, t1 = points[0].time, points[-1].time
+    top = max(p.bytes for p in points) or 1
     span = (t1 - t0) or 1.0
     pad = 10
-    points = " ".join(
-        f"{pad + (t - t0) / span * (width - 2 * pad):.1f},"
-        f"{height - pad - v / top * (height - 2 * pad):.1f}"
-        for t, v in values
+    xy = " ".join(
+        f"{pad + (p.time - t0) / span * (width - 2 * pad):.1f},"
+        f"{height - pad - p.bytes / top * (height - 2 * pad):.1f}"
+        for p in points
     )
     return {
         "width": width,
         "height": height,
-        "points": points,
+        "points": xy,
         "top": top,
         "first": t0,
         "last": t1,
-        "values": values,
     }

@@ -2,20 +2,27 @@
 
 uvicorn handles SIGTERM and SIGINT gracefully: it stops accepting, lets
 requests in flight finish (at most ``GRACE_SECONDS``), then runs the
-application's shutdown, which stops the background services.
+application's shutdown, which stops the background services. A restore job
+still running then (it got 5 s to end) is abandoned: the process exits at
+once, as a kill -9 would end it, and the next start audits it as interrupted
+(cli/serve/jobjournal.py).
 """
 
 from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
+import sys
 
 import uvicorn
 
 from cli.serve.app import create_app
 from cli.serve.console import Console
+from cli.serve.jobs import RestoreJobs
 from cli.serve.services import Services
+from store import ExitCode
 
 GRACE_SECONDS = 10
 
@@ -47,3 +54,19 @@ def serve(console: Console, services: Services | None = None, *, log_level: str 
         uvicorn.Server(config).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    jobs: RestoreJobs = app.state.jobs
+    unfinished = jobs.unfinished()
+    if unfinished:
+        # A restore still at work would hold the exit (its writer threads are
+        # joined at exit) until it ends: minutes. Leave now, as kill -9 would; the
+        # restore is recorded as interrupted at the next start (its journal file),
+        # and running it again resumes it without duplicates.
+        logging.getLogger("coffer.serve").warning(
+            "exiting with %d restore(s) interrupted: %s",
+            len(unfinished),
+            ", ".join(j.id for j in unfinished),
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(ExitCode.OK)

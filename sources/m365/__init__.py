@@ -3,16 +3,19 @@
     settings = from_table(config.section("tenant"), config.base_dir)
     report = TenantBackup(repo, settings, progress=...).run()
 
-Modules, one job each: settings (the [tenant] table), auth (msal, the only
-module that imports it), throttle (per-resource limits), graph (the HTTP
-client), discovery (owners), runner (the run), context/state/report/workers/
-writer (what the services share), and one module per service: mail, contacts,
-calendar, onedrive (with drive), sites, teams, groups (Microsoft 365 group
-conversations and calendars, with groupsrender for their pages). The tree layout is in
-docs/layout.md.
+Packages: graph (the Graph client, auth, throttling, errors, hashing),
+backup (the run, discovery, one module per service), restore (finding items
+across snapshots and writing them back, one writer per service), render (the
+item formats: iCalendar, vCard, HTML pages of threads, text). Shared modules:
+services (the registry: every service and its properties, once), settings
+(the [tenant] table), names (file names in the tree), timezones, workers (the
+thread pool). The layers are an import-linter contract (pyproject.toml); the
+tree layout and how to add a service are in docs/layout.md.
 """
 
-from sources.m365.errors import (
+from sources.m365.backup.preflight import TenantCheck, check_tenant
+from sources.m365.backup.runner import REPORT_FORMAT, REPORT_VERSION, Progress, TenantBackup
+from sources.m365.graph.errors import (
     AccessDenied,
     AuthError,
     GraphError,
@@ -23,9 +26,8 @@ from sources.m365.errors import (
     ResyncRequired,
     TransientGraphError,
 )
-from sources.m365.preflight import TenantCheck, check_tenant
-from sources.m365.runner import REPORT_FORMAT, REPORT_VERSION, Progress, TenantBackup
-from sources.m365.settings import SERVICES, TenantSettings, from_table
+from sources.m365.services import SERVICES
+from sources.m365.settings import TenantSettings, from_table
 
 __all__ = [
     "REPORT_FORMAT",

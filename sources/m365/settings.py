@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sources.m365.errors import M365ConfigError
+from sources.m365.graph.connection import Connection
+from sources.m365.graph.errors import M365ConfigError
+from sources.m365.services import SERVICES, USER_SERVICES
 
-SERVICES = ("mail", "contacts", "calendar", "onedrive", "sharepoint", "teams", "groups")
-USER_SERVICES = ("mail", "contacts", "calendar", "onedrive")
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
-# Delegated scopes for the device-code sign-in (one's own mailbox and OneDrive).
-DEVICE_SCOPES = ("Mail.Read", "Contacts.Read", "Calendars.Read", "Files.Read", "User.Read")
 
 _KNOWN_KEYS = {
     "tenant_id",
@@ -53,42 +51,6 @@ _KNOWN_KEYS = {
     "workers_per_owner",
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where and how to sign in. ``secret`` is loaded lazily from its file."""
-
-    tenant_id: str
-    client_id: str
-    auth: str  # "app" (client credentials) or "device_code" (delegated, one's own data)
-    credential: str  # "certificate" or "secret" (app auth)
-    authority: str
-    graph_url: str
-    ca_file: Path | None
-    client_secret_file: Path | None = field(default=None, repr=False)
-    certificate: Path | None = None
-    private_key: Path | None = field(default=None, repr=False)
-    token_cache: Path | None = None
-    custom_authority: bool = False
-
-    def read_secret(self) -> str:
-        """The client secret from its file (trailing newline removed)."""
-        if self.client_secret_file is None:
-            raise M365ConfigError("[tenant] has no client_secret_file")
-        text = _read_text(self.client_secret_file, "client_secret_file").strip()
-        if not text:
-            raise M365ConfigError(f"client secret file {self.client_secret_file} is empty")
-        return text
-
-    def read_certificate(self) -> tuple[str, str]:
-        """(private key PEM, certificate PEM)."""
-        if self.certificate is None or self.private_key is None:
-            raise M365ConfigError("[tenant] needs both certificate and private_key")
-        return (
-            _read_text(self.private_key, "private_key"),
-            _read_text(self.certificate, "certificate"),
-        )
 
 
 @dataclass(frozen=True)
@@ -147,13 +109,6 @@ def _glob(text: str, pattern: str) -> bool:
 
 def matches_any(text: str, patterns: tuple[str, ...]) -> bool:
     return any(_glob(text, p) for p in patterns)
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise M365ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def parse_size(value: Any) -> int:

@@ -10,7 +10,9 @@ URL forms (docs/backends.md describes each with its credentials and options):
 - ``rclone:REMOTE:PATH``: any remote of the rclone binary.
 
 Remote schemes are registered in ``_SCHEMES`` and imported only when used, so
-a machine without a cloud SDK still runs local repositories.
+a machine without a cloud SDK still runs local repositories. Each SDK is an extra
+of the ``coffer`` distribution (``_EXTRAS``): opening a backend whose SDK is not
+installed raises :class:`~store.errors.BackendNotInstalled`, naming the extra.
 
 Wrappers (retry, bandwidth limits, metadata cache) are backends around any
 backend; :func:`open_backend` composes them.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from types import ModuleType
 
 from store.backend.base import (
     Backend,
@@ -34,6 +37,7 @@ from store.backend.local import LocalBackend
 from store.backend.ratelimit import RateLimitedBackend
 from store.backend.redact import redact_text, redact_url
 from store.backend.retry import RetryingBackend
+from store.errors import BackendNotInstalled
 
 # scheme -> "module:function" returning a Backend for the rest of the URL.
 _SCHEMES: dict[str, str] = {
@@ -43,6 +47,30 @@ _SCHEMES: dict[str, str] = {
     "sftp": "store.backend.sftp:from_url",
     "rclone": "store.backend.rclone:from_url",
 }
+# scheme -> (the extra of pyproject.toml that installs its SDK, the SDK's
+# distribution, its top-level import names). rclone needs the rclone program, not a
+# Python package.
+_EXTRAS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "s3": ("s3", "boto3", ("boto3", "botocore")),
+    "azure": ("azure", "azure-storage-blob", ("azure",)),
+    "gs": ("gcs", "google-cloud-storage", ("google",)),
+    "sftp": ("sftp", "paramiko", ("paramiko",)),
+}
+
+
+def _import_scheme(scheme: str, module_name: str) -> ModuleType:
+    """Import a backend module; a missing SDK becomes BackendNotInstalled (any other
+    missing module is a broken installation and propagates as it is)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra, distribution, roots = _EXTRAS.get(scheme, ("", "", ()))
+        if (exc.name or "").partition(".")[0] not in roots:
+            raise
+        raise BackendNotInstalled(
+            f"the {scheme}: backend needs {distribution}, which is not installed: "
+            f"pip install 'coffer[{extra}]'"
+        ) from None
 
 
 def _open_raw(url: str) -> tuple[Backend, bool]:
@@ -51,7 +79,7 @@ def _open_raw(url: str) -> tuple[Backend, bool]:
     if sep and scheme in _SCHEMES:
         module_name, _, function_name = _SCHEMES[scheme].partition(":")
         factory: Callable[[str], Backend] = getattr(
-            importlib.import_module(module_name), function_name
+            _import_scheme(scheme, module_name), function_name
         )
         return factory(rest), True
     if sep and scheme == "local":
@@ -90,7 +118,8 @@ def open_backend(
     The layers, outermost first: cache, retry, bandwidth limit, backend (so
     cache hits cost no bandwidth, and every retried transfer is counted).
     Constructing a backend does no network I/O; errors show on first use.
-    Raises ValueError for an unknown scheme or a malformed URL.
+    Raises ValueError for an unknown scheme or a malformed URL, and
+    BackendNotInstalled when the scheme's SDK is not installed.
     """
     backend, remote = _open_raw(url)
     if limit_upload or limit_download:

@@ -5,7 +5,7 @@ A backend stores immutable objects under slash-separated keys such as
 engine's business; everything below it (files, S3, Azure, ...) is the backend's.
 
 Contract shared by every implementation (checked by the conformance suite in
-``tests/store/backend_conformance.py``):
+``tests/store/support/backend_conformance.py``):
 
 - ``put`` is atomic: a reader sees either no object or the whole object, never
   a prefix. Writing a key that exists replaces it atomically. Safe to retry.
@@ -23,7 +23,7 @@ the backend it wraps as ``inner``, and these pass through to it unless the
 wrapper overrides them):
 
 - ``create`` stores an object only if its name is free, atomically against
-  other creators (the maintenance lock, store/maintlock.py). A backend that
+  other creators (the maintenance lock, store/maintenance/maintlock.py). A backend that
   cannot promise it raises :class:`ConditionalWriteUnsupported`; remote ones
   check once per instance that the server really refuses the second create
   (:class:`CreateProbe`), since some S3-compatible servers and emulators
@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from store.errors import BackendError, ObjectNotFound
+from store.names import LOCK_PROBE
 
 # Temporary objects of interrupted writes start with this (local, SFTP, rclone).
 TEMP_PREFIX = ".tmp-"
@@ -177,7 +178,7 @@ class CreateProbe:
             if self._honoured is None:
                 # Three levels deep: if a crash leaves it, check shows it as an
                 # unknown object (a warning), not as a damaged lock.
-                key = f"locks/probe/create-{secrets.token_hex(8)}"
+                key = f"{LOCK_PROBE}create-{secrets.token_hex(8)}"
                 try:
                     first = create_once(key, b"first")
                     second = create_once(key, b"second")

@@ -45,10 +45,11 @@ from pathlib import Path
 
 from store.backend.base import Backend, ObjectInfo, validate_key
 from store.errors import ObjectNotFound
+from store.names import CONFIG, INDEX, SNAPSHOTS, TREE_PACKS
 
-CACHED_PREFIXES = ("index/", "snapshots/", "tree/")
-CACHED_KEYS = ("config",)
-MUTABLE_KEYS = frozenset({"config"})
+CACHED_PREFIXES = (INDEX, SNAPSHOTS, TREE_PACKS)
+CACHED_KEYS = (CONFIG,)
+MUTABLE_KEYS = frozenset({CONFIG})
 _TEMP_PREFIX = ".tmp-"
 
 

@@ -27,6 +27,7 @@ from store.backend.base import (
     validate_key,
 )
 from store.errors import BackendError, BackendFull, ObjectNotFound, TransientBackendError
+from store.names import DATA_PACKS, TREE_PACKS
 
 # Temporary files start with TEMP_PREFIX; list() never shows them, and prune
 # removes those older than its grace period (temporaries()).
@@ -59,7 +60,7 @@ def _translate(exc: OSError, key: str) -> BackendError:
 
 # Pack files never change once written, so reads keep them open (pread on a
 # cached descriptor) instead of opening the file for every blob.
-_IMMUTABLE_PREFIXES = ("data/", "tree/")
+_IMMUTABLE_PREFIXES = (DATA_PACKS, TREE_PACKS)
 _OPEN_PACKS = 64
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.helpers import CofferEnv, init, make_tree, new_env, tree_state
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env, tree_state
 
 
 def _ready(tmp_path: Path) -> tuple[CofferEnv, Path]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from store import LocalBackend, RepoConfig, Repository
-from tests.cli.helpers import CofferEnv, files_of, init, make_tree, new_env, tree_state
-from tests.store.helpers import FAST_KDF
-from tests.store.servers import S3Server, SshServer, moto_server, sshd_server
+from tests.cli.support.helpers import CofferEnv, files_of, init, make_tree, new_env, tree_state
+from tests.store.support.helpers import FAST_KDF
+from tests.store.support.servers import S3Server, SshServer, moto_server, sshd_server
 
 __all__ = ["moto_server", "sshd_server"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import CofferEnv, files_of, make_tree, new_env, tree_state
-from tests.cli.netmeter import MeterProxy
-from tests.store.servers import S3Server, moto_server
+from tests.cli.support.helpers import CofferEnv, files_of, make_tree, new_env, tree_state
+from tests.cli.support.netmeter import MeterProxy
+from tests.store.support.servers import S3Server, moto_server
 
 __all__ = ["moto_server"]
 
@@ -261,7 +261,7 @@ limit_upload = {LIMIT}
 def test_an_unreachable_first_destination_is_skipped(tmp_path: Path) -> None:
     # Nothing listens on this port: every attempt is refused, and retried
     # with backoff (about half a minute) before the destination counts as failed.
-    from tests.store.servers import free_port
+    from tests.store.support.servers import free_port
 
     env, extra = configured(
         tmp_path,

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import click
 
-from cli.destinations import DESTINATION_KEYS
 from cli.main import cli as coffer_group
-from cli.retention import COUNT_KEYS
+from cli.settings.destinations import DESTINATION_KEYS
+from cli.settings.retention import COUNT_KEYS
 from sources.m365.restore.settings import RESTORE_KEYS
 from sources.m365.settings import _KNOWN_KEYS as TENANT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
-# Top-level keys (cli/config.py, cli/app.py, cli/destinations.py) and those of
-# [prune] and [retention] (cli/commands/prune.py, cli/retention.py).
+# Top-level keys (cli/settings/config.py, cli/app.py, cli/settings/destinations.py) and those of
+# [prune] and [retention] (cli/commands/prune.py, cli/settings/retention.py).
 TOP_LEVEL_KEYS = {"repository", "cache_dir", "limit_upload", "limit_download"}
 PRUNE_KEYS = {"grace", "max-unused"}
 RETENTION_KEYS = (
@@ -41,7 +41,9 @@ def _cli_test_sources() -> str:
         if path.name == Path(__file__).name:
             continue
         text = path.read_text()
-        if re.search(r'\bCOFFER\b|with_name\("coffer"\)|from tests\.cli\.helpers import', text):
+        if re.search(
+            r'\bCOFFER\b|with_name\("coffer"\)|from tests\.cli\.support\.helpers import', text
+        ):
             texts.append(text)
     return "\n".join(texts)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.cli.helpers import init, make_tree, new_env
+from tests.cli.support.helpers import init, make_tree, new_env
 
 
 def test_an_io_error_of_the_storage_exits_15_with_one_line(tmp_path: Path) -> None:

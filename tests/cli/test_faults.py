@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from store import LocalBackend, Repository
-from tests.cli.helpers import COFFER, CofferEnv, files_of, init, make_tree, new_env, tree_state
+from tests.cli.support.helpers import (
+    COFFER,
+    CofferEnv,
+    files_of,
+    init,
+    make_tree,
+    new_env,
+    tree_state,
+)
 
 
 def _corpus(root: Path, files: int, seed: int) -> None:

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from store import Keyring, LocalBackend, Repository, WrongPassword
-from store.keys import new_escrow_slot
-from tests.cli.helpers import CofferEnv, init, new_env
-from tests.store.key_helpers import legacy_bytes, read_keyset_json, write_keyset_json
+from store.format.keys import new_escrow_slot
+from tests.cli.support.helpers import CofferEnv, init, new_env
+from tests.store.support.key_helpers import legacy_bytes, read_keyset_json, write_keyset_json
 
 
 def _planted(env: CofferEnv) -> tuple[str, str, x25519.X25519PrivateKey]:
@@ -25,7 +25,7 @@ def _planted(env: CofferEnv) -> tuple[str, str, x25519.X25519PrivateKey]:
     )
     theirs = Keyring.generate()
     as_file = new_escrow_slot(repo_id, theirs, pem, label="backup escrow")
-    (env.repo / as_file.key).write_bytes(legacy_bytes(as_file, theirs))
+    (env.repo / as_file.legacy_name).write_bytes(legacy_bytes(as_file, theirs))
     in_set = new_escrow_slot(repo_id, theirs, pem, label="backup escrow")
     data = read_keyset_json(env.root)
     data["slots"][in_set.slot_id] = in_set.fields

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import init, new_env
+from tests.cli.support.helpers import init, new_env
 from tools.graphsim.testing import running_tenant
 
 pytestmark = pytest.mark.sim

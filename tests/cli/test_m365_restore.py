@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from store import format_time
-from tests.cli.helpers import CofferEnv, Result, init, new_env
-from tests.mount.mounting import is_mounted
-from tests.sources.m365.restoring import Graph
+from tests.cli.support.helpers import CofferEnv, Result, init, new_env
+from tests.mount.support.mounting import is_mounted
+from tests.sources.m365.support.restoring import Graph
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim

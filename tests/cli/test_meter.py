@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from cli.meter import Meter
+from cli.ui.meter import Meter
 
 
 def test_eta_and_rate() -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.config import load_config
 from cli.errors import ConfigError
-from cli.retention import forget_after_backup, retention_from_config
+from cli.flows.afterbackup import forget_after_backup
+from cli.settings.config import load_config
+from cli.settings.retention import retention_from_config
 from store import UNLIMITED, Duration, RetentionPolicy
-from tests.cli.helpers import CofferEnv, init, make_tree, new_env
-from tests.store.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
+from tests.store.support.ops_helpers import ALICE, BOB, DAY, SITE, T0, backup, make_repo
 
 
 def _config(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]

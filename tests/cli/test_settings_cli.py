@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tests.cli.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv, init, new_env
 
 
 def _prune(env: CofferEnv, config: Path | None, *args: str) -> dict[str, Any]:

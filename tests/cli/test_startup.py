@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.cli.helpers import init, make_tree, new_env
+from tests.cli.support.helpers import init, make_tree, new_env
 
 ARENAS = textwrap.dedent(
     """

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import CofferEnv, Result, new_env
+from tests.cli.support.helpers import CofferEnv, Result, new_env
 from tools.graphsim.testing import RunningTenant, running_tenant
 from tools.graphsim.tokens import APP_ROLES
 

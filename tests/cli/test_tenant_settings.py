@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv, init, new_env
 from tools.graphsim.testing import running_tenant
 
 pytestmark = pytest.mark.sim

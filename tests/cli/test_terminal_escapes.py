@@ -5,7 +5,7 @@ C1 control (as a character and as a raw byte), DEL, a bidi override,
 zero-width characters, spaces only, a literal backslash, rich markup and a
 newline; the folder backed up is itself named with an OSC sequence, so the
 owner's name is hostile too. The real ``coffer`` prints them in every human
-listing and summary; the tests check the bytes it writes (tests/cli/escapes.py),
+listing and summary; the tests check the bytes it writes (tests/cli/support/escapes.py),
 read each shown name back by the documented escapes (docs/security.md) and
 compare with ``--json``, which must carry the exact names.
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cli.progress import Progress
-from tests.cli.escapes import (
+from cli.ui.progress import Progress
+from tests.cli.support.escapes import (
     HOSTILE,
     RAW_C1,
     assert_safe,
@@ -36,7 +36,7 @@ from tests.cli.escapes import (
     run_raw,
     unescape,
 )
-from tests.cli.helpers import COFFER, CofferEnv, init, new_env
+from tests.cli.support.helpers import COFFER, CofferEnv, init, new_env
 
 OWNER_DIR = "src\x1b]0;owner\x07"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.escapes import assert_safe, run_raw, unescape
-from tests.cli.helpers import CofferEnv, init, new_env
-from tests.sources.m365.restoring import Graph
+from tests.cli.support.escapes import assert_safe, run_raw, unescape
+from tests.cli.support.helpers import CofferEnv, init, new_env
+from tests.sources.m365.support.restoring import Graph
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from store.config import FORMAT_VERSION
+from store.format.config import FORMAT_VERSION
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GOLDEN = sorted(DATA.glob("golden-v*"), key=lambda p: int(p.name.removeprefix("golden-v")))

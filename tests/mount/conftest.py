@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.corpus import Corpus, build_corpus
+from tests.mount.support.corpus import Corpus, build_corpus
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from store import BackupRun, LocalBackend, Repository
-from tests.mount.corpus import (
+from tests.mount.support.corpus import (
     ALICE,
     ALICE_DIR,
     ARCHIVE_SIZE,
@@ -32,7 +32,7 @@ from tests.mount.corpus import (
     srv_items,
     store_owner,
 )
-from tests.mount.mounting import Mount, coffer, environment, is_mounted
+from tests.mount.support.mounting import Mount, coffer, environment, is_mounted
 from tests.mount.test_operations import damaged_repository
 
 pytestmark = pytest.mark.fuse

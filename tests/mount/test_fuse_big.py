@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from store import BackupRun
-from tests.mount.corpus import ALICE, ALICE_DIR, RUN2_NS, new_repository
-from tests.mount.mounting import Mount
+from tests.mount.support.corpus import ALICE, ALICE_DIR, RUN2_NS, new_repository
+from tests.mount.support.mounting import Mount
 
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
 

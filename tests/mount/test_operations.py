@@ -32,7 +32,7 @@ from store import (
     TransientBackendError,
     VirtualFS,
 )
-from tests.mount.corpus import (
+from tests.mount.support.corpus import (
     ALICE,
     ALICE_DIR,
     ARCHIVE_SIZE,

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from sources.folder import backup_folder, restore_to_dir
+from sources.folder import backup_folder
+from sources.localdir import restore_to_dir
 from store import BackupRun, LocalBackend, Repository, Snapshot
-from tests.cli.helpers import init, new_env
-from tests.store.helpers import OWNER, PASSWORD, make_repo
+from tests.cli.support.helpers import init, new_env
+from tests.store.support.helpers import OWNER, PASSWORD, make_repo
 
 USER, GROUP = 1234, 2345  # ids no account on this machine has
 NOBODY = pwd.getpwnam("nobody")

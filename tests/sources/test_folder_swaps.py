@@ -21,7 +21,7 @@ from pathlib import Path
 from sources.folder import backup_folder
 from sources.folder.backup import SWAPPED
 from store import BackupRun, Repository, Snapshot
-from tests.store.helpers import make_repo
+from tests.store.support.helpers import make_repo
 
 SECRET = b"root-only secret content\n"
 USER_DATA = b"the user's own file\n"

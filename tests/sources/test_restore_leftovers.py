@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.cli.helpers import init, new_env
+from tests.cli.support.helpers import init, new_env
 
 
 def _leftovers(root: Path) -> list[Path]:

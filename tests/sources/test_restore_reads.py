@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from sources.folder import restore_to_dir
+from sources.localdir import restore_to_dir
 from store import LocalBackend, Repository
-from tests.store.helpers import PASSWORD, make_repo, snapshot_of
+from tests.store.support.helpers import PASSWORD, make_repo, snapshot_of
 from tests.store.test_blobread import CountingBackend, files
 
 

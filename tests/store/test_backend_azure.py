@@ -12,9 +12,9 @@ from azure.storage.blob import BlobServiceClient
 from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.azure_blob import AzureBlobBackend
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
-from tests.store.servers import AzuriteServer, azurite_server, free_port
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultProxy, write_and_verify_through_faults
+from tests.store.support.servers import AzuriteServer, azurite_server, free_port
 from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["azurite_server"]

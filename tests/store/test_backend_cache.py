@@ -11,7 +11,7 @@ import pytest
 from store.backend import Backend, CachingBackend, LocalBackend, ObjectInfo, open_backend
 from store.backend.cache import is_cached
 from store.errors import ObjectNotFound
-from tests.store.backend_conformance import BackendConformance
+from tests.store.support.backend_conformance import BackendConformance
 from tests.store.test_backend_extra import ExtraConformance
 
 

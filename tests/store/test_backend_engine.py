@@ -14,9 +14,9 @@ import pytest
 
 from store import Repository, open_backend
 from store.backend import CachingBackend, RetryingBackend
-from tests.store.faulty_backend import FaultProxy
-from tests.store.helpers import FAST_KDF, PASSWORD, read_all, snapshot_of
-from tests.store.servers import (
+from tests.store.support.faulty_backend import FaultProxy
+from tests.store.support.helpers import FAST_KDF, PASSWORD, read_all, snapshot_of
+from tests.store.support.servers import (
     AzuriteServer,
     GcsServer,
     S3Server,

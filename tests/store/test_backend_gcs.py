@@ -11,9 +11,9 @@ import pytest
 from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.gcs import GcsBackend
 from store.errors import ObjectNotFound, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
-from tests.store.servers import GcsServer, free_port, gcs_server
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultProxy, write_and_verify_through_faults
+from tests.store.support.servers import GcsServer, free_port, gcs_server
 from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["gcs_server"]

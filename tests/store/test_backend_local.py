@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from store.backend import Backend, LocalBackend, open_backend
-from tests.store.backend_conformance import BackendConformance
+from tests.store.support.backend_conformance import BackendConformance
 
 
 class TestLocalBackend(BackendConformance):

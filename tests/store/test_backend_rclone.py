@@ -14,8 +14,8 @@ import requests
 from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.rclone import RcloneBackend, from_url
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultyBackend, write_and_verify_through_faults
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultyBackend, write_and_verify_through_faults
 from tests.store.test_backend_extra import ExtraConformance
 
 pytestmark = pytest.mark.server

@@ -11,8 +11,8 @@ import pytest
 
 from store.backend import Backend, LocalBackend, RetryingBackend
 from store.errors import BackendFull, ObjectNotFound, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultyBackend
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultyBackend
 from tests.store.test_backend_extra import ExtraConformance
 
 

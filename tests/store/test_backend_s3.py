@@ -17,9 +17,9 @@ from store.backend import Backend, RetryingBackend, open_backend
 from store.backend.ratelimit import KIB
 from store.backend.s3 import S3Backend, parse_url, translate_error
 from store.errors import BackendError, ObjectNotFound, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
-from tests.store.servers import S3Server, free_port, moto_server
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultProxy, write_and_verify_through_faults
+from tests.store.support.servers import S3Server, free_port, moto_server
 from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["moto_server"]

@@ -15,9 +15,9 @@ import pytest
 from store.backend import Backend, RetryingBackend, open_backend, sftp_pipeline
 from store.backend.sftp import HostKeyError, SftpBackend, parse_url
 from store.errors import BackendError, TransientBackendError
-from tests.store.backend_conformance import BackendConformance
-from tests.store.faulty_backend import FaultProxy, write_and_verify_through_faults
-from tests.store.servers import SshServer, free_port, sshd_server
+from tests.store.support.backend_conformance import BackendConformance
+from tests.store.support.faulty_backend import FaultProxy, write_and_verify_through_faults
+from tests.store.support.servers import SshServer, free_port, sshd_server
 from tests.store.test_backend_extra import ExtraConformance
 
 __all__ = ["sshd_server"]

@@ -1,4 +1,4 @@
-"""Bulk reads grouped by pack (store/blobread.py) and the restore prefetch built on them."""
+"""Bulk reads grouped by pack (store/repository/blobread.py) and the restore prefetch on them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from store import Backend, IntegrityError, LocalBackend, ObjectInfo, Repository
-from store.blobindex import BlobLocation
-from store.blobread import MERGE_GAP, plan_ranges, read_blobs
+from store.cache.blobindex import BlobLocation
 from store.ids import BlobId, PackId
-from tests.store.helpers import PASSWORD, make_repo, snapshot_of
+from store.repository.blobread import MERGE_GAP, plan_ranges, read_blobs
+from tests.store.support.helpers import PASSWORD, make_repo, snapshot_of
 
 
 class CountingBackend(Backend):

@@ -23,9 +23,8 @@ import pytest
 import zstandard
 
 from store import FormatTooNew, IntegrityError, LocalBackend, Repository
-from store.blobread import read_blobs
-from store.codec import unpack
-from store.crypto import (
+from store.format.codec import decode
+from store.format.crypto import (
     _SEALED_HEADER,
     SEALED_MAGIC,
     SEALED_VERSION,
@@ -36,15 +35,17 @@ from store.crypto import (
     keyed_hash,
     unseal,
 )
-from store.ids import DATA, PACK_DATA, BlobId, IndexId, SnapshotId, pack_key
-from store.index import IndexObject, PackRecord
-from store.marks import _decode as decode_mark
-from store.pack import BlobEntry, PackBuilder, read_trailer
-from store.reader import ItemReader
-from store.snapshot import Snapshot
-from store.tree import Entry, Page
-from tests.cli.helpers import init, make_tree, new_env
-from tests.store.helpers import make_repo, snapshot_of
+from store.format.index import IndexObject, PackRecord
+from store.format.pack import BlobEntry, PackBuilder, read_trailer
+from store.format.snapshot import Snapshot
+from store.format.tree import Entry, Page
+from store.ids import DATA, PACK_DATA, BlobId, IndexId, SnapshotId
+from store.names import pack_name
+from store.repository.blobread import read_blobs
+from store.repository.marks import _decode as decode_mark
+from store.repository.reader import ItemReader
+from tests.cli.support.helpers import init, make_tree, new_env
+from tests.store.support.helpers import make_repo, snapshot_of
 
 # A bomb: 64 MiB of zeros in a zstd frame of a few KiB.
 BOMB_SIZE = 64 * 1024 * 1024
@@ -104,7 +105,7 @@ def _store_blob(repo: Repository, blob_id: BlobId, raw_length: int, payload: byt
     builder = PackBuilder(PACK_DATA, kr.current, kr.current_key)
     builder.add(DATA, blob_id, raw_length, payload)
     data, entries = builder.finish()
-    repo.backend.put(pack_key(builder.pack_id, PACK_DATA), data)
+    repo.backend.put(pack_name(builder.pack_id, PACK_DATA), data)
     repo.write_index([PackRecord(builder.pack_id, PACK_DATA, kr.current, entries)])
 
 
@@ -180,7 +181,7 @@ def test_msgpack_claiming_huge_lengths_is_refused_before_allocating() -> None:
         b"\xdb\xff\xff\xff\xff",  # str of 4 GiB
         b"\x91" * 100_000 + b"\xc0",  # nesting deeper than any stack
     ):
-        error, peak = _peak(lambda raw=raw: unpack(raw, "hostile"))
+        error, peak = _peak(lambda raw=raw: decode(raw, "hostile"))
         assert isinstance(error, IntegrityError), raw[:5]
         assert peak < PEAK_LIMIT
 
@@ -209,7 +210,7 @@ def test_huge_integers_where_ids_belong_are_refused_before_allocating() -> None:
 
 def test_blob_entry_validation_survives_python_optimize() -> None:
     script = (
-        "from store.pack import BlobEntry\n"
+        "from store.format.pack import BlobEntry\n"
         "from store.errors import IntegrityError\n"
         "for bad in ([0, b'short', 10, 20, 5], [0, b'x' * 32, -1, 20, 5],"
         " ['t', b'x' * 32, 10, 20, 5], [0, b'x' * 32, 10, 20], 'not a list'):\n"
@@ -296,7 +297,7 @@ def test_pack_trailer_with_hostile_entries_is_damage(repo: Repository) -> None:
     """A trailer sealed with the real pack key but listing a 5-byte blob ID."""
     snapshot_of(repo, {"a": b"x" * 100})
     record = next(iter(repo.load_index(IndexId(repo.list_index_ids()[0])).packs))
-    data = repo.backend.get(pack_key(record.pack_id, record.kind))
+    data = repo.backend.get(pack_name(record.pack_id, record.kind))
     with pytest.raises(IntegrityError):
         read_trailer(data[:-1] + b"\x00", repo.keyring.current_key, record.pack_id, "pack")
     assert read_trailer(data, repo.keyring.current_key, record.pack_id, "pack")

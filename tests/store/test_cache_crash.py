@@ -15,8 +15,8 @@ from pathlib import Path
 
 import lmdb
 
-from store.blobindex import BlobIndex
-from tests.cli.helpers import CofferEnv, files_of, init, make_tree, new_env
+from store.cache.blobindex import BlobIndex
+from tests.cli.support.helpers import CofferEnv, files_of, init, make_tree, new_env
 
 
 def _blob_index_dir(env: CofferEnv) -> Path:

@@ -15,9 +15,9 @@ from store import (
     record_check,
     repair_snapshots,
 )
-from store.checkdata import select_packs, validate_subset
-from store.inventory import take_inventory
-from tests.store.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo
+from store.maintenance.check.read_data import select_packs, validate_subset
+from store.maintenance.inventory import take_inventory
+from tests.store.support.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo
 
 
 def _many_packs(root: Path, count: int = 12):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from store import Repository, add_escrow_slot, add_password_slot
-from tests.store.ops_helpers import ALICE, BOB, CHEAP_KDF, SITE, backup, check, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, CHEAP_KDF, SITE, backup, check, make_repo
 
 
 def _escrow_pem() -> bytes:

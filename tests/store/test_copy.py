@@ -1,4 +1,4 @@
-"""Copying snapshots between repositories with different keys (store/copy.py)."""
+"""Copying snapshots between repositories with different keys (store/copy/copier.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from store import (
     StoreError,
     copy_snapshots,
     missing_snapshots,
-    snapshot_key,
+    snapshot_identity,
 )
 from store.backend import LocalBackend
-from store.copymap import CopyMap
-from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId, pack_key
-from store.index import PackRecord
-from tests.store.faulty_backend import FaultyBackend
-from tests.store.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
+from store.cache.copymap import CopyMap
+from store.format.index import PackRecord
+from store.ids import PACK_DATA, PACK_TREE, BlobId, IndexId
+from store.names import pack_name
+from tests.store.support.faulty_backend import FaultyBackend
+from tests.store.support.helpers import FAST_KDF, PASSWORD, make_repo, read_all, reopen, snapshot_of
 
 ALICE = Owner("users", "id-alice", "alice@contoso.example")
 BOB = Owner("users", "id-bob", "bob@contoso.example")
@@ -103,10 +104,10 @@ def test_copy_translates_every_id_and_keeps_everything_else(
     assert [s for s, _ in result.copied] == [first, second, other]
     assert not result.failed
     assert not result.present
-    copies = {snapshot_key(c): c for c in dest.list_snapshots()}
-    assert set(copies) == {snapshot_key(s) for s in (first, second, other)}
+    copies = {snapshot_identity(c): c for c in dest.list_snapshots()}
+    assert set(copies) == {snapshot_identity(s) for s in (first, second, other)}
     for original in (first, second, other):
-        copy = copies[snapshot_key(original)]
+        copy = copies[snapshot_identity(original)]
         assert copy.snapshot_id != original.snapshot_id
         assert copy.tree != original.tree
         assert (copy.owner, copy.run, copy.time_ns, copy.host) == (
@@ -120,8 +121,8 @@ def test_copy_translates_every_id_and_keeps_everything_else(
         assert tree_view(dest, copy) == tree_view(source, original)
         assert sync_state(dest, copy) == sync_state(source, original)
     # Parents are translated, so the history reads the same.
-    assert copies[snapshot_key(second)].parent == copies[snapshot_key(first)].snapshot_id
-    assert copies[snapshot_key(first)].parent is None
+    assert copies[snapshot_identity(second)].parent == copies[snapshot_identity(first)].snapshot_id
+    assert copies[snapshot_identity(first)].parent is None
     assert result.stats.snapshots_copied == 3
     assert result.stats.blobs_added > 0
 
@@ -208,7 +209,7 @@ def test_a_lost_destination_index_makes_the_copy_walk_again(
             if record.kind == PACK_TREE:
                 kept.append(record)
             else:
-                dest.backend.delete(pack_key(record.pack_id, PACK_DATA))
+                dest.backend.delete(pack_name(record.pack_id, PACK_DATA))
     assert kept
     dest.write_index(kept, old_indexes)
     for index_id in old_indexes:
@@ -237,7 +238,7 @@ def test_damage_in_the_source_fails_only_the_snapshots_it_touches(
         if c not in alice_chunks
     }
     for pack_id in bob_packs:
-        key = pack_key(pack_id, PACK_DATA)
+        key = pack_name(pack_id, PACK_DATA)
         raw = bytearray(source.backend.get(key))
         raw[20] ^= 0xFF
         source.backend.put(key, bytes(raw))
@@ -269,9 +270,9 @@ def test_a_copy_stopped_by_a_failing_destination_resumes(
         result = copy_snapshots(source, dest, snapshots)
         assert len(result.present) == len(done)
         assert len(result.copied) == 3 - len(done)
-        copies = {snapshot_key(c): c for c in dest.list_snapshots()}
+        copies = {snapshot_identity(c): c for c in dest.list_snapshots()}
         for original in snapshots:
-            assert read_all(dest, copies[snapshot_key(original)]) == read_all(source, original)
+            assert read_all(dest, copies[snapshot_identity(original)]) == read_all(source, original)
 
 
 def test_checkpoints_are_distinct_from_complete_snapshots(

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from store import TREE, BlobId, TreeReader, diff_trees, pair_moves, repository_stats
-from tests.store.ops_helpers import ALICE, BOB, SITE, backup, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, SITE, backup, make_repo
 
 
 def test_diff_lists_added_removed_changed_and_moved(tmp_path: Path) -> None:

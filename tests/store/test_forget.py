@@ -13,7 +13,7 @@ from store import (
     execute_forget,
     plan_forget,
 )
-from tests.store.ops_helpers import ALICE, BOB, DAY, T0, backup, check, make_repo
+from tests.store.support.ops_helpers import ALICE, BOB, DAY, T0, backup, check, make_repo
 
 
 def _ids(snaps: list) -> set[str]:  # type: ignore[type-arg]

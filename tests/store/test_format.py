@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store import ChunkerParams, IntegrityError, Keyring
-from store.chunker import Chunker
-from store.crypto import (
+from store.format.chunker import Chunker
+from store.format.crypto import (
     CODEC_RAW,
     CODEC_ZSTD,
     decode_payload,
@@ -26,7 +26,7 @@ from store.crypto import (
     seal,
     unseal,
 )
-from store.pack import HEADER_SIZE, PackBuilder, open_blob, read_trailer
+from store.format.pack import HEADER_SIZE, PackBuilder, open_blob, read_trailer
 
 ROOT = bytes(range(32))
 EPOCH_KEY = bytes(range(32, 64))
@@ -53,10 +53,10 @@ def test_chunker_vector() -> None:
     # behaviour and our parameters; tests/data/vectors/v1.json).
     vectors = json.loads((DATA / "vectors" / "v1.json").read_text())
     data = bytes((i * 7919 + (i >> 8) * 31) % 251 for i in range(200_000))
-    chunker = Chunker(ChunkerParams(min=1024, avg=4096, max=16384), KEYRING.chunker_seed)
+    chunker = Chunker(ChunkerParams(min=1024, normal_size=4096, max=16384), KEYRING.chunker_seed)
     sizes = [len(c) for c in chunker.cut_bytes(data)]
     assert sizes == vectors["chunks"]["small"]
-    other_seed = Chunker(ChunkerParams(min=1024, avg=4096, max=16384), 12345)
+    other_seed = Chunker(ChunkerParams(min=1024, normal_size=4096, max=16384), 12345)
     assert [len(c) for c in other_seed.cut_bytes(data)] != sizes
 
 
@@ -70,7 +70,7 @@ def test_chunks_respect_bounds_and_concatenate(size: int, seed: int, period: int
     # Random bytes, and periodic runs (the chunker's worst case for max size).
     rng = random.Random(seed)
     data = rng.randbytes(size // 2) + bytes(range(period)) * (size // (2 * period))
-    params = ChunkerParams(min=1024, avg=4096, max=16384)
+    params = ChunkerParams(min=1024, normal_size=4096, max=16384)
     chunks = list(Chunker(params, seed | 1).cut_bytes(data))
     assert b"".join(chunks) == data
     for chunk in chunks[:-1]:

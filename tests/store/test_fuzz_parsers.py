@@ -28,8 +28,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from store import FormatTooNew, IntegrityError, Repository, StoreError
-from store.config import CONFIG_KEY, decode_config, read_header
-from store.crypto import (
+from store.format.config import decode_config, read_header
+from store.format.crypto import (
     _SEALED_HEADER,
     SEALED_MAGIC,
     SEALED_VERSION,
@@ -40,17 +40,18 @@ from store.crypto import (
     encrypt,
     seal,
 )
+from store.format.keys import Keyring, KeySlot
+from store.format.pack import _HEADER, PACK_MAGIC, PACK_VERSION, pack_aead_key, read_trailer
+from store.format.snapshot import OWNER_KINDS, format_time
+from store.format.tree import Page
 from store.ids import PACK_DATA, IndexId, PackId, SnapshotId
-from store.inventory import PackFile
-from store.keys import Keyring, KeySlot
-from store.marks import MARK_PREFIX, load_mark
-from store.pack import _HEADER, PACK_MAGIC, PACK_VERSION, pack_key_for, read_trailer
-from store.packverify import verify_pack_bytes
-from store.pruning import PruneOptions, prune
-from store.snapshot import OWNER_KINDS, format_time
-from store.tree import Page
+from store.maintenance.inventory import PackFile
+from store.maintenance.packverify import verify_pack_bytes
+from store.maintenance.prune.pruning import PruneOptions, prune
+from store.names import CONFIG, MARKS
+from store.repository.marks import load_mark
 from tests.fuzzing import FUZZ, MISSING, bounded, json_values, maybe, mutated, record, values
-from tests.store.helpers import make_repo
+from tests.store.support.helpers import make_repo
 
 DOCUMENTED = (IntegrityError, FormatTooNew)
 
@@ -208,11 +209,11 @@ def test_fuzz_index(repo: Repository, plain: bytes) -> None:
 @given(plain=_packed(mark_maps))
 def test_fuzz_mark(repo: Repository, plain: bytes) -> None:
     def read() -> None:
-        mark_id = _store(repo, "mark", MARK_PREFIX, plain)
+        mark_id = _store(repo, "mark", MARKS, plain)
         try:
-            load_mark(repo, MARK_PREFIX + mark_id.hex())
+            load_mark(repo, MARKS + mark_id.hex())
         finally:
-            repo.backend.delete(MARK_PREFIX + mark_id.hex())
+            repo.backend.delete(MARKS + mark_id.hex())
 
     bounded("mark", read, DOCUMENTED)
 
@@ -233,7 +234,7 @@ def _pack_with_trailer(repo: Repository, pack_id: bytes, body: bytes, payload: b
     kr = repo.keyring
     header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, PACK_DATA, kr.current)
     length = struct.pack(">I", len(payload) + 16)
-    key = pack_key_for(kr.current_key, pack_id)
+    key = pack_aead_key(kr.current_key, pack_id)
     return header + body + encrypt(key, TRAILER_NONCE, payload, header + length) + length
 
 
@@ -281,7 +282,7 @@ def test_fuzz_config(repo: Repository, header: Any, body: bytes) -> None:
         header.setdefault("id", repo.repo_id)
     line = json.dumps(header).encode()
     kr = repo.keyring
-    raw = line + b"\n" + seal(kr.current, kr.current_key, "config", CONFIG_KEY, body, None, line)
+    raw = line + b"\n" + seal(kr.current, kr.current_key, "config", CONFIG, body, None, line)
 
     def read() -> None:
         decode_config(read_header(raw), kr)

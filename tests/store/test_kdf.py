@@ -10,7 +10,7 @@ import os
 import pytest
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from store.keys import KdfParams
+from store.format.keys import KdfParams
 
 
 @pytest.mark.parametrize(

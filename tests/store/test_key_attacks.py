@@ -1,8 +1,8 @@
 """Attacks on the key slots and the metadata cache (issue 12, items 1-5).
 
 Each test performs one attack against a real repository on disk and fails
-without its defence (store/keyops.py, store/keyopen.py, store/keyset.py,
-store/backend/cache.py, the ``read_storage`` of check and repair).
+without its defence (store/maintenance/keyops.py, store/repository/keyopen.py,
+store/repository/keyset.py, store/backend/cache.py, the ``read_storage`` of check and repair).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from store import (
     slot_statuses,
 )
 from store.backend import CachingBackend
-from store.keys import new_escrow_slot, new_password_slot
-from tests.store.key_helpers import (
+from store.format.keys import new_escrow_slot, new_password_slot
+from tests.store.support.key_helpers import (
     CHEAP_KDF,
     PASSWORD,
     canonical,
@@ -41,7 +41,7 @@ from tests.store.key_helpers import (
     read_keyset_json,
     write_keyset_json,
 )
-from tests.store.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo, restore_all
+from tests.store.support.ops_helpers import ALICE, BOB, SITE, backup, check, make_repo, restore_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SECOND = b"second host password"
@@ -81,7 +81,7 @@ def test_rotation_never_hands_the_keyring_to_a_planted_escrow_slot(
     # for their own public key, MACed with a keyring of their own making.
     theirs = Keyring.generate()
     planted = new_escrow_slot(repo.repo_id, theirs, pem, label="escrow")
-    (tmp_path / "repo" / planted.key).write_bytes(legacy_bytes(planted, theirs))
+    (tmp_path / "repo" / planted.legacy_name).write_bytes(legacy_bytes(planted, theirs))
     if layout == "keyset":
         data = read_keyset_json(tmp_path)
         data["slots"][planted.slot_id] = planted.fields
@@ -118,7 +118,7 @@ def test_a_former_key_holder_cannot_plant_a_slot_the_next_rotation_accepts(
     data["slots"][forged.slot_id] = forged.fields
     write_keyset_json(tmp_path, data)
     forged_file = new_escrow_slot(repo.repo_id, stolen, pem)
-    (tmp_path / "repo" / forged_file.key).write_bytes(legacy_bytes(forged_file, stolen))
+    (tmp_path / "repo" / forged_file.legacy_name).write_bytes(legacy_bytes(forged_file, stolen))
 
     rotation = rotate_master_key(repo)
 
@@ -186,7 +186,7 @@ def test_open_tries_a_bounded_number_of_password_slots(tmp_path: Path) -> None:
     for number in range(40):
         theirs = Keyring.generate()
         planted = new_password_slot(repo_id, theirs, b"x", kdf=CHEAP_KDF, slot_id=f"{number:032x}")
-        (tmp_path / "repo" / planted.key).write_bytes(legacy_bytes(planted, theirs))
+        (tmp_path / "repo" / planted.legacy_name).write_bytes(legacy_bytes(planted, theirs))
     with pytest.raises(WrongPassword, match="--key-id") as info:
         open_repo(tmp_path, PASSWORD, "new-host")
     assert "not tried" in str(info.value)
@@ -223,7 +223,7 @@ def test_a_rolled_back_key_set_is_refused_by_a_host_that_saw_a_newer_one(tmp_pat
         open_repo(tmp_path, PASSWORD, "cache")
     keyset_path(tmp_path).unlink()
     stale = new_password_slot(repo.repo_id, Keyring.generate(), PASSWORD, kdf=CHEAP_KDF)
-    (tmp_path / "repo" / stale.key).write_bytes(stale.to_json())
+    (tmp_path / "repo" / stale.legacy_name).write_bytes(stale.to_json())
     with pytest.raises(IntegrityError, match=r"other keys|disappeared"):
         open_repo(tmp_path, PASSWORD, "cache")
 
@@ -297,7 +297,7 @@ def _child(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "tests.store.keys_child",
+            "tests.store.support.keys_child",
             "crashkey",
             str(root / "repo"),
             str(root / "h1"),
@@ -402,7 +402,7 @@ def test_key_list_names_planted_slots(tmp_path: Path) -> None:
     _private, pem = attacker()
     theirs = Keyring.generate()
     planted = new_escrow_slot(repo.repo_id, theirs, pem)
-    (tmp_path / "repo" / planted.key).write_bytes(legacy_bytes(planted, theirs))
+    (tmp_path / "repo" / planted.legacy_name).write_bytes(legacy_bytes(planted, theirs))
     statuses = {s.slot_id: s for s in slot_statuses(repo)}
     assert statuses[repo.slot_id].problem is None
     assert "planted" in (statuses[planted.slot_id].problem or "")

@@ -24,8 +24,8 @@ from store import (
     rotate_master_key,
     slot_statuses,
 )
-from store.pack import read_header
-from tests.store.ops_helpers import (
+from store.format.pack import read_header
+from tests.store.support.ops_helpers import (
     ALICE,
     BOB,
     CHEAP_KDF,

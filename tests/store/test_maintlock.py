@@ -22,10 +22,11 @@ import pytest
 
 from store import RepoConfig, Repository, RepositoryLocked
 from store.backend import Backend, open_backend
-from store.codec import pack, unpack
-from store.maintlock import LOCK_KEY, MaintenanceLock, host_identity, process_start
-from tests.store.helpers import FAST_KDF, PASSWORD
-from tests.store.servers import (
+from store.format.codec import decode, encode
+from store.maintenance.maintlock import MaintenanceLock, host_identity, process_start
+from store.names import MAINTENANCE_LOCK
+from tests.store.support.helpers import FAST_KDF, PASSWORD
+from tests.store.support.servers import (
     AzuriteServer,
     GcsServer,
     S3Server,
@@ -150,7 +151,7 @@ def test_hosts_racing_for_the_lock_have_exactly_one_winner(
         assert len(winners) == 1
         assert modes == [mode]
     with open_host(9) as repo:
-        assert not repo.backend.exists(LOCK_KEY)  # released
+        assert not repo.backend.exists(MAINTENANCE_LOCK)  # released
 
 
 def test_hosts_racing_to_take_over_a_stale_lock_have_one_winner(
@@ -159,7 +160,9 @@ def test_hosts_racing_to_take_over_a_stale_lock_have_one_winner(
     _mode, open_host = hosts
     with open_host(9) as repo:
         # A holder from another machine that stopped refreshing an hour ago.
-        repo.save_object("lock", LOCK_KEY, _holder(refreshed=time.time_ns() - 60 * MINUTE_NS))
+        repo.save_object(
+            "lock", MAINTENANCE_LOCK, _holder(refreshed=time.time_ns() - 60 * MINUTE_NS)
+        )
     winners, _modes, errors = _race(
         open_host, 4, lambda repo: MaintenanceLock(repo, "prune", settle=1.5)
     )
@@ -175,7 +178,7 @@ def _holder(
     pid: int = 4242,
     pstart: int | None = 1,
 ) -> bytes:
-    return pack(
+    return encode(
         {
             "v": 1,
             "token": os.urandom(16).hex(),
@@ -211,7 +214,7 @@ def test_a_holder_in_another_container_with_our_hostname_is_not_taken_as_dead(
     # Containers sharing a hostname: its PID means nothing in our PID namespace.
     local_repo.save_object(
         "lock",
-        LOCK_KEY,
+        MAINTENANCE_LOCK,
         _holder(refreshed=time.time_ns(), host=socket.gethostname(), pid=_free_pid()),
     )
     with pytest.raises(RepositoryLocked, match="prune is running"):
@@ -223,7 +226,7 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once(local_repo: Reposito
     started = process_start(child.pid)
     fields = {"host": socket.gethostname(), "hostid": host_identity(), "pid": child.pid}
     local_repo.save_object(
-        "lock", LOCK_KEY, _holder(refreshed=time.time_ns(), pstart=started, **fields)
+        "lock", MAINTENANCE_LOCK, _holder(refreshed=time.time_ns(), pstart=started, **fields)
     )
     with pytest.raises(RepositoryLocked):
         MaintenanceLock(local_repo, "prune").acquire()  # alive: refused
@@ -236,7 +239,9 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once(local_repo: Reposito
 def test_a_reused_pid_does_not_keep_a_dead_holder_alive(local_repo: Repository) -> None:
     # Our own PID, but the holder's process started at another time: not us.
     fields = {"host": socket.gethostname(), "hostid": host_identity(), "pid": os.getpid()}
-    local_repo.save_object("lock", LOCK_KEY, _holder(refreshed=time.time_ns(), pstart=1, **fields))
+    local_repo.save_object(
+        "lock", MAINTENANCE_LOCK, _holder(refreshed=time.time_ns(), pstart=1, **fields)
+    )
     with MaintenanceLock(local_repo, "prune"):
         pass
 
@@ -256,7 +261,7 @@ def test_a_holder_that_lost_the_lock_stops_before_deleting(local_repo: Repositor
     stalled.release()  # does not delete the new holder's lock
     other.ensure_held()
     other.release()
-    assert not local_repo.backend.exists(LOCK_KEY)
+    assert not local_repo.backend.exists(MAINTENANCE_LOCK)
 
 
 def test_the_heartbeat_notices_a_takeover_and_never_writes_over_it(
@@ -266,13 +271,13 @@ def test_the_heartbeat_notices_a_takeover_and_never_writes_over_it(
     first.acquire()
     # A takeover the first holder did not see coming (a slow lease contender).
     intruder = MaintenanceLock(local_repo, "repair index")
-    local_repo.save_object("lock", LOCK_KEY, intruder._content())
+    local_repo.save_object("lock", MAINTENANCE_LOCK, intruder._content())
     time.sleep(0.5)
     with pytest.raises(RepositoryLocked):
         first.ensure_held()
     intruder.ensure_held()  # still the intruder's after many heartbeat periods
     first.release()
-    assert local_repo.backend.exists(LOCK_KEY)
+    assert local_repo.backend.exists(MAINTENANCE_LOCK)
 
 
 def test_backend_without_conditional_writes_uses_the_lease(
@@ -285,7 +290,7 @@ def test_backend_without_conditional_writes_uses_the_lease(
             assert lock.mode == "lease"
             with open_host(2) as other, pytest.raises(RepositoryLocked, match="prune"):
                 MaintenanceLock(other, "prune", settle=0.2).acquire()
-        assert not backend.exists(LOCK_KEY)
+        assert not backend.exists(MAINTENANCE_LOCK)
 
 
 @pytest.mark.parametrize("started", ["yesterday", float("inf"), -1, (1 << 64) - 1, None])
@@ -293,8 +298,8 @@ def test_a_lock_with_a_hostile_start_time_is_refused_in_one_line(
     local_repo: Repository, started: object
 ) -> None:
     # Whoever holds a key can seal any lock; its fields are checked before use.
-    fields = unpack(_holder(refreshed=time.time_ns()), "lock")
+    fields = decode(_holder(refreshed=time.time_ns()), "lock")
     fields["started"] = started
-    local_repo.save_object("lock", LOCK_KEY, pack(fields))
+    local_repo.save_object("lock", MAINTENANCE_LOCK, encode(fields))
     with pytest.raises(RepositoryLocked, match="since an unknown time"):
         MaintenanceLock(local_repo, "repair index").acquire()

@@ -21,11 +21,12 @@ from store import (
     plan_forget,
     prune,
 )
-from store.crypto import encode_payload
-from store.ids import DATA, pack_key
-from store.index import PackRecord
-from store.pack import PackBuilder
-from tests.store.ops_helpers import (
+from store.format.crypto import encode_payload
+from store.format.index import PackRecord
+from store.format.pack import PackBuilder
+from store.ids import DATA
+from store.names import pack_name
+from tests.store.support.ops_helpers import (
     ALICE,
     BOB,
     DAY,
@@ -226,7 +227,7 @@ def _orphan_pack(repo: Repository) -> PackRecord:
     blob_id = repo.blob_writer().blob_id(data)
     builder.add(DATA, blob_id, len(data), encode_payload(data, 3))
     raw, entries = builder.finish()
-    repo.backend.put(pack_key(builder.pack_id, 1), raw)
+    repo.backend.put(pack_name(builder.pack_id, 1), raw)
     return PackRecord(builder.pack_id, 1, repo.keyring.current, entries)
 
 
@@ -236,7 +237,7 @@ def test_orphan_packs_are_marked_and_swept(tmp_path: Path) -> None:
     record = _orphan_pack(repo)
     assert any(p.code == "pack-unindexed" for p in check(repo).warnings)
     assert record.pack_id.hex() in prune(repo, opts(T0)).marked
-    assert pack_key(record.pack_id, 1) in prune(repo, opts(T0 + 2 * DAY)).deleted
+    assert pack_name(record.pack_id, 1) in prune(repo, opts(T0 + 2 * DAY)).deleted
     assert not check(repo).problems
 
 
@@ -248,8 +249,8 @@ def test_an_orphan_that_a_backup_indexes_later_is_revived(tmp_path: Path) -> Non
     repo.write_index([record])  # the slow backup finally writes its index
     result = prune(repo, opts(T0 + 2 * DAY))
     assert record.pack_id.hex() in result.revived
-    assert pack_key(record.pack_id, 1) not in result.deleted
-    assert repo.backend.exists(pack_key(record.pack_id, 1))
+    assert pack_name(record.pack_id, 1) not in result.deleted
+    assert repo.backend.exists(pack_name(record.pack_id, 1))
     assert not check(repo).problems
 
 
@@ -282,7 +283,7 @@ def test_forget_then_prune_frees_space_per_owner(tmp_path: Path) -> None:
 
 def test_a_second_prune_is_refused_while_one_runs(tmp_path: Path) -> None:
     from store import RepositoryLocked
-    from store.maintlock import MaintenanceLock
+    from store.maintenance.maintlock import MaintenanceLock
 
     repo = make_repo(tmp_path)
     with MaintenanceLock(repo, "prune"), pytest.raises(RepositoryLocked, match="prune"):

@@ -26,7 +26,7 @@ from store import (
     plan_forget,
     prune,
 )
-from tests.store.ops_helpers import (
+from tests.store.support.ops_helpers import (
     ALICE,
     BOB,
     DAY,
@@ -47,7 +47,7 @@ BIG_B = random.Random(2).randbytes(16384)
 
 def child(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.store.prune_child", *args],
+        [sys.executable, "-m", "tests.store.support.prune_child", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

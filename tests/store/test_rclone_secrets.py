@@ -14,7 +14,7 @@ import pytest
 
 from store.backend import open_backend, redact_text, redact_url
 from store.backend.rclone import RcloneBackend
-from tests.cli.helpers import make_tree, new_env
+from tests.cli.support.helpers import make_tree, new_env
 
 SECRETS = {
     "COFFER_PASSWORD": "repository-password-secret",

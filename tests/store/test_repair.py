@@ -6,7 +6,15 @@ import random
 from pathlib import Path
 
 from store import CheckState, LocalBackend, Repository, repair_index, repair_snapshots
-from tests.store.ops_helpers import ALICE, BOB, PASSWORD, backup, check, make_repo, restore_all
+from tests.store.support.ops_helpers import (
+    ALICE,
+    BOB,
+    PASSWORD,
+    backup,
+    check,
+    make_repo,
+    restore_all,
+)
 
 A = random.Random(11).randbytes(20000)
 B = random.Random(12).randbytes(20000)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store import BackupRun, BlobId, Owner, Repository
-from tests.store.helpers import make_repo, read_all, reopen, snapshot_of
+from tests.store.support.helpers import make_repo, read_all, reopen, snapshot_of
 
 names = st.text(
     alphabet=st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),

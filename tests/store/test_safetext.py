@@ -1,6 +1,6 @@
-"""store/safetext.py: names shown escaped, unambiguously (docs/security.md).
+"""store/browse/safetext.py: names shown escaped, unambiguously (docs/security.md).
 
-The escapes are read back by the test's own decoder (tests/cli/escapes.py,
+The escapes are read back by the test's own decoder (tests/cli/support/escapes.py,
 written from the documentation), so these properties check the documented
 form, not the implementation against itself.
 """
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from store import defang, is_hidden, owner_component, printable
-from tests.cli.escapes import unescape
+from tests.cli.support.escapes import unescape
 
 # Any code point, surrogates included (os.fsdecode's stand-ins for bytes that
 # are not UTF-8, and lone ones from JSON).

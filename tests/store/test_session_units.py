@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from store import BackupRun, Owner, OwnerSession, Repository, Snapshot
-from tests.store.helpers import make_repo, read_all
+from tests.store.support.helpers import make_repo, read_all
 
 OWNER = Owner("users", "ann", "ann@example.com")
 

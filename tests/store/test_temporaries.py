@@ -19,10 +19,10 @@ import pytest
 
 from store import PruneOptions, RepoConfig, Repository, check_repository, prune
 from store.backend import LocalBackend, open_backend
-from store.checkstate import CheckState
-from tests.cli.helpers import init, new_env
-from tests.store.helpers import FAST_KDF, PASSWORD
-from tests.store.servers import SshServer, sshd_server
+from store.cache.checkstate import CheckState
+from tests.cli.support.helpers import init, new_env
+from tests.store.support.helpers import FAST_KDF, PASSWORD
+from tests.store.support.servers import SshServer, sshd_server
 
 __all__ = ["sshd_server"]
 

@@ -9,8 +9,8 @@ import tracemalloc
 
 import pytest
 
+from store.format.tree import Entry, Page, TreeReader, interior_page, leaf_page
 from store.ids import BlobId
-from store.tree import Entry, Page, TreeReader, interior_page, leaf_page
 
 
 def _entry(number: int, attrs: int, chunks: int) -> Entry:

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from store import IntegrityError, Keyring
-from store.config import FORMAT_VERSION, RepoConfig, decode_config, read_header
-from store.crypto import SEALED_HEADER_SIZE, sealed_epoch, unseal
-from store.index import IndexObject
-from store.keys import KeySlot
-from store.marks import _decode
-from store.pack import open_blob, read_trailer
-from store.pack import read_header as read_pack_header
-from store.snapshot import Snapshot
-from store.tree import Page
+from store.format.config import FORMAT_VERSION, RepoConfig, decode_config, read_header
+from store.format.crypto import SEALED_HEADER_SIZE, sealed_epoch, unseal
+from store.format.index import IndexObject
+from store.format.keys import KeySlot
+from store.format.pack import open_blob, read_trailer
+from store.format.pack import read_header as read_pack_header
+from store.format.snapshot import Snapshot
+from store.format.tree import Page
+from store.repository.marks import _decode
 from tests.store import vectors as v
 
 VECTORS: dict[str, Any] = json.loads(

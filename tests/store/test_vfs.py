@@ -30,8 +30,8 @@ from store import (
     VirtualFS,
     VirtualLink,
 )
-from store.layout import Layout, identity_tag, owner_component
-from store.tree import validate_name
+from store.browse.layout import Layout, identity_tag, owner_component
+from store.format.tree import validate_name
 
 PASSWORD = b"vfs test"
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns

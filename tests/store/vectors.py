@@ -27,17 +27,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from store import ChunkerParams, Keyring
-from store import keys as keys_module
-from store.chunker import Chunker
-from store.config import RepoConfig
-from store.crypto import encode_payload, keyed_hash, seal
+from store.format import keys as keys_module
+from store.format.chunker import Chunker
+from store.format.config import RepoConfig
+from store.format.crypto import encode_payload, keyed_hash, seal
+from store.format.index import IndexObject, PackRecord
+from store.format.keys import KdfParams, new_password_slot
+from store.format.pack import BlobEntry, PackBuilder
+from store.format.snapshot import Owner, Snapshot
+from store.format.tree import Entry, PageWriter, TreeSplitParams, interior_page, leaf_page
 from store.ids import BlobId, IndexId, PackId
-from store.index import IndexObject, PackRecord
-from store.keys import KdfParams, new_password_slot
-from store.marks import MarkedPack, _encode
-from store.pack import BlobEntry, PackBuilder
-from store.snapshot import Owner, Snapshot
-from store.tree import Entry, PageWriter, TreeSplitParams, interior_page, leaf_page
+from store.repository.marks import MarkedPack, _encode
 
 ROOT = bytes(range(32))
 EPOCH_KEY = bytes(range(32, 64))
@@ -86,7 +86,7 @@ def chunker_input_default() -> bytes:
 
 
 def chunk_sizes() -> dict[str, list[int]]:
-    small = Chunker(ChunkerParams(min=1024, avg=4096, max=16384), KEYRING.chunker_seed)
+    small = Chunker(ChunkerParams(min=1024, normal_size=4096, max=16384), KEYRING.chunker_seed)
     default = Chunker(ChunkerParams(), KEYRING.chunker_seed)
     return {
         "small": [len(c) for c in small.cut_bytes(chunker_input())],
@@ -267,5 +267,11 @@ def build() -> dict[str, Any]:
         "mark": {"plain": mark_plain().hex(), "name": mark_name, "bytes": mark_sealed.hex()},
         "key_slot": key_slot().decode(),
         "config": config_object().hex(),
-        "config_params": asdict(RepoConfig(repo_id=REPO_ID, created=CREATED)),
+        "config_params": config_params(),
     }
+
+
+def config_params() -> dict[str, object]:
+    """The default parameters, the chunker's as the config object stores them."""
+    config = RepoConfig(repo_id=REPO_ID, created=CREATED)
+    return {**asdict(config), "chunker": config.chunker.to_map()}

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "chunking": "tools.bench.chunking",  # chunk sizes: dedup against chunk count
     "s3": "tools.bench.s3",  # backup and restore through an S3 server, Coffer vs restic
     "m365": "tools.bench.m365",  # a simulated Microsoft 365 tenant: full, incremental, dedup
+    "scaleout": "tools.bench.scaleout",  # one backup over 1, 2, 4, 8 workers (docs/scale-out.md)
 }
 
 

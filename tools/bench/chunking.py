@@ -16,7 +16,7 @@ import random
 import time
 
 from store import ChunkerParams
-from store.chunker import Chunker
+from store.format.chunker import Chunker
 
 
 def _files(mib: int, seed: int) -> list[bytes]:
@@ -40,11 +40,11 @@ def _edit(data: bytes, rng: random.Random, edits: int) -> bytes:
 
 
 CANDIDATES = [
-    ChunkerParams(min=64 << 10, avg=192 << 10, max=1 << 20),
-    ChunkerParams(min=128 << 10, avg=384 << 10, max=2 << 20),
-    ChunkerParams(min=256 << 10, avg=768 << 10, max=4 << 20),
-    ChunkerParams(min=512 << 10, avg=1536 << 10, max=8 << 20),
-    ChunkerParams(min=1 << 20, avg=3 << 20, max=16 << 20),
+    ChunkerParams(min=64 << 10, normal_size=192 << 10, max=1 << 20),
+    ChunkerParams(min=128 << 10, normal_size=384 << 10, max=2 << 20),
+    ChunkerParams(min=256 << 10, normal_size=768 << 10, max=4 << 20),
+    ChunkerParams(min=512 << 10, normal_size=1536 << 10, max=8 << 20),
+    ChunkerParams(min=1 << 20, normal_size=3 << 20, max=16 << 20),
 ]
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - started
         chunks = len(seen)
         restored = sum(len(c) for f in edited for c in chunker.cut_bytes(f) if hash(c) not in seen)
-        mean = params.min + params.avg
+        mean = params.mean_size
         print(
             f"| {params.min >> 10} KiB / {mean >> 10} KiB / {params.max >> 20} MiB "
             f"| {chunks * (1 << 30) // total} | {restored / total:.1%} "

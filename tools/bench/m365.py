@@ -41,6 +41,8 @@ from typing import Any
 
 import requests
 
+from store import ExitCode
+
 COFFER = str(Path(sys.executable).with_name("coffer"))
 PASSWORD = "benchmark password"
 
@@ -64,9 +66,10 @@ class Sim:
         users: int | None,
         throttling: bool,
         profile: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         args = [sys.executable, "-m", "tools.graphsim", "serve", "--state-dir", str(state)]
-        args += ["--scale", scale]
+        args += ["--scale", scale, *extra]
         if profile:
             args += ["--profile", profile]
         if users:
@@ -160,7 +163,7 @@ def _backup(sim: Sim, env: dict[str, str]) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc_result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     proc = proc_result  # type: ignore[assignment]
-    if proc.returncode not in (0, 3):
+    if proc.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
         raise SystemExit(f"bench: coffer backup failed ({proc.returncode}): {proc.stderr[-2000:]}")
     report = json.loads(proc.stdout)
     stats = sim.admin("GET", "/stats")
@@ -275,8 +278,8 @@ def main(argv: list[str]) -> None:
             # the second exits 0 still listing them, and nothing else is a problem.
             named = {f.removesuffix(" (new)") for f in full["failed_items"]}
             results["realistic_as_expected"] = (
-                full["exit_code"] == 3
-                and incr["exit_code"] == 0
+                full["exit_code"] == ExitCode.PARTIAL
+                and incr["exit_code"] == ExitCode.OK
                 and bool(named)
                 and named <= set(incr["failed_items"])
                 and full["problems"] == incr["problems"] == 0

@@ -74,7 +74,12 @@ class GraphApp:
         stats: Stats,
         admin: Callable[[Request], Response] | None = None,
         behaviours: bh.Behaviours | None = None,
+        latency: float = 0.0,
     ) -> None:
+        # Seconds every Graph, identity and download request waits before it is
+        # handled: a stand-in for the WAN between a backup server and Microsoft's
+        # datacentres (--latency MS), so that scaling out is measurable here.
+        self.latency = latency
         self.tenant = tenant
         self.behaviours = behaviours or bh.Behaviours()
         self.identity = identity
@@ -94,6 +99,8 @@ class GraphApp:
                 if self.admin is None:
                     raise GraphError(404, "itemNotFound", "No admin API.")
                 return self.admin(req)
+            if self.latency > 0:
+                time.sleep(self.latency)
             if path == "/v1.0" or path.startswith("/v1.0/"):
                 return self.execute(req)
             if path.startswith(("/_dl/", "/_up/")):

@@ -4,6 +4,7 @@
           [--host 127.0.0.1] [--throttle-scale F | --no-throttling]
           [--token-lifetime SECONDS] [--device-code-interval SECONDS]
           [--protected-api-refused] [--profile healthy|realistic] [--behaviour NAME ...]
+          [--latency MS]
         Generates the tenant on first use (reused afterwards), serves HTTPS, writes
         DIR/connection.json and DIR/coffer.toml, prints one line with the URLs, and runs
         until SIGTERM or SIGINT (exit 0).
@@ -87,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="turn one behaviour on (repeatable)",
     )
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="wait this many milliseconds before answering each request (a WAN stand-in)",
+    )
     inv = sub.add_parser("inventory", help="print the inventory of a tenant")
     inv.add_argument("--state-dir", required=True)
     ch = sub.add_parser("churn", help="change a share of the tenant like users do")
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         protected_api_approved=not args.protected_api_refused,
         profile=args.profile,
         behaviours=tuple(args.behaviour),
+        latency_ms=args.latency,
     )
     done = threading.Event()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Scale = Literal["small", "medium", "large"]
+Scale = Literal["tiny", "small", "medium", "large"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,26 @@ class ScaleProfile:
 
 
 SCALES: dict[str, ScaleProfile] = {
+    # Many users with little each: scale-out tests and benchmarks (thousands of
+    # owners whose run time is round trips, not bytes). Use with --users N.
+    "tiny": ScaleProfile(
+        users=100,
+        folders_per_user=1,
+        messages_per_user=3,
+        contacts_per_user=1,
+        events_per_user=1,
+        files_per_user=2,
+        big_files=(),
+        big_attachment=200_000,
+        sites=1,
+        files_per_site=2,
+        list_items_per_site=2,
+        teams=1,
+        channels_per_team=1,
+        posts_per_channel=2,
+        max_file=64 * 1024,
+        max_attachment=64 * 1024,
+    ),
     "small": ScaleProfile(
         users=3,
         folders_per_user=3,

@@ -119,6 +119,7 @@ class Simulator:
         switches: dict[str, Any] | None = None,
         profile: str | None = None,
         behaviours: tuple[str, ...] = (),
+        latency_ms: float = 0.0,
     ) -> None:
         if scale is not None and scale not in SCALES:
             raise SimulatorError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
@@ -133,6 +134,7 @@ class Simulator:
             token_lifetime=token_lifetime, device_code_interval=device_code_interval
         )
         self._protected = protected_api_approved
+        self._latency = max(0.0, latency_ms) / 1000
         self._switches = dict(switches or {})
         self._server: HttpsServer | None = None
         self.store: Store | None = None
@@ -285,6 +287,7 @@ class Simulator:
             stats=self.stats,
             admin=admin,
             behaviours=self.behaviours,
+            latency=self._latency,
         )
         batch.register(router, app.execute)
         server = HttpsServer(

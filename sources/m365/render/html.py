@@ -17,7 +17,7 @@ import nh3
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _SRC = re.compile(r"""(\bsrc\s*=\s*)(["'])([^"']*)\2""", re.IGNORECASE)
-# How a message body references a hosted content (sources/m365/hosted.py).
+# How a message body references a hosted content (sources/m365/backup/hosted.py).
 HOSTED_REFERENCE = re.compile(r"/hostedContents/([^/\"'?#\s<>]{1,2048})/\$value")
 _URL_ATTRS = frozenset({"src", "srcset", "background", "poster", "lowsrc", "dynsrc", "longdesc"})
 
@@ -44,6 +44,33 @@ def sanitize(content: str) -> str:
     )
 
 
+def body_html(body: Any) -> str:
+    """A Graph ``itemBody``'s content as HTML, not yet sanitised: HTML as it is, text
+    escaped with its line breaks kept."""
+    content = str(body.get("content") or "") if isinstance(body, dict) else ""
+    if isinstance(body, dict) and str(body.get("contentType", "")).lower() != "html":
+        content = html.escape(content).replace("\n", "<br>")
+    return content
+
+
+def page(title: str, style: str, body: list[str]) -> bytes:
+    """A standalone HTML document (UTF-8) whose Content-Security-Policy forbids
+    scripts and remote loads; ``style`` is added to the shared style sheet and
+    ``title`` must be escaped already."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+            f"<title>{title}</title>",
+            "<style>body{font-family:sans-serif;max-width:50em;margin:1em auto}"
+            f".meta{{color:#555;font-size:90%}}{style}</style></head><body>",
+            *body,
+            "</body></html>",
+        ]
+    ).encode("utf-8")
+
+
 def _author(message: dict[str, Any]) -> str:
     sender = message.get("from") or {}
     for key in ("user", "application", "device"):
@@ -66,10 +93,7 @@ def _inline(content: str, images: Mapping[str, str]) -> str:
 
 
 def _post(message: dict[str, Any], css: str, images: Mapping[str, str]) -> str:
-    body = message.get("body") or {}
-    content = str(body.get("content") or "") if isinstance(body, dict) else ""
-    if isinstance(body, dict) and str(body.get("contentType", "")).lower() != "html":
-        content = html.escape(content).replace("\n", "<br>")
+    content = body_html(message.get("body") or {})
     when = html.escape(str(message.get("createdDateTime") or ""))
     deleted = " <em>(deleted)</em>" if message.get("deletedDateTime") else ""
     edited = " <em>(edited)</em>" if message.get("lastEditedDateTime") else ""
@@ -91,17 +115,6 @@ def render_thread(
     URI, shown in place of Graph's URL (which the page's policy would block anyway)."""
     shown = images or {}
     title = html.escape(str(root.get("subject") or f"Post in {channel}"))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;max-width:50em;margin:1em auto}"
-        ".meta{color:#555;font-size:90%}.reply{margin-left:2em;border-left:3px solid #ddd;"
-        "padding-left:1em}</style></head><body>",
-        f'<p class="meta">{html.escape(channel)}</p>',
-        _post(root, "post", shown),
-    ]
+    parts = [f'<p class="meta">{html.escape(channel)}</p>', _post(root, "post", shown)]
     parts += [_post(reply, "reply", shown) for reply in replies]
-    parts.append("</body></html>")
-    return "\n".join(parts).encode("utf-8")
+    return page(title, ".reply{margin-left:2em;border-left:3px solid #ddd;padding-left:1em}", parts)

@@ -9,7 +9,7 @@ find (versions across snapshots), target (``--to``), settings (``[restore]``),
 common (what writers share: conflicts, safe creates), uploads (upload
 sessions), pacing (Exchange's upload budget, the ETA), report, runner, and
 one writer per service: mail (with mimeparts), contacts, calendar, drive,
-lists. Local directories are restored by sources.folder.
+lists. Local directories are restored by sources.localdir.
 """
 
 from sources.m365.restore.common import POLICIES

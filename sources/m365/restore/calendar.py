@@ -57,7 +57,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sources.m365.errors import ItemGone
+from sources.m365.graph.errors import ItemGone
 from sources.m365.names import parse_time
 from sources.m365.restore.common import (
     ABSENT,
@@ -67,7 +67,9 @@ from sources.m365.restore.common import (
     SAME,
     SKIP,
     FolderIndex,
+    FolderIndexes,
     ServiceRun,
+    by_graph_id,
     meaningful,
     same_values,
 )
@@ -188,12 +190,18 @@ def _live_meeting(row: dict[str, Any]) -> bool:
     return bool(row.get("attendees")) and row.get("isOrganizer") is not False
 
 
-def _bucket(event: dict[str, Any]) -> str:
-    return f"{str(event.get('subject') or '').casefold()}|{_instant(event.get('start'))}"
+class EventKind:
+    """How an event is recognised in a target calendar (common.ItemKind): subject
+    and start, then the compared properties."""
 
+    def bucket(self, event: dict[str, Any]) -> str:
+        return f"{str(event.get('subject') or '').casefold()}|{_instant(event.get('start'))}"
 
-def _identities(event: dict[str, Any]) -> list[str]:
-    return [f"id:{event['id']}"] if event.get("id") else []
+    def identities(self, event: dict[str, Any]) -> list[str]:
+        return by_graph_id(event)
+
+    def same(self, ours: dict[str, Any], row: dict[str, Any]) -> bool:
+        return is_same(ours, row)
 
 
 def attendees_note(event: dict[str, Any]) -> str:
@@ -246,7 +254,7 @@ class CalendarWriter:
         self.selected = selected
         self.uid = str(run.placement.user_id)
         self._calendars: dict[str, str | None] = {}
-        self._indexes: dict[str, FolderIndex] = {}
+        self._indexes = FolderIndexes(EventKind())
         self._listed: list[dict[str, Any]] | None = None
         self._done_series: set[str] = set()
         self._lock = threading.RLock()
@@ -305,19 +313,15 @@ class CalendarWriter:
         )
 
     def index(self, cid: str | None) -> FolderIndex:
-        if cid is None:
-            return FolderIndex([], _bucket, _identities)
-        with self._lock:
-            found = self._indexes.get(cid)
-            if found is None:
-                rows = self.run.client.list_all(
-                    f"/users/{self.uid}/calendars/{cid}/events",
-                    self.run.res,
-                    params={"$top": "1000"},
-                    headers=HEADERS,
-                )
-                found = self._indexes[cid] = FolderIndex(rows, _bucket, _identities)
-            return found
+        return self._indexes.get(
+            cid,
+            lambda key: self.run.client.list_all(
+                f"/users/{self.uid}/calendars/{key}/events",
+                self.run.res,
+                params={"$top": "1000"},
+                headers=HEADERS,
+            ),
+        )
 
     # -- items -------------------------------------------------------------------------------
 
@@ -385,9 +389,7 @@ class CalendarWriter:
         run = self.run
         cid = self.calendar_id(item)
         index = self.index(cid)
-        found, row = index.find(
-            _bucket(event), lambda other: is_same(event, other), _identities(event)
-        )
+        found, row = index.match(event)
         if run.dry_run:
             run.planned(item.path, found)
             if row is not None and found == SAME:

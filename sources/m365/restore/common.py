@@ -29,13 +29,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sources.m365.errors import AmbiguousWrite, GraphError, TransientGraphError
-from sources.m365.graph import Answer, GraphClient
+from sources.m365.graph.client import Answer, GraphClient
+from sources.m365.graph.errors import AmbiguousWrite, GraphError, TransientGraphError
+from sources.m365.graph.throttle import Resource
 from sources.m365.restore.report import ALREADY_THERE, OTHER_VERSION, ServiceResult
 from sources.m365.restore.target import RestoreTarget
-from sources.m365.throttle import Resource
 from store import SnapshotReader
 
 SKIP = "skip"
@@ -233,26 +233,40 @@ class ServiceRun:
         return str(made["id"])
 
 
+class ItemKind(Protocol):
+    """How one kind of item (message, contact, event, list item) is recognised in a
+    target folder; each writer has one. Implementations are pure and thread-safe.
+
+    ``bucket(record)``: a coarse key that equal items share (internet message ID,
+    display name, subject and start...), for the snapshot's record and for a row
+    Graph lists alike. ``identities(record)``: the identities an item has (its
+    Graph ID, its internet message ID). ``same(ours, row)``: whether a listed row
+    is the snapshot's item: Graph adds defaults to what it stores (a contact's
+    fileAs), so "the same" means every property restore would set is equal, not
+    that the records are identical.
+    """
+
+    def bucket(self, record: dict[str, Any]) -> str: ...
+
+    def identities(self, record: dict[str, Any]) -> list[str]: ...
+
+    def same(self, ours: dict[str, Any], row: dict[str, Any]) -> bool: ...
+
+
+def by_graph_id(record: dict[str, Any]) -> list[str]:
+    """The identity of a record by its Graph ID (none without one)."""
+    return [f"id:{record['id']}"] if record.get("id") else []
+
+
 class FolderIndex:
     """What one target folder holds, for conflict decisions (module docstring).
 
-    ``rows``: the folder's items as Graph lists them; ``bucket(row)``: a coarse
-    key that equal items share (internet message ID, display name, subject
-    and start...); ``identity_keys(row)``: the identities an item has (its
-    Graph ID, its internet message ID). Whether an item of the bucket is the
-    same as the snapshot's is the caller's predicate: Graph adds defaults to
-    what it stores (a contact's fileAs), so "the same" means every property
-    restore would set is equal, not that the records are identical.
+    ``rows``: the folder's items as Graph lists them; ``kind`` says how they are
+    bucketed, identified and compared. Thread-safe.
     """
 
-    def __init__(
-        self,
-        rows: Iterable[dict[str, Any]],
-        bucket: Callable[[dict[str, Any]], str],
-        identity_keys: Callable[[dict[str, Any]], list[str]],
-    ) -> None:
-        self._bucket = bucket
-        self._identity_keys = identity_keys
+    def __init__(self, rows: Iterable[dict[str, Any]], kind: ItemKind) -> None:
+        self._kind = kind
         self._lock = threading.Lock()
         self._rows: dict[str, dict[str, Any]] = {}
         self._by_bucket: dict[str, list[str]] = {}
@@ -268,8 +282,8 @@ class FolderIndex:
             return
         with self._lock:
             self._rows[rid] = row
-            self._by_bucket.setdefault(self._bucket(row), []).append(rid)
-            for key in self._identity_keys(row):
+            self._by_bucket.setdefault(self._kind.bucket(row), []).append(rid)
+            for key in self._kind.identities(row):
                 self._by_identity.setdefault(key, []).append(rid)
             if claimed:
                 self._claimed.add(rid)
@@ -282,6 +296,15 @@ class FolderIndex:
     def forget(self, rid: str) -> None:
         with self._lock:
             self._claimed.add(rid)  # gone (deleted or replaced): answers for nothing
+
+    def match(
+        self, ours: dict[str, Any], *, by_identity: bool = True
+    ) -> tuple[str, dict[str, Any] | None]:
+        """``find`` for the snapshot's record ``ours`` (``by_identity`` False: only an
+        equal item counts, an item with the same identity does not)."""
+        kind = self._kind
+        identities = kind.identities(ours) if by_identity else []
+        return self.find(kind.bucket(ours), lambda row: kind.same(ours, row), identities)
 
     def find(
         self,
@@ -305,6 +328,26 @@ class FolderIndex:
                         self._claimed.add(rid)
                         return OTHER, self._rows[rid]
         return ABSENT, None
+
+
+class FolderIndexes:
+    """One FolderIndex per target folder, listed from Graph on first use. Thread-safe."""
+
+    def __init__(self, kind: ItemKind) -> None:
+        self.kind = kind
+        self._lock = threading.Lock()
+        self._indexes: dict[str, FolderIndex] = {}
+
+    def get(self, key: str | None, rows: Callable[[str], Iterable[dict[str, Any]]]) -> FolderIndex:
+        """The index of folder ``key`` (``rows(key)`` lists it the first time); an
+        empty one for None (a folder a dry run has not created)."""
+        if key is None:
+            return FolderIndex([], self.kind)
+        with self._lock:
+            found = self._indexes.get(key)
+            if found is None:
+                found = self._indexes[key] = FolderIndex(rows(key), self.kind)
+            return found
 
 
 def same_values(

@@ -18,12 +18,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sources.m365.errors import ItemGone
+from sources.m365.graph.errors import ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,
     FolderIndex,
+    FolderIndexes,
     ServiceRun,
+    by_graph_id,
     meaningful,
     same_values,
 )
@@ -85,16 +87,21 @@ def _normal(name: str, value: Any) -> Any:
     return value
 
 
-def _bucket(contact: dict[str, Any]) -> str:
-    return str(contact.get("displayName") or "").casefold()
-
-
 def is_same(ours: dict[str, Any], row: dict[str, Any]) -> bool:
     return same_values(contact_payload(ours), row, _normal)
 
 
-def _identities(contact: dict[str, Any]) -> list[str]:
-    return [f"id:{contact['id']}"] if contact.get("id") else []
+class ContactKind:
+    """How a contact is recognised in a target folder (common.ItemKind)."""
+
+    def bucket(self, contact: dict[str, Any]) -> str:
+        return str(contact.get("displayName") or "").casefold()
+
+    def identities(self, contact: dict[str, Any]) -> list[str]:
+        return by_graph_id(contact)
+
+    def same(self, ours: dict[str, Any], row: dict[str, Any]) -> bool:
+        return is_same(ours, row)
 
 
 class ContactsWriter:
@@ -105,7 +112,7 @@ class ContactsWriter:
         self.uid = str(run.placement.user_id)
         # () is the default folder; a path of names the folders under it.
         self._folders: dict[tuple[str, ...], str | None] = {(): "contacts"}
-        self._indexes: dict[str, FolderIndex] = {}
+        self._indexes = FolderIndexes(ContactKind())
         self._lock = threading.RLock()
 
     def target_path(self, item: SnapItem) -> tuple[str, ...]:
@@ -156,16 +163,12 @@ class ContactsWriter:
         return f"/users/{self.uid}/contactFolders/{fid}/contacts"
 
     def index(self, fid: str | None) -> FolderIndex:
-        if fid is None:
-            return FolderIndex([], _bucket, _identities)
-        with self._lock:
-            found = self._indexes.get(fid)
-            if found is None:
-                rows = self.run.client.list_all(
-                    self._contacts_url(fid), self.run.res, params={"$top": "1000"}
-                )
-                found = self._indexes[fid] = FolderIndex(rows, _bucket, _identities)
-            return found
+        return self._indexes.get(
+            fid,
+            lambda key: self.run.client.list_all(
+                self._contacts_url(key), self.run.res, params={"$top": "1000"}
+            ),
+        )
 
     def restore(self, item: SnapItem) -> None:
         run = self.run
@@ -176,9 +179,7 @@ class ContactsWriter:
             return
         fid = self.folder_id(self.target_path(item))
         index = self.index(fid)
-        found, row = index.find(
-            _bucket(contact), lambda other: is_same(contact, other), _identities(contact)
-        )
+        found, row = index.match(contact)
         action = run.settle(item.path, found)
         if action is None:
             return

@@ -28,7 +28,7 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from sources.m365.errors import GraphError, ItemGone
+from sources.m365.graph.errors import GraphError, ItemGone
 from sources.m365.restore.common import (
     ABSENT,
     KEEP_BOTH,

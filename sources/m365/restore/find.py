@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.m365.restore.items import SnapItem, item_of, service_of
+from sources.m365.restore.items import SnapItem, item_of
 from sources.m365.restore.query import ItemQuery
+from sources.m365.services import service_of
 from store import Entry, Layout, Repository, Snapshot, format_time
 
 

@@ -21,38 +21,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from sources.m365.names import parse_time
+from sources.m365.services import ITEM_KINDS, service_of
 from store import Entry, SnapshotReader
 
-# Item kinds (the values of --kind) by the entry's ``type`` attribute.
-KINDS = {
-    "message": "message",
-    "contact": "contact",
-    "event": "event",
-    "driveItem": "file",
-    "listItem": "list-item",
-    "chatThread": "post",
-}
-# Records of items Microsoft 365 would not hand out (failures.py, ``.failed.json``):
+# Records of items Microsoft 365 would not hand out (backup/failures.py, ``.failed.json``):
 # ``find`` shows them (``--kind failed``); restore never sees them (nothing to put back).
 RECORDS = {"failedItem": "failed"}
-KIND_NAMES = tuple(sorted(set(KINDS.values()) | set(RECORDS.values())))
+KIND_NAMES = tuple(sorted(set(ITEM_KINDS.values()) | set(RECORDS.values())))
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)Z ")
-
-
-def service_of(path: str) -> str | None:
-    """The service an owner-tree path belongs to (None: not an item area)."""
-    top = path.split("/", 1)[0]
-    if top in ("mail", "contacts", "calendar"):
-        return top
-    if top == "onedrive" or top.startswith("onedrive-"):
-        return "onedrive"
-    if top in ("libraries", "lists"):
-        return "sharepoint"
-    if top == "channels":
-        return "teams"
-    if top == "conversations":
-        return "groups"
-    return None
 
 
 @dataclass(frozen=True)
@@ -176,7 +152,7 @@ def item_of(
     (``records``: failed-item records count too, for ``find``)."""
     if not entry.is_file:
         return None
-    kind = KINDS.get(entry.attrs.get("type", ""))
+    kind = ITEM_KINDS.get(entry.attrs.get("type", ""))
     if kind is None and records:
         kind = RECORDS.get(entry.attrs.get("type", ""))
     service = service_of(path)

@@ -32,12 +32,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sources.m365.errors import ItemGone
+from sources.m365.graph.errors import ItemGone
 from sources.m365.restore.common import (
     KEEP_BOTH,
     REPLACE,
     FolderIndex,
+    FolderIndexes,
     ServiceRun,
+    by_graph_id,
     meaningful,
     same_values,
 )
@@ -167,12 +169,18 @@ def is_same(ours: dict[str, Any], row: dict[str, Any]) -> bool:
     return same_values(_compared(writable_fields(ours)), theirs, _normal)
 
 
-def _bucket(item: dict[str, Any]) -> str:
-    return str((item.get("fields") or {}).get("Title") or "").casefold()
+class ListItemKind:
+    """How a list item is recognised in a target list (common.ItemKind): by its
+    title (in ``fields``, for the snapshot's record and a listed row alike)."""
 
+    def bucket(self, item: dict[str, Any]) -> str:
+        return str(_row_fields(item).get("Title") or "").casefold()
 
-def _identities(item: dict[str, Any]) -> list[str]:
-    return [f"id:{item['id']}"] if item.get("id") else []
+    def identities(self, item: dict[str, Any]) -> list[str]:
+        return by_graph_id(item)
+
+    def same(self, ours: dict[str, Any], row: dict[str, Any]) -> bool:
+        return is_same(ours, row)
 
 
 class ListWriter:
@@ -182,7 +190,7 @@ class ListWriter:
         self.run = run
         self.site = str(run.placement.site_id)
         self._lists: dict[str, str | None] = {}
-        self._indexes: dict[str, FolderIndex] = {}
+        self._indexes = FolderIndexes(ListItemKind())
         self._lock = threading.RLock()
 
     def list_id(self, item: SnapItem) -> str | None:
@@ -212,18 +220,14 @@ class ListWriter:
             return found
 
     def index(self, lid: str) -> FolderIndex:
-        with self._lock:
-            found = self._indexes.get(lid)
-            if found is None:
-                rows = self.run.client.list_all(
-                    f"/sites/{self.site}/lists/{lid}/items",
-                    self.run.res,
-                    params={"$expand": "fields", "$top": "999"},
-                )
-                found = self._indexes[lid] = FolderIndex(
-                    rows, lambda r: str(_row_fields(r).get("Title") or "").casefold(), _identities
-                )
-            return found
+        return self._indexes.get(
+            lid,
+            lambda key: self.run.client.list_all(
+                f"/sites/{self.site}/lists/{key}/items",
+                self.run.res,
+                params={"$expand": "fields", "$top": "999"},
+            ),
+        )
 
     def restore(self, item: SnapItem) -> None:
         run = self.run
@@ -242,8 +246,8 @@ class ListWriter:
             )
             return
         index = self.index(lid)
-        ids = _identities(data) if run.placement.original else []
-        found, row = index.find(_bucket(data), lambda other: is_same(data, other), ids)
+        # Elsewhere than the original site, an item's Graph ID names nothing there.
+        found, row = index.match(data, by_identity=run.placement.original)
         action = run.settle(item.path, found)
         if action is None:
             return

@@ -1,7 +1,8 @@
 """``--to-dir`` for Microsoft 365 snapshots: which files of the tree the filter keeps.
 
-A restore to a local directory writes the snapshot's own files (sources/folder
-/restore.py does the writing, safely): ``.eml`` as backed up, byte for byte;
+A restore to a local directory writes the snapshot's own files (sources/localdir/
+does the writing, safely, for every kind of snapshot; this module is only its
+Microsoft 365 ``select``): ``.eml`` as backed up, byte for byte;
 contacts and events as their Graph JSON with the ``.vcf`` / ``.ics`` beside
 them; files; list items and Teams threads as JSON (with each thread's
 ``.html``). With filters, :func:`selector` keeps the items the filter
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sources.m365.restore.items import item_of, service_of
+from sources.m365.restore.items import item_of
 from sources.m365.restore.query import ItemQuery, prefix_matches
+from sources.m365.services import service_of
 from store import Entry, PathNotFound, SnapshotReader
 
 

@@ -41,7 +41,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from sources.m365.errors import GraphError, ItemGone
+from sources.m365.graph.errors import GraphError, ItemGone
 from sources.m365.names import parse_time
 from sources.m365.restore.common import (
     KEEP_BOTH,
@@ -49,6 +49,7 @@ from sources.m365.restore.common import (
     REPLACE,
     SAME,
     FolderIndex,
+    FolderIndexes,
     ServiceRun,
     size_of,
 )
@@ -116,13 +117,19 @@ def _content(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in META and k != "hasAttachments"}
 
 
-def _identities(msg: dict[str, Any]) -> list[str]:
-    imid = msg.get("internetMessageId")
-    return [f"imid:{imid}"] if imid else []
+class MessageKind:
+    """How a message is recognised in a target folder (common.ItemKind): by its
+    internet message ID, and equal when its state (module docstring) is."""
 
+    def bucket(self, msg: dict[str, Any]) -> str:
+        return str(msg.get("internetMessageId") or f"subject:{msg.get('subject') or ''}")
 
-def _bucket(msg: dict[str, Any]) -> str:
-    return str(msg.get("internetMessageId") or f"subject:{msg.get('subject') or ''}")
+    def identities(self, msg: dict[str, Any]) -> list[str]:
+        imid = msg.get("internetMessageId")
+        return [f"imid:{imid}"] if imid else []
+
+    def same(self, ours: dict[str, Any], row: dict[str, Any]) -> bool:
+        return message_state(row) == message_state(ours)
 
 
 def message_payload(graph: dict[str, Any], parsed: ParsedMessage) -> dict[str, Any]:
@@ -199,7 +206,7 @@ class MailWriter:
         self.run = run
         self.uid = str(run.placement.user_id)
         self._folders: dict[tuple[str, ...], str | None] = {}
-        self._indexes: dict[str, FolderIndex] = {}
+        self._indexes = FolderIndexes(MessageKind())
         self._lock = threading.RLock()
 
     # -- folders ---------------------------------------------------------------------------
@@ -251,18 +258,14 @@ class MailWriter:
         )
 
     def index(self, fid: str | None) -> FolderIndex:
-        if fid is None:
-            return FolderIndex([], _bucket, _identities)
-        with self._lock:
-            found = self._indexes.get(fid)
-            if found is None:
-                rows = self.run.client.list_all(
-                    f"/users/{self.uid}/mailFolders/{fid}/messages",
-                    self.run.res,
-                    params={"$select": SELECT, "$top": "1000"},
-                )
-                found = self._indexes[fid] = FolderIndex(rows, _bucket, _identities)
-            return found
+        return self._indexes.get(
+            fid,
+            lambda key: self.run.client.list_all(
+                f"/users/{self.uid}/mailFolders/{key}/messages",
+                self.run.res,
+                params={"$select": SELECT, "$top": "1000"},
+            ),
+        )
 
     # -- one message -------------------------------------------------------------------------
 
@@ -273,9 +276,7 @@ class MailWriter:
         fid = self.folder_id(path)
         index = self.index(fid)
         state = message_state(graph)
-        found, row = index.find(
-            _bucket(graph), lambda other: message_state(other) == state, _identities(graph)
-        )
+        found, row = index.match(graph)
         big = item.entry.size > CHECK_ATTACHMENTS_ABOVE
         if found == SAME and not big:
             run.already_there(item.path)

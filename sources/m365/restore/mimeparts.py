@@ -1,6 +1,6 @@
 """A backed-up message's MIME, taken apart for Graph: its body and its attachments.
 
-Graph creates non-draft messages only from JSON (restore_mail.py), so the
+Graph creates non-draft messages only from JSON (mail.py), so the
 body and the attachments come from the ``.eml`` the backup kept:
 
 - the body is the HTML part that is not an attachment (the ``text/html``

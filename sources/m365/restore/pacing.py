@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from sources.m365.throttle import RunStopped
+from sources.m365.graph.throttle import RunStopped
 
 MAILBOX_UPLOAD_BYTES = 150_000_000
 MAILBOX_UPLOAD_WINDOW = 300.0

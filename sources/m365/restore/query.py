@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
-from sources.m365.restore.items import SnapItem, service_of
+from sources.m365.restore.items import SnapItem
+from sources.m365.services import service_of
 
 _WILDCARDS = set("*?[")
 

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.m365.throttle import Meter
+from sources.m365.graph.throttle import Meter
 
 MAX_LISTED = 1000  # items listed per service and outcome (the counts are always exact)
 OUTCOMES = ("created", "replaced", "kept_both", "skipped", "failed")

@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sources.m365.auth import token_source
-from sources.m365.errors import (
+from sources.m365.graph.client import GraphClient, connect
+from sources.m365.graph.errors import (
     AccessDenied,
     AuthError,
     GraphError,
     ItemGone,
     MailboxUnavailable,
 )
-from sources.m365.graph import GraphClient, make_http_session
+from sources.m365.graph.throttle import Resource
 from sources.m365.restore.calendar import CalendarWriter
 from sources.m365.restore.common import Placement, ServiceRun
 from sources.m365.restore.contacts import ContactsWriter
@@ -52,16 +52,14 @@ from sources.m365.restore.mail import MailWriter
 from sources.m365.restore.pacing import Eta, UploadBudget
 from sources.m365.restore.query import ItemQuery
 from sources.m365.restore.report import OwnerResult, totals
-from sources.m365.restore.target import SITE, USER, RestoreTarget
+from sources.m365.restore.target import USER, RestoreTarget
+from sources.m365.services import MAILBOX, restorable_owner, spec, writable_to
 from sources.m365.settings import TenantSettings
-from sources.m365.throttle import Gates, Resource
 from sources.m365.workers import Workers
-from store import Entry, Repository, Snapshot, format_time
+from store import Entry, ExitCode, Repository, Snapshot, format_time
 
 REPORT_FORMAT = "coffer-restore-report"
 REPORT_VERSION = 1
-SERVICE_ORDER = ("mail", "contacts", "calendar", "onedrive", "sharepoint")
-MAILBOX_SERVICES = ("mail", "contacts", "calendar")
 GROUPS_NOTICE = (
     "Microsoft 365 group conversations and calendars cannot be written back through "
     "Microsoft Graph: {n} group(s) left out (restore them with --to-dir to export them)"
@@ -103,14 +101,10 @@ def _iso(seconds: float) -> str:
 
 
 def writable_services(owner_kind: str, target: RestoreTarget) -> tuple[str, ...]:
-    """The services of an owner that can go to the target's kind."""
-    if owner_kind in ("teams", "groups"):
+    """The services of an owner that can go to the target's kind (registry order)."""
+    if not restorable_owner(owner_kind):
         return ()
-    if target.kind == SITE:
-        return ("onedrive", "sharepoint")
-    if target.kind == USER:
-        return ("mail", "contacts", "calendar", "onedrive", "sharepoint")
-    return ("mail", "contacts", "calendar", "onedrive", "sharepoint")
+    return writable_to(target.kind)
 
 
 class _Abort:
@@ -157,13 +151,8 @@ class TenantRestore:
         self.notices: list[str] = []
         self.budget = budget or UploadBudget()
         self.eta = Eta(self.budget)
-        if client is None:
-            conn = settings.connection
-            http = make_http_session(str(conn.ca_file) if conn.ca_file else None)
-            # A device-code sign-in asks for the write permissions and shows its code.
-            tokens = token_source(conn, http, prompt, write=True)
-            client = GraphClient(conn.graph_url, tokens, http, Gates())
-        self.client = client
+        # A device-code sign-in asks for the write permissions and shows its code.
+        self.client = connect(settings.connection, prompt, write=True) if client is None else client
         self._lock = threading.Lock()
 
     # -- plan ----------------------------------------------------------------------------------
@@ -217,7 +206,7 @@ class TenantRestore:
         if groups:
             self.notices.append(GROUPS_NOTICE.format(n=groups))
         for service, count in sorted(left_out.items()):
-            what = "lists" if service == "sharepoint" else service
+            what = "lists" if service == "sharepoint" else service  # only list items are refused
             self.notices.append(
                 f"{count} {what} item(s) left out: they cannot go to a {self.target.kind} target"
             )
@@ -315,16 +304,10 @@ class TenantRestore:
     # -- write ---------------------------------------------------------------------------------
 
     def _writer(self, service: str, run: ServiceRun, owner_kind: str) -> Writer:
-        if service == "mail":
-            return MailWriter(run)
-        if service == "contacts":
-            return ContactsWriter(run)
-        if service == "calendar":
-            return CalendarWriter(run, self.query.matches)
-        return _SiteWriter(run, owner_kind)
+        return WRITERS[service](run, owner_kind, self.query.matches)
 
     def _resource(self, service: str, placement: Placement) -> Resource:
-        if service in MAILBOX_SERVICES and placement.user_id:
+        if spec(service).throttle == MAILBOX and placement.user_id:
             return Resource.mailbox(placement.user_id)
         return Resource.sharepoint()
 
@@ -339,7 +322,7 @@ class TenantRestore:
             reader = self.repo.reader(job.snapshot)
             workers = Workers(self.settings.workers_per_owner, name="coffer-restore")
             try:
-                for service in SERVICE_ORDER:
+                for service in WRITERS:  # in the registry's order
                     if service in job.services:
                         self._service(job, service, placement, reader, workers)
             finally:
@@ -370,7 +353,7 @@ class TenantRestore:
         result = job.result.service(service)
         result.meter.listeners.append(self._throttled)
         res = self._resource(service, placement).with_meter(job.result.meter)
-        mailbox = placement.user_id if service in MAILBOX_SERVICES else None
+        mailbox = placement.user_id if spec(service).throttle == MAILBOX else None
         pacer: Callable[[int], None] | None = None
         if mailbox is not None:
 
@@ -447,7 +430,7 @@ class TenantRestore:
         jobs = self.plan()
         for job in jobs:
             for service, (count, size) in job.services.items():
-                mailbox = job.snapshot.owner.key if service == "mail" else None
+                mailbox = job.snapshot.owner.key if spec(service).mail_budget else None
                 self.eta.plan(count, size, mailbox, size if mailbox else 0)
         if self.progress is not None:
             self.progress.owners(len(jobs))
@@ -472,15 +455,15 @@ class TenantRestore:
         owners.sort(key=lambda o: (o.kind, o.name.lower()))
         summary = totals(owners)
         if not owners:
-            status, code = "nothing", 0
+            status, code = "nothing", ExitCode.OK
         elif summary["failed"] and not (
             summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
         ):
-            status, code = "failed", 3
+            status, code = "failed", ExitCode.PARTIAL
         elif summary["failed"]:
-            status, code = "partial", 3
+            status, code = "partial", ExitCode.PARTIAL
         else:
-            status, code = "ok", 0
+            status, code = "ok", ExitCode.OK
         return {
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,
@@ -523,6 +506,17 @@ class _SiteWriter:
             self.lists.restore(item)
             return
         self.files.restore(item)
+
+
+# The restore writer of each service of the registry (services.py) that can be written
+# back, in the registry's order (the order an owner's services are restored in).
+WRITERS: dict[str, Callable[[ServiceRun, str, Callable[[SnapItem], bool]], Writer]] = {
+    "mail": lambda run, _kind, _matches: MailWriter(run),
+    "contacts": lambda run, _kind, _matches: ContactsWriter(run),
+    "calendar": lambda run, _kind, matches: CalendarWriter(run, matches),
+    "onedrive": lambda run, kind, _matches: _SiteWriter(run, kind),
+    "sharepoint": lambda run, kind, _matches: _SiteWriter(run, kind),
+}
 
 
 def _one_line(exc: BaseException) -> str:

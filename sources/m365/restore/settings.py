@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sources.m365.errors import M365ConfigError
+from sources.m365.graph.errors import M365ConfigError
 from sources.m365.settings import TenantSettings, from_table
 
 RESTORE_KEYS = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sources.m365.errors import AmbiguousWrite, GraphError, ItemGone
+from sources.m365.graph.errors import AmbiguousWrite, GraphError, ItemGone
 from sources.m365.restore.common import ServiceRun
 
 DRIVE_FRAGMENT = 16 * 327_680  # 5 MiB: a multiple of 320 KiB, as Microsoft requires

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.cli.helpers import CofferEnv
+from tests.cli.support.helpers import CofferEnv
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [

@@ -11,8 +11,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from cli.app import App
+from cli.commands.restore import command as restore_command
 from cli.serve import Console, ServedRepo, UserFile, serve_settings
-from tests.cli.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv, init, new_env
 
 PASSWORDS = {"ann": "ann-admin-pass", "rob": "rob-restorer-pass", "val": "val-viewer-pass"}
 ROLES = {"ann": "admin", "rob": "restorer", "val": "viewer"}
@@ -75,7 +76,7 @@ class Setup:
         settings = serve_settings(app.config)
         if overrides:
             settings = replace(settings, **overrides)  # type: ignore[arg-type]
-        return Console(settings, [ServedRepo("main", app.open_repo())], app)
+        return Console(settings, [ServedRepo("main", app.open_repo())], app, restore_command)
 
     @contextmanager
     def serving(self, **overrides: object) -> Iterator[Console]:

@@ -13,8 +13,8 @@ from playwright.sync_api import Page
 from cli.serve import UserFile
 from tests.cli.console.browser import chromium, coffer_serve, shot, sign_in
 from tests.cli.console.kit import free_port
-from tests.cli.helpers import init, new_env
-from tests.sources.m365.restoring import Graph
+from tests.cli.support.helpers import init, new_env
+from tests.sources.m365.support.restoring import Graph
 from tools.graphsim.testing import running_tenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]

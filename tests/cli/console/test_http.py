@@ -27,7 +27,7 @@ from tests.cli.console.kit import (
     free_port,
     make_setup,
 )
-from tests.cli.helpers import Result
+from tests.cli.support.helpers import Result
 
 INBOX = "owners/folders"
 

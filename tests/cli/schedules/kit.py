@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cli.config import load_config
 from cli.schedules import (
     CofferCommand,
     Notifier,
@@ -24,7 +23,8 @@ from cli.schedules import (
     parse_schedules,
     state_dir,
 )
-from tests.cli.helpers import COFFER, CofferEnv, init, new_env
+from cli.settings.config import load_config
+from tests.cli.support.helpers import COFFER, CofferEnv, init, new_env
 
 PASSWORD = "s3cret password, never shown"
 

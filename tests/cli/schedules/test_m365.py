@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import init, new_env
+from tests.cli.support.helpers import init, new_env
 from tools.graphsim.testing import running_tenant
 
 from .kit import DUMP, python_hook, webhook_receiver

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from sources.m365 import AuthError, TenantBackup
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import (
+from tests.sources.m365.support.helpers import (
     compare,
     dump,
     expected_counts,
@@ -19,6 +18,7 @@ from tests.sources.m365.helpers import (
     settings_for,
     snapshot_counts,
 )
+from tests.sources.m365.support.tenant import Setup
 
 pytestmark = pytest.mark.sim
 

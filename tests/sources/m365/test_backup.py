@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import (
+from tests.sources.m365.support.helpers import (
     backup,
     compare,
     downloads,
@@ -25,6 +24,7 @@ from tests.sources.m365.helpers import (
     open_repo,
     snapshot_counts,
 )
+from tests.sources.m365.support.tenant import Setup, make_setup
 from tools.graphsim.generator.names import HOSTILE_NAMES
 
 pytestmark = pytest.mark.sim

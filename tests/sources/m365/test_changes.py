@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from store import Entry
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import backup, downloads, dump, init_repo, open_repo
+from tests.sources.m365.support.helpers import backup, downloads, dump, init_repo, open_repo
+from tests.sources.m365.support.tenant import Setup, make_setup
 from tools.graphsim.testing import RunningTenant
 
 pytestmark = pytest.mark.sim

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources.m365.errors import (
+from sources.m365.graph.errors import (
     AccessDenied,
     DeltaNotSupported,
     GraphError,

@@ -41,14 +41,14 @@ from typing import Any
 
 import pytest
 
-from sources.m365.settings import SERVICES
+from sources.m365.services import SERVICES
 from store import BackupRun, latest_per_owner
-from tests.cli.helpers import CofferEnv, files_of, init, new_env
+from tests.cli.support.helpers import CofferEnv, files_of, init, new_env
 from tests.cli.test_m365_restore import _state as graph_state
 from tests.cli.test_m365_restore import _wipe as wipe
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import open_repo
-from tests.sources.m365.restoring import Graph
+from tests.sources.m365.support.helpers import open_repo
+from tests.sources.m365.support.restoring import Graph
+from tests.sources.m365.support.tenant import Setup
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim

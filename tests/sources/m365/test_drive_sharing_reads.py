@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.restoring import Graph
+from tests.sources.m365.support.restoring import Graph
+from tests.sources.m365.support.tenant import Setup
 
 pytestmark = pytest.mark.sim
 

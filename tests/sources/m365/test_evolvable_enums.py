@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from store import latest_per_owner
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import open_repo
-from tests.sources.m365.restoring import Graph
+from tests.sources.m365.support.helpers import open_repo
+from tests.sources.m365.support.restoring import Graph
+from tests.sources.m365.support.tenant import Setup, make_setup
 
 pytestmark = pytest.mark.sim
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import compare, dump, expected_counts, snapshot_counts
+from tests.sources.m365.support.helpers import compare, dump, expected_counts, snapshot_counts
+from tests.sources.m365.support.tenant import Setup, make_setup
 
 pytestmark = pytest.mark.sim
 

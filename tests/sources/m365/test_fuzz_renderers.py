@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sources.m365.mimesplit import MAX_HEADERS, split_mime
+from sources.m365.backup.mimesplit import MAX_HEADERS, split_mime
 from sources.m365.render.html import render_thread, sanitize
 from sources.m365.render.ical import render_ics
 from sources.m365.render.vcard import render_vcard

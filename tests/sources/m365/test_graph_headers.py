@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sources.m365.graph import USER_AGENT, graph_headers, make_http_session, merge_prefer
+from sources.m365.graph.client import USER_AGENT, graph_headers, make_http_session, merge_prefer
 
 
 def test_preferences_are_merged_once_with_the_callers_first() -> None:

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from sources.m365 import M365ConfigError
-from sources.m365.groupsrender import inert, render_group_thread
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import open_repo, settings_for
+from sources.m365.render.groups import inert, render_group_thread
+from tests.sources.m365.support.helpers import open_repo, settings_for
+from tests.sources.m365.support.tenant import Setup
 from tools.graphsim.testing import app_token, trusted_session
 
 pytestmark = pytest.mark.sim

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sources.m365.hosted import sniff
+from sources.m365.backup.hosted import sniff
 from sources.m365.render.html import render_thread
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import open_repo
+from tests.sources.m365.support.helpers import open_repo
+from tests.sources.m365.support.tenant import Setup
 from tools.graphsim.testing import app_token, trusted_session
 
 pytestmark = pytest.mark.sim

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from quickxorhash import quickxorhash
 
-from sources.m365.failures import RETRY_RUNS
-from sources.m365.mail import ITEM_ATTEMPTS
+from sources.m365.backup.failures import RETRY_RUNS
+from sources.m365.backup.mail import ITEM_ATTEMPTS
 from store import SnapshotReader, latest_per_owner
-from tests.cli.helpers import CofferEnv, init, new_env
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import dump, open_repo
+from tests.cli.support.helpers import CofferEnv, init, new_env
+from tests.sources.m365.support.helpers import dump, open_repo
+from tests.sources.m365.support.tenant import Setup, make_setup
 from tools.graphsim.behaviours import BEHAVIOURS, OFFICE_FILE, REWRITE_STAMP
 from tools.graphsim.testing import RunningTenant, running_tenant
 

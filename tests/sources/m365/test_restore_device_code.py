@@ -14,9 +14,9 @@ import pytest
 
 from sources.m365.restore import ItemQuery, TenantRestore, parse_target
 from store import latest_per_owner
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.helpers import open_repo, settings_for
-from tests.sources.m365.restoring import Graph, failures, totals
+from tests.sources.m365.support.helpers import open_repo, settings_for
+from tests.sources.m365.support.restoring import Graph, failures, totals
+from tests.sources.m365.support.tenant import Setup, make_setup
 
 pytestmark = pytest.mark.sim
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.tenant import Setup, make_setup
 
 pytestmark = pytest.mark.sim
 

@@ -11,8 +11,8 @@ import pytest
 
 from sources.m365.restore import ItemQuery
 from sources.m365.restore.lists import write_shape
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.tenant import Setup
 
 pytestmark = pytest.mark.sim
 

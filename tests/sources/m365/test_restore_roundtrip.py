@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from sources.m365.restore import ItemQuery
-from tests.sources.m365.conftest import Setup, make_setup
-from tests.sources.m365.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.tenant import Setup, make_setup
 
 pytestmark = pytest.mark.sim
 

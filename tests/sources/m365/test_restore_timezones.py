@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sources.m365.restore import ItemQuery
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.restoring import Graph, failures, restore, totals
+from tests.sources.m365.support.tenant import Setup
 
 pytestmark = pytest.mark.sim
 

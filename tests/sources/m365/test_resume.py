@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources.m365.conftest import Setup
-from tests.sources.m365.helpers import (
+from tests.sources.m365.support.helpers import (
     PASSWORD,
     compare,
     downloads,
@@ -22,6 +21,7 @@ from tests.sources.m365.helpers import (
     open_repo,
     snapshot_counts,
 )
+from tests.sources.m365.support.tenant import Setup
 
 pytestmark = pytest.mark.sim
 

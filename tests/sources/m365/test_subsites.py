@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sources.m365.discovery import discover_sites
-from tests.sources.m365.helpers import make_client, settings_for
+from sources.m365.backup.discovery import discover_sites
+from tests.sources.m365.support.helpers import make_client, settings_for
 from tools.graphsim.testing import RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim

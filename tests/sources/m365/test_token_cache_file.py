@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sources.m365.auth import token_source
-from sources.m365.graph import make_http_session
-from tests.sources.m365.helpers import settings_for
+from sources.m365.graph.auth import token_source
+from sources.m365.graph.client import make_http_session
+from tests.sources.m365.support.helpers import settings_for
 from tools.graphsim.testing import running_tenant
 
 pytestmark = pytest.mark.sim

@@ -73,19 +73,6 @@ def drive_for(t: Tenant, req: Request) -> Item:
     return site_drive(t, str(team.data["_site"]))
 
 
-def render_drive(t: Tenant, drive: Item) -> dict[str, Any]:
-    d = {k: v for k, v in drive.data.items() if not k.startswith("_")}
-    used = dm.folder_size(t, dm.root_of(t, drive))
-    d["quota"] = {
-        "deleted": 0,
-        "remaining": 1_099_511_627_776 - used,
-        "total": 1_099_511_627_776,
-        "used": used,
-        "state": "normal",
-    }
-    return d
-
-
 def register(router: Router, raw: Router, t: Tenant) -> None:
     def add(method: str, pattern: str, handler: Any, units: int = 1, **kw: Any) -> None:
         owner = (
@@ -149,17 +136,17 @@ def register(router: Router, raw: Router, t: Tenant) -> None:
 
     def get_drive(req: Request) -> Response:
         drive = drive_for(t, req)
-        return json_response(apply_select(render_drive(t, drive), parse_select(req)))
+        return json_response(apply_select(dm.render_drive(t, drive), parse_select(req)))
 
     def list_user_drives(req: Request) -> Response:
         drive = user_drive(t, req.params["user"])
-        return json_response({"value": [render_drive(t, drive)]})
+        return json_response({"value": [dm.render_drive(t, drive)]})
 
     def list_site_drives(req: Request) -> Response:
 
         site = resolve_site(t, req.params["site"])
         drives = t.store.by_owner(site.key, ["drive"])
-        return json_response({"value": [render_drive(t, d) for d in drives]})
+        return json_response({"value": [dm.render_drive(t, d) for d in drives]})
 
     # -- items ------------------------------------------------------------------------------
 

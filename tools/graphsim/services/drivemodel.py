@@ -488,3 +488,18 @@ def update_item(
             if folder is not None:
                 touch_folder(t, tx, folder)
     return item
+
+
+def render_drive(t: Tenant, drive: Item) -> dict[str, Any]:
+    """A drive resource as Graph answers it, with its quota (served by both the drive
+    endpoints and a document library's `/lists/{list}/drive`)."""
+    d = {k: v for k, v in drive.data.items() if not k.startswith("_")}
+    used = folder_size(t, root_of(t, drive))
+    d["quota"] = {
+        "deleted": 0,
+        "remaining": 1_099_511_627_776 - used,
+        "total": 1_099_511_627_776,
+        "used": used,
+        "state": "normal",
+    }
+    return d

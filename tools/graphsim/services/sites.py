@@ -21,6 +21,7 @@ from ..router import Router
 from ..store import Item, NewItem
 from ..tenant import Tenant
 from .common import DeltaSpec, delta_round, public
+from .drivemodel import render_drive
 from .listfields import accept_write
 
 
@@ -392,8 +393,6 @@ def register(router: Router, t: Tenant) -> None:
         return delta_round(t, req, spec, render)
 
     def list_drive(req: Request) -> Response:
-        from .drive import render_drive  # drive.py imports this module
-
         _, lst = _list(req)
         drive = t.store.get(str(lst.data.get("_drive", "")))
         if drive is None:

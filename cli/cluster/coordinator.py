@@ -1,0 +1,209 @@
+"""``coffer backup`` with a broker: discover, enqueue one job per owner, follow, report.
+
+1. The broker must answer (else BrokerUnreachable, exit 15, before anything
+   else is done).
+2. Owners are discovered as in one process (TenantBackup.jobs), the run's
+   manifest is stored in the repository (runreport.py), and one job per owner
+   is enqueued, largest first (by the items of its latest snapshot; owners
+   never backed up first, since their size is unknown), so the long owners do
+   not start last.
+3. Unless detached, the command follows the run's counters in Redis with the
+   usual live line (owners done/total, items, bytes, an ETA from the owners'
+   pace, throttled time, and how many owners each worker finished), riding
+   out broker restarts, until every owner has an outcome; then the one run
+   report is put together and returned for the caller to store, like a
+   one-process run's.
+
+Ctrl-C stops following, not the run: the workers go on, and ``coffer report
+RUN`` shows the report once it is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from cli.cluster.broker import BACKUP_TASK, celery_app, check_reachable, redis_client
+from cli.cluster.jobs import BackupMessage
+from cli.cluster.runreport import MANIFEST_KIND, assemble
+from cli.cluster.runstate import RunState
+from cli.cluster.settings import ClusterSettings
+from cli.ui.progress import Progress
+from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
+from sources.m365.backup.context import OwnerJob
+from store import Repository, latest_per_owner
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def largest_first(repo: Repository, jobs: list[OwnerJob]) -> list[OwnerJob]:
+    """Owners by the items their latest snapshot holds, most first; unknown first."""
+    sizes: dict[tuple[str, str], int] = {}
+    for snap in latest_per_owner(repo.list_snapshots()):
+        stats = snap.stats or {}
+        sizes[(snap.owner.kind, snap.owner.key)] = sum(
+            int(stats.get(k, 0) or 0) for k in ("items_new", "items_changed", "items_unchanged")
+        )
+    return sorted(jobs, key=lambda j: -sizes.get((j.kind, j.key), 1 << 62))
+
+
+def manifest_of(
+    backup: TenantBackup, run_id: str, started: float, jobs: list[OwnerJob], broker: str
+) -> dict[str, Any]:
+    settings = backup.settings
+    conn = settings.connection
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "kind": "backup",
+        "source": "m365",
+        "run": run_id,
+        "host": os.uname().nodename,
+        "started": _iso(started),
+        "started_epoch": started,
+        "broker": broker,
+        "tenant": {
+            "tenant_id": conn.tenant_id,
+            "graph_url": conn.graph_url,
+            "auth": conn.auth if conn.auth == "device_code" else conn.credential,
+        },
+        "settings": {
+            "mime_dedup": settings.mime_dedup,
+            "onedrive_versions": settings.onedrive_versions,
+            "parallel_owners": settings.parallel_owners,
+            "workers_per_owner": settings.workers_per_owner,
+        },
+        "problems": list(backup.problems),
+        "owners_skipped": list(backup.skipped_owners),
+        "owners": [{"kind": j.kind, "key": j.key, "name": j.name} for j in jobs],
+    }
+
+
+class ClusterBackup:
+    """One scale-out backup run (see the module docstring)."""
+
+    def __init__(self, cluster: ClusterSettings) -> None:
+        self.cluster = cluster
+        self.redis = redis_client(cluster)
+        check_reachable(self.redis, cluster)
+
+    def enqueue(
+        self,
+        repo: Repository,
+        settings: TenantSettings,
+        *,
+        prompt: Callable[[str], None] | None,
+        checkpoint_seconds: float,
+        wait: float,
+        only_users: tuple[str, ...],
+        only_services: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """Discover and enqueue; returns the run's manifest (also stored)."""
+        started = time.time()
+        backup = TenantBackup(
+            repo, settings, prompt=prompt, only_users=only_users, only_services=only_services
+        )
+        jobs = largest_first(repo, backup.jobs())
+        run_id = os.urandom(16).hex()
+        time_ns = time.time_ns()
+        manifest = manifest_of(backup, run_id, started, jobs, self.cluster.label)
+        repo.save_report(MANIFEST_KIND, manifest)
+        state = RunState(self.redis, run_id, self.cluster.result_seconds)
+        state.start(len(jobs))
+        celery = celery_app(self.cluster)
+        tenant = settings.connection.tenant_id
+        with celery.connection_for_write() as conn:
+            for job in jobs:
+                message = BackupMessage(
+                    run_id,
+                    time_ns,
+                    tenant,
+                    job.kind,
+                    job.key,
+                    job.name,
+                    job.services,
+                    checkpoint_seconds,
+                    wait,
+                )
+                celery.send_task(
+                    BACKUP_TASK,
+                    args=[message.to_map()],
+                    queue=self.cluster.queue,
+                    connection=conn,
+                    retry=True,
+                )
+        return manifest
+
+    def follow(self, run_id: str, total: int, progress: Progress | None) -> dict[str, Any]:
+        """Wait until every owner of the run has an outcome; returns the counters."""
+        state = RunState(self.redis, run_id, self.cluster.result_seconds)
+        started = time.monotonic()
+        if progress is not None:
+            progress.owners_total = total
+
+            def eta() -> float | None:
+                # Owners left at the pace of the owners done so far (owners vary
+                # in size; largest first, so the estimate errs long at the start).
+                done = progress.owners_done
+                if not done or done >= total:
+                    return None
+                return (time.monotonic() - started) / done * (total - done)
+
+            progress.eta_source = eta
+        outage_noted = False
+        while True:
+            try:
+                now = state.snapshot()
+            except redis.RedisError as exc:
+                if not outage_noted:
+                    log.warning("broker unreachable (%s); waiting for it", exc)
+                    outage_noted = True
+                time.sleep(2.0)
+                continue
+            if outage_noted:
+                log.warning("broker back; following the run again")
+                outage_noted = False
+            if progress is not None:
+                progress.owners_done = len(now["owners"])
+                progress.items = now["items"]
+                progress.bytes = now["bytes"]
+                progress.throttled_seconds = now["throttled"]
+                progress.current = " ".join(f"{w}:{n}" for w, n in sorted(now["workers"].items()))
+            if len(now["owners"]) >= total:
+                return now
+            time.sleep(POLL_SECONDS)
+
+    def report(
+        self, repo: Repository, manifest: dict[str, Any], counters: dict[str, Any]
+    ) -> dict[str, Any]:
+        report, _pending = assemble(
+            repo,
+            manifest,
+            counters["owners"],
+            finished=_iso(time.time()),
+            seconds=time.time() - float(manifest["started_epoch"]),
+        )
+        return report
+
+
+def outcomes_of(cluster: ClusterSettings, run_id: str) -> dict[str, dict[str, Any]]:
+    """The outcomes the broker holds for a run (empty if it has none or is down)."""
+    try:
+        return dict(
+            RunState(redis_client(cluster), run_id, cluster.result_seconds).snapshot()["owners"]
+        )
+    except redis.RedisError as exc:
+        log.warning("broker unreachable (%s): outcomes only from the repository", exc)
+        return {}

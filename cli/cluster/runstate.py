@@ -1,0 +1,105 @@
+"""A run's live counters in Redis: owners done, items, bytes, throttled time, per worker.
+
+Only counters and ids live here (owner ids, snapshot ids, report keys, worker
+names ``host:pid``), with an expiry; the full report, with item names, is in
+the repository. Keys (``R`` the run id)::
+
+    coffer:run:R          hash  total, items, bytes, throttled_ms, requests
+    coffer:run:R:owners   hash  "kind:key" -> JSON outcome of a finished owner
+    coffer:run:R:workers  hash  worker -> owners it finished
+    coffer:run:R:active   hash  "kind:key" -> worker running it now
+
+``owner_done`` is idempotent: the first outcome recorded for an owner stays
+(HSETNX), so a redelivered job that finds its owner finished changes nothing.
+Every method may raise redis.RedisError (the caller retries).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+
+def owner_field(kind: str, key: str) -> str:
+    return f"{kind}:{key}"
+
+
+class RunState:
+    """The counters of run ``run_id`` (thread-safe: Redis serialises)."""
+
+    def __init__(self, client: redis.Redis, run_id: str, expiry_seconds: float) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.key = f"coffer:run:{run_id}"
+        self._expiry = int(expiry_seconds)
+
+    def _keys(self) -> tuple[str, ...]:
+        return (self.key, f"{self.key}:owners", f"{self.key}:workers", f"{self.key}:active")
+
+    def _touch(self, pipe: Any) -> None:
+        for key in self._keys():
+            pipe.expire(key, self._expiry)
+
+    def start(self, total: int) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.hset(self.key, mapping={"total": total})
+            self._touch(pipe)
+            pipe.execute()
+
+    def progress(self, items: int, size: int, throttled: float, requests: int = 0) -> None:
+        """Add to the live counters (workers call this about once a second)."""
+        with self.client.pipeline() as pipe:
+            if items:
+                pipe.hincrby(self.key, "items", items)
+            if size:
+                pipe.hincrby(self.key, "bytes", size)
+            if throttled:
+                pipe.hincrby(self.key, "throttled_ms", int(throttled * 1000))
+            if requests:
+                pipe.hincrby(self.key, "requests", requests)
+            pipe.expire(self.key, self._expiry)
+            pipe.execute()
+
+    def owner_started(self, field: str, worker: str) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.hset(f"{self.key}:active", field, worker)
+            self._touch(pipe)
+            pipe.execute()
+
+    def done(self, field: str) -> dict[str, Any] | None:
+        """The recorded outcome of an owner, or None."""
+        raw = self.client.hget(f"{self.key}:owners", field)
+        return json.loads(raw) if raw else None
+
+    def owner_done(self, field: str, outcome: dict[str, Any]) -> bool:
+        """Record an owner's outcome (ids and counters only); False if one was
+        recorded already (idempotent)."""
+        new = bool(self.client.hsetnx(f"{self.key}:owners", field, json.dumps(outcome)))
+        with self.client.pipeline() as pipe:
+            pipe.hdel(f"{self.key}:active", field)
+            if new:
+                pipe.hincrby(f"{self.key}:workers", str(outcome.get("worker", "?")), 1)
+            self._touch(pipe)
+            pipe.execute()
+        return new
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything at once: counters, finished owners, workers, active owners."""
+        with self.client.pipeline() as pipe:
+            pipe.hgetall(self.key)
+            pipe.hgetall(f"{self.key}:owners")
+            pipe.hgetall(f"{self.key}:workers")
+            pipe.hgetall(f"{self.key}:active")
+            counters, owners, workers, active = pipe.execute()
+        return {
+            "total": int(counters.get("total", 0)),
+            "items": int(counters.get("items", 0)),
+            "bytes": int(counters.get("bytes", 0)),
+            "throttled": int(counters.get("throttled_ms", 0)) / 1000,
+            "requests": int(counters.get("requests", 0)),
+            "owners": {k: json.loads(v) for k, v in owners.items()},
+            "workers": {k: int(v) for k, v in workers.items()},
+            "active": dict(active),
+        }

@@ -1,0 +1,258 @@
+"""Building an owner's new tree from its catalogue and the run's changes.
+
+The catalogue holds the parent snapshot's state and the ``run`` database the
+changes since; both are sorted by path key, which is the depth-first order of
+the tree, so one merge pass streams the new state into :class:`PageWriter`s
+(one per open directory, a stack as deep as the tree) with bounded memory.
+
+- A directory untouched by the run (and outside any full-enumeration scope,
+  on the final pass) is not even read: its old subtree ID is reused and the
+  catalogue cursor jumps past it. An incremental run costs work proportional
+  to its changes.
+- In a full-enumeration scope, catalogue items the run neither saw nor added
+  are dropped (the item is gone from the source); a directory left with no
+  items that the run did not see itself is dropped too.
+- The catalogue is updated in the same pass, in a write transaction the caller
+  commits only after the snapshot is stored (see session.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import lmdb
+
+from store.cache.catalogue import TOMBSTONE, CatalogueWriter, OwnerStore
+from store.format.codec import decode, encode
+from store.format.config import TreeSplitParams
+from store.format.paths import SEPARATOR, is_under
+from store.format.tree import DIRECTORY, PageWriter
+from store.ids import BlobId
+
+
+@dataclass
+class MergeCounts:
+    """What the merge did, for statistics."""
+
+    kept: int = 0
+    written: int = 0
+    dropped: int = 0
+    reused_dirs: int = 0
+
+
+@dataclass
+class _OpenDir:
+    key: bytes
+    entry: dict[str, object] | None  # None for the root
+    old_encoded: bytes | None  # the catalogue's bytes, None if new or synthesized
+    explicit: bool  # keep even when empty
+    writer: PageWriter
+    children: int = 0
+
+
+@dataclass
+class MergeInput:
+    """What a merge needs besides the store."""
+
+    save_tree: Callable[[bytes], BlobId]
+    split: TreeSplitParams
+    split_key: bytes
+    full_scopes: list[bytes] = field(default_factory=list)  # applied only if final
+    # Subtrees the source found unchanged as a whole: kept without reading them.
+    kept: list[bytes] = field(default_factory=list)
+    final: bool = False
+
+
+def _cursor_items(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
+    for key, value in cursor:
+        yield bytes(key), bytes(value)
+
+
+class _Merger:
+    def __init__(
+        self, store: OwnerStore, spec: MergeInput, rtxn: lmdb.Transaction, out: CatalogueWriter
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.rtxn = rtxn
+        self.wtxn = out
+        self.counts = MergeCounts()
+        self.stack: list[_OpenDir] = [self._open(b"", None, None, explicit=True)]
+        self.scopes = spec.full_scopes if spec.final else []
+        self.kept = spec.kept
+
+    # -- helpers --------------------------------------------------------
+
+    def _open(
+        self, key: bytes, entry: dict[str, object] | None, old: bytes | None, *, explicit: bool
+    ) -> _OpenDir:
+        writer = PageWriter(self.spec.save_tree, self.spec.split, self.spec.split_key)
+        return _OpenDir(key, entry, old, explicit, writer)
+
+    def _in_scope(self, key: bytes) -> bool:
+        if any(is_under(key, kept) for kept in self.kept):
+            return False  # kept whole: as good as seen
+        return any(is_under(key, scope) for scope in self.scopes)
+
+    def _scope_below(self, key: bytes) -> bool:
+        return any(scope.startswith(key + SEPARATOR) for scope in self.scopes)
+
+    def _put(self, key: bytes, encoded: bytes) -> None:
+        self.wtxn.put(key, encoded, db=self.store.catalogue)
+
+    def _delete(self, key: bytes, old_encoded: bytes) -> None:
+        self.wtxn.delete(key, db=self.store.catalogue)
+        item_id = decode(old_encoded, "catalogue entry").get("i")
+        if item_id is not None:
+            raw_id = str(item_id).encode()
+            current = self.wtxn.get(raw_id, db=self.store.ids)
+            if current == key:
+                self.wtxn.delete(raw_id, db=self.store.ids)
+        self.counts.dropped += 1
+
+    def _set_id(self, key: bytes, encoded: bytes) -> None:
+        item_id = decode(encoded, "run entry").get("i")
+        if item_id is not None:
+            self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)
+
+    def _close_until_parent_of(self, key: bytes) -> None:
+        """Pop directories until the top of the stack is an ancestor of ``key``."""
+        while len(self.stack) > 1 and not key.startswith(self.stack[-1].key + SEPARATOR):
+            self._close_top()
+        # Open synthesized directories for missing ancestors.
+        top = self.stack[-1]
+        parent = key.rpartition(SEPARATOR)[0] if SEPARATOR in key else b""
+        if parent != top.key:
+            rest = parent[len(top.key) + 1 :] if top.key else parent
+            names = rest.split(SEPARATOR)
+            current = top.key
+            for name in names:
+                current = current + SEPARATOR + name if current else name
+                raw = self.rtxn.get(current, db=self.store.catalogue)
+                existing = None if raw is None else bytes(raw)
+                old_entry = decode(existing, "catalogue entry") if existing is not None else None
+                if old_entry is not None and old_entry.get("t") == DIRECTORY:
+                    self.stack.append(self._open(current, old_entry, existing, explicit=False))
+                else:
+                    # Missing, or a file the run replaced by a folder: a new directory.
+                    entry = {"n": name, "t": DIRECTORY, "p": 0o755, "m": 0}
+                    self.stack.append(self._open(current, entry, None, explicit=False))
+
+    def _close_top(self) -> None:
+        closing = self.stack.pop()
+        parent = self.stack[-1]
+        assert closing.entry is not None
+        if closing.children == 0 and not closing.explicit:
+            if closing.old_encoded is not None:
+                self._delete(closing.key, closing.old_encoded)
+            return
+        entry = dict(closing.entry)
+        entry["x"] = closing.writer.finish()
+        # Keep FORMAT.md's key order: x comes before v, i, a.
+        ordered: dict[str, object] = {k: entry[k] for k in ("n", "t", "p", "m", "x") if k in entry}
+        ordered.update({k: v for k, v in entry.items() if k not in ordered})
+        encoded = encode(ordered)
+        if encoded != closing.old_encoded:
+            self._put(closing.key, encoded)
+            self.counts.written += 1
+        else:
+            self.counts.kept += 1
+        self._emit_into(parent, closing.key, encoded)
+
+    def _emit_into(self, directory: _OpenDir, key: bytes, encoded: bytes) -> None:
+        name = key.rpartition(SEPARATOR)[2]
+        directory.writer.add(name, encoded)
+        directory.children += 1
+
+    def _emit(self, key: bytes, encoded: bytes) -> None:
+        self._close_until_parent_of(key)
+        self._emit_into(self.stack[-1], key, encoded)
+
+    def _push_dir(self, key: bytes, encoded: bytes, old: bytes | None, *, explicit: bool) -> None:
+        self._close_until_parent_of(key)
+        self.stack.append(
+            self._open(key, decode(encoded, "directory entry"), old, explicit=explicit)
+        )
+
+    # -- the merge ------------------------------------------------------
+
+    def run(self) -> BlobId:
+        store = self.store
+        cat_cursor = self.rtxn.cursor(db=store.catalogue)
+        run_items = _cursor_items(self.rtxn.cursor(db=store.run))
+        cat_ok = cat_cursor.first()
+        run_next = next(run_items, None)
+        dropping: bytes | None = None
+        while cat_ok or run_next is not None:
+            store.pages.tick()
+            cat_key = bytes(cat_cursor.key()) if cat_ok else None
+            if run_next is not None and (cat_key is None or run_next[0] <= cat_key):
+                key, value = run_next
+                run_next = next(run_items, None)
+                old = None
+                if cat_key == key:
+                    old = bytes(cat_cursor.value())
+                    cat_ok = cat_cursor.next()
+                if dropping is not None and not is_under(key, dropping):
+                    dropping = None
+                if value == TOMBSTONE:
+                    if old is not None:
+                        self._delete(key, old)
+                    dropping = key
+                    continue
+                is_dir = decode(value, "run entry").get("t") == DIRECTORY
+                if old is not None and not is_dir and decode(old, "entry").get("t") == DIRECTORY:
+                    dropping = key  # a directory replaced by a file: drop its contents
+                self._set_id(key, value)
+                if is_dir:
+                    self._push_dir(key, value, old, explicit=True)
+                else:
+                    if value != old:
+                        self._put(key, value)
+                        self.counts.written += 1
+                    self._emit(key, value)
+                continue
+            # Only the catalogue has this key.
+            assert cat_key is not None
+            old = bytes(cat_cursor.value())
+            if dropping is not None and is_under(cat_key, dropping) and cat_key != dropping:
+                self._delete(cat_key, old)
+                cat_ok = cat_cursor.next()
+                continue
+            in_scope = self._in_scope(cat_key)
+            is_dir = old[:1] != b"" and decode(old, "catalogue entry").get("t") == DIRECTORY
+            was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
+            if is_dir:
+                kept_whole = any(is_under(cat_key, kept) for kept in self.kept)
+                if (
+                    not in_scope
+                    and (kept_whole or not self._scope_below(cat_key))
+                    and not store.run_has_under(cat_key)
+                ):
+                    # Untouched directory: reuse its subtree as is.
+                    self._emit(cat_key, old)
+                    self.counts.reused_dirs += 1
+                    cat_ok = cat_cursor.set_range(cat_key + b"\x01")
+                    continue
+                self._push_dir(cat_key, old, old, explicit=was_seen)
+                cat_ok = cat_cursor.next()
+                continue
+            if was_seen:
+                self._emit(cat_key, old)
+                self.counts.kept += 1
+            else:
+                self._delete(cat_key, old)
+            cat_ok = cat_cursor.next()
+        while len(self.stack) > 1:
+            self._close_top()
+        return self.stack[0].writer.finish()
+
+
+def merge(
+    store: OwnerStore, spec: MergeInput, rtxn: lmdb.Transaction, out: CatalogueWriter
+) -> tuple[BlobId, MergeCounts]:
+    """Build the new root tree. ``rtxn`` reads the old state, ``out`` records the new."""
+    merger = _Merger(store, spec, rtxn, out)
+    root = merger.run()
+    return root, merger.counts

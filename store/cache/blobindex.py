@@ -1,0 +1,142 @@
+"""The local blob index: blob ID -> where it is stored (an LMDB cache).
+
+Built only from index objects already written to the repository, never from
+packs still in flight, so a blob it knows is always durable in the repository.
+Thread-safe and safe to share between processes (LMDB's own locking).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.cache.cachedir import MappedPages, open_lmdb
+from store.format.index import PackRecord
+from store.ids import BlobId, IndexId, PackId
+
+# pack id (32) | offset u32 | length u32 | raw length u32 | type u8 | epoch u32
+_LOCATION = struct.Struct(">32sIIIBI")
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Everything needed to read a blob: the pack, where in it, and the key epoch."""
+
+    pack_id: PackId
+    offset: int
+    length: int
+    raw_length: int
+    type: int
+    epoch: int
+
+    def encode(self) -> bytes:
+        return _LOCATION.pack(
+            self.pack_id, self.offset, self.length, self.raw_length, self.type, self.epoch
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> BlobLocation:
+        pack_id, offset, length, raw_length, blob_type, epoch = _LOCATION.unpack(raw)
+        return cls(PackId(pack_id), offset, length, raw_length, blob_type, epoch)
+
+
+class BlobIndex:
+    """The ``blobs/`` LMDB environment of the cache."""
+
+    MAP_SIZE = 1 << 38  # 256 GiB of address space, enough for ~5 billion blobs
+    WRITE_BATCH = 512
+
+    def __init__(self, path: Path) -> None:
+        # Durable: after an OS crash it must hold a state it once committed,
+        # never stale pages (FORMAT.md §10); what it claims is then always
+        # named by an index object that was written first, and
+        # Repository._sync_index rebuilds it when one of those is gone.
+        self._env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8, durable=True)
+        self.pages = MappedPages(path / "data.mdb")
+        self._blobs = self._env.open_db(b"blobs")
+        self._packs = self._env.open_db(b"packs")
+        self._indexes = self._env.open_db(b"indexes")
+        self.snapshots = self._env.open_db(b"snapshots")
+
+    @property
+    def env(self) -> object:
+        return self._env
+
+    def close(self) -> None:
+        self._env.close()
+
+    def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        self.pages.tick()
+        with self._env.begin(db=self._blobs, buffers=False) as txn:
+            raw = txn.get(blob_id)
+        return None if raw is None else BlobLocation.decode(raw)
+
+    def contains(self, blob_id: bytes) -> bool:
+        self.pages.tick()
+        with self._env.begin(db=self._blobs) as txn:
+            return txn.get(blob_id) is not None
+
+    def merged_indexes(self) -> set[IndexId]:
+        with self._env.begin(db=self._indexes) as txn:
+            return {IndexId(bytes(key)) for key in txn.cursor().iternext(values=False)}
+
+    def add_index(self, index_id: IndexId, packs: Iterable[PackRecord]) -> None:
+        """Merge one index object (idempotent). Later copies of a blob win.
+
+        Written in transactions of at most ``WRITE_BATCH`` entries: blob IDs
+        are random, so each insert dirties its own page, and LMDB keeps every
+        page a transaction ever dirtied in a free list it never returns; small
+        transactions keep that list (and so memory) small. The index counts as
+        merged only once its last entry is written.
+        """
+        pending: list[tuple[bytes, bytes, object]] = []
+        for record in packs:
+            pending.append(
+                (
+                    record.pack_id,
+                    bytes([record.kind]) + record.epoch.to_bytes(4, "big"),
+                    self._packs,
+                )
+            )
+            for entry in record.entries:
+                location = BlobLocation(
+                    record.pack_id,
+                    entry.offset,
+                    entry.length,
+                    entry.raw_length,
+                    entry.type,
+                    record.epoch,
+                )
+                pending.append((entry.blob_id, location.encode(), self._blobs))
+                if len(pending) >= self.WRITE_BATCH:
+                    self._write(pending)
+                    pending = []
+        pending.append((index_id, b"", self._indexes))
+        self._write(pending)
+
+    def _write(self, items: list[tuple[bytes, bytes, object]]) -> None:
+        with self._env.begin(write=True) as txn:
+            for key, value, db in items:
+                txn.put(key, value, db=db)  # type: ignore[arg-type]
+        self.pages.release()
+
+    def clear(self) -> None:
+        """Forget everything (before a rebuild)."""
+        with self._env.begin(write=True) as txn:
+            for db in (self._blobs, self._packs, self._indexes):
+                txn.drop(db, delete=False)
+
+    def iter_blobs(self) -> Iterator[tuple[BlobId, BlobLocation]]:
+        with self._env.begin(db=self._blobs) as txn:
+            for key, value in txn.cursor():
+                yield BlobId(bytes(key)), BlobLocation.decode(bytes(value))
+
+    def count(self) -> int:
+        with self._env.begin(db=self._blobs) as txn:
+            return int(txn.stat(self._blobs)["entries"])
+
+    def known_packs(self) -> set[PackId]:
+        with self._env.begin(db=self._packs) as txn:
+            return {PackId(bytes(k)) for k in txn.cursor().iternext(values=False)}

@@ -1,0 +1,185 @@
+"""Pack files (FORMAT.md §5): building them and reading them back.
+
+A :class:`PackBuilder` collects compressed blob plaintexts in memory (bounded
+by the target pack size plus one chunk) and, when finished, shuffles them,
+encrypts each with the pack's single-use key and its offset as nonce, and
+appends the encrypted trailer. Not thread-safe: the caller serialises access.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import struct
+from dataclasses import dataclass
+
+from store.errors import IntegrityError
+from store.format.codec import U32_MAX, decode, encode, field_bytes, field_int, field_list
+from store.format.crypto import (
+    TAG_SIZE,
+    TRAILER_NONCE,
+    decode_payload,
+    decrypt,
+    derive,
+    encode_payload,
+    encrypt,
+    nonce_for_offset,
+)
+from store.ids import DATA, ID_SIZE, TREE, BlobId, PackId
+
+PACK_MAGIC = b"CFPK"
+PACK_VERSION = 1
+# magic(4) version(1) kind(1) epoch(4)
+_HEADER = struct.Struct(">4sBBI")
+HEADER_SIZE = _HEADER.size  # 10
+_LENGTH = struct.Struct(">I")
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    """Where one blob lives inside a pack."""
+
+    type: int
+    blob_id: BlobId
+    offset: int
+    length: int
+    raw_length: int
+
+    def as_list(self) -> list[object]:
+        return [self.type, self.blob_id, self.offset, self.length, self.raw_length]
+
+    @classmethod
+    def from_list(cls, item: object, what: str) -> BlobEntry:
+        """Parse ``[type, blob ID, offset, length, raw length]``. Raises IntegrityError.
+
+        Explicit checks (not ``assert``: ``python -O`` strips those): offsets
+        and lengths are u32 (a pack is far smaller than 4 GiB), the type is a
+        known blob type.
+        """
+        fields = field_list(item, what, "blob entry", 5)
+        blob_type, blob_id, offset, length, raw_length = fields
+        return cls(
+            field_int(blob_type, what, "blob type", DATA, TREE),
+            BlobId(field_bytes(blob_id, what, "blob ID", ID_SIZE)),
+            field_int(offset, what, "blob offset", 0, U32_MAX),
+            field_int(length, what, "blob length", TAG_SIZE, U32_MAX),
+            field_int(raw_length, what, "blob raw length", 0, U32_MAX),
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def pack_aead_key(epoch_key: bytes, pack_id: bytes) -> bytes:
+    """The single-use AES key of a pack (cached: reads hit the same packs often)."""
+    return derive("coffer v1 pack key", epoch_key + pack_id)
+
+
+def blob_ad(blob_type: int, blob_id: bytes) -> bytes:
+    return b"blob" + bytes([blob_type]) + blob_id
+
+
+class PackBuilder:
+    """Accumulates blobs for one pack."""
+
+    def __init__(self, kind: int, epoch: int, epoch_key: bytes) -> None:
+        self.kind = kind
+        self.pack_id = PackId(os.urandom(32))
+        self._epoch = epoch
+        self._key = pack_aead_key(epoch_key, self.pack_id)
+        # (type, id, raw length, codec payload)
+        self._pending: list[tuple[int, BlobId, int, bytes]] = []
+        self.size = HEADER_SIZE
+        self._ids: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, blob_id: bytes) -> bool:
+        return blob_id in self._ids
+
+    def add(self, blob_type: int, blob_id: BlobId, raw_length: int, payload: bytes) -> None:
+        """Queue a blob; ``payload`` is codec ‖ body (see crypto.encode_payload)."""
+        if blob_id in self._ids:
+            return
+        self._ids.add(blob_id)
+        self._pending.append((blob_type, blob_id, raw_length, payload))
+        self.size += len(payload) + TAG_SIZE
+
+    def finish(self) -> tuple[bytes, list[BlobEntry]]:
+        """Encrypt everything and return the pack's bytes and its entries."""
+        order = list(self._pending)
+        random.SystemRandom().shuffle(order)
+        header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, self.kind, self._epoch)
+        parts = [header]
+        entries: list[BlobEntry] = []
+        offset = HEADER_SIZE
+        for blob_type, blob_id, raw_length, payload in order:
+            sealed = encrypt(
+                self._key, nonce_for_offset(offset), payload, blob_ad(blob_type, blob_id)
+            )
+            parts.append(sealed)
+            entries.append(BlobEntry(blob_type, blob_id, offset, len(sealed), raw_length))
+            offset += len(sealed)
+        trailer_plain = encode_payload(encode([entry.as_list() for entry in entries]), None)
+        trailer_length = len(trailer_plain) + TAG_SIZE
+        length_bytes = _LENGTH.pack(trailer_length)
+        parts.append(encrypt(self._key, TRAILER_NONCE, trailer_plain, header + length_bytes))
+        parts.append(length_bytes)
+        self._pending.clear()
+        return b"".join(parts), entries
+
+
+def read_header(data: bytes, what: str) -> tuple[int, int]:
+    """(kind, epoch) from the first bytes of a pack. Raises IntegrityError."""
+    if len(data) < HEADER_SIZE:
+        raise IntegrityError(f"{what}: truncated pack")
+    magic, version, kind, epoch = _HEADER.unpack_from(data)
+    if magic != PACK_MAGIC:
+        raise IntegrityError(f"{what}: not a Coffer pack (bad magic)")
+    if version > PACK_VERSION:
+        raise IntegrityError(f"{what}: unknown pack version {version} (damaged)")
+    return int(kind), int(epoch)
+
+
+def read_trailer(data: bytes, epoch_key: bytes, pack_id: bytes, what: str) -> list[BlobEntry]:
+    """Authenticate and parse the trailer of a whole pack held in ``data``.
+
+    Also checks that the blobs tile the space between header and trailer
+    exactly, so no byte of the pack goes unauthenticated.
+    """
+    if len(data) < HEADER_SIZE + _LENGTH.size + TAG_SIZE:
+        raise IntegrityError(f"{what}: truncated pack ({len(data)} bytes)")
+    (trailer_length,) = _LENGTH.unpack_from(data, len(data) - _LENGTH.size)
+    trailer_start = len(data) - _LENGTH.size - trailer_length
+    if trailer_start < HEADER_SIZE:
+        raise IntegrityError(f"{what}: trailer length out of range")
+    key = pack_aead_key(epoch_key, pack_id)
+    ad = data[:HEADER_SIZE] + data[-_LENGTH.size :]
+    plain = decrypt(key, TRAILER_NONCE, data[trailer_start : len(data) - _LENGTH.size], ad, what)
+    raw = decode(decode_payload(plain, what), what)
+    if not isinstance(raw, list):
+        raise IntegrityError(f"{what}: malformed trailer")
+    entries = [BlobEntry.from_list(item, what) for item in raw]
+    expected = HEADER_SIZE
+    for entry in sorted(entries, key=lambda e: e.offset):
+        if entry.offset != expected:
+            raise IntegrityError(f"{what}: blobs do not tile the pack at offset {expected}")
+        expected += entry.length
+    if expected != trailer_start:
+        raise IntegrityError(f"{what}: unaccounted bytes before the trailer")
+    return entries
+
+
+def open_blob(
+    sealed: bytes, epoch_key: bytes, pack_id: bytes, entry: BlobEntry, what: str
+) -> bytes:
+    """Decrypt and decompress one blob read from a pack (no ID check here).
+
+    The plaintext is bounded by, and must match, the recorded raw length.
+    Raises IntegrityError.
+    """
+    key = pack_aead_key(epoch_key, pack_id)
+    payload = decrypt(
+        key, nonce_for_offset(entry.offset), sealed, blob_ad(entry.type, entry.blob_id), what
+    )
+    return decode_payload(payload, what, entry.raw_length)

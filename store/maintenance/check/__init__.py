@@ -1,0 +1,1 @@
+"""``check``: the structural pass, the data read, the result and its accounting."""

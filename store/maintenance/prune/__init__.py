@@ -1,0 +1,1 @@
+"""``prune``: mark, repack and delete what no snapshot references."""

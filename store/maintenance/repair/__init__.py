@@ -1,0 +1,1 @@
+"""``repair``: rebuild the index from the packs, rewrite snapshots around lost data."""

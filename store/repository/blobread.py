@@ -1,0 +1,143 @@
+"""Reading many blobs at once, grouped by pack: few large reads instead of one per blob.
+
+:func:`read_blobs` is the bulk read path of ``coffer copy``: it looks every
+blob up in the index, sorts them by pack and offset, merges neighbours into
+ranged reads (a gap of up to ``MERGE_GAP`` bytes is read and thrown away: on
+an object store one request costs more than a MiB of transfer), runs those
+reads on a few threads, and authenticates, decompresses and re-hashes every
+blob before handing it over. Nothing unverified leaves this module.
+
+Memory is bounded by the reads in flight (``workers`` x 2 ranges of at most
+``MAX_RANGE`` bytes, and their blobs) plus the blobs of the range being consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from store.cache.blobindex import BlobLocation
+from store.errors import BlobMissing, IntegrityError, ObjectNotFound
+from store.format.crypto import decode_payload, decrypt, keyed_hash, nonce_for_offset
+from store.format.pack import blob_ad, pack_aead_key
+from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId
+from store.names import pack_name
+from store.repository.ports import BlobSource
+
+MERGE_GAP = 1024 * 1024
+MAX_RANGE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBlob:
+    """A verified blob: its ID, plaintext, and payload as stored (codec byte ‖ body)."""
+
+    blob_id: BlobId
+    type: int
+    plaintext: bytes
+    payload: bytes
+
+
+@dataclass
+class _Range:
+    pack_id: PackId
+    kind: int
+    start: int
+    end: int
+    blobs: list[tuple[BlobId, BlobLocation]]
+
+
+def plan_ranges(located: Iterable[tuple[BlobId, BlobLocation]]) -> list[_Range]:
+    """Group blobs into ranged reads: per pack, by offset, neighbours merged."""
+    by_pack: dict[PackId, list[tuple[BlobId, BlobLocation]]] = {}
+    for blob_id, location in located:
+        by_pack.setdefault(location.pack_id, []).append((blob_id, location))
+    ranges: list[_Range] = []
+    for pack_id, blobs in by_pack.items():
+        blobs.sort(key=lambda item: item[1].offset)
+        current: _Range | None = None
+        for blob_id, location in blobs:
+            end = location.offset + location.length
+            if (
+                current is not None
+                and location.offset - current.end <= MERGE_GAP
+                and end - current.start <= MAX_RANGE
+            ):
+                current.end = max(current.end, end)
+                current.blobs.append((blob_id, location))
+                continue
+            kind = PACK_KIND_FOR_TYPE[location.type]
+            current = _Range(pack_id, kind, location.offset, end, [(blob_id, location)])
+            ranges.append(current)
+    return ranges
+
+
+def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBlob]:
+    key = pack_name(part.pack_id, part.kind)
+    what = f"pack {part.pack_id.hex()}"
+    try:
+        data = repo.backend.get(key, part.start, part.end - part.start)
+    except ObjectNotFound:
+        raise BlobMissing(f"{what} is missing") from None
+    if len(data) != part.end - part.start:
+        raise IntegrityError(f"{what}: pack is truncated")
+    loaded: list[LoadedBlob] = []
+    id_key = repo.keyring.blob_id_key
+    for blob_id, location in part.blobs:
+        blob_what = f"blob {blob_id.hex()[:8]} in {what}"
+        begin = location.offset - part.start
+        sealed = data[begin : begin + location.length]
+        key_bytes = pack_aead_key(repo.keyring.epoch_key(location.epoch, blob_what), part.pack_id)
+        payload = decrypt(
+            key_bytes,
+            nonce_for_offset(location.offset),
+            sealed,
+            blob_ad(location.type, blob_id),
+            blob_what,
+        )
+        plaintext = decode_payload(payload, blob_what, location.raw_length)
+        if keyed_hash(id_key, plaintext) != blob_id:
+            raise IntegrityError(f"{blob_what}: content does not match its ID")
+        loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))
+    return loaded
+
+
+def read_blobs(
+    repo: BlobSource, blob_ids: Iterable[BlobId], *, workers: int = 4, payloads: bool = True
+) -> Iterator[LoadedBlob]:
+    """Every blob of ``blob_ids`` (duplicates once), verified, in no particular order.
+
+    ``payloads=False`` leaves ``LoadedBlob.payload`` empty (saves memory when
+    only the plaintext is wanted).
+
+    Raises BlobMissing (not indexed, or its pack is gone) and IntegrityError
+    (authentication, decompression or hash failure), like Repository.load_blob.
+    Reads run on ``workers`` threads; closing the iterator early waits for the
+    reads in flight and discards them.
+    """
+    located = [(blob_id, repo.locate(blob_id)) for blob_id in dict.fromkeys(blob_ids)]
+    ranges = plan_ranges(located)
+    if not ranges:
+        return
+    executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="coffer-read")
+    in_flight: list[Future[list[LoadedBlob]]] = []
+    queue = iter(ranges)
+    try:
+        for part in queue:
+            in_flight.append(executor.submit(_read_range, repo, part, payloads))
+            if len(in_flight) >= 2 * workers:
+                break
+        while in_flight:
+            done = in_flight.pop(0)
+            following = next(queue, None)
+            if following is not None:
+                in_flight.append(executor.submit(_read_range, repo, following, payloads))
+            yield from done.result()
+    finally:
+        for future in in_flight:
+            future.cancel()
+        executor.shutdown(wait=True)
+
+
+__all__ = ["LoadedBlob", "plan_ranges", "read_blobs"]

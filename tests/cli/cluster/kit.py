@@ -1,0 +1,158 @@
+"""Real parts for scale-out tests: redis-server on loopback, ``coffer worker`` processes.
+
+Nothing is mocked: Redis is Debian's ``redis-server`` (installed by ``make
+testdeps``) with a password and an append-only file (so a restart keeps the
+queued jobs, as docs/scale-out.md asks of a production broker); workers are
+the real ``coffer worker`` command in their own processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from tests.cli.support.helpers import COFFER, CofferEnv
+from tests.store.support.servers import free_port
+
+REDIS_PASSWORD = "broker-secret-7f3a9c"
+
+
+class RedisServer:
+    """A redis-server process on 127.0.0.1 with a password (restartable)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.conf = root / "redis.conf"
+        self.conf.write_text(
+            f"bind 127.0.0.1\nport {self.port}\nrequirepass {REDIS_PASSWORD}\n"
+            f'dir {root}\nappendonly yes\nappendfsync always\nsave ""\n'
+            "daemonize no\nlogfile redis.log\n"
+        )
+        self.conf.chmod(0o600)
+        self.password_file = root / "broker-password"
+        self.password_file.write_text(REDIS_PASSWORD + "\n")
+        self.password_file.chmod(0o600)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=REDIS_PASSWORD, decode_responses=True
+        )
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        assert server, "redis-server is missing: run `make testdeps`"
+        self.proc = subprocess.Popen([server, str(self.conf)], stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+
+@contextmanager
+def running_redis(root: Path) -> Iterator[RedisServer]:
+    server = RedisServer(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cluster_config(sim_dir: Path, server: RedisServer, name: str = "cluster.toml") -> Path:
+    """The simulator's coffer.toml plus a [cluster] table (in the same directory, so
+    its relative paths still hold)."""
+    base = (sim_dir / "coffer.toml").read_text()
+    path = sim_dir / name
+    path.write_text(
+        base + f'\n[cluster]\nbroker = "{server.url}"\n'
+        f'password_file = "{server.password_file}"\nlease_seconds = 6\n'
+        "visibility_timeout = 15\n"
+    )
+    return path
+
+
+class Worker:
+    """A ``coffer worker`` process; its log goes to a file."""
+
+    def __init__(
+        self, env: CofferEnv, config: Path, log: Path, *, concurrency: int = 2, **extra: str
+    ) -> None:
+        self.log = log
+        self._handle = open(log, "wb")  # noqa: SIM115 (closed in stop)
+        environ = env.env(COFFER_CONFIG=str(config), **extra)
+        self.proc = subprocess.Popen(
+            [COFFER, "-v", "worker", "--concurrency", str(concurrency)],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+        )
+        self.name = f"{os.uname().nodename}:{self.proc.pid}"
+        deadline = time.monotonic() + 60
+        while "serving queue" not in self.text():
+            assert self.proc.poll() is None, f"worker exited {self.proc.returncode}: {self.text()}"
+            assert time.monotonic() < deadline, f"worker did not start: {self.text()}"
+            time.sleep(0.1)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._handle.close()
+        return int(self.proc.returncode)
+
+
+@contextmanager
+def workers(
+    env: CofferEnv, config: Path, root: Path, count: int, **extra: str
+) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for i in range(count):
+            started.append(Worker(env, config, root / f"worker-{i}.log", **extra))
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()

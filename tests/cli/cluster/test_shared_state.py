@@ -1,0 +1,157 @@
+"""The owner lease and the shared throttling gates against a real redis-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from cli.cluster.lease import LeaseBusy, OwnerLease, lease_key
+from cli.cluster.limiter import RedisGates
+from sources.m365.graph.throttle import APP, Gates, Resource
+from tests.cli.cluster.kit import RedisServer, running_redis
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: RedisServer) -> redis.Redis:
+    client = server.client()
+    client.flushdb()
+    return client
+
+
+def test_an_owner_lease_excludes_a_second_holder_until_released(client: redis.Redis) -> None:
+    key = lease_key("tenant", "users", "u1")
+    with OwnerLease(client, key, "host-a:1", 5.0), pytest.raises(LeaseBusy):
+        OwnerLease(client, key, "host-b:2", 5.0)
+    with OwnerLease(client, key, "host-b:2", 5.0) as second:
+        assert client.get(key) == second.token
+
+
+def test_a_lease_is_renewed_while_held_and_expires_when_its_holder_stops(
+    client: redis.Redis,
+) -> None:
+    key = lease_key("tenant", "users", "u2")
+    lease = OwnerLease(client, key, "host-a:1", 1.5)
+    time.sleep(3.0)  # twice its lifetime: only renewal keeps it
+    with pytest.raises(LeaseBusy):
+        OwnerLease(client, key, "host-b:2", 1.5)
+    # A holder that dies (kill -9) stops renewing: simulate by stopping the thread
+    # without the release script, then the lease lapses by itself.
+    lease._stop.set()
+    lease._thread.join()
+    time.sleep(1.8)
+    OwnerLease(client, key, "host-b:2", 1.5).release()
+
+
+def test_an_old_holder_never_releases_a_lease_someone_else_took(client: redis.Redis) -> None:
+    key = lease_key("tenant", "users", "u3")
+    old = OwnerLease(client, key, "host-a:1", 1.0)
+    old._stop.set()
+    old._thread.join()
+    time.sleep(1.2)  # expired
+    new = OwnerLease(client, key, "host-b:2", 5.0)
+    old._stop.clear()
+    old.release()  # compares its token: must leave the new holder's lease alone
+    assert client.get(key) == new.token
+    new.release()
+
+
+def _peak_concurrency(gates: list[Gates], threads_each: int, resource: Resource) -> int:
+    lock = threading.Lock()
+    inside = 0
+    peak = 0
+
+    def request(g: Gates) -> None:
+        nonlocal inside, peak
+        for _ in range(3):
+            with g.admit(resource):
+                with lock:
+                    inside += 1
+                    peak = max(peak, inside)
+                time.sleep(0.05)
+                with lock:
+                    inside -= 1
+
+    pool = [threading.Thread(target=request, args=(g,)) for g in gates for _ in range(threads_each)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    return peak
+
+
+def test_four_requests_per_mailbox_across_workers(client: redis.Redis) -> None:
+    """Two processes' gates (one per worker) share the mailbox's 4 slots."""
+    resource = Resource.mailbox("user-1")
+    shared = [Gates(shared=RedisGates(client, "tenant")) for _ in range(2)]
+    assert _peak_concurrency(shared, 6, resource) == 4
+    # Without the shared limiter, each worker allows 4 of its own: 8 at once.
+    alone = [Gates() for _ in range(2)]
+    assert _peak_concurrency(alone, 6, resource) == 8
+
+
+def test_a_429_for_the_app_pauses_every_worker(client: redis.Redis) -> None:
+    first = Gates(shared=RedisGates(client, "tenant"))
+    second = Gates(shared=RedisGates(client, "tenant"))
+    other_tenant = Gates(shared=RedisGates(client, "another"))
+    first.pause(APP, 1.5)
+    mailbox = Resource.mailbox("user-2")
+    assert second.remaining(mailbox) > 1.0
+    assert other_tenant.remaining(mailbox) == 0.0
+    started = time.monotonic()
+    with second.admit(mailbox):
+        waited = time.monotonic() - started
+    assert waited >= 1.0
+    # A pause is extended, never shortened, by a shorter one.
+    first.pause("sharepoint", 3.0)
+    second.pause("sharepoint", 0.5)
+    assert second.remaining(Resource.sharepoint()) > 2.0
+
+
+def test_the_tenant_rate_binds_all_workers_together(client: redis.Redis) -> None:
+    rates = {"teams": (20.0, 5.0)}
+    gates = [Gates(shared=RedisGates(client, "tenant", rates=rates)) for _ in range(2)]
+    resource = Resource.teams(None)
+    count = 0
+    lock = threading.Lock()
+
+    def run(g: Gates) -> None:
+        nonlocal count
+        for _ in range(15):
+            with g.admit(resource), lock:
+                count += 1
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=run, args=(g,)) for g in gates for _ in range(2)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - started
+    assert count == 60
+    # 60 requests at 20/s with a burst of 5: at least (60 - 5) / 20 seconds.
+    assert elapsed >= 2.5
+
+
+def test_the_limiter_admits_when_redis_is_gone(tmp_path: Path) -> None:
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    gates = Gates(shared=RedisGates(gone, "tenant"))
+    started = time.monotonic()
+    for _ in range(50):
+        with gates.admit(Resource.mailbox("u")):
+            pass
+    assert gates.remaining(Resource.mailbox("u")) == 0.0
+    # One failed attempt, then no request waits on Redis (the breaker).
+    assert time.monotonic() - started < 10
