@@ -12,7 +12,7 @@ DEBS_BUILD := fuse3 libfuse3-dev pkg-config attr rsync
 # drive (Playwright with Debian's chromium: no browser download), and the engines
 # we benchmark against.
 DEBS_TEST := openssh-server rclone chromium redis-server
-DEBS_BENCH := restic borgbackup time
+DEBS_BENCH := restic borgbackup python3-llfuse time  # llfuse: borg mount
 AZURITE := $(VENV)/node/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
 # Two workers, each taking whole test files (module fixtures such as a backed-up

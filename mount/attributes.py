@@ -23,10 +23,44 @@ _XATTR_NAME_MAX = 255
 _XATTR_SIZE_MAX = 65536
 
 
-def entry_attributes(inode: int, node: VNode, uid: int, gid: int) -> pyfuse3.EntryAttributes:
+class FileStat:
+    """What the inode table keeps of a file inside a snapshot: its stat only.
+
+    A decoded tree entry with its chunk list and metadata costs ~800 bytes; the
+    kernel may hold a hundred thousand files after a ``find``, so the table
+    keeps this (~100 bytes) and the operations look the entry up again in the
+    parent directory when the file is opened or its attributes are read.
+    """
+
+    __slots__ = ("mtime_ns", "size", "st_mode")
+    is_dir = False
+
+    def __init__(self, st_mode: int, size: int, mtime_ns: int) -> None:
+        self.st_mode = st_mode
+        self.size = size
+        self.mtime_ns = mtime_ns
+
+    @classmethod
+    def of(cls, node: SnapshotItem) -> FileStat:
+        entry = node.entry
+        return cls(
+            stat.S_IFREG | (entry.mode & 0o7777),
+            entry.size,
+            entry.mtime_ns or node.snapshot.time_ns,
+        )
+
+
+def entry_attributes(
+    inode: int, node: VNode | FileStat, uid: int, gid: int
+) -> pyfuse3.EntryAttributes:
     """The stat of ``node`` as the kernel gets it, owned by ``uid``/``gid``."""
     attrs = pyfuse3.EntryAttributes()
-    if type(node) is SnapshotItem:
+    if type(node) is FileStat:
+        attrs.st_mode = node.st_mode
+        size = node.size
+        mtime = node.mtime_ns
+        timeout = ITEM_TIMEOUT
+    elif type(node) is SnapshotItem:
         entry = node.entry
         kind = entry.type
         attrs.st_mode = _FILE_TYPES[kind] | (entry.mode & 0o7777)
@@ -39,6 +73,7 @@ def entry_attributes(inode: int, node: VNode, uid: int, gid: int) -> pyfuse3.Ent
         mtime = entry.mtime_ns or node.snapshot.time_ns
         timeout = ITEM_TIMEOUT
     else:
+        assert not isinstance(node, FileStat)
         attrs.st_mode = node.st_mode
         size = node.size
         mtime = node.mtime_ns

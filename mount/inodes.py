@@ -18,6 +18,10 @@ forgets when it evicts its own cache; to keep memory bounded no matter what
 is walked, :meth:`InodeTable.over_limit` names the oldest entries to ask the
 kernel to drop when the table grows past ``max_inodes``.
 
+A file inside a snapshot is kept as its :class:`~mount.attributes.FileStat`
+(its stat, not its tree entry), which is what keeps a table of 100,000 inodes
+at about 25 MiB; the operations look the entry up again when they need it.
+
 Not thread-safe: the FUSE handlers that use it all run on the trio thread.
 """
 
@@ -25,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store import SnapshotItem, VirtualDir, VNode
+from mount.attributes import FileStat
+from store import FILE, SnapshotItem, VirtualDir, VNode
 
 ROOT_INODE = 1
 # Numbers below this are never derived (0 is invalid, 1 is the root).
@@ -33,7 +38,16 @@ _FIRST_DERIVED = 16
 # Collision fallbacks are counted from here; derived numbers stay below it.
 _FALLBACK_BASE = 1 << 63
 _DERIVED_MASK = _FALLBACK_BASE - 1
-DEFAULT_MAX_INODES = 100_000  # ~30 MiB of records, up to ~80 MiB more of entries
+DEFAULT_MAX_INODES = 100_000  # ~25 MiB of file records (directories cost more)
+
+Node = VNode | FileStat
+
+
+def compact(node: VNode) -> Node:
+    """What the table keeps of ``node``: a file inside a snapshot as its stat."""
+    if type(node) is SnapshotItem and node.path and node.entry.type == FILE:
+        return FileStat.of(node)
+    return node
 
 
 class Record:
@@ -41,7 +55,7 @@ class Record:
 
     __slots__ = ("lookups", "name", "node", "parent")
 
-    def __init__(self, node: VNode, parent: int, name: bytes) -> None:
+    def __init__(self, node: Node, parent: int, name: bytes) -> None:
         self.node = node
         self.parent = parent
         self.name = name
@@ -57,7 +71,7 @@ class Stale:
     name: bytes
 
 
-def _salt(node: VNode) -> bytes:
+def _salt(node: Node) -> bytes:
     if type(node) is SnapshotItem and not node.path and node.snapshot.snapshot_id:
         return node.snapshot.snapshot_id
     return b""
@@ -98,7 +112,8 @@ class InodeTable:
     def remember(self, parent: int, name: bytes, node: VNode) -> int:
         """Count one lookup of ``name`` in ``parent`` (now ``node``); its inode number.
 
-        The record's node is replaced by ``node``: a virtual directory's time
+        The record's node is replaced by ``node`` (a file inside a snapshot by
+        its :class:`~mount.attributes.FileStat`): a virtual directory's time
         moves on as snapshots arrive.
         """
         salt = _salt(node)
@@ -115,9 +130,9 @@ class InodeTable:
                 self._fallback[key] = inode
         record = self._records.get(inode)
         if record is None:
-            record = self._records[inode] = Record(node, parent, name)
+            record = self._records[inode] = Record(compact(node), parent, name)
         else:
-            record.node = node
+            record.node = compact(node)
         record.lookups += 1
         return inode
 
@@ -161,8 +176,8 @@ class InodeTable:
                 if (
                     inode in self._asked
                     or inode in keep
-                    or not isinstance(node, SnapshotItem)
-                    or node.is_root
+                    or not isinstance(node, SnapshotItem | FileStat)
+                    or (isinstance(node, SnapshotItem) and node.is_root)
                     or node.is_dir != directories
                 ):
                     continue

@@ -24,13 +24,14 @@ import trio
 
 from mount.attributes import (
     BLOCK_SIZE,
+    FileStat,
     describe,
     entry_attributes,
     extended_attributes,
     negative_entry,
 )
 from mount.errors import errno_for
-from mount.inodes import DEFAULT_MAX_INODES, InodeTable, Record
+from mount.inodes import DEFAULT_MAX_INODES, InodeTable, Node, Record
 from mount.openfile import DEFAULT_READAHEAD_BYTES, OpenFile
 from store import (
     BlobId,
@@ -164,6 +165,23 @@ class Operations(pyfuse3.Operations):
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
+    async def _node(self, inode: int) -> VNode:
+        """The full node of ``inode``: a file kept as its stat is looked up
+        again in its parent directory (from the tree cache when it can be)."""
+        record = self._record(inode)
+        node = record.node
+        if not isinstance(node, FileStat):
+            return node
+        parent = self._record(record.parent).node
+        if isinstance(parent, FileStat):
+            raise pyfuse3.FUSEError(errno.ESTALE)
+        name = record.name
+        return await self._call(
+            lambda: self.vfs.lookup(parent, name),
+            lambda: describe(parent, name),
+            self._metadata,
+        )
+
     def _handle(self) -> int:
         handle = self._next_handle
         self._next_handle += 1
@@ -174,7 +192,7 @@ class Operations(pyfuse3.Operations):
         # thread, where the refresh may do I/O.
         return isinstance(node, SnapshotItem) or not self.vfs.expired()
 
-    def attributes(self, inode: int, node: VNode) -> pyfuse3.EntryAttributes:
+    def attributes(self, inode: int, node: Node) -> pyfuse3.EntryAttributes:
         return entry_attributes(inode, node, self.uid, self.gid)
 
     def _trim(self) -> None:
@@ -196,6 +214,8 @@ class Operations(pyfuse3.Operations):
             self.inodes.add_lookup(inode)
             return self.attributes(inode, record.node)
         node = parent.node
+        if isinstance(node, FileStat):
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
         try:
             child = await self._call(
                 lambda: self.vfs.lookup(node, name),
@@ -254,7 +274,7 @@ class Operations(pyfuse3.Operations):
 
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext | None = None) -> int:
         node = self._record(inode).node
-        if not node.is_dir:
+        if isinstance(node, FileStat) or not node.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         handle = self._handle()
         self._dirs[handle] = DirCursor(inode, node)
@@ -333,7 +353,7 @@ class Operations(pyfuse3.Operations):
     ) -> pyfuse3.FileInfo:
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_CREAT):
             raise pyfuse3.FUSEError(errno.EROFS)
-        node = self._record(inode).node
+        node = await self._node(inode)
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if not isinstance(node, SnapshotItem) or not node.entry.is_file:
@@ -405,7 +425,7 @@ class Operations(pyfuse3.Operations):
     async def getxattr(
         self, inode: int, name: bytes, ctx: pyfuse3.RequestContext | None = None
     ) -> bytes:
-        value = self.xattrs(self._record(inode).node).get(name)
+        value = self.xattrs(await self._node(inode)).get(name)
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         return value
@@ -413,7 +433,7 @@ class Operations(pyfuse3.Operations):
     async def listxattr(
         self, inode: int, ctx: pyfuse3.RequestContext | None = None
     ) -> Sequence[bytes]:
-        return list(self.xattrs(self._record(inode).node))
+        return list(self.xattrs(await self._node(inode)))
 
     # -- everything that would write: read-only file system -------------
 

@@ -44,6 +44,13 @@ FUSE_DEVICE = "/dev/fuse"
 FUSE_CONF = "/etc/fuse.conf"
 # The kernel's read-ahead in the mount (see raise_read_ahead).
 READ_AHEAD_KIB = 4096
+# The mount's caches, sized to keep the process under 150 MiB on the benchmark
+# corpus (docs/performance.md, "Mount"): decrypted chunks, four read-ahead
+# windows of mount.openfile (the kernel keeps the pages it read, keep_cache,
+# so a larger cache mostly held copies of them), and decoded tree pages
+# (a find or a listing walks a directory's pages once, in order).
+MOUNT_CHUNK_CACHE_BYTES = 24 * 1024 * 1024
+MOUNT_TREE_CACHE_BYTES = 8 * 1024 * 1024
 # After the first signal, say every this many seconds what we are waiting for.
 _WAIT_NOTICE_SECONDS = 10.0
 
@@ -165,7 +172,12 @@ def _serve(
     max_inodes: int,
     ready_callback: Callable[[], None] | None,
 ) -> None:
-    vfs = VirtualFS(repo, refresh_seconds=refresh_seconds)
+    vfs = VirtualFS(
+        repo,
+        refresh_seconds=refresh_seconds,
+        chunk_cache_bytes=MOUNT_CHUNK_CACHE_BYTES,
+        tree_cache_bytes=MOUNT_TREE_CACHE_BYTES,
+    )
     vfs.refresh()  # the first listing's errors are the caller's, before anything is mounted
     ops = Operations(vfs, max_inodes=max_inodes, invalidate=_invalidate)
     try:

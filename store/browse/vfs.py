@@ -42,8 +42,8 @@ from store.repository.repository import Repository
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 60.0
-# Decoded tree entries kept (each a few hundred bytes): bounds the mount's memory.
-DEFAULT_TREE_CACHE_ENTRIES = 40_000
+# Decoded tree pages kept, in bytes (store.tree.Page.weight): bounds the mount's memory.
+DEFAULT_TREE_CACHE_BYTES = 16 * 1024 * 1024
 DEFAULT_CHUNK_CACHE_BYTES = 64 * 1024 * 1024
 
 _VIRTUAL_MODE = S_IFDIR | 0o555
@@ -146,7 +146,7 @@ class VirtualFS:
         repo: Repository,
         *,
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
-        tree_cache_entries: int = DEFAULT_TREE_CACHE_ENTRIES,
+        tree_cache_bytes: int = DEFAULT_TREE_CACHE_BYTES,
         chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -155,7 +155,7 @@ class VirtualFS:
         self.chunk_cache_bytes = chunk_cache_bytes
         self._clock = clock
         self._local = threading.local()
-        self.trees = TreeReader(self._load_tree, cache_entries=tree_cache_entries)
+        self.trees = TreeReader(self._load_tree, cache_bytes=tree_cache_bytes)
         self.chunks = ChunkCache(self._load_chunk, capacity=chunk_cache_bytes)
         self._layout: Layout | None = None
         self._loaded_at = 0.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -126,7 +125,8 @@ _libc: ctypes.CDLL | None = None
 def _madvise_dontneed(start: int, length: int) -> None:
     global _libc  # noqa: PLW0603 - loaded once, on first use
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The symbols already loaded (dlopen(NULL)): find_library runs ldconfig.
+        _libc = ctypes.CDLL(None, use_errno=True)
     _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
 
 

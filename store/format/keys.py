@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from store.errors import IntegrityError, KeySlotDamaged, StoreError
 from store.format.codec import U32_MAX, decode, encode, field_bytes, field_int
@@ -87,15 +87,23 @@ class KdfParams:
         return None
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
-        kdf = Argon2id(
-            salt=salt,
-            length=32,
-            iterations=self.iterations,
-            lanes=self.lanes,
+        """The 32-byte Argon2id (version 0x13) hash of ``password``.
+
+        Computed by libargon2 (argon2-cffi) with one thread per lane: the same
+        bytes as a single-threaded computation (the lanes are the parameter,
+        threads only how they are scheduled), on every core the machine has
+        free. It is the largest single cost of a small no-change backup
+        (docs/performance.md), paid by every command that opens the repository.
+        """
+        return hash_secret_raw(
+            password,
+            salt,
+            time_cost=self.iterations,
             memory_cost=self.memory_kib,
+            parallelism=self.lanes,
+            hash_len=32,
+            type=Type.ID,
         )
-        derived: bytes = kdf.derive(password)
-        return derived
 
 
 @dataclass(frozen=True)

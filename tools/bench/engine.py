@@ -1,6 +1,13 @@
 """Side-by-side benchmark of the storage engines on the same corpus.
 
-    python -m tools.bench engine [--quick] [--repeat N] [--engines coffer,restic,borg]
+    python -m tools.bench engine [--corpus mail|home] [--quick] [--repeat N]
+        [--engines coffer,restic,borg] [--owners N --mails-per-owner N
+        --large-files N --large-mib N] [--projects N --files-per-project N
+        --vm-images N --vm-mib N]
+
+Two corpus shapes: ``mail`` (tools.bench.corpus: mail-like files sharing
+attachments, plus large files) and ``home`` (tools.bench.homecorpus: many
+small source files, sparse VM-image-sized files, hard and symbolic links).
 
 Phases, each for every engine before the next phase (so all see the same
 input): first backup, no-change rerun, rerun after changing 1% of the
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,13 +28,14 @@ from typing import Any
 
 from tools.bench.corpus import change_one_percent, generate
 from tools.bench.engines import ENGINES, Engine
+from tools.bench.homecorpus import change_home_one_percent, generate_home
 from tools.bench.measure import dir_size, drop_caches, median
 
 PHASES = ("first backup", "no-change rerun", "1% changed rerun", "full restore")
 
 
 def run_once(
-    engines: list[Engine], corpus: Path, scratch: Path, seed: int
+    engines: list[Engine], corpus: Path, scratch: Path, seed: int, shape: str = "mail"
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {e.name: {} for e in engines}
     for engine in engines:
@@ -34,7 +43,10 @@ def run_once(
         engine.init()
     for phase in PHASES:
         if phase == "1% changed rerun":
-            change_one_percent(corpus, seed=seed)
+            if shape == "home":
+                change_home_one_percent(corpus, seed=seed)
+            else:
+                change_one_percent(corpus, seed=seed)
         for engine in engines:
             cold = drop_caches()
             if phase == "full restore":
@@ -44,14 +56,16 @@ def run_once(
                 shutil.rmtree(target, ignore_errors=True)
             else:
                 measured = engine.backup(corpus)
+            load = os.getloadavg()[0]
             results[engine.name][phase] = {
                 "seconds": measured.seconds,
                 "peak_rss_mib": measured.peak_rss_mib,
                 "cold_cache": cold,
+                "load_1min": load,
             }
             print(
                 f"  {engine.name:7} {phase:18} {measured.seconds:8.2f} s"
-                f"  {measured.peak_rss_mib:7.0f} MiB",
+                f"  {measured.peak_rss_mib:7.0f} MiB  load {load:.1f}",
                 flush=True,
             )
         if phase == "1% changed rerun":
@@ -129,30 +143,93 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
     parser.add_argument("--engines", default="coffer,restic,borg")
+    parser.add_argument("--corpus", choices=("mail", "home"), default="mail")
+    parser.add_argument("--owners", type=int, help="mail: owners (default 10; --quick 2)")
+    parser.add_argument("--mails-per-owner", type=int, help="mail: (default 10,000; --quick 1,000)")
+    parser.add_argument("--large-files", type=int, help="mail: (default 20; --quick 2)")
+    parser.add_argument("--large-mib", type=int, help="mail: (default 25; --quick 4)")
+    parser.add_argument("--projects", type=int, help="home: projects (default 40; --quick 4)")
+    parser.add_argument("--files-per-project", type=int, help="home: (default 1,000; --quick 250)")
+    parser.add_argument("--vm-images", type=int, help="home: VM images (default 3; --quick 1)")
+    parser.add_argument("--vm-mib", type=int, help="home: apparent MiB each (default 2048; 256)")
     args = parser.parse_args(argv)
     work: Path = args.work.resolve()
-    sizes = (
-        {"owners": 2, "mails_per_owner": 1000, "large_files": 2, "large_size": 4 << 20}
-        if args.quick
-        else {}
-    )
-    corpus_dir = work / ("corpus-quick" if args.quick else "corpus")
+    sizes = corpus_sizes(args)
+    suffix = "-".join(f"{k}{v}" for k, v in sorted(sizes.items()))
+    corpus_dir = work / (f"corpus-{args.corpus}" + (f"-{suffix}" if suffix else ""))
     started = time.perf_counter()
-    corpus = generate(corpus_dir, **sizes)  # type: ignore[arg-type]
+    if args.corpus == "home":
+        corpus = generate_home(corpus_dir, **sizes)
+    else:
+        corpus = generate(corpus_dir, **sizes)
     corpus_bytes = dir_size(corpus)
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
     took = time.perf_counter() - started
-    desc = f"{files} files, {corpus_bytes / 1e9:.2f} GB (generated in {took:.0f} s)"
+    desc = (
+        f"{args.corpus}: {files} files, {corpus_bytes / 1e9:.2f} GB apparent, "
+        f"{allocated_size(corpus) / 1e9:.2f} GB on disk (generated in {took:.0f} s)"
+    )
     print(f"corpus: {desc}", flush=True)
     engines = [ENGINES[name](name, work / name) for name in args.engines.split(",")]
     runs = []
     for repeat in range(args.repeat):
         print(f"run {repeat + 1}/{args.repeat}", flush=True)
-        runs.append(run_once(engines, corpus, work, seed=100 + repeat))
+        runs.append(run_once(engines, corpus, work, seed=100 + repeat, shape=args.corpus))
     summary = summarise(runs, corpus_bytes)
     table = markdown(summary, desc)
     print(table)
-    (work / "engine.json").write_text(
-        json.dumps({"corpus": desc, "runs": runs, "summary": summary}, indent=1)
+    loads = [
+        phase["load_1min"]
+        for run in runs
+        for e in run.values()
+        for phase in e.values()
+        if isinstance(phase, dict)
+    ]
+    load = (
+        f"1-minute load average after each phase: {min(loads):.1f} to {max(loads):.1f} "
+        f"(median {median(loads):.1f}), {os.cpu_count()} cores"
     )
-    (work / "engine.md").write_text(table + "\n")
+    print(load)
+    (work / f"engine-{args.corpus}.json").write_text(
+        json.dumps({"corpus": desc, "load": load, "runs": runs, "summary": summary}, indent=1)
+    )
+    (work / f"engine-{args.corpus}.md").write_text(table + "\n\n" + load + "\n")
+
+
+def corpus_sizes(args: argparse.Namespace) -> dict[str, int]:
+    """Generator keyword arguments from --quick and the size options."""
+    if args.corpus == "home":
+        sizes = (
+            {"projects": 4, "files_per_project": 250, "vm_images": 1, "vm_size": 256 << 20}
+            if args.quick
+            else {}
+        )
+        for name in ("projects", "files_per_project", "vm_images"):
+            if getattr(args, name) is not None:
+                sizes[name] = getattr(args, name)
+        if args.vm_mib is not None:
+            sizes["vm_size"] = args.vm_mib << 20
+        return sizes
+    sizes = (
+        {"owners": 2, "mails_per_owner": 1000, "large_files": 2, "large_size": 4 << 20}
+        if args.quick
+        else {}
+    )
+    for name in ("owners", "mails_per_owner", "large_files"):
+        if getattr(args, name) is not None:
+            sizes[name] = getattr(args, name)
+    if args.large_mib is not None:
+        sizes["large_size"] = args.large_mib << 20
+    return sizes
+
+
+def allocated_size(path: Path) -> int:
+    """Bytes the files under ``path`` take on disk (holes of sparse files excluded)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total

@@ -1,0 +1,92 @@
+"""What every ``coffer`` command does before its work: no child process, malloc
+arenas limited. Each case runs in a fresh interpreter (the settings are
+process-wide and must come before any thread)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.cli.support.helpers import init, make_tree, new_env
+
+ARENAS = textwrap.dedent(
+    """
+    import ctypes, os, sys, tempfile, threading
+    events = []
+    sys.addaudithook(lambda event, args: events.append(event)
+                     if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork")
+                     else None)
+    if sys.argv[1] == "limit":
+        from cli.malloc import limit_malloc_arenas
+        limit_malloc_arenas()
+    barrier = threading.Barrier(16)
+    keep = []
+    def work():
+        barrier.wait()  # all threads allocate at once: glibc hands out arenas
+        keep.append([bytearray(2000) for _ in range(2000)])
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    path = tempfile.mktemp()
+    handle = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(handle))
+    libc.fclose(ctypes.c_void_p(handle))
+    report = open(path).read()
+    os.unlink(path)
+    print(report.count("<heap nr="), ",".join(events))
+    """
+)
+
+
+def _arenas(mode: str) -> tuple[int, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True
+    ).stdout.split(" ", 1)
+    return int(out[0]), out[1].strip()
+
+
+def test_malloc_arenas_are_limited_without_starting_a_process() -> None:
+    limited, events = _arenas("limit")
+    assert events == ""  # ctypes.util.find_library would have run ldconfig
+    assert 1 <= limited <= 2
+    unlimited, _ = _arenas("default")
+    assert unlimited > limited  # the check can tell the difference
+
+
+AUDITED_MAIN = textwrap.dedent(
+    """
+    import atexit, sys
+    started = []
+    sys.addaudithook(lambda event, args: started.append(event)
+                     if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork")
+                     else None)
+    atexit.register(lambda: sys.stderr.write("STARTED:" + ",".join(started) + "\\n"))
+    from cli.main import main
+    main(sys.argv[1:])
+    """
+)
+
+
+def test_a_backup_starts_no_child_process(tmp_path: Path) -> None:
+    """A no-change backup (and a first one) runs in one process: nothing before
+    the walk forks a helper (ldconfig for ctypes.util.find_library did, twice)."""
+    env = new_env(tmp_path)
+    init(env)
+    make_tree(tmp_path / "src", files=30)
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", AUDITED_MAIN, "-q", "backup", "--path", str(tmp_path / "src")],
+            env=env.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "STARTED:\n" in proc.stderr, proc.stderr
