@@ -18,7 +18,7 @@ from tests.cli.console.browser import chromium, coffer_serve, shot, sign_in
 from tests.cli.console.kit import free_port
 from tests.cli.console.test_browser import _post_without_token
 from tests.cli.support.helpers import init, new_env
-from tests.sources.m365.restoring import Graph
+from tests.sources.m365.support.restoring import Graph
 from tools.graphsim.testing import running_tenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
