@@ -59,12 +59,14 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 _DIR_FLAGS = _OPEN_FLAGS | os.O_DIRECTORY
 SWAPPED = "changed while being backed up (replaced after it was listed): not backed up"
 
-# Worker processes (store/pipeline) start only once the walk has this many
-# files to read, or this many bytes: below it, starting them costs more than
-# they save (docs/performance.md, "Worker processes"), and the files are read
-# in this process. Held files keep their descriptors open until then.
-PIPELINE_START_FILES = 128
-PIPELINE_START_BYTES = 32 * 1024 * 1024
+# Worker processes (store/pipeline) take over only once the walk has met this
+# many files to read, or this many bytes; the files before are read in this
+# process. Starting two workers costs about 0.3 s of CPU and 0.4 to 0.6 s
+# before they answer (measured at load 4 to 6, docs/performance.md), about
+# what this process needs to read 1,000 mails or 60 MiB: smaller runs never
+# start them. Both paths cut and name blobs identically, so mixing is safe.
+PIPELINE_START_FILES = 4096
+PIPELINE_START_BYTES = 128 * 1024 * 1024
 # A batch for a worker: per-file overhead is amortised over this many files,
 # and a batch is sent once it holds this many bytes, whichever comes first.
 PIPELINE_BATCH_FILES = 64
@@ -188,6 +190,8 @@ class _FolderWalker:
         # Files opened for the worker processes: (fd, size, (rel, st, version)).
         self._batch: list[tuple[int, int, tuple[str, os.stat_result, str]]] = []
         self._batch_bytes = 0
+        self._files_seen = 0  # files to read met so far, and their bytes
+        self._bytes_seen = 0
         self._pool: WorkerPool[Any] | None = None
         self.root_fd = root_fd
         self.progress = progress
@@ -291,7 +295,7 @@ class _FolderWalker:
                         self.progress(rel, 0)
                     continue
                 whole = False
-                if self.processes:
+                if self._use_workers(st.st_size):
                     self._to_worker(dir_fd, dirent.name, rel, st, version)
                     continue
                 self._slots.acquire()
@@ -360,6 +364,19 @@ class _FolderWalker:
             unchanged = False
         return unchanged, sub_count
 
+    def _use_workers(self, size: int) -> bool:
+        """Whether this file goes to the worker processes (starting them once
+        the walk has met enough to read)."""
+        if not self.processes:
+            return False
+        self._files_seen += 1
+        self._bytes_seen += size
+        if self._pool is None and (
+            self._files_seen > PIPELINE_START_FILES or self._bytes_seen > PIPELINE_START_BYTES
+        ):
+            self._pool = self.session.run.worker_pool(self.processes)
+        return self._pool is not None
+
     def _to_worker(
         self, dir_fd: int, name: str, rel: str, st: os.stat_result, version: str
     ) -> None:
@@ -374,13 +391,7 @@ class _FolderWalker:
             return
         self._batch.append((fd, st.st_size, (rel, st, version)))
         self._batch_bytes += st.st_size
-        if self._pool is None and (
-            len(self._batch) >= PIPELINE_START_FILES or self._batch_bytes >= PIPELINE_START_BYTES
-        ):
-            self._pool = self.session.run.worker_pool(self.processes)
-        if self._pool is not None and (
-            len(self._batch) >= PIPELINE_BATCH_FILES or self._batch_bytes >= PIPELINE_BATCH_BYTES
-        ):
+        if len(self._batch) >= PIPELINE_BATCH_FILES or self._batch_bytes >= PIPELINE_BATCH_BYTES:
             self._submit()
 
     def _submit(self) -> None:
@@ -395,22 +406,10 @@ class _FolderWalker:
         self._batch_bytes = 0
 
     def _finish_batches(self) -> None:
-        """Send what is left to the workers and wait for them; or, if the walk
-        found too little to start them, read the held files in this process."""
+        """Send the last batch to the workers and wait for all they have."""
         if self._pool is not None:
             self._submit()
             self._pool.drain()
-            return
-        held, self._batch = self._batch, []
-        for index, (fd, _size, (rel, st, version)) in enumerate(held):
-            self._slots.acquire()
-            try:
-                self._futures.append(self._executor.submit(self._read_file, fd, rel, st, version))
-            except BaseException:
-                self._slots.release()
-                for later, _, _ in held[index:]:
-                    os.close(later)
-                raise
 
     def _stored(self, job: tuple[str, os.stat_result, str], result: FileResult) -> None:
         """A worker's answer for one file (on the pool's collector thread)."""
@@ -486,8 +485,8 @@ def backup_folder(
     """Back up ``root`` as one snapshot of its owner (a full enumeration).
 
     ``workers`` threads read files in this process; ``processes`` worker
-    processes (store/pipeline) read, chunk, hash and compress them instead
-    once the walk has enough to read (``PIPELINE_START_*``); 0 keeps
+    processes (store/pipeline) read, chunk, hash and compress the files the
+    walk meets once it has met enough (``PIPELINE_START_*``); 0 keeps
     everything in this process, None means :func:`default_processes`.
     Raises WorkerFailed if a worker process dies (nothing is committed).
 

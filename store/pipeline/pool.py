@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import BinaryIO, Generic, TypeVar, cast
 
 from store.errors import StoreError
 from store.format.config import ChunkerParams
@@ -55,7 +55,7 @@ from store.pipeline.wire import (
     parse_chunk,
     parse_done,
     parse_failed,
-    recv_frame,
+    read_frame,
     send_frame,
 )
 
@@ -69,6 +69,7 @@ MAX_IN_FLIGHT = 2
 _ENV_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "PYTHONHOME", "TMPDIR")
 _ENV_KEPT_PREFIXES = ("MALLOC_", "LD_LIBRARY_PATH")
 _STOP_SECONDS = 5.0
+_READ_BUFFER = 1 << 20
 
 
 class WorkerFailed(StoreError):
@@ -311,11 +312,13 @@ class WorkerPool(Generic[T]):
         """Collector thread: store each chunk, report each file, count batches."""
         chunks: list[tuple[BlobId, int]] = []
         size = 0
+        # Buffered: a worker sends many small frames at once.
+        stream = cast(BinaryIO, worker.sock.makefile("rb", buffering=_READ_BUFFER))
         try:
             while True:
                 try:
-                    kind, body, _ = recv_frame(worker.sock)
-                except (Closed, OSError):
+                    kind, body = read_frame(stream)
+                except (Closed, OSError, ValueError):
                     with self._cond:
                         closing = self._closing
                     if not closing:
@@ -351,6 +354,8 @@ class WorkerPool(Generic[T]):
                 worker.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        finally:
+            stream.close()
 
     def _answered(self, worker: _Worker[T]) -> tuple[_Batch[T], T]:
         with self._cond:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import BinaryIO
 
 INIT = 1
 BATCH = 2
@@ -58,6 +59,18 @@ def send_frame(sock: socket.socket, kind: int, body: bytes, fds: list[int] | Non
         sock.sendall(body)
     else:
         sock.sendall(head + body)
+
+
+def read_frame(stream: BinaryIO) -> tuple[int, bytes]:
+    """(kind, body) of the next frame from a buffered reader. Raises Closed at its end."""
+    head = stream.read(FRAME_HEADER)
+    if len(head) < FRAME_HEADER:
+        raise Closed
+    kind, length = _FRAME.unpack(head)
+    body = stream.read(length) if length else b""
+    if len(body) < length:
+        raise Closed
+    return kind, body
 
 
 def recv_exact(sock: socket.socket, size: int) -> bytes:

@@ -31,28 +31,32 @@ from store.pipeline.wire import (
     CHUNK,
     DONE,
     FAILED,
+    FRAME_HEADER,
     INIT,
     MAX_FDS,
     Closed,
     chunk_body,
     done_body,
     failed_body,
+    frame,
     parse_batch,
     parse_init,
     recv_frame,
-    send_frame,
 )
 
 # Files up to this size are read whole (one system call, one buffer), larger
 # ones streamed through the chunker: the same rule as the in-process path
 # (sources/folder/backup.py), so both cut identically.
 READ_WHOLE_LIMIT = 4 * 1024 * 1024
+_SEND_BYTES = 1 << 20
 
 
 class _Context:
     def __init__(self, sock: socket.socket, init: bytes) -> None:
         id_key, seed, min_size, normal_size, max_size, nc, level = parse_init(init)
         self.sock = sock
+        self._out: list[bytes] = []
+        self._queued = 0
         self.id_key = id_key
         self.level: int | None = None if level < 0 else level
         self.chunker = Chunker(
@@ -60,10 +64,19 @@ class _Context:
         )
 
     def send(self, kind: int, body: bytes) -> None:
+        """Queue a frame; sent when 1 MiB is queued or at :meth:`flush` (fewer
+        system calls and wake-ups of the backup's collector per small file)."""
+        self._out.append(frame(kind, body))
+        self._queued += FRAME_HEADER + len(body)
+        if self._queued >= _SEND_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
         try:
-            send_frame(self.sock, kind, body)
+            self.sock.sendall(b"".join(self._out))
         except OSError as exc:  # the backup is gone
             raise Closed from exc
+        self._out, self._queued = [], 0
 
     def file(self, tag: int, size: int, fd: int) -> None:
         """Cut, hash and encode one file; closes ``fd``."""
@@ -107,6 +120,7 @@ def serve(sock: socket.socket) -> int:
             for (tag, size), fd in zip(items, fds, strict=True):
                 context.file(tag, size, fd)
             context.send(BATCH_END, b"")
+            context.flush()
     except Closed:
         return 0
 

@@ -17,8 +17,14 @@ from tests.cli.support.helpers import CofferEnv, files_of, init, new_env
 
 
 def _corpus(root: Path, files: int = 600, size: int = 160_000) -> None:
-    """Enough random data that the workers are busy for a while."""
+    """Enough to start the workers and keep them busy for a while: the
+    walk (in name order) first meets 132 MiB of large files, past the
+    128 MiB at which the workers take over (PIPELINE_START_BYTES), then
+    ``files`` random files of up to ``size`` bytes for them."""
     rng = random.Random(11)
+    (root / "a-large").mkdir(parents=True)
+    for i in range(4):
+        (root / "a-large" / f"{i}.bin").write_bytes(os.urandom(33 << 20))
     for i in range(files):
         folder = root / f"d{i % 9}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
+import sources.folder.backup as folder_backup
 from sources.folder import backup_folder
-from sources.folder.backup import PIPELINE_START_FILES
 from store import BackupRun, Owner, Repository, WorkerFailed
 from tests.store.support.helpers import make_repo, read_all
+
+
+@pytest.fixture
+def workers_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file goes to the workers (the real thresholds want far more data
+    than a fast test writes; test_a_small_run_starts_no_workers keeps them)."""
+    monkeypatch.setattr(folder_backup, "PIPELINE_START_FILES", 0)
 
 
 def _corpus(root: Path, *, files: int, seed: int = 3) -> dict[str, bytes]:
@@ -57,9 +64,10 @@ def _backup(
 
 
 @pytest.mark.parametrize("small", [False, True], ids=["default-chunks", "small-chunks"])
+@pytest.mark.usefixtures("workers_at_once")
 def test_workers_store_the_same_blobs_and_trees_as_in_process(tmp_path: Path, small: bool) -> None:
     source = tmp_path / "src"
-    contents = _corpus(source, files=PIPELINE_START_FILES + 72)
+    contents = _corpus(source, files=200)
     repo = make_repo(tmp_path / "repo", small=small)
     # Workers first, into an empty repository: they store everything.
     run, tree_workers, pids, new_workers = _backup(repo, source, "with-workers", 2)
@@ -83,6 +91,7 @@ def test_workers_store_the_same_blobs_and_trees_as_in_process(tmp_path: Path, sm
 
 
 def test_a_small_run_starts_no_workers(tmp_path: Path) -> None:
+    """Below the thresholds (20 files, 1 MiB) the run stays in one process."""
     source = tmp_path / "src"
     contents = _corpus(source, files=20)
     contents.pop("big/streamed.bin"), contents.pop("big/copy-of-streamed.bin")
@@ -95,6 +104,24 @@ def test_a_small_run_starts_no_workers(tmp_path: Path) -> None:
     assert read_all(repo, snapshot) == contents
 
 
+def test_workers_take_over_once_the_walk_has_met_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first files are read in-process, the rest by the workers: one tree."""
+    monkeypatch.setattr(folder_backup, "PIPELINE_START_FILES", 60)
+    source = tmp_path / "src"
+    contents = _corpus(source, files=150)
+    repo = make_repo(tmp_path / "repo", small=True)
+    _run, tree_mixed, pids, _new = _backup(repo, source, "mixed", 2)
+    assert len(pids) == 2
+    _run, tree_inline, _pids, new_inline = _backup(repo, source, "in-process", 0)
+    assert tree_inline == tree_mixed
+    assert new_inline == 0
+    snapshot = next(s for s in repo.list_snapshots() if s.owner.key == "mixed")
+    assert read_all(repo, snapshot) == contents
+
+
+@pytest.mark.usefixtures("workers_at_once")
 def test_keys_reach_workers_over_the_pipe_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,7 +140,7 @@ def test_keys_reach_workers_over_the_pipe_only(
         secret.encode(),
     ]
     source = tmp_path / "src"
-    contents = _corpus(source, files=PIPELINE_START_FILES + 10)
+    contents = _corpus(source, files=40)
     owner = Owner("folders", "keys", "keys")
     with BackupRun(repo) as run:
         pids = run.worker_pool(2).pids()
@@ -131,9 +158,10 @@ def test_keys_reach_workers_over_the_pipe_only(
     assert read_all(repo, result.snapshot) == contents
 
 
+@pytest.mark.usefixtures("workers_at_once")
 def test_a_worker_killed_mid_run_fails_the_backup_without_a_snapshot(tmp_path: Path) -> None:
     source = tmp_path / "src"
-    _corpus(source, files=PIPELINE_START_FILES * 4)
+    _corpus(source, files=500)
     repo = make_repo(tmp_path / "repo")
     owner = Owner("folders", "crash", "crash")
     killed: list[int] = []
