@@ -74,9 +74,14 @@ PIPELINE_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def default_processes() -> int:
-    """Worker processes when none are asked for: one per core, none on one core."""
+    """Worker processes when none are asked for: one per core but one, none on one core.
+
+    The backup's own process keeps a core busy (the walk, bookkeeping,
+    encryption, uploads): on 2 cores one worker did the same work as two for
+    0.2 s less CPU per run, the start-up of the second (docs/performance.md).
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if not cores or cores < 2 else cores
+    return 0 if not cores or cores < 2 else cores - 1
 
 
 @dataclass

@@ -256,6 +256,8 @@ class WorkerPool(Generic[T]):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        for worker in self._workers:  # all told first: they finish in parallel
+            self._shutdown(worker)
         for worker in self._workers:
             self._stop(worker)
         for worker in self._workers:
@@ -271,11 +273,14 @@ class WorkerPool(Generic[T]):
 
     # -- internals -------------------------------------------------------
 
-    def _stop(self, worker: _Worker[T]) -> None:
+    def _shutdown(self, worker: _Worker[T]) -> None:
         try:
             worker.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed or the worker is gone
+
+    def _stop(self, worker: _Worker[T]) -> None:
+        self._shutdown(worker)
         try:
             worker.process.wait(timeout=_STOP_SECONDS)
         except subprocess.TimeoutExpired:
