@@ -4,7 +4,7 @@
           [--host 127.0.0.1] [--throttle-scale F | --no-throttling]
           [--token-lifetime SECONDS] [--device-code-interval SECONDS]
           [--protected-api-refused] [--profile healthy|realistic] [--behaviour NAME ...]
-          [--latency MS]
+          [--latency MS] [--lazy]
         Generates the tenant on first use (reused afterwards), serves HTTPS, writes
         DIR/connection.json and DIR/coffer.toml, prints one line with the URLs, and runs
         until SIGTERM or SIGINT (exit 0).
@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="wait this many milliseconds before answering each request (a WAN stand-in)",
     )
+    serve.add_argument(
+        "--lazy",
+        action="store_true",
+        help="generate each user's content on first access (large tenants start in seconds)",
+    )
     inv = sub.add_parser("inventory", help="print the inventory of a tenant")
     inv.add_argument("--state-dir", required=True)
     ch = sub.add_parser("churn", help="change a share of the tenant like users do")
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         behaviours=tuple(args.behaviour),
         latency_ms=args.latency,
+        lazy=args.lazy,
     )
     done = threading.Event()
 

@@ -38,9 +38,10 @@ from .config import SCALES, IdentitySettings, ThrottlePolicy, throttle_policy
 from .content import ContentStore
 from .faults import Faults
 from .files import write_connection_files
-from .generator import generate_tenant
+from .generator import generate_tenant, lazy_plan
 from .generator.base import Gen
 from .identity import IdentityPlatform, UserLookup
+from .lazyusers import LazyUsers
 from .router import Router
 from .server import HttpsServer
 from .services import (
@@ -120,6 +121,7 @@ class Simulator:
         profile: str | None = None,
         behaviours: tuple[str, ...] = (),
         latency_ms: float = 0.0,
+        lazy: bool = False,
     ) -> None:
         if scale is not None and scale not in SCALES:
             raise SimulatorError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
@@ -127,6 +129,7 @@ class Simulator:
         self._want_users = users
         self._want_seed = seed
         self._want_scale = scale
+        self._lazy = lazy  # users' content generated on first access (lazyusers.py)
         self._policy = throttle_policy(throttling)
         self._port = port
         self._host = host
@@ -207,6 +210,7 @@ class Simulator:
                 users=self._want_users,
                 domain=DOMAIN,
                 sharepoint_host=SHAREPOINT_HOST,
+                lazy=self._lazy,
             )
             self.generation_seconds = time.monotonic() - started
             return
@@ -222,6 +226,11 @@ class Simulator:
                     f"{self.state_dir} holds a tenant with {key}={stored[key]}, not {value};"
                     " use another --state-dir or drop the option"
                 )
+        if self._lazy and store.get_meta("lazy") != "1":
+            raise SimulatorError(
+                f"{self.state_dir} holds a tenant generated up front, not --lazy;"
+                " use another --state-dir or drop the option"
+            )
 
     def _serve(self, store: Store) -> ConnectionInfo:
         tenant_id = str(store.get_meta("tenant_id"))
@@ -244,6 +253,9 @@ class Simulator:
         tenant.switches.protected_api_approved = self._protected
         tenant.switches.update(self._switches)
         self.tenant = tenant
+        plan = lazy_plan(store, domain=DOMAIN, sharepoint_host=SHAREPOINT_HOST)
+        if plan is not None:
+            tenant.materialize = LazyUsers(store, plan).materialize
         self.behaviours.set(enable=list(self._behaviours))
         if self._profile:
             apply_profile(tenant, self.behaviours, self._profile)

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,6 +109,8 @@ class Tenant:
         self._user_items: dict[str, Item] = {}
         self.uploads: dict[str, Any] = {}  # upload sessions by id (uploads.py)
         self.uploads_lock = threading.Lock()
+        # Generates a lazy user's content on first access (lazyusers.py); None: eager.
+        self.materialize: Callable[[Item], Item] | None = None
 
     # -- users ------------------------------------------------------------------------
 
@@ -159,9 +162,18 @@ class Tenant:
             )
         return item
 
+    def require_content(self, user: Item) -> Item:
+        """`user` with its content generated (a lazy tenant's first access; idempotent)."""
+        if self.materialize is None or not user.data.get("_lazy"):
+            return user
+        item = self.materialize(user)
+        with self._lock:
+            self._user_items[item.key] = item
+        return item
+
     def require_mailbox(self, id_or_upn: str) -> Item:
         """The user, if it has an Exchange Online mailbox the app may use."""
-        user = self.require_user(id_or_upn)
+        user = self.require_content(self.require_user(id_or_upn))
         if not user.data.get("_mailbox") or user.key in self.switches.unlicensed:
             raise GraphError(
                 404,

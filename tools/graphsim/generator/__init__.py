@@ -14,7 +14,7 @@ timestamps are relative to the generation day.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import SCALES, ScaleProfile
@@ -41,7 +41,16 @@ def generate_tenant(
     domain: str,
     sharepoint_host: str,
     anchor: dt.datetime | None = None,
+    lazy: bool = False,
 ) -> dict[str, Any]:
+    """Fill the empty `store` with the tenant of (`seed`, `scale`, `users`).
+
+    With `lazy`, the licensed users are stored without content (``_lazy`` in their
+    data) and `materialize_user` generates a user's mail, contacts, calendar and drive
+    on first access; the content is the same as the eager path's (every value derives
+    from the seed and the user's index, not from generation order), only the store's
+    sequence numbers differ. The eager path (the default) is unchanged.
+    """
     profile = SCALES[scale]
     if users is not None:
         profile = replace(profile, users=users)
@@ -52,7 +61,9 @@ def generate_tenant(
     specials = _specials(gen, domain)
     big_files = list(profile.big_files)
     regular = people[: profile.users]
-    for index, person in enumerate(regular):
+    if lazy:
+        _lazy_users(store, gen, regular, profile)
+    for index, person in enumerate([] if lazy else regular):
         mine = [size for i, size in enumerate(big_files) if i % max(1, len(regular)) == index]
         _user(
             store,
@@ -129,7 +140,77 @@ def generate_tenant(
         tx.set_meta("scale", scale)
         tx.set_meta("users", str(profile.users))
         tx.set_meta("anchor", anchor.isoformat())
+        if lazy:
+            tx.set_meta("lazy", "1")
     return {"users": profile.users, "scale": scale, "seed": seed}
+
+
+@dataclass(frozen=True)
+class LazyPlan:
+    """What generating one lazy user's content needs, rebuilt from the store's meta."""
+
+    gen: Gen
+    profile: ScaleProfile
+    people: list[Person]
+    index: dict[str, int]  # user id -> index among the licensed users
+    pool: list[dict[str, Any]]
+    sharepoint_host: str
+
+
+def lazy_plan(store: Store, *, domain: str, sharepoint_host: str) -> LazyPlan | None:
+    """The plan of a tenant generated with ``lazy=True``; None for an eager tenant."""
+    if store.get_meta("lazy") != "1":
+        return None
+    scale = str(store.get_meta("scale"))
+    profile = replace(SCALES[scale], users=int(store.get_meta("users") or 0))
+    gen = Gen(
+        int(store.get_meta("seed") or 0), dt.datetime.fromisoformat(str(store.get_meta("anchor")))
+    )
+    people = _people(gen, profile, domain)
+    return LazyPlan(
+        gen=gen,
+        profile=profile,
+        people=people,
+        index={person.id: i for i, person in enumerate(people)},
+        pool=shared_attachments(gen),
+        sharepoint_host=sharepoint_host,
+    )
+
+
+def lazy_content(plan: LazyPlan, user_id: str) -> tuple[list[NewItem], dict[str, Any]]:
+    """The content rows of the lazy user `user_id` and its ``_wk``/``_drive`` fields.
+
+    The same rows the eager generator writes for that user (pure: no store access).
+    Raises KeyError for an id that is not one of the plan's licensed users.
+    """
+    index = plan.index[user_id]
+    regular = plan.people[: plan.profile.users]
+    big_files = list(plan.profile.big_files)
+    mine = [size for i, size in enumerate(big_files) if i % max(1, len(regular)) == index]
+    rows, wk, drive_key = _content(
+        plan.gen,
+        plan.people[index],
+        index,
+        plan.profile,
+        plan.people,
+        plan.pool,
+        plan.sharepoint_host,
+        mine,
+        mailbox=True,
+        drive=True,
+    )
+    return rows, {"_wk": wk, "_drive": drive_key}
+
+
+def _lazy_users(store: Store, gen: Gen, regular: list[Person], profile: ScaleProfile) -> None:
+    """Store the licensed users without content (``_lazy``); see `lazy_content`."""
+    rows = []
+    for index, person in enumerate(regular):
+        data = _user_data(gen, person, index, mailbox=True, drive=True)
+        data.update({"_wk": {}, "_drive": None, "_lazy": True})
+        rows.append(NewItem("user", person.id, "users", "tenant", data, name=person.address))
+    with store.transaction() as tx:
+        tx.insert_many(rows)
 
 
 def _people(gen: Gen, profile: ScaleProfile, domain: str) -> list[Person]:
@@ -173,9 +254,48 @@ def _user(
     messages: int | None = None,
     room: bool = False,
 ) -> None:
+    rows, wk, drive_key = _content(
+        gen,
+        person,
+        index,
+        profile,
+        people,
+        pool,
+        sharepoint_host,
+        big_files,
+        mailbox=mailbox,
+        drive=drive,
+        messages=messages,
+        room=room,
+    )
+    data = _user_data(
+        gen, person, index, mailbox=mailbox, drive=drive, purpose=purpose, enabled=enabled
+    )
+    data["_wk"] = wk
+    data["_drive"] = drive_key
+    rows.insert(0, NewItem("user", person.id, "users", "tenant", data, name=person.address))
+    with store.transaction() as tx:
+        tx.insert_many(rows)
+
+
+def _content(
+    gen: Gen,
+    person: Person,
+    index: int,
+    profile: ScaleProfile,
+    people: list[Person],
+    pool: list[dict[str, Any]],
+    sharepoint_host: str,
+    big_files: list[int],
+    *,
+    mailbox: bool,
+    drive: bool,
+    messages: int | None = None,
+    room: bool = False,
+) -> tuple[list[NewItem], dict[str, str], str | None]:
+    """A user's mailbox and OneDrive rows, well-known folder ids and drive key."""
     rows: list[NewItem] = []
     wk: dict[str, str] = {}
-    first, _, last = person.name.partition(" ")
     if mailbox:
         big = profile.big_attachment if index in (0, max(1, profile.users // 2)) else 0
         out = generate_mailbox(
@@ -210,6 +330,21 @@ def _user(
             colleagues=[p for p in people[: profile.users] if p.id != person.id][:4],
         )
         rows.extend(drows)
+    return rows, wk, drive_key
+
+
+def _user_data(
+    gen: Gen,
+    person: Person,
+    index: int,
+    *,
+    mailbox: bool,
+    drive: bool,
+    purpose: str = "user",
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """The user object's properties (without ``_wk`` and ``_drive``)."""
+    first, _, last = person.name.partition(" ")
     rng = gen.rng("user-props", person.id)
     data: dict[str, Any] = {
         "id": person.id,
@@ -239,12 +374,15 @@ def _user(
         else [],
         "_mailbox": mailbox,
         "_purpose": purpose,
-        "_wk": wk,
-        "_drive": drive_key,
     }
-    rows.insert(0, NewItem("user", person.id, "users", "tenant", data, name=person.address))
-    with store.transaction() as tx:
-        tx.insert_many(rows)
+    return data
 
 
-__all__ = ["content_spec", "generate_tenant", "log_size"]
+__all__ = [
+    "LazyPlan",
+    "content_spec",
+    "generate_tenant",
+    "lazy_content",
+    "lazy_plan",
+    "log_size",
+]

@@ -37,7 +37,7 @@ _RANGE = re.compile(r"^\s*bytes=(\d*)-(\d*)\s*$")
 
 
 def user_drive(t: Tenant, user_ref: str) -> Item:
-    user = t.require_user(user_ref)
+    user = t.require_content(t.require_user(user_ref))
     key = user.data.get("_drive")
     drive = t.store.get(str(key)) if key else None
     if drive is None or user.key in t.switches.unlicensed:
