@@ -113,6 +113,10 @@ def command(
     processes: int | None,
 ) -> int:
     """Back up the configured Microsoft 365 tenant, or local folders given with --path."""
+    if not paths and processes is not None:
+        # Microsoft 365 content arrives over HTTPS in this process; the
+        # workers read local files only.
+        raise click.UsageError("--workers applies to folder backups (--path) only")
     if not paths:
         cluster = cluster_settings(app.config, broker)
         if detach and cluster is None:

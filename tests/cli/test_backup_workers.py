@@ -134,3 +134,14 @@ def test_a_dead_worker_fails_the_backup_in_one_line_with_no_snapshot(tmp_path: P
     while _alive(workers[1]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(workers[1])
+
+
+def test_workers_without_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    env = new_env(tmp_path / "env")
+    init(env)
+    result = env.run("backup", "--workers", "1", check=False)
+    assert result.code == ExitCode.USAGE
+    assert "--workers applies to folder backups" in result.err
+    assert "Traceback" not in result.err
+    bad = env.run("backup", "--path", str(tmp_path), "--workers", "-1", check=False)
+    assert bad.code == ExitCode.USAGE
