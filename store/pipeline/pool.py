@@ -145,7 +145,7 @@ class WorkerPool(Generic[T]):
             params.normal_size,
             params.max,
             params.nc,
-            -1 if level is None else level,
+            level,
         )
         try:
             for index in range(workers):

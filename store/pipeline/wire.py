@@ -135,21 +135,38 @@ def parse_failed(body: bytes) -> tuple[int, str]:
     return int(tag), body[_TAG.size :].decode("utf-8", "replace")
 
 
-_INIT = struct.Struct(">32sQIIIBi")
+_INIT = struct.Struct(">32sQIIIBBi")
 _ITEM = struct.Struct(">QQ")
 
 
 def init_body(
-    id_key: bytes, seed: int, min_size: int, normal_size: int, max_size: int, nc: int, level: int
+    id_key: bytes,
+    seed: int,
+    min_size: int,
+    normal_size: int,
+    max_size: int,
+    nc: int,
+    level: int | None,
 ) -> bytes:
-    """The INIT message; ``level`` -1 means no compression."""
-    return _INIT.pack(id_key, seed, min_size, normal_size, max_size, nc, level)
+    """The INIT message; ``level`` None means no compression (zstd levels may
+    be negative, so no level value stands for "none")."""
+    return _INIT.pack(
+        id_key, seed, min_size, normal_size, max_size, nc, level is not None, level or 0
+    )
 
 
-def parse_init(body: bytes) -> tuple[bytes, int, int, int, int, int, int]:
-    """(id_key, seed, min, normal, max, nc, level) of an INIT message."""
-    id_key, seed, min_size, normal_size, max_size, nc, level = _INIT.unpack(body)
-    return id_key, int(seed), int(min_size), int(normal_size), int(max_size), int(nc), int(level)
+def parse_init(body: bytes) -> tuple[bytes, int, int, int, int, int, int | None]:
+    """(id_key, seed, min, normal, max, nc, level or None) of an INIT message."""
+    id_key, seed, min_size, normal_size, max_size, nc, compress, level = _INIT.unpack(body)
+    return (
+        id_key,
+        int(seed),
+        int(min_size),
+        int(normal_size),
+        int(max_size),
+        int(nc),
+        int(level) if compress else None,
+    )
 
 
 def batch_body(items: list[tuple[int, int]]) -> bytes:

@@ -58,7 +58,7 @@ class _Context:
         self._out: list[bytes] = []
         self._queued = 0
         self.id_key = id_key
-        self.level: int | None = None if level < 0 else level
+        self.level = level
         self.chunker = Chunker(
             ChunkerParams(min=min_size, normal_size=normal_size, max=max_size, nc=nc), seed
         )

@@ -15,6 +15,7 @@ import pytest
 import sources.folder.backup as folder_backup
 from sources.folder import backup_folder
 from store import BackupRun, Owner, Repository, WorkerFailed
+from store.pipeline import wire
 from tests.store.support.helpers import make_repo, read_all
 
 
@@ -185,3 +186,11 @@ def test_a_worker_killed_mid_run_fails_the_backup_without_a_snapshot(tmp_path: P
     assert [s for s in repo.list_snapshots() if s.owner.key == "crash"] == []
     for pid in killed:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+@pytest.mark.parametrize("level", [None, -1, -5, 3, 19])
+def test_the_init_message_keeps_every_compression_setting(level: int | None) -> None:
+    """zstd's fast levels are negative: none of them may read as "no compression"."""
+    key = bytes(range(32))
+    body = wire.init_body(key, (1 << 63) - 1, 1024, 4096, 16384, 1, level)
+    assert wire.parse_init(body) == (key, (1 << 63) - 1, 1024, 4096, 16384, 1, level)
