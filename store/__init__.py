@@ -103,6 +103,7 @@ from store.maintenance.repair.snapshots import SnapshotRepair, repair_snapshots
 from store.maintenance.retention import UNLIMITED, Decision, Duration, RetentionPolicy, apply_policy
 from store.maintenance.stats import RepoStats, repository_stats
 from store.names import REPORTS
+from store.pipeline.pool import FileResult, WorkerFailed, WorkerPool
 from store.repository.reader import ChunkCache, ItemReader, SnapshotReader
 from store.repository.repository import Repository
 
@@ -139,6 +140,7 @@ __all__ = [
     "Duration",
     "Entry",
     "ExitCode",
+    "FileResult",
     "ForgetPlan",
     "FormatTooNew",
     "IndexId",
@@ -187,6 +189,8 @@ __all__ = [
     "VirtualDir",
     "VirtualFS",
     "VirtualLink",
+    "WorkerFailed",
+    "WorkerPool",
     "WrongPassword",
     "add_escrow_slot",
     "add_password_slot",

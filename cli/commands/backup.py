@@ -79,6 +79,15 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option(
+    "--workers",
+    "processes",
+    type=click.IntRange(min=0, max=64),
+    default=None,
+    metavar="N",
+    help="--path: read, chunk, hash and compress in N worker processes "
+    "(default: one per core but one; 0: all in this process).",
+)
+@click.option(
     "--broker",
     metavar="URL",
     help="Microsoft 365: spread the run over workers (redis://HOST:6379/0; else "
@@ -101,8 +110,13 @@ def command(
     as_json: bool,
     broker: str | None,
     detach: bool,
+    processes: int | None,
 ) -> int:
     """Back up the configured Microsoft 365 tenant, or local folders given with --path."""
+    if not paths and processes is not None:
+        # Microsoft 365 content arrives over HTTPS in this process; the
+        # workers read local files only.
+        raise click.UsageError("--workers applies to folder backups (--path) only")
     if not paths:
         cluster = cluster_settings(app.config, broker)
         if detach and cluster is None:
@@ -121,7 +135,9 @@ def command(
         progress.owners_total = len(paths)
         for path in paths:
             owner_started = time.monotonic()
-            result = backup_folder(run, path, progress=progress.item, wait=wait)
+            result = backup_folder(
+                run, path, progress=progress.item, wait=wait, processes=processes
+            )
             results.append(result)
             progress.owners_done += 1
             reports.append(_folder_report(result, time.monotonic() - owner_started))

@@ -42,6 +42,7 @@ from store.format.snapshot import Owner, Snapshot
 from store.format.tree import DIRECTORY, FILE, SYMLINK, Entry, TreeReader
 from store.ids import DATA, TREE, BlobId, SnapshotId
 from store.names import SESSIONS
+from store.pipeline.pool import WorkerPool
 from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
@@ -101,6 +102,8 @@ class BackupRun:
         writer: BlobWriter | None = None,
     ) -> None:
         self.repo = repo
+        self._pool: WorkerPool[Any] | None = None
+        self._pool_lock = threading.Lock()
         self.run_id = run_id or os.urandom(16).hex()
         self.time_ns = time_ns or time.time_ns()
         self.host = socket.gethostname()
@@ -161,10 +164,45 @@ class BackupRun:
         """Open the session of one owner. Raises OwnerBusy if it is being backed up."""
         return OwnerSession(self, owner, source or {}, wait=wait, auto_checkpoint=auto_checkpoint)
 
+    def worker_pool(self, workers: int) -> WorkerPool[Any]:
+        """The run's worker processes (store/pipeline), started on first use.
+
+        They read, chunk, hash and compress files; this process stores the
+        chunks through the run's writer (deduplication stays here). The same
+        pool serves every owner of the run and stops with it; ``workers`` counts
+        only when it starts. Raises WorkerFailed if a worker cannot start.
+        """
+        with self._pool_lock:
+            if self._pool is None:
+                writer = self.writer
+                self._pool = WorkerPool(
+                    workers,
+                    params=self.repo.config.chunker,
+                    seed=self.repo.keyring.chunker_seed,
+                    id_key=self.repo.keyring.blob_id_key,
+                    level=self.repo.config.zstd_level,
+                    store_chunk=lambda blob_id, raw, payload: writer.save_encoded(
+                        DATA, blob_id, raw, payload
+                    ),
+                )
+            return self._pool
+
+    def worker_pids(self) -> list[int]:
+        """The process IDs of the run's workers; empty if none were started."""
+        with self._pool_lock:
+            return self._pool.pids() if self._pool is not None else []
+
+    def _close_pool(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
     def close(self) -> None:
         """Flush the writer, stop the marker and remove it."""
         self._stop.set()
         try:
+            self._close_pool()
             self.writer.close(flush=True)
         finally:
             self._refresher.join(timeout=5)
@@ -174,6 +212,7 @@ class BackupRun:
         """Stop without flushing (what is not committed is simply not referenced)."""
         self._stop.set()
         try:
+            self._close_pool()
             self.writer.close(flush=False)
         finally:
             self.repo.backend.delete(self._session_key)
@@ -402,6 +441,7 @@ class OwnerSession:
         item_id: str | None = None,
         attrs: dict[str, str] | None = None,
         reuse_content_of: str | None = None,
+        stored: tuple[Sequence[tuple[BlobId, int]], int] | None = None,
     ) -> Entry:
         """Store a file item. ``content`` may be bytes, a binary stream, a Path,
         or an iterable of byte segments (each cut on its own: a source can put
@@ -409,10 +449,16 @@ class OwnerSession:
 
         ``reuse_content_of`` takes the content of an existing item instead
         (a metadata-only change): nothing is read or stored again.
+        ``stored`` is content already stored (its chunks and size), as the
+        worker processes of :meth:`BackupRun.worker_pool` deliver it.
         Raises ValueError for an invalid path; storage errors propagate.
         """
         key = path_key(path)
-        if reuse_content_of is not None:
+        if stored is not None:
+            chunks, size = list(stored[0]), stored[1]
+            with self._lock:
+                self.stats.bytes_read += size
+        elif reuse_content_of is not None:
             previous = self.entry(reuse_content_of)
             if previous is None or not previous.is_file:
                 raise StoreError(f"no stored content at {reuse_content_of} to reuse")

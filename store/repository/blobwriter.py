@@ -100,9 +100,30 @@ class BlobWriter:
         another repository stored it): copies pass it so as not to compress
         again. Raises the first error of a background upload, if any happened.
         """
-        self._raise_pending_error()
         if blob_id is None:
             blob_id = self.blob_id(data)
+        return self._save(blob_type, blob_id, len(data), data, payload)
+
+    def save_encoded(
+        self, blob_type: int, blob_id: BlobId, raw_length: int, payload: bytes
+    ) -> BlobId:
+        """Store a blob a worker process already hashed and encoded, once. Thread-safe.
+
+        ``blob_id`` is the keyed hash of the plaintext and ``payload`` its codec
+        byte and body (store/pipeline): deduplication is still decided here, so
+        a blob already stored or in flight is dropped, not stored twice.
+        """
+        return self._save(blob_type, blob_id, raw_length, None, payload)
+
+    def _save(
+        self,
+        blob_type: int,
+        blob_id: BlobId,
+        raw_length: int,
+        data: bytes | None,
+        payload: bytes | None,
+    ) -> BlobId:
+        self._raise_pending_error()
         with self._lock:
             if blob_id in self._pending:
                 self.stats.blobs_duplicate += 1
@@ -120,15 +141,16 @@ class BlobWriter:
         finished: PackBuilder | None = None
         try:
             if payload is None:
+                assert data is not None  # save() passes one of the two
                 payload = encode_payload(data, self._level)
             with self._lock:
                 kind = PACK_KIND_FOR_TYPE[blob_type]
                 builder = self._builders.get(kind)
                 if builder is None:
                     builder = self._builders[kind] = PackBuilder(kind, self._epoch, self._epoch_key)
-                builder.add(blob_type, blob_id, len(data), payload)
+                builder.add(blob_type, blob_id, raw_length, payload)
                 self.stats.blobs_new += 1
-                self.stats.bytes_new_raw += len(data)
+                self.stats.bytes_new_raw += raw_length
                 self.stats.bytes_new_stored += len(payload)
                 if builder.size >= self._pack_size or len(builder) >= MAX_BLOBS_PER_PACK:
                     finished = builder

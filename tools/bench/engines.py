@@ -75,6 +75,14 @@ class Coffer(Engine):
         return self._coffer("restore", "latest", "--to-dir", str(target))
 
 
+class CofferInProcess(Coffer):
+    """Coffer with its whole data path in one process (``--workers 0``): beside
+    ``coffer`` in one run, the ratio says what the worker processes bring."""
+
+    def backup(self, corpus: Path) -> Measurement:
+        return self._coffer("backup", "--path", str(corpus), "--workers", "0")
+
+
 class Restic(Engine):
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -127,4 +135,9 @@ class Borg(Engine):
         return self._borg("extract", f"::{listing.output.strip()}", cwd=target)
 
 
-ENGINES: dict[str, type[Engine]] = {"coffer": Coffer, "restic": Restic, "borg": Borg}
+ENGINES: dict[str, type[Engine]] = {
+    "coffer": Coffer,
+    "coffer-inproc": CofferInProcess,
+    "restic": Restic,
+    "borg": Borg,
+}
