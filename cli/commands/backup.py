@@ -85,7 +85,7 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     default=None,
     metavar="N",
     help="--path: read, chunk, hash and compress in N worker processes "
-    "(default: one per core but one; 0: all in this process).",
+    "(default 0: all in this process; try one per core but one).",
 )
 @click.option(
     "--broker",

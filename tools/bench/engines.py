@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sources.folder.backup import suggested_processes
 from tools.bench.measure import Measurement, run_measured
 
 PASSWORD = "benchmark password"
@@ -75,12 +76,14 @@ class Coffer(Engine):
         return self._coffer("restore", "latest", "--to-dir", str(target))
 
 
-class CofferInProcess(Coffer):
-    """Coffer with its whole data path in one process (``--workers 0``): beside
-    ``coffer`` in one run, the ratio says what the worker processes bring."""
+class CofferWorkers(Coffer):
+    """Coffer with worker processes (``--workers``: one per core but one, the
+    suggestion of sources/folder/backup.py): beside ``coffer`` (its default,
+    everything in one process) in one run, the ratio says what they bring."""
 
     def backup(self, corpus: Path) -> Measurement:
-        return self._coffer("backup", "--path", str(corpus), "--workers", "0")
+        workers = str(suggested_processes())
+        return self._coffer("backup", "--path", str(corpus), "--workers", workers)
 
 
 class Restic(Engine):
@@ -137,7 +140,7 @@ class Borg(Engine):
 
 ENGINES: dict[str, type[Engine]] = {
     "coffer": Coffer,
-    "coffer-inproc": CofferInProcess,
+    "coffer-workers": CofferWorkers,
     "restic": Restic,
     "borg": Borg,
 }
