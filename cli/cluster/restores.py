@@ -26,8 +26,9 @@ from cli.cluster.runstate import RunState
 from cli.cluster.settings import ClusterSettings
 from cli.ui.progress import Progress
 from sources.m365.restore import REPORT_FORMAT, REPORT_VERSION, ItemQuery, RestoreTarget
+from sources.m365.restore.report import verdict
 from sources.m365.restore.runner import GROUPS_NOTICE, TEAMS_NOTICE
-from store import ExitCode, Repository, Snapshot
+from store import Repository, Snapshot
 
 SUMS = ("created", "replaced", "kept_both", "skipped", "failed", "bytes_uploaded")
 
@@ -149,16 +150,7 @@ def restore_with_broker(
     summary["owners"] = len(results)
     for status in ("ok", "partial", "failed", "skipped"):
         summary[f"owners_{status}"] = sum(1 for o in results if o["status"] == status)
-    if not results:
-        status, code = "nothing", ExitCode.OK
-    elif summary["failed"] and not (
-        summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
-    ):
-        status, code = "failed", ExitCode.PARTIAL
-    elif summary["failed"]:
-        status, code = "partial", ExitCode.PARTIAL
-    else:
-        status, code = "ok", ExitCode.OK
+    status, code = verdict(bool(results), summary)
     workers: dict[str, int] = {}
     for owner in results:
         if owner.get("worker"):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.m365.graph.throttle import Meter
+from store import ExitCode
 
 MAX_LISTED = 1000  # items listed per service and outcome (the counts are always exact)
 OUTCOMES = ("created", "replaced", "kept_both", "skipped", "failed")
@@ -167,3 +168,19 @@ def totals(owners: list[OwnerResult]) -> dict[str, Any]:
     for status in ("ok", "partial", "failed", "skipped"):
         out[f"owners_{status}"] = sum(1 for o in owners if o.status == status)
     return out
+
+
+def verdict(any_owner: bool, summary: dict[str, Any]) -> tuple[str, ExitCode]:
+    """A restore run's status and exit code from its :func:`totals`: ``nothing``
+    (no owner matched, 0), ``failed`` (items failed and none was restored or
+    skipped, 3), ``partial`` (some failed, 3), ``ok`` (0). One place for the run
+    in one process and the run spread over workers (cli/cluster)."""
+    if not any_owner:
+        return "nothing", ExitCode.OK
+    if summary["failed"] and not (
+        summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
+    ):
+        return "failed", ExitCode.PARTIAL
+    if summary["failed"]:
+        return "partial", ExitCode.PARTIAL
+    return "ok", ExitCode.OK

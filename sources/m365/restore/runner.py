@@ -51,12 +51,12 @@ from sources.m365.restore.lists import ListWriter
 from sources.m365.restore.mail import MailWriter
 from sources.m365.restore.pacing import Eta, UploadBudget
 from sources.m365.restore.query import ItemQuery
-from sources.m365.restore.report import OwnerResult, totals
+from sources.m365.restore.report import OwnerResult, totals, verdict
 from sources.m365.restore.target import USER, RestoreTarget
 from sources.m365.services import MAILBOX, restorable_owner, spec, writable_to
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
-from store import Entry, ExitCode, Repository, Snapshot, format_time
+from store import Entry, Repository, Snapshot, format_time
 
 REPORT_FORMAT = "coffer-restore-report"
 REPORT_VERSION = 1
@@ -454,16 +454,7 @@ class TenantRestore:
         owners = [job.result for job in jobs]
         owners.sort(key=lambda o: (o.kind, o.name.lower()))
         summary = totals(owners)
-        if not owners:
-            status, code = "nothing", ExitCode.OK
-        elif summary["failed"] and not (
-            summary["created"] or summary["replaced"] or summary["kept_both"] or summary["skipped"]
-        ):
-            status, code = "failed", ExitCode.PARTIAL
-        elif summary["failed"]:
-            status, code = "partial", ExitCode.PARTIAL
-        else:
-            status, code = "ok", ExitCode.OK
+        status, code = verdict(bool(owners), summary)
         return {
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,
