@@ -29,6 +29,7 @@ The kill moments come from a seed. A failing seed prints how to replay it, e.g.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -65,6 +66,23 @@ SLOW = r"(/_dl/|/\$value|/content|/replies|/attachments)"
 RENDERINGS = (".html", ".ics", ".vcf")
 
 
+def _why(out: str) -> str:
+    """What a backup report says went wrong: its problems and the owners that did
+    not end ok (pytest cuts the whole report short)."""
+    try:
+        report = json.loads(out)
+    except ValueError:
+        return ""
+    if not isinstance(report, dict):
+        return ""
+    owners = [
+        {k: o.get(k) for k in ("kind", "name", "status", "error", "services")}
+        for o in report.get("owners", [])
+        if isinstance(o, dict) and o.get("status") not in ("ok", "not_applicable")
+    ]
+    return f"\nproblems: {report.get('problems')}\nowners not ok: {owners}"
+
+
 @dataclass
 class Campaign:
     tenant: RunningTenant
@@ -82,7 +100,9 @@ class Campaign:
 
     def coffer(self, env: CofferEnv, *args: str, timeout: float = 600) -> dict[str, Any]:
         result = env.run(*args, "--json", check=False, timeout=timeout, COFFER_CONFIG=self.config)
-        assert result.code == 0, f"coffer {' '.join(args)} exited {result.code}: {result.err}"
+        assert result.code == 0, (
+            f"coffer {' '.join(args)} exited {result.code}: {result.err}{_why(result.out)}"
+        )
         report: dict[str, Any] = result.json()
         return report
 
