@@ -2,7 +2,7 @@
 
     python -m tools.bench scaleout [--users 2000] [--latency 80] [--workers 1,2,4,8]
                                    [--concurrency 8] [--throttling] [--sharepoint-units N]
-                                   [--workdir DIR]
+                                   [--no-restore] [--workdir DIR]
 
 A simulated tenant of ``--users`` small mailboxes (the simulator's ``tiny``
 scale, served ``--lazy``: each user's content is generated on first access, so
@@ -18,12 +18,22 @@ a core, the simulator, not Coffer, is what stops scaling), and the bytes each
 run stored (against the one-process run: what workers stored twice, since each
 job knows only the blobs committed before it began). JSON on standard output,
 and a Markdown table for docs/performance.md.
+
+After the backups, the same one-process run and worker counts each restore the
+whole tenant's mail from their repository to its original place, after the
+simulator has removed every message of the tenant (``POST /_sim/wipe``), so
+that each run writes every message again through Graph. For every run the CPU
+time of Coffer (the ``coffer`` command and, with workers, the worker
+processes) and of redis-server is reported beside the simulator's: where
+scaling stops, the one that saturated is the one to blame.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import secrets
 import shutil
 import signal
@@ -35,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.bench.m365 import COFFER, Sim, _env
+from tools.bench.m365 import COFFER, Sim, _cpu_of, _env
 
 
 def _free_port() -> int:
@@ -70,9 +80,17 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def cpu(self) -> float:
+        return _cpu_of(self.proc.pid)
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _sharepoint_units(users: int) -> int:
@@ -83,32 +101,76 @@ def _sharepoint_units(users: int) -> int:
     return 6000
 
 
-def _run(env: dict[str, str], sim: Sim) -> dict[str, Any]:
+def _run(
+    env: dict[str, str], sim: Sim, broker: Redis, args: list[str], workers: list[int], keep: Path
+) -> dict[str, Any]:
+    """Run ``coffer ARGS --json`` once and measure it (``workers``: worker pids).
+
+    The command's JSON report is kept in the file ``keep``.
+    """
+    if args[0] == "restore":
+        sim.admin("POST", "/wipe")  # every message lost: the restore writes them all again
     sim.admin("POST", "/stats/reset")
-    sim_cpu = sim.cpu()
+    sim_cpu, redis_cpu, own_cpu = sim.cpu(), broker.cpu(), _children_cpu()
+    workers_cpu = sum(_cpu_of(pid) for pid in workers)
     started = time.monotonic()
     proc = subprocess.run(
-        [COFFER, "-q", "backup", "--json"], env=env, capture_output=True, text=True, check=False
+        [COFFER, "-q", *args, "--json"], env=env, capture_output=True, text=True, check=False
     )
     seconds = time.monotonic() - started
     if proc.returncode not in (0, 3):
-        raise SystemExit(f"bench: backup exited {proc.returncode}: {proc.stderr[-2000:]}")
+        raise SystemExit(f"bench: {args[0]} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    keep.write_text(proc.stdout)
     report = json.loads(proc.stdout)
     requests = int(sim.admin("GET", "/stats")["requests_total"])
     owners = len(report["owners"])
-    return {
+    result: dict[str, Any] = {
         "seconds": round(seconds, 1),
         "owners": owners,
         "owners_per_minute": round(owners * 60 / seconds, 1),
         "requests": requests,
         "requests_per_second": round(requests / seconds, 1),
+        "coffer_cpu_seconds": round(
+            _children_cpu() - own_cpu + sum(_cpu_of(pid) for pid in workers) - workers_cpu, 1
+        ),
         "simulator_cpu_seconds": round(sim.cpu() - sim_cpu, 1),
-        # Against the one-process run: what two workers stored twice (the same
-        # attachment in two mailboxes backed up at the same moment).
-        "bytes_stored": int(report["repository"]["bytes_added_stored"]),
+        "redis_cpu_seconds": round(broker.cpu() - redis_cpu, 2),
         "exit_code": proc.returncode,
         "workers": report.get("workers", {}),
     }
+    durations = sorted(float(o.get("seconds", 0)) for o in report["owners"])
+    if durations:
+        result["owner_median_seconds"] = round(durations[len(durations) // 2], 1)
+    if args[0] == "backup":
+        # Against the one-process run: what two workers stored twice (the same
+        # attachment in two mailboxes backed up at the same moment).
+        result["bytes_stored"] = int(report["repository"]["bytes_added_stored"])
+    else:
+        totals = report["totals"]
+        result["items_written"] = int(totals["created"]) + int(totals["kept_both"])
+        result["items_failed"] = int(totals["failed"])
+    return result
+
+
+def _table(title: str, runs: dict[str, Any], last: str) -> None:
+    print(f"### {title}")
+    print()
+    print(
+        "| run | seconds | owners/min | requests/s | speed-up | owner median s | "
+        f"Coffer CPU s | simulator CPU s | Redis CPU s | {last} |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, run in runs.items():
+        extra = (
+            f"{run['bytes_stored'] / 1e6:.2f}" if "bytes_stored" in run else run["items_written"]
+        )
+        print(
+            f"| {name} | {run['seconds']} | {run['owners_per_minute']} | "
+            f"{run['requests_per_second']} | {run.get('speedup', 1.0)} | "
+            f"{run.get('owner_median_seconds', '')} | {run['coffer_cpu_seconds']} | "
+            f"{run['simulator_cpu_seconds']} | {run['redis_cpu_seconds']} | {extra} |"
+        )
+    print()
 
 
 def main(argv: list[str]) -> None:
@@ -124,6 +186,7 @@ def main(argv: list[str]) -> None:
         default=None,
         help="the workers' shared SharePoint budget per minute (default: by licences)",
     )
+    parser.add_argument("--no-restore", action="store_true", help="backups only")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",") if n]
@@ -159,43 +222,75 @@ def main(argv: list[str]) -> None:
             )
             return env
 
-        results["runs"]["one process"] = _run(fresh("repo-single", config), sim)
+        backup = ["backup"]
+        restore = [
+            "restore", "latest", "--to", "original", "--service", "mail",
+        ]  # fmt: skip
+        single = fresh("repo-single", config)
+        results["runs"]["one process"] = _run(
+            single, sim, broker, backup, [], workdir / "backup-1p.json"
+        )
+        results["load_after"] = {"one process": os.getloadavg()}
         base = results["runs"]["one process"]["seconds"]
+        envs: dict[int, dict[str, str]] = {}
         for count in counts:
-            env = fresh(f"repo-{count}", cluster)
-            procs = [
-                subprocess.Popen(
-                    [COFFER, "worker", "--concurrency", str(args.concurrency)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(workdir / f"worker-{count}-{i}.log", "wb"),  # noqa: SIM115
-                    stdin=subprocess.DEVNULL,
+            envs[count] = fresh(f"repo-{count}", cluster)
+            with _Workers(envs[count], count, args.concurrency, workdir, "backup") as pids:
+                run = _run(
+                    envs[count], sim, broker, backup, pids, workdir / f"backup-{count}w.json"
                 )
-                for i in range(count)
-            ]
-            time.sleep(3)
-            try:
-                run = _run(env, sim)
-            finally:
-                for proc in procs:
-                    proc.send_signal(signal.SIGTERM)
-                for proc in procs:
-                    proc.wait(timeout=600)
             run["speedup"] = round(base / run["seconds"], 2)
             results["runs"][f"{count} worker(s)"] = run
+            results["load_after"][f"{count} worker(s)"] = os.getloadavg()
+        if not args.no_restore:
+            results["restores"] = {
+                "one process": _run(single, sim, broker, restore, [], workdir / "restore-1p.json")
+            }
+            base = results["restores"]["one process"]["seconds"]
+            for count in counts:
+                with _Workers(envs[count], count, args.concurrency, workdir, "restore") as pids:
+                    run = _run(
+                        envs[count], sim, broker, restore, pids, workdir / f"restore-{count}w.json"
+                    )
+                run["speedup"] = round(base / run["seconds"], 2)
+                results["restores"][f"{count} worker(s)"] = run
+                results["load_after"][f"restore {count} worker(s)"] = os.getloadavg()
     finally:
         broker.stop()
         sim.stop()
     print(json.dumps(results, indent=1))
     print()
-    print("| run | seconds | owners/min | requests/s | speed-up | simulator CPU s | MB stored |")
-    print("|---|---|---|---|---|---|---|")
-    for name, run in results["runs"].items():
-        print(
-            f"| {name} | {run['seconds']} | {run['owners_per_minute']} | "
-            f"{run['requests_per_second']} | {run.get('speedup', 1.0)} | "
-            f"{run['simulator_cpu_seconds']} | {run['bytes_stored'] / 1e6:.2f} |"
-        )
+    _table("Backups", results["runs"], "MB stored")
+    if "restores" in results:
+        _table("Restores of every mailbox", results["restores"], "items written")
+
+
+class _Workers:
+    """``count`` ``coffer worker`` processes for the length of a ``with``; yields their pids."""
+
+    def __init__(
+        self, env: dict[str, str], count: int, concurrency: int, workdir: Path, what: str
+    ) -> None:
+        self.procs = [
+            subprocess.Popen(
+                [COFFER, "worker", "--concurrency", str(concurrency)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(workdir / f"worker-{what}-{count}-{i}.log", "wb"),  # noqa: SIM115
+                stdin=subprocess.DEVNULL,
+            )
+            for i in range(count)
+        ]
+
+    def __enter__(self) -> list[int]:
+        time.sleep(3)  # let every worker reach the queue before the first job
+        return [proc.pid for proc in self.procs]
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=600)
 
 
 if __name__ == "__main__":

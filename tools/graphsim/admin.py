@@ -52,7 +52,7 @@ from .faults import Faults
 from .httpcore import GraphError, Request, Response, error_response, json_response
 from .identity import IdentityPlatform
 from .inventory import inventory
-from .mutations import churn, mutate
+from .mutations import churn, mutate, wipe_messages
 from .stats import Stats
 from .tenant import Tenant
 from .throttling import Throttler
@@ -215,6 +215,8 @@ class AdminApi:
                 t, float(body.get("percent", 1)), int(body.get("seed", 0)), body.get("kinds")
             )
             return json_response({"changes": changes})
+        if path == "/_sim/wipe" and m == "POST":
+            return json_response({"deleted": wipe_messages(t)})
         if path == "/_sim/mutate" and m == "POST":
             return json_response(mutate(t, self._body(req)))
         if path == "/_sim/devicecodes" and m == "GET":

@@ -360,6 +360,23 @@ def _touch_chat(tx: Transaction, item: Item, now: str) -> None:
     tx.update(item)
 
 
+def wipe_messages(t: Tenant) -> int:
+    """Remove every message of every mailbox at once (no Deleted Items); returns how many.
+
+    Simulator mechanics, not a Microsoft behaviour: it stands for the loss a
+    tenant-wide restore repairs, so that the scale-out benchmark's restore writes
+    every message again instead of finding it there (tools/bench/scaleout.py).
+    """
+    count = 0
+    with t.store.transaction() as tx:
+        for item in list(t.store.iter_live(["message"])):
+            for att in mm.attachments_of(t, item):
+                tx.tombstone(att)
+            tx.tombstone(item)
+            count += 1
+    return count
+
+
 def mutate(t: Tenant, op: dict[str, Any]) -> dict[str, Any]:
     """One change. Raises GraphError (404 unknown item, 400 bad op)."""
     name = str(op.get("op", ""))
