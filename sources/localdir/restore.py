@@ -50,6 +50,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from sources.errors import RestoreTargetError
+from sources.localdir.content import Prefetch, write_content
+from sources.localdir.prefetch import Prefetcher, batched
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
@@ -314,24 +316,19 @@ def _same_content(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader
 
 
 def _write_file(
-    dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader, ownership: Ownership
+    dir_fd: int,
+    name: bytes,
+    entry: Entry,
+    reader: SnapshotReader,
+    ownership: Ownership,
+    prefetch: Prefetch | None,
 ) -> int:
     # Tagged with the item's own name, so a rerun finds this one if we are killed.
     temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + secrets.token_hex(6).encode()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-    written = 0
     try:
         try:
-            source = reader.open(entry, read_ahead=_BATCH_BYTES // 2)
-            while True:
-                block = source.read(_COPY_BLOCK)
-                if not block:
-                    break
-                view = memoryview(block)
-                while view:
-                    done = os.write(fd, view)
-                    view = view[done:]
-                written += len(block)
+            written = write_content(fd, entry, reader.chunks, prefetch)
             ownership.apply(fd, entry)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
@@ -369,39 +366,6 @@ def _iter_tree(
             yield from _iter_tree(reader, child, [*names, entry.name], [*entries, entry])
 
 
-# Items are restored in batches whose chunks are read in bulk first (one read
-# per pack, not per chunk: what matters on an object store). A batch stays well
-# below the chunk cache's 64 MiB, so nothing is evicted before it is written.
-_BATCH_BYTES = 16 * 1024 * 1024
-_BATCH_ITEMS = 4096
-
-
-def _batched(
-    items: Iterator[tuple[str, list[bytes], list[Entry], Entry]], reader: SnapshotReader
-) -> Iterator[tuple[str, list[bytes], list[Entry], Entry]]:
-    """The same items in the same order, with the chunks of each batch prefetched
-    before it is yielded. A large file ends the batch before it and goes alone
-    (it reads ahead by itself), so it never evicts chunks prefetched for others."""
-    batch: list[tuple[str, list[bytes], list[Entry], Entry]] = []
-    size = 0
-    for item in items:
-        entry = item[3]
-        if entry.is_file and entry.size > _BATCH_BYTES // 2:
-            reader.prefetch(i[3] for i in batch)
-            yield from batch
-            batch, size = [], 0
-            yield item
-            continue
-        batch.append(item)
-        size += entry.size if entry.is_file else 0
-        if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-            reader.prefetch(i[3] for i in batch)
-            yield from batch
-            batch, size = [], 0
-    reader.prefetch(i[3] for i in batch)
-    yield from batch
-
-
 def restore_to_dir(
     reader: SnapshotReader,
     target: Path,
@@ -431,10 +395,12 @@ def restore_to_dir(
     includes = includes or []
     base = path.strip("/")
     writers = _Writers(result, target, progress)
+    prefetcher = Prefetcher(reader)
     try:
         chain = _DirChain(root_fd, result, writers.drain, ownership)
     except OSError as exc:
         writers.close()
+        prefetcher.close()
         os.close(root_fd)
         raise RestoreTargetError(f"cannot list {target}: {exc.strerror}") from exc
     try:
@@ -444,7 +410,9 @@ def restore_to_dir(
             if path_selected(item[0][len(base) + 1 :] if base else item[0], includes)
             and (select is None or (not item[3].is_dir and select(item[0], item[3], item[2])))
         )
-        for item_path, names, parents, entry in _batched(selected, reader):
+        for item_path, names, parents, entry in batched(
+            ((item, item[3]) for item in selected), prefetcher
+        ):
             rel = item_path[len(base) + 1 :] if base else item_path
             if not _valid_name(entry.name) or not all(_valid_name(n) for n in names):
                 result.failures.append(RestoreFailure(rel, "unsafe name refused"))
@@ -470,10 +438,12 @@ def restore_to_dir(
                 on_conflict,
                 ownership,
                 chain.take_leftovers(entry.name),
+                prefetcher.chunks,
             )
         writers.drain()
     finally:
         writers.close()
+        prefetcher.close()
         chain.close()
         os.close(root_fd)
     return result
@@ -553,6 +523,7 @@ def _restore_leaf(
     on_conflict: str,
     ownership: Ownership,
     leftovers: list[bytes],
+    prefetch: Prefetch | None = None,
 ) -> tuple[str, int]:
     """Restore one non-directory item into ``dir_fd``: (outcome, bytes written).
 
@@ -598,7 +569,7 @@ def _restore_leaf(
         ownership.apply_link(dir_fd, name, entry)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
     else:
-        written = _write_file(dir_fd, name, entry, reader, ownership)
+        written = _write_file(dir_fd, name, entry, reader, ownership, prefetch)
     if existing is None:
         return "created", written
     if name != entry.name:
