@@ -40,7 +40,7 @@ _ZERO_BLOCK = bytes(ZERO_BLOCK)
 # A large file is loaded this many bytes of chunks at a time (one bulk read
 # per window: one request per pack on an object store), the next window
 # while this one is written.
-WINDOW = 8 * 1024 * 1024
+WINDOW = 4 * 1024 * 1024
 
 Prefetch = Callable[[list[BlobId]], "Future[None]"]
 

@@ -4,8 +4,10 @@ Items are restored in batches whose chunks are read in bulk first (one read
 per pack, not per chunk: what matters on an object store). The bulk reads run
 in background threads, one batch ahead: while the writers write a batch, the
 next one is read, decrypted and decompressed (AES-GCM, zstd and BLAKE3 are C
-code; zstd and BLAKE3 release the GIL). Two batches stay well below the chunk
-cache's 64 MiB, so nothing is evicted before it is written.
+code; zstd and BLAKE3 release the GIL). The restore reads through a chunk
+cache of its own (CACHE_BYTES): two batches and the windows of the large
+files being written stay below it, so nothing is evicted before it is
+written, and the process holds no more than it is about to write.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import TypeVar
 
 from store import BlobId, Entry, SnapshotReader
 
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 BATCH_ITEMS = 4096
+# The restore's own chunk cache: a batch being written, the next one loaded,
+# and large files' windows (content.WINDOW, two per file being written).
+CACHE_BYTES = 32 * 1024 * 1024
 # A file larger than this goes alone and loads itself a window at a time
 # (sources/localdir/content.py), so it never evicts chunks loaded for others.
 LARGE = BATCH_BYTES // 2

@@ -38,6 +38,7 @@ from __future__ import annotations
 import errno
 import grp
 import hashlib
+import itertools
 import os
 import pwd
 import secrets
@@ -51,7 +52,7 @@ from pathlib import Path
 
 from sources.errors import RestoreTargetError
 from sources.localdir.content import Prefetch, write_content
-from sources.localdir.prefetch import Prefetcher, batched
+from sources.localdir.prefetch import CACHE_BYTES, Prefetcher, batched
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
@@ -177,7 +178,10 @@ class Ownership:
                 # EPERM: a filesystem that refuses. The bits are stripped below.
                 if exc.errno not in (errno.EINVAL, errno.EPERM):
                     raise
-        os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
+        if entry.mode & _SET_ID_BITS:
+            os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
+        else:  # nothing to strip: no need to ask who owns it (a stat per file)
+            os.fchmod(fd, entry.mode & 0o7777)
 
     def safe_mode(self, st: os.stat_result, entry: Entry, uid: int | None, gid: int | None) -> int:
         mode = entry.mode & 0o7777
@@ -315,6 +319,17 @@ def _same_content(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader
         os.close(fd)
 
 
+# Temporary names end in this process's random token and a counter: unique
+# without a getrandom() per file (O_EXCL still refuses a name that exists).
+_TEMP_TOKEN = secrets.token_hex(4).encode()
+_temp_counter = itertools.count()
+
+
+def _temp_suffix() -> bytes:
+    # next() on itertools.count is atomic under the GIL: thread-safe.
+    return _TEMP_TOKEN + b"%x" % next(_temp_counter)
+
+
 def _write_file(
     dir_fd: int,
     name: bytes,
@@ -324,7 +339,7 @@ def _write_file(
     prefetch: Prefetch | None,
 ) -> int:
     # Tagged with the item's own name, so a rerun finds this one if we are killed.
-    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + secrets.token_hex(6).encode()
+    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + _temp_suffix()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
         try:
@@ -392,6 +407,7 @@ def restore_to_dir(
     except OSError as exc:
         raise RestoreTargetError(f"cannot use {target} as restore target: {exc.strerror}") from exc
     result = RestoreResult()
+    reader = reader.with_chunk_cache(CACHE_BYTES)
     includes = includes or []
     base = path.strip("/")
     writers = _Writers(result, target, progress)
