@@ -240,7 +240,14 @@ class _DirChain:
     def take_leftovers(self, name: bytes) -> list[bytes]:
         """Leftover temporary names for ``name`` in the current directory
         (each returned once: the caller removes them)."""
-        return self._leftovers.get(self.fd, {}).pop(_temp_tag(name), [])
+        found = self._leftovers.get(self.fd)
+        return found.pop(_temp_tag(name), []) if found else []
+
+    @property
+    def fresh(self) -> bool:
+        """Whether this restore created the current directory (so it held nothing
+        before: no item of it needs looking for in the target)."""
+        return self.fd not in self._leftovers
 
     @property
     def fd(self) -> int:
@@ -455,6 +462,7 @@ def restore_to_dir(
                 ownership,
                 chain.take_leftovers(entry.name),
                 prefetcher.chunks,
+                chain.fresh,
             )
         writers.drain()
     finally:
@@ -540,13 +548,15 @@ def _restore_leaf(
     ownership: Ownership,
     leftovers: list[bytes],
     prefetch: Prefetch | None = None,
+    fresh: bool = False,
 ) -> tuple[str, int]:
     """Restore one non-directory item into ``dir_fd``: (outcome, bytes written).
 
     ``leftovers`` are temporary files an earlier, killed restore left for this
-    item: removed first. The outcome names a RestoreResult counter. Runs in a
-    writer thread; raises _Conflict, StoreError or OSError for the caller to
-    record.
+    item: removed first. ``fresh``: ``dir_fd`` was created by this restore,
+    so nothing of that name can be there (not looked up). The outcome names a
+    RestoreResult counter. Runs in a writer thread; raises _Conflict,
+    StoreError or OSError for the caller to record.
     """
     for leftover in leftovers:
         try:
@@ -554,10 +564,12 @@ def _restore_leaf(
         except FileNotFoundError:
             pass
     name = entry.name
-    try:
-        existing: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        existing = None
+    existing: os.stat_result | None = None
+    if not fresh:  # a directory this restore made holds only what it wrote
+        try:
+            existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
     if existing is not None:
         if (
             entry.is_file
