@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from sources.localdir import restore_to_dir
 from sources.localdir.content import ZERO_BLOCK, data_ranges
-from store import DATA, BlobId, Repository, Snapshot
+from sources.localdir.prefetch import CACHE_BYTES, LARGE, Prefetcher, batched
+from store import DATA, BlobId, LocalBackend, Repository, Snapshot
 from store.format.crypto import encode_payload, keyed_hash
 from store.format.tree import Entry, leaf_page
-from tests.store.support.helpers import make_repo, snapshot_of
+from tests.store.support.helpers import PASSWORD, make_repo, snapshot_of
 
 MIB = 1024 * 1024
 
@@ -147,3 +148,27 @@ def test_a_chunk_shorter_than_the_tree_says_fails_its_file(tmp_path: Path) -> No
         ("f", "f: chunk 0 is 50 bytes, the tree says 100")
     ]
     assert sorted(os.listdir(tmp_path / "out")) == ["ok.txt"]
+
+
+def test_batches_come_in_order_with_their_chunks_loaded(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    content = {f"d/{i:04d}.txt": rng.randbytes(rng.randrange(1, 400_000)) for i in range(120)}
+    content["d/0050-large.bin"] = rng.randbytes(LARGE + 1)
+    repo = make_repo(tmp_path / "repo")
+    snapshot = snapshot_of(repo, content)
+    repo.close()
+    with Repository.open(
+        LocalBackend(tmp_path / "repo", durable=False), PASSWORD, cache_root=tmp_path / "c2"
+    ) as again:
+        reader = again.reader(snapshot).with_chunk_cache(CACHE_BYTES)
+        walked = [(path, entry) for path, entry in reader.walk() if entry.is_file]
+        prefetcher = Prefetcher(reader)
+        try:
+            seen = []
+            for path, entry in batched(((item, item[1]) for item in walked), prefetcher):
+                seen.append(path)
+                if entry.size <= LARGE:  # loaded before it was handed out
+                    assert all(reader.chunks.contains(c) for c, _ in entry.chunks), path
+        finally:
+            prefetcher.close()
+    assert seen == [path for path, _ in walked]
