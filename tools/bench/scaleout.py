@@ -235,11 +235,17 @@ def main(argv: list[str]) -> None:
         restore = [
             "restore", "latest", "--to", "original", "--service", "mail",
         ]  # fmt: skip
-        single = fresh("repo-single", config)
-        results["runs"]["one process"] = _run(
-            single, sim, broker, backup, [], workdir / "backup-1p.json"
-        )
-        results["load_after"] = {"one process": os.getloadavg()}
+        if args.baseline is not None:
+            earlier = json.loads(args.baseline.read_text())
+            results["runs"]["one process"] = earlier.get("runs", {}).get("one process", earlier)
+            results["runs"]["one process"]["from"] = str(args.baseline)
+            results["load_after"] = {}
+        else:
+            single = fresh("repo-single", config)
+            results["runs"]["one process"] = _run(
+                single, sim, broker, backup, [], workdir / "backup-1p.json"
+            )
+            results["load_after"] = {"one process": os.getloadavg()}
         base = results["runs"]["one process"]["seconds"]
         envs: dict[int, dict[str, str]] = {}
         for count in counts:
