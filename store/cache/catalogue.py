@@ -17,7 +17,7 @@ Thread-safe (LMDB transactions per call, a lock around the buffer).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,14 @@ class OwnerStore:
         """Record that the run saw ``key`` unchanged (buffered like the changes)."""
         with self._lock:
             self._buffer_seen.add(key)
+            full = len(self._buffer_seen) >= _BATCH
+        if full:
+            self.flush_run()
+
+    def mark_seen_many(self, keys: Iterable[bytes]) -> None:
+        """:meth:`mark_seen` for many keys at once (one lock, one size check)."""
+        with self._lock:
+            self._buffer_seen.update(keys)
             full = len(self._buffer_seen) >= _BATCH
         if full:
             self.flush_run()
