@@ -228,6 +228,8 @@ class _FolderWalker:
             self.skipped.append(SkippedItem(rel, reason))
 
     def run(self) -> None:
+        # The walk compares every folder with the catalogue: read it ahead.
+        self.session.prefetch()
         try:
             whole, count = self._walk(self.root_fd, "")
             if whole:
