@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sources.errors import SourceUnavailable
+from sources.folder.sparse import SparseReader, is_sparse
 from store import (
     DIRECTORY,
     FILE,
@@ -466,9 +467,12 @@ class _FolderWalker:
         try:
             with os.fdopen(fd, "rb", closefd=True) as handle:
                 try:
-                    content: bytes | BinaryIO = (
+                    content: bytes | BinaryIO | SparseReader = (
                         handle.read() if st.st_size <= _READ_WHOLE_LIMIT else handle
                     )
+                    if st.st_size > _READ_WHOLE_LIMIT and is_sparse(st):
+                        # Read the data extents only; the holes come as zeros.
+                        content = SparseReader(handle.fileno(), st.st_size)
                     self.session.add_item(
                         rel,
                         content,
