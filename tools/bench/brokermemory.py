@@ -4,12 +4,13 @@
 
 Two measurements on a fresh redis-server each (``INFO memory``):
 
-1. ``--users`` users: ``coffer backup --detach`` enqueues one job per owner and
+1. ``--users`` users (0: skipped): ``coffer backup --detach`` enqueues one job per owner and
    nobody runs them: ``used_memory`` before and after is what the queued jobs
    and the run's counters cost, per owner.
-2. ``--complete-users`` users backed up to the end by ``--workers`` workers:
+2. ``--complete-users`` users (0: skipped) backed up to the end by ``--workers`` workers:
    ``used_memory_peak`` over the run, and ``used_memory`` once it is done (the
-   run's outcomes, kept until ``result_expiry``), per owner.
+   run's outcomes, kept until ``result_expiry``), per owner; and ``MEMORY
+   USAGE`` of every key left (the data without the per-connection buffers).
 """
 
 from __future__ import annotations
@@ -46,7 +47,17 @@ def _client(broker: Redis) -> redis.Redis:
 
 def _memory(client: redis.Redis) -> dict[str, int]:
     info: dict[str, Any] = client.info("memory")
-    return {k: int(info[k]) for k in ("used_memory", "used_memory_peak")}
+    names = ("used_memory", "used_memory_peak", "used_memory_dataset")
+    return {k: int(info[k]) for k in names}
+
+
+def _key_sizes(client: redis.Redis) -> dict[str, int]:
+    """``MEMORY USAGE`` of each key (what the data itself takes, without the
+    server's per-connection buffers that ``used_memory`` includes)."""
+    return {
+        key.decode(errors="replace"): int(client.memory_usage(key) or 0)
+        for key in client.scan_iter(count=1000)
+    }
 
 
 def _measure(
@@ -84,7 +95,7 @@ def _measure(
         report = json.loads(proc.stdout)
         owners = len(report["owners"]) if complete else int(report["owners"])
         after = _memory(client)
-        keys = int(client.dbsize())
+        sizes = _key_sizes(client)
     finally:
         broker.stop()
         sim.stop()
@@ -94,7 +105,9 @@ def _measure(
         "used_memory_before": before["used_memory"],
         "used_memory_after": after["used_memory"],
         "used_memory_peak": after["used_memory_peak"],
-        "keys_after": keys,
+        "used_memory_dataset_after": after["used_memory_dataset"],
+        "keys_after": sizes,
+        "key_bytes_per_owner_after": round(sum(sizes.values()) / owners),
         "bytes_per_owner_after": round((after["used_memory"] - before["used_memory"]) / owners),
         "peak_bytes_per_owner": round((after["used_memory_peak"] - before["used_memory"]) / owners),
     }
@@ -110,12 +123,13 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="coffer-brokermemory-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    out = {
-        "queued": _measure(workdir, args.users, 0, args.concurrency, complete=False),
-        "complete": _measure(
+    out: dict[str, Any] = {}
+    if args.users:
+        out["queued"] = _measure(workdir, args.users, 0, args.concurrency, complete=False)
+    if args.complete_users:
+        out["complete"] = _measure(
             workdir, args.complete_users, args.workers, args.concurrency, complete=True
-        ),
-    }
+        )
     print(json.dumps(out, indent=1))
 
 

@@ -56,9 +56,25 @@ def _wait(what: Callable[[], bool], why: str, limit: float = 120.0) -> None:
 
 def _the_run(client: redis.Redis) -> str:
     """The id of the one run in the broker (the test's)."""
-    _wait(lambda: bool(list(client.scan_iter("coffer:run:*:owners"))), "no run started")
-    (key,) = client.scan_iter("coffer:run:*:owners")
+
+    def runs() -> list[str]:
+        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
+
+    _wait(lambda: bool(runs()), "no run started")
+    (key,) = runs()
     return str(key).split(":")[2]
+
+
+@contextmanager
+def following(env: CofferEnv, config: Path) -> Iterator[subprocess.Popen[str]]:
+    """``coffer backup --json`` following its run; killed if the test fails first."""
+    proc = env.popen("backup", "--json", COFFER_CONFIG=str(config))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -91,8 +107,7 @@ def _loses_data_mid_run(
     """A followed backup over two workers; ``lose`` runs once some owners are done
     and others are still to come."""
     client = server.client()
-    with workers(env, config, tmp_path, 2):
-        proc = env.popen("backup", "--json", COFFER_CONFIG=str(config))
+    with workers(env, config, tmp_path, 2), following(env, config) as proc:
         run = _the_run(client)
         _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 2, "no owner finished")
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
@@ -144,22 +159,22 @@ def test_a_run_nobody_serves_stops_with_one_line_and_exit_19(
     assert broker.client().llen("coffer") >= 10
 
 
-@pytest.mark.slow  # about a minute: the stall timeout, a lease lifetime, the run
+@pytest.mark.slow  # 80 s under load: the stall timeout (45 s), a lease lifetime, the run
 def test_jobs_lost_without_the_counters_are_enqueued_again(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
 ) -> None:
-    config = cluster_config(tenant.sim.state_dir, broker, "gone.toml", "stall_timeout = 20\n")
+    config = cluster_config(tenant.sim.state_dir, broker, "gone.toml", "stall_timeout = 45\n")
     client = broker.client()
     client.flushall()
-    proc = env.popen("backup", "--json", COFFER_CONFIG=str(config))
-    run = _the_run(client)
-    total = int(client.hget(f"coffer:run:{run}", "total") or 0)
-    _wait(lambda: client.llen("coffer") == total, "the jobs were not queued")
-    client.delete("coffer")  # the queue lost, the run's counters kept
-    worker = Worker(env, config, tmp_path / "worker.log", concurrency=2)
-    try:
-        result = _finish(proc)
-    finally:
-        worker.stop()
+    with following(env, config) as proc:
+        run = _the_run(client)
+        total = int(client.hget(f"coffer:run:{run}", "total") or 0)
+        _wait(lambda: client.llen("coffer") == total, "the jobs were not queued")
+        client.delete("coffer")  # the queue lost, the run's counters kept
+        worker = Worker(env, config, tmp_path / "worker.log", concurrency=2)
+        try:
+            result = _finish(proc)
+        finally:
+            worker.stop()
     _each_owner_committed_once(env, *result)
     assert "lost the run's jobs" in result[2]
