@@ -29,8 +29,6 @@ from store import Repository, StoreError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PERIOD = 10.0
-
 
 class IndexRefresher:
     """Refreshes ``repo``'s blob index every ``period`` seconds while a job holds

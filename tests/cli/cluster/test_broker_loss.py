@@ -66,9 +66,10 @@ def _the_run(client: redis.Redis) -> str:
 
 
 @contextmanager
-def following(env: CofferEnv, config: Path) -> Iterator[subprocess.Popen[str]]:
-    """``coffer backup --json`` following its run; killed if the test fails first."""
-    proc = env.popen("backup", "--json", COFFER_CONFIG=str(config))
+def following(env: CofferEnv, config: Path, *command: str) -> Iterator[subprocess.Popen[str]]:
+    """``coffer COMMAND --json`` (default: backup) following its run; killed if the
+    test fails first."""
+    proc = env.popen(*(command or ("backup",)), "--json", COFFER_CONFIG=str(config))
     try:
         yield proc
     finally:
@@ -178,3 +179,41 @@ def test_jobs_lost_without_the_counters_are_enqueued_again(
             worker.stop()
     _each_owner_committed_once(env, *result)
     assert "lost the run's jobs" in result[2]
+
+
+@pytest.mark.slow  # a minute under load: a backup, a restore over two workers, the same again
+def test_a_restore_completes_when_redis_is_flushed_in_the_middle(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+) -> None:
+    config = cluster_config(tenant.sim.state_dir, broker)
+    client = broker.client()
+    client.flushall()
+    env.run("backup", "--service", "mail", COFFER_CONFIG=str(tenant.sim.state_dir / "coffer.toml"))
+    target = "bianca.novak@contoso.onmicrosoft.com"
+    restore = ("restore", "latest", "--service", "mail", "--to", f"user:{target}/After a flush")
+    tenant.admin.inject_faults(
+        {"kind": "slow", "match": "/messages", "methods": ["POST"], "delay": 0.05}
+    )
+    try:
+        with (
+            workers(env, config, tmp_path, 2),
+            following(env, config, *restore) as proc,
+        ):
+            run = _the_run(client)
+            _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner restored")
+            total = int(client.hget(f"coffer:run:{run}", "total") or 0)
+            assert client.hlen(f"coffer:run:{run}:owners") < total  # hit in the middle
+            client.flushall()
+            code, out, err = _finish(proc)
+    finally:
+        tenant.admin.clear_faults()
+    assert code == 0, err
+    assert "lost the run's state" in err
+    report = json.loads(out)
+    assert report["totals"]["failed"] == 0
+    assert report["totals"]["owners"] == total
+    # Nothing was written twice: the same restore again finds everything in place.
+    with workers(env, config, tmp_path / "again", 1):
+        again = env.run(*restore, "--json", COFFER_CONFIG=str(config)).json()
+    assert again["totals"]["created"] == 0
+    assert again["totals"]["failed"] == 0

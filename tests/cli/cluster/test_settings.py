@@ -86,7 +86,7 @@ def test_stall_timeout_and_index_refresh(tmp_path: Path, monkeypatch: pytest.Mon
     default = cluster_settings(_config(tmp_path, broker="redis://r/0"))
     assert default is not None
     assert default.stall_seconds == 900.0
-    assert default.index_refresh_seconds == 10.0
+    assert default.index_refresh_seconds == 2.0
     chosen = cluster_settings(
         _config(tmp_path, broker="redis://r/0", stall_timeout=30, index_refresh=0)
     )
