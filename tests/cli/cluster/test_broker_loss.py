@@ -36,6 +36,14 @@ pytestmark = [pytest.mark.sim, pytest.mark.server]
 LIMIT = 300.0  # seconds a run may take here under load; without the defence: forever
 
 
+@pytest.fixture
+def client(broker: RedisServer) -> redis.Redis:
+    """The module's broker, emptied: no run of an earlier test in it."""
+    empty = broker.client()
+    empty.flushall()
+    return empty
+
+
 @contextmanager
 def slow_bodies(tenant: RunningTenant, delay: float = 0.05) -> Iterator[None]:
     """Every message body takes ``delay`` seconds: the run lasts long enough to be
@@ -120,17 +128,16 @@ def _loses_data_mid_run(
 
 
 def test_the_run_completes_when_redis_is_flushed_in_the_middle(
-    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
 ) -> None:
     config = cluster_config(tenant.sim.state_dir, broker)
-    client = broker.client()
-    client.flushall()
     with slow_bodies(tenant):
         result = _loses_data_mid_run(env, config, broker, tmp_path, client.flushall)
     _each_owner_committed_once(env, *result)
     assert "lost the run's state" in result[2]
 
 
+@pytest.mark.slow  # 30 to 60 s under load (FLUSHALL, in the fast suite, takes the same path)
 def test_the_run_completes_when_redis_restarts_without_persistence(
     env: CofferEnv, tenant: RunningTenant, tmp_path: Path
 ) -> None:
@@ -145,10 +152,9 @@ def test_the_run_completes_when_redis_restarts_without_persistence(
 
 
 def test_a_run_nobody_serves_stops_with_one_line_and_exit_19(
-    env: CofferEnv, tenant: RunningTenant, broker: RedisServer
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis
 ) -> None:
     config = cluster_config(tenant.sim.state_dir, broker, "stall.toml", "stall_timeout = 3\n")
-    broker.client().flushall()
     started = time.monotonic()
     result = env.run("backup", check=False, timeout=120, COFFER_CONFIG=str(config))
     assert result.code == 19, result.err
@@ -157,16 +163,14 @@ def test_a_run_nobody_serves_stops_with_one_line_and_exit_19(
     assert "start `coffer worker`" in result.err
     assert time.monotonic() - started < 90
     # The jobs stay queued for workers that start later.
-    assert broker.client().llen("coffer") >= 10
+    assert client.llen("coffer") >= 10
 
 
 @pytest.mark.slow  # 80 s under load: the stall timeout (45 s), a lease lifetime, the run
 def test_jobs_lost_without_the_counters_are_enqueued_again(
-    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
 ) -> None:
     config = cluster_config(tenant.sim.state_dir, broker, "gone.toml", "stall_timeout = 45\n")
-    client = broker.client()
-    client.flushall()
     with following(env, config) as proc:
         run = _the_run(client)
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
@@ -183,11 +187,9 @@ def test_jobs_lost_without_the_counters_are_enqueued_again(
 
 @pytest.mark.slow  # a minute under load: a backup, a restore over two workers, the same again
 def test_a_restore_completes_when_redis_is_flushed_in_the_middle(
-    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
 ) -> None:
     config = cluster_config(tenant.sim.state_dir, broker)
-    client = broker.client()
-    client.flushall()
     env.run("backup", "--service", "mail", COFFER_CONFIG=str(tenant.sim.state_dir / "coffer.toml"))
     target = "bianca.novak@contoso.onmicrosoft.com"
     restore = ("restore", "latest", "--service", "mail", "--to", f"user:{target}/After a flush")
