@@ -23,6 +23,11 @@
    alive raises RunStalled (exit 19); a broker unreachable that long raises
    BrokerUnreachable (exit 15). The jobs stay queued either way.
 
+5. ``coffer backup --resume RUN`` (``resume``) takes up a run whose state Redis
+   lost while nobody followed it (``--detach``): the jobs it enqueued come back
+   from the run's manifest in the repository, less the owners whose report of
+   the run is there, and the run is followed (or not, with ``--detach``) as in 3.
+
 Ctrl-C stops following, not the run: the workers go on, and ``coffer report
 RUN`` shows the report once it is complete.
 """
@@ -43,8 +48,9 @@ from cli.cluster.heartbeat import live_workers
 from cli.cluster.jobs import BackupMessage
 from cli.cluster.runreport import MANIFEST_KIND, assemble, owner_reports
 from cli.cluster.runstate import RunState
-from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunStalled
+from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunNotLost, RunStalled
 from cli.cluster.watch import RunWatch, Verdict
+from cli.errors import CliError
 from cli.ui.progress import Progress
 from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
 from sources.m365.backup.context import OwnerJob
@@ -74,8 +80,15 @@ def largest_first(repo: Repository, jobs: list[OwnerJob]) -> list[OwnerJob]:
 
 
 def manifest_of(
-    backup: TenantBackup, run_id: str, started: float, jobs: list[OwnerJob], broker: str
+    backup: TenantBackup,
+    run_id: str,
+    started: float,
+    jobs: list[OwnerJob],
+    broker: str,
+    messages: list[BackupMessage],
 ) -> dict[str, Any]:
+    """The run's manifest: what the report needs, and what ``messages_of`` needs
+    to enqueue the run's jobs again (ids and options only, like the messages)."""
     settings = backup.settings
     conn = settings.connection
     return {
@@ -87,6 +100,11 @@ def manifest_of(
         "host": os.uname().nodename,
         "started": _iso(started),
         "started_epoch": started,
+        "time_ns": messages[0].time_ns if messages else 0,
+        "options": {
+            "checkpoint_seconds": messages[0].checkpoint_seconds if messages else 0.0,
+            "wait": messages[0].wait if messages else 0.0,
+        },
         "broker": broker,
         "tenant": {
             "tenant_id": conn.tenant_id,
@@ -101,8 +119,39 @@ def manifest_of(
         },
         "problems": list(backup.problems),
         "owners_skipped": list(backup.skipped_owners),
-        "owners": [{"kind": j.kind, "key": j.key, "name": j.name} for j in jobs],
+        "owners": [
+            {"kind": j.kind, "key": j.key, "name": j.name, "services": list(j.services)}
+            for j in jobs
+        ],
     }
+
+
+def messages_of(manifest: dict[str, Any]) -> list[BackupMessage]:
+    """The jobs a run enqueued, from its manifest (largest first, as enqueued).
+    Raises CliError for a manifest without the owners' services (written before
+    ``--resume`` existed) or one that does not parse."""
+    run_id = str(manifest.get("run"))
+    try:
+        options = manifest["options"]
+        return [
+            BackupMessage(
+                run_id,
+                int(manifest["time_ns"]),
+                str(manifest["tenant"]["tenant_id"]),
+                str(owner["kind"]),
+                str(owner["key"]),
+                str(owner["name"]),
+                tuple(str(s) for s in owner["services"]),
+                float(options["checkpoint_seconds"]),
+                float(options["wait"]),
+            )
+            for owner in manifest["owners"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(
+            f"run {run_id}: its manifest does not say what was enqueued ({type(exc).__name__} "
+            f"{exc}; written by an older Coffer?): run `coffer backup` again instead"
+        ) from None
 
 
 class ClusterBackup:
@@ -167,10 +216,6 @@ class ClusterBackup:
         jobs = largest_first(repo, backup.jobs())
         run_id = os.urandom(16).hex()
         time_ns = time.time_ns()
-        manifest = manifest_of(backup, run_id, started, jobs, self.cluster.label)
-        repo.save_report(MANIFEST_KIND, manifest)
-        state = RunState(self.redis, run_id, self.cluster.result_seconds)
-        state.start(len(jobs))
         tenant = settings.connection.tenant_id
         messages = [
             BackupMessage(
@@ -186,9 +231,56 @@ class ClusterBackup:
             )
             for job in jobs
         ]
+        manifest = manifest_of(backup, run_id, started, jobs, self.cluster.label, messages)
+        repo.save_report(MANIFEST_KIND, manifest)
+        state = RunState(self.redis, run_id, self.cluster.result_seconds)
+        state.start(len(jobs))
         self._runs[run_id] = (repo, messages)
         self.send(BACKUP_TASK, [m.to_map() for m in messages])
         return manifest
+
+    def resume(self, repo: Repository, manifest: dict[str, Any]) -> int:
+        """Enqueue again, with the run's id, time and options (its manifest), the
+        owners of a run whose state Redis lost (``coffer backup --resume``) whose
+        report of the run is not in the repository; returns how many: 0 when
+        every owner's report is there (nothing is done). Like the follower's
+        recovery, it waits one lease lifetime first (jobs still running take
+        their leases back meanwhile). Idempotent: raises RunNotLost (3) while
+        Redis holds the run's state (the run is going, or another resume claimed
+        it first: of two at once, one enqueues), BrokerUnreachable (15) if the
+        broker fails meanwhile, CliError for a manifest that names no services."""
+        run_id = str(manifest["run"])
+        messages = messages_of(manifest)
+        state = RunState(self.redis, run_id, self.cluster.result_seconds)
+        stored = owner_reports(repo, run_id)
+        left = sum(1 for m in messages if m.field not in stored)
+        if not left:
+            return 0
+        going = RunNotLost(
+            f"run {run_id}: the broker holds the run ({len(stored)} of {len(messages)} owners "
+            f"finished): nothing to resume; `coffer report {run_id}` shows it when it is done"
+        )
+        try:
+            if state.known():
+                raise going
+            log.warning(
+                "run %s: the broker holds no state of it; enqueueing the owners not "
+                "finished again in %.0fs",
+                run_id[:12],
+                self.cluster.lease_seconds,
+            )
+            time.sleep(self.cluster.lease_seconds)
+            if state.claim(len(messages)) is None:
+                raise going
+            self._runs[run_id] = (repo, messages)
+            done = self._recover_backup(run_id)
+            for field, outcome in done.items():
+                state.owner_done(field, outcome)
+        except redis.RedisError as exc:
+            raise BrokerUnreachable(
+                f"broker {self.cluster.label} failed while resuming run {run_id}: {exc}"
+            ) from None
+        return len(messages) - len(done)
 
     def follow(
         self,
@@ -297,6 +389,16 @@ class ClusterBackup:
             seconds=time.time() - float(manifest["started_epoch"]),
         )
         return report
+
+
+def lost_by_broker(cluster: ClusterSettings, run_id: str) -> bool:
+    """Whether the broker answers and holds no state of the run (Redis lost it,
+    or its keys expired); False when it does not answer (nobody can tell)."""
+    try:
+        return not RunState(redis_client(cluster), run_id, cluster.result_seconds).known()
+    except redis.RedisError as exc:
+        log.warning("broker unreachable (%s): cannot tell whether it lost the run", exc)
+        return False
 
 
 def outcomes_of(cluster: ClusterSettings, run_id: str) -> dict[str, dict[str, Any]]:

@@ -56,6 +56,24 @@ class RunState:
             pipe.execute()
         return epoch
 
+    def known(self) -> bool:
+        """Whether Redis holds the run's state (its epoch): False once Redis lost
+        it (or the run's keys expired after ``result_expiry``)."""
+        return bool(self.client.hexists(self.key, "epoch"))
+
+    def claim(self, total: int) -> str | None:
+        """Mark a run whose state Redis lost as started again with a new epoch,
+        unless another process did first (HSETNX: of two concurrent claims, one
+        wins). Returns the epoch, or None if the run has one already."""
+        epoch = os.urandom(8).hex()
+        if not self.client.hsetnx(self.key, "epoch", epoch):
+            return None
+        with self.client.pipeline() as pipe:
+            pipe.hset(self.key, "total", total)
+            self._touch(pipe)
+            pipe.execute()
+        return epoch
+
     def progress(self, items: int, size: int, throttled: float, requests: int = 0) -> None:
         """Add to the live counters (workers call this about once a second)."""
         with self.client.pipeline() as pipe:

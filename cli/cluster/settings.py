@@ -80,6 +80,22 @@ class RunStalled(CliError):
     exit_code = ExitCode.STALLED
 
 
+class RunLost(CliError):
+    """The broker holds no state of a detached run with owners left (Redis lost
+    it, or its keys expired): nothing will finish it until ``coffer backup
+    --resume RUN`` enqueues those owners again. Exit 19, like a stalled run."""
+
+    exit_code = ExitCode.STALLED
+
+
+class RunNotLost(CliError):
+    """``coffer backup --resume`` of a run the broker still holds (going, or
+    resumed by another process first): nothing is enqueued. Exit 3, like
+    ``coffer report`` of a run not finished yet."""
+
+    exit_code = ExitCode.PARTIAL
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """A configured broker. ``password`` is secret: never printed (see ``__repr__``)."""

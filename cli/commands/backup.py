@@ -17,7 +17,8 @@ import click
 
 from cli.app import App
 from cli.cluster import ClusterSettings, cluster_settings
-from cli.errors import ConfigError
+from cli.cluster.runreport import find_manifest
+from cli.errors import CliError, ConfigError
 from cli.flows.afterbackup import after_backup_summary, forget_after_backup
 from cli.flows.fanout import send_to_destinations
 from cli.ui.output import echo, human_duration, human_size, note, print_json, shown
@@ -98,6 +99,12 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     is_flag=True,
     help="With a broker: enqueue the run, print its ID and return (coffer report RUN).",
 )
+@click.option(
+    "--resume",
+    metavar="RUN",
+    help="With a broker: enqueue again the owners not finished of a run whose state the "
+    "broker lost (coffer report RUN says so), then follow it (or --detach).",
+)
 @click.pass_obj
 @send_to_destinations
 def command(
@@ -110,6 +117,7 @@ def command(
     as_json: bool,
     broker: str | None,
     detach: bool,
+    resume: str | None,
     processes: int | None,
 ) -> int:
     """Back up the configured Microsoft 365 tenant, or local folders given with --path."""
@@ -117,6 +125,15 @@ def command(
         # Microsoft 365 content arrives over HTTPS in this process; the
         # workers read local files only.
         raise click.UsageError("--workers applies to folder backups (--path) only")
+    if resume is not None:
+        if paths or users or services:
+            # The run's owners and services are its manifest's; another choice
+            # would be another run.
+            raise click.UsageError("--resume takes no --path, --user or --service")
+        cluster = cluster_settings(app.config, broker)
+        if cluster is None:
+            raise ConfigError("--resume needs a broker (--broker, COFFER_BROKER or [cluster])")
+        return _resume(app, resume, as_json, cluster, detach=detach)
     if not paths:
         cluster = cluster_settings(app.config, broker)
         if detach and cluster is None:
@@ -270,6 +287,36 @@ def _tenant(
         )
         report = backup.run()
     return _finish(app, repo, report, as_json)
+
+
+def _resume(app: App, run: str, as_json: bool, cluster: ClusterSettings, *, detach: bool) -> int:
+    """``--resume RUN``: enqueue again the owners of a scale-out run whose state
+    the broker lost (cli/cluster/coordinator.py ``resume``), then follow the run
+    to its report unless ``detach``. A run whose owners all finished: nothing is
+    done, exit 0. Raises CliError (no such run), RunNotLost (3: the broker holds
+    the run), BrokerUnreachable (15)."""
+    from cli.cluster.coordinator import ClusterBackup
+
+    coordinator = ClusterBackup(cluster)  # BrokerUnreachable (15) before anything else
+    repo = app.open_repo()
+    manifest = find_manifest(repo, run)
+    if manifest is None:
+        raise CliError(f"no scale-out run matches {run!r}")
+    run_id, total = str(manifest["run"]), len(manifest["owners"])
+    enqueued = coordinator.resume(repo, manifest)
+    if as_json and (detach or not enqueued):
+        print_json({"run": run_id, "owners": total, "enqueued": enqueued})
+    if not enqueued:
+        note(f"run {run_id}: every owner finished; nothing to resume (`coffer report {run_id}`)")
+        return ExitCode.OK
+    if detach:
+        if not as_json:
+            note(f"run {run_id}: {enqueued} of {total} owner job(s) enqueued again")
+            echo(run_id)
+        return ExitCode.OK
+    with Progress("backup", enabled=not (app.quiet or as_json)) as progress:
+        counters = coordinator.follow(run_id, total, progress)
+    return _finish(app, repo, coordinator.report(repo, manifest, counters), as_json)
 
 
 def _finish(app: App, repo: Repository, report: dict[str, Any], as_json: bool) -> int:

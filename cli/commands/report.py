@@ -11,6 +11,7 @@ import click
 from cli.app import App
 from cli.cluster import cluster_settings
 from cli.cluster.runreport import assemble, find_manifest
+from cli.cluster.settings import RunLost
 from cli.errors import CliError
 from cli.flows.m365 import summary_lines
 from cli.ui.output import echo, print_json, shown
@@ -98,7 +99,9 @@ class RunNotFinished(CliError):
 def _scale_out_run(app: App, repo: Repository, run: str) -> str:
     """The report of a detached scale-out run (cli/cluster/runreport.py), put
     together and stored now if every owner has finished. Raises CliError if
-    ``run`` names no such run, RunNotFinished (exit 3) while owners are left."""
+    ``run`` names no such run, RunNotFinished (exit 3) while owners are left,
+    RunLost (exit 19) when owners are left and the configured broker holds no
+    state of the run (nothing will finish it: ``coffer backup --resume``)."""
     manifest = find_manifest(repo, run)
     if manifest is None:
         raise CliError(f"no report matches {run!r}")
@@ -119,6 +122,17 @@ def _scale_out_run(app: App, repo: Repository, run: str) -> str:
         seconds=now - float(manifest.get("started_epoch", now)),
     )
     total = len(manifest["owners"])
+    if pending and cluster is not None:
+        from cli.cluster.coordinator import lost_by_broker
+
+        if lost_by_broker(cluster, str(manifest["run"])):
+            raise RunLost(
+                f"run {manifest['run']}: the broker holds no state of this run (lost: "
+                "restarted without persistence, flushed, evicted, expired); "
+                f"{total - len(pending)} of {total} owners finished; "
+                f"`coffer backup --resume {manifest['run']}` enqueues the other "
+                f"{len(pending)} again"
+            )
     if pending:
         raise RunNotFinished(
             f"run {manifest['run']}: {total - len(pending)} of {total} owners finished; "

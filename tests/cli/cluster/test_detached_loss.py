@@ -1,0 +1,154 @@
+"""A detached run (``coffer backup --detach``) whose state Redis loses: ``coffer
+report RUN`` says so in one line (exit 19), ``coffer backup --resume RUN``
+enqueues again exactly the owners whose report is not in the repository, with
+the run's id, time and services, once (a second resume enqueues nothing), and
+the run completes with every owner committed once. Real redis-server, real
+``coffer worker`` processes, the simulator over HTTPS, one repository.
+
+Without the defences, ``coffer report RUN`` says "not finished yet" forever
+and nothing enqueues the lost owners (docs/scale-out.md "When Redis loses its
+data").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.cli.cluster.kit import RedisServer, Worker, cluster_config, run_snapshots, workers
+from tests.cli.support.helpers import CofferEnv
+from tools.graphsim.testing import RunningTenant
+
+pytestmark = [pytest.mark.sim, pytest.mark.server]
+
+LIMIT = 300.0  # seconds a run may take here under load
+
+
+@pytest.fixture
+def client(broker: RedisServer) -> redis.Redis:
+    """The module's broker, emptied: no run of an earlier test in it."""
+    empty = broker.client()
+    empty.flushall()
+    return empty
+
+
+@contextmanager
+def slow_bodies(tenant: RunningTenant, delay: float = 0.05) -> Iterator[None]:
+    """Every message body takes ``delay`` seconds: the run is hit in the middle."""
+    tenant.admin.inject_faults({"kind": "slow", "match": r"/\$value", "delay": delay})
+    try:
+        yield
+    finally:
+        tenant.admin.clear_faults()
+
+
+def _wait(what: Callable[[], bool], why: str, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while not what():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.3)
+
+
+def _flushed_mid_run(
+    env: CofferEnv, config: Path, client: redis.Redis, root: Path
+) -> tuple[str, int]:
+    """A detached mail run on one worker of one thread, FLUSHALL once an owner is
+    done and others are to come; the worker then stops (warm: the owner it runs
+    finishes and stores its report). Returns the run id and its owner count."""
+    root.mkdir(parents=True, exist_ok=True)
+    worker = Worker(env, config, root / "worker.log", concurrency=1)
+    try:
+        detached = env.run(
+            "backup", "--detach", "--json", "--service", "mail", COFFER_CONFIG=str(config)
+        )
+        run = str(detached.json()["run"])
+        _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner finished")
+        total = int(client.hget(f"coffer:run:{run}", "total") or 0)
+        assert client.hlen(f"coffer:run:{run}:owners") < total - 2  # hit in the middle
+        client.flushall()
+    finally:
+        worker.stop()
+    return run, total
+
+
+def _each_owner_committed_once(env: CofferEnv, report: dict[str, Any], total: int) -> None:
+    owners = report["owners"]
+    assert len(owners) == total
+    assert not report["owners_pending"]
+    # Every owner ok, but the one with no mailbox (nothing to commit).
+    committed = [o for o in owners if o["status"] == "ok" and o["snapshot"]]
+    assert [o["name"] for o in owners if o not in committed] == [
+        "contractor@contoso.onmicrosoft.com"
+    ]
+    assert report["exit_code"] == 0, report.get("summary")
+    # The resumed jobs kept the run's services (mail only, not every service).
+    assert all(set(o["services"]) == {"mail"} for o in owners)
+    complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
+    assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in committed)
+    identities = [(s["owner_kind"], s["owner"]) for s in complete]
+    assert len(identities) == len(set(identities)) == total - 1  # one snapshot per owner
+    assert len({s["time"] for s in complete}) == 1  # the run's time, resumed or not
+
+
+def test_a_lost_detached_run_is_reported_then_resumed_once(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    config = cluster_config(tenant.sim.state_dir, broker)
+    cfg = {"COFFER_CONFIG": str(config)}
+    with slow_bodies(tenant):
+        run, total = _flushed_mid_run(env, config, client, tmp_path / "first")
+
+    lost = env.run("report", run, check=False, **cfg)
+    assert lost.code == 19, lost.err
+    assert lost.err.count("\n") == 1, lost.err
+    assert "the broker holds no state of this run" in lost.err
+    assert f"`coffer backup --resume {run}`" in lost.err
+
+    # Two resumes: the first enqueues the owners whose report is not in the
+    # repository, the second finds the run claimed and enqueues nothing.
+    first = env.run("backup", "--resume", run, "--detach", "--json", **cfg).json()
+    left = int(first["enqueued"])
+    assert 0 < left < total
+    second = env.run("backup", "--resume", run[:10], "--detach", check=False, **cfg)
+    assert second.code == 3, second.err
+    assert "nothing to resume" in second.err
+    assert client.llen("coffer") == left
+    waiting = env.run("report", run, check=False, **cfg)
+    assert waiting.code == 3, waiting.err  # known to the broker again: not finished yet
+    assert "not finished yet" in waiting.err
+
+    with workers(env, config, tmp_path / "second", 2):
+        _wait(lambda: env.run("report", run, check=False, **cfg).code == 0, "not done", LIMIT)
+    report = env.run("report", run, "--json", **cfg).json()["report"]
+    _each_owner_committed_once(env, report, total)
+
+    # A resume of a finished run does nothing.
+    before = run_snapshots(env, run)
+    again = env.run("backup", "--resume", run, "--json", **cfg)
+    assert again.json()["enqueued"] == 0
+    assert "nothing to resume" in again.err
+    assert client.llen("coffer") == 0
+    assert run_snapshots(env, run) == before
+
+
+def test_a_followed_resume_completes_the_run_and_writes_its_report(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    config = cluster_config(tenant.sim.state_dir, broker, "follow.toml")
+    cfg = {"COFFER_CONFIG": str(config)}
+    with slow_bodies(tenant):
+        run, total = _flushed_mid_run(env, config, client, tmp_path / "first")
+    with workers(env, config, tmp_path / "second", 2):
+        resumed = env.run("backup", "--resume", run, "--json", timeout=LIMIT, **cfg)
+    report = resumed.json()
+    assert report["run"] == run
+    _each_owner_committed_once(env, report, total)
+    # The one report of the run is the one `coffer report RUN` shows.
+    shown = env.run("report", run, "--json", **cfg).json()
+    assert shown["key"] == report["report"]
