@@ -12,6 +12,7 @@ data").
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,14 +111,18 @@ def test_a_lost_detached_run_is_reported_then_resumed_once(
     assert "the broker holds no state of this run" in lost.err
     assert f"`coffer backup --resume {run}`" in lost.err
 
-    # Two resumes: the first enqueues the owners whose report is not in the
-    # repository, the second finds the run claimed and enqueues nothing.
-    first = env.run("backup", "--resume", run, "--detach", "--json", **cfg).json()
-    left = int(first["enqueued"])
+    # Two resumes at once (both find the run lost, both wait a lease lifetime):
+    # one enqueues the owners whose report is not in the repository, the other
+    # finds the run claimed and enqueues nothing; so does a third one after.
+    both = [env.popen("backup", "--resume", run, "--detach", "--json", **cfg) for _ in "ab"]
+    results = sorted((p.wait(timeout=120), *p.communicate()) for p in both)
+    assert [code for code, _, _ in results] == [0, 3], results
+    left = int(json.loads(results[0][1])["enqueued"])
     assert 0 < left < total
-    second = env.run("backup", "--resume", run[:10], "--detach", check=False, **cfg)
-    assert second.code == 3, second.err
-    assert "nothing to resume" in second.err
+    assert "nothing to resume" in results[1][2]
+    third = env.run("backup", "--resume", run[:10], "--detach", check=False, **cfg)
+    assert third.code == 3, third.err
+    assert "nothing to resume" in third.err
     assert client.llen("coffer") == left
     waiting = env.run("report", run, check=False, **cfg)
     assert waiting.code == 3, waiting.err  # known to the broker again: not finished yet
