@@ -14,8 +14,9 @@ applied together when the block ends, so a checkpoint (which a crash may make
 the base of the next run) holds all of them or none.
 
 Thread-safety: a session may be fed from several threads at once (content is
-chunked, hashed and compressed outside its lock); commit and checkpoints
-serialise with the adders.
+chunked, hashed and compressed outside its lock, by at most the run's
+``store_slots`` threads at once); commit and checkpoints serialise with the
+adders.
 """
 
 from __future__ import annotations
