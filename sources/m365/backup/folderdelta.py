@@ -88,10 +88,10 @@ def place_folders(
     A folder is excluded when the configuration's folder exclusions match
     its human path (``prefix`` and the display names from the top down) or
     that of a folder above it; it is removed from the tree and its delta link
-    dropped from ``links`` (as is a removed folder's). ``attrs`` gives the directory
-    attributes of a new or changed folder from its Graph JSON (or, for a
-    folder recorded by an older run and never reported changed, its ID and
-    name).
+    dropped from ``links`` (as is a removed folder's). A new or changed folder
+    is recorded as a directory of type ``kind`` carrying its Graph JSON (or,
+    for a folder an older run recorded and Graph did not report changed, its
+    ID and name).
     """
     fmap = found.fmap
     for fid in found.removed:
