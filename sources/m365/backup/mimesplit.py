@@ -145,6 +145,18 @@ def split_mime(
         body.clear()
         body_emitted = False
 
+    def full_pieces() -> Iterator[bytes]:
+        # Whole pieces of a big body, at fixed offsets from its start (the glue
+        # before it first).
+        nonlocal body_emitted
+        while len(body) >= piece:
+            if glue:
+                yield bytes(glue)
+                glue.clear()
+            yield bytes(body[:piece])
+            del body[:piece]
+            body_emitted = True
+
     at_line_start = True
     reader = _Reader(stream, piece)
     while True:
@@ -159,13 +171,7 @@ def split_mime(
                     glue.clear()
                 body.extend(run)
                 at_line_start = run.endswith(b"\n")
-                while len(body) >= piece:
-                    if glue:
-                        yield bytes(glue)
-                        glue.clear()
-                    yield bytes(body[:piece])
-                    del body[:piece]
-                    body_emitted = True
+                yield from full_pieces()
                 continue
         line = reader.readline()
         if not line:
@@ -191,13 +197,7 @@ def split_mime(
         hit = delimiter(line) if boundaries and starts_line else None
         if hit is None:
             body.extend(line)
-            if len(body) >= piece:
-                if glue:
-                    yield bytes(glue)
-                    glue.clear()
-                yield bytes(body[:piece])
-                del body[:piece]
-                body_emitted = True
+            yield from full_pieces()
             continue
         yield from flush_body()
         glue.extend(line)
