@@ -106,17 +106,28 @@ class PackBuilder:
         self.size += len(payload) + TAG_SIZE
 
     def finish(self) -> tuple[bytes, list[BlobEntry]]:
-        """Encrypt everything and return the pack's bytes and its entries."""
-        order = list(self._pending)
+        """Encrypt everything and return the pack's bytes and its entries.
+
+        Each payload is let go once it is encrypted, so finishing holds about
+        two packs' worth of memory (the sealed blobs, then the joined pack),
+        not three; the builder is empty afterwards.
+        """
+        order: list[tuple[int, BlobId, int, bytes] | None] = list(self._pending)
+        self._pending.clear()
         random.SystemRandom().shuffle(order)
         header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, self.kind, self._epoch)
         parts = [header]
         entries: list[BlobEntry] = []
         offset = HEADER_SIZE
-        for blob_type, blob_id, raw_length, payload in order:
+        for index, item in enumerate(order):
+            assert item is not None
+            order[index] = None  # the last reference to this payload
+            blob_type, blob_id, raw_length, payload = item
+            del item
             sealed = encrypt(
                 self._key, nonce_for_offset(offset), payload, blob_ad(blob_type, blob_id)
             )
+            del payload
             parts.append(sealed)
             entries.append(BlobEntry(blob_type, blob_id, offset, len(sealed), raw_length))
             offset += len(sealed)
@@ -125,7 +136,6 @@ class PackBuilder:
         length_bytes = _LENGTH.pack(trailer_length)
         parts.append(encrypt(self._key, TRAILER_NONCE, trailer_plain, header + length_bytes))
         parts.append(length_bytes)
-        self._pending.clear()
         return b"".join(parts), entries
 
 
