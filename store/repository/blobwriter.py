@@ -64,7 +64,9 @@ class BlobWriter:
         self._lock = threading.Condition()
         self._builders: dict[int, PackBuilder] = {}
         self._pending: set[bytes] = set()  # saved, not yet in a merged index
-        self._in_progress = 0  # saves between reservation and queuing
+        # Saves between reservation and queuing (and, when one closed a pack,
+        # until its upload is registered in _uploads): flush waits for them.
+        self._in_progress = 0
         self._uploaded: list[PackRecord] = []  # uploaded, not yet indexed
         self._uploads: list[Future[PackRecord]] = []
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
@@ -155,12 +157,17 @@ class BlobWriter:
                 if builder.size >= self._pack_size or len(builder) >= MAX_BLOBS_PER_PACK:
                     finished = builder
                     del self._builders[kind]
+            if finished is not None:
+                # Still counted in progress until its upload is registered: the
+                # pack holds other threads' blobs, and a flush that saw neither
+                # the builder nor the upload would let them name it in a snapshot
+                # before any index does (a crash then leaves a snapshot naming a
+                # lost blob). The wait for an upload slot can be long.
+                self._start_upload(finished)
         finally:
             with self._lock:
                 self._in_progress -= 1
                 self._lock.notify_all()
-        if finished is not None:
-            self._start_upload(finished)
         return blob_id
 
     def contains(self, blob_id: BlobId) -> bool:
