@@ -31,6 +31,7 @@ from tools.bench.homecorpus import change_home_one_percent, generate_home
 from tools.bench.measure import dir_size, drop_caches, median
 from tools.bench.phases import (
     add_mail_options,
+    bench_parser,
     mail_sizes,
     measure_phase,
     phase_line,
@@ -128,13 +129,7 @@ def markdown(summary: dict[str, dict[str, Any]], corpus_desc: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--work", type=Path, default=Path("bench-results/engine"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
-    parser.add_argument("--engines", default="coffer,restic,borg")
+    parser = bench_parser(__doc__, work="bench-results/engine", engines="coffer,restic,borg")
     parser.add_argument("--corpus", choices=("mail", "home"), default="mail")
     add_mail_options(parser, owners="mail: owners (default 10; --quick 2)", prefix="mail: ")
     parser.add_argument("--projects", type=int, help="home: projects (default 40; --quick 4)")

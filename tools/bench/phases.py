@@ -5,7 +5,7 @@ corpus, or the full restore into an emptied directory), printed by
 :func:`phase_line` and summarised over the repeats by :func:`phase_medians`
 (median wall time, highest peak RSS). The mail corpus's size options, which
 both benchmarks take, are :func:`add_mail_options` and :func:`mail_sizes` (any
-corpus's through :func:`sizes_from`).
+corpus's through :func:`sizes_from`); their common options, :func:`bench_parser`.
 Nothing here keeps state; the functions run the engines' commands and return.
 """
 
@@ -21,6 +21,18 @@ from tools.bench.engines import Engine
 from tools.bench.measure import Measurement, median
 
 RESTORE = "full restore"
+
+
+def bench_parser(description: str | None, *, work: str, engines: str) -> argparse.ArgumentParser:
+    """The options every engine benchmark takes (--work, --repeat, --quick, --engines)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, default=Path(work))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
+    parser.add_argument("--engines", default=engines)
+    return parser
 
 
 def measure_phase(

@@ -17,7 +17,6 @@ absolute figures are bounded by it; the comparison is what the numbers are for.
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import functools
 import json
@@ -37,6 +36,7 @@ from tools.bench.engines import Coffer, Engine, Restic
 from tools.bench.measure import Measurement, dir_size, median
 from tools.bench.phases import (
     add_mail_options,
+    bench_parser,
     mail_sizes,
     measure_phase,
     phase_line,
@@ -217,13 +217,7 @@ def markdown(summary: dict[str, Any], corpus_desc: str, corpus_bytes: int) -> st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--work", type=Path, default=Path("bench-results/s3"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
-    parser.add_argument("--engines", default="coffer,restic")
+    parser = bench_parser(__doc__, work="bench-results/s3", engines="coffer,restic")
     add_mail_options(parser, owners="corpus size (default 10; --quick 2)")
     args = parser.parse_args(argv)
     work: Path = args.work.resolve()
