@@ -76,6 +76,12 @@ class ExitCode(IntEnum):
         "the repository's storage backend is not installed (the message names the "
         "extra to install, for example `pip install 'coffer[s3]'`)",
     )
+    STALLED = (
+        19,
+        "a scale-out run made no progress for `[cluster] stall_timeout` with owners left "
+        "and no worker serving its queue (the jobs stay queued; `coffer report RUN` shows "
+        "the run once workers have run them)",
+    )
     INTERRUPTED = 130, "interrupted (Ctrl-C, or input ended at a prompt)"
 
 

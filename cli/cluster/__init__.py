@@ -17,6 +17,6 @@ Redis; the command line imports the others only when a broker is configured,
 so a one-process ``coffer backup`` loads no new dependency (tested).
 """
 
-from cli.cluster.settings import BrokerUnreachable, ClusterSettings, cluster_settings
+from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunStalled, cluster_settings
 
-__all__ = ["BrokerUnreachable", "ClusterSettings", "cluster_settings"]
+__all__ = ["BrokerUnreachable", "ClusterSettings", "RunStalled", "cluster_settings"]

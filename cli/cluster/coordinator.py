@@ -13,6 +13,15 @@
    out broker restarts, until every owner has an outcome; then the one run
    report is put together and returned for the caller to store, like a
    one-process run's.
+4. While following, a watch (watch.py) reads each poll: when Redis lost the
+   run's state (its epoch is gone: restarted without persistence, flushed,
+   evicted, failed over) or its jobs (nothing moves, nothing runs, nothing is
+   queued), the coordinator waits one lease lifetime (running jobs take their
+   leases back meanwhile, lease.py), records as done the owners whose report
+   of this run is in the repository, and enqueues every other owner again
+   (jobs are idempotent). Nothing moving for ``stall_timeout`` with no worker
+   alive raises RunStalled (exit 19); a broker unreachable that long raises
+   BrokerUnreachable (exit 15). The jobs stay queued either way.
 
 Ctrl-C stops following, not the run: the workers go on, and ``coffer report
 RUN`` shows the report once it is complete.
@@ -30,10 +39,12 @@ from typing import Any
 import redis
 
 from cli.cluster.broker import BACKUP_TASK, celery_app, check_reachable, redis_client
+from cli.cluster.heartbeat import live_workers
 from cli.cluster.jobs import BackupMessage
-from cli.cluster.runreport import MANIFEST_KIND, assemble
+from cli.cluster.runreport import MANIFEST_KIND, assemble, owner_reports
 from cli.cluster.runstate import RunState
-from cli.cluster.settings import ClusterSettings
+from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunStalled
+from cli.cluster.watch import RunWatch, Verdict
 from cli.ui.progress import Progress
 from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
 from sources.m365.backup.context import OwnerJob
@@ -42,6 +53,9 @@ from store import Repository, latest_per_owner
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+# Recovers a run whose state or jobs Redis lost: enqueues the owners not done
+# again and returns the outcomes of those done ("kind:key" -> outcome).
+Recover = Callable[[], dict[str, dict[str, Any]]]
 
 
 def _iso(seconds: float) -> str:
@@ -98,6 +112,41 @@ class ClusterBackup:
         self.cluster = cluster
         self.redis = redis_client(cluster)
         check_reachable(self.redis, cluster)
+        # Runs enqueued by this process: the repository and their messages, to
+        # enqueue again what Redis lost (follow).
+        self._runs: dict[str, tuple[Repository, list[BackupMessage]]] = {}
+
+    def send(self, task: str, bodies: list[dict[str, Any]]) -> None:
+        """Enqueue one job per body on the run's queue, in order."""
+        celery = celery_app(self.cluster)
+        with celery.connection_for_write() as conn:
+            for body in bodies:
+                celery.send_task(
+                    task, args=[body], queue=self.cluster.queue, connection=conn, retry=True
+                )
+
+    def _recover_backup(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Recover a backup run this process enqueued (see ``Recover``): the
+        owner reports of the run in the repository are the truth."""
+        repo, messages = self._runs[run_id]
+        done = {
+            field: {
+                "status": entry.get("status"),
+                "snapshot": entry.get("snapshot"),
+                "worker": entry.get("worker"),
+                "recovered": True,
+            }
+            for field, entry in owner_reports(repo, run_id).items()
+        }
+        again = [m for m in messages if m.field not in done]
+        log.warning(
+            "run %s: %d owner(s) committed (from the repository), %d enqueued again",
+            run_id[:12],
+            len(done),
+            len(again),
+        )
+        self.send(BACKUP_TASK, [m.to_map() for m in again])
+        return done
 
     def enqueue(
         self,
@@ -122,32 +171,36 @@ class ClusterBackup:
         repo.save_report(MANIFEST_KIND, manifest)
         state = RunState(self.redis, run_id, self.cluster.result_seconds)
         state.start(len(jobs))
-        celery = celery_app(self.cluster)
         tenant = settings.connection.tenant_id
-        with celery.connection_for_write() as conn:
-            for job in jobs:
-                message = BackupMessage(
-                    run_id,
-                    time_ns,
-                    tenant,
-                    job.kind,
-                    job.key,
-                    job.name,
-                    job.services,
-                    checkpoint_seconds,
-                    wait,
-                )
-                celery.send_task(
-                    BACKUP_TASK,
-                    args=[message.to_map()],
-                    queue=self.cluster.queue,
-                    connection=conn,
-                    retry=True,
-                )
+        messages = [
+            BackupMessage(
+                run_id,
+                time_ns,
+                tenant,
+                job.kind,
+                job.key,
+                job.name,
+                job.services,
+                checkpoint_seconds,
+                wait,
+            )
+            for job in jobs
+        ]
+        self._runs[run_id] = (repo, messages)
+        self.send(BACKUP_TASK, [m.to_map() for m in messages])
         return manifest
 
-    def follow(self, run_id: str, total: int, progress: Progress | None) -> dict[str, Any]:
-        """Wait until every owner of the run has an outcome; returns the counters."""
+    def follow(
+        self,
+        run_id: str,
+        total: int,
+        progress: Progress | None,
+        recover: Recover | None = None,
+    ) -> dict[str, Any]:
+        """Wait until every owner of the run has an outcome; returns the counters.
+        ``recover`` (default: this process's backup run) is called when Redis lost
+        the run's state or jobs. Raises RunStalled (19) or BrokerUnreachable (15)
+        after ``stall_timeout`` without progress (see the module docstring)."""
         state = RunState(self.redis, run_id, self.cluster.result_seconds)
         started = time.monotonic()
         if progress is not None:
@@ -162,11 +215,22 @@ class ClusterBackup:
                 return (time.monotonic() - started) / done * (total - done)
 
             progress.eta_source = eta
+        watch = RunWatch(self.cluster.stall_seconds)
         outage_noted = False
         while True:
             try:
                 now = state.snapshot()
+                verdict = watch.check(now, self._queued, self._alive)
+                if verdict in (Verdict.LOST, Verdict.JOBS_GONE):
+                    watch.recovered(self._recover(state, total, verdict, recover))
+                    continue
             except redis.RedisError as exc:
+                if watch.idle_seconds() > self.cluster.stall_seconds:
+                    raise BrokerUnreachable(
+                        f"broker {self.cluster.label} unreachable for "
+                        f"{watch.idle_seconds():.0f}s while following run {run_id}: {exc} "
+                        f"(the run goes on; `coffer report {run_id}` shows it)"
+                    ) from None
                 if not outage_noted:
                     log.warning("broker unreachable (%s); waiting for it", exc)
                     outage_noted = True
@@ -175,6 +239,14 @@ class ClusterBackup:
             if outage_noted:
                 log.warning("broker back; following the run again")
                 outage_noted = False
+            if verdict is Verdict.STALLED:
+                left = total - len(now["owners"])
+                raise RunStalled(
+                    f"run {run_id}: no progress for {watch.idle_seconds():.0f}s with "
+                    f"{left} owner(s) left and no worker serving queue {self.cluster.queue}: "
+                    f"start `coffer worker` (the jobs stay queued; `coffer report {run_id}` "
+                    "shows the run when they are done)"
+                )
             if progress is not None:
                 progress.owners_done = len(now["owners"])
                 progress.items = now["items"]
@@ -184,6 +256,35 @@ class ClusterBackup:
             if len(now["owners"]) >= total:
                 return now
             time.sleep(POLL_SECONDS)
+
+    def _queued(self) -> int:
+        return int(self.redis.llen(self.cluster.queue))
+
+    def _alive(self) -> list[str]:
+        return live_workers(self.redis, self.cluster.queue)
+
+    def _recover(
+        self, state: RunState, total: int, verdict: Verdict, recover: Recover | None
+    ) -> str:
+        """Re-establish a run whose state or jobs Redis lost; returns the new epoch.
+        Raises redis.RedisError (the follower waits and looks again)."""
+        run_id = state.run_id
+        log.warning(
+            "run %s: the broker lost the run's %s (restarted without persistence, "
+            "flushed, evicted or failed over?); recovering from the repository in %.0fs",
+            run_id[:12],
+            "state" if verdict is Verdict.LOST else "jobs",
+            self.cluster.lease_seconds,
+        )
+        # Running jobs take their owner leases back at their next renewal (a third
+        # of a lease's life): after one lifetime, a job enqueued again for an owner
+        # still running finds the lease held and waits instead of running beside it.
+        time.sleep(self.cluster.lease_seconds)
+        epoch = state.start(total)
+        done = (recover or (lambda: self._recover_backup(run_id)))()
+        for field, outcome in done.items():
+            state.owner_done(field, outcome)
+        return epoch
 
     def report(
         self, repo: Repository, manifest: dict[str, Any], counters: dict[str, Any]

@@ -24,6 +24,7 @@ Other exceptions (broker or storage outages) are for the caller to retry.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ from typing import Any, cast
 import redis
 
 from cli.app import App
+from cli.cluster.indexsync import IndexRefresher
 from cli.cluster.lease import OwnerLease, lease_key
 from cli.cluster.limiter import RedisGates, rates_for
 from cli.cluster.runreport import owner_kind
@@ -140,6 +142,7 @@ class WorkerContext:
         self.name = worker_name()
         self._lock = threading.Lock()
         self._repo: Repository | None = None
+        self._refresher: IndexRefresher | None = None
         self._settings: TenantSettings | None = None
         self._graph: GraphClient | None = None
         self._writer: GraphClient | None = None
@@ -157,7 +160,15 @@ class WorkerContext:
                     if exc.exit_code in _PERMANENT:
                         raise JobFailed(f"worker {self.name}: {exc}") from None
                     raise
+                if self.cluster.index_refresh_seconds > 0:
+                    self._refresher = IndexRefresher(self._repo, self.cluster.index_refresh_seconds)
             return self._repo
+
+    def indexing(self) -> contextlib.AbstractContextManager[None]:
+        """Around a job that stores blobs: the blob index learns, while it runs,
+        what other workers commit (indexsync.py; off with index_refresh = 0)."""
+        refresher = self._refresher
+        return refresher.running() if refresher is not None else contextlib.nullcontext()
 
     def tenant(self, tenant_id: str) -> TenantSettings:
         """This worker's [tenant] settings; JobFailed if none, or another tenant."""
@@ -210,6 +221,8 @@ class WorkerContext:
             for client in (self._graph, self._writer):
                 if client is not None:
                     client.gates.stop()
+            if self._refresher is not None:
+                self._refresher.stop()
         self.app.close()
 
 
@@ -297,13 +310,18 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
         writer = AttributingWriter(repo)
         live = LiveCounters(state)
         try:
-            with BackupRun(
-                repo,
-                run_id=message.run,
-                time_ns=message.time_ns,
-                checkpoint_seconds=message.checkpoint_seconds,
-                writer=cast(Any, writer),  # duck-typed like the BlobWriter (runner.py)
-            ) as run:
+            # The index refresher counts this job only once its run has written
+            # its session marker (a refresh is then never older than the marker).
+            with (
+                BackupRun(
+                    repo,
+                    run_id=message.run,
+                    time_ns=message.time_ns,
+                    checkpoint_seconds=message.checkpoint_seconds,
+                    writer=cast(Any, writer),  # duck-typed like the BlobWriter (runner.py)
+                ) as run,
+                ctx.indexing(),
+            ):
                 # One listing of the repository per job, shared with the owner's
                 # session (which looks for its parent snapshot in it).
                 done = _finished_snapshot(run.snapshots(), message)

@@ -25,9 +25,18 @@ import redis
 
 log = logging.getLogger(__name__)
 
+# Renew, or take back a lease that is gone (Redis lost its data: flushed,
+# restarted without persistence, failed over): nobody else holds it then, and
+# taking it back at once keeps a job enqueued again (watch.py) from running the
+# same owner beside this one. A lease someone else holds is lost (0).
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if not held then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -48,9 +57,9 @@ def lease_key(tenant: str, kind: str, key: str) -> str:
 
 
 class OwnerLease:
-    """A held lease (context manager). ``lost`` is set when a renewal finds the
-    lease gone (Redis lost it, or it expired under a stalled process): the job
-    then stops before committing. Thread-safe."""
+    """A held lease (context manager). A renewal that finds the lease gone (Redis
+    lost its data, or it expired under a stalled process and nobody took it)
+    takes it back; ``lost`` is set when someone else holds it. Thread-safe."""
 
     def __init__(self, client: redis.Redis, key: str, holder: str, seconds: float) -> None:
         self._client = client
@@ -67,10 +76,13 @@ class OwnerLease:
     def _renew(self) -> None:
         while not self._stop.wait(self._ms / 3000):
             try:
-                if not self._client.eval(_RENEW, 1, self.key, self.token, self._ms):
+                renewed = self._client.eval(_RENEW, 1, self.key, self.token, self._ms)
+                if not renewed:
                     log.warning("lease %s was lost", self.key)
                     self.lost.set()
                     return
+                if renewed == 2:
+                    log.warning("lease %s was gone from the broker; taken back", self.key)
             except redis.RedisError as exc:
                 # The broker is down or restarting: keep trying; if it stays away
                 # longer than the lease, the next renewal finds the lease gone.

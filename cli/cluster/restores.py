@@ -8,7 +8,10 @@ name appended, as a one-process restore does (sources/m365/restore/runner.py,
 ``_place``), so owners never mix. The command follows the run's counters
 like a backup and puts the one restore report together from the owners'
 reports in the repository (``reports/restore-owner/RUN/``) and the broker's
-outcomes (jobs that failed before they could write one).
+outcomes (jobs that failed before they could write one). When Redis loses the
+run (coordinator.py), the owners with a report in the repository are done and
+the others are enqueued again: restores are idempotent (what is in place is
+found and left alone).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cli.cluster.broker import RESTORE_TASK, celery_app
+from cli.cluster.broker import RESTORE_TASK
 from cli.cluster.coordinator import ClusterBackup
 from cli.cluster.restorejobs import RestoreMessage, restore_owner_kind
 from cli.cluster.runstate import RunState
@@ -113,17 +116,18 @@ def restore_with_broker(
         for snap in owners
     ]
     RunState(follower.redis, run_id, cluster.result_seconds).start(len(messages))
-    celery = celery_app(cluster)
-    with celery.connection_for_write() as conn:
-        for message in messages:
-            celery.send_task(
-                RESTORE_TASK,
-                args=[message.to_map()],
-                queue=cluster.queue,
-                connection=conn,
-                retry=True,
-            )
-    counters = follower.follow(run_id, len(messages), progress)
+    follower.send(RESTORE_TASK, [m.to_map() for m in messages])
+
+    def recover() -> dict[str, dict[str, Any]]:
+        done: dict[str, dict[str, Any]] = {}
+        for key in repo.list_reports(restore_owner_kind(run_id)):
+            for owner in repo.load_report(key).get("owners", []):
+                field = f"{owner['kind']}:{owner['key']}"
+                done[field] = {"status": owner.get("status"), "worker": owner.get("worker")}
+        follower.send(RESTORE_TASK, [m.to_map() for m in messages if m.field not in done])
+        return done
+
+    counters = follower.follow(run_id, len(messages), progress, recover)
     stored: dict[str, dict[str, Any]] = {}
     for key in repo.list_reports(restore_owner_kind(run_id)):
         entry = repo.load_report(key)

@@ -4,19 +4,24 @@ Only counters and ids live here (owner ids, snapshot ids, report keys, worker
 names ``host:pid``), with an expiry; the full report, with item names, is in
 the repository. Keys (``R`` the run id)::
 
-    coffer:run:R          hash  total, items, bytes, throttled_ms, requests
+    coffer:run:R          hash  total, epoch, items, bytes, throttled_ms, requests
     coffer:run:R:owners   hash  "kind:key" -> JSON outcome of a finished owner
     coffer:run:R:workers  hash  worker -> owners it finished
     coffer:run:R:active   hash  "kind:key" -> worker running it now
 
 ``owner_done`` is idempotent: the first outcome recorded for an owner stays
 (HSETNX), so a redelivered job that finds its owner finished changes nothing.
+``epoch`` is written by the coordinator only (``start``), never by a worker:
+when it is missing or another, Redis lost the run's state (restarted without
+persistence, flushed, evicted, failed over to an empty replica), even if a
+worker's counters have since made the hash again (watch.py).
 Every method may raise redis.RedisError (the caller retries).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import redis
@@ -42,11 +47,14 @@ class RunState:
         for key in self._keys():
             pipe.expire(key, self._expiry)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int) -> str:
+        """Mark the run as started (again, after a loss) with a new epoch; returns it."""
+        epoch = os.urandom(8).hex()
         with self.client.pipeline() as pipe:
-            pipe.hset(self.key, mapping={"total": total})
+            pipe.hset(self.key, mapping={"total": total, "epoch": epoch})
             self._touch(pipe)
             pipe.execute()
+        return epoch
 
     def progress(self, items: int, size: int, throttled: float, requests: int = 0) -> None:
         """Add to the live counters (workers call this about once a second)."""
@@ -95,6 +103,7 @@ class RunState:
             counters, owners, workers, active = pipe.execute()
         return {
             "total": int(counters.get("total", 0)),
+            "epoch": str(counters.get("epoch", "")),
             "items": int(counters.get("items", 0)),
             "bytes": int(counters.get("bytes", 0)),
             "throttled": int(counters.get("throttled_ms", 0)) / 1000,

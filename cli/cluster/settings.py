@@ -40,6 +40,15 @@ DEFAULT_RESULT_SECONDS = 7 * 24 * 3600.0
 # 1,200 up to 1,000 licences, 2,400 to 5,000, 3,600 to 15,000, 4,800 to 50,000,
 # 6,000 beyond ("Avoid getting throttled or blocked in SharePoint Online").
 DEFAULT_SHAREPOINT_UNITS = 1200.0
+# A followed run with owners left, no progress and no live worker this long
+# fails with RunStalled (exit 19) instead of waiting forever.
+DEFAULT_STALL_SECONDS = 900.0
+# While jobs run, a worker merges the index objects other workers wrote this
+# often (cli/cluster/indexsync.py); 0 turns it off (each job then knows only
+# what was committed before it began). Measured: every 2 s saved most of what
+# workers on separate machines stored twice, every 10 s nothing, on owners of a
+# few seconds (docs/scale-out.md).
+DEFAULT_INDEX_REFRESH_SECONDS = 2.0
 
 
 _MAX_SECRET = 64 * 1024
@@ -64,6 +73,13 @@ class BrokerUnreachable(CliError):
     exit_code = ExitCode.BACKEND_UNREACHABLE
 
 
+class RunStalled(CliError):
+    """A followed run made no progress for ``stall_timeout`` with owners left and
+    no worker alive: exit 19 (the jobs stay queued for workers that start later)."""
+
+    exit_code = ExitCode.STALLED
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """A configured broker. ``password`` is secret: never printed (see ``__repr__``)."""
@@ -76,6 +92,8 @@ class ClusterSettings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     result_seconds: float = DEFAULT_RESULT_SECONDS
     sharepoint_units: float = DEFAULT_SHAREPOINT_UNITS
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    index_refresh_seconds: float = DEFAULT_INDEX_REFRESH_SECONDS
 
     def __repr__(self) -> str:
         return f"ClusterSettings(url={self.url!r}, password={'***' if self.password else None})"
@@ -94,6 +112,14 @@ def _number(table: dict[str, object], name: str, default: float, where: str) -> 
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{where}: [cluster] {name} must be a positive number")
+    return float(value)
+
+
+def _period(table: dict[str, object], name: str, default: float, where: str) -> float:
+    """A number of seconds, 0 for off."""
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}: [cluster] {name} must be 0 (off) or a positive number")
     return float(value)
 
 
@@ -152,4 +178,6 @@ def cluster_settings(config: Config, option: str | None = None) -> ClusterSettin
         _number(table, "lease_seconds", DEFAULT_LEASE_SECONDS, where),
         _number(table, "result_expiry", DEFAULT_RESULT_SECONDS, where),
         _number(table, "sharepoint_units_per_minute", DEFAULT_SHAREPOINT_UNITS, where),
+        _number(table, "stall_timeout", DEFAULT_STALL_SECONDS, where),
+        _period(table, "index_refresh", DEFAULT_INDEX_REFRESH_SECONDS, where),
     )

@@ -11,6 +11,9 @@ signal, or SIGKILL, stops at once; the unfinished jobs were not acknowledged
 (acks late), so the broker hands them to another worker after the visibility
 timeout, and they resume from their owners' checkpoints.
 
+Liveness: the worker keeps a short-lived key per queue in Redis (heartbeat.py),
+so a following ``coffer backup`` can tell a quiet run from one nobody serves.
+
 Failures of a job: a lease held by another job of the same owner is waited for
 (retried every few seconds, without limit: that job is alive); outages of the
 broker, the storage or Graph are retried MAX_RETRIES times with exponential
@@ -31,6 +34,7 @@ from celery import Task
 
 from cli.app import App
 from cli.cluster.broker import BACKUP_TASK, RESTORE_TASK, celery_app, check_reachable, redis_client
+from cli.cluster.heartbeat import Heartbeat
 from cli.cluster.jobs import BackupMessage, JobFailed, WorkerContext, run_backup_job
 from cli.cluster.lease import LeaseBusy
 from cli.cluster.restorejobs import RestoreMessage, run_restore_job
@@ -161,9 +165,11 @@ def run_worker(
         settings.label,
         concurrency,
     )
+    heartbeat = Heartbeat(client, tuple(queues or (settings.queue,)), ctx.name)
     try:
         worker.start()
     finally:
+        heartbeat.stop()
         ctx.close()
     log.warning("worker %s stopped", ctx.name)
     return int(worker.exitcode or 0)

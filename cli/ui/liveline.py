@@ -9,11 +9,11 @@ interpreted.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.text import Text
 
 
 class LiveLine:
@@ -29,6 +29,11 @@ class LiveLine:
 
     def __enter__(self) -> Self:
         if self._enabled:
+            # Imported here for start-up cost, not a cycle: rich is about a
+            # tenth of a command's imports and scripts (and -q) never draw.
+            from rich.console import Console
+            from rich.live import Live
+
             self._live = Live(
                 self.render(),
                 console=Console(stderr=True, markup=False, emoji=False, highlight=False),

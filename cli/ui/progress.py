@@ -6,11 +6,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from cli.ui.liveline import LiveLine
 from cli.ui.output import human_duration, human_size, shown, stderr_is_terminal
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 class Progress(LiveLine):
@@ -45,6 +47,10 @@ class Progress(LiveLine):
         return time.monotonic() - self._start
 
     def render(self) -> Text:
+        # Imported on first draw (start-up cost: a run that shows no progress
+        # never loads rich; cli/ui/liveline.py).
+        from rich.text import Text
+
         elapsed = max(self.elapsed, 1e-6)
         owners = (
             f"{self.group_label} {self.owners_done}/{self.owners_total}  "

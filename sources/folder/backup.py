@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sources.errors import SourceUnavailable
+from sources.folder.sparse import SparseReader, is_sparse
 from store import (
     DIRECTORY,
     FILE,
@@ -228,6 +229,8 @@ class _FolderWalker:
             self.skipped.append(SkippedItem(rel, reason))
 
     def run(self) -> None:
+        # The walk compares every folder with the catalogue: read it ahead.
+        self.session.prefetch()
         try:
             whole, count = self._walk(self.root_fd, "")
             if whole:
@@ -259,12 +262,13 @@ class _FolderWalker:
         before = self.session.children(rel_dir)
         names = {os.fsencode(e.name) for e in entries}
         whole = names == set(before)
-        same: list[tuple[str, str]] = []  # unchanged items, if the folder is not kept whole
+        same: list[bytes] = []  # names of unchanged items, if the folder is not kept whole
         kept_dirs: list[tuple[str, int]] = []
         count = 0
         for dirent in entries:
             rel = f"{rel_dir}/{dirent.name}" if rel_dir else dirent.name
-            old = before.get(os.fsencode(dirent.name))
+            raw_name = os.fsencode(dirent.name)
+            old = before.get(raw_name)
             try:
                 st = os.stat(dirent.name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError as exc:
@@ -295,7 +299,7 @@ class _FolderWalker:
                     continue
                 version = symlink_version(target, st.st_mtime_ns)
                 if old == (SYMLINK, version):
-                    same.append((rel, version))
+                    same.append(raw_name)
                     continue
                 whole = False
                 self.session.add_symlink(
@@ -308,7 +312,7 @@ class _FolderWalker:
             elif stat.S_ISREG(mode):
                 version = _version(st)
                 if old == (FILE, version):
-                    same.append((rel, version))
+                    same.append(raw_name)
                     if self.progress:
                         self.progress(rel, 0)
                     continue
@@ -334,9 +338,9 @@ class _FolderWalker:
                 self.skip(rel, "special file (socket, FIFO or device): not backed up")
                 whole = False
         if not whole:
-            # Only parts are unchanged: mark them one by one.
-            for rel, version in same:
-                self.session.unchanged(rel, version)
+            # Only parts are unchanged: keep them by name (compared with
+            # ``before`` above, so the session need not look them up again).
+            self.session.keep_children(rel_dir, same)
             for rel, items in kept_dirs:
                 self.session.keep_subtree(rel, items=items)
         return whole, count
@@ -463,9 +467,12 @@ class _FolderWalker:
         try:
             with os.fdopen(fd, "rb", closefd=True) as handle:
                 try:
-                    content: bytes | BinaryIO = (
+                    content: bytes | BinaryIO | SparseReader = (
                         handle.read() if st.st_size <= _READ_WHOLE_LIMIT else handle
                     )
+                    if st.st_size > _READ_WHOLE_LIMIT and is_sparse(st):
+                        # Read the data extents only; the holes come as zeros.
+                        content = SparseReader(handle.fileno(), st.st_size)
                     self.session.add_item(
                         rel,
                         content,

@@ -38,6 +38,7 @@ from __future__ import annotations
 import errno
 import grp
 import hashlib
+import itertools
 import os
 import pwd
 import secrets
@@ -50,6 +51,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from sources.errors import RestoreTargetError
+from sources.localdir.content import Prefetch, write_content
+from sources.localdir.prefetch import CACHE_BYTES, Prefetcher, batched
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
@@ -175,7 +178,10 @@ class Ownership:
                 # EPERM: a filesystem that refuses. The bits are stripped below.
                 if exc.errno not in (errno.EINVAL, errno.EPERM):
                     raise
-        os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
+        if entry.mode & _SET_ID_BITS:
+            os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
+        else:  # nothing to strip: no need to ask who owns it (a stat per file)
+            os.fchmod(fd, entry.mode & 0o7777)
 
     def safe_mode(self, st: os.stat_result, entry: Entry, uid: int | None, gid: int | None) -> int:
         mode = entry.mode & 0o7777
@@ -234,7 +240,14 @@ class _DirChain:
     def take_leftovers(self, name: bytes) -> list[bytes]:
         """Leftover temporary names for ``name`` in the current directory
         (each returned once: the caller removes them)."""
-        return self._leftovers.get(self.fd, {}).pop(_temp_tag(name), [])
+        found = self._leftovers.get(self.fd)
+        return found.pop(_temp_tag(name), []) if found else []
+
+    @property
+    def fresh(self) -> bool:
+        """Whether this restore created the current directory (so it held nothing
+        before: no item of it needs looking for in the target)."""
+        return self.fd not in self._leftovers
 
     @property
     def fd(self) -> int:
@@ -313,25 +326,31 @@ def _same_content(dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader
         os.close(fd)
 
 
+# Temporary names end in this process's random token and a counter: unique
+# without a getrandom() per file (O_EXCL still refuses a name that exists).
+_TEMP_TOKEN = secrets.token_hex(4).encode()
+_temp_counter = itertools.count()
+
+
+def _temp_suffix() -> bytes:
+    # next() on itertools.count is atomic under the GIL: thread-safe.
+    return _TEMP_TOKEN + b"%x" % next(_temp_counter)
+
+
 def _write_file(
-    dir_fd: int, name: bytes, entry: Entry, reader: SnapshotReader, ownership: Ownership
+    dir_fd: int,
+    name: bytes,
+    entry: Entry,
+    reader: SnapshotReader,
+    ownership: Ownership,
+    prefetch: Prefetch | None,
 ) -> int:
     # Tagged with the item's own name, so a rerun finds this one if we are killed.
-    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + secrets.token_hex(6).encode()
+    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + _temp_suffix()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-    written = 0
     try:
         try:
-            source = reader.open(entry, read_ahead=_BATCH_BYTES // 2)
-            while True:
-                block = source.read(_COPY_BLOCK)
-                if not block:
-                    break
-                view = memoryview(block)
-                while view:
-                    done = os.write(fd, view)
-                    view = view[done:]
-                written += len(block)
+            written = write_content(fd, entry, reader.chunks, prefetch)
             ownership.apply(fd, entry)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
@@ -369,39 +388,6 @@ def _iter_tree(
             yield from _iter_tree(reader, child, [*names, entry.name], [*entries, entry])
 
 
-# Items are restored in batches whose chunks are read in bulk first (one read
-# per pack, not per chunk: what matters on an object store). A batch stays well
-# below the chunk cache's 64 MiB, so nothing is evicted before it is written.
-_BATCH_BYTES = 16 * 1024 * 1024
-_BATCH_ITEMS = 4096
-
-
-def _batched(
-    items: Iterator[tuple[str, list[bytes], list[Entry], Entry]], reader: SnapshotReader
-) -> Iterator[tuple[str, list[bytes], list[Entry], Entry]]:
-    """The same items in the same order, with the chunks of each batch prefetched
-    before it is yielded. A large file ends the batch before it and goes alone
-    (it reads ahead by itself), so it never evicts chunks prefetched for others."""
-    batch: list[tuple[str, list[bytes], list[Entry], Entry]] = []
-    size = 0
-    for item in items:
-        entry = item[3]
-        if entry.is_file and entry.size > _BATCH_BYTES // 2:
-            reader.prefetch(i[3] for i in batch)
-            yield from batch
-            batch, size = [], 0
-            yield item
-            continue
-        batch.append(item)
-        size += entry.size if entry.is_file else 0
-        if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-            reader.prefetch(i[3] for i in batch)
-            yield from batch
-            batch, size = [], 0
-    reader.prefetch(i[3] for i in batch)
-    yield from batch
-
-
 def restore_to_dir(
     reader: SnapshotReader,
     target: Path,
@@ -428,13 +414,16 @@ def restore_to_dir(
     except OSError as exc:
         raise RestoreTargetError(f"cannot use {target} as restore target: {exc.strerror}") from exc
     result = RestoreResult()
+    reader = reader.with_chunk_cache(CACHE_BYTES)
     includes = includes or []
     base = path.strip("/")
     writers = _Writers(result, target, progress)
+    prefetcher = Prefetcher(reader)
     try:
         chain = _DirChain(root_fd, result, writers.drain, ownership)
     except OSError as exc:
         writers.close()
+        prefetcher.close()
         os.close(root_fd)
         raise RestoreTargetError(f"cannot list {target}: {exc.strerror}") from exc
     try:
@@ -444,7 +433,9 @@ def restore_to_dir(
             if path_selected(item[0][len(base) + 1 :] if base else item[0], includes)
             and (select is None or (not item[3].is_dir and select(item[0], item[3], item[2])))
         )
-        for item_path, names, parents, entry in _batched(selected, reader):
+        for item_path, names, parents, entry in batched(
+            ((item, item[3]) for item in selected), prefetcher
+        ):
             rel = item_path[len(base) + 1 :] if base else item_path
             if not _valid_name(entry.name) or not all(_valid_name(n) for n in names):
                 result.failures.append(RestoreFailure(rel, "unsafe name refused"))
@@ -470,10 +461,13 @@ def restore_to_dir(
                 on_conflict,
                 ownership,
                 chain.take_leftovers(entry.name),
+                prefetcher.chunks,
+                chain.fresh,
             )
         writers.drain()
     finally:
         writers.close()
+        prefetcher.close()
         chain.close()
         os.close(root_fd)
     return result
@@ -553,13 +547,16 @@ def _restore_leaf(
     on_conflict: str,
     ownership: Ownership,
     leftovers: list[bytes],
+    prefetch: Prefetch | None = None,
+    fresh: bool = False,
 ) -> tuple[str, int]:
     """Restore one non-directory item into ``dir_fd``: (outcome, bytes written).
 
     ``leftovers`` are temporary files an earlier, killed restore left for this
-    item: removed first. The outcome names a RestoreResult counter. Runs in a
-    writer thread; raises _Conflict, StoreError or OSError for the caller to
-    record.
+    item: removed first. ``fresh``: ``dir_fd`` was created by this restore,
+    so nothing of that name can be there (not looked up). The outcome names a
+    RestoreResult counter. Runs in a writer thread; raises _Conflict,
+    StoreError or OSError for the caller to record.
     """
     for leftover in leftovers:
         try:
@@ -567,10 +564,12 @@ def _restore_leaf(
         except FileNotFoundError:
             pass
     name = entry.name
-    try:
-        existing: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        existing = None
+    existing: os.stat_result | None = None
+    if not fresh:  # a directory this restore made holds only what it wrote
+        try:
+            existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
     if existing is not None:
         if (
             entry.is_file
@@ -598,7 +597,7 @@ def _restore_leaf(
         ownership.apply_link(dir_fd, name, entry)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
     else:
-        written = _write_file(dir_fd, name, entry, reader, ownership)
+        written = _write_file(dir_fd, name, entry, reader, ownership, prefetch)
     if existing is None:
         return "created", written
     if name != entry.name:

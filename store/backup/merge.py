@@ -64,6 +64,20 @@ class MergeInput:
     final: bool = False
 
 
+def _under_any(key: bytes, prefixes: frozenset[bytes]) -> bool:
+    """``any(is_under(key, p) for p in prefixes)`` in O(depth of key)."""
+    if not prefixes:
+        return False
+    if b"" in prefixes or key in prefixes:
+        return True
+    end = key.find(SEPARATOR)
+    while end != -1:
+        if key[:end] in prefixes:
+            return True
+        end = key.find(SEPARATOR, end + 1)
+    return False
+
+
 def _cursor_items(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
     for key, value in cursor:
         yield bytes(key), bytes(value)
@@ -81,6 +95,11 @@ class _Merger:
         self.stack: list[_OpenDir] = [self._open(b"", None, None, explicit=True)]
         self.scopes = spec.full_scopes if spec.final else []
         self.kept = spec.kept
+        # The same as sets, for _under_any: a partly changed folder of a large
+        # tree kept its unchanged siblings whole, and testing every key against
+        # every kept path was quadratic (0.5 s of a 10,000-file rerun).
+        self._kept_set = frozenset(spec.kept)
+        self._scope_set = frozenset(self.scopes)
 
     # -- helpers --------------------------------------------------------
 
@@ -91,9 +110,9 @@ class _Merger:
         return _OpenDir(key, entry, old, explicit, writer)
 
     def _in_scope(self, key: bytes) -> bool:
-        if any(is_under(key, kept) for kept in self.kept):
+        if _under_any(key, self._kept_set):
             return False  # kept whole: as good as seen
-        return any(is_under(key, scope) for scope in self.scopes)
+        return _under_any(key, self._scope_set)
 
     def _scope_below(self, key: bytes) -> bool:
         return any(scope.startswith(key + SEPARATOR) for scope in self.scopes)
@@ -224,7 +243,7 @@ class _Merger:
             is_dir = old[:1] != b"" and decode(old, "catalogue entry").get("t") == DIRECTORY
             was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
             if is_dir:
-                kept_whole = any(is_under(cat_key, kept) for kept in self.kept)
+                kept_whole = _under_any(cat_key, self._kept_set)
                 if (
                     not in_scope
                     and (kept_whole or not self._scope_below(cat_key))

@@ -12,12 +12,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.cache.cachedir import MappedPages, open_lmdb
+from store.cache.cachedir import MappedPages, open_lmdb, prefetch_file
 from store.format.index import PackRecord
 from store.ids import BlobId, IndexId, PackId
 
 # pack id (32) | offset u32 | length u32 | raw length u32 | type u8 | epoch u32
 _LOCATION = struct.Struct(">32sIIIBI")
+# A backup reads the blob index ahead only up to this size: a rerun looks up
+# a few hundred blobs at random (each a random read of its own when the
+# cache is cold, about 1 s for a 1% rerun of 10,005 files on a loaded disk);
+# past this size one sequential read of the whole index costs more than that.
+PREFETCH_LIMIT = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class BlobIndex:
         # Repository._sync_index rebuilds it when one of those is gone.
         self._env = open_lmdb(path, map_size=self.MAP_SIZE, max_dbs=8, durable=True)
         self.pages = MappedPages(path / "data.mdb")
+        self._data_file = path / "data.mdb"
         self._blobs = self._env.open_db(b"blobs")
         self._packs = self._env.open_db(b"packs")
         self._indexes = self._env.open_db(b"indexes")
@@ -66,6 +72,11 @@ class BlobIndex:
 
     def close(self) -> None:
         self._env.close()
+
+    def prefetch(self, limit: int = PREFETCH_LIMIT) -> bool:
+        """Start reading the index file ahead if it is at most ``limit`` bytes
+        (cachedir.prefetch_file); True if asked."""
+        return prefetch_file(self._data_file, limit=limit)
 
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
         self.pages.tick()

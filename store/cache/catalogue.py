@@ -17,13 +17,13 @@ Thread-safe (LMDB transactions per call, a lock around the buffer).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lmdb
 
-from store.cache.cachedir import MappedPages, open_lmdb
+from store.cache.cachedir import MappedPages, open_lmdb, prefetch_file
 from store.format.codec import decode
 from store.format.paths import SEPARATOR
 from store.format.tree import Entry, TreeReader
@@ -51,6 +51,7 @@ class OwnerStore:
         # checkpoint) the items it added before it: what a full enumeration saw.
         self.seen = self.env.open_db(b"seen")
         self.pages = MappedPages(path / "data.mdb")
+        self._data_file = path / "data.mdb"
         self._buffer: dict[bytes, bytes] = {}
         self._buffer_ids: dict[bytes, bytes] = {}
         self._buffer_seen: set[bytes] = set()
@@ -58,6 +59,16 @@ class OwnerStore:
 
     def close(self) -> None:
         self.env.close()
+
+    def prefetch(self) -> None:
+        """Ask the kernel to read the whole file ahead (cachedir.prefetch_file).
+
+        For a caller about to read (nearly) every entry, as a folder walk
+        does with :meth:`children`: LMDB maps the file with readahead off, so
+        a walk after a cold start faulted it in one 4 KiB page at a time, a
+        random read each (docs/performance.md, "Reruns").
+        """
+        prefetch_file(self._data_file)
 
     # -- state ----------------------------------------------------------
 
@@ -131,6 +142,14 @@ class OwnerStore:
         """Record that the run saw ``key`` unchanged (buffered like the changes)."""
         with self._lock:
             self._buffer_seen.add(key)
+            full = len(self._buffer_seen) >= _BATCH
+        if full:
+            self.flush_run()
+
+    def mark_seen_many(self, keys: Iterable[bytes]) -> None:
+        """:meth:`mark_seen` for many keys at once (one lock, one size check)."""
+        with self._lock:
+            self._buffer_seen.update(keys)
             full = len(self._buffer_seen) >= _BATCH
         if full:
             self.flush_run()

@@ -27,6 +27,10 @@ from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId
 from store.names import pack_name
 from store.repository.ports import PackSink
 
+# Chunks up to this size are checked for being all zeros (blob_id): the
+# default maximum chunk is 2 MiB. Pages of it are touched only when compared.
+_ZEROS = bytes(8 * 1024 * 1024)
+
 # A pack of tiny blobs (small mails, tree pages) is closed at this many blobs,
 # which bounds the trailer, the memory of a pack in flight and index objects.
 MAX_BLOBS_PER_PACK = 20_000
@@ -59,6 +63,7 @@ class BlobWriter:
         self._level = repo.config.zstd_level
         self._pack_size = repo.config.pack_size
         self._id_key = repo.keyring.blob_id_key
+        self._zero_ids: dict[int, BlobId] = {}  # all-zero chunk length -> its ID
         self._epoch = repo.keyring.current
         self._epoch_key = repo.keyring.current_key
         self._lock = threading.Condition()
@@ -90,6 +95,19 @@ class BlobWriter:
         self.close(flush=exc[0] is None)
 
     def blob_id(self, data: bytes | memoryview) -> BlobId:
+        """The keyed hash of ``data``. Thread-safe.
+
+        An all-zero chunk (the holes of a sparse file or disk image: the
+        chunker cuts long runs of zeros at its maximum size, so they repeat)
+        is hashed once per length and remembered: comparing with zeros costs
+        a twentieth of hashing (issue 14, docs/performance.md). The ID is the
+        same either way.
+        """
+        if data[:1] == b"\0" and len(data) <= len(_ZEROS) and _ZEROS.startswith(data):
+            cached = self._zero_ids.get(len(data))
+            if cached is None:
+                cached = self._zero_ids[len(data)] = BlobId(keyed_hash(self._id_key, data))
+            return cached
         return BlobId(keyed_hash(self._id_key, data))
 
     def save(

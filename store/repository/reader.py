@@ -107,6 +107,10 @@ class ChunkCache:
         with self._lock:
             return blob_id in self._items
 
+    def fresh(self, capacity: int) -> ChunkCache:
+        """An empty cache of its own over the same loaders, bounded to ``capacity``."""
+        return ChunkCache(self._load, capacity, self._load_many)
+
     @property
     def size(self) -> int:
         return self._size
@@ -280,6 +284,12 @@ class SnapshotReader:
             yield child, entry
             if entry.is_dir:
                 yield from self.walk(child)
+
+    def with_chunk_cache(self, capacity: int) -> SnapshotReader:
+        """The same snapshot with a chunk cache of its own of ``capacity`` bytes
+        (a restore keeps only what it is about to write: less memory than the
+        shared cache's 64 MiB)."""
+        return SnapshotReader(self.snapshot, self.trees, self.chunks.fresh(capacity))
 
     def prefetch(self, entries: Iterable[Entry]) -> None:
         """Read the chunks of these file items in bulk, ahead of opening them.

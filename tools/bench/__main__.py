@@ -13,6 +13,8 @@ BENCHMARKS = {
     "s3": "tools.bench.s3",  # backup and restore through an S3 server, Coffer vs restic
     "m365": "tools.bench.m365",  # a simulated Microsoft 365 tenant: full, incremental, dedup
     "scaleout": "tools.bench.scaleout",  # one backup over 1, 2, 4, 8 workers (docs/scale-out.md)
+    "dedupworkers": "tools.bench.dedupworkers",  # what workers store twice (docs/scale-out.md)
+    "brokermemory": "tools.bench.brokermemory",  # Redis memory per owner (docs/scale-out.md)
 }
 
 

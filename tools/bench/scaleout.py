@@ -2,7 +2,7 @@
 
     python -m tools.bench scaleout [--users 2000] [--latency 80] [--workers 1,2,4,8]
                                    [--concurrency 8] [--throttling] [--sharepoint-units N]
-                                   [--no-restore] [--workdir DIR]
+                                   [--no-restore] [--baseline FILE] [--workdir DIR]
 
 A simulated tenant of ``--users`` small mailboxes (the simulator's ``tiny``
 scale, served ``--lazy``: each user's content is generated on first access, so
@@ -167,8 +167,9 @@ def _table(title: str, runs: dict[str, Any], last: str) -> None:
         print(
             f"| {name} | {run['seconds']} | {run['owners_per_minute']} | "
             f"{run['requests_per_second']} | {run.get('speedup', 1.0)} | "
-            f"{run.get('owner_median_seconds', '')} | {run['coffer_cpu_seconds']} | "
-            f"{run['simulator_cpu_seconds']} | {run['redis_cpu_seconds']} | {extra} |"
+            f"{run.get('owner_median_seconds', '')} | {run.get('coffer_cpu_seconds', '')} | "
+            f"{run.get('simulator_cpu_seconds', '')} | {run.get('redis_cpu_seconds', '')} | "
+            f"{extra} |"
         )
     print()
 
@@ -187,6 +188,14 @@ def main(argv: list[str]) -> None:
         help="the workers' shared SharePoint budget per minute (default: by licences)",
     )
     parser.add_argument("--no-restore", action="store_true", help="backups only")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="the one-process backup's measures from an earlier run (its JSON 'runs' entry, "
+        "or this tool's whole output) instead of running it again; the one-process restore "
+        "then restores from the first worker count's repository",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",") if n]
@@ -226,11 +235,17 @@ def main(argv: list[str]) -> None:
         restore = [
             "restore", "latest", "--to", "original", "--service", "mail",
         ]  # fmt: skip
-        single = fresh("repo-single", config)
-        results["runs"]["one process"] = _run(
-            single, sim, broker, backup, [], workdir / "backup-1p.json"
-        )
-        results["load_after"] = {"one process": os.getloadavg()}
+        if args.baseline is not None:
+            earlier = json.loads(args.baseline.read_text())
+            results["runs"]["one process"] = earlier.get("runs", {}).get("one process", earlier)
+            results["runs"]["one process"]["from"] = str(args.baseline)
+            results["load_after"] = {}
+        else:
+            single = fresh("repo-single", config)
+            results["runs"]["one process"] = _run(
+                single, sim, broker, backup, [], workdir / "backup-1p.json"
+            )
+            results["load_after"] = {"one process": os.getloadavg()}
         base = results["runs"]["one process"]["seconds"]
         envs: dict[int, dict[str, str]] = {}
         for count in counts:
@@ -243,6 +258,9 @@ def main(argv: list[str]) -> None:
             results["runs"][f"{count} worker(s)"] = run
             results["load_after"][f"{count} worker(s)"] = os.getloadavg()
         if not args.no_restore:
+            if args.baseline is not None:
+                # The same snapshots as the first worker count's, read without a broker.
+                single = _env(workdir, workdir / f"repo-{counts[0]}", config)
             results["restores"] = {
                 "one process": _run(single, sim, broker, restore, [], workdir / "restore-1p.json")
             }

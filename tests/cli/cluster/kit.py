@@ -2,12 +2,14 @@
 
 Nothing is mocked: Redis is Debian's ``redis-server`` (installed by ``make
 testdeps``) with a password and an append-only file (so a restart keeps the
-queued jobs, as docs/scale-out.md asks of a production broker); workers are
-the real ``coffer worker`` command in their own processes.
+queued jobs, as docs/scale-out.md asks of a production broker; ``persistent=
+False`` gives one that loses everything on a restart); workers are the real
+``coffer worker`` command in their own processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,27 +17,32 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from tests.cli.support.helpers import COFFER, CofferEnv
 from tests.store.support.servers import free_port
+from tools.graphsim.testing import RunningTenant
 
 REDIS_PASSWORD = "broker-secret-7f3a9c"
+REPO_PASSWORD = "s3cret password"
 
 
 class RedisServer:
     """A redis-server process on 127.0.0.1 with a password (restartable)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, persistent: bool = True) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.conf = root / "redis.conf"
+        keep = "appendonly yes\nappendfsync always\n" if persistent else "appendonly no\n"
         self.conf.write_text(
             f"bind 127.0.0.1\nport {self.port}\nrequirepass {REDIS_PASSWORD}\n"
-            f'dir {root}\nappendonly yes\nappendfsync always\nsave ""\n'
+            f'dir {root}\n{keep}save ""\n'
             "daemonize no\nlogfile redis.log\n"
         )
         self.conf.chmod(0o600)
@@ -80,8 +87,8 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(root: Path) -> Iterator[RedisServer]:
-    server = RedisServer(root)
+def running_redis(root: Path, *, persistent: bool = True) -> Iterator[RedisServer]:
+    server = RedisServer(root, persistent=persistent)
     server.start()
     try:
         yield server
@@ -89,15 +96,17 @@ def running_redis(root: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def cluster_config(sim_dir: Path, server: RedisServer, name: str = "cluster.toml") -> Path:
+def cluster_config(
+    sim_dir: Path, server: RedisServer, name: str = "cluster.toml", extra: str = ""
+) -> Path:
     """The simulator's coffer.toml plus a [cluster] table (in the same directory, so
-    its relative paths still hold)."""
+    its relative paths still hold); ``extra`` adds lines to that table."""
     base = (sim_dir / "coffer.toml").read_text()
     path = sim_dir / name
     path.write_text(
         base + f'\n[cluster]\nbroker = "{server.url}"\n'
         f'password_file = "{server.password_file}"\nlease_seconds = 6\n'
-        "visibility_timeout = 15\n"
+        "visibility_timeout = 15\n" + extra
     )
     return path
 
@@ -156,3 +165,54 @@ def workers(
     finally:
         for worker in started:
             worker.stop()
+
+
+@dataclass(frozen=True)
+class SlowOwnerRun:
+    """A detached one-owner mail run whose messages are slow, and its worker."""
+
+    worker: Worker
+    run: str
+    user_id: str
+
+
+@contextmanager
+def slow_owner_run(
+    env: CofferEnv,
+    tenant: RunningTenant,
+    config: Path,
+    log: Path,
+    upn: str,
+    delay: float,
+    *backup_args: str,
+) -> Iterator[SlowOwnerRun]:
+    """Every message body of ``upn`` takes ``delay`` seconds, one worker (one
+    thread) is started, and a detached backup of that mailbox alone is enqueued:
+    the owner is still running for a while. The faults are cleared and the
+    worker stopped on leaving."""
+    users = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}
+    tenant.admin.inject_faults(
+        {"kind": "slow", "match": f"/users/{users[upn]}/messages/[^/?]+/\\$value", "delay": delay}
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(tenant.admin.clear_faults)
+        worker = Worker(env, config, log, concurrency=1)
+        stack.callback(worker.stop)
+        run = env.run(
+            "backup",
+            "--detach",
+            "--json",
+            "--user",
+            upn,
+            "--service",
+            "mail",
+            *backup_args,
+            COFFER_CONFIG=str(config),
+        ).json()["run"]
+        yield SlowOwnerRun(worker, run, users[upn])
+
+
+def run_snapshots(env: CofferEnv, run: str) -> list[dict[str, Any]]:
+    """The snapshots (checkpoints too) of the run whose id starts with ``run``."""
+    listing = env.run("snapshots", "--partial", "--json").json()
+    return [s for s in listing if str(s.get("run", "")).startswith(run)]

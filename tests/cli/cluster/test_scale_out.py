@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,48 +17,23 @@ import pytest
 
 from tests.cli.cluster.kit import (
     REDIS_PASSWORD,
+    REPO_PASSWORD,
     RedisServer,
     Worker,
     cluster_config,
-    running_redis,
+    run_snapshots,
+    slow_owner_run,
     workers,
 )
-from tests.cli.support.helpers import CofferEnv, init, new_env
+from tests.cli.support.helpers import CofferEnv
 from tests.store.support.servers import free_port
-from tools.graphsim.testing import RunningTenant, running_tenant
+from tools.graphsim.testing import RunningTenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.server]
-
-REPO_PASSWORD = "s3cret password"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTenant]:
-    root = tmp_path_factory.mktemp("sim")
-    with running_tenant(root, seed=4, throttling=False) as running:
-        yield running
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> CofferEnv:
-    coffer = new_env(tmp_path / "coffer", REPO_PASSWORD + "\n")
-    init(coffer)
-    return coffer
 
 
 def _config(tenant: RunningTenant, broker: RedisServer) -> Path:
     return cluster_config(tenant.sim.state_dir, broker)
-
-
-def _run_snapshots(env: CofferEnv, run: str) -> list[dict[str, Any]]:
-    listing = env.run("snapshots", "--partial", "--json").json()
-    return [s for s in listing if str(s.get("run", "")).startswith(run)]
 
 
 def test_without_a_broker_backup_imports_neither_celery_nor_redis(
@@ -150,7 +124,7 @@ def test_every_owner_is_committed_exactly_once_by_the_workers(
     assert all(o["status"] == "ok" and o["snapshot"] for o in owners)
     assert {o["worker"] for o in owners} == names  # both workers took jobs
     assert sum(report["workers"].values()) == len(owners)
-    snaps = _run_snapshots(env, report["run"])
+    snaps = run_snapshots(env, report["run"])
     complete = [s for s in snaps if not s.get("partial")]
     assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in owners)
     identities = [(s["owner_kind"], s["owner"]) for s in complete]
@@ -204,7 +178,7 @@ def test_detached_run_carries_ids_only_and_is_reported_later(
                 break
             assert time.monotonic() < deadline, shown.err
             time.sleep(1)
-        before = sorted(s["id"] for s in _run_snapshots(env, run))
+        before = sorted(s["id"] for s in run_snapshots(env, run))
         # Every job delivered again (as after a worker died before acknowledging),
         # with the broker's record of the outcomes gone too: the jobs find their
         # owners' snapshots of this run in the repository and commit nothing new.
@@ -217,7 +191,7 @@ def test_detached_run_carries_ids_only_and_is_reported_later(
             time.sleep(0.5)
     outcomes = [json.loads(v) for v in client.hvals(f"coffer:run:{run}:owners")]
     assert all(o.get("redelivered") for o in outcomes)
-    assert sorted(s["id"] for s in _run_snapshots(env, run)) == before
+    assert sorted(s["id"] for s in run_snapshots(env, run)) == before
     report = shown.json()["report"]
     assert report["exit_code"] == 0
     assert len(report["owners"]) == detached["owners"]
@@ -266,36 +240,29 @@ def test_a_worker_killed_mid_owner_is_redelivered_and_resumed(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
 ) -> None:
     config = _config(tenant, broker)
-    users = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}
     upn = "alex.kim@contoso.onmicrosoft.com"
     # Every message of one mailbox is slow, so the owner is still running (and has
     # checkpointed) when its worker is killed.
-    tenant.admin.inject_faults(
-        {"kind": "slow", "match": f"/users/{users[upn]}/messages/[^/?]+/\\$value", "delay": 2.0}
-    )
     with contextlib.ExitStack() as stack:
-        stack.callback(tenant.admin.clear_faults)
-        first = Worker(env, config, tmp_path / "first.log", concurrency=1)
-        stack.callback(first.stop)
-        detached = env.run(
-            "backup",
-            "--detach",
-            "--json",
-            "--user",
-            upn,
-            "--service",
-            "mail",
-            "--checkpoint-interval",
-            "1",
-            COFFER_CONFIG=str(config),
-        ).json()
-        run = detached["run"]
+        slow = stack.enter_context(
+            slow_owner_run(
+                env,
+                tenant,
+                config,
+                tmp_path / "first.log",
+                upn,
+                2.0,
+                "--checkpoint-interval",
+                "1",
+            )
+        )
+        first, run = slow.worker, slow.run
         deadline = time.monotonic() + 120
-        while not any(s.get("partial") for s in _run_snapshots(env, run)):
+        while not any(s.get("partial") for s in run_snapshots(env, run)):
             assert time.monotonic() < deadline, first.text()
             time.sleep(0.5)
         first.kill()
-        checkpoints = [s for s in _run_snapshots(env, run) if s.get("partial")]
+        checkpoints = [s for s in run_snapshots(env, run) if s.get("partial")]
         assert checkpoints
         tenant.admin.clear_faults()
         second = Worker(env, config, tmp_path / "second.log", concurrency=1)
@@ -310,7 +277,7 @@ def test_a_worker_killed_mid_owner_is_redelivered_and_resumed(
     report = shown.json()["report"]
     (owner,) = report["owners"]
     assert owner["worker"] == second.name
-    complete = [s for s in _run_snapshots(env, run) if not s.get("partial")]
+    complete = [s for s in run_snapshots(env, run) if not s.get("partial")]
     assert [s["id"] for s in complete] == [owner["snapshot"]]
     # Resumed: what the checkpoint held was not fetched again.
     mail = owner["services"]["mail"]
@@ -346,7 +313,7 @@ def test_the_run_completes_when_the_broker_restarts_in_the_middle(
     assert proc.returncode == 0, err
     report = json.loads(out)
     assert all(o["status"] == "ok" for o in report["owners"])
-    complete = [s for s in _run_snapshots(env, report["run"]) if not s.get("partial")]
+    complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
     assert len(complete) == len(report["owners"])
     assert os.environ.get("COFFER_BROKER") is None
 
@@ -358,18 +325,9 @@ def test_a_tenant_wide_restore_is_spread_over_the_workers(
     plain = str(tenant.sim.state_dir / "coffer.toml")
     env.run("backup", "--service", "mail", COFFER_CONFIG=plain)
     target = "bianca.novak@contoso.onmicrosoft.com"
+    restore = ("restore", "latest", "--service", "mail", "--to", f"user:{target}/From the cluster")
     with workers(env, config, tmp_path, 2) as started:
-        result = env.run(
-            "restore",
-            "latest",
-            "--service",
-            "mail",
-            "--to",
-            f"user:{target}/From the cluster",
-            "--json",
-            check=False,
-            COFFER_CONFIG=str(config),
-        )
+        result = env.run(*restore, "--json", check=False, COFFER_CONFIG=str(config))
     report = result.json()
     assert result.code == 0, report.get("summary")
     owners = [o for o in report["owners"] if o["kind"] == "users"]
@@ -384,16 +342,7 @@ def test_a_tenant_wide_restore_is_spread_over_the_workers(
     assert all(f.startswith(f"{target}/From the cluster/") for f in folders)
     # Run again: everything is found in place, nothing is created twice.
     with workers(env, config, tmp_path / "again", 1):
-        again = env.run(
-            "restore",
-            "latest",
-            "--service",
-            "mail",
-            "--to",
-            f"user:{target}/From the cluster",
-            "--json",
-            COFFER_CONFIG=str(config),
-        ).json()
+        again = env.run(*restore, "--json", COFFER_CONFIG=str(config)).json()
     assert again["totals"]["created"] == 0
     assert again["totals"]["skipped"] == report["totals"]["created"]
 
@@ -402,33 +351,17 @@ def test_sigterm_lets_the_running_owner_finish_then_the_worker_exits_0(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, tmp_path: Path
 ) -> None:
     config = _config(tenant, broker)
-    users = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}
     upn = "bianca.obrien@contoso.onmicrosoft.com"
-    tenant.admin.inject_faults(
-        {"kind": "slow", "match": f"/users/{users[upn]}/messages/[^/?]+/\\$value", "delay": 0.5}
-    )
     client = broker.client()
-    with contextlib.ExitStack() as stack:
-        stack.callback(tenant.admin.clear_faults)
-        worker = Worker(env, config, tmp_path / "worker.log", concurrency=1)
-        stack.callback(worker.stop)
-        run = env.run(
-            "backup",
-            "--detach",
-            "--json",
-            "--user",
-            upn,
-            "--service",
-            "mail",
-            COFFER_CONFIG=str(config),
-        ).json()["run"]
+    with slow_owner_run(env, tenant, config, tmp_path / "worker.log", upn, 0.5) as slow:
+        worker, run = slow.worker, slow.run
         deadline = time.monotonic() + 60
         while not client.hlen(f"coffer:run:{run}:active"):
             assert time.monotonic() < deadline, worker.text()
             time.sleep(0.1)
         time.sleep(1.0)  # well inside the owner (14 messages at 0.5 s)
         assert worker.stop(timeout=120) == 0
-    outcome = json.loads(client.hget(f"coffer:run:{run}:owners", f"users:{users[upn]}") or "{}")
+    outcome = json.loads(client.hget(f"coffer:run:{run}:owners", f"users:{slow.user_id}") or "{}")
     assert outcome.get("status") == "ok", worker.text()
     assert outcome["snapshot"]
     assert "stopped" in worker.text()

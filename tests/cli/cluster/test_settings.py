@@ -79,3 +79,22 @@ def test_bad_numbers_and_missing_password_file(
         cluster_settings(_config(tmp_path, broker="redis://r/0", lease_seconds=-1))
     with pytest.raises(ConfigError, match="broker password"):
         cluster_settings(_config(tmp_path, broker="redis://r/0", password_file="missing"))
+
+
+def test_stall_timeout_and_index_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COFFER_BROKER", raising=False)
+    default = cluster_settings(_config(tmp_path, broker="redis://r/0"))
+    assert default is not None
+    assert default.stall_seconds == 900.0
+    assert default.index_refresh_seconds == 2.0
+    chosen = cluster_settings(
+        _config(tmp_path, broker="redis://r/0", stall_timeout=30, index_refresh=0)
+    )
+    assert chosen is not None
+    assert (chosen.stall_seconds, chosen.index_refresh_seconds) == (30.0, 0.0)  # 0: off
+    with pytest.raises(ConfigError, match="stall_timeout"):
+        cluster_settings(_config(tmp_path, broker="redis://r/0", stall_timeout=0))
+    with pytest.raises(ConfigError, match="index_refresh"):
+        cluster_settings(_config(tmp_path, broker="redis://r/0", index_refresh=-1))
+    with pytest.raises(ConfigError, match="index_refresh"):
+        cluster_settings(_config(tmp_path, broker="redis://r/0", index_refresh="often"))

@@ -68,6 +68,24 @@ def test_an_old_holder_never_releases_a_lease_someone_else_took(client: redis.Re
     new.release()
 
 
+def test_a_lease_redis_lost_is_taken_back_by_its_holder_before_anyone_else(
+    client: redis.Redis,
+) -> None:
+    # The broker loses its data (FLUSHALL; a restart without persistence is the
+    # same): the running job takes its lease back at its next renewal, so a job
+    # enqueued again for the owner (cli/cluster/coordinator.py waits one lease
+    # lifetime first) finds it held and waits instead of running beside it.
+    key = lease_key("tenant", "users", "u4")
+    with OwnerLease(client, key, "host-a:1", 1.5) as lease:
+        client.flushall()
+        time.sleep(1.5)  # one lifetime: at least two renewals
+        assert client.get(key) == lease.token
+        assert not lease.lost.is_set()
+        with pytest.raises(LeaseBusy):
+            OwnerLease(client, key, "host-b:2", 1.5)
+    assert client.get(key) is None  # released as usual
+
+
 def _peak_concurrency(gates: list[Gates], threads_each: int, resource: Resource) -> int:
     lock = threading.Lock()
     inside = 0

@@ -1,0 +1,160 @@
+"""Writing one restored file's content: chunks straight from the chunk cache.
+
+Each chunk is written with ``os.pwrite`` at its offset, from the cached bytes
+themselves (no copy into read-sized blocks). Zero bytes are not written: a
+chunk of nothing but zeros is skipped, and in a chunk that begins or ends
+with a zero byte every aligned 64 KiB block of zeros is skipped too (the
+chunker cuts a sparse image's data together with the zeros around it); the
+file is given its size once (``os.ftruncate``) and the skipped ranges stay
+holes, as ``cp --sparse`` makes them. Reading a hole returns zeros, so the content is the
+same byte for byte on any filesystem; where the filesystem has no holes it
+stores the zeros itself. A VM image of 1 GiB holding 64 MiB of data is thus
+restored by writing 64 MiB (docs/performance.md, issue 14).
+
+A large file is read a window at a time, the next window loaded in the
+background while this one is written (``prefetch`` is handed the window's
+chunk IDs and returns when they are cached).
+
+Chunks are checked as they were by ``ItemReader``: a chunk whose length is
+not the one the tree records raises IntegrityError (loading a chunk verifies
+its content against its ID, so a chunk that decrypts to other bytes raises
+there).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from store import BlobId, ChunkCache, Entry, IntegrityError
+
+# Zero chunks of the chunker's largest size (2 MiB by default) are compared
+# against this without allocating; others against a fresh zero buffer.
+_ZEROS = bytes(2 * 1024 * 1024)
+# Zero runs inside a chunk are found a block at a time (a copy and a memcmp
+# each, about 0.1 ms per 2 MiB chunk).
+ZERO_BLOCK = 64 * 1024
+_ZERO_BLOCK = bytes(ZERO_BLOCK)
+
+# A large file is loaded this many bytes of chunks at a time (one bulk read
+# per window: one request per pack on an object store), the next window
+# while this one is written.
+WINDOW = 4 * 1024 * 1024
+
+Prefetch = Callable[[list[BlobId]], "Future[None]"]
+
+
+def all_zero(data: bytes) -> bool:
+    """True when ``data`` is non-empty and every byte is zero (a memcmp)."""
+    if not data or data[0] or data[-1]:
+        return False
+    if len(data) == len(_ZEROS):
+        return data == _ZEROS
+    return data == bytes(len(data))
+
+
+def data_ranges(data: bytes) -> list[tuple[int, int]]:
+    """The (start, end) ranges of ``data`` to write, zero runs left out.
+
+    An all-zero ``data`` gives none. A chunk that neither begins nor ends with
+    a zero byte is one range (not scanned: text and compressed data rarely
+    hold 64 KiB of zeros); otherwise every ZERO_BLOCK-aligned block of zeros
+    is left out.
+    """
+    if not data:
+        return []
+    if data[0] and data[-1]:
+        return [(0, len(data))]
+    if all_zero(data):
+        return []
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    for block in range(0, len(data), ZERO_BLOCK):
+        end = min(block + ZERO_BLOCK, len(data))
+        part = data[block:end]
+        zero = part == _ZERO_BLOCK if len(part) == ZERO_BLOCK else part == bytes(len(part))
+        if zero and start is not None:
+            ranges.append((start, block))
+            start = None
+        elif not zero and start is None:
+            start = block
+    if start is not None:
+        ranges.append((start, len(data)))
+    return ranges
+
+
+def _windows(entry: Entry) -> list[tuple[int, int]]:
+    """(first, end) chunk indexes of consecutive windows of about WINDOW bytes."""
+    windows: list[tuple[int, int]] = []
+    first, total = 0, 0
+    for index, (_chunk, size) in enumerate(entry.chunks):
+        if index > first and total + size > WINDOW:
+            windows.append((first, index))
+            first, total = index, 0
+        total += size
+    if first < len(entry.chunks):
+        windows.append((first, len(entry.chunks)))
+    return windows
+
+
+def write_content(
+    fd: int,
+    entry: Entry,
+    cache: ChunkCache,
+    prefetch: Prefetch | None = None,
+) -> int:
+    """Write ``entry``'s content into the empty file ``fd``; its size in bytes.
+
+    Zero runs become holes (the size counts them, as the file's content);
+    the file ends up exactly the size of its chunks. ``prefetch`` (used for
+    files of more than one window) loads a window's chunks in the
+    background. Raises IntegrityError when a chunk's length is not the
+    tree's, StoreError when a chunk cannot be loaded, OSError when writing
+    fails. Not thread-safe per ``fd``.
+    """
+    windows = _windows(entry)
+    pending: Future[None] | None = None
+    if prefetch is not None and len(windows) > 1:
+        pending = prefetch(_ids(entry, windows[0]))
+    offset = 0
+    holes = False
+    for number, (first, end) in enumerate(windows):
+        if pending is not None:
+            pending.result()
+            pending = None
+            if prefetch is not None and number + 1 < len(windows):
+                pending = prefetch(_ids(entry, windows[number + 1]))
+        for index in range(first, end):
+            chunk_id, size = entry.chunks[index]
+            data = cache.get(chunk_id)
+            if len(data) != size:
+                # The tree records each chunk's size; believing a wrong one
+                # would put bytes at the wrong place.
+                raise IntegrityError(
+                    f"{entry.display_name}: chunk {index} is {len(data)} bytes, "
+                    f"the tree says {size}"
+                )
+            ranges = data_ranges(data)
+            if ranges == [(0, size)]:
+                _pwrite_all(fd, memoryview(data), offset)
+            else:
+                holes = True
+                view = memoryview(data)
+                for low, high in ranges:
+                    _pwrite_all(fd, view[low:high], offset + low)
+            offset += size
+    if holes:
+        os.ftruncate(fd, offset)
+    return offset
+
+
+def _ids(entry: Entry, window: tuple[int, int]) -> list[BlobId]:
+    return [chunk_id for chunk_id, _size in entry.chunks[window[0] : window[1]]]
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done

@@ -1,0 +1,100 @@
+"""Loading a restore's chunks ahead of the threads that write them.
+
+Items are restored in batches whose chunks are read in bulk first (one read
+per pack, not per chunk: what matters on an object store). The bulk reads run
+in background threads, one batch ahead: while the writers write a batch, the
+next one is read, decrypted and decompressed (AES-GCM, zstd and BLAKE3 are C
+code; zstd and BLAKE3 release the GIL). The restore reads through a chunk
+cache of its own (CACHE_BYTES): two batches and the windows of the large
+files being written stay below it, so nothing is evicted before it is
+written, and the process holds no more than it is about to write.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from store import BlobId, Entry, SnapshotReader
+
+BATCH_BYTES = 8 * 1024 * 1024
+BATCH_ITEMS = 4096
+# The restore's own chunk cache: a batch being written, the next one loaded,
+# and large files' windows (content.WINDOW, two per file being written).
+CACHE_BYTES = 32 * 1024 * 1024
+# A file larger than this goes alone and loads itself a window at a time
+# (sources/localdir/content.py), so it never evicts chunks loaded for others.
+LARGE = BATCH_BYTES // 2
+
+T = TypeVar("T")
+
+
+class Prefetcher:
+    """Bulk chunk loads in background threads. Thread-safe.
+
+    Errors of a load are not raised by its future (ChunkCache.prefetch drops
+    them): the chunk's own read reports them when it is written.
+    """
+
+    THREADS = 2  # a batch ahead, and a large file's next window beside it
+
+    def __init__(self, reader: SnapshotReader) -> None:
+        self._reader = reader
+        self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="coffer-prefetch")
+
+    def chunks(self, blob_ids: list[BlobId]) -> Future[None]:
+        """Start loading these chunks; the future is done when they are cached."""
+        return self._pool.submit(self._reader.chunks.prefetch, blob_ids)
+
+    def entries(self, entries: list[Entry]) -> Future[None]:
+        """Start loading the chunks of these file entries."""
+        return self._pool.submit(self._reader.prefetch, entries)
+
+    def close(self) -> None:
+        """Drop loads not started, wait for the running ones. Idempotent."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def batched(items: Iterator[tuple[T, Entry]], prefetcher: Prefetcher) -> Iterator[T]:
+    """The items (each paired with its entry) in the same order, each batch's
+    chunks loaded before it is yielded, the next batch loading meanwhile.
+
+    A file larger than LARGE ends the batch before it and goes alone, with no
+    load of its own here (it loads itself by windows).
+    """
+    ready: deque[tuple[list[T], Future[None] | None]] = deque()
+    batch: list[T] = []
+    entries: list[Entry] = []
+    size = 0
+
+    def close_batch() -> None:
+        nonlocal batch, entries, size
+        if batch:
+            ready.append((batch, prefetcher.entries(entries)))
+        batch, entries, size = [], [], 0
+
+    def release(keep: int) -> Iterator[T]:
+        # Yield the oldest batches while more than ``keep`` are loading.
+        while len(ready) > keep:
+            done, future = ready.popleft()
+            if future is not None:
+                future.result()
+            yield from done
+
+    for item, entry in items:
+        if entry.is_file and entry.size > LARGE:
+            close_batch()
+            ready.append(([item], None))
+            yield from release(1)
+            continue
+        batch.append(item)
+        if entry.is_file:
+            entries.append(entry)
+            size += entry.size
+        if size >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
+            close_batch()
+            yield from release(1)
+    close_batch()
+    yield from release(0)
