@@ -14,8 +14,9 @@ applied together when the block ends, so a checkpoint (which a crash may make
 the base of the next run) holds all of them or none.
 
 Thread-safety: a session may be fed from several threads at once (content is
-chunked, hashed and compressed outside its lock); commit and checkpoints
-serialise with the adders.
+chunked, hashed and compressed outside its lock, by at most the run's
+``store_slots`` threads at once); commit and checkpoints serialise with the
+adders.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ Content = bytes | BinaryIO | Path | Iterable[bytes]
 _SYNC_PIECE = 1 << 20
 DEFAULT_CHECKPOINT_SECONDS = 300.0
 _SESSION_REFRESH_SECONDS = 120.0
+# Items whose content is cut, hashed and compressed at once, whatever the number
+# of threads adding items (a tenant backup has dozens): each holds a chunker
+# window and a few chunk copies (up to 10 MiB), so this bounds the run's memory,
+# and the work is bound by the GIL and the cores anyway (docs/performance.md,
+# "Microsoft 365 backup").
+STORE_SLOTS = max(2, os.cpu_count() or 2)
 
 
 @dataclass
@@ -100,7 +107,10 @@ class BackupRun:
         time_ns: int | None = None,
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         writer: BlobWriter | None = None,
+        store_slots: int = STORE_SLOTS,
     ) -> None:
+        """``store_slots``: how many items' content may be stored at once
+        (threads beyond it wait their turn; see STORE_SLOTS)."""
         self.repo = repo
         self._pool: WorkerPool[Any] | None = None
         self._pool_lock = threading.Lock()
@@ -110,6 +120,7 @@ class BackupRun:
         self.checkpoint_seconds = checkpoint_seconds
         self.writer = writer or repo.blob_writer()
         self.chunker = Chunker(repo.config.chunker, repo.keyring.chunker_seed)
+        self.store_slots = threading.BoundedSemaphore(store_slots)
         self.tree_reader = TreeReader(lambda blob_id: repo.load_blob(blob_id, TREE))
         self._session_key = f"{SESSIONS}{os.urandom(16).hex()}"
         self._stop = threading.Event()
@@ -603,9 +614,10 @@ class OwnerSession:
             pieces = (chunk for segment in content for chunk in chunker.cut_bytes(segment))
         chunks: list[tuple[BlobId, int]] = []
         size = 0
-        for piece in pieces:
-            chunks.append((writer.save(DATA, piece), len(piece)))
-            size += len(piece)
+        with self.run.store_slots:
+            for piece in pieces:
+                chunks.append((writer.save(DATA, piece), len(piece)))
+                size += len(piece)
         with self._lock:
             self.stats.bytes_read += size
         return chunks, size

@@ -34,6 +34,7 @@ PACK_VERSION = 1
 _HEADER = struct.Struct(">4sBBI")
 HEADER_SIZE = _HEADER.size  # 10
 _LENGTH = struct.Struct(">I")
+LENGTH_SIZE = _LENGTH.size  # the trailer length field that ends a pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +107,28 @@ class PackBuilder:
         self.size += len(payload) + TAG_SIZE
 
     def finish(self) -> tuple[bytes, list[BlobEntry]]:
-        """Encrypt everything and return the pack's bytes and its entries."""
-        order = list(self._pending)
+        """Encrypt everything and return the pack's bytes and its entries.
+
+        Each payload is let go once it is encrypted, so finishing holds about
+        two packs' worth of memory (the sealed blobs, then the joined pack),
+        not three; the builder is empty afterwards.
+        """
+        order: list[tuple[int, BlobId, int, bytes] | None] = list(self._pending)
+        self._pending.clear()
         random.SystemRandom().shuffle(order)
         header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, self.kind, self._epoch)
         parts = [header]
         entries: list[BlobEntry] = []
         offset = HEADER_SIZE
-        for blob_type, blob_id, raw_length, payload in order:
+        for index, item in enumerate(order):
+            assert item is not None
+            order[index] = None  # the last reference to this payload
+            blob_type, blob_id, raw_length, payload = item
+            del item
             sealed = encrypt(
                 self._key, nonce_for_offset(offset), payload, blob_ad(blob_type, blob_id)
             )
+            del payload
             parts.append(sealed)
             entries.append(BlobEntry(blob_type, blob_id, offset, len(sealed), raw_length))
             offset += len(sealed)
@@ -125,7 +137,6 @@ class PackBuilder:
         length_bytes = _LENGTH.pack(trailer_length)
         parts.append(encrypt(self._key, TRAILER_NONCE, trailer_plain, header + length_bytes))
         parts.append(length_bytes)
-        self._pending.clear()
         return b"".join(parts), entries
 
 
@@ -141,33 +152,74 @@ def read_header(data: bytes, what: str) -> tuple[int, int]:
     return int(kind), int(epoch)
 
 
-def read_trailer(data: bytes, epoch_key: bytes, pack_id: bytes, what: str) -> list[BlobEntry]:
-    """Authenticate and parse the trailer of a whole pack held in ``data``.
+def check_pack_size(size: int, what: str) -> None:
+    """Raise IntegrityError if a pack of ``size`` bytes cannot hold a header, an
+    empty trailer and its length field (checked before any of them is read)."""
+    if size < HEADER_SIZE + _LENGTH.size + TAG_SIZE:
+        raise IntegrityError(f"{what}: truncated pack ({size} bytes)")
 
-    Also checks that the blobs tile the space between header and trailer
-    exactly, so no byte of the pack goes unauthenticated.
-    """
-    if len(data) < HEADER_SIZE + _LENGTH.size + TAG_SIZE:
-        raise IntegrityError(f"{what}: truncated pack ({len(data)} bytes)")
-    (trailer_length,) = _LENGTH.unpack_from(data, len(data) - _LENGTH.size)
-    trailer_start = len(data) - _LENGTH.size - trailer_length
-    if trailer_start < HEADER_SIZE:
+
+def trailer_start(size: int, length_bytes: bytes, what: str) -> int:
+    """Where the sealed trailer begins in a pack of ``size`` bytes (already
+    :func:`check_pack_size`-checked) whose last four bytes are ``length_bytes``.
+    Raises IntegrityError when the length leaves no room for the header."""
+    if len(length_bytes) != _LENGTH.size:
         raise IntegrityError(f"{what}: trailer length out of range")
+    (trailer_length,) = _LENGTH.unpack(length_bytes)
+    start: int = size - _LENGTH.size - trailer_length
+    if start < HEADER_SIZE:
+        raise IntegrityError(f"{what}: trailer length out of range")
+    return start
+
+
+def blobs_end(entries: list[BlobEntry], what: str) -> int:
+    """Where the blobs of ``entries`` end when they tile the pack from its header
+    on, in offset order, with no gap or overlap. Raises IntegrityError otherwise."""
+    position = HEADER_SIZE
+    for entry in sorted(entries, key=lambda e: e.offset):
+        if entry.offset != position:
+            raise IntegrityError(f"{what}: blobs do not tile the pack at offset {position}")
+        position += entry.length
+    return position
+
+
+def open_trailer(
+    header: bytes,
+    sealed: bytes,
+    length_bytes: bytes,
+    start: int,
+    epoch_key: bytes,
+    pack_id: bytes,
+    what: str,
+) -> list[BlobEntry]:
+    """Authenticate and parse a pack's trailer from its pieces: the header's
+    bytes, the sealed trailer found at ``start`` (:func:`trailer_start`) and
+    the length field. The tag covers the header and the length field; the
+    entries must tile the pack up to ``start``, so no byte of it goes
+    unauthenticated. Raises IntegrityError. Pure; thread-safe.
+
+    The one trailer parser: :func:`read_trailer` (a whole pack in memory) and
+    the ranged reader of ``repair index`` (store/maintenance/packverify.py) use it.
+    """
     key = pack_aead_key(epoch_key, pack_id)
-    ad = data[:HEADER_SIZE] + data[-_LENGTH.size :]
-    plain = decrypt(key, TRAILER_NONCE, data[trailer_start : len(data) - _LENGTH.size], ad, what)
+    plain = decrypt(key, TRAILER_NONCE, sealed, header + length_bytes, what)
     raw = decode(decode_payload(plain, what), what)
     if not isinstance(raw, list):
         raise IntegrityError(f"{what}: malformed trailer")
     entries = [BlobEntry.from_list(item, what) for item in raw]
-    expected = HEADER_SIZE
-    for entry in sorted(entries, key=lambda e: e.offset):
-        if entry.offset != expected:
-            raise IntegrityError(f"{what}: blobs do not tile the pack at offset {expected}")
-        expected += entry.length
-    if expected != trailer_start:
+    if blobs_end(entries, what) != start:
         raise IntegrityError(f"{what}: unaccounted bytes before the trailer")
     return entries
+
+
+def read_trailer(data: bytes, epoch_key: bytes, pack_id: bytes, what: str) -> list[BlobEntry]:
+    """Authenticate and parse the trailer of a whole pack held in ``data``
+    (:func:`open_trailer`). Raises IntegrityError."""
+    check_pack_size(len(data), what)
+    length_bytes = data[-_LENGTH.size :]
+    start = trailer_start(len(data), length_bytes, what)
+    sealed = data[start : len(data) - _LENGTH.size]
+    return open_trailer(data[:HEADER_SIZE], sealed, length_bytes, start, epoch_key, pack_id, what)
 
 
 def open_blob(

@@ -13,16 +13,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from store.errors import IntegrityError, ObjectNotFound, StoreError
-from store.format.codec import decode, encode
-from store.format.crypto import TAG_SIZE, TRAILER_NONCE, decode_payload, decrypt, keyed_hash
+from store.format.codec import encode
+from store.format.crypto import TAG_SIZE, keyed_hash
 from store.format.index import PackRecord
 from store.format.pack import (
     HEADER_SIZE,
+    LENGTH_SIZE,
     BlobEntry,
+    blobs_end,
+    check_pack_size,
     open_blob,
-    pack_aead_key,
+    open_trailer,
     read_header,
     read_trailer,
+    trailer_start,
 )
 from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId
 from store.maintenance.inventory import PackFile
@@ -155,14 +159,13 @@ def expected_pack_size(entries: list[BlobEntry]) -> int | None:
     and a tag, then its 4-byte length: all computable from the index alone,
     so ``check`` verifies pack sizes without reading any pack.
     """
+    try:
+        position = blobs_end(entries, "pack")
+    except IntegrityError:
+        return None
     ordered = sorted(entries, key=lambda e: e.offset)
-    position = HEADER_SIZE
-    for entry in ordered:
-        if entry.offset != position:
-            return None
-        position += entry.length
     trailer = 1 + len(encode([e.as_list() for e in ordered])) + TAG_SIZE
-    return position + trailer + 4
+    return position + trailer + LENGTH_SIZE
 
 
 def verify_pack(
@@ -193,25 +196,9 @@ def read_pack_trailer(
     what = pack.key
     head = backend_get(pack.key, 0, HEADER_SIZE)
     _kind, epoch = read_header(head, what)
-    if pack.size < HEADER_SIZE + 4 + TAG_SIZE:
-        raise IntegrityError(f"{what}: truncated pack ({pack.size} bytes)")
-    length_bytes = backend_get(pack.key, pack.size - 4, 4)
-    trailer_length = int.from_bytes(length_bytes, "big")
-    start = pack.size - 4 - trailer_length
-    if start < HEADER_SIZE or len(length_bytes) != 4:
-        raise IntegrityError(f"{what}: trailer length out of range")
-    sealed = backend_get(pack.key, start, trailer_length)
-    key = pack_aead_key(keyring.epoch_key(epoch, what), pack.pack_id)
-    plain = decrypt(key, TRAILER_NONCE, sealed, head + length_bytes, what)
-    raw = decode(decode_payload(plain, what), what)
-    if not isinstance(raw, list):
-        raise IntegrityError(f"{what}: malformed trailer")
-    entries = [BlobEntry.from_list(item, what) for item in raw]
-    position = HEADER_SIZE
-    for entry in sorted(entries, key=lambda e: e.offset):
-        if entry.offset != position:
-            raise IntegrityError(f"{what}: blobs do not tile the pack at offset {position}")
-        position += entry.length
-    if position != start:
-        raise IntegrityError(f"{what}: unaccounted bytes before the trailer")
-    return epoch, entries
+    check_pack_size(pack.size, what)
+    length_bytes = backend_get(pack.key, pack.size - LENGTH_SIZE, LENGTH_SIZE)
+    start = trailer_start(pack.size, length_bytes, what)
+    sealed = backend_get(pack.key, start, pack.size - LENGTH_SIZE - start)
+    epoch_key = keyring.epoch_key(epoch, what)
+    return epoch, open_trailer(head, sealed, length_bytes, start, epoch_key, pack.pack_id, what)

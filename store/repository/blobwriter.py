@@ -71,7 +71,13 @@ class BlobWriter:
         self._pending: set[bytes] = set()  # saved, not yet in a merged index
         self._in_progress = 0  # saves between reservation and queuing
         self._uploaded: list[PackRecord] = []  # uploaded, not yet indexed
-        self._uploads: list[Future[PackRecord]] = []
+        # Packs taken out of _builders whose upload has not ended. Counted from
+        # that moment (under _lock), not from their submission: the thread that
+        # closed a pack may wait a long time for an upload slot, and the pack
+        # holds other threads' blobs. A flush that saw neither the builder nor
+        # the upload let them be named by a snapshot before any index named
+        # them, and a crash then left a snapshot naming lost blobs.
+        self._unfinished = 0
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
         self._executor = ThreadPoolExecutor(max_uploads, thread_name_prefix="coffer-upload")
         self._index_every = index_every
@@ -173,6 +179,7 @@ class BlobWriter:
                 if builder.size >= self._pack_size or len(builder) >= MAX_BLOBS_PER_PACK:
                     finished = builder
                     del self._builders[kind]
+                    self._unfinished += 1
         finally:
             with self._lock:
                 self._in_progress -= 1
@@ -195,14 +202,22 @@ class BlobWriter:
         return self.save(TREE, data)
 
     def _start_upload(self, builder: PackBuilder) -> None:
-        self._upload_slots.acquire()  # backpressure: bounded packs in memory
+        """Upload a pack already counted in ``_unfinished`` (which the upload's end,
+        or a failure to start it, takes back). A pack that cannot be started
+        fails the writer: its blobs are deduplicated already and would be lost."""
         try:
-            future = self._executor.submit(self._upload, builder)
-        except BaseException:
-            self._upload_slots.release()
+            self._upload_slots.acquire()  # backpressure: bounded packs in memory
+            try:
+                future = self._executor.submit(self._upload, builder)
+            except BaseException:
+                self._upload_slots.release()
+                raise
+        except BaseException as exc:
+            with self._lock:
+                self._unfinished -= 1
+                self._error = self._error or exc
+                self._lock.notify_all()
             raise
-        with self._lock:
-            self._uploads.append(future)
         future.add_done_callback(self._uploaded_one)
 
     def _upload(self, builder: PackBuilder) -> PackRecord:
@@ -216,8 +231,7 @@ class BlobWriter:
     def _uploaded_one(self, future: Future[PackRecord]) -> None:
         exc = future.exception()
         with self._lock:
-            if future in self._uploads:
-                self._uploads.remove(future)
+            self._unfinished -= 1
             if exc is not None:
                 self._error = self._error or exc
                 self._lock.notify_all()
@@ -263,10 +277,19 @@ class BlobWriter:
                 self._lock.wait()
             builders = [b for b in self._builders.values() if len(b)]
             self._builders = {}
-        for builder in builders:
-            self._start_upload(builder)
+            self._unfinished += len(builders)
+        for n, builder in enumerate(builders):
+            try:
+                self._start_upload(builder)
+            except BaseException:
+                with self._lock:
+                    self._unfinished -= len(builders) - n - 1  # never started
+                    self._lock.notify_all()
+                raise
         with self._lock:
-            while self._uploads and self._error is None:
+            # Also the packs other threads closed (or took in their own flush)
+            # and may still be handing to an upload.
+            while self._unfinished and self._error is None:
                 self._lock.wait()
         self._raise_pending_error()
         self._write_index()

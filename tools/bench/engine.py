@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,15 @@ from tools.bench.corpus import change_one_percent, generate
 from tools.bench.engines import ENGINES, Engine
 from tools.bench.homecorpus import change_home_one_percent, generate_home
 from tools.bench.measure import dir_size, drop_caches, median
+from tools.bench.phases import (
+    add_mail_options,
+    bench_parser,
+    mail_sizes,
+    measure_phase,
+    phase_line,
+    phase_medians,
+    sizes_from,
+)
 
 PHASES = ("first backup", "no-change rerun", "1% changed rerun", "full restore")
 
@@ -49,13 +57,7 @@ def run_once(
                 change_one_percent(corpus, seed=seed)
         for engine in engines:
             cold = drop_caches()
-            if phase == "full restore":
-                target = scratch / f"restore-{engine.name}"
-                shutil.rmtree(target, ignore_errors=True)
-                measured = engine.restore(target)
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                measured = engine.backup(corpus)
+            measured = measure_phase(engine, phase, corpus, scratch)
             load = os.getloadavg()[0]
             results[engine.name][phase] = {
                 "seconds": measured.seconds,
@@ -63,11 +65,7 @@ def run_once(
                 "cold_cache": cold,
                 "load_1min": load,
             }
-            print(
-                f"  {engine.name:7} {phase:18} {measured.seconds:8.2f} s"
-                f"  {measured.peak_rss_mib:7.0f} MiB  load {load:.1f}",
-                flush=True,
-            )
+            print(f"{phase_line(engine.name, phase, measured, 18)}  load {load:.1f}", flush=True)
         if phase == "1% changed rerun":
             for engine in engines:
                 results[engine.name]["repository bytes"] = dir_size(engine.repo)
@@ -79,12 +77,7 @@ def summarise(
 ) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for name in runs[0]:
-        entry: dict[str, Any] = {}
-        for phase in PHASES:
-            entry[phase] = {
-                "seconds": median([r[name][phase]["seconds"] for r in runs]),
-                "peak_rss_mib": max(r[name][phase]["peak_rss_mib"] for r in runs),
-            }
+        entry: dict[str, Any] = dict(phase_medians(runs, name, PHASES))
         entry["repository bytes"] = median([r[name]["repository bytes"] for r in runs])
         entry["first backup MB/s"] = corpus_bytes / 1e6 / entry["first backup"]["seconds"]
         summary[name] = entry
@@ -136,18 +129,9 @@ def markdown(summary: dict[str, dict[str, Any]], corpus_desc: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--work", type=Path, default=Path("bench-results/engine"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
-    parser.add_argument("--engines", default="coffer,restic,borg")
+    parser = bench_parser(__doc__, work="bench-results/engine", engines="coffer,restic,borg")
     parser.add_argument("--corpus", choices=("mail", "home"), default="mail")
-    parser.add_argument("--owners", type=int, help="mail: owners (default 10; --quick 2)")
-    parser.add_argument("--mails-per-owner", type=int, help="mail: (default 10,000; --quick 1,000)")
-    parser.add_argument("--large-files", type=int, help="mail: (default 20; --quick 2)")
-    parser.add_argument("--large-mib", type=int, help="mail: (default 25; --quick 4)")
+    add_mail_options(parser, owners="mail: owners (default 10; --quick 2)", prefix="mail: ")
     parser.add_argument("--projects", type=int, help="home: projects (default 40; --quick 4)")
     parser.add_argument("--files-per-project", type=int, help="home: (default 1,000; --quick 250)")
     parser.add_argument("--vm-images", type=int, help="home: VM images (default 3; --quick 1)")
@@ -199,28 +183,14 @@ def main(argv: list[str] | None = None) -> None:
 def corpus_sizes(args: argparse.Namespace) -> dict[str, int]:
     """Generator keyword arguments from --quick and the size options."""
     if args.corpus == "home":
-        sizes = (
-            {"projects": 4, "files_per_project": 250, "vm_images": 1, "vm_size": 256 << 20}
-            if args.quick
-            else {}
+        return sizes_from(
+            args,
+            quick={"projects": 4, "files_per_project": 250, "vm_images": 1, "vm_size": 256 << 20},
+            counts=("projects", "files_per_project", "vm_images"),
+            mib="vm_mib",
+            size="vm_size",
         )
-        for name in ("projects", "files_per_project", "vm_images"):
-            if getattr(args, name) is not None:
-                sizes[name] = getattr(args, name)
-        if args.vm_mib is not None:
-            sizes["vm_size"] = args.vm_mib << 20
-        return sizes
-    sizes = (
-        {"owners": 2, "mails_per_owner": 1000, "large_files": 2, "large_size": 4 << 20}
-        if args.quick
-        else {}
-    )
-    for name in ("owners", "mails_per_owner", "large_files"):
-        if getattr(args, name) is not None:
-            sizes[name] = getattr(args, name)
-    if args.large_mib is not None:
-        sizes["large_size"] = args.large_mib << 20
-    return sizes
+    return mail_sizes(args)
 
 
 def allocated_size(path: Path) -> int:

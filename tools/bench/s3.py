@@ -17,11 +17,10 @@ absolute figures are bounded by it; the comparison is what the numbers are for.
 
 from __future__ import annotations
 
-import argparse
 import filecmp
+import functools
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +34,14 @@ from typing import Any
 from tools.bench.corpus import generate
 from tools.bench.engines import Coffer, Engine, Restic
 from tools.bench.measure import Measurement, dir_size, median
+from tools.bench.phases import (
+    add_mail_options,
+    bench_parser,
+    mail_sizes,
+    measure_phase,
+    phase_line,
+    phase_medians,
+)
 
 PHASES = ("first backup", "no-change rerun", "full restore")
 ACCESS_KEY = "coffer-bench"
@@ -163,6 +170,12 @@ def _restored_root(target: Path, corpus: Path) -> Path:
     return nested if nested.is_dir() else target
 
 
+def _check_restored(corpus: Path, engine: str, target: Path) -> None:
+    """Stop the benchmark when the tree restored into ``target`` is not the corpus."""
+    if not _same_tree(corpus, _restored_root(target, corpus)):
+        raise SystemExit(f"{engine}: the restored tree differs from the corpus")
+
+
 def run_once(engines: list[Engine], server: MotoServer, corpus: Path, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for engine in engines:
@@ -172,21 +185,10 @@ def run_once(engines: list[Engine], server: MotoServer, corpus: Path, work: Path
         engine.init()
         phases: dict[str, Any] = {}
         for phase in PHASES:
-            if phase == "full restore":
-                target = work / f"restore-{engine.name}"
-                shutil.rmtree(target, ignore_errors=True)
-                measured = engine.restore(target)
-                if not _same_tree(corpus, _restored_root(target, corpus)):
-                    raise SystemExit(f"{engine.name}: the restored tree differs from the corpus")
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                measured = engine.backup(corpus)
+            verify = functools.partial(_check_restored, corpus, engine.name)
+            measured = measure_phase(engine, phase, corpus, work, verify)
             phases[phase] = {"seconds": measured.seconds, "peak_rss_mib": measured.peak_rss_mib}
-            print(
-                f"  {engine.name:7} {phase:16} {measured.seconds:8.2f} s"
-                f"  {measured.peak_rss_mib:7.0f} MiB",
-                flush=True,
-            )
+            print(phase_line(engine.name, phase, measured, 16), flush=True)
         bucket = engine.bucket  # type: ignore[attr-defined]
         phases["bucket bytes"] = server.bucket_bytes(bucket)
         server.drop_bucket(bucket)
@@ -215,32 +217,14 @@ def markdown(summary: dict[str, Any], corpus_desc: str, corpus_bytes: int) -> st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--work", type=Path, default=Path("bench-results/s3"))
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a small corpus (checks the harness)")
-    parser.add_argument("--engines", default="coffer,restic")
-    parser.add_argument("--owners", type=int, help="corpus size (default 10; --quick 2)")
-    parser.add_argument("--mails-per-owner", type=int, help="(default 10,000; --quick 1,000)")
-    parser.add_argument("--large-files", type=int, help="(default 20; --quick 2)")
-    parser.add_argument("--large-mib", type=int, help="(default 25; --quick 4)")
+    parser = bench_parser(__doc__, work="bench-results/s3", engines="coffer,restic")
+    add_mail_options(parser, owners="corpus size (default 10; --quick 2)")
     args = parser.parse_args(argv)
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    sizes: dict[str, int] = (
-        {"owners": 2, "mails_per_owner": 1000, "large_files": 2, "large_size": 4 << 20}
-        if args.quick
-        else {}
-    )
-    for name in ("owners", "mails_per_owner", "large_files"):
-        if getattr(args, name) is not None:
-            sizes[name] = getattr(args, name)
-    if args.large_mib is not None:
-        sizes["large_size"] = args.large_mib << 20
+    sizes = mail_sizes(args)
     name = "corpus-" + "-".join(f"{k}{v}" for k, v in sorted(sizes.items())) if sizes else "corpus"
-    corpus = generate(work / name, **sizes)  # type: ignore[arg-type]
+    corpus = generate(work / name, **sizes)
     corpus_bytes = dir_size(corpus)
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
     desc = f"{files} files, {corpus_bytes / 1e9:.2f} GB"
@@ -253,13 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(run_once(engines, server, corpus, work))
     summary: dict[str, Any] = {}
     for name in runs[0]:
-        entry: dict[str, Any] = {
-            phase: {
-                "seconds": median([r[name][phase]["seconds"] for r in runs]),
-                "peak_rss_mib": max(r[name][phase]["peak_rss_mib"] for r in runs),
-            }
-            for phase in PHASES
-        }
+        entry: dict[str, Any] = dict(phase_medians(runs, name, PHASES))
         entry["bucket bytes"] = median([r[name]["bucket bytes"] for r in runs])
         summary[name] = entry
     load = os.getloadavg()[0]

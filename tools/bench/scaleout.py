@@ -246,17 +246,19 @@ def main(argv: list[str]) -> None:
                 single, sim, broker, backup, [], workdir / "backup-1p.json"
             )
             results["load_after"] = {"one process": os.getloadavg()}
-        base = results["runs"]["one process"]["seconds"]
-        envs: dict[int, dict[str, str]] = {}
-        for count in counts:
-            envs[count] = fresh(f"repo-{count}", cluster)
-            with _Workers(envs[count], count, args.concurrency, workdir, "backup") as pids:
-                run = _run(
-                    envs[count], sim, broker, backup, pids, workdir / f"backup-{count}w.json"
-                )
-            run["speedup"] = round(base / run["seconds"], 2)
-            results["runs"][f"{count} worker(s)"] = run
-            results["load_after"][f"{count} worker(s)"] = os.getloadavg()
+        envs = {count: fresh(f"repo-{count}", cluster) for count in counts}
+
+        def over_workers(what: str, command: list[str], runs: dict[str, Any]) -> None:
+            base = runs["one process"]["seconds"]
+            for count in counts:
+                with _Workers(envs[count], count, args.concurrency, workdir, what) as pids:
+                    keep = workdir / f"{what}-{count}w.json"
+                    run = _run(envs[count], sim, broker, command, pids, keep)
+                run["speedup"] = round(base / run["seconds"], 2)
+                runs[f"{count} worker(s)"] = run
+                results["load_after"][f"{what} {count} worker(s)"] = os.getloadavg()
+
+        over_workers("backup", backup, results["runs"])
         if not args.no_restore:
             if args.baseline is not None:
                 # The same snapshots as the first worker count's, read without a broker.
@@ -264,15 +266,7 @@ def main(argv: list[str]) -> None:
             results["restores"] = {
                 "one process": _run(single, sim, broker, restore, [], workdir / "restore-1p.json")
             }
-            base = results["restores"]["one process"]["seconds"]
-            for count in counts:
-                with _Workers(envs[count], count, args.concurrency, workdir, "restore") as pids:
-                    run = _run(
-                        envs[count], sim, broker, restore, pids, workdir / f"restore-{count}w.json"
-                    )
-                run["speedup"] = round(base / run["seconds"], 2)
-                results["restores"][f"{count} worker(s)"] = run
-                results["load_after"][f"restore {count} worker(s)"] = os.getloadavg()
+            over_workers("restore", restore, results["restores"])
     finally:
         broker.stop()
         sim.stop()

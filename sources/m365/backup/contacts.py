@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sources.m365.backup.context import Enumeration, ServiceContext, graph_json
+from sources.m365.backup.context import Enumeration, ServiceContext
+from sources.m365.backup.folderdelta import folder_round, place_folders
 from sources.m365.backup.folders import FolderMap
 from sources.m365.graph.errors import ItemGone, ResyncRequired
 from sources.m365.names import time_ns, titled_name
@@ -24,92 +25,33 @@ DEFAULT = "default"  # the key of the default folder's delta link in the state
 HEADERS = {"Prefer": 'odata.maxpagesize=100, IdType="ImmutableId"'}
 
 
-def _excluded(ctx: ServiceContext, chain: list[str]) -> bool:
-    return any(
-        ctx.selection.folder_excluded("/".join(["Contacts", *chain[: i + 1]]))
-        for i in range(len(chain))
-    )
-
-
 class ContactsBackup:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.uid = ctx.job.key
         self.state = ctx.state
 
-    def _folders(self, old: FolderMap) -> tuple[FolderMap, dict[str, Any], set[str], str | None]:
-        link = self.state.get("folders_delta")
-        first = f"/users/{self.uid}/contactFolders/delta"
-        try:
-            return self._walk(old, link or first, incremental=bool(link))
-        except ResyncRequired:
-            self.ctx.report.resynced.append("contact folders")
-            return self._walk(old, first, incremental=False)
-
-    def _walk(
-        self, old: FolderMap, url: str, *, incremental: bool
-    ) -> tuple[FolderMap, dict[str, Any], set[str], str | None]:
-        fmap = old.copy() if incremental else FolderMap()
-        changed: dict[str, Any] = {}
-        removed: set[str] = set()
-        link: str | None = None
-        for page in self.ctx.client.pages(url, self.ctx.res, headers=HEADERS):
-            for folder in page.values:
-                fid = str(folder.get("id", ""))
-                if not fid:
-                    continue
-                if "@removed" in folder:
-                    removed.add(fid)
-                    fmap.drop(fid)
-                    continue
-                fmap.put(fid, folder.get("parentFolderId"), str(folder.get("displayName") or fid))
-                changed[fid] = folder
-            link = page.delta_link or link
-        if not incremental:
-            removed |= set(old.folders) - set(fmap.folders)
-        return fmap, changed, removed, link
-
     def run(self) -> None:
         ctx = self.ctx
         old = FolderMap(self.state.get("folders"))
         links = {str(k): str(v) for k, v in (self.state.get("contacts") or {}).items()}
-        fmap, changed, removed, folder_link = self._folders(old)
-        for fid in removed:
-            path = ctx.lookup(fid)
-            if path:
-                ctx.remove(path)
-            links.pop(fid, None)
+        found = folder_round(
+            ctx, old, f"/users/{self.uid}/contactFolders/delta", HEADERS, "contact folders"
+        )
         if ctx.entry(ROOT) is None:
             ctx.add_dir(ROOT, attrs={"type": "contactFolder", "name": "Contacts"})
+
+        placed = place_folders(
+            ctx, old, found, ROOT, links, kind="contactFolder", prefix=("Contacts",)
+        )
         todo: list[tuple[str, str, str]] = [(DEFAULT, ROOT, f"/users/{self.uid}/contacts/delta")]
-        for fid in sorted(fmap.folders, key=fmap.depth):
-            path = fmap.tree_path(ROOT, fid)
-            if path is None:
-                continue
-            current = ctx.lookup(fid)
-            if _excluded(ctx, fmap.chain(fid)):
-                if current is not None:
-                    ctx.remove(current, count=False)
-                links.pop(fid, None)
-                continue
-            if current is not None and current != path:
-                ctx.move_tree(current, path)
-            if fid in changed or current is None:
-                folder = changed.get(fid) or {"id": fid, "displayName": fmap.folders[fid][1]}
-                ctx.add_dir(
-                    path,
-                    item_id=fid,
-                    attrs={
-                        "type": "contactFolder",
-                        "id": fid,
-                        "name": str(folder.get("displayName", "")),
-                        "graph": graph_json(folder),
-                    },
-                )
-            todo.append((fid, path, f"/users/{self.uid}/contactFolders/{fid}/contacts/delta"))
-        self.state["folders"] = fmap.to_state()
-        if folder_link:
-            self.state["folders_delta"] = folder_link
+        todo += [
+            (fid, path, f"/users/{self.uid}/contactFolders/{fid}/contacts/delta")
+            for fid, path in placed
+        ]
+        self.state["folders"] = found.fmap.to_state()
+        if found.link:
+            self.state["folders_delta"] = found.link
         self.state["contacts"] = links
         ctx.publish()
         for fid, path, first in todo:

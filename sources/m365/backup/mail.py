@@ -21,6 +21,7 @@ from typing import Any
 
 from sources.m365.backup.context import Enumeration, ServiceContext, graph_json
 from sources.m365.backup.failures import Failures
+from sources.m365.backup.folderdelta import folder_round, place_folders
 from sources.m365.backup.folders import FolderMap
 from sources.m365.backup.mimesplit import split_mime
 from sources.m365.graph.client import TooLarge
@@ -122,20 +123,6 @@ def message_attrs(message: dict[str, Any], folder: str) -> dict[str, str]:
     return attrs
 
 
-def _folder_attrs(folder: dict[str, Any]) -> dict[str, str]:
-    return {
-        "type": "mailFolder",
-        "id": str(folder.get("id", "")),
-        "name": str(folder.get("displayName", "")),
-        "graph": graph_json(folder),
-    }
-
-
-def _excluded(ctx: ServiceContext, fmap: FolderMap, fid: str) -> bool:
-    chain = fmap.chain(fid)
-    return any(ctx.selection.folder_excluded("/".join(chain[: i + 1])) for i in range(len(chain)))
-
-
 class MailBackup:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -143,44 +130,6 @@ class MailBackup:
         self.state = ctx.state
         self.round = _Round()
         self.failures = Failures(ctx, ctx.state)
-
-    # -- folders -------------------------------------------------------------------------
-
-    def _folder_round(
-        self, old: FolderMap
-    ) -> tuple[FolderMap, dict[str, dict[str, Any]], set[str], str | None]:
-        ctx = self.ctx
-        link = self.state.get("folders_delta")
-        initial = f"/users/{self.uid}/mailFolders/delta"
-        try:
-            return self._walk_folders(old, link or initial, incremental=bool(link))
-        except ResyncRequired:
-            ctx.report.resynced.append("mail folders")
-            return self._walk_folders(old, initial, incremental=False)
-
-    def _walk_folders(
-        self, old: FolderMap, url: str, *, incremental: bool
-    ) -> tuple[FolderMap, dict[str, dict[str, Any]], set[str], str | None]:
-        fmap = old.copy() if incremental else FolderMap()
-        changed: dict[str, dict[str, Any]] = {}
-        removed: set[str] = set()
-        link: str | None = None
-        for page in self.ctx.client.pages(url, self.ctx.res, headers=HEADERS):
-            for folder in page.values:
-                fid = str(folder.get("id", ""))
-                if not fid:
-                    continue
-                if "@removed" in folder:
-                    removed.add(fid)
-                    fmap.drop(fid)
-                    changed.pop(fid, None)
-                    continue
-                fmap.put(fid, folder.get("parentFolderId"), str(folder.get("displayName") or fid))
-                changed[fid] = folder
-            link = page.delta_link or link
-        if not incremental:
-            removed |= set(old.folders) - set(fmap.folders)
-        return fmap, changed, removed, link
 
     # -- the run -------------------------------------------------------------------------
 
@@ -190,34 +139,16 @@ class MailBackup:
         links: dict[str, str] = {
             str(k): str(v) for k, v in (self.state.get("messages") or {}).items()
         }
-        fmap, changed, removed, folder_link = self._folder_round(old)
-        for fid in removed:
-            path = ctx.lookup(fid) or old.tree_path(ROOT, fid)
-            if path:
-                ctx.remove(path)
-            links.pop(fid, None)
-        order = sorted(fmap.folders, key=fmap.depth)
-        todo: list[tuple[str, str, str]] = []
-        for fid in order:
-            path = fmap.tree_path(ROOT, fid)
-            if path is None:
-                continue
-            current = ctx.lookup(fid)
-            if _excluded(ctx, fmap, fid):
-                if current is not None:
-                    ctx.remove(current, count=False)
-                links.pop(fid, None)
-                continue
-            if current is not None and current != path:
-                ctx.move_tree(current, path)
-            if fid in changed or current is None:
-                folder = changed.get(fid) or {"id": fid, "displayName": fmap.folders[fid][1]}
-                ctx.add_dir(path, item_id=fid, attrs=_folder_attrs(folder))
-            todo.append((fid, path, fmap.human_path(fid)))
+        found = folder_round(
+            ctx, old, f"/users/{self.uid}/mailFolders/delta", HEADERS, "mail folders"
+        )
+
+        placed = place_folders(ctx, old, found, ROOT, links, kind="mailFolder")
+        todo = [(fid, path, found.fmap.human_path(fid)) for fid, path in placed]
         ctx.report.count("folders", len(todo))
-        self.state["folders"] = fmap.to_state()
-        if folder_link:
-            self.state["folders_delta"] = folder_link
+        self.state["folders"] = found.fmap.to_state()
+        if found.link:
+            self.state["folders_delta"] = found.link
         self.state["messages"] = links
         ctx.publish()
         for fid, path, human in todo:

@@ -6,6 +6,11 @@ data blob not yet in the repository to the service report of the thread that
 saved it (set with :func:`attributed_to`). The run's total comes from the
 writer's own statistics; per-service figures are exact except when two owners
 store the same new blob at the same instant (both are credited).
+
+"Not yet in the repository" is asked of the writer itself (the blobs it has in
+flight, then the blob index), not of a set of every blob this run saved: such
+a set grew with the run (about 90 bytes a blob), so memory was not bounded by
+the tenant's size (docs/performance.md, "Microsoft 365 backup").
 """
 
 from __future__ import annotations
@@ -37,8 +42,6 @@ class AttributingWriter:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
         self._inner = repo.blob_writer()
-        self._seen: set[bytes] = set()
-        self._lock = threading.Lock()
 
     @property
     def stats(self) -> Any:
@@ -51,13 +54,7 @@ class AttributingWriter:
         if blob_id is None:
             blob_id = self._inner.blob_id(data)
         report: ServiceReport | None = getattr(_local, "report", None)
-        new = False
-        if report is not None and blob_type == DATA:
-            key = bytes(blob_id[:16])
-            with self._lock:
-                fresh = key not in self._seen
-                self._seen.add(key)
-            new = fresh and not self._repo.blob_index.contains(blob_id)
+        new = report is not None and blob_type == DATA and not self._inner.contains(blob_id)
         result = self._inner.save(blob_type, data, blob_id)
         if new and report is not None:
             report.add("bytes_added", len(data))

@@ -66,7 +66,12 @@ _NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-_DOWNLOAD_BLOCK = 1 << 20
+# Downloads are read in blocks below glibc's mmap threshold (128 KiB, fixed once
+# cli/malloc.py sets the trim threshold): 1 MiB blocks were each a fresh mmap,
+# page-faulted in and unmapped (urllib3 and http.client copy each block twice),
+# which cost more CPU than the bytes' TLS decryption (docs/performance.md,
+# "Microsoft 365 backup"); 64 KiB blocks reuse the heap.
+_DOWNLOAD_BLOCK = 64 * 1024
 
 # Preferences sent with every Graph request (RFC 7240: a service ignores those it
 # does not implement). IdType: Outlook IDs that survive moves, in the one format

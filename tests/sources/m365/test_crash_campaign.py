@@ -180,9 +180,12 @@ def killed_then_resumed(
         args = ("backup", "--checkpoint-interval", str(interval), *extra)
         proc = env.popen(*args, COFFER_CONFIG=campaign.config)
         try:
-            proc.communicate(timeout=moment)
+            out, err = proc.communicate(timeout=moment)
             story.append(f"try {n}: finished before {moment:.2f}s (exit {proc.returncode})")
-            assert proc.returncode == 0, f"coffer {' '.join(args)} exited {proc.returncode}"
+            assert proc.returncode == 0, (
+                f"coffer {' '.join(args)} exited {proc.returncode}: {err[-2000:]}"
+                f"\n{out[-2000:]}\n{story}"
+            )
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=60)
