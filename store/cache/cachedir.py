@@ -185,17 +185,19 @@ class MappedPages:
 
     def _find(self) -> list[tuple[int, int]]:
         if self._ranges is None:
+            # Bytes: a cache directory whose name is not UTF-8 (COFFER_CACHE_DIR
+            # from a non-UTF-8 locale) is listed as such in the maps file, and a
+            # text read of it raised UnicodeDecodeError.
+            path = os.fsencode(self._path)
             try:
-                with open("/proc/self/maps") as maps:
+                with open("/proc/self/maps", "rb") as maps:
                     spans = [
-                        line.split(maxsplit=1)[0]
-                        for line in maps
-                        if line.rstrip().endswith(self._path)
+                        line.split(maxsplit=1)[0] for line in maps if line.rstrip().endswith(path)
                     ]
             except OSError:
                 spans = []
             self._ranges = [
-                (int(a, 16), int(b, 16)) for a, b in (span.split("-") for span in spans)
+                (int(a, 16), int(b, 16)) for a, b in (span.split(b"-") for span in spans)
             ]
         return self._ranges
 
