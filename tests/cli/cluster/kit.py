@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,3 +216,22 @@ def run_snapshots(env: CofferEnv, run: str) -> list[dict[str, Any]]:
     """The snapshots (checkpoints too) of the run whose id starts with ``run``."""
     listing = env.run("snapshots", "--partial", "--json").json()
     return [s for s in listing if str(s.get("run", "")).startswith(run)]
+
+
+@contextmanager
+def slow_bodies(tenant: RunningTenant, delay: float = 0.05) -> Iterator[None]:
+    """Every message body takes ``delay`` seconds: the run lasts long enough to be
+    hit in the middle."""
+    tenant.admin.inject_faults({"kind": "slow", "match": r"/\$value", "delay": delay})
+    try:
+        yield
+    finally:
+        tenant.admin.clear_faults()
+
+
+def wait_until(what: Callable[[], bool], why: str, limit: float = 120.0) -> None:
+    """Poll ``what`` until it holds; fails with ``why`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not what():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.2)

@@ -26,6 +26,8 @@ from tests.cli.cluster.kit import (
     cluster_config,
     run_snapshots,
     running_redis,
+    slow_bodies,
+    wait_until,
     workers,
 )
 from tests.cli.support.helpers import CofferEnv
@@ -44,31 +46,13 @@ def client(broker: RedisServer) -> redis.Redis:
     return empty
 
 
-@contextmanager
-def slow_bodies(tenant: RunningTenant, delay: float = 0.05) -> Iterator[None]:
-    """Every message body takes ``delay`` seconds: the run lasts long enough to be
-    hit in the middle."""
-    tenant.admin.inject_faults({"kind": "slow", "match": r"/\$value", "delay": delay})
-    try:
-        yield
-    finally:
-        tenant.admin.clear_faults()
-
-
-def _wait(what: Callable[[], bool], why: str, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while not what():
-        assert time.monotonic() < deadline, why
-        time.sleep(0.2)
-
-
 def _the_run(client: redis.Redis) -> str:
     """The id of the one run in the broker (the test's)."""
 
     def runs() -> list[str]:
         return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
 
-    _wait(lambda: bool(runs()), "no run started")
+    wait_until(lambda: bool(runs()), "no run started")
     (key,) = runs()
     return str(key).split(":")[2]
 
@@ -118,7 +102,7 @@ def _loses_data_mid_run(
     client = server.client()
     with workers(env, config, tmp_path, 2), following(env, config) as proc:
         run = _the_run(client)
-        _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 2, "no owner finished")
+        wait_until(lambda: client.hlen(f"coffer:run:{run}:owners") >= 2, "no owner finished")
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
         assert client.hlen(f"coffer:run:{run}:owners") < total  # hit in the middle
         lose()
@@ -174,7 +158,7 @@ def test_jobs_lost_without_the_counters_are_enqueued_again(
     with following(env, config) as proc:
         run = _the_run(client)
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
-        _wait(lambda: client.llen("coffer") == total, "the jobs were not queued")
+        wait_until(lambda: client.llen("coffer") == total, "the jobs were not queued")
         client.delete("coffer")  # the queue lost, the run's counters kept
         worker = Worker(env, config, tmp_path / "worker.log", concurrency=2)
         try:
@@ -202,7 +186,7 @@ def test_a_restore_completes_when_redis_is_flushed_in_the_middle(
             following(env, config, *restore) as proc,
         ):
             run = _the_run(client)
-            _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner restored")
+            wait_until(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner restored")
             total = int(client.hget(f"coffer:run:{run}", "total") or 0)
             assert client.hlen(f"coffer:run:{run}:owners") < total  # hit in the middle
             client.flushall()

@@ -13,16 +13,21 @@ data").
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.cli.cluster.kit import RedisServer, Worker, cluster_config, run_snapshots, workers
+from tests.cli.cluster.kit import (
+    RedisServer,
+    Worker,
+    cluster_config,
+    run_snapshots,
+    slow_bodies,
+    wait_until,
+    workers,
+)
 from tests.cli.support.helpers import CofferEnv
 from tools.graphsim.testing import RunningTenant
 
@@ -39,23 +44,6 @@ def client(broker: RedisServer) -> redis.Redis:
     return empty
 
 
-@contextmanager
-def slow_bodies(tenant: RunningTenant, delay: float = 0.05) -> Iterator[None]:
-    """Every message body takes ``delay`` seconds: the run is hit in the middle."""
-    tenant.admin.inject_faults({"kind": "slow", "match": r"/\$value", "delay": delay})
-    try:
-        yield
-    finally:
-        tenant.admin.clear_faults()
-
-
-def _wait(what: Callable[[], bool], why: str, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while not what():
-        assert time.monotonic() < deadline, why
-        time.sleep(0.3)
-
-
 def _flushed_mid_run(
     env: CofferEnv, config: Path, client: redis.Redis, root: Path
 ) -> tuple[str, int]:
@@ -69,7 +57,7 @@ def _flushed_mid_run(
             "backup", "--detach", "--json", "--service", "mail", COFFER_CONFIG=str(config)
         )
         run = str(detached.json()["run"])
-        _wait(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner finished")
+        wait_until(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner finished")
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
         assert client.hlen(f"coffer:run:{run}:owners") < total - 2  # hit in the middle
         client.flushall()
@@ -129,7 +117,7 @@ def test_a_lost_detached_run_is_reported_then_resumed_once(
     assert "not finished yet" in waiting.err
 
     with workers(env, config, tmp_path / "second", 2):
-        _wait(lambda: env.run("report", run, check=False, **cfg).code == 0, "not done", LIMIT)
+        wait_until(lambda: env.run("report", run, check=False, **cfg).code == 0, "not done", LIMIT)
     report = env.run("report", run, "--json", **cfg).json()["report"]
     _each_owner_committed_once(env, report, total)
 
