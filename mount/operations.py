@@ -120,7 +120,9 @@ class Operations(pyfuse3.Operations):
         self.inodes = InodeTable(vfs.root(), max_inodes)
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
-        self.readahead_bytes = min(readahead_bytes, vfs.chunk_cache_bytes // 4)
+        # Half the chunk cache: the window ahead of a reader plus the chunks it
+        # is reading must fit, or chunks loaded ahead are evicted unread.
+        self.readahead_bytes = min(readahead_bytes, vfs.chunk_cache_bytes // 2)
         self.nursery: trio.Nursery | None = None
         self._invalidate = invalidate
         self._reply = readdir_reply

@@ -25,6 +25,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from mount.allocator import keep_freed_buffers
 from mount.errors import (
     FuseUnavailable,
     MountError,
@@ -45,11 +46,12 @@ FUSE_CONF = "/etc/fuse.conf"
 # The kernel's read-ahead in the mount (see raise_read_ahead).
 READ_AHEAD_KIB = 4096
 # The mount's caches, sized to keep the process under 150 MiB on the benchmark
-# corpus (docs/performance.md, "Mount"): decrypted chunks, four read-ahead
+# corpus (docs/performance.md, "Mount"): decrypted chunks, two read-ahead
 # windows of mount.openfile (the kernel keeps the pages it read, keep_cache,
-# so a larger cache mostly held copies of them), and decoded tree pages
-# (a find or a listing walks a directory's pages once, in order).
-MOUNT_CHUNK_CACHE_BYTES = 24 * 1024 * 1024
+# so a larger cache mostly held copies of them; with freed buffers kept for
+# reuse, mount/allocator.py, each MiB of cache cost 1.5 MiB of RSS), and
+# decoded tree pages (a find or a listing walks a directory's pages once, in order).
+MOUNT_CHUNK_CACHE_BYTES = 8 * 1024 * 1024
 MOUNT_TREE_CACHE_BYTES = 8 * 1024 * 1024
 # After the first signal, say every this many seconds what we are waiting for.
 _WAIT_NOTICE_SECONDS = 10.0
@@ -172,6 +174,9 @@ def _serve(
     max_inodes: int,
     ready_callback: Callable[[], None] | None,
 ) -> None:
+    # Before the first chunk is read: chunk-sized buffers are then reused
+    # instead of faulted in afresh (mount/allocator.py).
+    keep_freed_buffers()
     vfs = VirtualFS(
         repo,
         refresh_seconds=refresh_seconds,

@@ -136,6 +136,39 @@ def test_cat(latest: Path) -> None:
     assert cat(report) == alice_items()["OneDrive/Documents/report.docx"].content
 
 
+def minor_faults(pid: int) -> int:
+    """Page faults the process has taken so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7])  # minflt, the 10th field of stat(5)
+
+
+def test_reading_reuses_buffers_instead_of_faulting_in_fresh_pages(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """Every chunk passes through a few chunk-sized buffers: the mount reuses
+    them (mount/allocator.py) rather than taking every page of every buffer
+    afresh from the kernel, which cost up to 1,000 page faults per MiB read
+    (4 per page) and more CPU in the kernel than in Python. Measured here:
+    about one fault per page read without, under a third with."""
+    expected = alice_items()["OneDrive/Documents/report.docx"].content
+    with Mount(corpus.repo_path, tmp_path / "mnt", tmp_path / "cache") as mount:
+        report = (
+            mount.mountpoint / "snapshots" / "latest" / ALICE_DIR / "OneDrive/Documents/report.docx"
+        )
+        assert cat(report) == expected  # the heap grows to its working size once
+        before = minor_faults(mount.process.pid)
+        rounds = 6
+        for _ in range(rounds):
+            with open(report, "rb") as handle:
+                # Drop the kernel's copy so that every read reaches the mount again.
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                assert handle.read() == expected
+        faults = minor_faults(mount.process.pid) - before
+        assert mount.stop() == 0
+    pages_read = rounds * len(expected) // 4096
+    assert faults < pages_read // 2, (faults, pages_read)
+
+
 def test_cp_a_and_diff(latest: Path, corpus: Corpus, tmp_path: Path) -> None:
     run("cp", "-a", f"{latest}/.", tmp_path / "copy")
     run("diff", "-r", "--no-dereference", tmp_path / "copy", corpus.expected)
