@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 from store.backup.merge import MergeCounts, MergeInput, merge
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
-from store.errors import StoreError
+from store.errors import SnapshotNotFound, StoreError
 from store.format.chunker import Chunker
 from store.format.codec import encode
 from store.format.paths import SEPARATOR, path_key
@@ -108,9 +108,13 @@ class BackupRun:
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         writer: BlobWriter | None = None,
         store_slots: int = STORE_SLOTS,
+        owner_snapshots: Callable[[Owner], list[Snapshot]] | None = None,
     ) -> None:
         """``store_slots``: how many items' content may be stored at once
-        (threads beyond it wait their turn; see STORE_SLOTS)."""
+        (threads beyond it wait their turn; see STORE_SLOTS). ``owner_snapshots``:
+        where an owner's snapshots come from instead of a listing of the whole
+        repository (``snapshots_of``): a cluster job is told its owner's by the
+        run that enqueued it, so a job costs the same at 10 owners or 10,000."""
         self.repo = repo
         self._pool: WorkerPool[Any] | None = None
         self._pool_lock = threading.Lock()
@@ -126,6 +130,7 @@ class BackupRun:
         self._stop = threading.Event()
         self._snapshots: list[Snapshot] | None = None
         self._snapshots_lock = threading.Lock()
+        self._owner_snapshots = owner_snapshots
         self._write_marker()
         # Deduplicate only against the index as it is now that the marker exists:
         # prune may have swept packs an older view still names (store/maintenance/prune/pruning.py).
@@ -163,6 +168,16 @@ class BackupRun:
             if self._snapshots is None or refresh:
                 self._snapshots = self.repo.list_snapshots()
             return self._snapshots
+
+    def snapshots_of(self, owner: Owner, *, refresh: bool = False) -> list[Snapshot]:
+        """The owner's snapshots, checkpoints included: from ``owner_snapshots``
+        when the run has it and ``refresh`` is false, else from the run's
+        listing of the repository (refreshed when ``refresh``)."""
+        if self._owner_snapshots is not None and not refresh:
+            found = self._owner_snapshots(owner)
+        else:
+            found = self.snapshots(refresh=refresh)
+        return [s for s in found if s.owner.identity == owner.identity]
 
     def owner(
         self,
@@ -289,19 +304,30 @@ class OwnerSession:
     # -- setup ----------------------------------------------------------
 
     def _find_parent(self) -> Snapshot | None:
-        snapshots = self.run.snapshots()
-        known = {s.snapshot_id for s in snapshots}
+        mine = self.run.snapshots_of(self.owner)
         cached = self.store.snapshot_id()
-        if cached is not None and cached not in known:
+        if cached is not None and self._newer_than(cached, mine):
             # Another process committed this owner after the run listed the
             # repository: look again so we build on the newest state.
-            snapshots = self.run.snapshots(refresh=True)
-        mine = [s for s in snapshots if s.owner.identity == self.owner.identity]
+            mine = self.run.snapshots_of(self.owner, refresh=True)
         self._older_checkpoints = [s for s in mine if s.partial]
         if not mine:
             return None
         # Newest first; at equal times a complete snapshot beats a checkpoint.
         return max(mine, key=lambda s: (s.time_ns, not s.partial))
+
+    def _newer_than(self, cached: SnapshotId, mine: list[Snapshot]) -> bool:
+        """Whether the snapshot the local catalogue holds is missing from ``mine``
+        and may be newer than all of it (or is gone: then a fresh listing says
+        what is there). An older one that is not in ``mine`` (a run that was told
+        only its owner's latest snapshots) needs no listing."""
+        if any(s.snapshot_id == cached for s in mine):
+            return False
+        try:
+            held = self.repo.load_snapshot(cached)
+        except SnapshotNotFound:
+            return True
+        return held.time_ns >= max((s.time_ns for s in mine), default=-1)
 
     def _sync_catalogue(self) -> None:
         wanted = self.parent.snapshot_id if self.parent else None
