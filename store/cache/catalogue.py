@@ -224,6 +224,23 @@ class OwnerStore:
             with self.env.begin(write=True) as txn:
                 txn.put(b"snapshot", snapshot_id, db=self.meta)
 
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Remove these entries (and their item IDs) from the catalogue, which then
+        is no snapshot's tree: ``meta[snapshot]`` is removed in the same
+        transaction, so a session that ends without committing leaves it to be
+        rebuilt. Directories above them keep their old subtree IDs: the caller
+        must not reuse those (merge.MergeInput.reuse_dirs)."""
+        with self.env.begin(write=True) as txn:
+            txn.delete(b"snapshot", db=self.meta)
+            for key in keys:
+                raw = txn.get(key, db=self.catalogue)
+                if raw is None:
+                    continue
+                item_id = decode(bytes(raw), "catalogue entry").get("i")
+                txn.delete(key, db=self.catalogue)
+                if item_id is not None and txn.get(str(item_id).encode(), db=self.ids) == key:
+                    txn.delete(str(item_id).encode(), db=self.ids)
+
     def _write_rebuilt(self, batch: list[tuple[bytes, Entry]]) -> None:
         with self.env.begin(write=True) as txn:
             for key, entry in batch:
