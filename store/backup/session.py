@@ -281,6 +281,7 @@ class OwnerSession:
         try:
             self.store = OwnerStore(owners_dir / name)
             self.parent = self._find_parent()
+            self._generation = self.repo.blob_index.generation()
             self._sync_catalogue()
             self.sync_state: bytes | None = self._check_base()
         except BaseException:
@@ -319,6 +320,8 @@ class OwnerSession:
                 self.store.rebuild(
                     wanted, self.parent.tree if self.parent else None, self.run.tree_reader
                 )
+                # Every page was just read: all are indexed in this generation.
+                self.store.set_index_generation(self._generation)
             except BlobMissing:
                 # A tree page of the base is in no index: its items cannot even be
                 # listed, so none is reused (_check_base says so).
@@ -336,9 +339,10 @@ class OwnerSession:
         missing and reads them again), no directory's old pages are reused until
         this session's first commit (writing them again stores the missing ones),
         and the sync state is dropped when items left or it names such a blob
-        itself. A base that is a checkpoint always has its pages written again
-        (a lost leaf page of a large directory is not seen otherwise). Nothing
-        here raises for missing blobs; the owner is backed up in full instead.
+        itself. The pages are written again also when the base is a checkpoint
+        or the blob index was rebuilt since the catalogue last matched it (its
+        generation changed): the audit sees no leaf page of a large directory.
+        Nothing here raises for missing blobs; what is missing is read again.
         """
         parent = self.parent
         if parent is None:
@@ -354,6 +358,12 @@ class OwnerSession:
             )
             return None
         audit = audit_base(self.repo, self.store, parent.sync)
+        # The audit sees each directory's root page, not the leaves of a large one:
+        # those were all indexed when the catalogue last matched the index, and
+        # stay so while the index only grows (its generation is the same).
+        self._generation = self.repo.blob_index.generation()
+        if self.store.index_generation() != self._generation:
+            self._reuse_dirs = False
         sync_usable = not audit.sync
         if audit.items or audit.directories:
             self.store.forget(audit.items)
@@ -779,8 +789,10 @@ class OwnerSession:
             )
             assert snapshot.snapshot_id is not None
             out.finish(snapshot.snapshot_id, final=final)
-            # Every page is now written by this run (or indexed): reuse is safe again.
-            self._reuse_dirs = True
+            if not self._reuse_dirs:
+                # Every page is now written by this run (or indexed): reuse is safe again.
+                self.store.set_index_generation(self._generation)
+                self._reuse_dirs = True
         except BaseException:
             out.abort()
             self._failed = True

@@ -77,6 +77,18 @@ class OwnerStore:
             raw = txn.get(b"snapshot")
         return SnapshotId(bytes(raw)) if raw else None
 
+    def index_generation(self) -> bytes | None:
+        """The blob index generation (BlobIndex.generation) under which every tree
+        page this catalogue's directories name was last known to be indexed; None
+        if never recorded."""
+        with self.env.begin(db=self.meta) as txn:
+            raw = txn.get(b"index_generation")
+        return bytes(raw) if raw else None
+
+    def set_index_generation(self, generation: bytes) -> None:
+        with self.env.begin(write=True, db=self.meta) as txn:
+            txn.put(b"index_generation", generation)
+
     def get_catalogue(self, key: bytes) -> bytes | None:
         with self.env.begin(db=self.catalogue) as txn:
             raw = txn.get(key)

@@ -107,3 +107,45 @@ def test_a_clean_base_is_reused_and_the_audit_costs_one_pass(tmp_path: Path) -> 
         assert repo.load_blob(parent.sync[0], TREE) == b"state"
     finally:
         repo.close()
+
+
+def test_a_lost_leaf_page_of_a_large_directory_is_written_again(tmp_path: Path) -> None:
+    """A directory of 3,000 items is split into leaf pages under an interior root page
+    (FORMAT.md §8); the audit sees the root page (indexed here) but not the leaves.
+    One leaf's pack is lost (the index rewritten without it, so the blob index is
+    rebuilt: a new generation): the next commit must write the directory's pages
+    again instead of reusing the root that names the lost leaf. Without the
+    generation rule the new snapshot named the lost page."""
+    repo = make_repo(tmp_path / "repo", cache=tmp_path / "cache", pack_size=4096)
+    try:
+        with BackupRun(repo) as run:
+            session = run.owner(OWNER)
+            for i in range(3000):
+                session.add_item(f"inbox/{i:05d}.eml", b"message %d" % i, version="1")
+            base = session.commit()
+        entry = repo.tree_reader.lookup(base.tree, b"inbox")
+        assert entry is not None
+        assert entry.subtree is not None
+        root = repo.tree_reader.page(entry.subtree)
+        assert root.children is not None  # split: an interior page over leaves
+        root_pack = repo.blob_index.lookup(entry.subtree)
+        assert root_pack is not None
+        leaf = next(
+            page_id
+            for _, page_id, _ in root.children
+            if (where := repo.blob_index.lookup(page_id)) is not None
+            and where.pack_id != root_pack.pack_id
+        )
+        lose(repo, [leaf])
+        with BackupRun(repo) as run:
+            session = run.owner(OWNER)
+            assert session.base_warning is None  # the audit cannot see a leaf
+            for i in range(3000):
+                assert session.unchanged(f"inbox/{i:05d}.eml", "1")
+            snapshot = session.commit()
+        for blob_id in _named_blobs(repo, snapshot.tree):
+            assert repo.blob_index.contains(blob_id), blob_id.hex()
+        reader = repo.reader(snapshot)
+        assert sum(1 for _, e in reader.walk("") if e.is_file) == 3000
+    finally:
+        repo.close()
