@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from store.backup.audit import audit_base
+from store.backup.audit import BaseAudit, audit_base
 from store.backup.merge import MergeCounts, MergeInput, merge
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
@@ -273,6 +273,7 @@ class OwnerSession:
         # warning, also in the snapshot's stats ("base_reread") and the run report.
         self.base_warning: str | None = None
         self._base_lost = False
+        self._rebuilt = False
         self._reuse_dirs = True
         owners_dir = self.repo.cache_dir / "owners"
         owners_dir.mkdir(mode=0o700, exist_ok=True)
@@ -320,8 +321,7 @@ class OwnerSession:
                 self.store.rebuild(
                     wanted, self.parent.tree if self.parent else None, self.run.tree_reader
                 )
-                # Every page was just read: all are indexed in this generation.
-                self.store.set_index_generation(self._generation)
+                self._rebuilt = True  # every page was just read: all are indexed
             except BlobMissing:
                 # A tree page of the base is in no index: its items cannot even be
                 # listed, so none is reused (_check_base says so).
@@ -340,13 +340,17 @@ class OwnerSession:
         this session's first commit (writing them again stores the missing ones),
         and the sync state is dropped when items left or it names such a blob
         itself. The pages are written again also when the base is a checkpoint
-        or the blob index was rebuilt since the catalogue last matched it (its
-        generation changed): the audit sees no leaf page of a large directory.
+        or the blob index lost entries since the catalogue was last verified
+        (its generation changed): the audit sees no leaf page of a large
+        directory. A complete base whose catalogue was verified in the index's
+        current generation needs no audit: between equal generations the index
+        only grew, and a commit names only verified or newly indexed blobs.
         Nothing here raises for missing blobs; what is missing is read again.
         """
         parent = self.parent
         if parent is None:
             return None
+        verified = self.store.verified() == self._generation
         if parent.partial:
             self._reuse_dirs = False
         if self._base_lost:
@@ -357,13 +361,17 @@ class OwnerSession:
                 " every item is read again from the source",
             )
             return None
-        audit = audit_base(self.repo, self.store, parent.sync)
-        # The audit sees each directory's root page, not the leaves of a large one:
-        # those were all indexed when the catalogue last matched the index, and
-        # stay so while the index only grows (its generation is the same).
-        self._generation = self.repo.blob_index.generation()
-        if self.store.index_generation() != self._generation:
-            self._reuse_dirs = False
+        if verified and not parent.partial:
+            audit = BaseAudit()  # nothing it names can have left the index
+        else:
+            generation = self._generation
+            audit = audit_base(self.repo, self.store, parent.sync)
+            # The audit sees each directory's root page, not the leaves of a large
+            # one: those are known indexed only if the pages were just read
+            # (rebuilt) or verified, in the generation the index still has.
+            self._generation = self.repo.blob_index.generation()
+            if not (self._rebuilt or verified) or self._generation != generation:
+                self._reuse_dirs = False
         sync_usable = not audit.sync
         if audit.items or audit.directories:
             self.store.forget(audit.items)
@@ -789,10 +797,10 @@ class OwnerSession:
             )
             assert snapshot.snapshot_id is not None
             out.finish(snapshot.snapshot_id, final=final)
-            if not self._reuse_dirs:
-                # Every page is now written by this run (or indexed): reuse is safe again.
-                self.store.set_index_generation(self._generation)
-                self._reuse_dirs = True
+            # What the snapshot names was verified or written (and indexed) by this
+            # run: the next session in this generation needs no audit.
+            self.store.set_verified(self._generation)
+            self._reuse_dirs = True
         except BaseException:
             out.abort()
             self._failed = True

@@ -77,17 +77,18 @@ class OwnerStore:
             raw = txn.get(b"snapshot")
         return SnapshotId(bytes(raw)) if raw else None
 
-    def index_generation(self) -> bytes | None:
-        """The blob index generation (BlobIndex.generation) under which every tree
-        page this catalogue's directories name was last known to be indexed; None
-        if never recorded."""
+    def verified(self) -> bytes | None:
+        """The blob index generation (BlobIndex.generation) under which every blob
+        the catalogue's snapshot names (chunks, tree pages, sync state) was known
+        to be indexed; None if not known (never recorded, or the catalogue was
+        rebuilt since)."""
         with self.env.begin(db=self.meta) as txn:
-            raw = txn.get(b"index_generation")
+            raw = txn.get(b"verified")
         return bytes(raw) if raw else None
 
-    def set_index_generation(self, generation: bytes) -> None:
+    def set_verified(self, generation: bytes) -> None:
         with self.env.begin(write=True, db=self.meta) as txn:
-            txn.put(b"index_generation", generation)
+            txn.put(b"verified", generation)
 
     def get_catalogue(self, key: bytes) -> bytes | None:
         with self.env.begin(db=self.catalogue) as txn:
@@ -215,6 +216,7 @@ class OwnerStore:
         """
         with self.env.begin(write=True) as txn:
             txn.delete(b"snapshot", db=self.meta)
+            txn.delete(b"verified", db=self.meta)
             txn.drop(self.catalogue, delete=False)
             txn.drop(self.ids, delete=False)
             txn.drop(self.run, delete=False)
