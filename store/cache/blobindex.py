@@ -147,7 +147,7 @@ class BlobIndex:
         each :meth:`clear` (an index object disappeared) draws a new random one, and
         so does a new environment when first asked (owners' catalogues record it, so
         a deleted ``blobs/`` beside kept ``owners/`` cannot match by chance; see
-        OwnerStore.index_generation). Between two equal tokens the index only grew."""
+        OwnerStore.verified). Between two equal tokens the index only grew."""
         with self._env.begin(db=self._meta) as txn:
             raw = txn.get(b"generation")
         if raw is None:
