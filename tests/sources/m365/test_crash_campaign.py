@@ -216,8 +216,10 @@ def killed_then_resumed(
         args = ("backup", "--checkpoint-interval", str(interval), *extra)
         proc = env.popen(*args, COFFER_CONFIG=campaign.config)
         try:
-            if _held(admin, proc):
+            held = _held(admin, proc)
+            if held:
                 time.sleep(linger)
+            if held and proc.poll() is None:  # (it cannot end while its read is held)
                 os.kill(proc.pid, signal.SIGKILL)
                 _, err = proc.communicate(timeout=60)
                 bases += _base_warnings(err)
