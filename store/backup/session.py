@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 import threading
@@ -32,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from store.backup.audit import BaseAudit, audit_base
 from store.backup.merge import MergeCounts, MergeInput, merge
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
-from store.errors import SnapshotNotFound, StoreError
+from store.errors import BlobMissing, SnapshotNotFound, StoreError
 from store.format.chunker import Chunker
 from store.format.codec import encode
 from store.format.paths import SEPARATOR, path_key
@@ -48,6 +50,8 @@ from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
 Content = bytes | BinaryIO | Path | Iterable[bytes]
+
+log = logging.getLogger(__name__)
 
 # Sync state is stored as tree blobs of at most this size each.
 _SYNC_PIECE = 1 << 20
@@ -280,6 +284,12 @@ class OwnerSession:
         self.stats = SessionStats()
         self._older_checkpoints: list[Snapshot] = []
         self._auto_checkpoint = auto_checkpoint
+        # Set when the base names blobs in no index (see _check_base): a one-line
+        # warning, also in the snapshot's stats ("base_reread") and the run report.
+        self.base_warning: str | None = None
+        self._base_lost = False
+        self._rebuilt = False
+        self._reuse_dirs = True
         owners_dir = self.repo.cache_dir / "owners"
         owners_dir.mkdir(mode=0o700, exist_ok=True)
         name = owner_dir_name(owner)
@@ -287,11 +297,12 @@ class OwnerSession:
         try:
             self.store = OwnerStore(owners_dir / name)
             self.parent = self._find_parent()
+            self._generation = self.repo.blob_index.generation()
             self._sync_catalogue()
+            self.sync_state: bytes | None = self._check_base()
         except BaseException:
             self._lock_file.release()
             raise
-        self.sync_state: bytes | None = self._load_sync_state()
         self._lock = threading.RLock()
         self._full_scopes: list[bytes] = []
         self._kept: list[bytes] = []
@@ -332,16 +343,88 @@ class OwnerSession:
     def _sync_catalogue(self) -> None:
         wanted = self.parent.snapshot_id if self.parent else None
         if self.store.snapshot_id() != wanted or wanted is None:
-            self.store.rebuild(
-                wanted, self.parent.tree if self.parent else None, self.run.tree_reader
-            )
+            try:
+                self.store.rebuild(
+                    wanted, self.parent.tree if self.parent else None, self.run.tree_reader
+                )
+                self._rebuilt = True  # every page was just read: all are indexed
+            except BlobMissing:
+                # A tree page of the base is in no index: its items cannot even be
+                # listed, so none is reused (_check_base says so).
+                self.store.rebuild(None, None, self.run.tree_reader)
+                self._base_lost = True
         else:
             self.store.clear_run()
 
-    def _load_sync_state(self) -> bytes | None:
-        if self.parent is None or not self.parent.sync:
+    def _check_base(self) -> bytes | None:
+        """Make sure the run reuses no blob of its base that no index has, and
+        return the base's sync state (None when the source must enumerate all).
+
+        The resume rules (FORMAT.md §10, "Resuming from a base"): files whose
+        content names such a blob leave the catalogue (the source finds them
+        missing and reads them again), no directory's old pages are reused until
+        this session's first commit (writing them again stores the missing ones),
+        and the sync state is dropped when items left or it names such a blob
+        itself. The pages are written again also when the base is a checkpoint
+        or the blob index lost entries since the catalogue was last verified
+        (its generation changed): the audit sees no leaf page of a large
+        directory. A complete base whose catalogue was verified in the index's
+        current generation needs no audit: between equal generations the index
+        only grew, and a commit names only verified or newly indexed blobs.
+        Nothing here raises for missing blobs; what is missing is read again.
+        """
+        parent = self.parent
+        if parent is None:
             return None
-        return b"".join(self.repo.load_blob(blob_id, TREE) for blob_id in self.parent.sync)
+        verified = self.store.verified() == self._generation
+        if parent.partial:
+            self._reuse_dirs = False
+        if self._base_lost:
+            self.stats.extra["base_reread"] = "all"
+            self._warn_base(
+                parent,
+                "has tree pages in no index: nothing of it is reused,"
+                " every item is read again from the source",
+            )
+            return None
+        if verified and not parent.partial:
+            audit = BaseAudit()  # nothing it names can have left the index
+        else:
+            generation = self._generation
+            audit = audit_base(self.repo, self.store, parent.sync)
+            # The audit sees each directory's root page, not the leaves of a large
+            # one: those are known indexed only if the pages were just read
+            # (rebuilt) or verified, in the generation the index still has.
+            self._generation = self.repo.blob_index.generation()
+            if not (self._rebuilt or verified) or self._generation != generation:
+                self._reuse_dirs = False
+        sync_usable = not audit.sync
+        if audit.items or audit.directories:
+            self.store.forget(audit.items)
+            self._reuse_dirs = False
+            sync_usable = sync_usable and not audit.items
+        if not audit.clean:
+            self.stats.extra["base_reread"] = len(audit.items)
+            self._warn_base(
+                parent,
+                f"names {len(audit.missing)} blobs in no index: they are not reused,"
+                f" {len(audit.items)} items are read again from the source",
+            )
+        if not parent.sync or not sync_usable:
+            return None
+        try:
+            return b"".join(self.repo.load_blob(blob_id, TREE) for blob_id in parent.sync)
+        except BlobMissing:
+            # Indexed, but its pack is gone: start the enumeration afresh.
+            self._warn_base(parent, "has its sync state in a lost pack: every item is listed again")
+            return None
+
+    def _warn_base(self, parent: Snapshot, what: str) -> None:
+        kind = "checkpoint" if parent.partial else "snapshot"
+        self.base_warning = (
+            f"{self.owner.path}: the {kind} {parent.short_id} this backup builds on {what}"
+        )
+        log.warning("%s", self.base_warning)
 
     # -- queries --------------------------------------------------------
 
@@ -711,6 +794,7 @@ class OwnerSession:
             full_scopes=list(self._full_scopes),
             kept=list(self._kept),
             final=final,
+            reuse_dirs=self._reuse_dirs,
         )
         env = self.store.env
         rtxn = env.begin()
@@ -739,6 +823,10 @@ class OwnerSession:
             )
             assert snapshot.snapshot_id is not None
             out.finish(snapshot.snapshot_id, final=final)
+            # What the snapshot names was verified or written (and indexed) by this
+            # run: the next session in this generation needs no audit.
+            self.store.set_verified(self._generation)
+            self._reuse_dirs = True
         except BaseException:
             out.abort()
             self._failed = True
