@@ -20,7 +20,7 @@ from cli.cluster.broker import redis_client
 from cli.cluster.jobs import BackupMessage, WorkerContext, owner_snapshot_hints, run_backup_job
 from cli.cluster.restorejobs import RestoreMessage, run_restore_job
 from cli.cluster.runstate import RunState, owner_field
-from cli.cluster.settings import cluster_settings
+from cli.cluster.settings import ClusterSettings, cluster_settings
 from sources.m365 import from_table
 from sources.m365.restore import ItemQuery, RestoreTarget
 from sources.m365.restore.target import ORIGINAL
@@ -65,19 +65,26 @@ def _the_owner(repo: Repository) -> Snapshot:
     return max(mine, key=lambda s: s.time_ns)
 
 
-def test_a_backup_job_told_its_snapshots_lists_nothing_and_builds_on_the_parent(
-    env: CofferEnv,
-    tenant: RunningTenant,
-    broker: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _backed_up(
+    env: CofferEnv, tenant: RunningTenant, broker: RedisServer
+) -> tuple[App, ClusterSettings, WorkerContext]:
+    """The owner backed up by one process; a worker's context on the same repository."""
     config = cluster_config(tenant.sim.state_dir, broker)
     plain = str(tenant.sim.state_dir / "coffer.toml")
     env.run("backup", "--user", UPN, "--service", "mail", COFFER_CONFIG=plain)
     app = _app(env, config)
     settings = cluster_settings(app.config)
     assert settings is not None
-    ctx = WorkerContext(app, settings, redis_client(settings))
+    return app, settings, WorkerContext(app, settings, redis_client(settings))
+
+
+def test_a_backup_job_told_its_snapshots_lists_nothing_and_builds_on_the_parent(
+    env: CofferEnv,
+    tenant: RunningTenant,
+    broker: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, settings, ctx = _backed_up(env, tenant, broker)
     try:
         repo = app.open_repo()
         parent = _the_owner(repo)
@@ -108,7 +115,7 @@ def test_a_backup_job_told_its_snapshots_lists_nothing_and_builds_on_the_parent(
     # A second start of an owner in one run (a redelivery, a retry) may have a
     # checkpoint or a commit the names do not include: it lists. On another
     # machine (its own cache), so that nothing else makes it list.
-    other_app = _app(env, config, "other-worker-cache")
+    other_app = _app(env, cluster_config(tenant.sim.state_dir, broker), "other-worker-cache")
     other = WorkerContext(other_app, settings, redis_client(settings))
     try:
         again = os.urandom(16).hex()
@@ -129,13 +136,7 @@ def test_a_restore_job_loads_its_one_snapshot_without_a_listing(
     broker: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = cluster_config(tenant.sim.state_dir, broker)
-    plain = str(tenant.sim.state_dir / "coffer.toml")
-    env.run("backup", "--user", UPN, "--service", "mail", COFFER_CONFIG=plain)
-    app = _app(env, config)
-    settings = cluster_settings(app.config)
-    assert settings is not None
-    ctx = WorkerContext(app, settings, redis_client(settings))
+    app, _settings, ctx = _backed_up(env, tenant, broker)
     try:
         snap = _the_owner(app.open_repo())
         calls = _counting(monkeypatch)
