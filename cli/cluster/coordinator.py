@@ -307,10 +307,12 @@ class ClusterBackup:
         report of the run is not in the repository; returns how many: 0 when
         every owner's report is there (nothing is done). Like the follower's
         recovery, it waits one lease lifetime first (jobs still running take
-        their leases back meanwhile). Idempotent: raises RunNotLost (3) while
-        Redis holds the run's state (the run is going, or another resume claimed
-        it first: of two at once, one enqueues), BrokerUnreachable (15) if the
-        broker fails meanwhile, CliError for a manifest that names no services."""
+        their leases back meanwhile). A run whose state Redis holds: only the
+        owners whose job is nowhere are enqueued (``_resume_lost_jobs``).
+        Idempotent: raises RunNotLost (3) while Redis holds the run's state and
+        no job is lost (the run is going, or another resume claimed it first: of
+        two at once, one enqueues), BrokerUnreachable (15) if the broker fails
+        meanwhile, CliError for a manifest that names no services."""
         run_id = str(manifest["run"])
         messages = messages_of(manifest)
         state = RunState(self.redis, run_id, self.cluster.result_seconds)
