@@ -73,6 +73,13 @@ def _owner_field(message: Any) -> tuple[str, str] | None:
     return None
 
 
+def _without_snapshot_names(message: Any) -> Any:
+    """A backup job's message without the snapshot names the enqueuing run gave."""
+    if isinstance(message, dict) and "snapshots" in message:
+        return {k: v for k, v in message.items() if k != "snapshots"}
+    return message
+
+
 def _record_failure(ctx: WorkerContext, message: Any, error: str) -> dict[str, Any]:
     outcome = {"status": "failed", "snapshot": None, "worker": ctx.name, "error": error}
     where = _owner_field(message)
@@ -136,6 +143,11 @@ def _handler(ctx: WorkerContext, body: Any) -> Any:
                     return _record_failure(ctx, message, f"worker {ctx.name}: {exc}")
                 delay = 2.0**attempt
                 log.warning("job interrupted (%s); retrying in %.0fs", exc, delay)
+                # The attempt may have committed before the outage hit it; the
+                # run's record of starts (which makes the message's snapshot
+                # names enough, jobs.py) is gone if Redis lost its data: without
+                # the names, the job lists the repository and finds the commit.
+                message = _without_snapshot_names(message)
                 time.sleep(delay)
                 if isinstance(exc, redis.RedisError):
                     _wait_for_broker(ctx, ctx.cluster.visibility_seconds)
