@@ -38,6 +38,7 @@ import redis
 
 from cli.app import App
 from cli.cluster.indexsync import IndexRefresher
+from cli.cluster.inhand import InHand
 from cli.cluster.lease import OwnerLease, lease_key
 from cli.cluster.limiter import RedisGates, rates_for
 from cli.cluster.runreport import owner_kind
@@ -164,6 +165,7 @@ class WorkerContext:
         self.cluster = cluster
         self.redis = client
         self.name = worker_name()
+        self.hands = InHand(client)  # the jobs in hand (inhand.py)
         self._lock = threading.Lock()
         self._repo: Repository | None = None
         self._refresher: IndexRefresher | None = None
@@ -241,6 +243,7 @@ class WorkerContext:
             return self._writer
 
     def close(self) -> None:
+        self.hands.stop()
         with self._lock:
             for client in (self._graph, self._writer):
                 if client is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import redis
 from cli.cluster.lease import LeaseBusy, OwnerLease, lease_key
 from cli.cluster.limiter import RedisGates
 from sources.m365.graph.throttle import APP, Gates, Resource
-from tests.cli.cluster.kit import RedisServer, running_redis
+from tests.cli.cluster.kit import REDIS_PASSWORD, RedisServer, running_redis
 
 pytestmark = pytest.mark.server
 
@@ -224,3 +226,38 @@ def test_a_request_costs_two_round_trips_to_redis(client: redis.Redis) -> None:
     started = time.monotonic()
     with gates.admit(resource):
         assert time.monotonic() - started >= 0.9
+
+
+def test_a_lease_left_by_a_broker_outage_is_taken_over_by_its_process_only(
+    server: RedisServer, client: redis.Redis
+) -> None:
+    # A job's attempt ends while the broker is down: its lease cannot be
+    # released and stays (append-only file) until it lapses. The job's next
+    # attempt in this process takes it over at once instead of waiting
+    # lease_seconds for itself; another process still finds it busy.
+    key = lease_key("tenant", "users", "u9")
+    first = OwnerLease(client, key, "host-a:1", 60.0)
+    server.stop()
+    first.release()
+    server.start()
+    assert client.get(key) == first.token
+    probe = (
+        "import sys, redis\n"
+        "from cli.cluster.lease import LeaseBusy, OwnerLease\n"
+        f"c = redis.Redis(host='127.0.0.1', port={server.port}, password=sys.argv[1])\n"
+        "try:\n"
+        f"    OwnerLease(c, {key!r}, 'host-b:2', 60.0)\n"
+        "except LeaseBusy:\n"
+        "    print('busy')\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", probe, REDIS_PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert other.stdout.strip() == "busy"
+    with OwnerLease(client, key, "host-a:1", 60.0) as again:
+        assert client.get(key) == again.token == first.token
+    assert client.get(key) is None
