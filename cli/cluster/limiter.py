@@ -12,7 +12,9 @@ So their state lives in Redis, keyed by tenant:
   (extended by a Lua script, never shortened). Every worker's requests in the
   scope wait it out: one 429 with Retry-After pauses the whole cluster.
 - ``coffer:slots:T:KEY``: a sorted set of slot holders (score: when the hold
-  expires, so a worker killed while holding one loses it after SLOT_SECONDS);
+  expires: a holder renews its holds every third of SLOT_SECONDS, so a worker
+  killed while holding some loses them within SLOT_SECONDS, and a request may
+  hold its slot as long as it runs);
   at most ``per_key`` members (4 per mailbox).
 - ``coffer:rate:T:BUCKET``: a token bucket (Lua, Redis's clock) per tenant-wide
   rate: the app's global rate, SharePoint's resource units (one per request, a
@@ -45,9 +47,11 @@ from sources.m365.graph.throttle import APP, MAILBOX_CONCURRENCY, Resource
 
 log = logging.getLogger(__name__)
 
-# A request holding a mailbox slot longer than this (a stalled download) loses
-# it; long enough for any single Graph request Coffer sends.
-SLOT_SECONDS = 300.0
+# A mailbox slot whose holder stops renewing it (a worker killed with -9) is
+# free again after this long. It was 300 s without renewal, which left the
+# mailbox of a killed worker's owner at a standstill for up to five minutes
+# when the killed worker held all four slots, just as its job was redelivered.
+SLOT_SECONDS = 30.0
 POLL_SECONDS = 0.02
 # After a failure, Redis is not asked again for this long.
 DOWN_SECONDS = 5.0
@@ -76,6 +80,18 @@ _PAUSE = """
 local left = redis.call('pttl', KEYS[1])
 if left < tonumber(ARGV[1]) then
   redis.call('set', KEYS[1], '1', 'px', ARGV[1])
+end
+return 1
+"""
+# Extend holds still held (KEYS: slot keys; ARGV: lifetime ms, then each
+# key's token); a hold that has gone (lapsed, or Redis lost it) is not made again.
+_RENEW = """
+local t = redis.call('time')
+local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 1, #KEYS do
+  if redis.call('zadd', KEYS[i], 'XX', 'CH', now_ms + tonumber(ARGV[1]), ARGV[i + 1]) > 0 then
+    redis.call('pexpire', KEYS[i], ARGV[1])
+  end
 end
 return 1
 """
@@ -158,8 +174,14 @@ class RedisGates:
         *,
         per_key: int = MAILBOX_CONCURRENCY,
         rates: dict[str, tuple[float, float]] | None = None,
+        slot_seconds: float = SLOT_SECONDS,
     ) -> None:
         self._client = client
+        self._slot_seconds = slot_seconds
+        self._renew = client.register_script(_RENEW)
+        # The slots this process holds (token -> slot key), renewed by a thread.
+        self._held: dict[str, str] = {}
+        self._renewer: threading.Thread | None = None
         self._prefix = f"coffer:%s:{tenant}:"
         self._per_key = per_key
         self._rates = RATES if rates is None else rates
@@ -246,7 +268,7 @@ class RedisGates:
         keys += [self._key("rate", b) for b in buckets]
         args: list[str | int | float] = [
             len(resource.scopes), "1" if slot else "0", self._per_key,
-            int(SLOT_SECONDS * 1000), token, len(buckets),
+            int(self._slot_seconds * 1000), token, len(buckets),
         ]  # fmt: skip
         for bucket in buckets:
             args += list(self._rates[bucket])
@@ -261,6 +283,8 @@ class RedisGates:
                     time.sleep(POLL_SECONDS)
                     continue
                 self._learn(resource.scopes, [0] * len(resource.scopes))  # none paused
+                if slot:
+                    self._hold(token, keys[len(resource.scopes)])
                 if code == 3:
                     lacking = int(answer[1]) - 1
                     time.sleep(min(float(answer[2]), 1.0))
@@ -270,9 +294,38 @@ class RedisGates:
             self._down(exc)
         return token
 
+    def _hold(self, token: str, key: str) -> None:
+        with self._lock:
+            self._held[token] = key
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew_holds, name="coffer-slot-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_holds(self) -> None:
+        """Extend this process's holds every third of their lifetime, for as long
+        as the process lives (a daemon: a killed process renews nothing)."""
+        while True:
+            time.sleep(self._slot_seconds / 3)
+            with self._lock:
+                held = list(self._held.items())
+            if not held or not self._up():
+                continue
+            try:
+                self._renew(
+                    keys=[key for _, key in held],
+                    args=[int(self._slot_seconds * 1000), *(token for token, _ in held)],
+                )
+            except redis.RedisError as exc:
+                self._down(exc)
+
     def release(self, resource: Resource, token: object) -> None:
+        if token is not None:
+            with self._lock:
+                self._held.pop(str(token), None)
         if token is None or resource.concurrency is None or not self._up():
-            return  # a slot taken before an outage lapses after SLOT_SECONDS
+            return  # a slot taken before an outage lapses after the slot lifetime
         try:
             self._client.zrem(self._key("slots", resource.concurrency), str(token))
         except redis.RedisError as exc:

@@ -261,3 +261,60 @@ def test_a_lease_left_by_a_broker_outage_is_taken_over_by_its_process_only(
     with OwnerLease(client, key, "host-a:1", 60.0) as again:
         assert client.get(key) == again.token == first.token
     assert client.get(key) is None
+
+
+_HOLDER = """
+import sys, threading, time
+import redis
+from cli.cluster.limiter import RedisGates
+from sources.m365.graph.throttle import Gates, Resource
+client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), password=sys.argv[2])
+gates = Gates(shared=RedisGates(client, "tenant", slot_seconds=float(sys.argv[3])))
+entered = threading.Semaphore(0)
+def hold():
+    with gates.admit(Resource.mailbox("user-k")):
+        entered.release()
+        time.sleep(3600)
+for _ in range(4):
+    threading.Thread(target=hold, daemon=True).start()
+for _ in range(4):
+    entered.acquire()
+print("held", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_killed_workers_mailbox_slots_lapse_and_a_live_holders_stay(
+    server: RedisServer, client: redis.Redis
+) -> None:
+    """A worker killed with -9 while holding a mailbox's four slots must not keep
+    that mailbox at a standstill (its job is redelivered to another worker), and a
+    live request keeps its slot however long it runs."""
+    lifetime = 2.0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(server.port), REDIS_PASSWORD, str(lifetime)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())},
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        gates = Gates(shared=RedisGates(client, "tenant", slot_seconds=lifetime))
+        got = threading.Event()
+
+        def request() -> None:
+            with gates.admit(Resource.mailbox("user-k")):
+                got.set()
+
+        threading.Thread(target=request, daemon=True).start()
+        # Alive, the holder renews: its slots outlast their lifetime twice over.
+        assert not got.wait(2.5 * lifetime), "a live holder's slot lapsed"
+        holder.kill()
+        holder.wait(30)
+        killed = time.monotonic()
+        assert got.wait(lifetime + 10), "a killed holder's slots did not lapse"
+        assert time.monotonic() - killed <= lifetime + 10
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)  # closes its pipe
