@@ -81,8 +81,8 @@ class ExitCode(IntEnum):
         "a scale-out run cannot finish by itself: it made no progress for `[cluster] "
         "stall_timeout` with owners left and no worker serving its queue (the jobs stay "
         "queued; `coffer report RUN` shows the run once workers have run them), or the "
-        "broker lost the state of a detached run (`coffer backup --resume RUN` enqueues "
-        "its owners again)",
+        "broker lost the state of a detached run, or the jobs of some of its owners "
+        "(`coffer backup --resume RUN` enqueues those owners again)",
     )
     INTERRUPTED = 130, "interrupted (Ctrl-C, or input ended at a prompt)"
 

@@ -21,12 +21,19 @@
    of this run is in the repository, and enqueues every other owner again
    (jobs are idempotent). Nothing moving for ``stall_timeout`` with no worker
    alive raises RunStalled (exit 19); a broker unreachable that long raises
-   BrokerUnreachable (exit 15). The jobs stay queued either way.
+   BrokerUnreachable (exit 15). The jobs stay queued either way. Every
+   SETTLE_SECONDS it also looks for owners whose job is nowhere (not done, in
+   no worker's hands, not queued: accounting.py): Celery drops a job a worker
+   popped as the broker went down, and a lost queue loses them all; the owners
+   two looks in a row missed are enqueued again, and only those, without
+   waiting for the visibility or the stall timeout.
 
 5. ``coffer backup --resume RUN`` (``resume``) takes up a run whose state Redis
    lost while nobody followed it (``--detach``): the jobs it enqueued come back
    from the run's manifest in the repository, less the owners whose report of
    the run is there, and the run is followed (or not, with ``--detach``) as in 3.
+   A run the broker still holds whose jobs were lost (the queue deleted):
+   the owners whose job is nowhere are enqueued again, and only those.
 
 Ctrl-C stops following, not the run: the workers go on, and ``coffer report
 RUN`` shows the report once it is complete.
@@ -38,27 +45,37 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from celery.exceptions import OperationalError
 
+from cli.cluster.accounting import Accounting
 from cli.cluster.broker import BACKUP_TASK, celery_app, check_reachable, redis_client
 from cli.cluster.heartbeat import live_workers
-from cli.cluster.jobs import BackupMessage
+from cli.cluster.jobs import BackupMessage, owner_snapshot_hints
 from cli.cluster.runreport import MANIFEST_KIND, assemble, owner_reports
-from cli.cluster.runstate import RunState
+from cli.cluster.runstate import RunState, owner_field
 from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunNotLost, RunStalled
 from cli.cluster.watch import RunWatch, Verdict
 from cli.errors import CliError
 from cli.ui.progress import Progress
 from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
 from sources.m365.backup.context import OwnerJob
-from store import Repository, latest_per_owner
+from store import Owner, Repository, Snapshot, latest_per_owner
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+# Seconds between two looks for owners whose job is nowhere (accounting.py):
+# longer than a job takes from the worker's pop to the start of its task.
+SETTLE_SECONDS = 15.0
+# The same for a command that looks once (``coffer report``, ``--resume``): a
+# job between a worker's pop and its task's start for longer is called lost,
+# which costs one redelivery (jobs are idempotent).
+REPORT_SETTLE_SECONDS = 3.0
 # Recovers a run whose state or jobs Redis lost: enqueues the owners not done
 # again and returns the outcomes of those done ("kind:key" -> outcome).
 Recover = Callable[[], dict[str, dict[str, Any]]]
@@ -68,10 +85,10 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def largest_first(repo: Repository, jobs: list[OwnerJob]) -> list[OwnerJob]:
+def largest_first(snapshots: list[Snapshot], jobs: list[OwnerJob]) -> list[OwnerJob]:
     """Owners by the items their latest snapshot holds, most first; unknown first."""
     sizes: dict[tuple[str, str], int] = {}
-    for snap in latest_per_owner(repo.list_snapshots()):
+    for snap in latest_per_owner(snapshots):
         stats = snap.stats or {}
         sizes[(snap.owner.kind, snap.owner.key)] = sum(
             int(stats.get(k, 0) or 0) for k in ("items_new", "items_changed", "items_unchanged")
@@ -164,15 +181,66 @@ class ClusterBackup:
         # Runs enqueued by this process: the repository and their messages, to
         # enqueue again what Redis lost (follow).
         self._runs: dict[str, tuple[Repository, list[BackupMessage]]] = {}
+        # Every job this process sent, by run and owner ("kind:key"): the task
+        # and its body, to enqueue again an owner whose job was lost (follow).
+        self._sent: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
 
     def send(self, task: str, bodies: list[dict[str, Any]]) -> None:
-        """Enqueue one job per body on the run's queue, in order."""
+        """Enqueue one job per body on the run's queue, in order, riding out a
+        broker restart (a job sent twice is harmless: jobs are idempotent).
+        Raises BrokerUnreachable (15) when the broker stays away ``stall_timeout``."""
         celery = celery_app(self.cluster)
-        with celery.connection_for_write() as conn:
-            for body in bodies:
-                celery.send_task(
-                    task, args=[body], queue=self.cluster.queue, connection=conn, retry=True
-                )
+        self._remember(task, bodies)
+        left = list(bodies)
+        since = time.monotonic()
+        while left:
+            try:
+                with celery.connection_for_write() as conn:
+                    while left:
+                        celery.send_task(
+                            task,
+                            args=[left[0]],
+                            queue=self.cluster.queue,
+                            connection=conn,
+                            retry=True,
+                        )
+                        left.pop(0)
+                        since = time.monotonic()
+            except (OperationalError, redis.RedisError, OSError) as exc:
+                if time.monotonic() - since > self.cluster.stall_seconds:
+                    raise BrokerUnreachable(
+                        f"broker {self.cluster.label} unreachable for "
+                        f"{time.monotonic() - since:.0f}s while enqueueing ({len(left)} job(s) "
+                        f"not enqueued): {exc}"
+                    ) from None
+                log.warning("broker unreachable while enqueueing (%s); waiting for it", exc)
+                time.sleep(2.0)
+
+    def _remember(self, task: str, bodies: list[dict[str, Any]]) -> None:
+        """Keep the jobs of a run, to enqueue again those lost (``_enqueue_lost``)."""
+        for body in bodies:
+            owner = body.get("owner") or {}
+            sent = self._sent.setdefault(str(body.get("run")), {})
+            sent[owner_field(str(owner.get("kind")), str(owner.get("key")))] = (task, body)
+
+    def _enqueue_lost(self, run_id: str, lost: set[str]) -> None:
+        """Enqueue again the owners of ``lost`` (jobs no worker has, nobody
+        queued, not done: accounting.py), with the bodies first sent."""
+        sent = self._sent.get(run_id, {})
+        # Without snapshot names (jobs.py): the lost job may have started and
+        # left a checkpoint the names do not include; the job lists instead.
+        again = [
+            (task, {k: v for k, v in body.items() if k != "snapshots"})
+            for task, body in (sent[field] for field in sorted(lost) if field in sent)
+        ]
+        log.warning(
+            "run %s: the broker lost the jobs of %d owner(s) (neither done, in a worker's "
+            "hands nor queued); enqueued again",
+            run_id[:12],
+            len(again),
+        )
+        for task in sorted({t for t, _ in again}):
+            self.send(task, [body for t, body in again if t == task])
 
     def _recover_backup(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Recover a backup run this process enqueued (see ``Recover``): the
@@ -187,7 +255,9 @@ class ClusterBackup:
             }
             for field, entry in owner_reports(repo, run_id).items()
         }
-        again = [m for m in messages if m.field not in done]
+        # Without snapshot names: a job of these may have started before and
+        # left a checkpoint the names do not include (jobs.py lists instead).
+        again = [replace(m, snapshots=None) for m in messages if m.field not in done]
         log.warning(
             "run %s: %d owner(s) committed (from the repository), %d enqueued again",
             run_id[:12],
@@ -213,7 +283,9 @@ class ClusterBackup:
         backup = TenantBackup(
             repo, settings, prompt=prompt, only_users=only_users, only_services=only_services
         )
-        jobs = largest_first(repo, backup.jobs())
+        listing = repo.list_snapshots()  # once per run; each job is told its owner's
+        jobs = largest_first(listing, backup.jobs())
+        told = owner_snapshot_hints(listing)
         run_id = os.urandom(16).hex()
         time_ns = time.time_ns()
         tenant = settings.connection.tenant_id
@@ -228,6 +300,7 @@ class ClusterBackup:
                 job.services,
                 checkpoint_seconds,
                 wait,
+                told.get(Owner(job.kind, job.key, job.name).identity, ()),
             )
             for job in jobs
         ]
@@ -245,10 +318,12 @@ class ClusterBackup:
         report of the run is not in the repository; returns how many: 0 when
         every owner's report is there (nothing is done). Like the follower's
         recovery, it waits one lease lifetime first (jobs still running take
-        their leases back meanwhile). Idempotent: raises RunNotLost (3) while
-        Redis holds the run's state (the run is going, or another resume claimed
-        it first: of two at once, one enqueues), BrokerUnreachable (15) if the
-        broker fails meanwhile, CliError for a manifest that names no services."""
+        their leases back meanwhile). A run whose state Redis holds: only the
+        owners whose job is nowhere are enqueued (``_resume_lost_jobs``).
+        Idempotent: raises RunNotLost (3) while Redis holds the run's state and
+        no job is lost (the run is going, or another resume claimed it first: of
+        two at once, one enqueues), BrokerUnreachable (15) if the broker fails
+        meanwhile, CliError for a manifest that names no services."""
         run_id = str(manifest["run"])
         messages = messages_of(manifest)
         state = RunState(self.redis, run_id, self.cluster.result_seconds)
@@ -262,7 +337,7 @@ class ClusterBackup:
         )
         try:
             if state.known():
-                raise going
+                return self._resume_lost_jobs(repo, state, messages, set(stored), going)
             log.warning(
                 "run %s: the broker holds no state of it; enqueueing the owners not "
                 "finished again in %.0fs",
@@ -281,6 +356,43 @@ class ClusterBackup:
                 f"broker {self.cluster.label} failed while resuming run {run_id}: {exc}"
             ) from None
         return len(messages) - len(done)
+
+    def _resume_lost_jobs(
+        self,
+        repo: Repository,
+        state: RunState,
+        messages: list[BackupMessage],
+        stored: set[str],
+        going: RunNotLost,
+    ) -> int:
+        """``resume`` of a run the broker holds: enqueue again the owners whose
+        job is nowhere (not done, not in hand, not queued: accounting.py, two
+        looks), and only those; returns how many. Of two at once, one looks and
+        enqueues (a claim that lapses by itself), the other raises ``going``;
+        so does a resume that finds no owner lost. Raises redis.RedisError."""
+        run_id = state.run_id
+        claim = f"{state.key}:resuming"
+        token = os.urandom(8).hex()
+        hold_ms = int((2 * REPORT_SETTLE_SECONDS + 60) * 1000)
+        if not self.redis.set(claim, token, nx=True, px=hold_ms):
+            raise going
+        try:
+            bodies = [m.to_map() for m in messages]
+            self._remember(BACKUP_TASK, bodies)
+            lost = jobs_lost(
+                self.redis,
+                self.cluster.queue,
+                state,
+                [m.field for m in messages if m.field not in stored],
+            )
+            if not lost:
+                raise going
+            self._runs[run_id] = (repo, messages)
+            self._enqueue_lost(run_id, lost)
+        finally:
+            if self.redis.get(claim) == token:
+                self.redis.delete(claim)
+        return len(lost)
 
     def follow(
         self,
@@ -308,6 +420,9 @@ class ClusterBackup:
 
             progress.eta_source = eta
         watch = RunWatch(self.cluster.stall_seconds)
+        accounting = Accounting(
+            self.redis, self.cluster.queue, run_id, self._sent.get(run_id, {}), SETTLE_SECONDS
+        )
         outage_noted = False
         while True:
             try:
@@ -316,6 +431,10 @@ class ClusterBackup:
                 if verdict in (Verdict.LOST, Verdict.JOBS_GONE):
                     watch.recovered(self._recover(state, total, verdict, recover))
                     continue
+                if accounting.due() and len(now["owners"]) < total:
+                    lost = accounting.look(now["owners"])
+                    if lost:
+                        self._enqueue_lost(run_id, lost)
             except redis.RedisError as exc:
                 if watch.idle_seconds() > self.cluster.stall_seconds:
                     raise BrokerUnreachable(
@@ -389,6 +508,32 @@ class ClusterBackup:
             seconds=time.time() - float(manifest["started_epoch"]),
         )
         return report
+
+
+def jobs_lost(client: redis.Redis, queue: str, state: RunState, fields: list[str]) -> set[str]:
+    """The owners of ``fields`` whose job is nowhere at two looks
+    REPORT_SETTLE_SECONDS apart (accounting.py), and not done at the second.
+    Raises redis.RedisError."""
+    accounting = Accounting(client, queue, state.run_id, fields, REPORT_SETTLE_SECONDS)
+    accounting.look(state.snapshot()["owners"])
+    if not accounting.suspects:
+        return set()
+    time.sleep(REPORT_SETTLE_SECONDS)
+    return accounting.look(state.snapshot()["owners"])
+
+
+def lost_jobs_of(cluster: ClusterSettings, run_id: str, fields: list[str]) -> set[str]:
+    """Of the owners ``fields`` of a run the broker holds (not finished), those
+    whose job the broker or Celery lost (``jobs_lost``); empty when the broker
+    does not answer (nobody can tell)."""
+    try:
+        client = redis_client(cluster)
+        return jobs_lost(
+            client, cluster.queue, RunState(client, run_id, cluster.result_seconds), fields
+        )
+    except redis.RedisError as exc:
+        log.warning("broker unreachable (%s): cannot tell whether it lost jobs", exc)
+        return set()
 
 
 def lost_by_broker(cluster: ClusterSettings, run_id: str) -> bool:

@@ -48,6 +48,15 @@ return 0
 """
 
 
+# Leases whose release failed (the broker was down), by key: the lease stays
+# in Redis until it lapses, and nobody but this process holds it then. The next
+# job of that owner in this process takes it over with its token instead of
+# waiting ``lease_seconds`` for it to lapse: a job retried after a broker outage
+# would otherwise find its own lease and wait for itself.
+_UNRELEASED: dict[str, str] = {}
+_UNRELEASED_LOCK = threading.Lock()
+
+
 class LeaseBusy(Exception):
     """Another job holds this owner's lease."""
 
@@ -59,7 +68,9 @@ def lease_key(tenant: str, kind: str, key: str) -> str:
 class OwnerLease:
     """A held lease (context manager). A renewal that finds the lease gone (Redis
     lost its data, or it expired under a stalled process and nobody took it)
-    takes it back; ``lost`` is set when someone else holds it. Thread-safe."""
+    takes it back; ``lost`` is set when someone else holds it. A lease this
+    process could not release is taken over by its next lease of that key.
+    Raises LeaseBusy when another holds it, redis.RedisError. Thread-safe."""
 
     def __init__(self, client: redis.Redis, key: str, holder: str, seconds: float) -> None:
         self._client = client
@@ -68,8 +79,21 @@ class OwnerLease:
         self._ms = max(1000, int(seconds * 1000))
         self._stop = threading.Event()
         self.lost = threading.Event()
-        if not client.set(key, self.token, nx=True, px=self._ms):
-            raise LeaseBusy(key)
+        with _UNRELEASED_LOCK:
+            leftover = _UNRELEASED.pop(key, None)
+        if leftover is None:
+            if not client.set(key, self.token, nx=True, px=self._ms):
+                raise LeaseBusy(key)
+        else:
+            try:
+                taken = client.eval(_RENEW, 1, key, leftover, self._ms)
+            except redis.RedisError:
+                with _UNRELEASED_LOCK:
+                    _UNRELEASED.setdefault(key, leftover)
+                raise
+            if not taken:
+                raise LeaseBusy(key)
+            self.token = leftover
         self._thread = threading.Thread(target=self._renew, name="coffer-lease", daemon=True)
         self._thread.start()
 
@@ -99,6 +123,8 @@ class OwnerLease:
             self._client.eval(_RELEASE, 1, self.key, self.token)
         except redis.RedisError as exc:
             log.info("releasing lease %s: %s (it expires by itself)", self.key, exc)
+            with _UNRELEASED_LOCK:
+                _UNRELEASED[self.key] = self.token
 
     def __enter__(self) -> OwnerLease:
         return self

@@ -12,11 +12,22 @@ So their state lives in Redis, keyed by tenant:
   (extended by a Lua script, never shortened). Every worker's requests in the
   scope wait it out: one 429 with Retry-After pauses the whole cluster.
 - ``coffer:slots:T:KEY``: a sorted set of slot holders (score: when the hold
-  expires, so a worker killed while holding one loses it after SLOT_SECONDS);
+  expires: a holder renews its holds every third of SLOT_SECONDS, so a worker
+  killed while holding some loses them within SLOT_SECONDS, and a request may
+  hold its slot as long as it runs);
   at most ``per_key`` members (4 per mailbox).
 - ``coffer:rate:T:BUCKET``: a token bucket (Lua, Redis's clock) per tenant-wide
   rate: the app's global rate, SharePoint's resource units (one per request, a
   floor of what Graph counts), Teams' channel reads.
+
+Each request costs two round trips to Redis: one script checks the pauses of
+its scopes, takes the mailbox slot and the tenant's rate tokens at once
+(``_ADMIT``), and one gives the slot back. Asking Redis separately for each
+(five round trips a request) made a restore job, whose requests are small,
+spend more time waiting for Redis than for Graph (issue 15's benchmark, on a
+loaded machine). ``remaining`` answers from what this process learnt less
+than ``PAUSES_FRESH_SECONDS`` ago: a pause another worker starts is seen at
+once by the next admission anyway, since the script checks the pauses.
 
 When Redis cannot be reached the limiter admits (the local gates still hold
 the per-process limits) and logs once: a broker outage must not stall a run
@@ -36,12 +47,16 @@ from sources.m365.graph.throttle import APP, MAILBOX_CONCURRENCY, Resource
 
 log = logging.getLogger(__name__)
 
-# A request holding a mailbox slot longer than this (a stalled download) loses
-# it; long enough for any single Graph request Coffer sends.
-SLOT_SECONDS = 300.0
+# A mailbox slot whose holder stops renewing it (a worker killed with -9) is
+# free again after this long. It was 300 s without renewal, which left the
+# mailbox of a killed worker's owner at a standstill for up to five minutes
+# when the killed worker held all four slots, just as its job was redelivered.
+SLOT_SECONDS = 30.0
 POLL_SECONDS = 0.02
 # After a failure, Redis is not asked again for this long.
 DOWN_SECONDS = 5.0
+# How long ``remaining`` trusts what it learnt of a scope's pause.
+PAUSES_FRESH_SECONDS = 0.25
 
 # Tenant-wide rates (requests per second, burst) from throttling-limits.md:
 # global 130,000 per 10 s per app; SharePoint 1,200 resource units per minute
@@ -68,16 +83,17 @@ if left < tonumber(ARGV[1]) then
 end
 return 1
 """
-_SLOT = """
+# Extend holds still held (KEYS: slot keys; ARGV: lifetime ms, then each
+# key's token); a hold that has gone (lapsed, or Redis lost it) is not made again.
+_RENEW = """
 local t = redis.call('time')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('zremrangebyscore', KEYS[1], '-inf', now)
-if redis.call('zcard', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('pexpire', KEYS[1], ARGV[2])
-  return 1
+local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 1, #KEYS do
+  if redis.call('zadd', KEYS[i], 'XX', 'CH', now_ms + tonumber(ARGV[1]), ARGV[i + 1]) > 0 then
+    redis.call('pexpire', KEYS[i], ARGV[1])
+  end
 end
-return 0
+return 1
 """
 _BUCKET = """
 local t = redis.call('time')
@@ -100,6 +116,54 @@ return tostring(wait)
 """
 
 
+# One admission (module docstring). KEYS: the pause keys of the request's
+# scopes, then its slot key if it has one, then its rate buckets. ARGV: the
+# number of pause keys, whether there is a slot key, slots per key, a slot's
+# lifetime (ms), the holder's token, the number of buckets, then each
+# bucket's rate and burst. Returns {0} (admitted: slot and tokens taken),
+# {1, pttl...} (paused: nothing taken; each scope's pause in ms), {2} (no
+# free slot: nothing taken) or {3, j, wait} (the slot and the tokens of the
+# buckets before j are taken; bucket j has none for ``wait`` seconds).
+_ADMIT = """
+local np = tonumber(ARGV[1])
+local left = {}
+local paused = false
+for i = 1, np do
+  left[i] = redis.call('pttl', KEYS[i])
+  if left[i] > 0 then paused = true end
+end
+if paused then return {1, left} end
+local t = redis.call('time')
+local k = np
+if ARGV[2] == '1' then
+  k = k + 1
+  local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+  redis.call('zremrangebyscore', KEYS[k], '-inf', now_ms)
+  if redis.call('zcard', KEYS[k]) >= tonumber(ARGV[3]) then return {2} end
+  redis.call('zadd', KEYS[k], now_ms + tonumber(ARGV[4]), ARGV[5])
+  redis.call('pexpire', KEYS[k], ARGV[4])
+end
+local now = t[1] + t[2] / 1000000
+for j = 1, tonumber(ARGV[6]) do
+  local key = KEYS[k + j]
+  local rate = tonumber(ARGV[5 + 2 * j])
+  local burst = tonumber(ARGV[6 + 2 * j])
+  local state = redis.call('hmget', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  if tokens < 1 then
+    redis.call('hset', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+    redis.call('expire', key, 60)
+    return {3, j, tostring((1 - tokens) / rate)}
+  end
+  redis.call('hset', key, 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+  redis.call('expire', key, 60)
+end
+return {0}
+"""
+
+
 class RedisGates:
     """The shared gates of one tenant (see the module docstring). Thread-safe."""
 
@@ -110,13 +174,23 @@ class RedisGates:
         *,
         per_key: int = MAILBOX_CONCURRENCY,
         rates: dict[str, tuple[float, float]] | None = None,
+        slot_seconds: float = SLOT_SECONDS,
     ) -> None:
         self._client = client
+        self._slot_seconds = slot_seconds
+        self._renew = client.register_script(_RENEW)
+        # The slots this process holds (token -> slot key), renewed by a thread.
+        self._held: dict[str, str] = {}
+        self._renewer: threading.Thread | None = None
         self._prefix = f"coffer:%s:{tenant}:"
         self._per_key = per_key
         self._rates = RATES if rates is None else rates
         self._warned = threading.Event()
         self._down_until = 0.0
+        self._admit = client.register_script(_ADMIT)
+        self._lock = threading.Lock()
+        # scope -> (when learnt, monotonic; until when it is paused, monotonic)
+        self._pauses: dict[str, tuple[float, float]] = {}
 
     def _key(self, kind: str, name: str) -> str:
         return (self._prefix % kind) + name
@@ -140,21 +214,35 @@ class RedisGates:
         except redis.RedisError as exc:
             self._down(exc)
 
-    def remaining(self, scopes: tuple[str, ...]) -> float:
-        if not self._up():
-            return 0.0
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for scope in scopes:
-                    pipe.pttl(self._key("pause", scope))
-                left = pipe.execute()
-        except redis.RedisError as exc:
-            self._down(exc)
-            return 0.0
-        return max((int(ms) for ms in left), default=0) / 1000 if left else 0.0
+    def _learn(self, scopes: tuple[str, ...], left_ms: list[int]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for scope, ms in zip(scopes, left_ms, strict=True):
+                self._pauses[scope] = (now, now + max(0, int(ms)) / 1000)
 
-    def _rate(self, resource: Resource) -> None:
-        buckets = [APP] + [s for s in resource.scopes if s in self._rates and s != APP]
+    def remaining(self, scopes: tuple[str, ...]) -> float:
+        now = time.monotonic()
+        with self._lock:
+            known = {s: self._pauses.get(s) for s in scopes}
+        stale = tuple(
+            s for s, seen in known.items() if seen is None or now - seen[0] > PAUSES_FRESH_SECONDS
+        )
+        if stale and self._up():
+            try:
+                with self._client.pipeline(transaction=False) as pipe:
+                    for scope in stale:
+                        pipe.pttl(self._key("pause", scope))
+                    self._learn(stale, [int(ms) for ms in pipe.execute()])
+            except redis.RedisError as exc:
+                self._down(exc)
+        with self._lock:
+            until = max((self._pauses.get(s, (0.0, 0.0))[1] for s in scopes), default=0.0)
+        return max(0.0, until - time.monotonic())
+
+    def _buckets(self, resource: Resource) -> list[str]:
+        return [APP] + [s for s in resource.scopes if s in self._rates and s != APP]
+
+    def _rate(self, buckets: list[str]) -> None:
         for bucket in buckets:
             if bucket not in self._rates:
                 continue
@@ -166,23 +254,78 @@ class RedisGates:
                 time.sleep(min(wait, 1.0))
 
     def acquire(self, resource: Resource) -> object:
+        """One ``_ADMIT`` round trip in the usual case. Returns None, holding
+        nothing, when a scope is paused (the pause is learnt: ``remaining`` says
+        how long); Gates.admit then waits and asks again."""
         token = f"{os.getpid()}:{threading.get_ident()}:{os.urandom(6).hex()}"
         if not self._up():
             return token
+        buckets = [b for b in self._buckets(resource) if b in self._rates]
+        slot = resource.concurrency is not None
+        keys = [self._key("pause", s) for s in resource.scopes]
+        if slot:
+            keys.append(self._key("slots", str(resource.concurrency)))
+        keys += [self._key("rate", b) for b in buckets]
+        args: list[str | int | float] = [
+            len(resource.scopes), "1" if slot else "0", self._per_key,
+            int(self._slot_seconds * 1000), token, len(buckets),
+        ]  # fmt: skip
+        for bucket in buckets:
+            args += list(self._rates[bucket])
         try:
-            if resource.concurrency is not None:
-                key = self._key("slots", resource.concurrency)
-                ms = int(SLOT_SECONDS * 1000)
-                while not self._client.eval(_SLOT, 1, key, self._per_key, ms, token):
+            while True:
+                answer = self._admit(keys=keys, args=args)
+                code = int(answer[0])
+                if code == 1:
+                    self._learn(resource.scopes, [int(ms) for ms in answer[1]])
+                    return None
+                if code == 2:
                     time.sleep(POLL_SECONDS)
-            self._rate(resource)
+                    continue
+                self._learn(resource.scopes, [0] * len(resource.scopes))  # none paused
+                if slot:
+                    self._hold(token, keys[len(resource.scopes)])
+                if code == 3:
+                    lacking = int(answer[1]) - 1
+                    time.sleep(min(float(answer[2]), 1.0))
+                    self._rate(buckets[lacking:])
+                return token
         except redis.RedisError as exc:
             self._down(exc)
         return token
 
+    def _hold(self, token: str, key: str) -> None:
+        with self._lock:
+            self._held[token] = key
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew_holds, name="coffer-slot-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_holds(self) -> None:
+        """Extend this process's holds every third of their lifetime, for as long
+        as the process lives (a daemon: a killed process renews nothing)."""
+        while True:
+            time.sleep(self._slot_seconds / 3)
+            with self._lock:
+                held = list(self._held.items())
+            if not held or not self._up():
+                continue
+            try:
+                self._renew(
+                    keys=[key for _, key in held],
+                    args=[int(self._slot_seconds * 1000), *(token for token, _ in held)],
+                )
+            except redis.RedisError as exc:
+                self._down(exc)
+
     def release(self, resource: Resource, token: object) -> None:
-        if resource.concurrency is None or not self._up():
-            return  # a slot taken before an outage lapses after SLOT_SECONDS
+        if token is not None:
+            with self._lock:
+                self._held.pop(str(token), None)
+        if token is None or resource.concurrency is None or not self._up():
+            return  # a slot taken before an outage lapses after the slot lifetime
         try:
             self._client.zrem(self._key("slots", resource.concurrency), str(token))
         except redis.RedisError as exc:

@@ -88,6 +88,16 @@ class RunLost(CliError):
     exit_code = ExitCode.STALLED
 
 
+class JobsLost(CliError):
+    """The broker holds a detached run but the jobs of some owners left are
+    nowhere: not done, in no worker's hands, not queued (the queue was lost, or
+    Celery dropped them at a broker restart). Nothing will run them until
+    ``coffer backup --resume RUN`` enqueues them again. Exit 19, like a run
+    whose state the broker lost."""
+
+    exit_code = ExitCode.STALLED
+
+
 class RunNotLost(CliError):
     """``coffer backup --resume`` of a run the broker still holds (going, or
     resumed by another process first): nothing is enqueued. Exit 3, like

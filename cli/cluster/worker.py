@@ -14,23 +14,36 @@ timeout, and they resume from their owners' checkpoints.
 Liveness: the worker keeps a short-lived key per queue in Redis (heartbeat.py),
 so a following ``coffer backup`` can tell a quiet run from one nobody serves.
 
+In hand: from the moment a job's task starts until it ends (its retries and
+lease waits included), the job is marked in Redis as in this worker's hands
+(inhand.py), so that the coordinator can tell a job somewhere (queued, in
+hand, done) from one Celery or Redis lost (accounting.py).
+
 Failures of a job: a lease held by another job of the same owner is waited for
-(retried every few seconds, without limit: that job is alive); outages of the
+in the task's thread (every few seconds, without limit: that job is alive);
+not through Celery's ``retry``, which publishes a new message: after a broker
+restart that publish can fail, and Celery then drops the job, and the
+countdown message is held by the consumer, lost with its connection until the
+visibility timeout. Outages of the
 broker, the storage or Graph are retried MAX_RETRIES times with exponential
 backoff inside the worker (the broker may be the thing that is down), then the
 owner is reported failed; what no retry fixes (no repository
 password, no [tenant]) fails the owner at once with the reason, and the run
-goes on with the other owners.
+goes on with the other owners. A warm shutdown while a job waits for a lease
+gives the job back to the queue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
 
 import redis
 from celery import Task
+from celery.exceptions import Reject
+from celery.worker import state as worker_state
 
 from cli.app import App
 from cli.cluster.broker import BACKUP_TASK, RESTORE_TASK, celery_app, check_reachable, redis_client
@@ -58,6 +71,13 @@ def _owner_field(message: Any) -> tuple[str, str] | None:
             continue
         return parsed.run, parsed.field
     return None
+
+
+def _without_snapshot_names(message: Any) -> Any:
+    """A backup job's message without the snapshot names the enqueuing run gave."""
+    if isinstance(message, dict) and "snapshots" in message:
+        return {k: v for k, v in message.items() if k != "snapshots"}
+    return message
 
 
 def _record_failure(ctx: WorkerContext, message: Any, error: str) -> dict[str, Any]:
@@ -94,14 +114,25 @@ def _handler(ctx: WorkerContext, body: Any) -> Any:
     again after a broker, storage or Graph outage is safe."""
 
     def task(self: Task[Any, Any], message: Any) -> dict[str, Any]:
+        where = _owner_field(message)
+        with ctx.hands.holding(*where) if where else contextlib.nullcontext():
+            return attempts(message)
+
+    def attempts(message: Any) -> dict[str, Any]:
         attempt = 0
+        busy_noted = False
         while True:
             try:
                 result: dict[str, Any] = body(ctx, message)
                 return result
             except LeaseBusy:
-                log.info("owner busy elsewhere; trying again in %.0fs", LEASE_RETRY_SECONDS)
-                raise self.retry(countdown=LEASE_RETRY_SECONDS, max_retries=None) from None
+                if worker_state.should_stop is not None:
+                    # Warm shutdown: do not hold it up for another job's owner.
+                    raise Reject("shutting down", requeue=True) from None
+                if not busy_noted:
+                    log.info("owner busy elsewhere; waiting for its lease")
+                    busy_noted = True
+                time.sleep(LEASE_RETRY_SECONDS)
             except JobFailed as exc:
                 log.error("job failed: %s", exc)  # noqa: TRY400 (expected: no traceback)
                 return _record_failure(ctx, message, str(exc))
@@ -112,6 +143,11 @@ def _handler(ctx: WorkerContext, body: Any) -> Any:
                     return _record_failure(ctx, message, f"worker {ctx.name}: {exc}")
                 delay = 2.0**attempt
                 log.warning("job interrupted (%s); retrying in %.0fs", exc, delay)
+                # The attempt may have committed before the outage hit it; the
+                # run's record of starts (which makes the message's snapshot
+                # names enough, jobs.py) is gone if Redis lost its data: without
+                # the names, the job lists the repository and finds the commit.
+                message = _without_snapshot_names(message)
                 time.sleep(delay)
                 if isinstance(exc, redis.RedisError):
                     _wait_for_broker(ctx, ctx.cluster.visibility_seconds)

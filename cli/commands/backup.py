@@ -103,7 +103,8 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     "--resume",
     metavar="RUN",
     help="With a broker: enqueue again the owners not finished of a run whose state the "
-    "broker lost (coffer report RUN says so), then follow it (or --detach).",
+    "broker lost, or the owners whose jobs it lost (coffer report RUN says so), then "
+    "follow it (or --detach).",
 )
 @click.pass_obj
 @send_to_destinations

@@ -11,7 +11,7 @@ import click
 from cli.app import App
 from cli.cluster import cluster_settings
 from cli.cluster.runreport import assemble, find_manifest
-from cli.cluster.settings import RunLost
+from cli.cluster.settings import JobsLost, RunLost
 from cli.errors import CliError
 from cli.flows.m365 import summary_lines
 from cli.ui.output import echo, print_json, shown
@@ -101,7 +101,8 @@ def _scale_out_run(app: App, repo: Repository, run: str) -> str:
     together and stored now if every owner has finished. Raises CliError if
     ``run`` names no such run, RunNotFinished (exit 3) while owners are left,
     RunLost (exit 19) when owners are left and the configured broker holds no
-    state of the run (nothing will finish it: ``coffer backup --resume``)."""
+    state of the run, JobsLost (exit 19) when it holds the run but some owners'
+    jobs are nowhere (nothing will finish those: ``coffer backup --resume``)."""
     manifest = find_manifest(repo, run)
     if manifest is None:
         raise CliError(f"no report matches {run!r}")
@@ -132,6 +133,16 @@ def _scale_out_run(app: App, repo: Repository, run: str) -> str:
                 f"{total - len(pending)} of {total} owners finished; "
                 f"`coffer backup --resume {manifest['run']}` enqueues the other "
                 f"{len(pending)} again"
+            )
+        from cli.cluster.coordinator import lost_jobs_of
+
+        lost = lost_jobs_of(cluster, str(manifest["run"]), pending)
+        if lost:
+            raise JobsLost(
+                f"run {manifest['run']}: the jobs of {len(lost)} owner(s) are lost (neither "
+                "done, in a worker's hands nor queued: the broker's queue was lost, or "
+                f"Celery dropped them); {total - len(pending)} of {total} owners finished; "
+                f"`coffer backup --resume {manifest['run']}` enqueues those {len(lost)} again"
             )
     if pending:
         raise RunNotFinished(

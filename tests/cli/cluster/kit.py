@@ -80,6 +80,13 @@ class RedisServer:
             self.proc.wait(timeout=30)
         self.proc = None
 
+    def crash(self) -> None:
+        """Kill -9: what was written to the append-only file stays, nothing else."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
     def restart(self, down_seconds: float = 0.0) -> None:
         self.stop()
         time.sleep(down_seconds)
@@ -100,13 +107,19 @@ def cluster_config(
     sim_dir: Path, server: RedisServer, name: str = "cluster.toml", extra: str = ""
 ) -> Path:
     """The simulator's coffer.toml plus a [cluster] table (in the same directory, so
-    its relative paths still hold); ``extra`` adds lines to that table."""
+    its relative paths still hold); ``extra`` adds lines to that table (and
+    replaces the defaults it names: lease_seconds 6, visibility_timeout 15)."""
     base = (sim_dir / "coffer.toml").read_text()
     path = sim_dir / name
+    given = {line.split("=")[0].strip() for line in extra.splitlines()}
+    defaults = "".join(
+        f"{k} = {v}\n"
+        for k, v in (("lease_seconds", 6), ("visibility_timeout", 15))
+        if k not in given
+    )
     path.write_text(
         base + f'\n[cluster]\nbroker = "{server.url}"\n'
-        f'password_file = "{server.password_file}"\nlease_seconds = 6\n'
-        "visibility_timeout = 15\n" + extra
+        f'password_file = "{server.password_file}"\n' + defaults + extra
     )
     return path
 

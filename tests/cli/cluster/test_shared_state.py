@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -13,7 +16,7 @@ import redis
 from cli.cluster.lease import LeaseBusy, OwnerLease, lease_key
 from cli.cluster.limiter import RedisGates
 from sources.m365.graph.throttle import APP, Gates, Resource
-from tests.cli.cluster.kit import RedisServer, running_redis
+from tests.cli.cluster.kit import REDIS_PASSWORD, RedisServer, running_redis
 
 pytestmark = pytest.mark.server
 
@@ -98,7 +101,9 @@ def _peak_concurrency(gates: list[Gates], threads_each: int, resource: Resource)
                 with lock:
                     inside += 1
                     peak = max(peak, inside)
-                time.sleep(0.05)
+                # Long enough for every thread to queue up at a slot on a loaded
+                # machine (0.05 s let the unshared case peak at 6 of 8 under load).
+                time.sleep(0.4)
                 with lock:
                     inside -= 1
 
@@ -173,3 +178,145 @@ def test_the_limiter_admits_when_redis_is_gone(tmp_path: Path) -> None:
     assert gates.remaining(Resource.mailbox("u")) == 0.0
     # One failed attempt, then no request waits on Redis (the breaker).
     assert time.monotonic() - started < 10
+
+
+def _round_trips(client: redis.Redis, work: Callable[[], None]) -> int:
+    """Commands clients sent redis-server while ``work`` ran, seen through
+    MONITOR (a script's own commands show as ``lua`` and are not counted)."""
+    seen: list[dict[str, Any]] = []
+    watcher = redis.Redis(
+        connection_pool=redis.ConnectionPool(**client.connection_pool.connection_kwargs)
+    )
+    ready = threading.Event()
+
+    def watch() -> None:
+        with watcher.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if command["command"] == "ECHO coffer-test-stop":
+                    return
+                seen.append(command)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    ready.wait(10)
+    time.sleep(0.2)
+    work()
+    client.echo("coffer-test-stop")
+    thread.join(30)
+    return sum(1 for c in seen if c.get("client_type") != "lua")
+
+
+def test_a_request_costs_two_round_trips_to_redis(client: redis.Redis) -> None:
+    """One script admits (pauses, slot, rate) and one command releases: five
+    round trips a request made restore jobs wait on Redis more than on Graph."""
+    gates = Gates(shared=RedisGates(client, "tenant"))
+    resource = Resource.mailbox("user-9")
+    with gates.admit(resource):
+        pass  # loads the script (EVALSHA's first miss) outside the count
+
+    def fifty() -> None:
+        for _ in range(50):
+            with gates.admit(resource):
+                pass
+
+    sent = _round_trips(client, fifty)
+    assert sent <= 2 * 50 + 5, f"{sent} commands for 50 requests"
+    # And a pause another worker starts is still seen by the next admission.
+    other = Gates(shared=RedisGates(client, "tenant"))
+    other.pause(APP, 1.0)
+    started = time.monotonic()
+    with gates.admit(resource):
+        assert time.monotonic() - started >= 0.9
+
+
+def test_a_lease_left_by_a_broker_outage_is_taken_over_by_its_process_only(
+    server: RedisServer, client: redis.Redis
+) -> None:
+    # A job's attempt ends while the broker is down: its lease cannot be
+    # released and stays (append-only file) until it lapses. The job's next
+    # attempt in this process takes it over at once instead of waiting
+    # lease_seconds for itself; another process still finds it busy.
+    key = lease_key("tenant", "users", "u9")
+    first = OwnerLease(client, key, "host-a:1", 60.0)
+    server.stop()
+    first.release()
+    server.start()
+    assert client.get(key) == first.token
+    probe = (
+        "import sys, redis\n"
+        "from cli.cluster.lease import LeaseBusy, OwnerLease\n"
+        f"c = redis.Redis(host='127.0.0.1', port={server.port}, password=sys.argv[1])\n"
+        "try:\n"
+        f"    OwnerLease(c, {key!r}, 'host-b:2', 60.0)\n"
+        "except LeaseBusy:\n"
+        "    print('busy')\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", probe, REDIS_PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert other.stdout.strip() == "busy"
+    with OwnerLease(client, key, "host-a:1", 60.0) as again:
+        assert client.get(key) == again.token == first.token
+    assert client.get(key) is None
+
+
+_HOLDER = """
+import sys, threading, time
+import redis
+from cli.cluster.limiter import RedisGates
+from sources.m365.graph.throttle import Gates, Resource
+client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), password=sys.argv[2])
+gates = Gates(shared=RedisGates(client, "tenant", slot_seconds=float(sys.argv[3])))
+entered = threading.Semaphore(0)
+def hold():
+    with gates.admit(Resource.mailbox("user-k")):
+        entered.release()
+        time.sleep(3600)
+for _ in range(4):
+    threading.Thread(target=hold, daemon=True).start()
+for _ in range(4):
+    entered.acquire()
+print("held", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_killed_workers_mailbox_slots_lapse_and_a_live_holders_stay(
+    server: RedisServer, client: redis.Redis
+) -> None:
+    """A worker killed with -9 while holding a mailbox's four slots must not keep
+    that mailbox at a standstill (its job is redelivered to another worker), and a
+    live request keeps its slot however long it runs."""
+    lifetime = 2.0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(server.port), REDIS_PASSWORD, str(lifetime)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())},
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        gates = Gates(shared=RedisGates(client, "tenant", slot_seconds=lifetime))
+        got = threading.Event()
+
+        def request() -> None:
+            with gates.admit(Resource.mailbox("user-k")):
+                got.set()
+
+        threading.Thread(target=request, daemon=True).start()
+        # Alive, the holder renews: its slots outlast their lifetime twice over.
+        assert not got.wait(2.5 * lifetime), "a live holder's slot lapsed"
+        holder.kill()
+        holder.wait(30)
+        killed = time.monotonic()
+        assert got.wait(lifetime + 10), "a killed holder's slots did not lapse"
+        assert time.monotonic() - killed <= lifetime + 10
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)  # closes its pipe
