@@ -3,10 +3,12 @@
 Every chunk a mount reads passes through a few fresh buffers of its size (the
 bytes read from the pack, the decrypted payload, the plaintext, the reply
 joined from two chunks), 0.25 to 2 MiB each, allocated and freed by several
-threads. glibc serves such sizes with ``mmap`` or trims them off the top of a
-heap as soon as they are freed, so every one of them comes back as fresh pages
-that the kernel faults in and zeroes: a 512 MiB sequential read took 500,000 to
-600,000 page faults, and the mount spent twice as much CPU in the kernel as in
+threads. With the thresholds every command sets (``cli.malloc``: a trim
+threshold of 128 KiB, which also fixes glibc's mmap threshold at 128 KiB)
+such sizes come from ``mmap`` or are trimmed off the top of a heap as soon as
+they are freed, so every one of them comes back as fresh pages that the
+kernel faults in and zeroes: a 512 MiB sequential read took 400,000 to
+660,000 page faults, and the mount spent twice as much CPU in the kernel as in
 Python (docs/performance.md, "Mount"). With a fixed mmap threshold above the
 largest chunk and a trim threshold of 2 MiB, freed buffers are mostly reused
 in place: the same read takes 90,000 to 100,000 faults and half the kernel
