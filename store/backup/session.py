@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from store.backup.merge import MergeCounts, MergeInput, merge
+from store.backup.sink import ContentSink
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
 from store.errors import StoreError
@@ -47,7 +48,7 @@ from store.pipeline.pool import WorkerPool
 from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
-Content = bytes | BinaryIO | Path | Iterable[bytes]
+Content = bytes | BinaryIO | Path | Iterable[bytes] | ContentSink
 
 # Sync state is stored as tree blobs of at most this size each.
 _SYNC_PIECE = 1 << 20
@@ -174,6 +175,11 @@ class BackupRun:
     ) -> OwnerSession:
         """Open the session of one owner. Raises OwnerBusy if it is being backed up."""
         return OwnerSession(self, owner, source or {}, wait=wait, auto_checkpoint=auto_checkpoint)
+
+    def content_sink(self) -> ContentSink:
+        """A sink that stores content as a download writes it (store/backup/sink.py);
+        pass it to :meth:`OwnerSession.add_item` as the content. Close it."""
+        return ContentSink(self.chunker, self.writer, self.store_slots)
 
     def worker_pool(self, workers: int) -> WorkerPool[Any]:
         """The run's worker processes (store/pipeline), started on first use.
@@ -489,8 +495,9 @@ class OwnerSession:
         stored: tuple[Sequence[tuple[BlobId, int]], int] | None = None,
     ) -> Entry:
         """Store a file item. ``content`` may be bytes, a binary stream, a Path,
-        or an iterable of byte segments (each cut on its own: a source can put
-        attachment boundaries between segments so shared attachments dedupe).
+        an iterable of byte segments (each cut on its own: a source can put
+        attachment boundaries between segments so shared attachments dedupe),
+        or a :meth:`BackupRun.content_sink` a download wrote to.
 
         ``reuse_content_of`` takes the content of an existing item instead
         (a metadata-only change): nothing is read or stored again.
@@ -604,6 +611,11 @@ class OwnerSession:
     def _store_content(self, content: Content) -> tuple[list[tuple[BlobId, int]], int]:
         chunker = self.run.chunker
         writer = self.run.writer
+        if isinstance(content, ContentSink):
+            stored, stored_size = content.finish()  # in the store slots, like the rest
+            with self._lock:
+                self.stats.bytes_read += stored_size
+            return stored, stored_size
         if isinstance(content, bytes | bytearray | memoryview):
             pieces: Iterable[bytes] = chunker.cut_bytes(bytes(content))
         elif isinstance(content, Path):

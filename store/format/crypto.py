@@ -85,7 +85,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def encode_payload(plaintext: bytes, level: int | None) -> bytes:
+def encode_payload(plaintext: bytes | memoryview, level: int | None) -> bytes:
     """Codec byte ‖ body: zstd when it saves at least 1/32, raw otherwise."""
     if level is not None and len(plaintext) >= 64:
         packed = _compressor(level).compress(plaintext)
