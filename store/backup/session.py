@@ -122,6 +122,9 @@ class BackupRun:
         self.writer = writer or repo.blob_writer()
         self.chunker = Chunker(repo.config.chunker, repo.keyring.chunker_seed)
         self.store_slots = threading.BoundedSemaphore(store_slots)
+        # Downloads cut as they arrive, each holding a 4 MiB chunker window; more
+        # large downloads at once spill to temporary files (store/backup/sink.py).
+        self.sink_windows = threading.BoundedSemaphore(2 * store_slots)
         self.tree_reader = TreeReader(lambda blob_id: repo.load_blob(blob_id, TREE))
         self._session_key = f"{SESSIONS}{os.urandom(16).hex()}"
         self._stop = threading.Event()
@@ -176,10 +179,13 @@ class BackupRun:
         """Open the session of one owner. Raises OwnerBusy if it is being backed up."""
         return OwnerSession(self, owner, source or {}, wait=wait, auto_checkpoint=auto_checkpoint)
 
-    def content_sink(self) -> ContentSink:
+    def content_sink(self, tmpdir: str | None = None) -> ContentSink:
         """A sink that stores content as a download writes it (store/backup/sink.py);
-        pass it to :meth:`OwnerSession.add_item` as the content. Close it."""
-        return ContentSink(self.chunker, self.writer, self.store_slots)
+        pass it to :meth:`OwnerSession.add_item` as the content. Close it.
+        ``tmpdir``: where content spills when no window is free."""
+        return ContentSink(
+            self.chunker, self.writer, self.store_slots, self.sink_windows, tmpdir=tmpdir
+        )
 
     def worker_pool(self, workers: int) -> WorkerPool[Any]:
         """The run's worker processes (store/pipeline), started on first use.

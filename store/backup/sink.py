@@ -13,9 +13,11 @@ sink to ``add_item`` stores the rest and records the item. The chunks and blob
 IDs are those of the same content given whole (tested).
 
 Content up to ``small`` bytes is only gathered in memory and cut whole at the
-end, like a spool kept in memory: a window (twice the maximum chunk size) is
-taken only by content larger than that, so memory is bounded by the number of
-large downloads in flight, not by their sizes.
+end, like a spool kept in memory. Larger content takes a window (twice the
+maximum chunk size) if one of the run's ``windows`` is free, and otherwise
+spills to a temporary file cut at the end, as the spool did: memory is bounded
+by the number of windows, not by the number of downloads in flight (a large
+tenant has dozens) nor by their sizes.
 
 A retried download truncates the sink (``seek(0)``, ``truncate()``): what was
 taken is forgotten and the content starts again. Chunks already stored stay in
@@ -27,9 +29,11 @@ Not thread-safe: one sink per download. Raises what the blob writer raises
 
 from __future__ import annotations
 
+import tempfile
+import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from store.format.chunker import Chunker, StreamCutter
 from store.ids import DATA, BlobId
@@ -53,15 +57,20 @@ class ContentSink:
         chunker: Chunker,
         writer: _Writer,
         slots: AbstractContextManager[Any],
+        windows: threading.Semaphore,
         *,
         small: int = SMALL_BYTES,
+        tmpdir: str | None = None,
     ) -> None:
         self._chunker = chunker
         self._writer = writer
         self._slots = slots
+        self._windows = windows
         self._small_limit = small
+        self._tmpdir = tmpdir
         self._small = bytearray()
-        self._cutter: StreamCutter | None = None
+        self._cutter: StreamCutter | None = None  # holds one of ``windows``
+        self._spill: IO[bytes] | None = None
         self._chunks: list[tuple[BlobId, int]] = []
         self._size = 0
         self._finished = False
@@ -74,12 +83,20 @@ class ContentSink:
             raise ValueError("the content was already stored")
         count = len(data)
         self._size += count
+        if self._spill is not None:
+            self._spill.write(data)
+            return count
         if self._cutter is None:
             if len(self._small) + count <= self._small_limit:
                 self._small += data
                 return count
-            self._cutter = StreamCutter(self._chunker)
             gathered, self._small = self._small, bytearray()
+            if not self._windows.acquire(blocking=False):
+                self._spill = tempfile.TemporaryFile(dir=self._tmpdir)  # noqa: SIM115 (closed by close)
+                self._spill.write(gathered)
+                self._spill.write(data)
+                return count
+            self._cutter = StreamCutter(self._chunker)
             self._push(memoryview(gathered))
         self._push(memoryview(data))
         return count
@@ -101,6 +118,9 @@ class ContentSink:
         self._chunks = []
         if self._cutter is not None:
             self._cutter.reset()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
         return 0
 
     def flush(self) -> None:
@@ -119,14 +139,14 @@ class ContentSink:
         if self._finished:
             raise ValueError("the content was already stored")
         self._finished = True
-        if self._cutter is None:
-            data = bytes(self._small)
-            self._small = bytearray()
-            if data:
-                self._store(self._chunker.cut_bytes(data))
-        else:
+        if self._cutter is not None:
             self._store(self._cutter.cut(eof=True))
-            self.close()
+        elif self._spill is not None:
+            self._spill.seek(0)
+            self._store(self._chunker.cut_stream(self._spill))  # type: ignore[arg-type]
+        elif self._small:
+            self._store(self._chunker.cut_bytes(bytes(self._small)))
+        self.close()
         return self._chunks, self._size
 
     def close(self) -> None:
@@ -134,6 +154,10 @@ class ContentSink:
         if self._cutter is not None:
             self._cutter.close()
             self._cutter = None
+            self._windows.release()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
         self._small = bytearray()
 
     def __enter__(self) -> ContentSink:

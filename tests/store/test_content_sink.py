@@ -12,6 +12,7 @@ content in the item.
 from __future__ import annotations
 
 import io
+import os
 import random
 from pathlib import Path
 
@@ -129,3 +130,47 @@ def test_a_sink_takes_nothing_once_stored(tmp_path: Path) -> None:
             except ValueError:
                 continue
             raise AssertionError("a stored sink took more")
+
+
+def _files_open_in(directory: Path) -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        count += target.startswith(str(directory))
+    return count
+
+
+def test_large_downloads_beyond_the_windows_spill_and_cut_the_same(tmp_path: Path) -> None:
+    # One store slot: two windows. Three large downloads at once: the third
+    # spills to a temporary file (memory stays bounded by the windows), and all
+    # three store the chunks the spool path stores; the windows come back.
+    repo = make_repo(tmp_path / "repo")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    rng = random.Random(4)
+    contents = [_content(rng, 3_500_000 + i, 199) for i in range(3)]
+    with BackupRun(repo, store_slots=1) as run, run.owner(OWNER) as session:
+        for i, data in enumerate(contents):
+            session.add_item(f"spooled{i}", io.BytesIO(data))
+        sinks = [run.content_sink(str(spill)) for _ in contents]
+        for sink, data in zip(sinks, contents, strict=True):
+            sink.write(data[:1_500_000])  # past the in-memory limit: a window or a file
+        assert _files_open_in(spill) == 1
+        for sink, data in zip(sinks, contents, strict=True):
+            _write(sink, data[1_500_000:], rng, 70_000)
+        for i, sink in enumerate(sinks):
+            session.add_item(f"sunk{i}", sink)
+            sink.close()
+        assert _files_open_in(spill) == 0
+        assert run.sink_windows.acquire(blocking=False)
+        assert run.sink_windows.acquire(blocking=False)
+        snapshot = session.commit()
+    reader = repo.reader(snapshot)
+    entries = {path: entry for path, entry in reader.walk() if entry.is_file}
+    for i in range(len(contents)):
+        assert entries[f"sunk{i}"].chunks == entries[f"spooled{i}"].chunks
+    assert read_all(repo, snapshot)["sunk2"] == contents[2]

@@ -270,7 +270,7 @@ class ServiceContext:
         """Where an item's download goes when it is stored as it is: the content is
         cut and stored as it arrives, not spooled to a file and read back
         (store/backup/sink.py); pass it to :meth:`add_file`. The caller closes it."""
-        return self.session.run.content_sink()
+        return self.session.run.content_sink(self.owner.tmpdir)
 
     def spool(self) -> IO[bytes]:
         # The caller closes it (it is used as a context manager).
