@@ -38,6 +38,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ import redis
 
 from cli.cluster.broker import BACKUP_TASK, celery_app, check_reachable, redis_client
 from cli.cluster.heartbeat import live_workers
-from cli.cluster.jobs import BackupMessage
+from cli.cluster.jobs import BackupMessage, owner_snapshot_hints
 from cli.cluster.runreport import MANIFEST_KIND, assemble, owner_reports
 from cli.cluster.runstate import RunState
 from cli.cluster.settings import BrokerUnreachable, ClusterSettings, RunNotLost, RunStalled
@@ -54,7 +55,7 @@ from cli.errors import CliError
 from cli.ui.progress import Progress
 from sources.m365 import REPORT_FORMAT, REPORT_VERSION, TenantBackup, TenantSettings
 from sources.m365.backup.context import OwnerJob
-from store import Repository, latest_per_owner
+from store import Owner, Repository, Snapshot, latest_per_owner
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,10 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def largest_first(repo: Repository, jobs: list[OwnerJob]) -> list[OwnerJob]:
+def largest_first(snapshots: list[Snapshot], jobs: list[OwnerJob]) -> list[OwnerJob]:
     """Owners by the items their latest snapshot holds, most first; unknown first."""
     sizes: dict[tuple[str, str], int] = {}
-    for snap in latest_per_owner(repo.list_snapshots()):
+    for snap in latest_per_owner(snapshots):
         stats = snap.stats or {}
         sizes[(snap.owner.kind, snap.owner.key)] = sum(
             int(stats.get(k, 0) or 0) for k in ("items_new", "items_changed", "items_unchanged")
@@ -187,7 +188,9 @@ class ClusterBackup:
             }
             for field, entry in owner_reports(repo, run_id).items()
         }
-        again = [m for m in messages if m.field not in done]
+        # Without snapshot names: a job of these may have started before and
+        # left a checkpoint the names do not include (jobs.py lists instead).
+        again = [replace(m, snapshots=None) for m in messages if m.field not in done]
         log.warning(
             "run %s: %d owner(s) committed (from the repository), %d enqueued again",
             run_id[:12],
@@ -213,7 +216,9 @@ class ClusterBackup:
         backup = TenantBackup(
             repo, settings, prompt=prompt, only_users=only_users, only_services=only_services
         )
-        jobs = largest_first(repo, backup.jobs())
+        listing = repo.list_snapshots()  # once per run; each job is told its owner's
+        jobs = largest_first(listing, backup.jobs())
+        told = owner_snapshot_hints(listing)
         run_id = os.urandom(16).hex()
         time_ns = time.time_ns()
         tenant = settings.connection.tenant_id
@@ -228,6 +233,7 @@ class ClusterBackup:
                 job.services,
                 checkpoint_seconds,
                 wait,
+                told.get(Owner(job.kind, job.key, job.name).identity, ()),
             )
             for job in jobs
         ]

@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -49,11 +50,26 @@ from sources.m365.backup.writer import AttributingWriter
 from sources.m365.graph.auth import token_source
 from sources.m365.graph.client import GraphClient, make_http_session
 from sources.m365.graph.throttle import Gates
-from store import BackupRun, ExitCode, Owner, Repository, Snapshot, StoreError
+from store import (
+    BackupRun,
+    ExitCode,
+    Owner,
+    Repository,
+    Snapshot,
+    SnapshotId,
+    SnapshotNotFound,
+    StoreError,
+    latest_per_owner,
+)
+from store.ids import from_hex
 
 log = logging.getLogger(__name__)
 
 MESSAGE_VERSION = 1
+# At most this many snapshot ids in a message (one complete snapshot and its
+# owner's checkpoints: more than a few means something is wrong; the job then
+# sees only these, and a later run's listing cleans the rest up).
+MAX_SNAPSHOT_HINTS = 64
 # Errors opening the repository that no retry fixes.
 _PERMANENT = (
     ExitCode.REPOSITORY_NOT_FOUND,
@@ -87,13 +103,17 @@ class BackupMessage:
     services: tuple[str, ...]
     checkpoint_seconds: float = 300.0
     wait: float = 0.0
+    # The owner's snapshots the enqueuing run saw (its latest complete one and
+    # its checkpoints), so that the job needs no listing of the repository; None
+    # (a resumed or recovered run) makes the job list it (run_backup_job).
+    snapshots: tuple[str, ...] | None = None
 
     @property
     def field(self) -> str:
         return owner_field(self.kind, self.key)
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        out = {
             "v": MESSAGE_VERSION,
             "run": self.run,
             "time_ns": self.time_ns,
@@ -102,6 +122,9 @@ class BackupMessage:
             "services": list(self.services),
             "options": {"checkpoint_seconds": self.checkpoint_seconds, "wait": self.wait},
         }
+        if self.snapshots is not None:
+            out["snapshots"] = list(self.snapshots)
+        return out
 
     @classmethod
     def from_map(cls, raw: Any) -> BackupMessage:
@@ -121,6 +144,7 @@ class BackupMessage:
                 tuple(str(s) for s in raw["services"]),
                 float(options.get("checkpoint_seconds", 300.0)),
                 float(options.get("wait", 0.0)),
+                _snapshot_ids(raw.get("snapshots")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise JobFailed(f"malformed job message ({type(exc).__name__})") from None
@@ -279,6 +303,44 @@ class LiveCounters:
         self.flush()
 
 
+def _snapshot_ids(raw: Any) -> tuple[str, ...] | None:
+    """A message's snapshot ids, each a full 64-digit id. Raises ValueError,
+    TypeError (a malformed message)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > MAX_SNAPSHOT_HINTS:
+        raise ValueError("snapshots")
+    return tuple(from_hex(str(text)).hex() for text in raw)
+
+
+def owner_snapshot_hints(snapshots: list[Snapshot]) -> dict[str, tuple[str, ...]]:
+    """For each owner (``kind/key``) of a listing: the ids of its newest complete
+    snapshot and of its checkpoints, what its job's session looks for
+    (store/backup/session.py, ``_find_parent``)."""
+    newest = {s.owner.identity: s for s in latest_per_owner(snapshots)}
+    hints: dict[str, list[str]] = {key: [snap.id_hex] for key, snap in newest.items()}
+    for snap in snapshots:
+        if snap.partial:
+            hints.setdefault(snap.owner.identity, []).append(snap.id_hex)
+    return {key: tuple(ids[:MAX_SNAPSHOT_HINTS]) for key, ids in hints.items()}
+
+
+def _told_snapshots(repo: Repository, ids: tuple[str, ...]) -> Callable[[Owner], list[Snapshot]]:
+    """The session's source of its owner's snapshots: the ones the message named,
+    loaded by id (one cache lookup or read each); gone ones are left out."""
+
+    def load(owner: Owner) -> list[Snapshot]:
+        found = []
+        for text in ids:
+            try:
+                found.append(repo.load_snapshot(SnapshotId(from_hex(text))))
+            except SnapshotNotFound:
+                continue  # forgotten or pruned since the run listed it
+        return found
+
+    return load
+
+
 def _finished_snapshot(snapshots: list[Snapshot], message: BackupMessage) -> str | None:
     """The complete snapshot this run already committed for the owner, if any."""
     identity = Owner(message.kind, message.key, message.name).identity
@@ -303,12 +365,18 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
         if recorded is not None:
             return recorded
         started = time.monotonic()
-        state.owner_started(message.field, ctx.name)
+        first = state.owner_started(message.field, ctx.name)
         settings = ctx.tenant(message.tenant)
         repo = ctx.repo()
         client = ctx.graph(settings)
         writer = AttributingWriter(repo)
         live = LiveCounters(state)
+        # The snapshots the message names are enough on the owner's first start in
+        # this run. A start after another (a redelivery, a retry) lists the
+        # repository: the earlier start may have committed, or left a checkpoint
+        # to resume from, after the run listed it. Runs enqueued again after the
+        # broker lost them carry no names (coordinator.py), for the same reason.
+        told = message.snapshots if first else None
         try:
             # The index refresher counts this job only once its run has written
             # its session marker (a refresh is then never older than the marker).
@@ -319,12 +387,15 @@ def run_backup_job(ctx: WorkerContext, raw: Any) -> dict[str, Any]:
                     time_ns=message.time_ns,
                     checkpoint_seconds=message.checkpoint_seconds,
                     writer=cast(Any, writer),  # duck-typed like the BlobWriter (runner.py)
+                    owner_snapshots=None if told is None else _told_snapshots(repo, told),
                 ) as run,
                 ctx.indexing(),
             ):
-                # One listing of the repository per job, shared with the owner's
-                # session (which looks for its parent snapshot in it).
-                done = _finished_snapshot(run.snapshots(), message)
+                # Without names, one listing of the repository per job, shared
+                # with the owner's session (which looks for its parent snapshot in
+                # it). With them, this is the owner's first start in the run:
+                # nothing of this run can be committed yet.
+                done = None if told is not None else _finished_snapshot(run.snapshots(), message)
                 if done is not None:
                     # Delivered again after it committed (the worker died before
                     # acknowledging): nothing new to commit.

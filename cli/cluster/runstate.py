@@ -8,6 +8,7 @@ the repository. Keys (``R`` the run id)::
     coffer:run:R:owners   hash  "kind:key" -> JSON outcome of a finished owner
     coffer:run:R:workers  hash  worker -> owners it finished
     coffer:run:R:active   hash  "kind:key" -> worker running it now
+    coffer:run:R:started  hash  "kind:key" -> worker that first started it
 
 ``owner_done`` is idempotent: the first outcome recorded for an owner stays
 (HSETNX), so a redelivered job that finds its owner finished changes nothing.
@@ -41,7 +42,13 @@ class RunState:
         self._expiry = int(expiry_seconds)
 
     def _keys(self) -> tuple[str, ...]:
-        return (self.key, f"{self.key}:owners", f"{self.key}:workers", f"{self.key}:active")
+        return (
+            self.key,
+            f"{self.key}:owners",
+            f"{self.key}:workers",
+            f"{self.key}:active",
+            f"{self.key}:started",
+        )
 
     def _touch(self, pipe: Any) -> None:
         for key in self._keys():
@@ -88,11 +95,16 @@ class RunState:
             pipe.expire(self.key, self._expiry)
             pipe.execute()
 
-    def owner_started(self, field: str, worker: str) -> None:
+    def owner_started(self, field: str, worker: str) -> bool:
+        """Record that ``worker`` runs the owner now; True if no start of it was
+        recorded before in this run (``:started`` keeps the first start for the
+        run's lifetime, when ``:active`` and even the outcome are gone)."""
         with self.client.pipeline() as pipe:
             pipe.hset(f"{self.key}:active", field, worker)
+            pipe.hsetnx(f"{self.key}:started", field, worker)
             self._touch(pipe)
-            pipe.execute()
+            first = pipe.execute()[1]
+        return bool(first)
 
     def done(self, field: str) -> dict[str, Any] | None:
         """The recorded outcome of an owner, or None."""

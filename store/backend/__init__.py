@@ -32,7 +32,7 @@ from store.backend.base import (
     TempObject,
     validate_key,
 )
-from store.backend.cache import CachingBackend
+from store.backend.cache import CachingBackend, DirectView
 from store.backend.local import LocalBackend
 from store.backend.ratelimit import RateLimitedBackend
 from store.backend.redact import redact_text, redact_url
@@ -87,6 +87,21 @@ def _open_raw(url: str) -> tuple[Backend, bool]:
     if sep and len(scheme) > 1 and "/" not in scheme and scheme.isalnum():
         raise ValueError(f"unknown repository scheme {scheme!r} in {redact_url(url)!r}")
     return LocalBackend(url), False
+
+
+def reads_locally(backend: Backend) -> bool:
+    """True when ``backend`` reads a local directory (a LocalBackend, through any
+    of the wrappers above): a read costs a system call, not a request, so
+    small ranged reads cost nothing more than large ones. Raises nothing."""
+    while True:
+        if isinstance(backend, LocalBackend):
+            return True
+        if isinstance(backend, CachingBackend | RateLimitedBackend | RetryingBackend):
+            backend = backend.inner
+        elif isinstance(backend, DirectView):
+            backend = backend.cache
+        else:
+            return False
 
 
 def is_remote(url: str) -> bool:
@@ -144,6 +159,7 @@ __all__ = [
     "TempObject",
     "is_remote",
     "open_backend",
+    "reads_locally",
     "redact_text",
     "redact_url",
     "validate_key",

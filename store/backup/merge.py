@@ -62,6 +62,10 @@ class MergeInput:
     # Subtrees the source found unchanged as a whole: kept without reading them.
     kept: list[bytes] = field(default_factory=list)
     final: bool = False
+    # False: no directory's old subtree is reused, every page is written again from
+    # the catalogue (deduplication stores only the pages no index has): for a base
+    # whose pages may be missing (audit.py).
+    reuse_dirs: bool = True
 
 
 def _under_any(key: bytes, prefixes: frozenset[bytes]) -> bool:
@@ -245,7 +249,8 @@ class _Merger:
             if is_dir:
                 kept_whole = _under_any(cat_key, self._kept_set)
                 if (
-                    not in_scope
+                    self.spec.reuse_dirs
+                    and not in_scope
                     and (kept_whole or not self._scope_below(cat_key))
                     and not store.run_has_under(cat_key)
                 ):

@@ -23,20 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from store.backup.audit import BaseAudit, audit_base
 from store.backup.merge import MergeCounts, MergeInput, merge
 from store.backup.sink import ContentSink
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
-from store.errors import StoreError
+from store.errors import BlobMissing, SnapshotNotFound, StoreError
 from store.format.chunker import Chunker
 from store.format.codec import encode
 from store.format.paths import SEPARATOR, path_key
@@ -49,6 +51,8 @@ from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
 Content = bytes | BinaryIO | Path | Iterable[bytes] | ContentSink
+
+log = logging.getLogger(__name__)
 
 # Sync state is stored as tree blobs of at most this size each.
 _SYNC_PIECE = 1 << 20
@@ -109,9 +113,13 @@ class BackupRun:
         checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
         writer: BlobWriter | None = None,
         store_slots: int = STORE_SLOTS,
+        owner_snapshots: Callable[[Owner], list[Snapshot]] | None = None,
     ) -> None:
         """``store_slots``: how many items' content may be stored at once
-        (threads beyond it wait their turn; see STORE_SLOTS)."""
+        (threads beyond it wait their turn; see STORE_SLOTS). ``owner_snapshots``:
+        where an owner's snapshots come from instead of a listing of the whole
+        repository (``snapshots_of``): a cluster job is told its owner's by the
+        run that enqueued it, so a job costs the same at 10 owners or 10,000."""
         self.repo = repo
         self._pool: WorkerPool[Any] | None = None
         self._pool_lock = threading.Lock()
@@ -130,6 +138,7 @@ class BackupRun:
         self._stop = threading.Event()
         self._snapshots: list[Snapshot] | None = None
         self._snapshots_lock = threading.Lock()
+        self._owner_snapshots = owner_snapshots
         self._write_marker()
         # Deduplicate only against the index as it is now that the marker exists:
         # prune may have swept packs an older view still names (store/maintenance/prune/pruning.py).
@@ -167,6 +176,16 @@ class BackupRun:
             if self._snapshots is None or refresh:
                 self._snapshots = self.repo.list_snapshots()
             return self._snapshots
+
+    def snapshots_of(self, owner: Owner, *, refresh: bool = False) -> list[Snapshot]:
+        """The owner's snapshots, checkpoints included: from ``owner_snapshots``
+        when the run has it and ``refresh`` is false, else from the run's
+        listing of the repository (refreshed when ``refresh``)."""
+        if self._owner_snapshots is not None and not refresh:
+            found = self._owner_snapshots(owner)
+        else:
+            found = self.snapshots(refresh=refresh)
+        return [s for s in found if s.owner.identity == owner.identity]
 
     def owner(
         self,
@@ -277,6 +296,12 @@ class OwnerSession:
         self.stats = SessionStats()
         self._older_checkpoints: list[Snapshot] = []
         self._auto_checkpoint = auto_checkpoint
+        # Set when the base names blobs in no index (see _check_base): a one-line
+        # warning, also in the snapshot's stats ("base_reread") and the run report.
+        self.base_warning: str | None = None
+        self._base_lost = False
+        self._rebuilt = False
+        self._reuse_dirs = True
         owners_dir = self.repo.cache_dir / "owners"
         owners_dir.mkdir(mode=0o700, exist_ok=True)
         name = owner_dir_name(owner)
@@ -284,11 +309,12 @@ class OwnerSession:
         try:
             self.store = OwnerStore(owners_dir / name)
             self.parent = self._find_parent()
+            self._generation = self.repo.blob_index.generation()
             self._sync_catalogue()
+            self.sync_state: bytes | None = self._check_base()
         except BaseException:
             self._lock_file.release()
             raise
-        self.sync_state: bytes | None = self._load_sync_state()
         self._lock = threading.RLock()
         self._full_scopes: list[bytes] = []
         self._kept: list[bytes] = []
@@ -301,33 +327,116 @@ class OwnerSession:
     # -- setup ----------------------------------------------------------
 
     def _find_parent(self) -> Snapshot | None:
-        snapshots = self.run.snapshots()
-        known = {s.snapshot_id for s in snapshots}
+        mine = self.run.snapshots_of(self.owner)
         cached = self.store.snapshot_id()
-        if cached is not None and cached not in known:
+        if cached is not None and self._newer_than(cached, mine):
             # Another process committed this owner after the run listed the
             # repository: look again so we build on the newest state.
-            snapshots = self.run.snapshots(refresh=True)
-        mine = [s for s in snapshots if s.owner.identity == self.owner.identity]
+            mine = self.run.snapshots_of(self.owner, refresh=True)
         self._older_checkpoints = [s for s in mine if s.partial]
         if not mine:
             return None
         # Newest first; at equal times a complete snapshot beats a checkpoint.
         return max(mine, key=lambda s: (s.time_ns, not s.partial))
 
+    def _newer_than(self, cached: SnapshotId, mine: list[Snapshot]) -> bool:
+        """Whether the snapshot the local catalogue holds is missing from ``mine``
+        and may be newer than all of it (or is gone: then a fresh listing says
+        what is there). An older one that is not in ``mine`` (a run that was told
+        only its owner's latest snapshots) needs no listing."""
+        if any(s.snapshot_id == cached for s in mine):
+            return False
+        try:
+            held = self.repo.load_snapshot(cached)
+        except SnapshotNotFound:
+            return True
+        return held.time_ns >= max((s.time_ns for s in mine), default=-1)
+
     def _sync_catalogue(self) -> None:
         wanted = self.parent.snapshot_id if self.parent else None
         if self.store.snapshot_id() != wanted or wanted is None:
-            self.store.rebuild(
-                wanted, self.parent.tree if self.parent else None, self.run.tree_reader
-            )
+            try:
+                self.store.rebuild(
+                    wanted, self.parent.tree if self.parent else None, self.run.tree_reader
+                )
+                self._rebuilt = True  # every page was just read: all are indexed
+            except BlobMissing:
+                # A tree page of the base is in no index: its items cannot even be
+                # listed, so none is reused (_check_base says so).
+                self.store.rebuild(None, None, self.run.tree_reader)
+                self._base_lost = True
         else:
             self.store.clear_run()
 
-    def _load_sync_state(self) -> bytes | None:
-        if self.parent is None or not self.parent.sync:
+    def _check_base(self) -> bytes | None:
+        """Make sure the run reuses no blob of its base that no index has, and
+        return the base's sync state (None when the source must enumerate all).
+
+        The resume rules (FORMAT.md §10, "Resuming from a base"): files whose
+        content names such a blob leave the catalogue (the source finds them
+        missing and reads them again), no directory's old pages are reused until
+        this session's first commit (writing them again stores the missing ones),
+        and the sync state is dropped when items left or it names such a blob
+        itself. The pages are written again also when the base is a checkpoint
+        or the blob index lost entries since the catalogue was last verified
+        (its generation changed): the audit sees no leaf page of a large
+        directory. A complete base whose catalogue was verified in the index's
+        current generation needs no audit: between equal generations the index
+        only grew, and a commit names only verified or newly indexed blobs.
+        Nothing here raises for missing blobs; what is missing is read again.
+        """
+        parent = self.parent
+        if parent is None:
             return None
-        return b"".join(self.repo.load_blob(blob_id, TREE) for blob_id in self.parent.sync)
+        verified = self.store.verified() == self._generation
+        if parent.partial:
+            self._reuse_dirs = False
+        if self._base_lost:
+            self.stats.extra["base_reread"] = "all"
+            self._warn_base(
+                parent,
+                "has tree pages in no index: nothing of it is reused,"
+                " every item is read again from the source",
+            )
+            return None
+        if verified and not parent.partial:
+            audit = BaseAudit()  # nothing it names can have left the index
+        else:
+            generation = self._generation
+            audit = audit_base(self.repo, self.store, parent.sync)
+            # The audit sees each directory's root page, not the leaves of a large
+            # one: those are known indexed only if the pages were just read
+            # (rebuilt) or verified, in the generation the index still has.
+            self._generation = self.repo.blob_index.generation()
+            if not (self._rebuilt or verified) or self._generation != generation:
+                self._reuse_dirs = False
+        sync_usable = not audit.sync
+        if audit.items or audit.directories:
+            self.store.forget(audit.items)
+            self._reuse_dirs = False
+            sync_usable = sync_usable and not audit.items
+        if not audit.clean:
+            self.stats.extra["base_reread"] = len(audit.items)
+            self._warn_base(
+                parent,
+                f"names {len(audit.missing)} blobs in no index: they are not reused,"
+                f" {len(audit.items)} items are read again from the source",
+            )
+        if not parent.sync or not sync_usable:
+            return None
+        try:
+            return b"".join(self.repo.load_blob(blob_id, TREE) for blob_id in parent.sync)
+        except BlobMissing:
+            # Indexed, but its pack is gone: start the enumeration afresh.
+            self._warn_base(parent, "has its sync state in a lost pack: every item is listed again")
+            return None
+
+    def _warn_base(self, parent: Snapshot, what: str) -> None:
+        kind = "checkpoint" if parent.partial else "snapshot"
+        self.base_warning = (
+            f"{self.owner.path}: the {kind} {parent.short_id} this backup builds on {what}"
+        )
+        log.warning("%s", self.base_warning)
 
     # -- queries --------------------------------------------------------
 
@@ -703,6 +812,7 @@ class OwnerSession:
             full_scopes=list(self._full_scopes),
             kept=list(self._kept),
             final=final,
+            reuse_dirs=self._reuse_dirs,
         )
         env = self.store.env
         rtxn = env.begin()
@@ -731,6 +841,10 @@ class OwnerSession:
             )
             assert snapshot.snapshot_id is not None
             out.finish(snapshot.snapshot_id, final=final)
+            # What the snapshot names was verified or written (and indexed) by this
+            # run: the next session in this generation needs no audit.
+            self.store.set_verified(self._generation)
+            self._reuse_dirs = True
         except BaseException:
             out.abort()
             self._failed = True

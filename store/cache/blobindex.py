@@ -7,6 +7,7 @@ Thread-safe and safe to share between processes (LMDB's own locking).
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class BlobIndex:
         self._packs = self._env.open_db(b"packs")
         self._indexes = self._env.open_db(b"indexes")
         self.snapshots = self._env.open_db(b"snapshots")
+        self._meta = self._env.open_db(b"meta")
 
     @property
     def env(self) -> object:
@@ -134,10 +136,27 @@ class BlobIndex:
         self.pages.release()
 
     def clear(self) -> None:
-        """Forget everything (before a rebuild)."""
+        """Forget everything (before a rebuild), and start a new :meth:`generation`."""
         with self._env.begin(write=True) as txn:
             for db in (self._blobs, self._packs, self._indexes):
                 txn.drop(db, delete=False)
+            txn.put(b"generation", os.urandom(16), db=self._meta)
+
+    def generation(self) -> bytes:
+        """A token that changes whenever the index may have lost a blob it knew:
+        each :meth:`clear` (an index object disappeared) draws a new random one, and
+        so does a new environment when first asked (owners' catalogues record it, so
+        a deleted ``blobs/`` beside kept ``owners/`` cannot match by chance; see
+        OwnerStore.verified). Between two equal tokens the index only grew."""
+        with self._env.begin(db=self._meta) as txn:
+            raw = txn.get(b"generation")
+        if raw is None:
+            with self._env.begin(write=True, db=self._meta) as txn:
+                raw = txn.get(b"generation")
+                if raw is None:
+                    raw = os.urandom(16)
+                    txn.put(b"generation", raw)
+        return bytes(raw)
 
     def iter_blobs(self) -> Iterator[tuple[BlobId, BlobLocation]]:
         with self._env.begin(db=self._blobs) as txn:

@@ -77,6 +77,19 @@ class OwnerStore:
             raw = txn.get(b"snapshot")
         return SnapshotId(bytes(raw)) if raw else None
 
+    def verified(self) -> bytes | None:
+        """The blob index generation (BlobIndex.generation) under which every blob
+        the catalogue's snapshot names (chunks, tree pages, sync state) was known
+        to be indexed; None if not known (never recorded, or the catalogue was
+        rebuilt since)."""
+        with self.env.begin(db=self.meta) as txn:
+            raw = txn.get(b"verified")
+        return bytes(raw) if raw else None
+
+    def set_verified(self, generation: bytes) -> None:
+        with self.env.begin(write=True, db=self.meta) as txn:
+            txn.put(b"verified", generation)
+
     def get_catalogue(self, key: bytes) -> bytes | None:
         with self.env.begin(db=self.catalogue) as txn:
             raw = txn.get(key)
@@ -203,6 +216,7 @@ class OwnerStore:
         """
         with self.env.begin(write=True) as txn:
             txn.delete(b"snapshot", db=self.meta)
+            txn.delete(b"verified", db=self.meta)
             txn.drop(self.catalogue, delete=False)
             txn.drop(self.ids, delete=False)
             txn.drop(self.run, delete=False)
@@ -223,6 +237,23 @@ class OwnerStore:
         if snapshot_id is not None:
             with self.env.begin(write=True) as txn:
                 txn.put(b"snapshot", snapshot_id, db=self.meta)
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Remove these entries (and their item IDs) from the catalogue, which then
+        is no snapshot's tree: ``meta[snapshot]`` is removed in the same
+        transaction, so a session that ends without committing leaves it to be
+        rebuilt. Directories above them keep their old subtree IDs: the caller
+        must not reuse those (merge.MergeInput.reuse_dirs)."""
+        with self.env.begin(write=True) as txn:
+            txn.delete(b"snapshot", db=self.meta)
+            for key in keys:
+                raw = txn.get(key, db=self.catalogue)
+                if raw is None:
+                    continue
+                item_id = decode(bytes(raw), "catalogue entry").get("i")
+                txn.delete(key, db=self.catalogue)
+                if item_id is not None and txn.get(str(item_id).encode(), db=self.ids) == key:
+                    txn.delete(str(item_id).encode(), db=self.ids)
 
     def _write_rebuilt(self, batch: list[tuple[bytes, Entry]]) -> None:
         with self.env.begin(write=True) as txn:

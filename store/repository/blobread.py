@@ -8,7 +8,7 @@ reads on a few threads, and authenticates, decompresses and re-hashes every
 blob before handing it over. Nothing unverified leaves this module.
 
 Memory is bounded by the reads in flight (``workers`` x 2 ranges of at most
-``MAX_RANGE`` bytes, and their blobs) plus the blobs of the range being consumed.
+``max_range`` bytes, and their blobs) plus the blobs of the range being consumed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from store.repository.ports import BlobSource
 
 MERGE_GAP = 1024 * 1024
 MAX_RANGE = 8 * 1024 * 1024
+# The same from a local directory, where a read is a system call: in-flight
+# memory follows the range size (a restore of the mail corpus peaked 29 MiB
+# higher with 8 MiB ranges than with 1 MiB; docs/performance.md).
+LOCAL_MAX_RANGE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +52,12 @@ class _Range:
     blobs: list[tuple[BlobId, BlobLocation]]
 
 
-def plan_ranges(located: Iterable[tuple[BlobId, BlobLocation]]) -> list[_Range]:
-    """Group blobs into ranged reads: per pack, by offset, neighbours merged."""
+def plan_ranges(
+    located: Iterable[tuple[BlobId, BlobLocation]], max_range: int = MAX_RANGE
+) -> list[_Range]:
+    """Group blobs into ranged reads: per pack, by offset, neighbours merged
+    while a range stays within ``max_range`` bytes (a blob larger than that
+    is a range of its own)."""
     by_pack: dict[PackId, list[tuple[BlobId, BlobLocation]]] = {}
     for blob_id, location in located:
         by_pack.setdefault(location.pack_id, []).append((blob_id, location))
@@ -62,7 +70,7 @@ def plan_ranges(located: Iterable[tuple[BlobId, BlobLocation]]) -> list[_Range]:
             if (
                 current is not None
                 and location.offset - current.end <= MERGE_GAP
-                and end - current.start <= MAX_RANGE
+                and end - current.start <= max_range
             ):
                 current.end = max(current.end, end)
                 current.blobs.append((blob_id, location))
@@ -104,12 +112,18 @@ def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBl
 
 
 def read_blobs(
-    repo: BlobSource, blob_ids: Iterable[BlobId], *, workers: int = 4, payloads: bool = True
+    repo: BlobSource,
+    blob_ids: Iterable[BlobId],
+    *,
+    workers: int = 4,
+    payloads: bool = True,
+    max_range: int = MAX_RANGE,
 ) -> Iterator[LoadedBlob]:
     """Every blob of ``blob_ids`` (duplicates once), verified, in no particular order.
 
     ``payloads=False`` leaves ``LoadedBlob.payload`` empty (saves memory when
-    only the plaintext is wanted).
+    only the plaintext is wanted). ``max_range`` bounds each ranged read
+    (and so the memory of the reads in flight).
 
     Raises BlobMissing (not indexed, or its pack is gone) and IntegrityError
     (authentication, decompression or hash failure), like Repository.load_blob.
@@ -117,7 +131,7 @@ def read_blobs(
     reads in flight and discards them.
     """
     located = [(blob_id, repo.locate(blob_id)) for blob_id in dict.fromkeys(blob_ids)]
-    ranges = plan_ranges(located)
+    ranges = plan_ranges(located, max_range)
     if not ranges:
         return
     executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="coffer-read")
@@ -140,4 +154,4 @@ def read_blobs(
         executor.shutdown(wait=True)
 
 
-__all__ = ["LoadedBlob", "plan_ranges", "read_blobs"]
+__all__ = ["LOCAL_MAX_RANGE", "MAX_RANGE", "LoadedBlob", "plan_ranges", "read_blobs"]

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from store.backend import Backend, CachingBackend
+from store.backend import Backend, CachingBackend, reads_locally
 from store.cache.blobindex import BlobIndex, BlobLocation
 from store.cache.cachedir import default_cache_root, private_dir
 from store.errors import (
@@ -45,7 +45,7 @@ from store.names import (
     reports_of,
     snapshot_name,
 )
-from store.repository.blobread import read_blobs
+from store.repository.blobread import LOCAL_MAX_RANGE, MAX_RANGE, read_blobs
 from store.repository.blobwriter import BlobWriter
 from store.repository.keyopen import Anchor, unlock
 from store.repository.keyset import Keyset
@@ -412,7 +412,9 @@ class Repository:
         return self._chunk_cache
 
     def _load_chunks(self, blob_ids: list[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
-        for blob in read_blobs(self, blob_ids, payloads=False):
+        # Small ranges where reads are local: less memory in flight, no more cost.
+        max_range = LOCAL_MAX_RANGE if reads_locally(self.backend) else MAX_RANGE
+        for blob in read_blobs(self, blob_ids, payloads=False, max_range=max_range):
             if blob.type == DATA:
                 yield blob.blob_id, blob.plaintext
 

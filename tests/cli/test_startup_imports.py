@@ -77,3 +77,38 @@ def test_the_audit_sees_what_a_tenant_command_loads(tmp_path: Path) -> None:
     )
     assert "'sources.m365.backup.runner'" in proc.stdout
     assert "'msal'" in proc.stdout
+
+
+# What a restore of a folder snapshot into a directory never needs besides
+# the above: Microsoft 365's restore writers (sources/m365/restore/__init__.py
+# loads them on first use).
+LAZY_RESTORE = (*LAZY, "sources.m365.restore.runner", "sources.m365.restore.common")
+
+
+def test_a_folder_restore_to_a_directory_loads_no_graph_client(tmp_path: Path) -> None:
+    env = new_env(tmp_path)
+    init(env)
+    make_tree(tmp_path / "src", files=30)
+    env.run("backup", "--path", str(tmp_path / "src"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            AUDITED_MAIN,
+            ",".join(LAZY_RESTORE),
+            "-q",
+            "restore",
+            "latest",
+            "--to-dir",
+            str(tmp_path / "out"),
+        ],
+        env=env.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("LOADED:"))
+    assert line == "LOADED:"
+    assert (tmp_path / "out" / "nested").is_dir()  # the restore did run

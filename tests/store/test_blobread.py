@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from store import Backend, IntegrityError, LocalBackend, ObjectInfo, Repository
+from store.backend import CachingBackend, RateLimitedBackend, RetryingBackend, reads_locally
 from store.cache.blobindex import BlobLocation
 from store.ids import BlobId, PackId
-from store.repository.blobread import MERGE_GAP, plan_ranges, read_blobs
+from store.repository.blobread import LOCAL_MAX_RANGE, MERGE_GAP, plan_ranges, read_blobs
 from tests.store.support.helpers import PASSWORD, make_repo, snapshot_of
 
 
@@ -103,3 +104,70 @@ def test_prefetched_restores_read_packs_not_chunks(tmp_path: Path) -> None:
         assert counting.gets == prefetch_gets  # everything came from the cache
         assert prefetch_gets < 10
         assert contents == sorted(files(2).values())
+
+
+def test_ranges_stay_within_max_range() -> None:
+    pack = PackId(b"p" * 32)
+    kib = 1024
+
+    def at(offset: int, length: int) -> tuple[BlobId, BlobLocation]:
+        blob = BlobId(offset.to_bytes(32, "big"))
+        return blob, BlobLocation(pack, offset, length, length, 0, 0)
+
+    blobs = [at(i * 300 * kib, 300 * kib) for i in range(7)] + [at(3 * 1024 * kib, 1536 * kib)]
+    ranges = plan_ranges(blobs, max_range=1024 * kib)
+    assert sorted(b for r in ranges for b, _ in r.blobs) == sorted(b for b, _ in blobs)
+    # Three 300 KiB neighbours fit in 1 MiB, a fourth does not; the 1.5 MiB
+    # blob is a range of its own.
+    assert [(r.start // kib, r.end // kib) for r in ranges] == [
+        (0, 900),
+        (900, 1800),
+        (1800, 2100),
+        (3072, 4608),
+    ]
+    assert len(plan_ranges(blobs)) == 1  # the default (8 MiB) reads them in one
+
+
+class RecordingLocalBackend(LocalBackend):
+    """A local directory (reads_locally) that records the length of every ranged read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, durable=False)
+        self.lengths: list[int] = []
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = super().get(key, offset, length)
+        if key.startswith("data/"):
+            self.lengths.append(len(data))
+        return data
+
+
+def test_a_local_repository_prefetches_in_small_ranges(tmp_path: Path) -> None:
+    """Reads of a local directory cost a system call, whatever their size: the
+    chunk cache's bulk loads read at most LOCAL_MAX_RANGE at a time, so a
+    restore holds less in flight (docs/performance.md, "Restore (issue 14)")."""
+    rng = random.Random(5)
+    content = {f"big/{i:02d}.bin": rng.randbytes(300 * 1024) for i in range(12)}
+    repo = make_repo(tmp_path / "repo")
+    snapshot = snapshot_of(repo, content)
+    repo.close()
+    recording = RecordingLocalBackend(tmp_path / "repo")
+    assert reads_locally(recording)
+    with Repository.open(recording, PASSWORD, cache_root=tmp_path / "repo-cache") as again:
+        reader = again.reader(snapshot)
+        entries = [e for _, e in reader.walk() if e.is_file]
+        recording.lengths.clear()
+        reader.prefetch(entries)
+        assert sum(recording.lengths) >= sum(len(v) for v in content.values())
+        assert max(recording.lengths) <= LOCAL_MAX_RANGE
+        assert sorted(reader.open(e).read() for e in entries) == sorted(content.values())
+
+
+def test_reads_locally_sees_through_the_wrappers(tmp_path: Path) -> None:
+    local = LocalBackend(tmp_path / "repo", durable=False)
+    cached = CachingBackend(local, tmp_path / "cache")
+    assert reads_locally(local)
+    assert reads_locally(cached)
+    assert reads_locally(cached.direct())
+    assert reads_locally(RetryingBackend(RateLimitedBackend(local, download_kib=1024.0)))
+    assert not reads_locally(CountingBackend(local))  # a backend of unknown kind: not local

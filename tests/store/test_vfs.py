@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store import (
@@ -117,6 +117,9 @@ def test_owner_component(name: str, expected: str) -> None:
     assert owner_component(name) == expected
 
 
+# No per-input deadline: wall time on a shared, loaded machine is mostly the other
+# processes' (see tests/store/test_safetext.py).
+@settings(deadline=None)
 @given(st.text())
 def test_owner_component_is_one_safe_reversible_component(name: str) -> None:
     result = owner_component(name)

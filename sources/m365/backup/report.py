@@ -141,6 +141,9 @@ class OwnerReport:
     seconds: float = 0.0
     services: dict[str, ServiceReport] = field(default_factory=dict)
     meter: Meter = field(default_factory=Meter)
+    # What the owner's backup worked around, one line each (a base naming blobs in
+    # no index: store/backup/audit.py); not a failure.
+    warnings: list[str] = field(default_factory=list)
 
     def service(self, name: str) -> ServiceReport:
         if name not in self.services:
@@ -175,6 +178,7 @@ class OwnerReport:
             "seconds": round(self.seconds, 3),
             "requests": self.meter.requests,
             "throttled_seconds": round(self.meter.throttled_seconds, 3),
+            "warnings": list(self.warnings),
             "services": {name: s.to_map() for name, s in sorted(self.services.items())},
         }
 

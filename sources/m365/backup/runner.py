@@ -190,6 +190,8 @@ class TenantBackup:
             report.error = str(exc)
             report.status = FAILED
             return report
+        if session.base_warning:
+            report.warnings.append(session.base_warning)
         workers = Workers(self.settings.workers_per_owner)
         owner = OwnerRun(
             job,

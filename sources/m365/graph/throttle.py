@@ -139,7 +139,9 @@ class SharedGates(Protocol):
 
     def acquire(self, resource: Resource) -> object:
         """Block until ``resource`` may send one request (a shared concurrency slot
-        and the tenant's rate); returns what :meth:`release` takes back."""
+        and the tenant's rate); returns what :meth:`release` takes back, or None,
+        holding nothing, when a scope of ``resource`` is paused (then
+        :meth:`remaining` says for how long)."""
 
     def release(self, resource: Resource, token: object) -> None:
         """Give back the slot :meth:`acquire` returned ``token`` for."""
@@ -180,11 +182,14 @@ class Gates:
         if self._shared is not None:
             self._shared.pause(scope, seconds)
 
-    def remaining(self, resource: Resource) -> float:
+    def _local_remaining(self, resource: Resource) -> float:
         now = self._clock()
         with self._lock:
             until = max((self._paused_until.get(s, 0.0) for s in resource.scopes), default=0.0)
-        left = max(0.0, until - now)
+        return max(0.0, until - now)
+
+    def remaining(self, resource: Resource) -> float:
+        left = self._local_remaining(resource)
         if self._shared is not None:
             left = max(left, self._shared.remaining(resource.scopes))
         return left
@@ -218,11 +223,13 @@ class Gates:
             sem = None if resource.concurrency is None else self._slot(resource.concurrency)
             if sem is not None:
                 sem.acquire()
-            token = self._shared.acquire(resource) if self._shared is not None else None
-            if self.remaining(resource) > 0:
+            # The shared acquire checks the shared pauses itself (None: paused).
+            held = self._shared.acquire(resource) if self._shared is not None else True
+            if held is None or self._local_remaining(resource) > 0:
                 # Paused while we queued for the slot: give it back and wait again.
-                self._release(resource, sem, token)
+                self._release(resource, sem, held)
                 continue
+            token = held
             try:
                 yield
             finally:

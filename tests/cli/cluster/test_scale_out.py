@@ -164,7 +164,10 @@ def test_detached_run_carries_ids_only_and_is_reported_later(
         for secret in secrets:
             assert secret not in message["raw"]
         args = message["body"][0]
-        assert set(args[0]) == {"v", "run", "time_ns", "tenant", "owner", "services", "options"}
+        assert set(args[0]) == {
+            "v", "run", "time_ns", "tenant", "owner", "services", "options", "snapshots",
+        }  # fmt: skip
+        assert all(len(i) == 64 for i in args[0]["snapshots"])  # ids only
         assert args[0]["run"] == run
     # Not finished yet: coffer report says so, and exits non-zero.
     pending = env.run("report", run, check=False, COFFER_CONFIG=str(config))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -173,3 +174,53 @@ def test_the_limiter_admits_when_redis_is_gone(tmp_path: Path) -> None:
     assert gates.remaining(Resource.mailbox("u")) == 0.0
     # One failed attempt, then no request waits on Redis (the breaker).
     assert time.monotonic() - started < 10
+
+
+def _round_trips(client: redis.Redis, work: Callable[[], None]) -> int:
+    """Commands clients sent redis-server while ``work`` ran, seen through
+    MONITOR (a script's own commands show as ``lua`` and are not counted)."""
+    seen: list[dict[str, Any]] = []
+    watcher = redis.Redis(
+        connection_pool=redis.ConnectionPool(**client.connection_pool.connection_kwargs)
+    )
+    ready = threading.Event()
+
+    def watch() -> None:
+        with watcher.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if command["command"] == "ECHO coffer-test-stop":
+                    return
+                seen.append(command)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    ready.wait(10)
+    time.sleep(0.2)
+    work()
+    client.echo("coffer-test-stop")
+    thread.join(30)
+    return sum(1 for c in seen if c.get("client_type") != "lua")
+
+
+def test_a_request_costs_two_round_trips_to_redis(client: redis.Redis) -> None:
+    """One script admits (pauses, slot, rate) and one command releases: five
+    round trips a request made restore jobs wait on Redis more than on Graph."""
+    gates = Gates(shared=RedisGates(client, "tenant"))
+    resource = Resource.mailbox("user-9")
+    with gates.admit(resource):
+        pass  # loads the script (EVALSHA's first miss) outside the count
+
+    def fifty() -> None:
+        for _ in range(50):
+            with gates.admit(resource):
+                pass
+
+    sent = _round_trips(client, fifty)
+    assert sent <= 2 * 50 + 5, f"{sent} commands for 50 requests"
+    # And a pause another worker starts is still seen by the next admission.
+    other = Gates(shared=RedisGates(client, "tenant"))
+    other.pause(APP, 1.0)
+    started = time.monotonic()
+    with gates.admit(resource):
+        assert time.monotonic() - started >= 0.9

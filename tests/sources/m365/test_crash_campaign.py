@@ -5,8 +5,9 @@ for byte, and ``check --read-data`` finds nothing wrong.
 
 Every run is the real ``coffer`` executable against the simulator over HTTPS. Two
 repositories back up the same tenant: one without interruption (the reference), one
-killed several times (``--checkpoint-interval`` short, downloads slowed a little so
-the kills land mid-run) and then resumed. Both latest snapshots are restored with
+killed several times (``--checkpoint-interval`` short, downloads slowed a little, and
+each kill coming while the simulator holds a content read the seed picked, so it
+always lands mid-run) and then resumed. Both latest snapshots are restored with
 ``coffer restore latest --to-dir`` and the trees compared: every file's path and
 bytes. Nothing is excluded: Coffer's renderings (.html, .ics, .vcf) are made from
 the Graph JSON alone, so an interrupted backup has no excuse for any difference.
@@ -20,7 +21,8 @@ the Graph JSON alone, so an interrupted backup has no excuse for any difference.
   missing, nothing twice); the same tree after a throttling storm with dropped
   connections.
 
-The kill moments come from a seed. A failing seed prints how to replay it, e.g.
+The kill moments (which read is held, how long after) come from a seed. A failing seed
+prints how to replay it, e.g.
 
     COFFER_CRASH_SEED=7 .venv/bin/pytest -n 0 -p no:cacheprovider \
         'tests/sources/m365/test_crash_campaign.py::test_kill_9_three_times_then_resume_matches[7]'
@@ -50,7 +52,7 @@ from tests.cli.test_m365_restore import _wipe as wipe
 from tests.sources.m365.support.helpers import open_repo
 from tests.sources.m365.support.restoring import Graph
 from tests.sources.m365.support.tenant import Setup
-from tools.graphsim.testing import RunningTenant, running_tenant
+from tools.graphsim.testing import AdminClient, RunningTenant, running_tenant
 
 pytestmark = pytest.mark.sim
 
@@ -61,9 +63,18 @@ SLOW_SEEDS = [int(_REPLAY)] if _REPLAY else [1, 2, *range(4, 14)]
 SLOW_SERVICE_SEEDS = [int(_REPLAY)] if _REPLAY else [21, 22]
 
 # What slows the killed runs: content downloads (files, MIME) and Teams replies, the
-# reads that make each service last long enough to be killed in the middle.
-SLOW = r"(/_dl/|/\$value|/content|/replies|/attachments)"
+# reads that make each service last long enough to be killed in the middle, and the
+# contacts' delta pages (contacts have no content to download). A kill comes while one
+# of these is held.
+SLOW = r"(/_dl/|/\$value|/content|/replies|/attachments|/contacts/delta)"
 RENDERINGS = (".html", ".ics", ".vcf")
+# How long the simulator holds the read a killed try is waiting on when the kill comes:
+# far longer than noticing the hold and the moment after it take on a loaded machine,
+# and shorter than the client's read timeout (300 s).
+HOLD = 60.0
+# A restore's held write is carried out when the hold ends, and the next try must wait
+# for that: a shorter hold.
+WRITE_HOLD = 6.0
 
 
 def _why(out: str) -> str:
@@ -148,64 +159,115 @@ def crash(request: pytest.FixtureRequest) -> Crash:
     return Crash(seed, random.Random(seed), replay)
 
 
+def content_reads(campaign: Campaign, run: Any) -> int:
+    """How many reads matching ``SLOW`` ``run()`` made (a rule that delays nothing counts
+    them). The killed runs pick their kill moments from this count."""
+    admin = campaign.tenant.admin
+    admin.inject_faults({"kind": "slow", "delay": 0, "match": SLOW})
+    try:
+        run()
+        return sum(int(rule["fired"]) for rule in admin.faults())
+    finally:
+        admin.clear_faults()
+
+
 def killed_then_resumed(
     campaign: Campaign,
     env: CofferEnv,
     rng: random.Random,
     extra: tuple[str, ...] = (),
     *,
+    reads: int,
     kills: int = 3,
-    within: tuple[float, float] = (1.0, 6.0),
-    reference_seconds: float | None = None,
 ) -> list[str]:
-    """Run ``coffer backup`` and SIGKILL it ``kills`` times at random moments (``within``
-    seconds after its start), then run it to the end. Returns what happened to each
-    try (for failure messages); at least one try must have been killed.
+    """Run ``coffer backup`` and SIGKILL it ``kills`` times in the middle, then run it to
+    the end. Returns what happened to each try (for failure messages).
 
-    ``reference_seconds``: how long the same run took undisturbed on this machine. The
-    killed runs are slowed, so a moment below 80% of it lands inside the run however
-    fast the machine is (on an idle CI machine a whole small tenant takes 3-4 s): the
-    window is shrunk to that. The seed picks where in the window each kill falls."""
+    The kill moment comes from the run's progress, not from the clock (on a loaded
+    machine all three tries of a seed once finished before their moments): ``reads`` is
+    how many content reads (``SLOW``) the same run made undisturbed
+    (:func:`content_reads`). A try's reads are slowed a little and the seed picks one,
+    the k-th, which the simulator holds for ``HOLD`` seconds: while it is held the run
+    cannot finish. A further moment the seed picks later (other threads go on, and
+    write checkpoints) the try is killed. The first try starts from nothing and makes
+    all ``reads`` reads, and k <= 0.8 * reads, so it is always killed. A later try still
+    has at least ``reads`` minus the reads all tries so far started (what is not in a
+    checkpoint is read again), and k is picked below that; when nothing is left no try
+    starts. A try that ends before its k-th read (it must then succeed) is told in the
+    story and counts neither as a kill nor as a failure."""
     admin = campaign.tenant.admin
     story: list[str] = []
-    low, high = within
-    if reference_seconds is not None:
-        high = max(0.3, min(high, 0.8 * reference_seconds))
-        low = min(low, 0.4 * high)
+    done = 0  # content reads the tries so far started
+    bases: list[str] = []  # warnings of a base naming blobs in no index
     for n in range(kills):
+        left = reads - done
+        if left < 1:
+            story.append(f"try {n}: not started: the tries so far made all {reads} reads")
+            break
+        target = 1 + int(rng.random() * 0.8 * left)
         interval = rng.choice((0.3, 0.5, 1.0))
-        moment = low + rng.random() * (high - low)
         delay = rng.choice((0.05, 0.1, 0.2))
-        admin.inject_faults({"kind": "slow", "delay": delay, "match": SLOW})
+        linger = rng.uniform(0.0, 1.0)
+        admin.inject_faults(
+            {"kind": "slow", "delay": delay, "match": SLOW, "count": target - 1},
+            {"kind": "slow", "delay": HOLD, "match": SLOW, "count": 1},
+            {"kind": "slow", "delay": delay, "match": SLOW},
+        )
         args = ("backup", "--checkpoint-interval", str(interval), *extra)
         proc = env.popen(*args, COFFER_CONFIG=campaign.config)
         try:
-            out, err = proc.communicate(timeout=moment)
-            story.append(f"try {n}: finished before {moment:.2f}s (exit {proc.returncode})")
-            assert proc.returncode == 0, (
-                f"coffer {' '.join(args)} exited {proc.returncode}: {err[-2000:]}"
-                f"\n{out[-2000:]}\n{story}"
-            )
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=60)
-            story.append(f"try {n}: killed at {moment:.2f}s (interval {interval}, slow {delay})")
+            held = _held(admin, proc)
+            if held:
+                time.sleep(linger)
+            if held and proc.poll() is None:  # (it cannot end while its read is held)
+                os.kill(proc.pid, signal.SIGKILL)
+                _, err = proc.communicate(timeout=60)
+                bases += _base_warnings(err)
+                story.append(
+                    f"try {n}: killed {linger:.2f}s after read {target} (of at least {left})"
+                    f" was held (interval {interval}, slow {delay})"
+                )
+            else:
+                out, err = proc.communicate(timeout=60)
+                bases += _base_warnings(err)
+                story.append(f"try {n}: ended before read {target} (exit {proc.returncode})")
+                assert proc.returncode == 0, (
+                    f"coffer {' '.join(args)} exited {proc.returncode}: {err[-2000:]}"
+                    f"\n{out[-2000:]}\n{story}"
+                )
+            done += sum(int(rule["fired"]) for rule in admin.faults())
         finally:
             admin.clear_faults()
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate(timeout=60)
+    print("\n".join(story))  # shown with a test's captured output (-rP)
     assert any("killed" in line for line in story), story
     report = campaign.coffer(env, "backup", *extra)
     assert report["status"] == "ok", report
+    # A resumed run recovers from a checkpoint naming blobs in no index (it reads them
+    # again, store/backup/audit.py), but a kill must never leave one: that is the
+    # writer's durability promise (docs/engine.md), which this campaign tests.
+    bases += [w for owner in report["owners"] for w in owner.get("warnings", [])]
+    assert bases == [], (bases, story)
     return story
 
 
-def timed(run: Any) -> float:
-    """Seconds ``run()`` took."""
-    started = time.monotonic()
-    run()
-    return time.monotonic() - started
+def _base_warnings(err: str) -> list[str]:
+    """The lines of a run's stderr saying its base names blobs in no index."""
+    return [line for line in err.splitlines() if "this backup builds on" in line]
+
+
+def _held(admin: AdminClient, proc: subprocess.Popen[str]) -> bool:
+    """Wait until the simulator holds the try's chosen read (True: the run cannot end
+    before ``HOLD`` seconds) or the run has ended (False)."""
+    deadline = time.monotonic() + 600
+    while proc.poll() is None:
+        if int(admin.faults()[1]["fired"]):
+            return True
+        assert time.monotonic() < deadline, "the run neither ended nor reached its read"
+        time.sleep(0.05)
+    return False
 
 
 def restored(campaign: Campaign, env: CofferEnv, name: str) -> dict[str, bytes]:
@@ -292,9 +354,9 @@ def test_a_checkpoint_holding_items_without_their_renderings_is_completed(setup:
 def test_kill_9_three_times_then_resume_matches(campaign: Campaign, crash: Crash) -> None:
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-{crash.seed}")
-        took = timed(lambda: campaign.coffer(reference, "backup"))
+        reads = content_reads(campaign, lambda: campaign.coffer(reference, "backup"))
         crashed = campaign.repo(f"crashed-{crash.seed}")
-        story = killed_then_resumed(campaign, crashed, rng, reference_seconds=took)
+        story = killed_then_resumed(campaign, crashed, rng, reads=reads)
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -303,11 +365,9 @@ def test_kill_9_three_times_then_resume_matches(campaign: Campaign, crash: Crash
 def test_many_seeds_kill_9_then_resume_matches(campaign: Campaign, crash: Crash) -> None:
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-many-{crash.seed}")
-        took = timed(lambda: campaign.coffer(reference, "backup"))
+        reads = content_reads(campaign, lambda: campaign.coffer(reference, "backup"))
         crashed = campaign.repo(f"crashed-many-{crash.seed}")
-        story = killed_then_resumed(
-            campaign, crashed, rng, kills=rng.randint(2, 5), reference_seconds=took
-        )
+        story = killed_then_resumed(campaign, crashed, rng, kills=rng.randint(2, 5), reads=reads)
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -320,15 +380,10 @@ def test_each_service_killed_then_resumed_matches(
     """One service at a time, so every kill lands inside it."""
     with crash.replayable() as rng:
         reference = campaign.repo(f"reference-{service}-{crash.seed}")
-        took = timed(lambda: campaign.coffer(reference, "backup", "--service", service))
-        crashed = campaign.repo(f"crashed-{service}-{crash.seed}")
-        # One service alone is over sooner (contacts in a few seconds): kills come earlier.
         extra = ("--service", service)
-        # Groups (a few conversations and events) are over in about a second.
-        within = (0.3, 1.2) if service == "groups" else (0.5, 4.0)
-        story = killed_then_resumed(
-            campaign, crashed, rng, extra, within=within, reference_seconds=took
-        )
+        reads = content_reads(campaign, lambda: campaign.coffer(reference, "backup", *extra))
+        crashed = campaign.repo(f"crashed-{service}-{crash.seed}")
+        story = killed_then_resumed(campaign, crashed, rng, extra, reads=reads)
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -345,11 +400,8 @@ def test_kill_9_during_the_incremental_run_after_churn(campaign: Campaign, crash
         campaign.coffer(crashed, "backup")
         changes = campaign.tenant.admin.churn(10, seed=crash.seed)
         assert changes
-        took = timed(lambda: campaign.coffer(reference, "backup"))
-        # An incremental run is short: the kills come earlier.
-        story = killed_then_resumed(
-            campaign, crashed, rng, within=(0.5, 3.0), reference_seconds=took
-        )
+        reads = content_reads(campaign, lambda: campaign.coffer(reference, "backup"))
+        story = killed_then_resumed(campaign, crashed, rng, reads=reads)
         assert_same_backup(campaign, reference, crashed, story)
 
 
@@ -400,20 +452,42 @@ def test_kill_9_during_restore_to_original_then_resume(campaign: Campaign, crash
         args += ["--service", "mail", "--service", "onedrive"]
         story: list[str] = []
         for n in range(3):
-            # Writes slowed enough that an idle machine (which restored the wiped user in
-            # under 4 s with 0.1 s per write) is still writing when the kill comes.
-            moment = rng.uniform(0.5, 2.5)
-            admin.inject_faults({"kind": "slow", "delay": 0.4, "methods": ["POST", "PUT"]})
+            # The kill comes while the simulator holds the k-th write of the try (a
+            # moment from the clock once let tries finish first): every item still
+            # missing needs at least one write, so k below that many always comes.
+            missing = sum((before[key] - graph_state(g, user)[key]).total() for key in before)
+            if missing < 1:
+                story.append(f"try {n}: not started: nothing is missing")
+                break
+            target = 1 + int(rng.random() * 0.8 * missing)
+            linger = rng.uniform(0.0, 1.0)
+            writes = {"kind": "slow", "methods": ["POST", "PUT"]}
+            admin.inject_faults(
+                {**writes, "delay": 0.4, "count": target - 1},
+                {**writes, "delay": WRITE_HOLD, "count": 1},
+                {**writes, "delay": 0.4},
+            )
             proc = env.popen(*args, COFFER_CONFIG=campaign.config)
             try:
-                proc.communicate(timeout=moment)
-                story.append(f"try {n}: finished before {moment:.2f}s ({proc.returncode})")
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.communicate(timeout=60)
-                story.append(f"try {n}: killed at {moment:.2f}s")
+                if _held(admin, proc):
+                    held = time.monotonic()
+                    time.sleep(linger)
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.communicate(timeout=60)
+                    story.append(f"try {n}: killed {linger:.2f}s after write {target} was held")
+                    # The held write is carried out when its hold ends (as Graph finishes
+                    # a request whose client died): before the next try, as a write in
+                    # flight at the kill would be.
+                    time.sleep(max(0.0, held + WRITE_HOLD + 1.0 - time.monotonic()))
+                else:
+                    proc.communicate(timeout=60)
+                    story.append(f"try {n}: ended before write {target} ({proc.returncode})")
             finally:
                 admin.clear_faults()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate(timeout=60)
+        print("\n".join(story))
         assert any("killed" in line for line in story), story
         report = campaign.coffer(env, *args)
         assert report["totals"]["failed"] == 0, (report, story)
