@@ -31,6 +31,7 @@ from store.backend import (
     redact_url,
 )
 from store.backup.session import BackupRun, Content, OwnerSession, SessionStats, symlink_version
+from store.backup.sink import ContentSink
 from store.browse.diff import Change, diff_trees, pair_moves
 from store.browse.layout import Layout, owner_component
 from store.browse.safetext import defang, is_hidden, printable
@@ -133,6 +134,7 @@ __all__ = [
     "ChunkCache",
     "ChunkerParams",
     "Content",
+    "ContentSink",
     "CopyProgress",
     "CopyResult",
     "CopyStats",

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 from store.backup.audit import BaseAudit, audit_base
 from store.backup.merge import MergeCounts, MergeInput, merge
+from store.backup.sink import ContentSink
 from store.cache.catalogue import CatalogueWriter, OwnerStore
 from store.cache.locks import OwnerLock
 from store.errors import BlobMissing, SnapshotNotFound, StoreError
@@ -49,7 +50,7 @@ from store.pipeline.pool import WorkerPool
 from store.repository.blobwriter import BlobWriter
 from store.repository.repository import Repository
 
-Content = bytes | BinaryIO | Path | Iterable[bytes]
+Content = bytes | BinaryIO | Path | Iterable[bytes] | ContentSink
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class BackupRun:
         self.writer = writer or repo.blob_writer()
         self.chunker = Chunker(repo.config.chunker, repo.keyring.chunker_seed)
         self.store_slots = threading.BoundedSemaphore(store_slots)
+        # Downloads cut as they arrive, each holding a 4 MiB chunker window; more
+        # large downloads at once spill to temporary files (store/backup/sink.py).
+        self.sink_windows = threading.BoundedSemaphore(2 * store_slots)
         self.tree_reader = TreeReader(lambda blob_id: repo.load_blob(blob_id, TREE))
         self._session_key = f"{SESSIONS}{os.urandom(16).hex()}"
         self._stop = threading.Event()
@@ -193,6 +197,14 @@ class BackupRun:
     ) -> OwnerSession:
         """Open the session of one owner. Raises OwnerBusy if it is being backed up."""
         return OwnerSession(self, owner, source or {}, wait=wait, auto_checkpoint=auto_checkpoint)
+
+    def content_sink(self, tmpdir: str | None = None) -> ContentSink:
+        """A sink that stores content as a download writes it (store/backup/sink.py);
+        pass it to :meth:`OwnerSession.add_item` as the content. Close it.
+        ``tmpdir``: where content spills when no window is free."""
+        return ContentSink(
+            self.chunker, self.writer, self.store_slots, self.sink_windows, tmpdir=tmpdir
+        )
 
     def worker_pool(self, workers: int) -> WorkerPool[Any]:
         """The run's worker processes (store/pipeline), started on first use.
@@ -598,8 +610,9 @@ class OwnerSession:
         stored: tuple[Sequence[tuple[BlobId, int]], int] | None = None,
     ) -> Entry:
         """Store a file item. ``content`` may be bytes, a binary stream, a Path,
-        or an iterable of byte segments (each cut on its own: a source can put
-        attachment boundaries between segments so shared attachments dedupe).
+        an iterable of byte segments (each cut on its own: a source can put
+        attachment boundaries between segments so shared attachments dedupe),
+        or a :meth:`BackupRun.content_sink` a download wrote to.
 
         ``reuse_content_of`` takes the content of an existing item instead
         (a metadata-only change): nothing is read or stored again.
@@ -713,6 +726,11 @@ class OwnerSession:
     def _store_content(self, content: Content) -> tuple[list[tuple[BlobId, int]], int]:
         chunker = self.run.chunker
         writer = self.run.writer
+        if isinstance(content, ContentSink):
+            stored, stored_size = content.finish()  # in the store slots, like the rest
+            with self._lock:
+                self.stats.bytes_read += stored_size
+            return stored, stored_size
         if isinstance(content, bytes | bytearray | memoryview):
             pieces: Iterable[bytes] = chunker.cut_bytes(bytes(content))
         elif isinstance(content, Path):

@@ -11,6 +11,11 @@ CPU in page faults and ``memset`` than the chunking itself (docs/performance.md,
 "Microsoft 365 backup"). The cut points are the same: a cut is only taken
 where at least ``max`` bytes follow it in the window or the stream has ended,
 and FastCDC never looks further than ``max`` bytes ahead.
+
+Content that arrives in pieces (a download) is cut as it arrives by a
+:class:`StreamCutter` (the same rule, pushed instead of pulled), so it need not
+be spooled to a file and read back first; its chunks are views into the
+window, not copies, each valid until the cutter is used again.
 """
 
 from __future__ import annotations
@@ -132,3 +137,64 @@ class Chunker:
         """Chunks of a regular file (read through the reusable window)."""
         with open(path, "rb") as handle:
             yield from self.cut_stream(handle)
+
+
+class StreamCutter:
+    """Cuts content pushed to it in pieces exactly as :meth:`Chunker.cut_bytes` cuts
+    the whole content. Not thread-safe: one per stream.
+
+    Use: :meth:`take` bytes until :attr:`full`, then iterate :meth:`cut` (the
+    chunks whose cut cannot depend on bytes not yet pushed), and at the end of
+    the content iterate :meth:`cut` with ``eof=True``. Each chunk is a
+    memoryview into the window, valid until the iteration continues or the
+    cutter is used again: a caller keeps a chunk only by copying it. The window
+    (twice the maximum chunk size) comes from the chunker's pool and goes back at
+    :meth:`close`; :meth:`reset` starts the content again (a retried download).
+    """
+
+    def __init__(self, chunker: Chunker) -> None:
+        self._chunker = chunker
+        self._lookahead = chunker.params.max
+        self._buf: bytearray | None = chunker._buffers.take()
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0  # the window: bytes taken, not yet cut off as chunks
+
+    @property
+    def full(self) -> bool:
+        """True when :meth:`take` takes nothing more until :meth:`cut` runs."""
+        return self._end == len(self._view) and self._end - self._start >= self._lookahead
+
+    def take(self, data: bytes | bytearray | memoryview) -> int:
+        """Copy as much of ``data`` into the window as fits; returns how much."""
+        if self._buf is None:
+            raise ValueError("the cutter is closed")
+        if self._end == len(self._view) and self._start:
+            # Only the uncut tail is kept (less than the lookahead after a cut).
+            self._view[: self._end - self._start] = self._view[self._start : self._end]
+            self._end -= self._start
+            self._start = 0
+        count = min(len(data), len(self._view) - self._end)
+        self._view[self._end : self._end + count] = memoryview(data)[:count]
+        self._end += count
+        return count
+
+    def cut(self, *, eof: bool = False) -> Iterator[memoryview]:
+        """The chunks that can be cut now (``eof``: all of the rest)."""
+        if self._start == self._end:
+            return
+        window = self._view[self._start : self._end]
+        for chunk in self._chunker._cdc().cut_buf(window):
+            if not eof and len(window) - chunk.offset < self._lookahead:
+                break  # this cut could depend on bytes not pushed yet
+            self._start += chunk.length
+            yield window[chunk.offset : chunk.offset + chunk.length]
+
+    def reset(self) -> None:
+        """Forget what was taken: the content starts again."""
+        self._start = self._end = 0
+
+    def close(self) -> None:
+        """Give the window back to the pool (idempotent). No chunk may be used after."""
+        if self._buf is not None:
+            self._chunker._buffers.give(self._buf)
+            self._buf = None

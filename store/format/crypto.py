@@ -85,9 +85,34 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def encode_payload(plaintext: bytes, level: int | None) -> bytes:
-    """Codec byte ‖ body: zstd when it saves at least 1/32, raw otherwise."""
+# Chunks this large are probed before they are compressed whole: three samples
+# of _PROBE_BYTES (start, middle, end) that together save less than 1/64 mark
+# the chunk incompressible (photos, video, archives, Office files: most of a
+# tenant's bytes). Compressing such a chunk whole wrote a chunk-sized output
+# that was then thrown away: fresh pages, faulted in and unmapped, cost more
+# than zstd's own work (docs/performance.md, "CPU and memory of a full backup
+# (issue 14)"). Borg's "auto" compression decides the same way, by a cheap try.
+_PROBE_FROM = 128 * 1024
+_PROBE_BYTES = 16 * 1024
+
+
+def _worth_compressing(plaintext: bytes | memoryview, level: int) -> bool:
+    view = memoryview(plaintext)
+    middle = (len(view) - _PROBE_BYTES) // 2
+    total = packed = 0
+    for start in (0, middle, len(view) - _PROBE_BYTES):
+        sample = view[start : start + _PROBE_BYTES]
+        total += len(sample)
+        packed += len(_compressor(level).compress(sample))
+    return packed < total - (total >> (_MIN_SAVING_SHIFT + 1))
+
+
+def encode_payload(plaintext: bytes | memoryview, level: int | None) -> bytes:
+    """Codec byte ‖ body: zstd when it saves at least 1/32, raw otherwise (and for
+    chunks whose samples do not compress: see _PROBE_FROM)."""
     if level is not None and len(plaintext) >= 64:
+        if len(plaintext) >= _PROBE_FROM and not _worth_compressing(plaintext, level):
+            return bytes([CODEC_RAW]) + plaintext
         packed = _compressor(level).compress(plaintext)
         if len(packed) < len(plaintext) - (len(plaintext) >> _MIN_SAVING_SHIFT):
             return bytes([CODEC_ZSTD]) + packed

@@ -113,7 +113,7 @@ class BlobWriter:
     def save(
         self,
         blob_type: int,
-        data: bytes,
+        data: bytes | memoryview,
         blob_id: BlobId | None = None,
         *,
         payload: bytes | None = None,
@@ -122,7 +122,8 @@ class BlobWriter:
 
         ``payload`` is ``data`` already encoded (codec byte and body, as
         another repository stored it): copies pass it so as not to compress
-        again. Raises the first error of a background upload, if any happened.
+        again. ``data`` may be a view: it is hashed and encoded before this
+        returns and not kept. Raises the first error of a background upload, if any happened.
         """
         if blob_id is None:
             blob_id = self.blob_id(data)
@@ -144,7 +145,7 @@ class BlobWriter:
         blob_type: int,
         blob_id: BlobId,
         raw_length: int,
-        data: bytes | None,
+        data: bytes | memoryview | None,
         payload: bytes | None,
     ) -> BlobId:
         self._raise_pending_error()

@@ -31,7 +31,7 @@ from sources.m365.graph.client import GraphClient
 from sources.m365.graph.throttle import Resource
 from sources.m365.settings import TenantSettings
 from sources.m365.workers import Workers
-from store import FILE, Content, Entry, OwnerSession
+from store import FILE, Content, ContentSink, Entry, OwnerSession
 
 SPOOL_BYTES = 1024 * 1024  # downloads larger than this spill to a temporary file
 
@@ -265,6 +265,12 @@ class ServiceContext:
 
     def drain(self) -> None:
         self.owner.workers.drain()
+
+    def content_sink(self) -> ContentSink:
+        """Where an item's download goes when it is stored as it is: the content is
+        cut and stored as it arrives, not spooled to a file and read back
+        (store/backup/sink.py); pass it to :meth:`add_file`. The caller closes it."""
+        return self.session.run.content_sink(self.owner.tmpdir)
 
     def spool(self) -> IO[bytes]:
         # The caller closes it (it is used as a context manager).

@@ -356,9 +356,9 @@ class DriveBackup:
         # The file, its move away from ``old`` and its previous versions are one unit:
         # an unchanged file is not looked at again, so a checkpoint holding the file
         # without its versions would lose them for good.
-        with ctx.group(), ctx.spool() as spool:
+        with ctx.group(), ctx.content_sink() as spool:
             try:
-                problem = self._fetch_verified(item, spool, attrs)
+                problem = self._fetch_verified(item, cast(IO[bytes], spool), attrs)
             except GraphError as exc:  # only permanent ones come out: the file's own
                 self.failures.record(iid, path, exc)
                 self._keep_previous(path, old)
@@ -373,7 +373,6 @@ class DriveBackup:
                     ctx.skip(path, problem)
                     self._keep_previous(path, old)
                 return
-            spool.seek(0)
             ctx.add_file(path, spool, version=version, item_id=iid, attrs=attrs, mtime_ns=mtime)
             self.failures.resolved(iid)
             if old is not None and old != path:
@@ -515,17 +514,16 @@ class DriveBackup:
             target = f"versions/{path}/{safe_name(vid)}"
             if not vid or ctx.unchanged(target, vid):
                 continue
-            with ctx.spool() as spool:
+            with ctx.content_sink() as spool:
                 try:
                     ctx.client.download(
                         f"/drives/{self.drive_id}/items/{iid}/versions/{vid}/content",
                         ctx.res,
-                        spool,
+                        cast(IO[bytes], spool),
                     )
                 except GraphError as exc:
                     ctx.skip(target, f"cannot read this version: {exc}")
                     continue
-                spool.seek(0)
                 ctx.add_file(
                     target,
                     spool,

@@ -50,7 +50,7 @@ class AttributingWriter:
     def blob_id(self, data: bytes | memoryview) -> Any:
         return self._inner.blob_id(data)
 
-    def save(self, blob_type: int, data: bytes, blob_id: Any = None) -> Any:
+    def save(self, blob_type: int, data: bytes | memoryview, blob_id: Any = None) -> Any:
         if blob_id is None:
             blob_id = self._inner.blob_id(data)
         report: ServiceReport | None = getattr(_local, "report", None)
