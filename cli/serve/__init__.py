@@ -13,11 +13,11 @@ services (the registry of background services), web (templates), login and
 pages (the routes), app (the factory), server (uvicorn).
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
 from cli.serve.config import ServeSettings, serve_settings
 from cli.serve.users import ROLES, UserFile, read_password_file
+from sources.lazy import resolve
 
 if TYPE_CHECKING:
     from cli.serve.app import create_app
@@ -38,12 +38,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'cli.serve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 __all__ = [

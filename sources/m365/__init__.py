@@ -15,8 +15,9 @@ tree layout and how to add a service are in docs/layout.md.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from sources.lazy import resolve
 
 if TYPE_CHECKING:
     from sources.m365.backup.preflight import TenantCheck, check_tenant
@@ -63,12 +64,7 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 __all__ = [

@@ -14,8 +14,9 @@ lists. Local directories are restored by sources.localdir.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from sources.lazy import resolve
 
 if TYPE_CHECKING:
     from sources.m365.restore.common import POLICIES
@@ -62,12 +63,7 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve(__name__, _LAZY, globals(), name)
 
 
 __all__ = [
