@@ -24,7 +24,7 @@ from typing import Any
 import lmdb
 
 from store.cache.cachedir import MappedPages, open_lmdb, prefetch_file
-from store.format.codec import decode
+from store.format.codec import decode, encode
 from store.format.paths import SEPARATOR
 from store.format.tree import Entry, TreeReader
 from store.ids import BlobId, SnapshotId
@@ -243,7 +243,12 @@ class OwnerStore:
         is no snapshot's tree: ``meta[snapshot]`` is removed in the same
         transaction, so a session that ends without committing leaves it to be
         rebuilt. Directories above them keep their old subtree IDs: the caller
-        must not reuse those (merge.MergeInput.reuse_dirs)."""
+        must not reuse those (merge.MergeInput.reuse_dirs). Directories above them
+        lose their version too: a directory's version says that what it holds is
+        stored whole, and a source that keeps a folder whose version is unchanged
+        (a group conversation, whose threads were all forgotten, was kept empty)
+        must read it again."""
+        above: set[bytes] = set()
         with self.env.begin(write=True) as txn:
             txn.delete(b"snapshot", db=self.meta)
             for key in keys:
@@ -254,6 +259,16 @@ class OwnerStore:
                 txn.delete(key, db=self.catalogue)
                 if item_id is not None and txn.get(str(item_id).encode(), db=self.ids) == key:
                     txn.delete(str(item_id).encode(), db=self.ids)
+                while SEPARATOR in key:
+                    key = key.rpartition(SEPARATOR)[0]
+                    above.add(key)
+            for key in above:
+                raw = txn.get(key, db=self.catalogue)
+                if raw is None:
+                    continue
+                fields = decode(bytes(raw), "catalogue entry")
+                if isinstance(fields, dict) and fields.pop("v", None) is not None:
+                    txn.put(key, encode(fields), db=self.catalogue)
 
     def _write_rebuilt(self, batch: list[tuple[bytes, Entry]]) -> None:
         with self.env.begin(write=True) as txn:

@@ -149,3 +149,39 @@ def test_a_lost_leaf_page_of_a_large_directory_is_written_again(tmp_path: Path) 
         assert sum(1 for _, e in reader.walk("") if e.is_file) == 3000
     finally:
         repo.close()
+
+
+def test_a_folder_whose_items_were_all_lost_is_not_kept_as_complete(tmp_path: Path) -> None:
+    """A source keeps a folder whose version is unchanged (a group conversation:
+    sources/m365/backup/groups.py). When the audit forgot every item in it, the
+    folder must no longer carry that version, or it was kept empty: the new
+    snapshot silently lacked the items (test_lost_base.py found it, when the lost
+    packs held a whole conversation)."""
+    repo = make_repo(tmp_path / "repo", cache=tmp_path / "cache")
+    try:
+        with BackupRun(repo) as run:
+            session = run.owner(OWNER)
+            session.add_directory("conversations", version="list-1")
+            session.add_directory("conversations/topic", version="delivered-1")
+            session.add_item("conversations/topic/thread.json", b"thread body 1", version="t1")
+            session.add_item("conversations/topic/thread.html", b"<p>1</p>", version="t1")
+            session.commit()
+        snap = max(repo.list_snapshots(), key=lambda s: s.time_ns)
+        reader = repo.reader(snap)
+        named = {
+            chunk
+            for path, entry in reader.walk("")
+            if path.startswith("conversations/")
+            for chunk, _ in entry.chunks
+        }
+        lose(repo, named)
+        with BackupRun(repo) as run:
+            session = run.owner(OWNER)
+            assert session.base_warning is not None
+            topic = session.entry("conversations/topic")
+            assert topic is not None
+            assert topic.version != "delivered-1"  # the folder is read again
+            assert session.entry("conversations/topic/thread.json") is None
+            session.close()
+    finally:
+        repo.close()
