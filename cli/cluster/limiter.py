@@ -25,7 +25,9 @@ its scopes, takes the mailbox slot and the tenant's rate tokens at once
 (``_ADMIT``), and one gives the slot back. Asking Redis separately for each
 (five round trips a request) made a restore job, whose requests are small,
 spend more time waiting for Redis than for Graph (issue 15's benchmark, on a
-loaded machine). ``remaining`` answers from what this process learnt less
+loaded machine). A request that finds a bucket empty reserves the next
+token and sleeps until it is due, still one round trip however long it waits.
+``remaining`` answers from what this process learnt less
 than ``PAUSES_FRESH_SECONDS`` ago: a pause another worker starts is seen at
 once by the next admission anyway, since the script checks the pauses.
 
@@ -95,25 +97,6 @@ for i = 1, #KEYS do
 end
 return 1
 """
-_BUCKET = """
-local t = redis.call('time')
-local now = t[1] + t[2] / 1000000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local state = redis.call('hmget', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = (1 - tokens) / rate
-end
-redis.call('hset', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('expire', KEYS[1], 60)
-return tostring(wait)
-"""
 
 
 # One admission (module docstring). KEYS: the pause keys of the request's
@@ -122,8 +105,15 @@ return tostring(wait)
 # lifetime (ms), the holder's token, the number of buckets, then each
 # bucket's rate and burst. Returns {0} (admitted: slot and tokens taken),
 # {1, pttl...} (paused: nothing taken; each scope's pause in ms), {2} (no
-# free slot: nothing taken) or {3, j, wait} (the slot and the tokens of the
-# buckets before j are taken; bucket j has none for ``wait`` seconds).
+# free slot: nothing taken) or {3, wait} (admitted, but the request may go
+# only ``wait`` seconds from now). A bucket's tokens go below zero: a request
+# that finds none reserves the next one to come, so a waiting request asks
+# Redis once and sleeps until its turn. It polled before, and with four
+# workers waiting for SharePoint's budget the polling cost more than twice the
+# CPU of the work itself (docs/performance.md, the 600-user run). A bucket
+# holds at most one minute of debt: a request that would wait longer takes
+# nothing and is told to come back ({4, wait}), so a queue of waiters cannot
+# push the tokens of requests that have not been made yet far into the future.
 _ADMIT = """
 local np = tonumber(ARGV[1])
 local left = {}
@@ -144,22 +134,27 @@ if ARGV[2] == '1' then
   redis.call('pexpire', KEYS[k], ARGV[4])
 end
 local now = t[1] + t[2] / 1000000
-for j = 1, tonumber(ARGV[6]) do
-  local key = KEYS[k + j]
+local nb = tonumber(ARGV[6])
+local after = {}
+local wait = 0
+for j = 1, nb do
   local rate = tonumber(ARGV[5 + 2 * j])
   local burst = tonumber(ARGV[6 + 2 * j])
-  local state = redis.call('hmget', key, 'tokens', 'ts')
+  local state = redis.call('hmget', KEYS[k + j], 'tokens', 'ts')
   local tokens = tonumber(state[1]) or burst
   local ts = tonumber(state[2]) or now
-  tokens = math.min(burst, tokens + (now - ts) * rate)
-  if tokens < 1 then
-    redis.call('hset', key, 'tokens', tostring(tokens), 'ts', tostring(now))
-    redis.call('expire', key, 60)
-    return {3, j, tostring((1 - tokens) / rate)}
-  end
-  redis.call('hset', key, 'tokens', tostring(tokens - 1), 'ts', tostring(now))
-  redis.call('expire', key, 60)
+  after[j] = math.min(burst, tokens + (now - ts) * rate) - 1
+  if after[j] < 0 then wait = math.max(wait, -after[j] / rate) end
 end
+if wait > 60 then
+  if ARGV[2] == '1' then redis.call('zrem', KEYS[np + 1], ARGV[5]) end
+  return {4, tostring(wait - 60)}
+end
+for j = 1, nb do
+  redis.call('hset', KEYS[k + j], 'tokens', tostring(after[j]), 'ts', tostring(now))
+  redis.call('expire', KEYS[k + j], 120)
+end
+if wait > 0 then return {3, tostring(wait)} end
 return {0}
 """
 
@@ -242,17 +237,6 @@ class RedisGates:
     def _buckets(self, resource: Resource) -> list[str]:
         return [APP] + [s for s in resource.scopes if s in self._rates and s != APP]
 
-    def _rate(self, buckets: list[str]) -> None:
-        for bucket in buckets:
-            if bucket not in self._rates:
-                continue
-            rate, burst = self._rates[bucket]
-            while True:
-                wait = float(self._client.eval(_BUCKET, 1, self._key("rate", bucket), rate, burst))
-                if wait <= 0:
-                    break
-                time.sleep(min(wait, 1.0))
-
     def acquire(self, resource: Resource) -> object:
         """One ``_ADMIT`` round trip in the usual case. Returns None, holding
         nothing, when a scope is paused (the pause is learnt: ``remaining`` says
@@ -282,13 +266,17 @@ class RedisGates:
                 if code == 2:
                     time.sleep(POLL_SECONDS)
                     continue
+                if code == 4:  # a minute of debt already: come back when it has shrunk
+                    time.sleep(min(float(answer[1]), 30.0))
+                    continue
                 self._learn(resource.scopes, [0] * len(resource.scopes))  # none paused
                 if slot:
                     self._hold(token, keys[len(resource.scopes)])
                 if code == 3:
-                    lacking = int(answer[1]) - 1
-                    time.sleep(min(float(answer[2]), 1.0))
-                    self._rate(buckets[lacking:])
+                    wait = float(answer[1])
+                    time.sleep(wait)
+                    if wait > 1.0:  # a 429 another worker saw while this one waited
+                        time.sleep(self.remaining(resource.scopes))
                 return token
         except redis.RedisError as exc:
             self._down(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 import redis
 
 from cli.cluster.lease import LeaseBusy, OwnerLease, lease_key
-from cli.cluster.limiter import RedisGates
+from cli.cluster.limiter import PAUSES_FRESH_SECONDS, RedisGates
 from sources.m365.graph.throttle import APP, Gates, Resource
 from tests.cli.cluster.kit import REDIS_PASSWORD, RedisServer, running_redis
 
@@ -268,7 +269,7 @@ def test_a_lease_left_by_a_broker_outage_is_taken_over_by_its_process_only(
 _HOLDER = """
 import sys, threading, time
 import redis
-from cli.cluster.limiter import RedisGates
+from cli.cluster.limiter import PAUSES_FRESH_SECONDS, RedisGates
 from sources.m365.graph.throttle import Gates, Resource
 client = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), password=sys.argv[2])
 gates = Gates(shared=RedisGates(client, "tenant", slot_seconds=float(sys.argv[3])))
@@ -320,3 +321,40 @@ def test_a_killed_workers_mailbox_slots_lapse_and_a_live_holders_stay(
     finally:
         holder.kill()
         holder.communicate(timeout=30)  # closes its pipe
+
+
+def test_requests_waiting_for_the_budget_ask_redis_once_each(client: redis.Redis) -> None:
+    """Requests that find SharePoint's bucket empty reserve their turn and sleep
+    until it: they polled Redis before, and with four workers waiting for the
+    budget the polling cost more CPU than the backup itself."""
+    rates = {"sharepoint": (20.0, 1.0)}
+    gates = [Gates(shared=RedisGates(client, "tenant", rates=rates)) for _ in range(2)]
+    resource = Resource.sharepoint()
+    for g in gates:
+        with g.admit(resource):
+            pass  # loads the script (EVALSHA's first miss) outside the count
+    admitted: list[float] = []
+    lock = threading.Lock()
+
+    def run(g: Gates) -> None:
+        for _ in range(5):
+            with g.admit(resource), lock:
+                admitted.append(time.monotonic())
+
+    def eight_waiters() -> None:
+        pool = [threading.Thread(target=run, args=(g,)) for g in gates for _ in range(4)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(timeout=60)
+
+    sent = _round_trips(client, eight_waiters)
+    assert len(admitted) == 40
+    # 40 requests at 20 a second from an empty bucket: about two seconds, kept.
+    assert max(admitted) - min(admitted) >= 1.7
+    # One admission each (SharePoint requests hold no slot, so nothing to release).
+    # Besides, each process reads its scopes' pauses (APP and sharepoint) at most
+    # once per PAUSES_FRESH_SECONDS: bounded by time, not by the waiters.
+    seconds = max(admitted) - min(admitted) + 1
+    pause_reads = 2 * 2 * math.ceil(seconds / PAUSES_FRESH_SECONDS)
+    assert sent <= 40 + pause_reads, f"{sent} commands for 40 requests in {seconds:.1f} s"
