@@ -177,3 +177,29 @@ def test_a_bad_item_is_recorded_with_its_reason(setup: Setup) -> None:
     assert again["exit_code"] == 0, dump(again)
     assert again["failed_items"] == []
     _complete(setup)
+
+
+def test_a_message_whose_connection_drops_four_times_is_still_backed_up(setup: Setup) -> None:
+    """A lost connection says nothing about the message asked for: it is retried as
+    any request is (8 tries), not only as often as a message's own server errors
+    (ITEM_ATTEMPTS, 3). With three tries, 5% of dropped connections skipped about
+    one download in 8,000 (the storm test above failed in CI with one item skipped)."""
+    admin = setup.tenant.admin
+    graph = setup.tenant.graph()
+    user = next(u for u in admin.users() if u["purpose"] == "user")
+    inbox = graph.get(
+        setup.tenant.url(f"/users/{user['id']}/mailFolders/inbox/messages"),
+        headers={"Prefer": 'IdType="ImmutableId"'},  # the IDs Coffer asks for
+    ).json()
+    victim = inbox["value"][0]["id"]
+    admin.inject_faults(
+        {"kind": "drop", "rate": 1.0, "count": 2, "match": f"{victim}/\\$value"},
+        {"kind": "drop_mid", "rate": 1.0, "count": 2, "match": f"{victim}/\\$value"},
+    )
+    report = setup.backup()
+    fired = sum(rule["fired"] for rule in admin.faults())
+    admin.clear_faults()
+    assert fired == 4
+    assert report["status"] == "ok", dump(report)
+    assert report["failed_items"] == []
+    _complete(setup)
