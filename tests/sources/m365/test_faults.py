@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,18 +150,26 @@ def test_expired_download_urls_are_renewed(setup: Setup) -> None:
     assert counts["driveBytes"] == expected["driveBytes"]
 
 
+def _a_users_first_message(setup: Setup) -> tuple[dict[str, Any], str]:
+    """A user, and the ID (immutable, as Coffer asks for them) of its inbox's first message."""
+    user = next(u for u in setup.tenant.admin.users() if u["purpose"] == "user")
+    inbox = (
+        setup.tenant.graph()
+        .get(
+            setup.tenant.url(f"/users/{user['id']}/mailFolders/inbox/messages"),
+            headers={"Prefer": 'IdType="ImmutableId"'},
+        )
+        .json()
+    )
+    return user, str(inbox["value"][0]["id"])
+
+
 def test_a_bad_item_is_recorded_with_its_reason(setup: Setup) -> None:
     """One message whose MIME never comes (5xx every time): recorded as a failed item
     (failures.py), listed, exit code 3; everything else is backed up, and the next
     run retries it and picks it up (its record goes)."""
     admin = setup.tenant.admin
-    graph = setup.tenant.graph()
-    user = next(u for u in admin.users() if u["purpose"] == "user")
-    inbox = graph.get(
-        setup.tenant.url(f"/users/{user['id']}/mailFolders/inbox/messages"),
-        headers={"Prefer": 'IdType="ImmutableId"'},  # the IDs Coffer asks for
-    ).json()
-    victim = inbox["value"][0]["id"]
+    user, victim = _a_users_first_message(setup)
     admin.inject_faults({"kind": "500", "rate": 1.0, "match": f"{victim}/\\$value"})
     report = setup.backup()
     admin.clear_faults()
@@ -185,13 +194,7 @@ def test_a_message_whose_connection_drops_four_times_is_still_backed_up(setup: S
     (ITEM_ATTEMPTS, 3). With three tries, 5% of dropped connections skipped about
     one download in 8,000 (the storm test above failed in CI with one item skipped)."""
     admin = setup.tenant.admin
-    graph = setup.tenant.graph()
-    user = next(u for u in admin.users() if u["purpose"] == "user")
-    inbox = graph.get(
-        setup.tenant.url(f"/users/{user['id']}/mailFolders/inbox/messages"),
-        headers={"Prefer": 'IdType="ImmutableId"'},  # the IDs Coffer asks for
-    ).json()
-    victim = inbox["value"][0]["id"]
+    _user, victim = _a_users_first_message(setup)
     admin.inject_faults(
         {"kind": "drop", "rate": 1.0, "count": 2, "match": f"{victim}/\\$value"},
         {"kind": "drop_mid", "rate": 1.0, "count": 2, "match": f"{victim}/\\$value"},
