@@ -37,6 +37,16 @@ CUT_CASES = (
 )
 
 
+class Clock:
+    """A clock the test moves: a call returns ``now`` (seconds), which the test sets."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def periodic_content(rng: random.Random, size: int, period: int) -> bytes:
     """``size`` bytes: random ones, then runs of ``period`` bytes repeated (FastCDC's
     worst case: cuts at max size)."""
