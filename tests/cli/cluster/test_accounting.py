@@ -23,13 +23,6 @@ from tests.store.support.helpers import Clock
 pytestmark = [pytest.mark.server]
 
 
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    empty = broker.client()
-    empty.flushall()
-    return empty
-
-
 def _settings(broker: RedisServer) -> ClusterSettings:
     return ClusterSettings(url=broker.url, password=REDIS_PASSWORD.encode(), stall_seconds=60)
 

@@ -38,14 +38,6 @@ pytestmark = [pytest.mark.sim, pytest.mark.server]
 LIMIT = 300.0  # seconds a run may take here under load; without the defence: forever
 
 
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    """The module's broker, emptied: no run of an earlier test in it."""
-    empty = broker.client()
-    empty.flushall()
-    return empty
-
-
 def _the_run(client: redis.Redis) -> str:
     """The id of the one run in the broker (the test's)."""
 

@@ -20,13 +20,6 @@ from tools.graphsim.testing import RunningTenant
 pytestmark = [pytest.mark.sim, pytest.mark.server]
 
 
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    empty = broker.client()
-    empty.flushall()
-    return empty
-
-
 def test_a_job_waits_for_a_busy_lease_in_hand_and_a_warm_shutdown_gives_it_back(
     env: CofferEnv, tenant: RunningTenant, broker: RedisServer, client: redis.Redis, tmp_path: Path
 ) -> None:
