@@ -259,3 +259,14 @@ def wait_until(what: Callable[[], bool], why: str, limit: float = 120.0) -> None
     while not what():
         assert time.monotonic() < deadline, why
         time.sleep(0.2)
+
+
+def the_run(client: redis.Redis) -> str:
+    """The id of the one run in the broker (the test's), once it has started."""
+
+    def runs() -> list[str]:
+        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
+
+    wait_until(lambda: bool(runs()), "no run started")
+    (key,) = runs()
+    return str(key).split(":")[2]

@@ -23,6 +23,7 @@ from tests.cli.cluster.kit import (
     run_snapshots,
     running_redis,
     slow_bodies,
+    the_run,
     wait_until,
     workers,
 )
@@ -63,7 +64,7 @@ def _restarts(
                 stdin=subprocess.DEVNULL,
             )
             try:
-                run = _the_run(client)
+                run = the_run(client)
                 wait_until(lambda: _done(server, run) >= after_done, "too few owners done", 120)
                 for down in downs:
                     _bounce(server, down, crash)
@@ -85,14 +86,6 @@ def _restarts(
     assert all(o["status"] == "ok" and o["snapshot"] for o in owners), report["summary"]
     complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
     assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in owners)
-
-
-def _the_run(client: redis.Redis) -> str:
-    def runs() -> list[str]:
-        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
-
-    wait_until(lambda: bool(runs()), "no run started")
-    return str(runs()[0]).split(":")[2]
 
 
 def _done(server: RedisServer, run: str) -> int:
