@@ -37,11 +37,38 @@ SLOW_PARTS = "visibility_timeout = 3600\nstall_timeout = 3600\n"
 BOUND = 150.0  # seconds from the last restart to the run's end, under load
 
 
-def _restarts(
+def _done(server: RedisServer, run: str) -> int:
+    try:
+        return int(server.client().hlen(f"coffer:run:{run}:owners"))
+    except redis.RedisError:
+        return 0
+
+
+def _bounce(server: RedisServer, down: float, crash: bool) -> None:
+    if crash:
+        server.crash()
+        time.sleep(down)
+        server.start()
+    else:
+        server.restart(down_seconds=down)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("after_done", "downs", "crash"),
+    [
+        (0, (2.0,), False),
+        (0, (0.5,), True),
+        (2, (2.0,), True),
+        (4, (5.0,), False),
+        (1, (1.0, 0.5, 3.0, 0.2), False),
+        (1, (1.0, 0.5, 3.0, 0.2), True),
+    ],
+)
+def test_the_run_completes_whenever_the_broker_restarts(
     env: CofferEnv,
     tenant: RunningTenant,
     tmp_path: Path,
-    *,
     after_done: int,
     downs: tuple[float, ...],
     crash: bool,
@@ -86,42 +113,3 @@ def _restarts(
     assert all(o["status"] == "ok" and o["snapshot"] for o in owners), report["summary"]
     complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
     assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in owners)
-
-
-def _done(server: RedisServer, run: str) -> int:
-    try:
-        return int(server.client().hlen(f"coffer:run:{run}:owners"))
-    except redis.RedisError:
-        return 0
-
-
-def _bounce(server: RedisServer, down: float, crash: bool) -> None:
-    if crash:
-        server.crash()
-        time.sleep(down)
-        server.start()
-    else:
-        server.restart(down_seconds=down)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("after_done", "downs", "crash"),
-    [
-        (0, (2.0,), False),
-        (0, (0.5,), True),
-        (2, (2.0,), True),
-        (4, (5.0,), False),
-        (1, (1.0, 0.5, 3.0, 0.2), False),
-        (1, (1.0, 0.5, 3.0, 0.2), True),
-    ],
-)
-def test_the_run_completes_whenever_the_broker_restarts(
-    env: CofferEnv,
-    tenant: RunningTenant,
-    tmp_path: Path,
-    after_done: int,
-    downs: tuple[float, ...],
-    crash: bool,
-) -> None:
-    _restarts(env, tenant, tmp_path, after_done=after_done, downs=downs, crash=crash)
