@@ -3,7 +3,7 @@
 Celery's own liveness (remote control, heartbeats, gossip) is switched off
 (broker.py: fewer moving parts, nothing broadcast), so a worker says it is
 alive itself: ``coffer:worker:QUEUE:HOST:PID`` set every ``PERIOD`` seconds to
-live ``3 * PERIOD``. A worker killed with -9 drops out of :func:`live_workers`
+live ``3 * PERIOD`` (renewal.py). A worker killed with -9 drops out of :func:`live_workers`
 within ``3 * PERIOD``; a broker that lost its data has the keys back within
 ``PERIOD``. No clock is compared across machines: Redis expires the keys.
 
@@ -17,6 +17,8 @@ import logging
 import threading
 
 import redis
+
+from cli.cluster.renewal import renew
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,7 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        try:
-            with self._client.pipeline() as pipe:
-                for key in self._keys:
-                    pipe.set(key, "1", px=int(self._period * 3000))
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.info("heartbeat: %s", exc)
+        renew(self._client, self._keys, self._period, "heartbeat")
 
     def _loop(self) -> None:
         while not self._stop.wait(self._period):

@@ -12,7 +12,7 @@ coordinator's is to look (accounting.py) and enqueue the owner again.
 
 The worker marks a job ``coffer:run:RUN:hand:KIND:KEY`` for as long as the
 task runs: set when it starts, renewed every ``PERIOD`` seconds to live
-``3 * PERIOD``, deleted when it ends. A worker killed with -9 stops renewing;
+``3 * PERIOD`` (renewal.py), deleted when it ends. A worker killed with -9 stops renewing;
 its keys lapse within ``3 * PERIOD``. No clock is compared across machines:
 Redis expires the keys.
 """
@@ -25,6 +25,8 @@ import threading
 from collections.abc import Iterable, Iterator
 
 import redis
+
+from cli.cluster.renewal import renew
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,7 @@ class InHand:
                     log.info("in hand: %s (the key expires by itself)", exc)
 
     def _set(self, keys: Iterable[str]) -> None:
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.set(key, "1", px=int(self._period * 3000))
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.info("in hand: %s", exc)
+        renew(self._client, keys, self._period, "in hand")
 
     def _loop(self) -> None:
         while not self._stop.wait(self._period):

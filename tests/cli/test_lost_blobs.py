@@ -38,9 +38,22 @@ WARNING = "this backup builds on"
 _HEX64 = re.compile("[0-9a-f]{64}")
 
 
-def _open(env: CofferEnv, cache: Path) -> Repository:
+def _source(tmp_path: Path, files: int) -> tuple[CofferEnv, Path]:
+    """A new repository and a source tree of ``files`` files to back up into it."""
+    env = new_env(tmp_path / "env")
+    init(env)
+    source = tmp_path / "src"
+    make_tree(source, files=files)
+    return env, source
+
+
+def _planting(env: CofferEnv, tmp_path: Path) -> Repository:
+    """The repository opened as the test's own client (its own cache, not the CLI's),
+    to plant the loss with; a context manager that closes it."""
     return Repository.open(
-        LocalBackend(env.repo), env.password_file.read_bytes().rstrip(b"\n"), cache_root=cache
+        LocalBackend(env.repo),
+        env.password_file.read_bytes().rstrip(b"\n"),
+        cache_root=tmp_path / "plant-cache",
     )
 
 
@@ -123,17 +136,11 @@ def test_a_complete_snapshot_whose_data_pack_is_lost_is_read_again(tmp_path: Pat
     """Storage lost the data pack (and its index entries) under the last snapshot; the
     source has not changed, so without the audit every item was kept as unchanged and
     the new snapshot named the lost chunks."""
-    env = new_env(tmp_path / "env")
-    init(env)
-    source = tmp_path / "src"
-    make_tree(source, files=30)
+    env, source = _source(tmp_path, 30)
     backup(env, source)
-    repo = _open(env, tmp_path / "plant-cache")
-    try:
+    with _planting(env, tmp_path) as repo:
         data, _, files = _blobs(repo, _base(repo, source))
         lose(repo, data)
-    finally:
-        repo.close()
     report, err = backup(env, source)
     assert_whole(env, source, tmp_path)
     assert err.count(WARNING) == 1, err
@@ -174,20 +181,14 @@ def test_the_checkpoint_of_a_killed_backup_whose_packs_are_lost_is_resumed(
     tree cannot be listed, and without the audit the owner failed with "blob ... is not
     in any index" (exit 13) on every run. Where the catalogue is still the
     checkpoint's, its items are read again one by one."""
-    env = new_env(tmp_path / "env")
-    init(env)
-    source = tmp_path / "src"
-    make_tree(source, files=400)
+    env, source = _source(tmp_path, 400)
     _killed_after_checkpoints(env, source)
-    repo = _open(env, tmp_path / "plant-cache")
-    try:
+    with _planting(env, tmp_path) as repo:
         base = _base(repo, source)
         assert base.partial
         data, pages, files = _blobs(repo, base)
         assert files
         lose(repo, data | pages)
-    finally:
-        repo.close()
     if cache == "cleared":
         shutil.rmtree(env.root / "cache")
     report, err = backup(env, source)

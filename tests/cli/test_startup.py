@@ -80,13 +80,6 @@ def test_a_backup_starts_no_child_process(tmp_path: Path) -> None:
     init(env)
     make_tree(tmp_path / "src", files=30)
     for _ in range(2):
-        proc = subprocess.run(
-            [sys.executable, "-c", AUDITED_MAIN, "-q", "backup", "--path", str(tmp_path / "src")],
-            env=env.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert "STARTED:\n" in proc.stderr, proc.stderr
+        result = env.python(AUDITED_MAIN, "-q", "backup", "--path", str(tmp_path / "src"))
+        assert result.code == 0, result.err
+        assert "STARTED:\n" in result.err, result.err

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.cli.support.helpers import init, make_tree, new_env
+from tests.cli.support.helpers import CofferEnv, init, make_tree, new_env
 
 # Module prefixes a folder backup never needs.
 LAZY = (
@@ -39,17 +39,11 @@ AUDITED_MAIN = textwrap.dedent(
 )
 
 
-def _loaded(env_vars: dict[str, str], *args: str) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", AUDITED_MAIN, ",".join(LAZY), *args],
-        env=env_vars,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    line = next(x for x in proc.stderr.splitlines() if x.startswith("LOADED:"))
+def _loaded(env: CofferEnv, lazy: tuple[str, ...], *args: str) -> list[str]:
+    """The modules under ``lazy``'s prefixes that ``coffer ARGS`` loaded (it must succeed)."""
+    result = env.python(AUDITED_MAIN, ",".join(lazy), *args)
+    assert result.code == 0, result.err
+    line = next(x for x in result.err.splitlines() if x.startswith("LOADED:"))
     return [m for m in line.removeprefix("LOADED:").split(",") if m]
 
 
@@ -58,7 +52,7 @@ def test_a_folder_backup_loads_no_graph_client_and_no_rich(tmp_path: Path) -> No
     init(env)
     make_tree(tmp_path / "src", files=30)
     for _ in range(2):  # the first backup and a no-change rerun
-        assert _loaded(env.env(), "-q", "backup", "--path", str(tmp_path / "src")) == []
+        assert _loaded(env, LAZY, "-q", "backup", "--path", str(tmp_path / "src")) == []
 
 
 def test_the_audit_sees_what_a_tenant_command_loads(tmp_path: Path) -> None:
@@ -66,7 +60,7 @@ def test_the_audit_sees_what_a_tenant_command_loads(tmp_path: Path) -> None:
     check above can fail)."""
     env = new_env(tmp_path)
     init(env)
-    loaded = _loaded(env.env(), "backup", "--help")
+    loaded = _loaded(env, LAZY, "backup", "--help")
     assert loaded == []  # --help shows --service's choices from the registry only
     code = "import sources.m365; sources.m365.TenantBackup"
     proc = subprocess.run(
@@ -90,25 +84,6 @@ def test_a_folder_restore_to_a_directory_loads_no_graph_client(tmp_path: Path) -
     init(env)
     make_tree(tmp_path / "src", files=30)
     env.run("backup", "--path", str(tmp_path / "src"))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            AUDITED_MAIN,
-            ",".join(LAZY_RESTORE),
-            "-q",
-            "restore",
-            "latest",
-            "--to-dir",
-            str(tmp_path / "out"),
-        ],
-        env=env.env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    line = next(x for x in proc.stderr.splitlines() if x.startswith("LOADED:"))
-    assert line == "LOADED:"
+    restore = ("-q", "restore", "latest", "--to-dir", str(tmp_path / "out"))
+    assert _loaded(env, LAZY_RESTORE, *restore) == []
     assert (tmp_path / "out" / "nested").is_dir()  # the restore did run

@@ -13,13 +13,12 @@ import io
 import random
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from pyfastcdc import FastCDC
 
 from store import ChunkerParams
 from store.format.chunker import Chunker
+from tests.store.support.helpers import CUT_CASES, SMALL_CHUNKS, periodic_content
 
-SMALL = ChunkerParams(min=1024, normal_size=4096, max=16384)
 SEED = 0x5EED_C0FFEE
 
 
@@ -52,12 +51,6 @@ class ReadOnlyStream:
         return self._inner.read(size)
 
 
-def _content(rng: random.Random, size: int, period: int) -> bytes:
-    # Random bytes, then periodic runs (FastCDC's worst case: cuts at max size).
-    half = size // 2
-    return rng.randbytes(half) + bytes(range(period)) * ((size - half) // period + 1)
-
-
 def _pyfastcdc(params: ChunkerParams, data: bytes) -> list[bytes]:
     cdc = FastCDC(
         params.normal_size,
@@ -70,25 +63,20 @@ def _pyfastcdc(params: ChunkerParams, data: bytes) -> list[bytes]:
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    st.integers(min_value=0, max_value=200_000),
-    st.integers(min_value=1, max_value=2**62),
-    st.integers(min_value=1, max_value=255),
-    st.sampled_from([1, 700, 5000, 40_000, 1 << 20]),
-)
+@given(*CUT_CASES)
 def test_stream_cuts_equal_whole_bytes_cuts(size: int, seed: int, period: int, most: int) -> None:
     rng = random.Random(seed)
-    data = _content(rng, size, period)[:size]
-    chunker = Chunker(SMALL, SEED)
+    data = periodic_content(rng, size, period)
+    chunker = Chunker(SMALL_CHUNKS, SEED)
     expected = list(chunker.cut_bytes(data)) if data else []
     assert list(chunker.cut_stream(TrickleStream(data, rng, most))) == expected
     assert list(chunker.cut_stream(ReadOnlyStream(data))) == expected  # type: ignore[arg-type]
-    assert _pyfastcdc(SMALL, data) == expected
+    assert _pyfastcdc(SMALL_CHUNKS, data) == expected
 
 
 def test_default_sizes_match_pyfastcdc_on_a_large_stream() -> None:
     rng = random.Random(7)
-    data = _content(rng, 9 * 1024 * 1024 + 12345, 97)
+    data = periodic_content(rng, 9 * 1024 * 1024 + 12345, 97)
     params = ChunkerParams()
     chunker = Chunker(params, SEED)
     got = list(chunker.cut_stream(TrickleStream(data, rng, 300_000)))
@@ -101,7 +89,7 @@ def test_streams_cut_at_once_do_not_share_a_window() -> None:
     # Two generators alive in one thread each hold their own pooled buffer; a
     # buffer handed back (a generator finished or closed) is reused cleanly.
     rng = random.Random(11)
-    chunker = Chunker(SMALL, SEED)
+    chunker = Chunker(SMALL_CHUNKS, SEED)
     first, second = rng.randbytes(150_000), rng.randbytes(90_000)
     a = chunker.cut_stream(TrickleStream(first, rng, 3000))
     b = chunker.cut_stream(TrickleStream(second, rng, 3000))

@@ -17,21 +17,19 @@ import random
 from pathlib import Path
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from store import BackupRun, ChunkerParams, Owner
 from store.format.chunker import Chunker, StreamCutter
-from tests.store.support.helpers import make_repo, read_all
+from tests.store.support.helpers import (
+    CUT_CASES,
+    SMALL_CHUNKS,
+    make_repo,
+    periodic_content,
+    read_all,
+)
 
-SMALL = ChunkerParams(min=1024, normal_size=4096, max=16384)
 SEED = 0x5EED_C0FFEE
 OWNER = Owner("users", "ann", "ann@example.com")
-
-
-def _content(rng: random.Random, size: int, period: int) -> bytes:
-    # Random bytes, then periodic runs (FastCDC's worst case: cuts at max size).
-    half = size // 2
-    return (rng.randbytes(half) + bytes(range(period)) * ((size - half) // period + 1))[:size]
 
 
 def _pushed(chunker: Chunker, data: bytes, rng: random.Random, most: int) -> list[bytes]:
@@ -54,22 +52,17 @@ def _pushed(chunker: Chunker, data: bytes, rng: random.Random, most: int) -> lis
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    st.integers(min_value=0, max_value=200_000),
-    st.integers(min_value=1, max_value=2**62),
-    st.integers(min_value=1, max_value=255),
-    st.sampled_from([1, 700, 5000, 40_000, 1 << 20]),
-)
+@given(*CUT_CASES)
 def test_pushed_cuts_equal_stream_cuts(size: int, seed: int, period: int, most: int) -> None:
     rng = random.Random(seed)
-    data = _content(rng, size, period)
-    chunker = Chunker(SMALL, SEED)
+    data = periodic_content(rng, size, period)
+    chunker = Chunker(SMALL_CHUNKS, SEED)
     assert _pushed(chunker, data, rng, most) == list(chunker.cut_stream(io.BytesIO(data)))
 
 
 def test_default_sizes_pushed_in_download_blocks_cut_as_the_stream() -> None:
     rng = random.Random(5)
-    data = _content(rng, 9 * 1024 * 1024 + 12345, 97)
+    data = periodic_content(rng, 9 * 1024 * 1024 + 12345, 97)
     chunker = Chunker(ChunkerParams(), SEED)
     got = _pushed(chunker, data, rng, 65_536)
     assert got == list(chunker.cut_stream(io.BytesIO(data)))
@@ -93,7 +86,7 @@ def test_sink_stores_the_chunks_of_the_spool_path_and_dedups_against_it(tmp_path
     repo = make_repo(tmp_path / "repo")
     rng = random.Random(3)
     sizes = [0, 1, 5000, 1 << 20, (1 << 20) + 1, 3 << 20, (4 << 20) + 7, 11_000_000]
-    contents = {f"f{size}.bin": _content(rng, size, 251) for size in sizes}
+    contents = {f"f{size}.bin": periodic_content(rng, size, 251) for size in sizes}
     with BackupRun(repo) as run, run.owner(OWNER) as session:
         for name, data in contents.items():
             session.add_item(name, io.BytesIO(data))
@@ -152,7 +145,7 @@ def test_large_downloads_beyond_the_windows_spill_and_cut_the_same(tmp_path: Pat
     spill = tmp_path / "spill"
     spill.mkdir()
     rng = random.Random(4)
-    contents = [_content(rng, 3_500_000 + i, 199) for i in range(3)]
+    contents = [periodic_content(rng, 3_500_000 + i, 199) for i in range(3)]
     with BackupRun(repo, store_slots=1) as run, run.owner(OWNER) as session:
         for i, data in enumerate(contents):
             session.add_item(f"spooled{i}", io.BytesIO(data))

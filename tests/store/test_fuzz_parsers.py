@@ -159,14 +159,16 @@ page_maps = st.one_of(
 )
 
 
+def _new_repo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Repository]:
+    """A new repository (and its cache) under a new directory ``name``; closed on leaving."""
+    base = tmp_path_factory.mktemp(name)
+    with make_repo(base / "repo", cache=base / "cache") as repository:
+        yield repository
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
-    base = tmp_path_factory.mktemp("fuzz")
-    repository = make_repo(base / "repo", cache=base / "cache")
-    try:
-        yield repository
-    finally:
-        repository.close()
+    yield from _new_repo(tmp_path_factory, "fuzz")
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +178,7 @@ def quiet_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]
     it left (a hostile snapshot each), so each input cost more than the last and
     2000 inputs ran past pytest-timeout's 900 s (a FlakyFailure, as the replayed
     input was fast)."""
-    base = tmp_path_factory.mktemp("fuzz-quiet")
-    repository = make_repo(base / "repo", cache=base / "cache")
-    try:
-        yield repository
-    finally:
-        repository.close()
+    yield from _new_repo(tmp_path_factory, "fuzz-quiet")
 
 
 def _store(repo: Repository, kind: str, prefix: str, plain: bytes) -> bytes:

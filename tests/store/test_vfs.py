@@ -32,6 +32,7 @@ from store import (
 )
 from store.browse.layout import Layout, identity_tag, owner_component
 from store.format.tree import validate_name
+from tests.store.support.helpers import Clock
 
 PASSWORD = b"vfs test"
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
@@ -46,14 +47,6 @@ class FlakyBackend(LocalBackend):
         if self.down and prefix.startswith("snapshots"):
             raise TransientBackendError("backend unreachable (test)")
         return super().list(prefix)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures of the scale-out tests: one redis-server and one simulated tenant per
-module, a fresh repository per test."""
+module, a fresh repository per test, the broker emptied for a test that asks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.cli.cluster.kit import REPO_PASSWORD, RedisServer, running_redis
 from tests.cli.support.helpers import CofferEnv, init, new_env
@@ -17,6 +18,14 @@ from tools.graphsim.testing import RunningTenant, running_tenant
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture
+def client(broker: RedisServer) -> redis.Redis:
+    """The module's broker, emptied: no run of an earlier test in it."""
+    empty = broker.client()
+    empty.flushall()
+    return empty
 
 
 @pytest.fixture(scope="module")

@@ -203,26 +203,37 @@ def slow_owner_run(
     thread) is started, and a detached backup of that mailbox alone is enqueued:
     the owner is still running for a while. The faults are cleared and the
     worker stopped on leaving."""
-    users = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}
+    user = user_id(tenant, upn)
     tenant.admin.inject_faults(
-        {"kind": "slow", "match": f"/users/{users[upn]}/messages/[^/?]+/\\$value", "delay": delay}
+        {"kind": "slow", "match": f"/users/{user}/messages/[^/?]+/\\$value", "delay": delay}
     )
     with contextlib.ExitStack() as stack:
         stack.callback(tenant.admin.clear_faults)
         worker = Worker(env, config, log, concurrency=1)
         stack.callback(worker.stop)
-        run = env.run(
-            "backup",
-            "--detach",
-            "--json",
-            "--user",
-            upn,
-            "--service",
-            "mail",
-            *backup_args,
-            COFFER_CONFIG=str(config),
-        ).json()["run"]
-        yield SlowOwnerRun(worker, run, users[upn])
+        run = detach_mailbox(env, config, upn, *backup_args)
+        yield SlowOwnerRun(worker, run, user)
+
+
+def user_id(tenant: RunningTenant, upn: str) -> str:
+    """The id of the simulated tenant's user ``upn`` (KeyError if there is none)."""
+    return {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}[upn]
+
+
+def detach_mailbox(env: CofferEnv, config: Path, upn: str, *backup_args: str) -> str:
+    """Enqueues a detached backup of ``upn``'s mailbox alone; returns the run's id."""
+    run: str = env.run(
+        "backup",
+        "--detach",
+        "--json",
+        "--user",
+        upn,
+        "--service",
+        "mail",
+        *backup_args,
+        COFFER_CONFIG=str(config),
+    ).json()["run"]
+    return run
 
 
 def run_snapshots(env: CofferEnv, run: str) -> list[dict[str, Any]]:
@@ -248,3 +259,14 @@ def wait_until(what: Callable[[], bool], why: str, limit: float = 120.0) -> None
     while not what():
         assert time.monotonic() < deadline, why
         time.sleep(0.2)
+
+
+def the_run(client: redis.Redis) -> str:
+    """The id of the one run in the broker (the test's), once it has started."""
+
+    def runs() -> list[str]:
+        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
+
+    wait_until(lambda: bool(runs()), "no run started")
+    (key,) = runs()
+    return str(key).split(":")[2]

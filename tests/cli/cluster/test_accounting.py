@@ -18,23 +18,9 @@ from cli.cluster.inhand import InHand, in_hand
 from cli.cluster.jobs import BackupMessage
 from cli.cluster.settings import ClusterSettings
 from tests.cli.cluster.kit import REDIS_PASSWORD, RedisServer
+from tests.store.support.helpers import Clock
 
 pytestmark = [pytest.mark.server]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    empty = broker.client()
-    empty.flushall()
-    return empty
 
 
 def _settings(broker: RedisServer) -> ClusterSettings:

@@ -27,6 +27,7 @@ from tests.cli.cluster.kit import (
     run_snapshots,
     running_redis,
     slow_bodies,
+    the_run,
     wait_until,
     workers,
 )
@@ -36,25 +37,6 @@ from tools.graphsim.testing import RunningTenant
 pytestmark = [pytest.mark.sim, pytest.mark.server]
 
 LIMIT = 300.0  # seconds a run may take here under load; without the defence: forever
-
-
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    """The module's broker, emptied: no run of an earlier test in it."""
-    empty = broker.client()
-    empty.flushall()
-    return empty
-
-
-def _the_run(client: redis.Redis) -> str:
-    """The id of the one run in the broker (the test's)."""
-
-    def runs() -> list[str]:
-        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
-
-    wait_until(lambda: bool(runs()), "no run started")
-    (key,) = runs()
-    return str(key).split(":")[2]
 
 
 @contextmanager
@@ -101,7 +83,7 @@ def _loses_data_mid_run(
     and others are still to come."""
     client = server.client()
     with workers(env, config, tmp_path, 2), following(env, config) as proc:
-        run = _the_run(client)
+        run = the_run(client)
         wait_until(lambda: client.hlen(f"coffer:run:{run}:owners") >= 2, "no owner finished")
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
         assert client.hlen(f"coffer:run:{run}:owners") < total  # hit in the middle
@@ -163,7 +145,7 @@ def test_jobs_lost_without_the_counters_are_enqueued_again(
         "stall_timeout = 3600\nvisibility_timeout = 3600\n",
     )
     with following(env, config) as proc:
-        run = _the_run(client)
+        run = the_run(client)
         total = int(client.hget(f"coffer:run:{run}", "total") or 0)
         wait_until(lambda: client.llen("coffer") == total, "the jobs were not queued")
         client.delete("coffer")  # the queue lost, the run's counters kept
@@ -195,7 +177,7 @@ def test_a_restore_completes_when_redis_is_flushed_in_the_middle(
             workers(env, config, tmp_path, 2),
             following(env, config, *restore) as proc,
         ):
-            run = _the_run(client)
+            run = the_run(client)
             wait_until(lambda: client.hlen(f"coffer:run:{run}:owners") >= 1, "no owner restored")
             total = int(client.hget(f"coffer:run:{run}", "total") or 0)
             assert client.hlen(f"coffer:run:{run}:owners") < total  # hit in the middle

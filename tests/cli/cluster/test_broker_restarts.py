@@ -23,6 +23,7 @@ from tests.cli.cluster.kit import (
     run_snapshots,
     running_redis,
     slow_bodies,
+    the_run,
     wait_until,
     workers,
 )
@@ -34,65 +35,6 @@ pytestmark = [pytest.mark.sim, pytest.mark.server]
 # Far above BOUND: a run that needs either to finish fails the test.
 SLOW_PARTS = "visibility_timeout = 3600\nstall_timeout = 3600\n"
 BOUND = 150.0  # seconds from the last restart to the run's end, under load
-
-
-def _restarts(
-    env: CofferEnv,
-    tenant: RunningTenant,
-    tmp_path: Path,
-    *,
-    after_done: int,
-    downs: tuple[float, ...],
-    crash: bool,
-) -> None:
-    with running_redis(tmp_path / "redis") as server:
-        config = cluster_config(tenant.sim.state_dir, server, "restarts.toml", SLOW_PARTS)
-        client = server.client()
-        log = tmp_path / "backup.log"
-        with (
-            slow_bodies(tenant),
-            workers(env, config, tmp_path, 2),
-            open(log, "w") as err,
-        ):
-            proc = subprocess.Popen(
-                [COFFER, "-v", "backup", "--json"],
-                env=env.env(COFFER_CONFIG=str(config)),
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                stdin=subprocess.DEVNULL,
-            )
-            try:
-                run = _the_run(client)
-                wait_until(lambda: _done(server, run) >= after_done, "too few owners done", 120)
-                for down in downs:
-                    _bounce(server, down, crash)
-                    time.sleep(1.0)
-                try:
-                    out, _ = proc.communicate(timeout=BOUND)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.communicate()
-                    pytest.fail(f"run not done {BOUND:.0f}s after the restarts: {log}")
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-    assert proc.returncode == 0, log.read_text()[-3000:]
-    report = json.loads(out)
-    owners = report["owners"]
-    assert len(owners) >= 10
-    assert all(o["status"] == "ok" and o["snapshot"] for o in owners), report["summary"]
-    complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
-    assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in owners)
-
-
-def _the_run(client: redis.Redis) -> str:
-    def runs() -> list[str]:
-        return [k for k in client.scan_iter("coffer:run:*") if str(k).count(":") == 2]
-
-    wait_until(lambda: bool(runs()), "no run started")
-    return str(runs()[0]).split(":")[2]
 
 
 def _done(server: RedisServer, run: str) -> int:
@@ -131,4 +73,43 @@ def test_the_run_completes_whenever_the_broker_restarts(
     downs: tuple[float, ...],
     crash: bool,
 ) -> None:
-    _restarts(env, tenant, tmp_path, after_done=after_done, downs=downs, crash=crash)
+    with running_redis(tmp_path / "redis") as server:
+        config = cluster_config(tenant.sim.state_dir, server, "restarts.toml", SLOW_PARTS)
+        client = server.client()
+        log = tmp_path / "backup.log"
+        with (
+            slow_bodies(tenant),
+            workers(env, config, tmp_path, 2),
+            open(log, "w") as err,
+        ):
+            proc = subprocess.Popen(
+                [COFFER, "-v", "backup", "--json"],
+                env=env.env(COFFER_CONFIG=str(config)),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
+            try:
+                run = the_run(client)
+                wait_until(lambda: _done(server, run) >= after_done, "too few owners done", 120)
+                for down in downs:
+                    _bounce(server, down, crash)
+                    time.sleep(1.0)
+                try:
+                    out, _ = proc.communicate(timeout=BOUND)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+                    pytest.fail(f"run not done {BOUND:.0f}s after the restarts: {log}")
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    report = json.loads(out)
+    owners = report["owners"]
+    assert len(owners) >= 10
+    assert all(o["status"] == "ok" and o["snapshot"] for o in owners), report["summary"]
+    complete = [s for s in run_snapshots(env, report["run"]) if not s.get("partial")]
+    assert sorted(s["id"] for s in complete) == sorted(o["snapshot"] for o in owners)

@@ -40,14 +40,6 @@ pytestmark = [pytest.mark.sim, pytest.mark.server]
 LIMIT = 300.0  # seconds a run may take here under load
 
 
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    """The module's broker, emptied: no run of an earlier test in it."""
-    empty = broker.client()
-    empty.flushall()
-    return empty
-
-
 def _flushed_mid_run(
     env: CofferEnv,
     config: Path,

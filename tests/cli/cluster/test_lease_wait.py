@@ -13,18 +13,18 @@ import redis
 
 from cli.cluster.accounting import queued
 from cli.cluster.lease import lease_key
-from tests.cli.cluster.kit import RedisServer, Worker, cluster_config, wait_until
+from tests.cli.cluster.kit import (
+    RedisServer,
+    Worker,
+    cluster_config,
+    detach_mailbox,
+    user_id,
+    wait_until,
+)
 from tests.cli.support.helpers import CofferEnv
 from tools.graphsim.testing import RunningTenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.server]
-
-
-@pytest.fixture
-def client(broker: RedisServer) -> redis.Redis:
-    empty = broker.client()
-    empty.flushall()
-    return empty
 
 
 def test_a_job_waits_for_a_busy_lease_in_hand_and_a_warm_shutdown_gives_it_back(
@@ -32,21 +32,12 @@ def test_a_job_waits_for_a_busy_lease_in_hand_and_a_warm_shutdown_gives_it_back(
 ) -> None:
     config = cluster_config(tenant.sim.state_dir, broker, "busy.toml")
     upn = "alex.kim@contoso.onmicrosoft.com"
-    user = {u["userPrincipalName"]: u["id"] for u in tenant.admin.users()}[upn]
+    user = user_id(tenant, upn)
     # Another job (of another run, on another machine) holds the owner.
     client.set(lease_key(tenant.info.tenant_id, "users", user), "elsewhere", px=300_000)
     worker = Worker(env, config, tmp_path / "worker.log", concurrency=1)
     try:
-        run = env.run(
-            "backup",
-            "--detach",
-            "--json",
-            "--user",
-            upn,
-            "--service",
-            "mail",
-            COFFER_CONFIG=str(config),
-        ).json()["run"]
+        run = detach_mailbox(env, config, upn)
         hand = f"coffer:run:{run}:hand:users:{user}"
         wait_until(lambda: "waiting for its lease" in worker.text(), worker.text(), 60)
         time.sleep(12.0)  # past the key's renewal period: still in hand

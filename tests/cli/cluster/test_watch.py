@@ -6,14 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.cluster.watch import RunWatch, Verdict
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.store.support.helpers import Clock
 
 
 def poll(epoch: str = "e1", done: int = 0, items: int = 0, active: int = 0) -> dict[str, Any]:

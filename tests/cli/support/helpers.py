@@ -51,8 +51,20 @@ class CofferEnv:
         return env
 
     def run(self, *args: str, check: bool = True, timeout: float = 300, **extra: str) -> Result:
+        result = self._complete([COFFER, *args], timeout, extra)
+        if check and result.code != 0:
+            raise AssertionError(f"coffer {' '.join(args)} exited {result.code}: {result.err}")
+        return result
+
+    def python(self, script: str, *args: str, timeout: float = 300) -> Result:
+        """``python -c SCRIPT ARGS`` in a fresh interpreter of the tests' Python with
+        this environment (a script that audits what running ``cli.main`` loads or
+        starts); its exit code is the caller's to check."""
+        return self._complete([sys.executable, "-c", script, *args], timeout, {})
+
+    def _complete(self, argv: list[str], timeout: float, extra: dict[str, str]) -> Result:
         proc = subprocess.run(
-            [COFFER, *args],
+            argv,
             check=False,
             env=self.env(**extra),
             capture_output=True,
@@ -60,10 +72,7 @@ class CofferEnv:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"coffer {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-        return result
+        return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, *args: str, **extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -89,13 +89,8 @@ def _settled_downloads(setup: Setup) -> int:
     return seen
 
 
-def _full_backup_downloads(setup: Setup) -> int:
-    """Downloads of a complete backup of the tenant as it is, into a new repository."""
-    control = setup.root / "control-repo"
-    init_repo(control, setup.root / "control-cache").close()
-    env = {**_env(setup), "COFFER_REPO": str(control)}
-    env["XDG_CACHE_HOME"] = str(setup.root / "control-cli-cache")
-    setup.tenant.admin.reset_stats()
+def _backup(env: dict[str, str]) -> str:
+    """``coffer backup --json`` to its end (it must succeed); returns its report."""
     done = subprocess.run(
         [COFFER, "backup", "--json"],
         env=env,
@@ -106,6 +101,17 @@ def _full_backup_downloads(setup: Setup) -> int:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _full_backup_downloads(setup: Setup) -> int:
+    """Downloads of a complete backup of the tenant as it is, into a new repository."""
+    control = setup.root / "control-repo"
+    init_repo(control, setup.root / "control-cache").close()
+    env = {**_env(setup), "COFFER_REPO": str(control)}
+    env["XDG_CACHE_HOME"] = str(setup.root / "control-cli-cache")
+    setup.tenant.admin.reset_stats()
+    _backup(env)
     return downloads(setup.tenant.admin.stats())
 
 
@@ -143,17 +149,7 @@ def test_kill_9_then_resume(setup: Setup) -> None:
     assert held > 0, "no checkpoint held anything when the backup was killed"
     admin.clear_faults()
     admin.reset_stats()
-    done = subprocess.run(
-        [COFFER, "backup", "--json"],
-        env=_env(setup),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = json.loads(_backup(_env(setup)))
     second = downloads(admin.stats())
     assert report["status"] == "ok"
     assert compare(snapshot_counts(setup.repo, setup.cache), expected_counts(inventory)) == []

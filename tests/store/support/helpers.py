@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+
+from hypothesis import strategies as st
 
 from store import (
     BackupRun,
@@ -23,6 +26,32 @@ FAST_KDF = KdfParams(iterations=1, lanes=1, memory_kib=8192)
 PASSWORD = b"correct horse battery staple"
 # Small chunks so that modest test inputs exercise chunking and packing.
 SMALL_CHUNKS = ChunkerParams(min=1024, normal_size=4096, max=16384)
+
+# Cases of a chunking test, for ``@given(*CUT_CASES)``: (size, seed of the
+# test's random.Random, period of periodic_content, most bytes per read or write).
+CUT_CASES = (
+    st.integers(min_value=0, max_value=200_000),
+    st.integers(min_value=1, max_value=2**62),
+    st.integers(min_value=1, max_value=255),
+    st.sampled_from([1, 700, 5000, 40_000, 1 << 20]),
+)
+
+
+class Clock:
+    """A clock the test moves: a call returns ``now`` (seconds), which the test sets."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def periodic_content(rng: random.Random, size: int, period: int) -> bytes:
+    """``size`` bytes: random ones, then runs of ``period`` bytes repeated (FastCDC's
+    worst case: cuts at max size)."""
+    half = size // 2
+    return (rng.randbytes(half) + bytes(range(period)) * ((size - half) // period + 1))[:size]
 
 
 def make_repo(
