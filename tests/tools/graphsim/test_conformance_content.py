@@ -312,13 +312,15 @@ def test_batch(tenant: RunningTenant, s: requests.Session, upn: str) -> None:
 def test_download_urls_are_short_lived(fresh_tenant: RunningTenant) -> None:
     s = fresh_tenant.graph()
     upn = next(u["userPrincipalName"] for u in fresh_tenant.admin.users() if u["purpose"] == "user")
-    fresh_tenant.admin.settings(download_url_lifetime=1)
+    # The URL expires at a whole second, so a lifetime of 1 s left it 0 to 1 s:
+    # on a loaded machine the first read came too late (CI failed on 401).
+    fresh_tenant.admin.settings(download_url_lifetime=3)
     item = next(
         i for i in collect(s, fresh_tenant.url(f"/users/{upn}/drive/root/children")) if "file" in i
     )
     url = item["@microsoft.graph.downloadUrl"]
     assert fresh_tenant.session().get(url).status_code == 200
-    time.sleep(2.1)
+    time.sleep(3.1)
     expired = fresh_tenant.session().get(url)
     assert expired.status_code == 401
     tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
