@@ -64,6 +64,12 @@ def same_file(ours: dict[str, str], size: int, row: dict[str, Any]) -> bool:
     return False  # nothing to compare the content with: treat it as another version
 
 
+def _same_instant(theirs: Any, ours: str) -> bool:
+    """Whether two of Graph's timestamps name the same second (Graph may add
+    fractions or drop them)."""
+    return isinstance(theirs, str) and theirs[:19] == ours[:19]
+
+
 def file_system_info(graph: dict[str, Any]) -> dict[str, str]:
     info = graph.get("fileSystemInfo") or {}
     out = {
@@ -238,6 +244,8 @@ class DriveWriter:
             return
         else:
             found = SAME if same_file(ours, size, existing) else OTHER
+        if found == SAME and existing is not None and not run.dry_run:
+            self._times(drive_id, existing, graph)
         action = run.settle(item.path, found)
         if action is None:
             return
@@ -254,6 +262,25 @@ class DriveWriter:
             run.done("replaced", item.path)
         else:
             run.done("kept_both" if action == KEEP_BOTH else "created", item.path)
+
+    def _times(self, drive_id: str, existing: dict[str, Any], graph: dict[str, Any]) -> None:
+        """Give a file already there its backed-up times when it lacks them: an
+        empty file is a PUT then a PATCH of its times, and a restore killed
+        between the two left it with the time of the PUT, which a rerun then
+        took as already there (the crash campaign's seed 22 found it).
+        Idempotent; a file whose times match costs no request."""
+        info = file_system_info(graph)
+        theirs = existing.get("fileSystemInfo") or {}
+        wanted = info.get("lastModifiedDateTime")
+        if not wanted or _same_instant(theirs.get("lastModifiedDateTime"), wanted):
+            return
+        self.run.client.send(
+            "PATCH",
+            f"/drives/{drive_id}/items/{existing['id']}",
+            self.run.res,
+            json_body={"fileSystemInfo": info},
+            idempotent=True,
+        )
 
     def _upload(
         self,

@@ -162,3 +162,32 @@ def test_replacing_a_live_meeting_never_mails_its_attendees(done: Setup) -> None
     assert done.tenant.admin.invitations() == []
     live = g.get(f"/users/{uid}/events/{meeting['id']}")
     assert live["location"]["displayName"] == "Moved room"
+
+
+def test_an_empty_file_left_without_its_times_gets_them(done: Setup) -> None:
+    """An empty file is restored by a PUT, then a PATCH of its times; a restore
+    killed between the two leaves the file with the PUT's time. The next restore
+    finds the same (empty) content already there and must still give it its
+    backed-up times (the crash campaign found it with seed 22)."""
+    g = Graph(done.tenant)
+    user = g.user(index=2)
+    upn, drive = user["userPrincipalName"], user["drive"]
+    empty = next(i for i in _files(g, drive, "Documents").values() if i.get("size") == 0)
+    wanted = empty["fileSystemInfo"]["lastModifiedDateTime"]
+    g.delete(f"/drives/{drive}/items/{empty['id']}")
+    resp = g.session.put(
+        done.tenant.url(f"/drives/{drive}/root:/Documents/{empty['name']}:/content"),
+        data=b"",
+        timeout=60,
+    )
+    assert resp.status_code in (200, 201)
+    half = _files(g, drive, "Documents")[empty["name"]]
+    assert half["fileSystemInfo"]["lastModifiedDateTime"][:19] != wanted[:19]
+    query = ItemQuery(services=("onedrive",), includes=(f"onedrive/Documents/{empty['name']}",))
+
+    again = _restore(done, owner=upn, query=query)
+    assert failures(again) == []
+    assert totals(again)["created"] == 0  # already there: not uploaded again
+    live = _files(g, drive, "Documents")[empty["name"]]
+    assert live["id"] == half["id"]
+    assert live["fileSystemInfo"]["lastModifiedDateTime"][:19] == wanted[:19]
