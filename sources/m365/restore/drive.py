@@ -16,7 +16,8 @@ A name is one path component: names from the snapshot are checked (no ``/``,
 ``\\``, ``..``, control characters) and percent-encoded in every URL, so
 nothing can land outside the target folder. A file of the same name is the
 same file when its size and content hash (quickXorHash, else SHA-256/SHA-1)
-are Graph's for the backed-up file: already there. With other content it is
+are Graph's for the backed-up file: already there (its times are set if they
+differ: an empty file's PATCH may have been cut off by a crash). With other content it is
 another version: ``replace`` uploads over it (the old content stays in the
 file's version history), ``keep-both`` uploads beside it (``rename``: Graph
 names the new copy ``name 1.ext``).
