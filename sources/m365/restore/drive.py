@@ -275,13 +275,18 @@ class DriveWriter:
         wanted = info.get("lastModifiedDateTime")
         if not wanted or _same_instant(theirs.get("lastModifiedDateTime"), wanted):
             return
-        self.run.client.send(
+        self._set_times(drive_id, str(existing["id"]), info)
+
+    def _set_times(self, drive_id: str, item_id: str, info: dict[str, str]) -> dict[str, Any]:
+        """PATCH the item's ``fileSystemInfo`` (idempotent); returns Graph's item."""
+        patched = self.run.client.send(
             "PATCH",
-            f"/drives/{drive_id}/items/{existing['id']}",
+            f"/drives/{drive_id}/items/{item_id}",
             self.run.res,
             json_body={"fileSystemInfo": info},
             idempotent=True,
         )
+        return dict(patched.data or {})
 
     def _upload(
         self,
@@ -320,14 +325,7 @@ class DriveWriter:
                 f"uploading {name!r}",
             )
             if info:
-                patched = run.client.send(
-                    "PATCH",
-                    f"/drives/{drive_id}/items/{made['id']}",
-                    run.res,
-                    json_body={"fileSystemInfo": info},
-                    idempotent=True,
-                )
-                made = patched.data or made
+                made = self._set_times(drive_id, str(made["id"]), info) or made
             return made
         source = run.reader.open(item.entry)
         body: dict[str, Any] = {"item": {"@microsoft.graph.conflictBehavior": conflict}}
