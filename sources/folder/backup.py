@@ -98,6 +98,12 @@ def default_processes() -> int:
     return 0
 
 
+def _sparse_image(st: os.stat_result) -> bool:
+    """Whether a file is read by its data extents (a sparse file too large
+    to be read whole)."""
+    return st.st_size > _READ_WHOLE_LIMIT and is_sparse(st)
+
+
 @dataclass
 class SkippedItem:
     path: str
@@ -317,7 +323,10 @@ class _FolderWalker:
                         self.progress(rel, 0)
                     continue
                 whole = False
-                if self._use_workers(st.st_size):
+                # A sparse image stays here, where only its data extents are
+                # read (sources/folder/sparse.py); a worker would read its
+                # holes as zeros, 1 GiB of them for a 1 GiB image.
+                if not _sparse_image(st) and self._use_workers(st.st_size):
                     self._to_worker(dir_fd, dirent.name, rel, st, version)
                     continue
                 self._slots.acquire()
@@ -470,7 +479,7 @@ class _FolderWalker:
                     content: bytes | BinaryIO | SparseReader = (
                         handle.read() if st.st_size <= _READ_WHOLE_LIMIT else handle
                     )
-                    if st.st_size > _READ_WHOLE_LIMIT and is_sparse(st):
+                    if _sparse_image(st):
                         # Read the data extents only; the holes come as zeros.
                         content = SparseReader(handle.fileno(), st.st_size)
                     self.session.add_item(
