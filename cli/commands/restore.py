@@ -129,7 +129,10 @@ def _to_dir(
     restore_owner: str,
     as_json: bool,
 ) -> int:
+    from cli.malloc import keep_freed_memory
     from sources.m365.restore.localdir import selector as m365_selector
+
+    keep_freed_memory()
 
     several = len(chosen) > 1
     # Owner folders are named as the mount names them (owners/<kind>/<name>),

@@ -8,12 +8,17 @@ code; zstd and BLAKE3 release the GIL). The restore reads through a chunk
 cache of its own (CACHE_BYTES): two batches and the windows of the large
 files being written stay below it, so nothing is evicted before it is
 written, and the process holds no more than it is about to write.
+
+From a local repository every load runs in the calling thread instead
+(``Prefetcher(reader, threads=0)``, chosen by sources/localdir/restore.py):
+a read there is a system call, not a request to wait for, and the threads
+cost more than they overlapped (docs/performance.md, "Restore in one thread").
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -29,10 +34,12 @@ CACHE_BYTES = 32 * 1024 * 1024
 LARGE = BATCH_BYTES // 2
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Prefetcher:
-    """Bulk chunk loads in background threads. Thread-safe.
+    """Bulk chunk loads in background threads, or in the calling thread
+    (``threads=0``: each load is done when it is asked for). Thread-safe.
 
     Errors of a load are not raised by its future (ChunkCache.prefetch drops
     them): the chunk's own read reports them when it is written.
@@ -40,21 +47,32 @@ class Prefetcher:
 
     THREADS = 2  # a batch ahead, and a large file's next window beside it
 
-    def __init__(self, reader: SnapshotReader) -> None:
+    def __init__(self, reader: SnapshotReader, threads: int = THREADS) -> None:
         self._reader = reader
-        self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="coffer-prefetch")
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="coffer-prefetch") if threads else None
+        )
 
     def chunks(self, blob_ids: list[BlobId]) -> Future[None]:
         """Start loading these chunks; the future is done when they are cached."""
-        return self._pool.submit(self._reader.chunks.prefetch, blob_ids)
+        return self._run(self._reader.chunks.prefetch, blob_ids)
 
     def entries(self, entries: list[Entry]) -> Future[None]:
         """Start loading the chunks of these file entries."""
-        return self._pool.submit(self._reader.prefetch, entries)
+        return self._run(self._reader.prefetch, entries)
+
+    def _run(self, load: Callable[[list[U]], None], items: list[U]) -> Future[None]:
+        if self._pool is not None:
+            return self._pool.submit(load, items)
+        done: Future[None] = Future()
+        load(items)  # raises nothing: a failed load leaves the chunk to its own read
+        done.set_result(None)
+        return done
 
     def close(self) -> None:
         """Drop loads not started, wait for the running ones. Idempotent."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batched(items: Iterator[tuple[T, Entry]], prefetcher: Prefetcher) -> Iterator[T]:

@@ -414,11 +414,18 @@ def restore_to_dir(
     except OSError as exc:
         raise RestoreTargetError(f"cannot use {target} as restore target: {exc.strerror}") from exc
     result = RestoreResult()
-    reader = reader.with_chunk_cache(CACHE_BYTES)
+    # From a local repository, everything runs in this thread: reads are
+    # system calls, and the threads passing the GIL back and forth at every
+    # one of them cost more than they overlapped (a restore of 100,000 mails
+    # into a new ext4 took 31.8 s with the threads, 22 s in one thread and
+    # 19 s with keep_freed_memory(); docs/performance.md, "Restore in one
+    # thread"). From an object store, reads wait for requests: threads.
+    serial = reader.reads_locally
+    reader = reader.with_chunk_cache(CACHE_BYTES, read_threads=0 if serial else None)
     includes = includes or []
     base = path.strip("/")
-    writers = _Writers(result, target, progress)
-    prefetcher = Prefetcher(reader)
+    writers = _Writers(result, target, progress, workers=0 if serial else _Writers.WORKERS)
+    prefetcher = Prefetcher(reader, threads=0 if serial else Prefetcher.THREADS)
     try:
         chain = _DirChain(root_fd, result, writers.drain, ownership)
     except OSError as exc:
@@ -474,14 +481,16 @@ def restore_to_dir(
 
 
 class _Writers:
-    """Restores leaves in a few threads while the main thread walks the tree.
+    """Restores leaves in a few threads while the main thread walks the tree,
+    or in the calling thread (``workers=0``: each item is restored when it is
+    submitted).
 
     Creating, writing and renaming many small files is mostly system calls,
-    which run in parallel outside the GIL (the restore of a 100,000-file corpus
-    spent most of its time in them, in one thread). Outcomes are recorded in
-    the order items were submitted, in the calling thread, so the result and
-    the progress callback need no lock. A directory's writes are drained
-    before it is left (its descriptor closed, its times set).
+    which run outside the GIL; from an object store they overlap the waits
+    for requests. Outcomes are recorded in the order items were submitted, in
+    the calling thread, so the result and the progress callback need no lock.
+    A directory's writes are drained before it is left (its descriptor
+    closed, its times set).
     """
 
     WORKERS = 4
@@ -492,11 +501,14 @@ class _Writers:
         result: RestoreResult,
         target: Path,
         progress: Callable[[str, int], None] | None,
+        workers: int = WORKERS,
     ) -> None:
         self._result = result
         self._target = target
         self._progress = progress
-        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="coffer-restore")
+        self._pool = (
+            ThreadPoolExecutor(workers, thread_name_prefix="coffer-restore") if workers else None
+        )
         self._pending: deque[tuple[Future[tuple[str, int]], str, int]] = deque()
 
     def submit(
@@ -504,7 +516,16 @@ class _Writers:
     ) -> None:
         while len(self._pending) >= self.IN_FLIGHT:
             self._collect_oldest()
-        self._pending.append((self._pool.submit(fn, *args), rel, size))
+        if self._pool is not None:
+            self._pending.append((self._pool.submit(fn, *args), rel, size))
+            return
+        done: Future[tuple[str, int]] = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:  # recorded in order, as a thread's would be
+            done.set_exception(exc)
+        self._pending.append((done, rel, size))
+        self._collect_oldest()
 
     def drain(self) -> None:
         """Wait for every submitted item and record it. Raises RestoreTargetError
@@ -516,7 +537,8 @@ class _Writers:
         """Wait for the threads without recording (after an error), then stop them."""
         for future, _rel, _size in self._pending:
             future.cancel()
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._pending.clear()
 
     def record_os_error(self, rel: str, exc: OSError) -> None:

@@ -127,12 +127,17 @@ def read_blobs(
 
     Raises BlobMissing (not indexed, or its pack is gone) and IntegrityError
     (authentication, decompression or hash failure), like Repository.load_blob.
-    Reads run on ``workers`` threads; closing the iterator early waits for the
-    reads in flight and discards them.
+    Reads run on ``workers`` threads (0: one range after the other in the
+    calling thread); closing the iterator early waits for the reads in
+    flight and discards them.
     """
     located = [(blob_id, repo.locate(blob_id)) for blob_id in dict.fromkeys(blob_ids)]
     ranges = plan_ranges(located, max_range)
     if not ranges:
+        return
+    if workers <= 0:
+        for part in ranges:
+            yield from _read_range(repo, part, payloads)
         return
     executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="coffer-read")
     in_flight: list[Future[list[LoadedBlob]]] = []

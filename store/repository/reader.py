@@ -21,7 +21,8 @@ from store.format.tree import Entry, TreeReader
 from store.ids import BlobId
 
 # Loads many chunks at once (in any order), for prefetching.
-LoadMany = Callable[[list[BlobId]], Iterator[tuple[BlobId, bytes]]]
+# Bulk loader: (blob IDs, read threads; 0 reads in the calling thread).
+LoadMany = Callable[[list[BlobId], int], Iterator[tuple[BlobId, bytes]]]
 
 # What one cached chunk costs besides its bytes: the bytes object's header,
 # the blob ID and the ordered dict's node. Counting it keeps the bound true for
@@ -34,7 +35,8 @@ class ChunkCache:
     fixed per-entry overhead, so the bound holds for tiny chunks). Thread-safe.
 
     Concurrent misses on the same chunk load it once (the others wait).
-    ``load_many``, if given, serves :meth:`prefetch` (bulk reads by pack).
+    ``load_many``, if given, serves :meth:`prefetch` (bulk reads by pack),
+    on ``read_threads`` threads (0: in the calling thread).
     """
 
     def __init__(
@@ -42,9 +44,11 @@ class ChunkCache:
         load: Callable[[BlobId], bytes],
         capacity: int = 64 * 1024 * 1024,
         load_many: LoadMany | None = None,
+        read_threads: int = 4,
     ) -> None:
         self._load = load
         self._load_many = load_many
+        self._read_threads = read_threads
         self._capacity = capacity
         self._size = 0
         self._items: OrderedDict[BlobId, bytes] = OrderedDict()
@@ -98,7 +102,7 @@ class ChunkCache:
         if not wanted:
             return
         try:
-            for blob_id, data in self._load_many(wanted):
+            for blob_id, data in self._load_many(wanted, self._read_threads):
                 self._keep(blob_id, data)
         except StoreError:
             return
@@ -107,9 +111,11 @@ class ChunkCache:
         with self._lock:
             return blob_id in self._items
 
-    def fresh(self, capacity: int) -> ChunkCache:
-        """An empty cache of its own over the same loaders, bounded to ``capacity``."""
-        return ChunkCache(self._load, capacity, self._load_many)
+    def fresh(self, capacity: int, read_threads: int | None = None) -> ChunkCache:
+        """An empty cache of its own over the same loaders, bounded to ``capacity``
+        (bulk reads on ``read_threads`` threads; None keeps this cache's)."""
+        threads = self._read_threads if read_threads is None else read_threads
+        return ChunkCache(self._load, capacity, self._load_many, threads)
 
     @property
     def size(self) -> int:
@@ -228,15 +234,23 @@ class ItemReader(io.RawIOBase):
 
 
 class SnapshotReader:
-    """Paths, listings and items of one snapshot. Thread-safe."""
+    """Paths, listings and items of one snapshot. Thread-safe.
+
+    ``reads_locally``: the repository is a local directory, where a read is a
+    system call rather than a request (a restore then works in one thread,
+    sources/localdir/restore.py).
+    """
 
     def __init__(
         self,
         snapshot: Snapshot,
         tree_reader: TreeReader,
         chunk_cache: ChunkCache,
+        *,
+        reads_locally: bool = False,
     ) -> None:
         self.snapshot = snapshot
+        self.reads_locally = reads_locally
         self.trees = tree_reader
         self.chunks = chunk_cache
 
@@ -285,11 +299,17 @@ class SnapshotReader:
             if entry.is_dir:
                 yield from self.walk(child)
 
-    def with_chunk_cache(self, capacity: int) -> SnapshotReader:
+    def with_chunk_cache(self, capacity: int, *, read_threads: int | None = None) -> SnapshotReader:
         """The same snapshot with a chunk cache of its own of ``capacity`` bytes
         (a restore keeps only what it is about to write: less memory than the
-        shared cache's 64 MiB)."""
-        return SnapshotReader(self.snapshot, self.trees, self.chunks.fresh(capacity))
+        shared cache's 64 MiB), its bulk reads on ``read_threads`` threads (0:
+        in the calling thread; None: as the shared cache)."""
+        return SnapshotReader(
+            self.snapshot,
+            self.trees,
+            self.chunks.fresh(capacity, read_threads),
+            reads_locally=self.reads_locally,
+        )
 
     def prefetch(self, entries: Iterable[Entry]) -> None:
         """Read the chunks of these file items in bulk, ahead of opening them.

@@ -411,16 +411,23 @@ class Repository:
             )
         return self._chunk_cache
 
-    def _load_chunks(self, blob_ids: list[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
+    def _load_chunks(self, blob_ids: list[BlobId], threads: int) -> Iterator[tuple[BlobId, bytes]]:
         # Small ranges where reads are local: less memory in flight, no more cost.
         max_range = LOCAL_MAX_RANGE if reads_locally(self.backend) else MAX_RANGE
-        for blob in read_blobs(self, blob_ids, payloads=False, max_range=max_range):
+        for blob in read_blobs(
+            self, blob_ids, workers=threads, payloads=False, max_range=max_range
+        ):
             if blob.type == DATA:
                 yield blob.blob_id, blob.plaintext
 
     def reader(self, snapshot: Snapshot) -> SnapshotReader:
         """Browse and read one snapshot."""
-        return SnapshotReader(snapshot, self.tree_reader, self.chunk_cache)
+        return SnapshotReader(
+            snapshot,
+            self.tree_reader,
+            self.chunk_cache,
+            reads_locally=reads_locally(self.backend),
+        )
 
     # -- reports --------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sources.localdir import restore_to_dir
@@ -30,3 +32,43 @@ def test_restore_reads_in_bulk_and_large_files_read_ahead(tmp_path: Path) -> Non
         if p.is_file()
     }
     assert restored == content
+
+
+def _restored(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _threads_during(restore: Callable[[Callable[[str, int], None]], object]) -> set[str]:
+    """Names of the restore's own threads alive while it reported progress."""
+    seen: set[str] = set()
+
+    def progress(_rel: str, _size: int) -> None:
+        seen.update(t.name for t in threading.enumerate() if t.name.startswith("coffer-"))
+
+    restore(progress)
+    return {name.rstrip("_0123456789") for name in seen}
+
+
+def test_a_restore_from_a_local_repository_runs_in_one_thread(tmp_path: Path) -> None:
+    """From a local directory reads are system calls: loading, decoding and
+    writing all run in the calling thread (docs/performance.md, "Restore in
+    one thread"); from any other backend, in threads. Same files either way."""
+    content = files(5, count=300)
+    content["big/a.bin"] = random.Random(6).randbytes(300_000)  # read ahead by windows
+    repo = make_repo(tmp_path / "repo", small=True)
+    snapshot = snapshot_of(repo, content)
+    local = _threads_during(
+        lambda progress: restore_to_dir(repo.reader(snapshot), tmp_path / "one", progress=progress)
+    )
+    assert local == set()
+    assert _restored(tmp_path / "one") == content
+    repo.close()
+    remote = CountingBackend(LocalBackend(tmp_path / "repo", durable=False))  # not local
+    with Repository.open(remote, PASSWORD, cache_root=tmp_path / "repo-cache") as again:
+        threaded = _threads_during(
+            lambda progress: restore_to_dir(
+                again.reader(snapshot), tmp_path / "threads", progress=progress
+            )
+        )
+    assert threaded >= {"coffer-restore", "coffer-prefetch"}
+    assert _restored(tmp_path / "threads") == content
