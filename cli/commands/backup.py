@@ -86,7 +86,7 @@ def _folder_report(result: FolderBackupResult, seconds: float) -> dict[str, Any]
     default=None,
     metavar="N",
     help="--path: read, chunk, hash and compress in N worker processes "
-    "(default 0: all in this process; try one per core but one).",
+    "(default: one per core but one; 0: all in this process).",
 )
 @click.option(
     "--broker",

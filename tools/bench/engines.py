@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sources.folder.backup import suggested_processes
 from tools.bench.measure import Measurement, run_measured
 
 PASSWORD = "benchmark password"
@@ -76,14 +75,13 @@ class Coffer(Engine):
         return self._coffer("restore", "latest", "--to-dir", str(target))
 
 
-class CofferWorkers(Coffer):
-    """Coffer with worker processes (``--workers``: one per core but one, the
-    suggestion of sources/folder/backup.py): beside ``coffer`` (its default,
-    everything in one process) in one run, the ratio says what they bring."""
+class CofferInProcess(Coffer):
+    """Coffer without worker processes (``--workers 0``): beside ``coffer``
+    (its default, one worker per core but one) in one run, the ratio says
+    what the workers bring."""
 
     def backup(self, corpus: Path) -> Measurement:
-        workers = str(suggested_processes())
-        return self._coffer("backup", "--path", str(corpus), "--workers", workers)
+        return self._coffer("backup", "--path", str(corpus), "--workers", "0")
 
 
 class Restic(Engine):
@@ -140,7 +138,7 @@ class Borg(Engine):
 
 ENGINES: dict[str, type[Engine]] = {
     "coffer": Coffer,
-    "coffer-workers": CofferWorkers,
+    "coffer-inproc": CofferInProcess,
     "restic": Restic,
     "borg": Borg,
 }
