@@ -93,15 +93,21 @@ def reads_locally(backend: Backend) -> bool:
     """True when ``backend`` reads a local directory (a LocalBackend, through any
     of the wrappers above): a read costs a system call, not a request, so
     small ranged reads cost nothing more than large ones. Raises nothing."""
+    return local_backend(backend) is not None
+
+
+def local_backend(backend: Backend) -> LocalBackend | None:
+    """The LocalBackend ``backend`` reads through (past the wrappers above), or
+    None when it reads something else. Raises nothing."""
     while True:
         if isinstance(backend, LocalBackend):
-            return True
+            return backend
         if isinstance(backend, CachingBackend | RateLimitedBackend | RetryingBackend):
             backend = backend.inner
         elif isinstance(backend, DirectView):
             backend = backend.cache
         else:
-            return False
+            return None
 
 
 def is_remote(url: str) -> bool:

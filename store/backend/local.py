@@ -223,6 +223,24 @@ class LocalBackend(Backend):
             if entry is not None:
                 self._retire(entry)
 
+    def will_need(self, key: str, offset: int, length: int) -> None:
+        """Ask the kernel to start reading this range of a pack (a hint:
+        ``POSIX_FADV_WILLNEED``), so reads made one after the other in one
+        thread find it in the page cache. Raises nothing; other objects,
+        missing ones and refusals are ignored."""
+        if not key.startswith(_IMMUTABLE_PREFIXES):
+            return
+        try:
+            fd = self._acquire_fd(key, self._path(key))
+        except (OSError, ValueError):  # missing, or a key validate_key refuses
+            return
+        try:
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            self._release_fd(key, fd)
+
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
         if length is not None and key.startswith(_IMMUTABLE_PREFIXES):

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from store.backend import local_backend
 from store.cache.blobindex import BlobLocation
 from store.errors import BlobMissing, IntegrityError, ObjectNotFound
 from store.format.crypto import decode_payload, decrypt, keyed_hash, nonce_for_offset
@@ -136,6 +137,14 @@ def read_blobs(
     if not ranges:
         return
     if workers <= 0:
+        local = local_backend(repo.backend)
+        if local is not None:
+            # One read after the other, but the disk may work on all of
+            # them at once: ask for every range first.
+            for part in ranges:
+                local.will_need(
+                    pack_name(part.pack_id, part.kind), part.start, part.end - part.start
+                )
         for part in ranges:
             yield from _read_range(repo, part, payloads)
         return

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from store import BackupRun
 from store.cache.cachedir import prefetch_file
+from store.repository.blobread import read_blobs
 from tests.store.support.helpers import OWNER, make_repo, snapshot_of
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -88,3 +89,25 @@ def test_a_session_reads_catalogue_and_blob_index_ahead(tmp_path: Path) -> None:
         session.prefetch()
         assert _until_resident(catalogue) >= 0.9
         assert _until_resident(index) >= 0.9
+
+
+def test_reads_in_one_thread_ask_the_kernel_for_every_range_first(tmp_path: Path) -> None:
+    """A restore from a local repository reads its ranges one after the other
+    (store/repository/blobread.py, ``workers=0``); it first hints them all
+    (``LocalBackend.will_need``), so the disk reads them while the first are
+    decoded: once the first blob is handed over, the packs are in the page
+    cache though only their first range has been read."""
+    repo = make_repo(tmp_path / "repo", small=True)
+    snapshot = snapshot_of(repo, {f"d/{i}": os.urandom(40_000) for i in range(200)})
+    blob_ids = [
+        chunk for _path, e in repo.reader(snapshot).walk() if e.is_file for chunk, _ in e.chunks
+    ]
+    packs = [p for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in packs) > 6 << 20
+    for pack in packs:
+        _evict(pack)
+    blobs = read_blobs(repo, blob_ids, workers=0, payloads=False, max_range=64 * 1024)
+    next(blobs)  # every range asked for, the first one read
+    resident = [_until_resident(pack) for pack in packs]
+    assert sum(1 for _ in blobs) == len(set(blob_ids)) - 1  # the rest, as usual
+    assert min(resident) >= 0.9
