@@ -46,6 +46,7 @@ from store import (
     Owner,
     OwnerSession,
     Snapshot,
+    WorkerFailed,
     WorkerPool,
     symlink_version,
 )
@@ -211,9 +212,14 @@ class _FolderWalker:
         workers: int,
         progress: ProgressCallback | None,
         processes: int = 0,
+        *,
+        optional: bool = False,
     ) -> None:
         self.session = session
         self.processes = processes
+        # Workers nobody asked for (the default): if they cannot start, the
+        # run reads in this process instead of failing.
+        self._optional = optional
         # Files opened for the worker processes: (fd, size, (rel, st, version)).
         self._batch: list[tuple[int, int, tuple[str, os.stat_result, str]]] = []
         self._batch_bytes = 0
@@ -407,7 +413,15 @@ class _FolderWalker:
         if self._pool is None and (
             self._files_seen > PIPELINE_START_FILES or self._bytes_seen > PIPELINE_START_BYTES
         ):
-            self._pool = self.session.run.worker_pool(self.processes)
+            try:
+                self._pool = self.session.run.worker_pool(self.processes)
+            except WorkerFailed:
+                if not self._optional:
+                    raise
+                # Default workers that cannot start (a process limit, no
+                # memory for another interpreter): the in-process path cuts
+                # the very same blobs, so the run goes on without them.
+                self.processes = 0
         return self._pool is not None
 
     def _to_worker(
@@ -523,8 +537,10 @@ def backup_folder(
     ``workers`` threads read files in this process; ``processes`` worker
     processes (store/pipeline) read, chunk, hash and compress the files the
     walk meets once it has met enough (``PIPELINE_START_*``); 0 keeps
-    everything in this process, None means :func:`default_processes`.
-    Raises WorkerFailed if a worker process dies (nothing is committed).
+    everything in this process, None means :func:`default_processes` (and
+    if they cannot start, the run reads in this process instead).
+    Raises WorkerFailed if a worker process dies, or if ``processes`` workers
+    were asked for and cannot start (nothing is committed).
 
     Raises SourceUnavailable if ``root`` is not a readable directory, and
     OwnerBusy if the same folder is being backed up by another process.
@@ -554,6 +570,7 @@ def backup_folder(
                 workers,
                 progress,
                 default_processes() if processes is None else processes,
+                optional=processes is None,
             )
             walker.run()
             snapshot = session.commit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,32 @@ def test_a_worker_killed_mid_run_fails_the_backup_without_a_snapshot(tmp_path: P
     assert [s for s in repo.list_snapshots() if s.owner.key == "crash"] == []
     for pid in killed:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+@pytest.mark.usefixtures("workers_at_once")
+def test_default_workers_that_cannot_start_leave_the_run_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers nobody asked for that cannot start (here: no interpreter to
+    start them with) leave the run to this process, with the same tree;
+    workers asked for fail the run in one line."""
+    source = tmp_path / "src"
+    contents = _corpus(source, files=60)
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.setattr(folder_backup, "default_processes", lambda: 2)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with BackupRun(repo) as run:
+        result = backup_folder(run, source, owner=Owner("folders", "d", "d"))
+        assert run.worker_pids() == []
+    assert not result.skipped
+    assert read_all(repo, result.snapshot) == contents
+    with BackupRun(repo) as run, pytest.raises(WorkerFailed) as failure:
+        backup_folder(run, source, owner=Owner("folders", "asked", "asked"), processes=2)
+    assert "cannot start a backup worker process" in str(failure.value)
+    assert "\n" not in str(failure.value)
+    monkeypatch.undo()
+    _run, tree_inline, _pids, _new = _backup(repo, source, "in-process", 0)
+    assert tree_inline == bytes(result.snapshot.tree)
 
 
 @pytest.mark.parametrize("level", [None, -1, -5, 3, 19])
