@@ -38,12 +38,21 @@ def _restored(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+_RESTORE_THREADS = ("coffer-restore", "coffer-prefetch", "coffer-read")
+
+
 def _threads_during(restore: Callable[[Callable[[str, int], None]], object]) -> set[str]:
-    """Names of the restore's own threads alive while it reported progress."""
+    """Names of the restore's own threads seen while it reported progress
+    (not threads other tests of this process left running)."""
+    before = set(threading.enumerate())
     seen: set[str] = set()
 
     def progress(_rel: str, _size: int) -> None:
-        seen.update(t.name for t in threading.enumerate() if t.name.startswith("coffer-"))
+        seen.update(
+            t.name
+            for t in threading.enumerate()
+            if t not in before and t.name.startswith(_RESTORE_THREADS)
+        )
 
     restore(progress)
     return {name.rstrip("_0123456789") for name in seen}
