@@ -37,6 +37,17 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
+def run_now(fn: Callable[..., U], *args: object) -> Future[U]:
+    """Call ``fn`` in this thread and hand back a finished future, holding its
+    result or what it raised: the in-thread stand-in for ``executor.submit``."""
+    done: Future[U] = Future()
+    try:
+        done.set_result(fn(*args))
+    except BaseException as exc:  # delivered by result(), as a thread's would be
+        done.set_exception(exc)
+    return done
+
+
 class Prefetcher:
     """Bulk chunk loads in background threads, or in the calling thread
     (``threads=0``: each load is done when it is asked for). Thread-safe.
@@ -61,13 +72,10 @@ class Prefetcher:
         """Start loading the chunks of these file entries."""
         return self._run(self._reader.prefetch, entries)
 
-    def _run(self, load: Callable[[list[U]], None], items: list[U]) -> Future[None]:
+    def _run(self, load: Callable[[list[T]], None], items: list[T]) -> Future[None]:
         if self._pool is not None:
             return self._pool.submit(load, items)
-        done: Future[None] = Future()
-        load(items)  # raises nothing: a failed load leaves the chunk to its own read
-        done.set_result(None)
-        return done
+        return run_now(load, items)
 
     def close(self) -> None:
         """Drop loads not started, wait for the running ones. Idempotent."""

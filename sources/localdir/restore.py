@@ -52,7 +52,7 @@ from pathlib import Path
 
 from sources.errors import RestoreTargetError
 from sources.localdir.content import Prefetch, write_content
-from sources.localdir.prefetch import CACHE_BYTES, Prefetcher, batched
+from sources.localdir.prefetch import CACHE_BYTES, Prefetcher, batched, run_now
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
@@ -519,12 +519,7 @@ class _Writers:
         if self._pool is not None:
             self._pending.append((self._pool.submit(fn, *args), rel, size))
             return
-        done: Future[tuple[str, int]] = Future()
-        try:
-            done.set_result(fn(*args))
-        except BaseException as exc:  # recorded in order, as a thread's would be
-            done.set_exception(exc)
-        self._pending.append((done, rel, size))
+        self._pending.append((run_now(fn, *args), rel, size))
         self._collect_oldest()
 
     def drain(self) -> None:

@@ -20,8 +20,8 @@ from store.format.snapshot import Snapshot
 from store.format.tree import Entry, TreeReader
 from store.ids import BlobId
 
-# Loads many chunks at once (in any order), for prefetching.
-# Bulk loader: (blob IDs, read threads; 0 reads in the calling thread).
+# Loads many chunks at once (in any order), for prefetching: (blob IDs, read
+# threads; 0 reads in the calling thread).
 LoadMany = Callable[[list[BlobId], int], Iterator[tuple[BlobId, bytes]]]
 
 # What one cached chunk costs besides its bytes: the bytes object's header,
