@@ -10,12 +10,9 @@ worker stores them through ``store_chunk`` (the blob writer, which still
 decides deduplication and builds and encrypts packs in this process) and
 reports each file to the batch's ``on_done``.
 
-Keys reach a worker only in its first message; its environment is a short
-allow-list (no ``COFFER_PASSWORD``), its command line names only the module.
-A worker's lifetime is bounded by its socket: when this process exits, even
-by ``kill -9``, the kernel closes our end and the worker's next read or write
-ends it; the worker inherits no other descriptor (no owner lock), so the next
-run is never blocked by one.
+Keys reach a worker only in its first message; how it is started, what
+environment it keeps and why it never outlives this process:
+store/pipeline/spawn.py.
 
 A worker that dies, or a ``store_chunk``/``on_done`` that raises, fails the
 pool: every later :meth:`submit` and :meth:`drain` raises
@@ -31,7 +28,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,6 +37,13 @@ from typing import BinaryIO, Generic, TypeVar, cast
 from store.errors import StoreError
 from store.format.config import ChunkerParams
 from store.ids import BlobId
+from store.pipeline.spawn import (
+    STOP_SECONDS,
+    how_it_ended,
+    shutdown_socket,
+    start_helper,
+    stop_helper,
+)
 from store.pipeline.wire import (
     BATCH,
     BATCH_END,
@@ -64,11 +67,6 @@ T = TypeVar("T")
 # Batches in flight per worker: one being worked on, one queued behind it, so
 # a worker never waits for the walk and the open descriptors stay bounded.
 MAX_IN_FLIGHT = 2
-# Environment variables a worker keeps (everything else, secrets included,
-# stays behind): what the interpreter and the C library need to start.
-_ENV_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "PYTHONHOME", "TMPDIR")
-_ENV_KEPT_PREFIXES = ("MALLOC_", "LD_LIBRARY_PATH")
-_STOP_SECONDS = 5.0
 _READ_BUFFER = 1 << 20
 
 
@@ -102,15 +100,6 @@ class _Worker(Generic[T]):
     load: int = 0  # batches reserved or in flight
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment a worker gets: the allow-list above, nothing else."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name in _ENV_KEPT or name.startswith(_ENV_KEPT_PREFIXES)
-    }
 
 
 class WorkerPool(Generic[T]):
@@ -155,24 +144,10 @@ class WorkerPool(Generic[T]):
             raise
 
     def _start(self, index: int, init: bytes) -> _Worker[T]:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            try:
-                process = subprocess.Popen(
-                    [sys.executable, "-P", "-m", "store.pipeline.worker"],
-                    stdin=theirs.fileno(),
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    close_fds=True,
-                    env=worker_environment(),
-                )
-            except OSError as exc:
-                raise WorkerFailed(f"cannot start a backup worker process: {exc}") from exc
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+            process, ours = start_helper("store.pipeline.worker")
+        except OSError as exc:
+            raise WorkerFailed(f"cannot start a backup worker process: {exc}") from exc
         worker: _Worker[T] = _Worker(index, process, ours)
         try:
             send_frame(ours, INIT, init)
@@ -262,7 +237,7 @@ class WorkerPool(Generic[T]):
             self._stop(worker)
         for worker in self._workers:
             if worker.thread is not None and worker.thread is not threading.current_thread():
-                worker.thread.join(timeout=_STOP_SECONDS)
+                worker.thread.join(timeout=STOP_SECONDS)
             worker.sock.close()
 
     def __enter__(self) -> WorkerPool[T]:
@@ -274,18 +249,10 @@ class WorkerPool(Generic[T]):
     # -- internals -------------------------------------------------------
 
     def _shutdown(self, worker: _Worker[T]) -> None:
-        try:
-            worker.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed or the worker is gone
+        shutdown_socket(worker.sock)
 
     def _stop(self, worker: _Worker[T]) -> None:
-        self._shutdown(worker)
-        try:
-            worker.process.wait(timeout=_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+        stop_helper(worker.process, worker.sock)
 
     def _raise_error(self) -> None:
         # The caller holds the condition.
@@ -299,18 +266,7 @@ class WorkerPool(Generic[T]):
             self._cond.notify_all()
 
     def _death(self, worker: _Worker[T], what: str) -> str:
-        code = worker.process.poll()
-        if code is None:
-            try:
-                code = worker.process.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                code = None
-        if code is not None and code < 0:
-            how = f"was killed by signal {-code}"
-        elif code is not None:
-            how = f"exited with status {code}"
-        else:
-            how = what
+        how = how_it_ended(worker.process, what)
         return f"backup worker process {worker.process.pid} {how}; the backup stopped"
 
     def _collect(self, worker: _Worker[T]) -> None:
