@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +89,15 @@ class BlobIndex:
         with self._env.begin(db=self._blobs, buffers=False) as txn:
             raw = txn.get(blob_id)
         return None if raw is None else BlobLocation.decode(raw)
+
+    def lookup_many(self, blob_ids: Sequence[bytes]) -> list[BlobLocation | None]:
+        """:meth:`lookup` of each, in order, in one read transaction (a
+        restore's batch: a transaction per blob cost 1.5 s of 100,000)."""
+        self.pages.tick()
+        with self._env.begin(db=self._blobs, buffers=False) as txn:
+            get = txn.get
+            raws = [get(blob_id) for blob_id in blob_ids]
+        return [None if raw is None else BlobLocation.decode(raw) for raw in raws]
 
     def contains(self, blob_id: bytes) -> bool:
         self.pages.tick()

@@ -16,11 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from store.backend import local_backend
 from store.cache.blobindex import BlobLocation
 from store.errors import BlobMissing, IntegrityError, ObjectNotFound
-from store.format.crypto import decode_payload, decrypt, keyed_hash, nonce_for_offset
+from store.format.crypto import (
+    AeadCipher,
+    cipher_for,
+    decode_payloads,
+    decrypt_with,
+    keyed_hash,
+    nonce_for_offset,
+)
 from store.format.pack import blob_ad, pack_aead_key
 from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId
 from store.names import pack_name
@@ -91,23 +99,37 @@ def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBl
         raise BlobMissing(f"{what} is missing") from None
     if len(data) != part.end - part.start:
         raise IntegrityError(f"{what}: pack is truncated")
-    loaded: list[LoadedBlob] = []
     id_key = repo.keyring.blob_id_key
-    for blob_id, location in part.blobs:
-        blob_what = f"blob {blob_id.hex()[:8]} in {what}"
+    opened: list[bytes] = []
+    ciphers: dict[int, AeadCipher] = {}  # by epoch: one key and cipher per range, not per blob
+
+    def blob_what(index: int) -> str:
+        return f"blob {part.blobs[index][0].hex()[:8]} in {what}"
+
+    for index, (blob_id, location) in enumerate(part.blobs):
         begin = location.offset - part.start
-        sealed = data[begin : begin + location.length]
-        key_bytes = pack_aead_key(repo.keyring.epoch_key(location.epoch, blob_what), part.pack_id)
-        payload = decrypt(
-            key_bytes,
-            nonce_for_offset(location.offset),
-            sealed,
-            blob_ad(location.type, blob_id),
-            blob_what,
+        cipher = ciphers.get(location.epoch)
+        if cipher is None:
+            epoch_key = repo.keyring.epoch_key(location.epoch, blob_what(index))
+            cipher = ciphers[location.epoch] = cipher_for(pack_aead_key(epoch_key, part.pack_id))
+        opened.append(
+            decrypt_with(
+                cipher,
+                nonce_for_offset(location.offset),
+                data[begin : begin + location.length],
+                blob_ad(location.type, blob_id),
+                partial(blob_what, index),
+            )
         )
-        plaintext = decode_payload(payload, blob_what, location.raw_length)
+    plaintexts = decode_payloads(
+        opened, [location.raw_length for _, location in part.blobs], blob_what
+    )
+    loaded: list[LoadedBlob] = []
+    for index, ((blob_id, location), payload, plaintext) in enumerate(
+        zip(part.blobs, opened, plaintexts, strict=True)
+    ):
         if keyed_hash(id_key, plaintext) != blob_id:
-            raise IntegrityError(f"{blob_what}: content does not match its ID")
+            raise IntegrityError(f"{blob_what(index)}: content does not match its ID")
         loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))
     return loaded
 
@@ -132,7 +154,8 @@ def read_blobs(
     calling thread); closing the iterator early waits for the reads in
     flight and discards them.
     """
-    located = [(blob_id, repo.locate(blob_id)) for blob_id in dict.fromkeys(blob_ids)]
+    wanted = list(dict.fromkeys(blob_ids))
+    located = list(zip(wanted, repo.locate_many(wanted), strict=True))
     ranges = plan_ranges(located, max_range)
     if not ranges:
         return

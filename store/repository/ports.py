@@ -11,6 +11,7 @@ way, and a Repository is each of these protocols (mypy checks it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from store.backend import Backend
@@ -51,6 +52,10 @@ class BlobSource(Protocol):
 
     def locate(self, blob_id: BlobId) -> BlobLocation:
         """Where a blob is. Raises BlobMissing when no index names it."""
+        ...
+
+    def locate_many(self, blob_ids: Sequence[BlobId]) -> list[BlobLocation]:
+        """:meth:`locate` of each, in order. Raises BlobMissing."""
         ...
 
 

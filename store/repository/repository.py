@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +297,15 @@ class Repository:
         if location is None:
             raise BlobMissing(f"blob {blob_id.hex()} is not in any index")
         return location
+
+    def locate_many(self, blob_ids: Sequence[BlobId]) -> list[BlobLocation]:
+        """:meth:`locate` of each, in order; those the index has are read in
+        one transaction. Raises BlobMissing like :meth:`locate`."""
+        found = self.blob_index.lookup_many(blob_ids)
+        return [
+            self.locate(blob_id) if location is None else location
+            for blob_id, location in zip(blob_ids, found, strict=True)
+        ]
 
     def load_blob(self, blob_id: BlobId, expected_type: int | None = None) -> bytes:
         """The verified plaintext of a blob.

@@ -11,6 +11,7 @@ FormatTooNew (exit code 14), not damage (13).
 from __future__ import annotations
 
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -143,6 +144,68 @@ def test_bulk_read_path_bounds_decompression_too(repo: Repository) -> None:
     error, peak = _peak(lambda: list(read_blobs(repo, [blob_id])))
     assert isinstance(error, IntegrityError)
     assert peak < PEAK_LIMIT
+
+
+def _store_blobs(repo: Repository, blobs: list[tuple[BlobId, int, bytes]]) -> None:
+    """One pack holding these (ID, recorded raw length, payload) blobs, indexed."""
+    kr = repo.keyring
+    builder = PackBuilder(PACK_DATA, kr.current, kr.current_key)
+    for blob_id, raw_length, payload in blobs:
+        builder.add(DATA, blob_id, raw_length, payload)
+    data, entries = builder.finish()
+    repo.backend.put(pack_name(builder.pack_id, PACK_DATA), data)
+    repo.write_index([PackRecord(builder.pack_id, PACK_DATA, kr.current, entries)])
+
+
+def _zstd(plain: bytes) -> bytes:
+    return b"\x01" + zstandard.ZstdCompressor(level=3, write_content_size=True).compress(plain)
+
+
+def _batch(repo: Repository, seed: int) -> list[tuple[BlobId, bytes]]:
+    """Six blobs of about 70 KiB compressed each: read in one range, their
+    frames decompressed in one batch (crypto.decode_payloads)."""
+    rng = random.Random(seed)
+    plains = [rng.randbytes(70_000) + bytes(30_000) for _ in range(6)]
+    return [(BlobId(keyed_hash(repo.keyring.blob_id_key, p)), p) for p in plains]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda frame: frame[:-500], "cannot decompress"),  # truncated
+        (lambda frame: b"\x01" + _bomb(), "claims"),  # a bomb among honest frames
+        (lambda frame: b"\x01" + _frame_claiming(1 << 40), "claims"),
+        (lambda frame: _zstd(bytes(100_000)), "does not match its ID"),  # other content
+    ],
+)
+def test_a_batch_of_frames_names_the_damaged_blob(
+    repo: Repository, damage: Callable[[bytes], bytes], message: str
+) -> None:
+    blobs = _batch(repo, 3)
+    payloads = [_zstd(plain) for _, plain in blobs]
+    payloads[4] = damage(payloads[4])
+    _store_blobs(
+        repo, [(i, len(p), payload) for (i, p), payload in zip(blobs, payloads, strict=True)]
+    )
+    ids = [blob_id for blob_id, _ in blobs]
+    error, peak = _peak(lambda: list(read_blobs(repo, ids, workers=0)))
+    assert isinstance(error, IntegrityError)
+    assert message in str(error)
+    assert f"blob {ids[4].hex()[:8]}" in str(error)
+    assert peak < PEAK_LIMIT + 2 * 1024 * 1024  # the honest frames' plaintexts
+
+
+def test_a_batch_of_frames_reads_as_one_by_one(repo: Repository) -> None:
+    blobs = _batch(repo, 4)
+    raw = blobs[2]  # a raw payload in the middle of the batch
+    _store_blobs(
+        repo,
+        [(i, len(p), b"\x00" + p if (i, p) == raw else _zstd(p)) for i, p in blobs],
+    )
+    ids = [blob_id for blob_id, _ in blobs]
+    loaded = {blob.blob_id: blob.plaintext for blob in read_blobs(repo, ids, workers=0)}
+    assert loaded == dict(blobs)
+    assert all(repo.load_blob(blob_id) == plain for blob_id, plain in blobs)
 
 
 def test_sealed_object_bomb_is_refused(repo: Repository) -> None:
