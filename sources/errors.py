@@ -2,7 +2,8 @@
 
 SourceError (1)
 ├── SourceUnavailable (1)     the source cannot be read at all (missing folder, ...)
-└── RestoreTargetError (1)    the restore target is unusable (not a directory, ...)
+├── RestoreTargetError (1)    the restore target is unusable (not a directory, ...)
+└── RestoreWriterFailed (1)   the restore's writer process died (the restore stopped)
 """
 
 from __future__ import annotations
@@ -22,3 +23,8 @@ class SourceUnavailable(SourceError):
 
 class RestoreTargetError(SourceError):
     """The restore target cannot be used."""
+
+
+class RestoreWriterFailed(SourceError):
+    """The restore's writer process died or broke its protocol: the restore
+    stopped (what it wrote stays; running it again finishes it)."""

@@ -8,9 +8,9 @@ is only which files to write: a Microsoft 365 restore narrows it with the
 item filters.
 """
 
+from sources.localdir.owners import OWNER_POLICIES
 from sources.localdir.restore import (
     CONFLICT_POLICIES,
-    OWNER_POLICIES,
     RestoreFailure,
     RestoreResult,
     restore_to_dir,

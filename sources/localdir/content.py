@@ -84,7 +84,7 @@ def data_ranges(data: bytes) -> list[tuple[int, int]]:
     return ranges
 
 
-def _windows(entry: Entry) -> list[tuple[int, int]]:
+def windows(entry: Entry) -> list[tuple[int, int]]:
     """(first, end) chunk indexes of consecutive windows of about WINDOW bytes."""
     windows: list[tuple[int, int]] = []
     first, total = 0, 0
@@ -113,28 +113,21 @@ def write_content(
     tree's, StoreError when a chunk cannot be loaded, OSError when writing
     fails. Not thread-safe per ``fd``.
     """
-    windows = _windows(entry)
+    parts = windows(entry)
     pending: Future[None] | None = None
-    if prefetch is not None and len(windows) > 1:
-        pending = prefetch(_ids(entry, windows[0]))
+    if prefetch is not None and len(parts) > 1:
+        pending = prefetch(window_ids(entry, parts[0]))
     offset = 0
     holes = False
-    for number, (first, end) in enumerate(windows):
+    for number, (first, end) in enumerate(parts):
         if pending is not None:
             pending.result()
             pending = None
-            if prefetch is not None and number + 1 < len(windows):
-                pending = prefetch(_ids(entry, windows[number + 1]))
+            if prefetch is not None and number + 1 < len(parts):
+                pending = prefetch(window_ids(entry, parts[number + 1]))
         for index in range(first, end):
-            chunk_id, size = entry.chunks[index]
-            data = cache.get(chunk_id)
-            if len(data) != size:
-                # The tree records each chunk's size; believing a wrong one
-                # would put bytes at the wrong place.
-                raise IntegrityError(
-                    f"{entry.display_name}: chunk {index} is {len(data)} bytes, "
-                    f"the tree says {size}"
-                )
+            data = checked_chunk(entry, index, cache)
+            size = len(data)
             ranges = data_ranges(data)
             if ranges == [(0, size)]:
                 _pwrite_all(fd, memoryview(data), offset)
@@ -149,7 +142,43 @@ def write_content(
     return offset
 
 
-def _ids(entry: Entry, window: tuple[int, int]) -> list[BlobId]:
+def checked_chunk(entry: Entry, index: int, cache: ChunkCache) -> bytes:
+    """Chunk ``index`` of ``entry``, from the cache. Raises IntegrityError when
+    its length is not the one the tree records, StoreError when it cannot be
+    loaded."""
+    chunk_id, size = entry.chunks[index]
+    data = cache.get(chunk_id)
+    if len(data) != size:
+        # The tree records each chunk's size; believing a wrong one would
+        # put bytes at the wrong place.
+        raise IntegrityError(
+            f"{entry.display_name}: chunk {index} is {len(data)} bytes, the tree says {size}"
+        )
+    return data
+
+
+def part_data(
+    entry: Entry, cache: ChunkCache, window: tuple[int, int], offset: int
+) -> tuple[list[tuple[int, int]], list[memoryview], int]:
+    """The data of the chunks ``window`` (first, end) of a file, the first at
+    ``offset`` in it, as :func:`write_content` would write them: the (offset,
+    length) ranges, zero runs left out, their bytes, and the offset after
+    the last chunk. For the restore's writer process, which gets each file
+    (or window of a large one) this way. Raises like :func:`checked_chunk`."""
+    ranges: list[tuple[int, int]] = []
+    views: list[memoryview] = []
+    for index in range(*window):
+        data = checked_chunk(entry, index, cache)
+        view = memoryview(data)
+        for low, high in data_ranges(data):
+            ranges.append((offset + low, high - low))
+            views.append(view[low:high])
+        offset += len(data)
+    return ranges, views, offset
+
+
+def window_ids(entry: Entry, window: tuple[int, int]) -> list[BlobId]:
+    """The chunk IDs of a window of ``entry`` (from :func:`windows`)."""
     return [chunk_id for chunk_id, _size in entry.chunks[window[0] : window[1]]]
 
 

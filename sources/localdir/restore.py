@@ -11,15 +11,9 @@ file counts as already restored), ``replace``, or ``keep-both`` (the restored
 copy gets a ``(restored N)`` suffix). Running the same restore twice writes
 nothing the second time.
 
-Ownership (as tar does it): run as root, every item gets back the owner and
-group its snapshot recorded (``owners="numeric"``, the default: the recorded
-uid and gid; ``"names"``: the recorded user and group names looked up on this
-machine, the numbers where a name is unknown; ``"none"``: left to whoever
-restores). A set-user-ID bit survives only on a file whose owner is then the
-recorded owner, a set-group-ID bit only on one whose group is the recorded
-group: a restore as root never makes a user's setuid program a root-owned
-setuid program, and a restore by another user (who cannot chown) strips both
-bits, as does a snapshot that recorded no owner.
+Ownership (as tar does it, sources/localdir/owners.py): as root, every item
+gets back the owner and group its snapshot recorded; set-ID bits survive only
+where that owner and group are then the item's.
 
 Temporary files are named ``.coffer-restore-<tag>-<random>``, ``<tag>`` a hash
 of the final name: a restore killed with ``kill -9`` leaves them behind, and
@@ -36,30 +30,29 @@ what is selected.
 from __future__ import annotations
 
 import errno
-import grp
 import hashlib
 import itertools
 import os
-import pwd
 import secrets
 import stat
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from sources.errors import RestoreTargetError
-from sources.localdir.content import Prefetch, write_content
-from sources.localdir.prefetch import CACHE_BYTES, Prefetcher, batched, run_now
+from sources.localdir.content import Prefetch, part_data, window_ids, windows, write_content
+from sources.localdir.offload import PART_LIMIT, Answer, WriterProcess
+from sources.localdir.owners import Ownership
+from sources.localdir.prefetch import CACHE_BYTES, LARGE, Prefetcher, batched, run_now
+from sources.localdir.writewire import Meta
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
 CONFLICT_POLICIES = ("skip", "replace", "keep-both")
-OWNER_POLICIES = ("numeric", "names", "none")
 _COPY_BLOCK = 1024 * 1024
 TEMP_PREFIX = b".coffer-restore-"
-_SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass
@@ -128,94 +121,6 @@ def _leftovers(dir_fd: int) -> dict[bytes, list[bytes]]:
     return found
 
 
-class Ownership:
-    """Which owner each restored item gets, and which set-ID bits it keeps.
-
-    ``policy`` is one of OWNER_POLICIES. Only root changes owners; for anyone
-    else the policy has no effect but the set-ID stripping. Thread-safe (the
-    name caches may look a name up twice, harmlessly).
-    """
-
-    def __init__(self, policy: str = "numeric", *, chown: bool | None = None) -> None:
-        if policy not in OWNER_POLICIES:
-            raise ValueError(f"owners must be one of {OWNER_POLICIES}")
-        self.policy = policy
-        self.chown = (os.geteuid() == 0) if chown is None else chown
-        self._uids: dict[str, int | None] = {}
-        self._gids: dict[str, int | None] = {}
-
-    def recorded(self, entry: Entry) -> tuple[int | None, int | None]:
-        """The uid and gid the item should have here (None: the snapshot does not say)."""
-        uid = _int_attr(entry, "uid")
-        gid = _int_attr(entry, "gid")
-        if self.policy == "names":
-            user, group = entry.attrs.get("user"), entry.attrs.get("group")
-            if user is not None:
-                if user not in self._uids:
-                    try:
-                        self._uids[user] = pwd.getpwnam(user).pw_uid
-                    except KeyError:
-                        self._uids[user] = None
-                uid = self._uids[user] if self._uids[user] is not None else uid
-            if group is not None:
-                if group not in self._gids:
-                    try:
-                        self._gids[group] = grp.getgrnam(group).gr_gid
-                    except KeyError:
-                        self._gids[group] = None
-                gid = self._gids[group] if self._gids[group] is not None else gid
-        return uid, gid
-
-    def apply(self, fd: int, entry: Entry) -> None:
-        """Give the open file or directory its owner (as root), then its mode
-        without the set-ID bits its actual owner does not earn."""
-        uid, gid = self.recorded(entry)
-        if self.chown and self.policy != "none" and (uid is not None or gid is not None):
-            try:
-                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-            except OSError as exc:
-                # EINVAL: an id this system (or user namespace) cannot map;
-                # EPERM: a filesystem that refuses. The bits are stripped below.
-                if exc.errno not in (errno.EINVAL, errno.EPERM):
-                    raise
-        if entry.mode & _SET_ID_BITS:
-            os.fchmod(fd, self.safe_mode(os.fstat(fd), entry, uid, gid))
-        else:  # nothing to strip: no need to ask who owns it (a stat per file)
-            os.fchmod(fd, entry.mode & 0o7777)
-
-    def safe_mode(self, st: os.stat_result, entry: Entry, uid: int | None, gid: int | None) -> int:
-        mode = entry.mode & 0o7777
-        if uid is None or st.st_uid != uid:
-            mode &= ~stat.S_ISUID
-        if gid is None or st.st_gid != gid:
-            mode &= ~stat.S_ISGID
-        return mode
-
-    def apply_link(self, dir_fd: int, name: bytes, entry: Entry) -> None:
-        """Give a symlink its owner (links have no mode of their own)."""
-        uid, gid = self.recorded(entry)
-        if not self.chown or self.policy == "none" or (uid is None and gid is None):
-            return
-        try:
-            os.chown(
-                name,
-                -1 if uid is None else uid,
-                -1 if gid is None else gid,
-                dir_fd=dir_fd,
-                follow_symlinks=False,
-            )
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EPERM):
-                raise
-
-
-def _int_attr(entry: Entry, key: str) -> int | None:
-    value = entry.attrs.get(key)
-    if value is None or not value.isdigit():
-        return None
-    return int(value)
-
-
 class _DirChain:
     """The chain of open directory fds from the target down to the current one.
 
@@ -234,6 +139,10 @@ class _DirChain:
         self._result = result
         self._before_leave = before_leave
         self._ownership = ownership
+        # Directories whose descriptor the writer process holds (by our
+        # descriptor: its number there); the writer gives them their metadata.
+        self._writer: WriterProcess | None = None
+        self._shared: dict[int, int] = {}
         # Leftover temporary files of each open directory (by descriptor).
         self._leftovers: dict[int, dict[bytes, list[bytes]]] = {root_fd: _leftovers(root_fd)}
 
@@ -252,6 +161,15 @@ class _DirChain:
     @property
     def fd(self) -> int:
         return self._chain[-1][1]
+
+    def shared(self, writer: WriterProcess) -> int:
+        """The current directory's number in ``writer`` (its descriptor sent
+        the first time). Only for a directory this restore created."""
+        dir_id = self._shared.get(self.fd)
+        if dir_id is None:
+            self._writer = writer
+            dir_id = self._shared[self.fd] = writer.share(self.fd)
+        return dir_id
 
     def enter(self, names: list[bytes], entries: list[Entry]) -> None:
         """Make the open chain be ``names`` (creating what is missing)."""
@@ -288,19 +206,29 @@ class _DirChain:
                 raise
         return fd
 
-    def _leave(self) -> None:
+    def _leave(self, use_writer: bool = True) -> None:
+        rel = "/".join(e.display_name for _, _, e in self._chain[1:] if e is not None)
         _name, fd, entry = self._chain.pop()
         self._leftovers.pop(fd, None)
+        dir_id = self._shared.pop(fd, None)
         try:
-            if entry is not None:
-                self._ownership.apply(fd, entry)
-                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            if entry is None:
+                return
+            if dir_id is not None and self._writer is not None and use_writer:
+                # After the files the writer has still to put in it.
+                self._writer.leave(rel, dir_id, _meta(entry, self._ownership))
+                return
+            self._ownership.apply(fd, entry)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
 
-    def close(self) -> None:
+    def close(self, *, use_writer: bool = True) -> None:
+        """Leave every open directory, giving each its metadata (through the
+        writer process for those it holds, unless ``use_writer`` is False:
+        after an error, once it is stopped). Idempotent."""
         while len(self._chain) > 1:
-            self._leave()
+            self._leave(use_writer)
 
 
 class _Conflict(Exception):
@@ -337,6 +265,17 @@ def _temp_suffix() -> bytes:
     return _TEMP_TOKEN + b"%x" % next(_temp_counter)
 
 
+def _temp_name(name: bytes) -> bytes:
+    # Tagged with the item's own name, so a rerun finds this one if we are killed.
+    return TEMP_PREFIX + _temp_tag(name) + b"-" + _temp_suffix()
+
+
+def _meta(entry: Entry, ownership: Ownership) -> Meta:
+    """What the writer process gives an item: its mode, owner and time."""
+    uid, gid = ownership.recorded(entry)
+    return Meta(entry.mode, ownership.changes_owners, uid, gid, entry.mtime_ns)
+
+
 def _write_file(
     dir_fd: int,
     name: bytes,
@@ -345,8 +284,7 @@ def _write_file(
     ownership: Ownership,
     prefetch: Prefetch | None,
 ) -> int:
-    # Tagged with the item's own name, so a rerun finds this one if we are killed.
-    temp = TEMP_PREFIX + _temp_tag(entry.name) + b"-" + _temp_suffix()
+    temp = _temp_name(entry.name)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
         try:
@@ -433,6 +371,10 @@ def restore_to_dir(
         prefetcher.close()
         os.close(root_fd)
         raise RestoreTargetError(f"cannot list {target}: {exc.strerror}") from exc
+    # Small files of directories this restore creates go to a writer process
+    # (the restore then uses two cores; sources/localdir/offload.py). From an
+    # object store the writer threads overlap the requests instead.
+    offload = _Offload(writers, chain, ownership, reader) if serial else None
     try:
         selected = (
             item
@@ -458,6 +400,8 @@ def restore_to_dir(
             except OSError as exc:
                 writers.record_os_error(rel, exc)
                 continue
+            if offload is not None and chain.fresh and offload.take(rel, entry):
+                continue
             writers.submit(
                 rel,
                 entry.size,
@@ -472,12 +416,100 @@ def restore_to_dir(
                 chain.fresh,
             )
         writers.drain()
+        chain.close()
+        if offload is not None:
+            offload.finish()
     finally:
         writers.close()
         prefetcher.close()
-        chain.close()
+        if offload is not None:
+            offload.close()
+        chain.close(use_writer=False)  # after an error: the writer is gone
         os.close(root_fd)
     return result
+
+
+class _Offload:
+    """Sends the small files of directories this restore created to a writer
+    process (sources/localdir/offload.py), and records its answers.
+
+    The process starts once START_AFTER such files were written here, so a
+    small restore never starts one; if it cannot start, every file is
+    written here. Not thread-safe (the restore's thread only).
+    """
+
+    START_AFTER = 256
+
+    def __init__(
+        self, writers: _Writers, chain: _DirChain, ownership: Ownership, reader: SnapshotReader
+    ) -> None:
+        self._writers = writers
+        self._chain = chain
+        self._ownership = ownership
+        self._cache = reader.chunks
+        self._seen = 0
+        self._process: WriterProcess | None = None
+        self._unavailable = False
+
+    def take(self, rel: str, entry: Entry) -> bool:
+        """Send ``entry`` (an item of the chain's current directory, which this
+        restore created) to the writer: True; False when it is to be written
+        here. Raises RestoreWriterFailed once the writer has died, and
+        RestoreTargetError (from the answers) when the target is full."""
+        if self._unavailable or not entry.is_file:
+            return False
+        if self._process is None:
+            self._seen += 1
+            if self._seen <= self.START_AFTER:
+                return False
+            try:
+                self._process = WriterProcess()
+            except OSError:  # no process to be had: the restore goes on here
+                self._unavailable = True
+                return False
+        # A large file goes a window of chunks at a time (loaded here, as
+        # write_content loads them), so the cache never holds all of it.
+        parts = windows(entry) if entry.size > LARGE else [(0, len(entry.chunks))]
+        if any(sum(size for _, size in entry.chunks[a:b]) > PART_LIMIT for a, b in parts):
+            return False  # chunks larger than the ring's share: written here
+        process = self._process
+        dir_id = self._chain.shared(process)
+        temp, meta = _temp_name(entry.name), _meta(entry, self._ownership)
+        tag: int | None = None
+        offset = 0
+        for number, window in enumerate(parts):
+            if len(parts) > 1:
+                self._cache.prefetch(window_ids(entry, window))
+            try:
+                ranges, data, offset = part_data(entry, self._cache, window, offset)
+            except (IntegrityError, StoreError) as exc:
+                if tag is not None:
+                    process.abort(tag)
+                self._writers.record_failure(rel, str(exc))
+                return True
+            last = number == len(parts) - 1
+            tag = process.add(
+                rel, dir_id, entry.name, temp, meta, entry.size, ranges, data, tag=tag, last=last
+            )
+        self._record(process.answered())
+        return True
+
+    def finish(self) -> None:
+        """Wait for every answer and record it (raises like :meth:`take`)."""
+        if self._process is not None:
+            self._record(self._process.drain())
+
+    def close(self) -> None:
+        """Stop the writer process; idempotent."""
+        if self._process is not None:
+            self._process.close()
+
+    def _record(self, answers: Iterable[Answer]) -> None:
+        for answer in answers:
+            if answer.errno:
+                self._writers.record_os_error(answer.rel, OSError(answer.errno, answer.message))
+            elif not answer.is_dir:
+                self._writers.record(answer.rel, answer.size, "created", answer.written)
 
 
 class _Writers:
@@ -541,20 +573,27 @@ class _Writers:
             raise RestoreTargetError(f"no space left in {self._target}") from exc
         self._result.failures.append(RestoreFailure(rel, exc.strerror or str(exc)))
 
+    def record_failure(self, rel: str, reason: str) -> None:
+        self._result.failures.append(RestoreFailure(rel, reason))
+
+    def record(self, rel: str, size: int, outcome: str, written: int) -> None:
+        """Count one restored item (``outcome`` names a RestoreResult counter)."""
+        setattr(self._result, outcome, getattr(self._result, outcome) + 1)
+        self._result.bytes_written += written
+        if self._progress:
+            self._progress(rel, size)
+
     def _collect_oldest(self) -> None:
         future, rel, size = self._pending.popleft()
         try:
             outcome, written = future.result()
         except (_Conflict, IntegrityError, StoreError) as exc:
-            self._result.failures.append(RestoreFailure(rel, str(exc)))
+            self.record_failure(rel, str(exc))
             return
         except OSError as exc:
             self.record_os_error(rel, exc)
             return
-        setattr(self._result, outcome, getattr(self._result, outcome) + 1)
-        self._result.bytes_written += written
-        if self._progress:
-            self._progress(rel, size)
+        self.record(rel, size, outcome, written)
 
 
 def _restore_leaf(

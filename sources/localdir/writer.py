@@ -1,0 +1,258 @@
+"""The restore's writer process: creates the files of directories a restore made.
+
+Started by sources/localdir/offload.py as ``python -P -m
+sources.localdir.writer`` with a socket as its standard input (the protocol:
+sources/localdir/writewire.py), an environment reduced to an allow-list and
+no other descriptor of the restore's. It holds no key: it gets the
+plaintext of each file, already authenticated, decompressed and re-hashed
+by the restore, in a ring of shared memory it maps read-only, and the
+descriptors of the directories to write into.
+
+Each file is written as the restore's own thread writes one
+(sources/localdir/restore.py): to its temporary name, created with
+``O_EXCL | O_NOFOLLOW`` relative to its directory's descriptor, its data
+ranges with ``pwrite`` (the rest a hole; a large file part after part), its
+owner, mode and times, then renamed into place; on any error the temporary
+file is removed and the error answered with the file's last part. Names
+are checked again here: one with a slash, ``.``, ``..`` or a NUL ends the
+process (the restore never sends one).
+
+The process exits when the socket ends: the restore closed it, or died (a
+``kill -9`` of the restore closes its end, so the writer's next read or
+write ends it, leaving at most one temporary file, which the next restore
+removes). SIGINT is ignored: a Ctrl-C reaches the whole process group, and
+the restore decides what happens.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import signal
+import socket
+import struct
+import sys
+
+from sources.localdir.owners import set_owner_and_mode
+from sources.localdir.writewire import (
+    ABORT,
+    ANSWERS,
+    DIR,
+    FILES,
+    FIRST,
+    LAST,
+    LEAVE,
+    RING,
+    FileJob,
+    answer,
+    parse_dir,
+    parse_files,
+    parse_leave,
+    parse_ring,
+)
+from store.pipeline.wire import Closed, recv_frame, send_frame
+
+_PROTOCOL_ERROR = 2
+
+
+class _ProtocolError(Exception):
+    pass
+
+
+def _checked(name: bytes) -> bytes:
+    if not name or name in (b".", b"..") or b"/" in name or b"\x00" in name:
+        raise _ProtocolError(f"unsafe name {name!r}")
+    return name
+
+
+class _OpenFile:
+    """A file being written, from its first part to its last."""
+
+    def __init__(self, dir_fd: int, job: FileJob) -> None:
+        self.dir_fd = dir_fd
+        self.name, self.temp = _checked(job.name), _checked(job.temp)
+        self.written = 0
+        self.error: OSError | None = None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.fd: int | None = os.open(self.temp, flags, 0o600, dir_fd=dir_fd)
+
+    def write(self, job: FileJob) -> None:
+        """Write one part's data ranges. Raises OSError."""
+        assert self.fd is not None
+        pos = 0
+        for offset, length in job.ranges:
+            view = job.data[pos : pos + length]
+            pos += length
+            while view:
+                done = os.pwrite(self.fd, view, offset)
+                view, offset = view[done:], offset + done
+            self.written += length
+
+    def finish(self, job: FileJob) -> None:
+        """Size, owner, mode and times, then the rename into place. Raises OSError."""
+        assert self.fd is not None
+        fd, self.fd = self.fd, None
+        try:
+            if self.written != job.size:  # holes, or a file of only zeros
+                os.ftruncate(fd, job.size)
+            meta = job.meta
+            set_owner_and_mode(fd, meta.mode, meta.uid, meta.gid, meta.chown)
+            os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+        finally:
+            os.close(fd)
+        os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def discard(self) -> None:
+        """After an error: close and remove the temporary file."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            os.unlink(self.temp, dir_fd=self.dir_fd)
+        except OSError:
+            pass
+
+
+def _error(exc: OSError) -> tuple[int, str]:
+    return exc.errno or -1, exc.strerror or str(exc)
+
+
+class _Writer:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.ring: memoryview | None = None
+        self.dirs: dict[int, int] = {}
+        # Files whose last part is still to come, by tag: being written, or
+        # failed (the error is answered with the last part).
+        self.open: dict[int, _OpenFile] = {}
+        self.failed: dict[int, OSError] = {}
+
+    def files(self, body: bytes) -> bytes:
+        if self.ring is None:
+            raise _ProtocolError("files before the ring")
+        answers: list[bytes] = []
+        for job in parse_files(body, self.ring):
+            answer_bytes = self.part(job)
+            if answer_bytes is not None:
+                answers.append(answer_bytes)
+        return b"".join(answers)
+
+    def part(self, job: FileJob) -> bytes | None:
+        """Write one part of a file; its answer once it is the last."""
+        tag = job.tag
+        if job.flags & FIRST:
+            if tag in self.open or tag in self.failed:
+                raise _ProtocolError(f"file {tag} begun twice")
+            dir_fd = self.dirs.get(job.dir_id)
+            if dir_fd is None:
+                raise _ProtocolError(f"no directory {job.dir_id}")
+            try:
+                self.open[tag] = _OpenFile(dir_fd, job)
+            except OSError as exc:
+                self.failed[tag] = exc
+        elif tag not in self.open and tag not in self.failed:
+            raise _ProtocolError(f"a part of file {tag}, which was not begun")
+        current = self.open.get(tag)
+        if job.flags & ABORT:
+            self.open.pop(tag, None)
+            self.failed.pop(tag, None)
+            if current is not None:
+                current.discard()
+            return answer(tag, 0, errno.ECANCELED, "abandoned by the restore")
+        if current is not None:
+            try:
+                current.write(job)
+                if job.flags & LAST:
+                    del self.open[tag]
+                    current.finish(job)
+                    return answer(tag, job.size)
+            except OSError as exc:
+                self.open.pop(tag, None)
+                current.discard()
+                self.failed[tag] = exc
+        if job.flags & LAST:
+            return answer(tag, 0, *_error(self.failed.pop(tag)))
+        return None
+
+    def leave(self, body: bytes) -> bytes:
+        tag, dir_id, meta = parse_leave(body)
+        dir_fd = self.dirs.pop(dir_id, None)
+        if dir_fd is None:
+            raise _ProtocolError(f"no directory {dir_id}")
+        try:
+            set_owner_and_mode(dir_fd, meta.mode, meta.uid, meta.gid, meta.chown)
+            os.utime(dir_fd, ns=(meta.mtime_ns, meta.mtime_ns))
+        except OSError as exc:
+            return answer(tag, 0, *_error(exc))
+        finally:
+            os.close(dir_fd)
+        return answer(tag, 0)
+
+    def map_ring(self, body: bytes, fds: list[int]) -> None:
+        if len(fds) != 1 or self.ring is not None:
+            for fd in fds:
+                os.close(fd)
+            raise _ProtocolError("the ring without its descriptor, or twice")
+        try:
+            size = parse_ring(body)
+            if os.fstat(fds[0]).st_size < size:
+                raise _ProtocolError("a ring smaller than it says")
+            self.ring = memoryview(mmap.mmap(fds[0], size, prot=mmap.PROT_READ))
+        finally:
+            os.close(fds[0])
+
+    def directory(self, body: bytes, fds: list[int]) -> None:
+        if len(fds) != 1:
+            raise _ProtocolError("a directory without its descriptor")
+        dir_id = parse_dir(body)
+        if dir_id in self.dirs:
+            os.close(fds[0])
+            raise _ProtocolError(f"directory {dir_id} sent twice")
+        self.dirs[dir_id] = fds[0]
+
+    def serve(self) -> None:
+        """Answer messages until the socket ends. Raises _ProtocolError."""
+        while True:
+            try:
+                kind, body, fds = recv_frame(self.sock, 1)
+            except Closed:
+                return
+            if kind == DIR:
+                self.directory(body, fds)
+                continue
+            if kind == RING:
+                self.map_ring(body, fds)
+                continue
+            for fd in fds:  # descriptors come only with DIR and RING
+                os.close(fd)
+            if fds:
+                raise _ProtocolError("a descriptor outside DIR and RING")
+            try:
+                if kind == FILES:
+                    answers = self.files(body)
+                elif kind == LEAVE:
+                    answers = self.leave(body)
+                else:
+                    raise _ProtocolError(f"unknown message {kind}")
+            except (ValueError, struct.error) as exc:
+                raise _ProtocolError(str(exc)) from exc
+            try:
+                send_frame(self.sock, ANSWERS, answers)
+            except OSError as exc:  # the restore is gone
+                raise Closed from exc
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=sys.stdin.fileno())
+    try:
+        _Writer(sock).serve()
+    except Closed:
+        pass
+    except _ProtocolError:
+        sys.exit(_PROTOCOL_ERROR)
+
+
+if __name__ == "__main__":
+    main()
