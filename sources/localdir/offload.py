@@ -3,10 +3,10 @@
 A restore from a local repository runs in one thread (docs/performance.md,
 "Restore in one thread"): load, decrypt, decompress, verify and write, one
 file after the other, on one core. :class:`WriterProcess` moves the writing
-(create, ``pwrite``, owner, mode, times, rename: a third of the restore's
+(create, ``pwrite``, owner, mode, times, rename: about 40% of the restore's
 CPU and most of its system calls) to a second process, so the restore uses
 both cores: this process walks the tree, reads and decodes the packs, and
-sends each file's verified plaintext; the writer creates it.
+hands over each file's verified plaintext; the writer creates it.
 
 Only files of directories this restore created go there (nothing of those
 names can exist, so no conflict to decide); the directory's descriptor is
@@ -15,9 +15,8 @@ writer after the last file sent into it (``leave``). The files' bytes go
 through a ring of shared memory (a ``memfd`` both map, RING_BYTES): copied
 in once here, written from there by the writer, reused once the writer has
 answered the message that named them (sources/localdir/writewire.py says
-why not the socket). Everything that needs
-the target's state (conflicts, leftovers of a killed restore) stays in the
-restore's thread.
+why not the socket). Everything that needs the target's state (conflicts,
+leftovers of a killed restore) stays in the restore's thread.
 
 No threads here: the socket is non-blocking, and while a send waits for room
 the answers that arrived are read (so neither side can block the other).

@@ -11,6 +11,12 @@ file counts as already restored), ``replace``, or ``keep-both`` (the restored
 copy gets a ``(restored N)`` suffix). Running the same restore twice writes
 nothing the second time.
 
+From a local repository the restore runs in this thread, and once it has
+written 256 files of directories it created, a writer process writes the
+rest of those (sources/localdir/offload.py): the same files, names and
+metadata, on a second core. Files of directories that were there before
+are always written here, where conflicts and leftovers are decided.
+
 Ownership (as tar does it, sources/localdir/owners.py): as root, every item
 gets back the owner and group its snapshot recorded; set-ID bits survive only
 where that owner and group are then the item's.
