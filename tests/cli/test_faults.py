@@ -23,6 +23,7 @@ from tests.cli.support.helpers import (
     init,
     make_tree,
     new_env,
+    small_disk,
     tree_state,
 )
 
@@ -263,13 +264,8 @@ def test_unreadable_file_is_skipped_and_reported(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], check=True)
-    try:
+    with small_disk(tmp_path / "tiny", "3m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_full_disk_fails_cleanly_and_keeps_what_was_stored(tmp_path: Path, tiny_disk: Path) -> None:

@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sources.localdir.restore import TEMP_PREFIX, _Offload
 from store import BackupRun, Repository, Snapshot
 from store.ids import PACK_KIND_FOR_TYPE
 from store.names import pack_name
-from tests.cli.support.helpers import new_env, tree_state
+from tests.cli.support.helpers import new_env, small_disk, tree_state
 from tests.store.support.helpers import make_repo
 
 USER, GROUP = 1234, 2345  # ids no account on this machine has
@@ -277,14 +277,9 @@ def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path) -> Any:
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
-    try:
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "tiny", "2m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_full_target_stops_the_restore_in_one_line(tmp_path: Path, tiny_disk: Path) -> None:
