@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Callable, Sequence
 
 import zstandard
 from blake3 import blake3
@@ -44,10 +43,6 @@ _MAX_FRAME_RATIO = 32768
 # (2 MiB), tree pages at their byte bound plus one entry. A recorded raw length
 # above it is damage, whatever the frame says.
 MAX_RECORDED_SIZE = 256 * 1024 * 1024
-
-# Threads of a batch decompression (decode_payloads): the restore's second
-# core, when its writer process leaves it idle.
-_DECODE_THREADS = 2
 
 # Sealed objects (FORMAT.md §7): magic, version, epoch u32, salt.
 SEALED_MAGIC = b"CFOB"
@@ -167,9 +162,7 @@ def unrecorded_limit(payload_size: int) -> int:
     return max(UNRECORDED_FLOOR, UNRECORDED_RATIO * payload_size)
 
 
-def _check_frame(frame: bytes | memoryview, limit: int, expected: int | None, what: str) -> int:
-    """The content size a zstd frame records, once it is within the bounds
-    (FORMAT.md §7). Raises IntegrityError."""
+def _decompress_bounded(frame: bytes, limit: int, expected: int | None, what: str) -> bytes:
     try:
         claimed = zstandard.frame_content_size(frame)
     except zstandard.ZstdError as exc:
@@ -186,65 +179,12 @@ def _check_frame(frame: bytes | memoryview, limit: int, expected: int | None, wh
             f"{what}: compressed frame claims {claimed} bytes, "
             + (f"recorded {expected}" if expected is not None else f"at most {limit}")
         )
-    return int(claimed)
-
-
-def _decompress_bounded(frame: bytes, limit: int, expected: int | None, what: str) -> bytes:
-    _check_frame(frame, limit, expected, what)
     try:
         # zstandard allocates exactly the frame's content size (checked above)
         # and fails if the frame produces more or less.
         return _decompressor().decompress(frame, allow_extra_data=False)
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what}: cannot decompress: {exc}") from exc
-
-
-# Below this many compressed bytes a batch is decompressed frame by frame:
-# starting the threads would cost more than they save.
-_BATCH_THREADS_FROM = 256 * 1024
-
-
-def decode_payloads(
-    payloads: Sequence[bytes], expected: Sequence[int], whats: Callable[[int], str]
-) -> list[bytes]:
-    """:func:`decode_payload` of each payload, whose plaintext lengths are
-    all recorded (``expected``): the same checks, but the zstd frames of a
-    batch are decompressed in one call, on two threads outside the GIL
-    (zstandard's ``multi_decompress_to_buffer``). ``whats(i)`` names payload
-    ``i`` in errors. Raises IntegrityError like :func:`decode_payload`.
-    """
-    frames: list[bytes | bytearray | memoryview] = []
-    framed: list[int] = []
-    compressed = 0
-    for index, payload in enumerate(payloads):
-        if payload and payload[0] == CODEC_ZSTD and expected[index] <= MAX_RECORDED_SIZE:
-            frame = memoryview(payload)[1:]
-            _check_frame(frame, expected[index], expected[index], whats(index))
-            frames.append(frame)
-            framed.append(index)
-            compressed += len(frame)
-    if len(frames) < 2 or compressed < _BATCH_THREADS_FROM:
-        return [decode_payload(p, whats(i), expected[i]) for i, p in enumerate(payloads)]
-    sizes = struct.pack(f"={len(framed)}Q", *(expected[i] for i in framed))
-    try:
-        batch = _decompressor().multi_decompress_to_buffer(
-            frames, decompressed_sizes=sizes, threads=_DECODE_THREADS
-        )
-    except zstandard.ZstdError:
-        # One of them is damaged: frame by frame, to say which.
-        return [decode_payload(p, whats(i), expected[i]) for i, p in enumerate(payloads)]
-    plain: dict[int, bytes] = {index: batch[n].tobytes() for n, index in enumerate(framed)}
-    out: list[bytes] = []
-    for index, payload in enumerate(payloads):
-        text = plain.get(index)
-        if text is None:  # raw, or refused: decode_payload says why
-            text = decode_payload(payload, whats(index), expected[index])
-        elif len(text) != expected[index]:
-            raise IntegrityError(
-                f"{whats(index)}: plaintext is {len(text)} bytes, recorded {expected[index]}"
-            )
-        out.append(text)
-    return out
 
 
 def encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
@@ -254,7 +194,7 @@ def encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
 
 def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes, what: str) -> bytes:
     """AES-256-GCM open. Raises IntegrityError naming ``what`` on any tampering."""
-    return decrypt_with(AESGCM(key), nonce, ciphertext, ad, lambda: what)
+    return decrypt_with(AESGCM(key), nonce, ciphertext, ad, what)
 
 
 AeadCipher = AESGCM
@@ -266,14 +206,15 @@ def cipher_for(key: bytes) -> AeadCipher:
 
 
 def decrypt_with(
-    cipher: AeadCipher, nonce: bytes, ciphertext: bytes, ad: bytes, what: Callable[[], str]
+    cipher: AeadCipher, nonce: bytes, ciphertext: bytes, ad: bytes, what: str
 ) -> bytes:
-    """:func:`decrypt` with a cipher from :func:`cipher_for`; ``what()`` names
-    the object in the error (built only then). Raises IntegrityError."""
+    """:func:`decrypt` with a cipher from :func:`cipher_for` (set up once for
+    many blobs: a bulk read opens a range's blobs with one). Raises
+    IntegrityError naming ``what`` on any tampering."""
     try:
         return cipher.decrypt(nonce, ciphertext, ad)
     except InvalidTag as exc:
-        raise IntegrityError(f"{what()}: authentication failed (damaged or tampered)") from exc
+        raise IntegrityError(f"{what}: authentication failed (damaged or tampered)") from exc
 
 
 def seal(

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from store.backend import local_backend
 from store.cache.blobindex import BlobLocation
@@ -24,7 +23,7 @@ from store.errors import BlobMissing, IntegrityError, ObjectNotFound
 from store.format.crypto import (
     AeadCipher,
     cipher_for,
-    decode_payloads,
+    decode_payload,
     decrypt_with,
     keyed_hash,
     nonce_for_offset,
@@ -100,36 +99,25 @@ def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBl
     if len(data) != part.end - part.start:
         raise IntegrityError(f"{what}: pack is truncated")
     id_key = repo.keyring.blob_id_key
-    opened: list[bytes] = []
     ciphers: dict[int, AeadCipher] = {}  # by epoch: one key and cipher per range, not per blob
-
-    def blob_what(index: int) -> str:
-        return f"blob {part.blobs[index][0].hex()[:8]} in {what}"
-
-    for index, (blob_id, location) in enumerate(part.blobs):
+    loaded: list[LoadedBlob] = []
+    for blob_id, location in part.blobs:
+        blob_what = f"blob {blob_id.hex()[:8]} in {what}"
         begin = location.offset - part.start
         cipher = ciphers.get(location.epoch)
         if cipher is None:
-            epoch_key = repo.keyring.epoch_key(location.epoch, blob_what(index))
+            epoch_key = repo.keyring.epoch_key(location.epoch, blob_what)
             cipher = ciphers[location.epoch] = cipher_for(pack_aead_key(epoch_key, part.pack_id))
-        opened.append(
-            decrypt_with(
-                cipher,
-                nonce_for_offset(location.offset),
-                data[begin : begin + location.length],
-                blob_ad(location.type, blob_id),
-                partial(blob_what, index),
-            )
+        payload = decrypt_with(
+            cipher,
+            nonce_for_offset(location.offset),
+            data[begin : begin + location.length],
+            blob_ad(location.type, blob_id),
+            blob_what,
         )
-    plaintexts = decode_payloads(
-        opened, [location.raw_length for _, location in part.blobs], blob_what
-    )
-    loaded: list[LoadedBlob] = []
-    for index, ((blob_id, location), payload, plaintext) in enumerate(
-        zip(part.blobs, opened, plaintexts, strict=True)
-    ):
+        plaintext = decode_payload(payload, blob_what, location.raw_length)
         if keyed_hash(id_key, plaintext) != blob_id:
-            raise IntegrityError(f"{blob_what(index)}: content does not match its ID")
+            raise IntegrityError(f"{blob_what}: content does not match its ID")
         loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))
     return loaded
 

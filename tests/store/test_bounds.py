@@ -162,8 +162,8 @@ def _zstd(plain: bytes) -> bytes:
 
 
 def _batch(repo: Repository, seed: int) -> list[tuple[BlobId, bytes]]:
-    """Six blobs of about 70 KiB compressed each: read in one range, their
-    frames decompressed in one batch (crypto.decode_payloads)."""
+    """Six blobs of about 70 KiB compressed each, read in one range (with one
+    cipher for all of them, store/repository/blobread.py)."""
     rng = random.Random(seed)
     plains = [rng.randbytes(70_000) + bytes(30_000) for _ in range(6)]
     return [(BlobId(keyed_hash(repo.keyring.blob_id_key, p)), p) for p in plains]
