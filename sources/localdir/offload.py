@@ -28,6 +28,7 @@ Not thread-safe: one thread uses a WriterProcess.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import select
@@ -114,6 +115,8 @@ class WriterProcess:
         self._freed = 0
         self._frame_ends: deque[int] = deque()
         self._closed = False
+        if not hasattr(os, "memfd_create"):  # Linux only: the restore writes itself
+            raise OSError(errno.ENOSYS, "no memfd_create on this system")
         ring_fd = os.memfd_create("coffer-restore-ring", os.MFD_CLOEXEC)
         try:
             os.ftruncate(ring_fd, RING_BYTES)
@@ -329,12 +332,12 @@ class WriterProcess:
             if not self._frame_ends:
                 raise self._failed("answered out of protocol")
             self._freed = self._frame_ends.popleft()  # its FILES frame's bytes are written
-            for tag, errno, written, message in answers:
+            for tag, error, written, message in answers:
                 if not self._pending or self._pending[0][0] != tag:
                     raise self._failed("answered out of protocol")
                 _tag, rel, size, is_dir = self._pending.popleft()
                 if tag in self._abandoned:
                     self._abandoned.discard(tag)
                     continue
-                self._answered.append(Answer(rel, size, is_dir, errno, written, message))
+                self._answered.append(Answer(rel, size, is_dir, error, written, message))
         del inbox[:pos]
