@@ -436,7 +436,7 @@ def restore_to_dir(
 
 
 class _Offload:
-    """Sends the small files of directories this restore created to a writer
+    """Sends the files of directories this restore created to a writer
     process (sources/localdir/offload.py), and records its answers.
 
     The process starts once START_AFTER such files were written here, so a

@@ -73,26 +73,24 @@ class _OpenFile:
         self.dir_fd = dir_fd
         self.name, self.temp = _checked(job.name), _checked(job.temp)
         self.written = 0
-        self.error: OSError | None = None
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         self.fd: int | None = os.open(self.temp, flags, 0o600, dir_fd=dir_fd)
 
     def write(self, job: FileJob) -> None:
         """Write one part's data ranges. Raises OSError."""
-        assert self.fd is not None
+        fd = self._fd()
         pos = 0
         for offset, length in job.ranges:
             view = job.data[pos : pos + length]
             pos += length
             while view:
-                done = os.pwrite(self.fd, view, offset)
+                done = os.pwrite(fd, view, offset)
                 view, offset = view[done:], offset + done
             self.written += length
 
     def finish(self, job: FileJob) -> None:
         """Size, owner, mode and times, then the rename into place. Raises OSError."""
-        assert self.fd is not None
-        fd, self.fd = self.fd, None
+        fd, self.fd = self._fd(), None
         try:
             if self.written != job.size:  # holes, or a file of only zeros
                 os.ftruncate(fd, job.size)
@@ -102,6 +100,11 @@ class _OpenFile:
         finally:
             os.close(fd)
         os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def _fd(self) -> int:
+        if self.fd is None:  # written after its last part: never sent
+            raise _ProtocolError(f"{self.name!r} written after it was finished")
+        return self.fd
 
     def discard(self) -> None:
         """After an error: close and remove the temporary file."""
