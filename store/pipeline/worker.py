@@ -100,6 +100,18 @@ class _Context:
         self.send(DONE, done_body(tag, after.st_size, after.st_mtime_ns))
 
 
+def ask_ahead(items: list[tuple[int, int]], fds: list[int]) -> None:
+    """Ask the kernel to start reading every file of a batch at once
+    (``POSIX_FADV_WILLNEED``, up to READ_WHOLE_LIMIT bytes of each), so the
+    disk works on many while the first is cut: read one after the other,
+    each cold small file waited for its own seek. A hint: errors ignored."""
+    for (_tag, size), fd in zip(items, fds, strict=True):
+        try:
+            os.posix_fadvise(fd, 0, min(size, READ_WHOLE_LIMIT), os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+
+
 def serve(sock: socket.socket) -> int:
     """Answer batches until the socket ends. Returns the exit status."""
     try:
@@ -117,6 +129,7 @@ def serve(sock: socket.socket) -> int:
                 for fd in fds:
                     os.close(fd)
                 return 2
+            ask_ahead(items, fds)
             for (tag, size), fd in zip(items, fds, strict=True):
                 context.file(tag, size, fd)
             context.send(BATCH_END, b"")
