@@ -108,6 +108,16 @@ def _open(path: Path, map_size: int, max_dbs: int, durable: bool) -> lmdb.Enviro
         os.umask(old_umask)
 
 
+# The step of prefetch_file's hints. Linux reads at most the device's
+# readahead window (max of read_ahead_kb and max_sectors_kb, 128 KiB by
+# default on many disks) per POSIX_FADV_WILLNEED call, whatever length it is
+# given (mm/readahead.c, force_page_cache_ra): one hint over a 47 MB
+# catalogue left nearly all of it unread, and the walk that followed faulted
+# it in page by page at cold speed (docs/performance.md, "Reading the caches
+# ahead, really").
+ADVISE_STEP = 128 * 1024
+
+
 def prefetch_file(path: Path, *, limit: int | None = None) -> bool:
     """Start reading ``path`` into the page cache (``POSIX_FADV_WILLNEED``);
     True if asked. Not if it is larger than ``limit`` bytes.
@@ -115,20 +125,37 @@ def prefetch_file(path: Path, *, limit: int | None = None) -> bool:
     LMDB maps its files with readahead off (``readahead=False`` above: a
     lookup must not read pages around it), so after a cold start every page
     a run touches is a random read of its own. A run about to touch most of
-    a file reads it faster as one sequential read. Only starts the reads; a
-    file system that ignores the hint, or a missing file, changes nothing.
+    a file reads it faster as one sequential read. The hints go one
+    ADVISE_STEP at a time, from a daemon thread: each call may wait for a
+    free slot in the disk's request queue, and the caller must not. Only
+    starts the reads; a file system that ignores the hint, or a missing
+    file, changes nothing. Thread-safe.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        if limit is not None and os.fstat(fd).st_size > limit:
-            return False
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        return True
+        size = os.fstat(fd).st_size
     except OSError:
+        os.close(fd)
         return False
+    if limit is not None and size > limit:
+        os.close(fd)
+        return False
+    threading.Thread(
+        target=_advise_whole, args=(fd, size), name="coffer-prefetch", daemon=True
+    ).start()
+    return True
+
+
+def _advise_whole(fd: int, size: int) -> None:
+    """Hint ``fd``'s first ``size`` bytes a step at a time, then close it."""
+    try:
+        for offset in range(0, size, ADVISE_STEP):
+            os.posix_fadvise(fd, offset, ADVISE_STEP, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass  # a hint: a file system that refuses it is read on demand
     finally:
         os.close(fd)
 
