@@ -27,7 +27,7 @@ from store.cache.catalogue import TOMBSTONE, CatalogueWriter, OwnerStore
 from store.format.codec import decode, encode
 from store.format.config import TreeSplitParams
 from store.format.paths import SEPARATOR, is_under
-from store.format.tree import DIRECTORY, PageWriter
+from store.format.tree import DIRECTORY, PageWriter, is_directory_entry
 from store.ids import BlobId
 
 
@@ -49,6 +49,7 @@ class _OpenDir:
     explicit: bool  # keep even when empty
     writer: PageWriter
     children: int = 0
+    prefix: bytes = b""  # what the keys of its items start with (b"" for the root)
 
 
 @dataclass
@@ -66,6 +67,10 @@ class MergeInput:
     # the catalogue (deduplication stores only the pages no index has): for a base
     # whose pages may be missing (audit.py).
     reuse_dirs: bool = True
+
+
+# Items between two ticks of the catalogue's mapped pages (MappedPages.tick).
+_TICK_EVERY = 256
 
 
 def _under_any(key: bytes, prefixes: frozenset[bytes]) -> bool:
@@ -111,9 +116,12 @@ class _Merger:
         self, key: bytes, entry: dict[str, object] | None, old: bytes | None, *, explicit: bool
     ) -> _OpenDir:
         writer = PageWriter(self.spec.save_tree, self.spec.split, self.spec.split_key)
-        return _OpenDir(key, entry, old, explicit, writer)
+        prefix = key + SEPARATOR if key else b""
+        return _OpenDir(key, entry, old, explicit, writer, prefix=prefix)
 
     def _in_scope(self, key: bytes) -> bool:
+        if not self._scope_set:
+            return False  # no full scope (not final, or a source without one)
         if _under_any(key, self._kept_set):
             return False  # kept whole: as good as seen
         return _under_any(key, self._scope_set)
@@ -139,28 +147,30 @@ class _Merger:
         if item_id is not None:
             self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)
 
-    def _close_until_parent_of(self, key: bytes) -> None:
-        """Pop directories until the top of the stack is an ancestor of ``key``."""
-        while len(self.stack) > 1 and not key.startswith(self.stack[-1].key + SEPARATOR):
+    def _close_until_parent_of(self, key: bytes) -> _OpenDir:
+        """Pop directories until the top of the stack is the parent of ``key``
+        (opening its missing ancestors); returns it."""
+        stack = self.stack
+        while len(stack) > 1 and not key.startswith(stack[-1].prefix):
             self._close_top()
-        # Open synthesized directories for missing ancestors.
-        top = self.stack[-1]
-        parent = key.rpartition(SEPARATOR)[0] if SEPARATOR in key else b""
-        if parent != top.key:
-            rest = parent[len(top.key) + 1 :] if top.key else parent
-            names = rest.split(SEPARATOR)
+        top = stack[-1]
+        rest = key[len(top.prefix) :]
+        if SEPARATOR in rest:
+            # Open synthesized directories for missing ancestors.
             current = top.key
-            for name in names:
+            for name in rest.split(SEPARATOR)[:-1]:
                 current = current + SEPARATOR + name if current else name
                 raw = self.rtxn.get(current, db=self.store.catalogue)
                 existing = None if raw is None else bytes(raw)
                 old_entry = decode(existing, "catalogue entry") if existing is not None else None
                 if old_entry is not None and old_entry.get("t") == DIRECTORY:
-                    self.stack.append(self._open(current, old_entry, existing, explicit=False))
+                    stack.append(self._open(current, old_entry, existing, explicit=False))
                 else:
                     # Missing, or a file the run replaced by a folder: a new directory.
                     entry = {"n": name, "t": DIRECTORY, "p": 0o755, "m": 0}
-                    self.stack.append(self._open(current, entry, None, explicit=False))
+                    stack.append(self._open(current, entry, None, explicit=False))
+            top = stack[-1]
+        return top
 
     def _close_top(self) -> None:
         closing = self.stack.pop()
@@ -184,13 +194,11 @@ class _Merger:
         self._emit_into(parent, closing.key, encoded)
 
     def _emit_into(self, directory: _OpenDir, key: bytes, encoded: bytes) -> None:
-        name = key.rpartition(SEPARATOR)[2]
-        directory.writer.add(name, encoded)
+        directory.writer.add(key[len(directory.prefix) :], encoded)
         directory.children += 1
 
     def _emit(self, key: bytes, encoded: bytes) -> None:
-        self._close_until_parent_of(key)
-        self._emit_into(self.stack[-1], key, encoded)
+        self._emit_into(self._close_until_parent_of(key), key, encoded)
 
     def _push_dir(self, key: bytes, encoded: bytes, old: bytes | None, *, explicit: bool) -> None:
         self._close_until_parent_of(key)
@@ -207,8 +215,12 @@ class _Merger:
         cat_ok = cat_cursor.first()
         run_next = next(run_items, None)
         dropping: bytes | None = None
+        ticks = 0
         while cat_ok or run_next is not None:
-            store.pages.tick()
+            ticks += 1
+            if ticks == _TICK_EVERY:  # one lock per batch, not per item
+                store.pages.tick(ticks)
+                ticks = 0
             cat_key = bytes(cat_cursor.key()) if cat_ok else None
             if run_next is not None and (cat_key is None or run_next[0] <= cat_key):
                 key, value = run_next
@@ -224,8 +236,8 @@ class _Merger:
                         self._delete(key, old)
                     dropping = key
                     continue
-                is_dir = decode(value, "run entry").get("t") == DIRECTORY
-                if old is not None and not is_dir and decode(old, "entry").get("t") == DIRECTORY:
+                is_dir = is_directory_entry(value)
+                if old is not None and not is_dir and is_directory_entry(old):
                     dropping = key  # a directory replaced by a file: drop its contents
                 self._set_id(key, value)
                 if is_dir:
@@ -244,7 +256,7 @@ class _Merger:
                 cat_ok = cat_cursor.next()
                 continue
             in_scope = self._in_scope(cat_key)
-            is_dir = old[:1] != b"" and decode(old, "catalogue entry").get("t") == DIRECTORY
+            is_dir = is_directory_entry(old)
             was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
             if is_dir:
                 kept_whole = _under_any(cat_key, self._kept_set)

@@ -173,6 +173,41 @@ def _show_type(value: object) -> str:
     return repr(value)[:20] if isinstance(value, str) else type(value).__name__
 
 
+# An encoded entry as Entry.to_map writes it starts with a fixmap and its
+# name, then its type: "n" bin8/bin16 name, "t" one-letter str.
+_NAME_KEY = b"\xa1n"
+_TYPE_DIRECTORY = b"\xa1t\xa1" + DIRECTORY.encode()
+_TYPE_OTHER = (b"\xa1t\xa1" + FILE.encode(), b"\xa1t\xa1" + SYMLINK.encode())
+
+
+def is_directory_entry(raw: bytes) -> bool:
+    """Whether the encoded entry ``raw`` is a directory (``"t"`` is DIRECTORY).
+
+    Reads the type where Coffer's encoder puts it, after the name, without
+    decoding the rest (a merge asks this of every entry of a changed folder);
+    anything laid out otherwise is decoded whole. False for an empty value (a
+    removal) and for what does not decode to a map. Raises IntegrityError
+    for bytes that are not msgpack at all.
+    """
+    if len(raw) > 4 and 0x80 <= raw[0] <= 0x8F and raw[1:3] == _NAME_KEY:
+        if raw[3] == 0xC4:
+            at = 5 + raw[4]
+        elif raw[3] == 0xC5:
+            at = 6 + int.from_bytes(raw[4:6], "big")
+        else:
+            at = -1
+        if at > 0:
+            kind = raw[at : at + 4]
+            if kind == _TYPE_DIRECTORY:
+                return True
+            if kind in _TYPE_OTHER:
+                return False
+    if not raw:
+        return False
+    data = decode(raw, "catalogue entry")
+    return isinstance(data, dict) and data.get("t") == DIRECTORY
+
+
 # Pre-encoded msgpack for {"v": 1, "e": [...]}: fixmap(2) "v" 1 "e".
 _LEAF_PREFIX = b"\x82\xa1v\x01\xa1e"
 
