@@ -22,6 +22,7 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the writer process imports this module without the store
@@ -57,6 +58,33 @@ def set_owner_and_mode(fd: int, mode: int, uid: int | None, gid: int | None, cho
     os.fchmod(fd, mode)
 
 
+def _uid_of(user: str) -> int:
+    return pwd.getpwnam(user).pw_uid
+
+
+def _gid_of(group: str) -> int:
+    return grp.getgrnam(group).gr_gid
+
+
+def _by_name(
+    known: dict[str, int | None],
+    name: str | None,
+    look_up: Callable[[str], int],
+    number: int | None,
+) -> int | None:
+    """The local ID of ``name`` (looked up once: ``known`` remembers it, and
+    names this system lacks), else ``number``, the ID the snapshot recorded."""
+    if name is None:
+        return number
+    if name not in known:
+        try:
+            known[name] = look_up(name)
+        except KeyError:
+            known[name] = None
+    local = known[name]
+    return number if local is None else local
+
+
 class Ownership:
     """Which owner each restored item gets, and which set-ID bits it keeps.
 
@@ -83,21 +111,8 @@ class Ownership:
         uid = _int_attr(entry, "uid")
         gid = _int_attr(entry, "gid")
         if self.policy == "names":
-            user, group = entry.attrs.get("user"), entry.attrs.get("group")
-            if user is not None:
-                if user not in self._uids:
-                    try:
-                        self._uids[user] = pwd.getpwnam(user).pw_uid
-                    except KeyError:
-                        self._uids[user] = None
-                uid = self._uids[user] if self._uids[user] is not None else uid
-            if group is not None:
-                if group not in self._gids:
-                    try:
-                        self._gids[group] = grp.getgrnam(group).gr_gid
-                    except KeyError:
-                        self._gids[group] = None
-                gid = self._gids[group] if self._gids[group] is not None else gid
+            uid = _by_name(self._uids, entry.attrs.get("user"), _uid_of, uid)
+            gid = _by_name(self._gids, entry.attrs.get("group"), _gid_of, gid)
         return uid, gid
 
     def apply(self, fd: int, entry: Entry) -> None:

@@ -213,16 +213,22 @@ class _DirChain:
         return fd
 
     def _leave(self, use_writer: bool = True) -> None:
-        rel = "/".join(e.display_name for _, _, e in self._chain[1:] if e is not None)
+        writer = self._writer if use_writer else None
+        dir_id = self._shared.pop(self.fd, None)
+        # The path only names the folder in the writer's errors: built for those.
+        rel = (
+            "/".join(e.display_name for _, _, e in self._chain[1:] if e is not None)
+            if writer is not None and dir_id is not None
+            else ""
+        )
         _name, fd, entry = self._chain.pop()
         self._leftovers.pop(fd, None)
-        dir_id = self._shared.pop(fd, None)
         try:
             if entry is None:
                 return
-            if dir_id is not None and self._writer is not None and use_writer:
+            if writer is not None and dir_id is not None:
                 # After the files the writer has still to put in it.
-                self._writer.leave(rel, dir_id, _meta(entry, self._ownership))
+                writer.leave(rel, dir_id, _meta(entry, self._ownership))
                 return
             self._ownership.apply(fd, entry)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))

@@ -24,6 +24,7 @@ from typing import Any
 import lmdb
 
 from store.cache.cachedir import MappedPages, open_lmdb, prefetch_file
+from store.errors import IntegrityError
 from store.format.codec import decode, encode
 from store.format.paths import SEPARATOR
 from store.format.tree import Entry, TreeReader
@@ -291,22 +292,28 @@ class OwnerStore:
                 yield key, bytes(value)
 
     def children(self, key: bytes) -> dict[bytes, tuple[str, str | None]]:
-        """Name -> (type, version) of the catalogue items directly under ``key``."""
+        """Name -> (type, version) of the catalogue items directly under ``key``.
+
+        Raises IntegrityError for an entry that is not a msgpack map.
+        """
         prefix = key + SEPARATOR if key else b""
+        start = len(prefix)
         out: dict[bytes, tuple[str, str | None]] = {}
         with self.env.begin(db=self.catalogue) as txn:
             cursor = txn.cursor()
             found = cursor.set_range(prefix) if prefix else cursor.first()
             while found:
-                child = bytes(cursor.key())
-                if prefix and not child.startswith(prefix):
+                child = cursor.key()
+                if not child.startswith(prefix):
                     break
-                name = child[len(prefix) :]
-                if SEPARATOR in name:  # a deeper item: skip to the next sibling
-                    found = cursor.set_range(prefix + name.split(SEPARATOR, 1)[0] + b"\x01")
+                deeper = child.find(SEPARATOR, start)
+                if deeper != -1:  # a deeper item: skip to the next sibling
+                    found = cursor.set_range(child[:deeper] + b"\x01")
                     continue
-                data = decode(bytes(cursor.value()), "catalogue entry")
-                out[name] = (str(data.get("t")), data.get("v"))
+                data = decode(cursor.value(), "catalogue entry")
+                if not isinstance(data, dict):
+                    raise IntegrityError("catalogue entry: malformed (not a map)")
+                out[child[start:]] = (str(data.get("t")), data.get("v"))
                 found = cursor.next()
         return out
 

@@ -1,16 +1,19 @@
-"""``is_directory_entry``: the merge's cheap look at an encoded entry's type
+"""``is_directory_entry`` and folder listings: the merge's cheap look at an encoded entry's type
 must agree with decoding it, whatever the bytes (the catalogue is a local
 file, hostile until checked)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import msgpack
 import pytest
 
-from store import DIRECTORY, FILE, SYMLINK, BlobId, Entry, IntegrityError
+from store import DIRECTORY, FILE, SYMLINK, BackupRun, BlobId, Entry, IntegrityError
+from store.format.paths import SEPARATOR
 from store.format.tree import is_directory_entry
+from tests.store.support.helpers import make_repo, snapshot_of
 
 
 def _entry(name: bytes, kind: str) -> Entry:
@@ -58,3 +61,17 @@ def test_damage_is_refused_not_guessed() -> None:
         is_directory_entry(raw[:6])
     with pytest.raises(IntegrityError):
         is_directory_entry(b"\xc1garbage")
+
+
+def test_a_folder_listing_refuses_a_planted_catalogue_entry(tmp_path: Path) -> None:
+    """The catalogue is a file on the local disk: an entry that is msgpack but
+    not a map is damage named as such (it was an AttributeError)."""
+    repo = make_repo(tmp_path / "repo")
+    first = snapshot_of(repo, {"a/x": b"x", "a/sub/y": b"y", "b": b"b"})
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        assert set(session.children("a")) == {b"x", b"sub"}  # not "sub"'s "y"
+        with session.store.env.begin(write=True, db=session.store.catalogue) as txn:
+            txn.put(b"a" + SEPARATOR + b"x", msgpack.packb([1, 2]))
+        with pytest.raises(IntegrityError, match="catalogue entry: malformed"):
+            session.children("a")
+        assert set(session.children("")) == {b"a", b"b"}  # the others are unaffected
