@@ -24,6 +24,7 @@ from cli.flows.fanout import send_to_destinations
 from cli.ui.output import echo, human_duration, human_size, note, print_json, shown
 from cli.ui.progress import Progress
 from sources.folder import FolderBackupResult, backup_folder
+from sources.folder.statahead import StatAhead
 from sources.m365.services import SERVICES
 from store import BackupRun, ExitCode, Owner, Repository
 
@@ -142,23 +143,25 @@ def command(
         return _tenant(
             app, wait, checkpoint_interval, users, services, as_json, cluster, detach=detach
         )
-    repo = app.open_repo()
-    started = time.monotonic()
-    reports: list[dict[str, Any]] = []
-    results: list[FolderBackupResult] = []
-    with (
-        Progress("backup", enabled=not (app.quiet or as_json)) as progress,
-        BackupRun(repo, checkpoint_seconds=checkpoint_interval) as run,
-    ):
-        progress.owners_total = len(paths)
-        for path in paths:
-            owner_started = time.monotonic()
-            result = backup_folder(
-                run, path, progress=progress.item, wait=wait, processes=processes
-            )
-            results.append(result)
-            progress.owners_done += 1
-            reports.append(_folder_report(result, time.monotonic() - owner_started))
+    # The stat-ahead helper walks the folders while the repository opens.
+    with StatAhead(paths):
+        repo = app.open_repo()
+        started = time.monotonic()
+        reports: list[dict[str, Any]] = []
+        results: list[FolderBackupResult] = []
+        with (
+            Progress("backup", enabled=not (app.quiet or as_json)) as progress,
+            BackupRun(repo, checkpoint_seconds=checkpoint_interval) as run,
+        ):
+            progress.owners_total = len(paths)
+            for path in paths:
+                owner_started = time.monotonic()
+                result = backup_folder(
+                    run, path, progress=progress.item, wait=wait, processes=processes
+                )
+                results.append(result)
+                progress.owners_done += 1
+                reports.append(_folder_report(result, time.monotonic() - owner_started))
     writer = run.writer.stats
     summary: dict[str, Any] = {
         "format": "coffer-backup-report",

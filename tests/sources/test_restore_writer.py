@@ -11,8 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,15 @@ from sources.localdir.restore import TEMP_PREFIX, _Offload
 from store import BackupRun, Repository, Snapshot
 from store.ids import PACK_KIND_FOR_TYPE
 from store.names import pack_name
-from tests.cli.support.helpers import new_env, small_disk, tree_state
+from tests.cli.support.helpers import (
+    all_helpers,
+    assert_no_secrets_reach,
+    helpers_of,
+    new_env,
+    small_disk,
+    tree_state,
+    wait_for,
+)
 from tests.store.support.helpers import make_repo
 
 USER, GROUP = 1234, 2345  # ids no account on this machine has
@@ -37,33 +44,11 @@ MANY = _Offload.START_AFTER + 400  # enough that the writer starts
 
 
 def _writers_of(pid: int) -> list[int]:
-    """Child processes of ``pid`` running the writer module."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except FileNotFoundError:  # a thread that just ended
-            continue
-        for child in children:
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except FileNotFoundError:
-                continue
-            if WRITER.encode() in cmdline:
-                found.append(int(child))
-    return found
+    return helpers_of(pid, WRITER)
 
 
 def _all_writers() -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if WRITER.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    return found
+    return all_helpers(WRITER)
 
 
 def _home(root: Path, files: int = MANY, *, large: bool = True, largest: int = 6000) -> Path:
@@ -226,13 +211,6 @@ def test_a_killed_writer_stops_the_restore_in_one_line_and_a_rerun_finishes(
     assert not list(out.rglob(TEMP_PREFIX.decode() + "*"))
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path) -> None:
     home = _home(tmp_path, files=20_000)
     env = new_env(tmp_path / "env")
@@ -247,19 +225,12 @@ def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(lambda: bool(_writers_of(restore.pid)) or restore.poll() is not None)
+        wait_for(lambda: bool(_writers_of(restore.pid)) or restore.poll() is not None)
         writer = _writers_of(restore.pid)
         assert writer, "the restore finished before a writer was seen"
         # Nothing secret reaches it: not in its environment, not in its arguments.
-        environ = Path(f"/proc/{writer[0]}/environ").read_bytes().split(b"\0")
-        assert not [v for v in environ if v.startswith(b"COFFER_")]  # the password file's too
-        assert Path(f"/proc/{writer[0]}/cmdline").read_bytes().split(b"\0")[1:] == [
-            b"-P",
-            b"-m",
-            WRITER.encode(),
-            b"",
-        ]
-        _wait_for(lambda: sum(1 for _ in out.rglob("*.eml")) > 2000)
+        assert_no_secrets_reach(writer[0], WRITER)
+        wait_for(lambda: sum(1 for _ in out.rglob("*.eml")) > 2000)
         restore.send_signal(signal.SIGKILL)
         restore.wait()
     finally:
@@ -269,7 +240,7 @@ def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path
         assert restore.stderr is not None
         restore.stderr.close()
     # The writer ends with the socket of the restore that died.
-    _wait_for(lambda: not (set(_all_writers()) - before), seconds=10)
+    wait_for(lambda: not (set(_all_writers()) - before), seconds=10)
     assert sum(1 for _ in out.rglob("*.eml")) < 20_000  # it was stopped midway
     env.run("restore", "latest", "--to-dir", str(out))
     assert tree_state(out) == tree_state(home)

@@ -7,7 +7,8 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,55 @@ def small_disk(mount_point: Path, size: str) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll ``condition`` every 10 ms; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def helpers_of(pid: int, module: str) -> list[int]:
+    """Child processes of ``pid`` running ``python -m module``."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if module.encode() in cmdline:
+                found.append(int(child))
+    return found
+
+
+def all_helpers(module: str) -> list[int]:
+    """Every process on the machine running ``python -m module``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if module.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def assert_no_secrets_reach(pid: int, module: str) -> None:
+    """The helper ``pid`` got nothing of ``COFFER_*`` in its environment and
+    no argument but ``-P -m module``."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not [v for v in environ if v.startswith(b"COFFER_")]  # the password file's too
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:] == [
+        b"-P",
+        b"-m",
+        module.encode(),
+        b"",
+    ]
