@@ -21,6 +21,7 @@ from tests.cli.support.helpers import (
     assert_no_secrets_reach,
     helpers_of,
     new_env,
+    reaped,
     tree_state,
     wait_for,
 )
@@ -171,18 +172,12 @@ def test_kill_9_of_its_backup_ends_the_helper(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(parent):
         assert parent.stdout is not None
         assert parent.stdout.readline() == "started\n"
         wait_for(lambda: bool(helpers_of(parent.pid, HELPER_MODULE)), seconds=10)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        if parent.stdout is not None:
-            parent.stdout.close()
     wait_for(lambda: not (set(all_helpers(HELPER_MODULE)) - before), seconds=10)
 
 
@@ -198,18 +193,12 @@ def test_a_backup_runs_the_helper_and_leaves_nothing_behind(tmp_path: Path) -> N
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
+    with reaped(backup):
         wait_for(lambda: bool(helpers_of(backup.pid, HELPER_MODULE)) or backup.poll() is not None)
         helper = helpers_of(backup.pid, HELPER_MODULE)
         assert helper, "the backup ended before its helper was seen"
         assert_no_secrets_reach(helper[0], HELPER_MODULE)
         assert backup.wait(timeout=120) == 0
-    finally:
-        if backup.poll() is None:
-            backup.kill()
-            backup.wait()
-        assert backup.stderr is not None
-        backup.stderr.close()
     assert not (set(all_helpers(HELPER_MODULE)) - before)
     out = tmp_path / "out"
     env.run("restore", "latest", "--to-dir", str(out))

@@ -32,6 +32,7 @@ from tests.cli.support.helpers import (
     assert_no_secrets_reach,
     helpers_of,
     new_env,
+    reaped,
     small_disk,
     tree_state,
     wait_for,
@@ -224,7 +225,7 @@ def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
+    with reaped(restore):
         wait_for(lambda: bool(_writers_of(restore.pid)) or restore.poll() is not None)
         writer = _writers_of(restore.pid)
         assert writer, "the restore finished before a writer was seen"
@@ -233,12 +234,6 @@ def test_kill_9_of_a_restore_ends_its_writer_and_a_rerun_finishes(tmp_path: Path
         wait_for(lambda: sum(1 for _ in out.rglob("*.eml")) > 2000)
         restore.send_signal(signal.SIGKILL)
         restore.wait()
-    finally:
-        if restore.poll() is None:
-            restore.kill()
-            restore.wait()
-        assert restore.stderr is not None
-        restore.stderr.close()
     # The writer ends with the socket of the restore that died.
     wait_for(lambda: not (set(_all_writers()) - before), seconds=10)
     assert sum(1 for _ in out.rglob("*.eml")) < 20_000  # it was stopped midway

@@ -216,3 +216,18 @@ def assert_no_secrets_reach(pid: int, module: str) -> None:
         module.encode(),
         b"",
     ]
+
+
+@contextmanager
+def reaped(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """``process``, killed if still running when the block ends (a failed
+    assertion included), waited for, and its pipes closed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
