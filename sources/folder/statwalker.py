@@ -100,9 +100,9 @@ def _socket_check(sock: socket.socket) -> Callable[[], None]:
             return
         except OSError as exc:
             raise Stopped from exc
-        if not data:
-            raise Stopped  # the backup closed its end: done, or gone
-        raise Stopped  # nothing else is ever sent between roots
+        # b"": the backup closed its end (done, or gone); anything else is
+        # not ours to read (nothing is sent while a tree is walked).
+        raise Stopped(f"socket ended ({len(data)} bytes)")
 
     return check
 
