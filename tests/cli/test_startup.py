@@ -61,11 +61,14 @@ def test_malloc_arenas_are_limited_without_starting_a_process() -> None:
 
 AUDITED_MAIN = textwrap.dedent(
     """
-    import atexit, sys
+    import atexit, os, sys
     started = []
-    sys.addaudithook(lambda event, args: started.append(event)
-                     if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork")
-                     else None)
+    def audit(event, args):
+        if event == "subprocess.Popen":  # (executable, args, cwd, env)
+            started.append(" ".join(os.fsdecode(a) for a in args[1][1:]))
+        elif event in ("os.posix_spawn", "os.exec", "os.fork"):
+            started.append(event)
+    sys.addaudithook(audit)
     atexit.register(lambda: sys.stderr.write("STARTED:" + ",".join(started) + "\\n"))
     from cli.main import main
     main(sys.argv[1:])
@@ -73,13 +76,15 @@ AUDITED_MAIN = textwrap.dedent(
 )
 
 
-def test_a_backup_starts_no_child_process(tmp_path: Path) -> None:
-    """A no-change backup (and a first one) runs in one process: nothing before
-    the walk forks a helper (ldconfig for ctypes.util.find_library did, twice)."""
+def test_a_backup_starts_no_child_process_but_its_stat_ahead_helper(tmp_path: Path) -> None:
+    """A no-change backup (and a first one) runs in one process but for the
+    stat-ahead helper (sources/folder/statwalker.py, started on purpose):
+    nothing else before the walk forks a helper (ldconfig for
+    ctypes.util.find_library did, twice)."""
     env = new_env(tmp_path)
     init(env)
     make_tree(tmp_path / "src", files=30)
     for _ in range(2):
         result = env.python(AUDITED_MAIN, "-q", "backup", "--path", str(tmp_path / "src"))
         assert result.code == 0, result.err
-        assert "STARTED:\n" in result.err, result.err
+        assert "STARTED:-P -m sources.folder.statwalker\n" in result.err, result.err

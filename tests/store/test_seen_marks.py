@@ -1,0 +1,67 @@
+"""Items a full-scope run keeps by name (``OwnerSession.keep_children``, what
+a folder walk calls for the unchanged files of a partly changed folder):
+exactly those stay, in the top folder and below, across a checkpoint and
+inside a group; the others go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store import BackupRun
+from tests.store.support.helpers import make_repo, read_all, snapshot_of
+
+FILES = {
+    "top-1": b"t1",
+    "top-2": b"t2",
+    "a/1": b"one",
+    "a/2": b"two",
+    "a/3": b"three",
+    "a/sub/x": b"x",
+    "b/4": b"four",
+}
+
+
+def test_kept_names_stay_and_the_others_go(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = snapshot_of(repo, FILES)
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        session.full_scope()
+        session.keep_children("", [b"top-1"])  # top-2 is gone
+        session.keep_children("a", [b"1", b"3"])  # 2 is gone; 3 changes below
+        session.add_item("a/3", b"three, changed")
+        session.keep_children("a/sub", [b"x"])
+        session.keep_children("b", [b"4", b"not-there"])  # an unknown name keeps nothing
+        second = session.commit()
+    assert read_all(repo, second) == {
+        "top-1": b"t1",
+        "a/1": b"one",
+        "a/3": b"three, changed",
+        "a/sub/x": b"x",
+        "b/4": b"four",
+    }
+    assert second.stats["items_unchanged"] == 6
+
+
+def test_marks_made_across_a_checkpoint_add_up(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = snapshot_of(repo, FILES)
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        session.full_scope()
+        session.keep_children("a", [b"1"])
+        session.checkpoint()  # the record is flushed; the next marks join it
+        session.keep_children("a", [b"2"])
+        session.keep_children("a/sub", [b"x"])
+        second = session.commit()
+    assert read_all(repo, second) == {"a/1": b"one", "a/2": b"two", "a/sub/x": b"x"}
+
+
+def test_marks_inside_a_group_still_count(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    first = snapshot_of(repo, FILES)
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        session.full_scope()
+        with session.group():
+            session.keep_children("a", [b"2"])
+        session.keep_children("a", [b"1"])
+        second = session.commit()
+    assert read_all(repo, second) == {"a/1": b"one", "a/2": b"two"}
