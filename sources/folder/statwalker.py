@@ -44,17 +44,14 @@ class Stopped(Exception):
 
 
 def walk(
-    dir_fd: int,
-    visit: Callable[[bytes, os.stat_result], None],
-    check: Callable[[], None],
-    depth: int = 0,
+    dir_fd: int, visit: Callable[[bytes, os.stat_result], None], check: Callable[[], None]
 ) -> None:
     """``lstat`` each item below ``dir_fd`` (names in byte order, each folder
     entered right after its own ``lstat``, as the backup walks), calling
     ``visit(path relative to dir_fd, result)``; ``check`` every CHECK_EVERY
     items may raise Stopped. Items that vanish or cannot be read are passed
     over. Does not close ``dir_fd``."""
-    _walk(dir_fd, b"", visit, check, depth, [0])
+    _walk(dir_fd, b"", visit, check, 0, [0])
 
 
 def _walk(

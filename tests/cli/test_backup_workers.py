@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from store import ExitCode
-from tests.cli.support.helpers import CofferEnv, files_of, init, new_env
+from tests.cli.support.helpers import CofferEnv, files_of, helpers_of, init, new_env
 
 
 def _corpus(root: Path, files: int = 600, size: int = 160_000) -> None:
@@ -31,23 +31,6 @@ def _corpus(root: Path, files: int = 600, size: int = 160_000) -> None:
         (folder / f"f{i:04d}.bin").write_bytes(rng.randbytes(rng.randrange(size // 2, size)))
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
@@ -60,11 +43,7 @@ def _wait_for_workers(proc: subprocess.Popen[str], count: int, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"backup ended before its workers were seen: {proc.stderr}"
-        workers = [
-            pid
-            for pid in _children(proc.pid)
-            if b"store.pipeline.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+        workers = helpers_of(proc.pid, "store.pipeline.worker")
         if len(workers) >= count:
             return workers
         time.sleep(0.005)
