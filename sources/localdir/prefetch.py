@@ -13,6 +13,10 @@ From a local repository every load runs in the calling thread instead
 (``Prefetcher(reader, threads=0)``, chosen by sources/localdir/restore.py):
 a read there is a system call, not a request to wait for, and the threads
 cost more than they overlapped (docs/performance.md, "Restore in one thread").
+Then nothing is loaded ahead, since nothing could overlap the load: a
+batch is loaded when it is about to be written, and the cache holds one
+batch and a large file's two windows (SERIAL_CACHE_BYTES), 16 MiB less at
+the restore's peak (docs/performance.md, "A restore's memory").
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ BATCH_ITEMS = 4096
 # The restore's own chunk cache: a batch being written, the next one loaded,
 # and large files' windows (content.WINDOW, two per file being written).
 CACHE_BYTES = 32 * 1024 * 1024
+# The same when loads run in the calling thread: one batch, two windows.
+SERIAL_CACHE_BYTES = 16 * 1024 * 1024
 # A file larger than this goes alone and loads itself a window at a time
 # (sources/localdir/content.py), so it never evicts chunks loaded for others.
 LARGE = BATCH_BYTES // 2
@@ -64,6 +70,11 @@ class Prefetcher:
             ThreadPoolExecutor(threads, thread_name_prefix="coffer-prefetch") if threads else None
         )
 
+    @property
+    def background(self) -> bool:
+        """True when loads run in threads of their own (they can run ahead)."""
+        return self._pool is not None
+
     def chunks(self, blob_ids: list[BlobId]) -> Future[None]:
         """Start loading these chunks; the future is done when they are cached."""
         return self._run(self._reader.chunks.prefetch, blob_ids)
@@ -85,11 +96,14 @@ class Prefetcher:
 
 def batched(items: Iterator[tuple[T, Entry]], prefetcher: Prefetcher) -> Iterator[T]:
     """The items (each paired with its entry) in the same order, each batch's
-    chunks loaded before it is yielded, the next batch loading meanwhile.
+    chunks loaded before it is yielded, the next batch loading meanwhile
+    when the prefetcher loads in the background (in the calling thread a
+    load ahead would only hold a second batch in the cache).
 
     A file larger than LARGE ends the batch before it and goes alone, with no
     load of its own here (it loads itself by windows).
     """
+    ahead = 1 if prefetcher.background else 0
     ready: deque[tuple[list[T], Future[None] | None]] = deque()
     batch: list[T] = []
     entries: list[Entry] = []
@@ -113,7 +127,7 @@ def batched(items: Iterator[tuple[T, Entry]], prefetcher: Prefetcher) -> Iterato
         if entry.is_file and entry.size > LARGE:
             close_batch()
             ready.append(([item], None))
-            yield from release(1)
+            yield from release(ahead)
             continue
         batch.append(item)
         if entry.is_file:
@@ -121,6 +135,6 @@ def batched(items: Iterator[tuple[T, Entry]], prefetcher: Prefetcher) -> Iterato
             size += entry.size
         if size >= BATCH_BYTES or len(batch) >= BATCH_ITEMS:
             close_batch()
-            yield from release(1)
+            yield from release(ahead)
     close_batch()
     yield from release(0)

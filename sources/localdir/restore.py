@@ -52,7 +52,14 @@ from sources.errors import RestoreTargetError
 from sources.localdir.content import Prefetch, part_data, window_ids, windows, write_content
 from sources.localdir.offload import PART_LIMIT, Answer, WriterProcess
 from sources.localdir.owners import Ownership
-from sources.localdir.prefetch import CACHE_BYTES, LARGE, Prefetcher, batched, run_now
+from sources.localdir.prefetch import (
+    CACHE_BYTES,
+    LARGE,
+    SERIAL_CACHE_BYTES,
+    Prefetcher,
+    batched,
+    run_now,
+)
 from sources.localdir.writewire import Meta
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
@@ -371,7 +378,9 @@ def restore_to_dir(
     # 19 s with keep_freed_memory(); docs/performance.md, "Restore in one
     # thread"). From an object store, reads wait for requests: threads.
     serial = reader.reads_locally
-    reader = reader.with_chunk_cache(CACHE_BYTES, read_threads=0 if serial else None)
+    reader = reader.with_chunk_cache(
+        SERIAL_CACHE_BYTES if serial else CACHE_BYTES, read_threads=0 if serial else None
+    )
     includes = includes or []
     base = path.strip("/")
     writers = _Writers(result, target, progress, workers=0 if serial else _Writers.WORKERS)

@@ -8,12 +8,19 @@ import os
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sources.localdir import restore_to_dir
 from sources.localdir.content import ZERO_BLOCK, data_ranges
-from sources.localdir.prefetch import CACHE_BYTES, LARGE, Prefetcher, batched
+from sources.localdir.prefetch import (
+    CACHE_BYTES,
+    LARGE,
+    SERIAL_CACHE_BYTES,
+    Prefetcher,
+    batched,
+)
 from store import DATA, BlobId, LocalBackend, Repository, Snapshot
 from store.format.crypto import encode_payload, keyed_hash
 from store.format.tree import Entry, leaf_page
@@ -150,19 +157,33 @@ def test_a_chunk_shorter_than_the_tree_says_fails_its_file(tmp_path: Path) -> No
     assert sorted(os.listdir(tmp_path / "out")) == ["ok.txt"]
 
 
-def test_batches_come_in_order_with_their_chunks_loaded(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("threads", "capacity"),
+    [(Prefetcher.THREADS, CACHE_BYTES), (0, SERIAL_CACHE_BYTES)],
+    ids=["threads", "in-thread"],
+)
+def test_batches_come_in_order_with_their_chunks_loaded(
+    tmp_path: Path, threads: int, capacity: int
+) -> None:
+    """Each batch is handed out with its chunks in the cache, in order. Loaded
+    in the calling thread (a restore from a local repository), nothing is
+    loaded ahead: the cache never holds more than one batch, so the smaller
+    cache of that mode evicts nothing before it is written (loading a batch
+    ahead, as the threads do, overflows it: the chunk check fails)."""
     rng = random.Random(8)
     content = {f"d/{i:04d}.txt": rng.randbytes(rng.randrange(1, 400_000)) for i in range(120)}
     content["d/0050-large.bin"] = rng.randbytes(LARGE + 1)
+    # Batches of three files just below LARGE: more than half the smaller cache each.
+    content |= {f"d/{i:04d}-big.bin": rng.randbytes(LARGE - 1000) for i in range(60, 72)}
     repo = make_repo(tmp_path / "repo")
     snapshot = snapshot_of(repo, content)
     repo.close()
     with Repository.open(
         LocalBackend(tmp_path / "repo", durable=False), PASSWORD, cache_root=tmp_path / "c2"
     ) as again:
-        reader = again.reader(snapshot).with_chunk_cache(CACHE_BYTES)
+        reader = again.reader(snapshot).with_chunk_cache(capacity)
         walked = [(path, entry) for path, entry in reader.walk() if entry.is_file]
-        prefetcher = Prefetcher(reader)
+        prefetcher = Prefetcher(reader, threads=threads)
         try:
             seen = []
             for path, entry in batched(((item, item[1]) for item in walked), prefetcher):
