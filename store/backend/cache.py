@@ -97,7 +97,7 @@ class CachingBackend(Backend):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
-    def _store(self, key: str, data: bytes) -> None:
+    def _store(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
         temp = path.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
@@ -130,6 +130,14 @@ class CachingBackend(Backend):
         # Drop the old copy first: if the put fails, the object's state is unknown.
         self._evict(key)
         self.inner.put(key, data)
+        self._store(key, data)
+
+    def put_buffer(self, key: str, data: bytearray) -> None:
+        if not is_cached(key):
+            self.inner.put_buffer(key, data)
+            return
+        self._evict(key)  # as put() does
+        self.inner.put_buffer(key, data)
         self._store(key, data)
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -236,6 +244,9 @@ class DirectView(Backend):
 
     def put(self, key: str, data: bytes) -> None:
         self.cache.put(key, data)
+
+    def put_buffer(self, key: str, data: bytearray) -> None:
+        self.cache.put_buffer(key, data)
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         data = self.cache.inner.get(key, offset, length)

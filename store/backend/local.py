@@ -89,7 +89,7 @@ class LocalBackend(Backend):
         validate_key(key)
         return self._root / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         final = self._path(key)
         temp = self._write_temp(final, data, key)
         try:
@@ -99,6 +99,10 @@ class LocalBackend(Backend):
         except OSError as exc:
             _unlink_quietly(temp)
             raise _translate(exc, key) from exc
+
+    def put_buffer(self, key: str, data: bytearray) -> None:
+        # Written as it is; through put(), which a subclass may watch.
+        self.put(key, data)
 
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
@@ -119,7 +123,7 @@ class LocalBackend(Backend):
             _fsync_dir(final.parent)
         return True
 
-    def _write_temp(self, final: Path, data: bytes, key: str) -> Path:
+    def _write_temp(self, final: Path, data: bytes | bytearray, key: str) -> Path:
         """Write ``data`` to a fresh, fsynced temporary file beside ``final``."""
         directory = final.parent
         if not directory.is_dir():

@@ -101,6 +101,11 @@ class RateLimitedBackend(Backend):
             self.upload.take(len(data))
         self.inner.put(key, data)
 
+    def put_buffer(self, key: str, data: bytearray) -> None:
+        if self.upload is not None:
+            self.upload.take(len(data))
+        self.inner.put_buffer(key, data)
+
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         data = self.inner.get(key, offset, length)
         if self.download is not None:

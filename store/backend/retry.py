@@ -96,6 +96,9 @@ class RetryingBackend(Backend):
     def put(self, key: str, data: bytes) -> None:
         self._call(f"put {key}", lambda: self.inner.put(key, data))
 
+    def put_buffer(self, key: str, data: bytearray) -> None:
+        self._call(f"put {key}", lambda: self.inner.put_buffer(key, data))
+
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call(f"get {key}", lambda: self.inner.get(key, offset, length))
 

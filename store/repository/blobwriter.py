@@ -224,7 +224,7 @@ class BlobWriter:
     def _upload(self, builder: PackBuilder) -> PackRecord:
         try:
             data, entries = builder.finish()
-            self._repo.backend.put(pack_name(builder.pack_id, builder.kind), data)
+            self._repo.backend.put_buffer(pack_name(builder.pack_id, builder.kind), data)
             return PackRecord(builder.pack_id, builder.kind, self._epoch, entries)
         finally:
             self._upload_slots.release()

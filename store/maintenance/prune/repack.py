@@ -74,7 +74,7 @@ class Repacker:
 
     def _upload(self, builder: PackBuilder) -> None:
         data, entries = builder.finish()
-        self._repo.backend.put(pack_name(builder.pack_id, builder.kind), data)
+        self._repo.backend.put_buffer(pack_name(builder.pack_id, builder.kind), data)
         self.records.append(
             PackRecord(builder.pack_id, builder.kind, self._repo.keyring.current, entries)
         )
