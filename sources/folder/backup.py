@@ -65,9 +65,16 @@ SWAPPED = "changed while being backed up (replaced after it was listed): not bac
 # many files to read, or this many bytes; the files before are read in this
 # process. Starting two workers costs about 0.3 s of CPU and 0.4 to 0.6 s
 # before they answer (measured at load 4 to 6, docs/performance.md), about
-# what this process needs to read 1,000 mails or 60 MiB: smaller runs never
-# start them. Both paths cut and name blobs identically, so mixing is safe.
-PIPELINE_START_FILES = 4096
+# what this process needs to read 1,000 mails or 60 MiB. But files read here
+# also slow the walk: its reader threads take the GIL each time the walk's
+# lstat gives it up, and a 1% rerun of the mail corpus (1,000 changed mails
+# among 100,000) spent twice as long in the walk's lstat line as a no-change
+# rerun. With the workers started after 256 files instead of 4,096, that rerun
+# took 3.76-4.26 s instead of 4.13-4.54 s (five alternating runs each,
+# docs/performance.md, "Workers for reruns"). Runs of fewer changed files
+# never start them. Both paths cut and name blobs identically, so mixing is
+# safe.
+PIPELINE_START_FILES = 256
 PIPELINE_START_BYTES = 128 * 1024 * 1024
 # A batch for a worker: per-file overhead is amortised over this many files,
 # and a batch is sent once it holds this many bytes, whichever comes first.
