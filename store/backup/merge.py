@@ -50,6 +50,10 @@ class _OpenDir:
     writer: PageWriter
     children: int = 0
     prefix: bytes = b""  # what the keys of its items start with (b"" for the root)
+    # Whether it is, or lies under, a subtree kept whole / a full scope: its
+    # items' _in_scope then needs two set lookups, not a walk up their keys.
+    under_kept: bool = False
+    under_scope: bool = False
 
 
 @dataclass
@@ -101,7 +105,6 @@ class _Merger:
         self.rtxn = rtxn
         self.wtxn = out
         self.counts = MergeCounts()
-        self.stack: list[_OpenDir] = [self._open(b"", None, None, explicit=True)]
         self.scopes = spec.full_scopes if spec.final else []
         self.kept = spec.kept
         # The same as sets, for _under_any: a partly changed folder of a large
@@ -109,15 +112,30 @@ class _Merger:
         # every kept path was quadratic (0.5 s of a 10,000-file rerun).
         self._kept_set = frozenset(spec.kept)
         self._scope_set = frozenset(self.scopes)
+        self.stack: list[_OpenDir] = []
+        self.stack.append(self._open(b"", None, None, explicit=True))
 
     # -- helpers --------------------------------------------------------
 
     def _open(
         self, key: bytes, entry: dict[str, object] | None, old: bytes | None, *, explicit: bool
     ) -> _OpenDir:
+        """A directory to write, opened inside the top of the stack (its parent)."""
         writer = PageWriter(self.spec.save_tree, self.spec.split, self.spec.split_key)
         prefix = key + SEPARATOR if key else b""
-        return _OpenDir(key, entry, old, explicit, writer, prefix=prefix)
+        parent = self.stack[-1] if self.stack else None
+        under_kept = key in self._kept_set or (parent is not None and parent.under_kept)
+        under_scope = key in self._scope_set or (parent is not None and parent.under_scope)
+        return _OpenDir(
+            key,
+            entry,
+            old,
+            explicit,
+            writer,
+            prefix=prefix,
+            under_kept=under_kept,
+            under_scope=under_scope,
+        )
 
     def _in_scope(self, key: bytes) -> bool:
         if not self._scope_set:
@@ -125,6 +143,12 @@ class _Merger:
         if _under_any(key, self._kept_set):
             return False  # kept whole: as good as seen
         return _under_any(key, self._scope_set)
+
+    def _item_in_scope(self, parent: _OpenDir, key: bytes) -> bool:
+        """:meth:`_in_scope` of an item directly in ``parent``."""
+        if not self._scope_set or parent.under_kept or key in self._kept_set:
+            return False
+        return parent.under_scope or key in self._scope_set
 
     def _scope_below(self, key: bytes) -> bool:
         return any(scope.startswith(key + SEPARATOR) for scope in self.scopes)
@@ -255,30 +279,36 @@ class _Merger:
                 self._delete(cat_key, old)
                 cat_ok = cat_cursor.next()
                 continue
-            in_scope = self._in_scope(cat_key)
-            is_dir = is_directory_entry(old)
-            was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
-            if is_dir:
-                kept_whole = _under_any(cat_key, self._kept_set)
+            if not is_directory_entry(old):
+                # A file or link: its folder is open by now (a folder's key
+                # comes before its items'), or it is opened for it.
+                parent = self._close_until_parent_of(cat_key)
                 if (
-                    self.spec.reuse_dirs
-                    and not in_scope
-                    and (kept_whole or not self._scope_below(cat_key))
-                    and not store.run_has_under(cat_key)
+                    not self._item_in_scope(parent, cat_key)
+                    or self.rtxn.get(cat_key, db=store.seen) is not None
                 ):
-                    # Untouched directory: reuse its subtree as is.
-                    self._emit(cat_key, old)
-                    self.counts.reused_dirs += 1
-                    cat_ok = cat_cursor.set_range(cat_key + b"\x01")
-                    continue
-                self._push_dir(cat_key, old, old, explicit=was_seen)
+                    self._emit_into(parent, cat_key, old)
+                    self.counts.kept += 1
+                else:
+                    self._delete(cat_key, old)
                 cat_ok = cat_cursor.next()
                 continue
-            if was_seen:
+            # A folder.
+            in_scope = self._in_scope(cat_key)
+            was_seen = (not in_scope) or self.rtxn.get(cat_key, db=store.seen) is not None
+            kept_whole = _under_any(cat_key, self._kept_set)
+            if (
+                self.spec.reuse_dirs
+                and not in_scope
+                and (kept_whole or not self._scope_below(cat_key))
+                and not store.run_has_under(cat_key)
+            ):
+                # Untouched directory: reuse its subtree as is.
                 self._emit(cat_key, old)
-                self.counts.kept += 1
-            else:
-                self._delete(cat_key, old)
+                self.counts.reused_dirs += 1
+                cat_ok = cat_cursor.set_range(cat_key + b"\x01")
+                continue
+            self._push_dir(cat_key, old, old, explicit=was_seen)
             cat_ok = cat_cursor.next()
         while len(self.stack) > 1:
             self._close_top()

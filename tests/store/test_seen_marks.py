@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from store import BackupRun
 from tests.store.support.helpers import make_repo, read_all, snapshot_of
 
@@ -65,3 +69,58 @@ def test_marks_inside_a_group_still_count(tmp_path: Path) -> None:
         session.keep_children("a", [b"1"])
         second = session.commit()
     assert read_all(repo, second) == {"a/1": b"one", "a/2": b"two"}
+
+
+# -- scopes, subtrees kept whole and names kept, against a model ----------------
+
+_FOLDERS = ["", "a", "a/b", "a/b/c", "d", "d/e"]
+_TREE = {
+    f"{folder}/f{i}".lstrip("/"): f"{folder}:{i}".encode() for folder in _FOLDERS for i in range(3)
+}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scopes=st.lists(st.sampled_from(_FOLDERS), max_size=2, unique=True),
+    kept=st.lists(st.sampled_from(_FOLDERS[1:]), max_size=2, unique=True),
+    names=st.sets(st.sampled_from(sorted(_TREE))),
+    changed=st.sets(st.sampled_from(sorted(_TREE)), max_size=3),
+)
+def test_the_merge_keeps_what_the_model_keeps(
+    tmp_path_factory: pytest.TempPathFactory,
+    scopes: list[str],
+    kept: list[str],
+    names: set[str],
+    changed: set[str],
+) -> None:
+    """An item stays when it was changed, or is outside every full scope, or
+    lies in a subtree kept whole, or was kept by name; the others go."""
+    repo = make_repo(tmp_path_factory.mktemp("repo"))
+    first = snapshot_of(repo, _TREE)
+
+    def under(path: str, folder: str) -> bool:
+        return folder == "" or path.startswith(folder + "/")
+
+    with BackupRun(repo) as run, run.owner(first.owner) as session:
+        for scope in scopes:
+            session.full_scope(scope)
+        for folder in kept:
+            session.keep_subtree(folder)
+        for path in sorted(names - changed):
+            folder, _, name = path.rpartition("/")
+            session.keep_children(folder, [name.encode()])
+        for path in sorted(changed):
+            session.add_item(path, _TREE[path] + b" changed")
+        second = session.commit()
+    expected = {
+        path: content + b" changed" if path in changed else content
+        for path, content in _TREE.items()
+        if path in changed
+        or path in names
+        or not any(under(path, scope) for scope in scopes)
+        or any(under(path, folder) for folder in kept)
+    }
+    assert read_all(repo, second) == expected
+    repo.close()
