@@ -15,9 +15,11 @@ import io
 import os
 import stat
 
+from store.format.zeros import ZERO_VIEW
+
 # Holes are handed out in pieces of at most this size (the chunker reads
 # into a buffer of a few MiB and takes short reads).
-_ZEROS = memoryview(bytes(1 << 20))
+HOLE_PIECE = 1 << 20
 
 
 def is_sparse(st: os.stat_result) -> bool:
@@ -77,8 +79,8 @@ class SparseReader(io.RawIOBase):
             self._locate()
         count = min(len(view), self._end - self._pos)
         if self._hole:
-            count = min(count, len(_ZEROS))
-            view[:count] = _ZEROS[:count]
+            count = min(count, HOLE_PIECE)
+            view[:count] = ZERO_VIEW[:count]
         else:
             count = os.preadv(self._fd, [view[:count]], self._pos)
             if count == 0:  # the file shrank under us: stop here

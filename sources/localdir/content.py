@@ -28,10 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from store import BlobId, ChunkCache, Entry, IntegrityError
+from store.format.zeros import is_zero
 
-# Zero chunks of the chunker's largest size (2 MiB by default) are compared
-# against this without allocating; others against a fresh zero buffer.
-_ZEROS = bytes(2 * 1024 * 1024)
 # Zero runs inside a chunk are found a block at a time (a copy and a memcmp
 # each, about 0.1 ms per 2 MiB chunk).
 ZERO_BLOCK = 64 * 1024
@@ -43,15 +41,6 @@ _ZERO_BLOCK = bytes(ZERO_BLOCK)
 WINDOW = 4 * 1024 * 1024
 
 Prefetch = Callable[[list[BlobId]], "Future[None]"]
-
-
-def all_zero(data: bytes) -> bool:
-    """True when ``data`` is non-empty and every byte is zero (a memcmp)."""
-    if not data or data[0] or data[-1]:
-        return False
-    if len(data) == len(_ZEROS):
-        return data == _ZEROS
-    return data == bytes(len(data))
 
 
 def data_ranges(data: bytes) -> list[tuple[int, int]]:
@@ -66,7 +55,7 @@ def data_ranges(data: bytes) -> list[tuple[int, int]]:
         return []
     if data[0] and data[-1]:
         return [(0, len(data))]
-    if all_zero(data):
+    if is_zero(data):
         return []
     ranges: list[tuple[int, int]] = []
     start: int | None = None

@@ -27,6 +27,7 @@ from store.format.crypto import (
     encrypt,
     nonce_for_offset,
 )
+from store.format.zeros import zeros
 from store.ids import DATA, ID_SIZE, TREE, BlobId, PackId
 
 PACK_MAGIC = b"CFPK"
@@ -115,8 +116,9 @@ class PackBuilder:
         (the payloads left, the buffer so far) and never two: sealed blobs
         joined at the end held the pack twice, 16 MiB of a backup's peak RSS
         (docs/performance.md, "A backup's memory"). The buffer grows by
-        ``+=``: the allocator extends a large block in place or remaps it,
-        without copying. The builder is empty afterwards.
+        ``+=`` of shared zeros (store/format/zeros.py): the allocator extends
+        a large block in place or remaps it, without copying. The builder is
+        empty afterwards.
         """
         order: list[tuple[int, BlobId, int, bytes] | None] = list(self._pending)
         self._pending.clear()
@@ -133,7 +135,7 @@ class PackBuilder:
             offset = len(out)
             sealed_length = len(payload) + TAG_SIZE
             # Room for the sealed blob, filled in place: no sealed copy to add.
-            out += _zeros(sealed_length)
+            out += zeros(sealed_length)
             with memoryview(out) as view:
                 cipher.encrypt_into(
                     nonce_for_offset(offset),
@@ -149,15 +151,6 @@ class PackBuilder:
         out += encrypt(self._key, TRAILER_NONCE, trailer_plain, header + length_bytes)
         out += length_bytes
         return out, entries
-
-
-# Zeros to grow a pack by (calloc'd: its pages are the kernel's zero page
-# until written, so they cost no memory). Larger blobs get their own.
-_ZEROS = memoryview(bytes(4 * 1024 * 1024))
-
-
-def _zeros(length: int) -> memoryview | bytes:
-    return _ZEROS[:length] if length <= len(_ZEROS) else bytes(length)
 
 
 def read_header(data: bytes, what: str) -> tuple[int, int]:

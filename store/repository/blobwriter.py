@@ -23,13 +23,10 @@ from dataclasses import dataclass
 from store.format.crypto import encode_payload, keyed_hash
 from store.format.index import PackRecord
 from store.format.pack import PackBuilder
+from store.format.zeros import ZEROS, is_zero
 from store.ids import DATA, PACK_KIND_FOR_TYPE, TREE, BlobId
 from store.names import pack_name
 from store.repository.ports import PackSink
-
-# Chunks up to this size are checked for being all zeros (blob_id): the
-# default maximum chunk is 2 MiB. Pages of it are touched only when compared.
-_ZEROS = bytes(8 * 1024 * 1024)
 
 # A pack of tiny blobs (small mails, tree pages) is closed at this many blobs,
 # which bounds the trailer, the memory of a pack in flight and index objects.
@@ -103,7 +100,7 @@ class BlobWriter:
         a twentieth of hashing (issue 14, docs/performance.md). The ID is the
         same either way.
         """
-        if data[:1] == b"\0" and len(data) <= len(_ZEROS) and _ZEROS.startswith(data):
+        if data[:1] == b"\0" and len(data) <= len(ZEROS) and is_zero(data):
             cached = self._zero_ids.get(len(data))
             if cached is None:
                 cached = self._zero_ids[len(data)] = BlobId(keyed_hash(self._id_key, data))
