@@ -30,10 +30,9 @@ from concurrent.futures import Future
 from store import BlobId, ChunkCache, Entry, IntegrityError
 from store.format.zeros import is_zero
 
-# Zero runs inside a chunk are found a block at a time (a copy and a memcmp
-# each, about 0.1 ms per 2 MiB chunk).
+# Zero runs inside a chunk are found a block at a time (a memcmp each, on a
+# view of the chunk: no copy).
 ZERO_BLOCK = 64 * 1024
-_ZERO_BLOCK = bytes(ZERO_BLOCK)
 
 # A large file is loaded this many bytes of chunks at a time (one bulk read
 # per window: one request per pack on an object store), the next window
@@ -59,10 +58,10 @@ def data_ranges(data: bytes) -> list[tuple[int, int]]:
         return []
     ranges: list[tuple[int, int]] = []
     start: int | None = None
+    view = memoryview(data)
     for block in range(0, len(data), ZERO_BLOCK):
         end = min(block + ZERO_BLOCK, len(data))
-        part = data[block:end]
-        zero = part == _ZERO_BLOCK if len(part) == ZERO_BLOCK else part == bytes(len(part))
+        zero = is_zero(view[block:end])
         if zero and start is not None:
             ranges.append((start, block))
             start = None
