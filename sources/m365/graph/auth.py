@@ -10,9 +10,11 @@ Two ways, both behind :class:`TokenSource`:
   create or change needs the ReadWrite permission, e.g. user-post-messages.md).
 
 msal keeps tokens in its cache (optionally a file, mode 0600) and serves them
-until they near expiry. When Graph refuses a token anyway (revoked, or expired
-in the middle of a run), the client calls :meth:`TokenSource.refused`, and the
-next :meth:`TokenSource.token` fetches a new one. Thread-safe. Secrets never
+until they near expiry; :class:`AppTokens` holds its token between requests
+and asks msal again only where msal would renew it. When Graph refuses a
+token anyway (revoked, or expired in the middle of a run), the client calls
+:meth:`TokenSource.refused`, and the next :meth:`TokenSource.token` fetches a
+new one. Thread-safe. Secrets never
 reach logs or messages: errors quote msal's error code and description only.
 """
 
@@ -41,6 +43,10 @@ _NATIONAL_GRAPH_HOSTS = (
     "microsoftgraph.chinacloudapi.cn",
 )
 _NETWORK_ATTEMPTS = 4
+# msal serves a cached token until five minutes before it expires (its own
+# margin in acquire_token_silent: "expires_in < 5*60: consider it expired");
+# AppTokens holds one no longer either, nor past msal's proactive refresh.
+_MSAL_MARGIN = 5 * 60
 # Delegated permissions a restore into one's own mailbox and OneDrive needs.
 DEVICE_WRITE_SCOPES = (
     "Mail.ReadWrite",
@@ -139,6 +145,8 @@ class AppTokens:
         self._cache = _CacheFile(conn.token_cache)
         self._lock = threading.Lock()
         self._last: str | None = None
+        # (token, monotonic time until which it is handed out without msal)
+        self._held: tuple[str, float] | None = None
         if conn.credential == "certificate":
             private_key, certificate = conn.read_certificate()
             # With the certificate itself msal signs the assertion with PS256 and
@@ -161,15 +169,34 @@ class AppTokens:
             raise AuthError(f"cannot use the {conn.credential}: {exc}") from None
 
     def token(self) -> str:
+        """The app's token; msal is asked only when the one held nears the end
+        of what msal itself would serve (``_MSAL_MARGIN`` before it expires,
+        or its proactive refresh time), or after :meth:`refused`.
+
+        Every Graph request asks for a token. Asking msal each time searched
+        its cache, made a correlation ID and saved the cache file under this
+        lock, while the other download threads queued on it (16.8% of a large
+        tenant's samples, docs/performance.md); a held token is returned
+        without the lock.
+        """
+        held = self._held
+        if held is not None and time.monotonic() < held[1]:
+            return held[0]
         with self._lock:
+            held = self._held
+            if held is not None and time.monotonic() < held[1]:
+                return held[0]
+            asked = time.monotonic()
             result = _with_network_retries(
                 lambda: self._app.acquire_token_for_client(scopes=self._scopes)
             )
             if "access_token" not in result:
                 raise AuthError(f"sign-in refused: {_describe(result)}")
             self._cache.save()
-            self._last = str(result["access_token"])
-            return self._last
+            token = str(result["access_token"])
+            self._last = token
+            self._held = (token, asked + _servable_for(result))
+            return token
 
     def refused(self, token: str) -> None:
         with self._lock:
@@ -177,6 +204,20 @@ class AppTokens:
                 # Drop the cached app token so the next call fetches a new one.
                 self._app.remove_tokens_for_client()
                 self._last = None
+                self._held = None
+
+
+def _servable_for(result: dict[str, Any]) -> float:
+    """Seconds msal would keep serving the token of ``result`` from its cache
+    (0 when the answer does not say: then msal is asked every time)."""
+    try:
+        seconds = float(result.get("expires_in", 0)) - _MSAL_MARGIN
+        refresh_on = result.get("refresh_on")
+        if refresh_on is not None:
+            seconds = min(seconds, float(refresh_on) - time.time())
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, seconds)
 
 
 class DeviceCodeTokens:

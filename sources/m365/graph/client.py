@@ -44,7 +44,6 @@ from typing import IO, Any
 from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from sources.m365.graph.auth import TokenSource, token_source
 from sources.m365.graph.connection import Connection
@@ -57,6 +56,7 @@ from sources.m365.graph.errors import (
     classify,
 )
 from sources.m365.graph.throttle import Gates, Resource
+from sources.m365.graph.tls import TlsAdapter, tls_context
 
 _TRANSIENT_STATUS = {500, 502, 504, 507, 509}
 _THROTTLE_STATUS = {429, 503}
@@ -148,14 +148,14 @@ class TooLarge(Exception):
 
 
 def make_http_session(ca_file: str | None, pool: int = 64) -> requests.Session:
-    """A session that trusts ``ca_file`` (or the system store), ignoring
-    REQUESTS_CA_BUNDLE and proxies from the environment, with a pool big
-    enough for every worker thread."""
+    """A session that trusts ``ca_file`` only (or certifi's bundle, as
+    requests does), ignoring REQUESTS_CA_BUNDLE and proxies from the
+    environment, with a pool big enough for every worker thread. The CAs are
+    loaded once (sources/m365/graph/tls.py). Raises M365ConfigError when
+    ``ca_file`` cannot be read as CAs."""
     http = requests.Session()
     http.trust_env = False
-    if ca_file:
-        http.verify = ca_file
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool, max_retries=0)
+    adapter = TlsAdapter(tls_context(ca_file), pool_connections=8, pool_maxsize=pool, max_retries=0)
     http.mount("https://", adapter)
     http.headers["User-Agent"] = USER_AGENT
     return http
