@@ -14,8 +14,8 @@ until they near expiry; :class:`AppTokens` holds its token between requests
 and asks msal again only where msal would renew it. When Graph refuses a
 token anyway (revoked, or expired in the middle of a run), the client calls
 :meth:`TokenSource.refused`, and the next :meth:`TokenSource.token` fetches a
-new one. Thread-safe. Secrets never
-reach logs or messages: errors quote msal's error code and description only.
+new one. Thread-safe. Secrets never reach logs or messages: errors quote
+msal's error code and description only.
 """
 
 from __future__ import annotations
