@@ -100,7 +100,7 @@ class BlobWriter:
         a twentieth of hashing (issue 14, docs/performance.md). The ID is the
         same either way.
         """
-        if data[:1] == b"\0" and len(data) <= len(ZEROS) and is_zero(data):
+        if len(data) <= len(ZEROS) and is_zero(data):
             cached = self._zero_ids.get(len(data))
             if cached is None:
                 cached = self._zero_ids[len(data)] = BlobId(keyed_hash(self._id_key, data))

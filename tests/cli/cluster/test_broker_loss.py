@@ -31,7 +31,7 @@ from tests.cli.cluster.kit import (
     wait_until,
     workers,
 )
-from tests.cli.support.helpers import CofferEnv
+from tests.cli.support.helpers import CofferEnv, reaped
 from tools.graphsim.testing import RunningTenant
 
 pytestmark = [pytest.mark.sim, pytest.mark.server]
@@ -43,13 +43,8 @@ LIMIT = 300.0  # seconds a run may take here under load; without the defence: fo
 def following(env: CofferEnv, config: Path, *command: str) -> Iterator[subprocess.Popen[str]]:
     """``coffer COMMAND --json`` (default: backup) following its run; killed if the
     test fails first."""
-    proc = env.popen(*(command or ("backup",)), "--json", COFFER_CONFIG=str(config))
-    try:
+    with reaped(env.popen(*(command or ("backup",)), "--json", COFFER_CONFIG=str(config))) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
