@@ -105,7 +105,7 @@ from store.maintenance.retention import UNLIMITED, Decision, Duration, Retention
 from store.maintenance.stats import RepoStats, repository_stats
 from store.names import REPORTS
 from store.pipeline.pool import FileResult, WorkerFailed, WorkerPool
-from store.repository.reader import ChunkCache, ItemReader, SnapshotReader
+from store.repository.reader import ChunkCache, ChunkPayload, ItemReader, SnapshotReader
 from store.repository.repository import Repository
 
 __all__ = [
@@ -132,6 +132,7 @@ __all__ = [
     "CheckResult",
     "CheckState",
     "ChunkCache",
+    "ChunkPayload",
     "ChunkerParams",
     "Content",
     "ContentSink",

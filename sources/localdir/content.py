@@ -42,7 +42,7 @@ WINDOW = 4 * 1024 * 1024
 Prefetch = Callable[[list[BlobId]], "Future[None]"]
 
 
-def data_ranges(data: bytes) -> list[tuple[int, int]]:
+def data_ranges(data: bytes | memoryview) -> list[tuple[int, int]]:
     """The (start, end) ranges of ``data`` to write, zero runs left out.
 
     An all-zero ``data`` gives none. A chunk that neither begins nor ends with

@@ -45,12 +45,15 @@ from sources.localdir.writewire import (
     DIR,
     FILES,
     FIRST,
+    KEY,
     LAST,
     LEAVE,
     RING,
+    SEALED,
     Meta,
     dir_body,
     file_parts,
+    key_body,
     leave_body,
     parse_answers,
     ring_body,
@@ -70,6 +73,9 @@ FRAME_FILES = 256
 RING_BYTES = 16 * 1024 * 1024
 PART_LIMIT = RING_BYTES // 2
 _RECV_BYTES = 1 << 20
+# :meth:`WriterProcess.backlog` looks for answers at least every this many
+# calls (a system call each time; it is asked once per file).
+_POLL_EVERY = 16
 _NO_META = Meta(0, False, None, None, 0)
 
 
@@ -94,11 +100,16 @@ class WriterProcess:
 
     Raises OSError from the constructor when the process or its ring cannot
     be had, RestoreWriterFailed from any method once it has died. :meth:`close` is
-    idempotent.
+    idempotent. ``id_key`` (the repository's blob-ID key) lets the writer
+    decode chunks itself (:meth:`add` with ``sealed``); it goes over the
+    socket, and without it no sealed part may be sent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, id_key: bytes | None = None) -> None:
         self._next_tag = 0
+        self._backlog = 0  # plaintext bytes of the files not answered yet
+        self._polls = 0
+        self._keyed = id_key is not None
         self._next_dir = 0
         self._pending: deque[tuple[int, str, int, bool]] = deque()
         self._answered: list[Answer] = []
@@ -129,6 +140,8 @@ class WriterProcess:
             self._sock.setblocking(False)
             try:
                 self._send(frame(RING, ring_body(RING_BYTES)), [ring_fd])
+                if id_key is not None:
+                    self._send(frame(KEY, key_body(id_key)))
             except BaseException:
                 self.close()
                 raise
@@ -160,6 +173,7 @@ class WriterProcess:
         *,
         tag: int | None = None,
         last: bool = True,
+        sealed: list[tuple[int, bytes]] | None = None,
     ) -> int:
         """Queue one file, or one part of a large one; its tag.
 
@@ -168,16 +182,26 @@ class WriterProcess:
         holes). The first part is sent without ``tag``, the next ones with
         the tag it returned; the part with ``last`` finishes the file. The
         file's answer comes later, through :meth:`answered`.
+
+        With ``sealed`` (only with the key given to the constructor), each
+        of ``data`` is a chunk's payload, not yet decoded, written from
+        ``ranges``' offset on: ``sealed`` holds each one's (plaintext
+        length, chunk ID), and the range's length is the payload's.
         """
         total = sum(len(part) for part in data)
         if total > PART_LIMIT:
             raise ValueError(f"a file part of {total} bytes (at most {PART_LIMIT})")
+        if sealed is not None and (not self._keyed or len(sealed) != len(ranges)):
+            raise ValueError("sealed chunks need the key, and one record per range")
         at = self._place(data, total)
         flags = LAST if last else 0
+        if sealed is not None:
+            flags |= SEALED
         if tag is None:
             tag = self._tag(rel, size, is_dir=False)
             flags |= FIRST
-        self._queue(file_parts(tag, flags, dir_id, name, temp, meta, size, ranges, at), total)
+        record = file_parts(tag, flags, dir_id, name, temp, meta, size, ranges, at, sealed)
+        self._queue(record, total)
         if self._frame_bytes >= FRAME_BYTES or self._frame_files >= FRAME_FILES:
             self.flush()
         return tag
@@ -205,6 +229,15 @@ class WriterProcess:
         self._parts, self._frame_bytes, self._frame_files = [], 0, 0
         self._send(frame(FILES, body))
         self._frame_ends.append(self._placed)
+
+    def backlog(self) -> int:
+        """Bytes of the files sent or queued that the writer has not answered
+        yet (their sizes): how far behind it is. Looks for answers without
+        waiting, every few calls."""
+        self._polls += 1
+        if self._unread or self._polls % _POLL_EVERY == 0:
+            self._receive()
+        return self._backlog
 
     def answered(self) -> list[Answer]:
         """The answers that arrived since the last call, in the order sent (no
@@ -267,6 +300,7 @@ class WriterProcess:
         tag = self._next_tag
         self._next_tag += 1
         self._pending.append((tag, rel, size, is_dir))
+        self._backlog += size
         return tag
 
     def _failed(self, what: str) -> RestoreWriterFailed:
@@ -336,6 +370,7 @@ class WriterProcess:
                 if not self._pending or self._pending[0][0] != tag:
                     raise self._failed("answered out of protocol")
                 _tag, rel, size, is_dir = self._pending.popleft()
+                self._backlog -= size
                 if tag in self._abandoned:
                     self._abandoned.discard(tag)
                     continue

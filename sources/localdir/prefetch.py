@@ -66,6 +66,10 @@ class Prefetcher:
 
     def __init__(self, reader: SnapshotReader, threads: int = THREADS) -> None:
         self._reader = reader
+        # Asked before each batch is loaded: True loads it undecoded
+        # (ChunkCache.prefetch with decoded=False), for the restore's writer
+        # process to decode (sources/localdir/restore.py, _Offload).
+        self.undecoded: Callable[[], bool] = lambda: False
         self._pool = (
             ThreadPoolExecutor(threads, thread_name_prefix="coffer-prefetch") if threads else None
         )
@@ -80,8 +84,10 @@ class Prefetcher:
         return self._run(self._reader.chunks.prefetch, blob_ids)
 
     def entries(self, entries: list[Entry]) -> Future[None]:
-        """Start loading the chunks of these file entries."""
-        return self._run(self._reader.prefetch, entries)
+        """Start loading the chunks of these file entries (undecoded when
+        :attr:`undecoded` says so)."""
+        decoded = not self.undecoded()
+        return self._run(lambda batch: self._reader.prefetch(batch, decoded=decoded), entries)
 
     def _run(self, load: Callable[[list[T]], None], items: list[T]) -> Future[None]:
         if self._pool is not None:

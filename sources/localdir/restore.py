@@ -60,6 +60,7 @@ from sources.localdir.prefetch import (
     batched,
     run_now,
 )
+from sources.localdir.unnamed import link_into_place, open_unnamed
 from sources.localdir.writewire import Meta
 from store import Entry, IntegrityError, SnapshotReader, StoreError
 
@@ -302,7 +303,23 @@ def _write_file(
     reader: SnapshotReader,
     ownership: Ownership,
     prefetch: Prefetch | None,
+    replace: bool,
 ) -> int:
+    """Write ``entry`` as ``name`` in ``dir_fd``; its size. Unnamed until
+    complete, then linked under ``name`` (sources/localdir/unnamed.py);
+    ``replace`` (an existing file of that name is to be replaced), or where
+    the filesystem has no unnamed files: under a temporary name, renamed
+    into place. Raises what write_content raises, and OSError."""
+    fd = None if replace else open_unnamed(dir_fd)
+    if fd is not None:
+        try:
+            written = write_content(fd, entry, reader.chunks, prefetch)
+            ownership.apply(fd, entry)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            link_into_place(fd, dir_fd, name)
+        finally:
+            os.close(fd)
+        return written
     temp = _temp_name(entry.name)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
@@ -396,6 +413,8 @@ def restore_to_dir(
     # (the restore then uses two cores; sources/localdir/offload.py). From an
     # object store the writer threads overlap the requests instead.
     offload = _Offload(writers, chain, ownership, reader) if serial else None
+    if offload is not None:
+        prefetcher.undecoded = offload.decodes
     try:
         selected = (
             item
@@ -457,9 +476,24 @@ class _Offload:
     The process starts once START_AFTER such files were written here, so a
     small restore never starts one; if it cannot start, every file is
     written here. Not thread-safe (the restore's thread only).
+
+    Balance: once the process runs, batches are loaded undecoded
+    (authenticated, not decompressed nor re-hashed), and each small file
+    whose chunks are all still undecoded in the cache goes to the writer
+    that way while the writer is less than BALANCE_BYTES behind: it decodes
+    and re-hashes them itself. Further behind, this thread decodes (the
+    cache does, on its first read of the chunk) and sends the plaintext.
+    The restore's thread was the busy one (reading, decrypting,
+    decompressing, hashing, copying) while the writer waited for it a third
+    of the time; each process now takes the decoding when the other is
+    busier (docs/performance.md, "Restore balance").
     """
 
     START_AFTER = 256
+    # How far behind (bytes of files sent and not answered) the writer may be
+    # and still be given chunks to decode: half a prefetch batch, so it has
+    # work while this thread loads the next batch.
+    BALANCE_BYTES = 4 * 1024 * 1024
 
     def __init__(
         self, writers: _Writers, chain: _DirChain, ownership: Ownership, reader: SnapshotReader
@@ -468,6 +502,7 @@ class _Offload:
         self._chain = chain
         self._ownership = ownership
         self._cache = reader.chunks
+        self._codec = reader.chunks.codec
         self._seen = 0
         self._process: WriterProcess | None = None
         self._unavailable = False
@@ -484,7 +519,7 @@ class _Offload:
             if self._seen <= self.START_AFTER:
                 return False
             try:
-                self._process = WriterProcess()
+                self._process = WriterProcess(self._codec.id_key if self._codec else None)
             except OSError:  # no process to be had: the restore goes on here
                 self._unavailable = True
                 return False
@@ -496,6 +531,15 @@ class _Offload:
         process = self._process
         dir_id = self._chain.shared(process)
         temp, meta = _temp_name(entry.name), _meta(entry, self._ownership)
+        if len(parts) == 1 and entry.chunks and process.backlog() < self.BALANCE_BYTES:
+            sealed = self._undecoded(entry)
+            if sealed is not None:
+                ranges, payloads, records = sealed
+                name = entry.name
+                size = entry.size
+                process.add(rel, dir_id, name, temp, meta, size, ranges, payloads, sealed=records)
+                self._record(process.answered())
+                return True
         tag: int | None = None
         offset = 0
         for number, window in enumerate(parts):
@@ -514,6 +558,33 @@ class _Offload:
             )
         self._record(process.answered())
         return True
+
+    def decodes(self) -> bool:
+        """Whether the writer process can decode chunks (batches are then
+        loaded undecoded)."""
+        return self._process is not None and self._codec is not None
+
+    def _undecoded(
+        self, entry: Entry
+    ) -> tuple[list[tuple[int, int]], list[memoryview], list[tuple[int, bytes]]] | None:
+        """A small file's chunks as the cache holds them undecoded: (offset in
+        the file, payload length) of each, the payloads, and (plaintext
+        length, chunk ID) of each; None when one of them is decoded or not
+        cached, or its recorded length is not the tree's (the plaintext path
+        then reports that, as checked_chunk does)."""
+        ranges: list[tuple[int, int]] = []
+        payloads: list[memoryview] = []
+        records: list[tuple[int, bytes]] = []
+        offset = 0
+        for chunk_id, size in entry.chunks:
+            payload = self._cache.payload(chunk_id)
+            if payload is None or payload.raw_length != size:
+                return None
+            ranges.append((offset, len(payload.data)))
+            payloads.append(memoryview(payload.data))
+            records.append((size, chunk_id))
+            offset += size
+        return ranges, payloads, records
 
     def finish(self) -> None:
         """Wait for every answer and record it (raises like :meth:`take`)."""
@@ -674,7 +745,8 @@ def _restore_leaf(
         ownership.apply_link(dir_fd, name, entry)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
     else:
-        written = _write_file(dir_fd, name, entry, reader, ownership, prefetch)
+        replace = existing is not None and name == entry.name
+        written = _write_file(dir_fd, name, entry, reader, ownership, prefetch, replace)
     if existing is None:
         return "created", written
     if name != entry.name:

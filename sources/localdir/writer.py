@@ -3,25 +3,34 @@
 Started by sources/localdir/offload.py as ``python -P -m
 sources.localdir.writer`` with a socket as its standard input (the protocol:
 sources/localdir/writewire.py), an environment reduced to an allow-list and
-no other descriptor of the restore's. It holds no key: it gets the
-plaintext of each file, already authenticated, decompressed and re-hashed
-by the restore, in a ring of shared memory it maps read-only, and the
-descriptors of the directories to write into.
+no other descriptor of the restore's. It gets each file's bytes in a ring
+of shared memory it maps read-only, and the descriptors of the directories
+to write into. The bytes are either the file's plaintext (already
+authenticated, decompressed and re-hashed by the restore) or, for the
+files the restore hands over ``SEALED`` (to balance the two processes'
+work, sources/localdir/restore.py), its chunks authenticated but not
+decoded: the writer decodes each within its recorded length and re-hashes
+it with the blob-ID key, the one key it is given (over its socket; no
+encryption key ever reaches it). A chunk that fails fails its file, which
+is not renamed into place.
 
-Each file is written as the restore's own thread writes one
-(sources/localdir/restore.py): to its temporary name, created with
-``O_EXCL | O_NOFOLLOW`` relative to its directory's descriptor, its data
-ranges with ``pwrite`` (the rest a hole; a large file part after part), its
-owner, mode and times, then renamed into place; on any error the temporary
-file is removed and the error answered with the file's last part. Names
+Each file is written as the restore's own thread writes one into a
+directory it created (sources/localdir/restore.py): unnamed
+(sources/localdir/unnamed.py; where the filesystem cannot, to its
+temporary name, created with ``O_EXCL | O_NOFOLLOW``) relative to its
+directory's descriptor, its data ranges with ``pwrite`` (the rest a hole;
+a large file part after part), its owner, mode and times, then linked
+under its name (or renamed into place); on any error the file is dropped
+and the error answered with the file's last part. Names
 are checked again here: one with a slash, ``.``, ``..`` or a NUL ends the
 process (the restore never sends one).
 
 The process exits when the socket ends: the restore closed it, or died (a
 ``kill -9`` of the restore closes its end, so the writer's next read or
-write ends it, leaving at most one temporary file, which the next restore
-removes). SIGINT is ignored: a Ctrl-C reaches the whole process group, and
-the restore decides what happens.
+write ends it, leaving nothing of the file it was writing where it was
+unnamed, or at most one temporary file, which the next restore removes).
+SIGINT is ignored: a Ctrl-C reaches the whole process group, and the
+restore decides what happens.
 """
 
 from __future__ import annotations
@@ -34,23 +43,30 @@ import socket
 import struct
 import sys
 
+from sources.localdir.content import data_ranges
 from sources.localdir.owners import set_owner_and_mode
+from sources.localdir.unnamed import link_into_place, open_unnamed
 from sources.localdir.writewire import (
     ABORT,
     ANSWERS,
     DIR,
     FILES,
     FIRST,
+    KEY,
     LAST,
     LEAVE,
     RING,
+    SEALED,
     FileJob,
     answer,
     parse_dir,
     parse_files,
+    parse_key,
     parse_leave,
     parse_ring,
 )
+from store.errors import IntegrityError
+from store.format.crypto import verified_plaintext
 from store.pipeline.wire import Closed, recv_frame, send_frame
 
 _PROTOCOL_ERROR = 2
@@ -67,29 +83,48 @@ def _checked(name: bytes) -> bytes:
 
 
 class _OpenFile:
-    """A file being written, from its first part to its last."""
+    """A file being written, from its first part to its last: unnamed until
+    it is complete (sources/localdir/unnamed.py), or under its temporary
+    name where the filesystem has no unnamed files."""
 
     def __init__(self, dir_fd: int, job: FileJob) -> None:
         self.dir_fd = dir_fd
         self.name, self.temp = _checked(job.name), _checked(job.temp)
         self.written = 0
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        self.fd: int | None = os.open(self.temp, flags, 0o600, dir_fd=dir_fd)
+        fd = open_unnamed(dir_fd)
+        self.unnamed = fd is not None
+        if fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self.temp, flags, 0o600, dir_fd=dir_fd)
+        self.fd: int | None = fd
 
-    def write(self, job: FileJob) -> None:
-        """Write one part's data ranges. Raises OSError."""
+    def write(self, job: FileJob, id_key: bytes | None) -> None:
+        """Write one part's data ranges (decoding a SEALED part's chunks with
+        ``id_key``). Raises OSError, IntegrityError."""
         fd = self._fd()
         pos = 0
-        for offset, length in job.ranges:
+        if job.flags & SEALED and id_key is None:
+            raise _ProtocolError("sealed chunks before the key")
+        for number, (offset, length) in enumerate(job.ranges):
             view = job.data[pos : pos + length]
             pos += length
-            while view:
-                done = os.pwrite(fd, view, offset)
-                view, offset = view[done:], offset + done
-            self.written += length
+            if id_key is None or not job.flags & SEALED:
+                _pwrite_all(fd, view, offset)
+                self.written += length
+                continue
+            raw_length, chunk_id = job.sealed[number]
+            plain = verified_plaintext(
+                id_key, chunk_id, view, raw_length, f"chunk {chunk_id.hex()[:8]}"
+            )
+            plain_view = memoryview(plain)
+            for low, high in data_ranges(plain):
+                _pwrite_all(fd, plain_view[low:high], offset + low)
+            self.written += raw_length
 
     def finish(self, job: FileJob) -> None:
-        """Size, owner, mode and times, then the rename into place. Raises OSError."""
+        """Size, owner, mode and times, then its name (linked, or renamed
+        into place). Raises OSError (FileExistsError when an unnamed file's
+        name is taken: nothing is replaced)."""
         fd, self.fd = self._fd(), None
         try:
             if self.written != job.size:  # holes, or a file of only zeros
@@ -97,9 +132,12 @@ class _OpenFile:
             meta = job.meta
             set_owner_and_mode(fd, meta.mode, meta.uid, meta.gid, meta.chown)
             os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+            if self.unnamed:
+                link_into_place(fd, self.dir_fd, self.name)
         finally:
             os.close(fd)
-        os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        if not self.unnamed:
+            os.replace(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
     def _fd(self) -> int:
         if self.fd is None:  # written after its last part: never sent
@@ -107,14 +145,23 @@ class _OpenFile:
         return self.fd
 
     def discard(self) -> None:
-        """After an error: close and remove the temporary file."""
+        """After an error: close and remove the temporary file (an unnamed
+        one goes with its descriptor)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if self.unnamed:
+            return
         try:
             os.unlink(self.temp, dir_fd=self.dir_fd)
         except OSError:
             pass
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
 def _error(exc: OSError) -> tuple[int, str]:
@@ -125,6 +172,7 @@ class _Writer:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.ring: memoryview | None = None
+        self.id_key: bytes | None = None
         self.dirs: dict[int, int] = {}
         # Files whose last part is still to come, by tag: being written, or
         # failed (the error is answered with the last part).
@@ -165,15 +213,17 @@ class _Writer:
             return answer(tag, 0, errno.ECANCELED, "abandoned by the restore")
         if current is not None:
             try:
-                current.write(job)
+                current.write(job, self.id_key)
                 if job.flags & LAST:
                     del self.open[tag]
                     current.finish(job)
                     return answer(tag, job.size)
-            except OSError as exc:
+            except (OSError, IntegrityError) as exc:
                 self.open.pop(tag, None)
                 current.discard()
-                self.failed[tag] = exc
+                self.failed[tag] = (
+                    exc if isinstance(exc, OSError) else OSError(errno.EBADMSG, str(exc))
+                )
         if job.flags & LAST:
             return answer(tag, 0, *_error(self.failed.pop(tag)))
         return None
@@ -226,6 +276,12 @@ class _Writer:
                 continue
             if kind == RING:
                 self.map_ring(body, fds)
+                continue
+            if kind == KEY and self.id_key is None and not fds:
+                try:
+                    self.id_key = parse_key(body)
+                except ValueError as exc:
+                    raise _ProtocolError(str(exc)) from exc
                 continue
             for fd in fds:  # descriptors come only with DIR and RING
                 os.close(fd)

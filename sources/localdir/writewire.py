@@ -7,6 +7,8 @@ The restore sends:
 
 - ``RING``, first: the ring, as a ``memfd`` descriptor (``SCM_RIGHTS``) and
   its size;
+- ``KEY``, next: the repository's blob-ID key, with which the writer
+  verifies the chunks it decodes itself (below);
 - ``DIR``: a directory this restore created, as an open descriptor
   and the number later messages call it by;
 - ``FILES``: files to create in those directories, each with its final and
@@ -15,7 +17,13 @@ The restore sends:
   ring (one stretch per file part). A large file comes in parts, a window
   of its chunks at a time, all under its tag: the first part creates it
   (``FIRST``), the last renames it into place (``LAST``); a small file is
-  one part with both flags;
+  one part with both flags. A part flagged ``SEALED`` carries its chunks as
+  the restore loaded them, decrypted and authenticated but not decoded:
+  each range is then one chunk's payload (codec byte ‖ body) and the place
+  of its plaintext in the file, with the plaintext's recorded length and
+  the chunk's ID; the writer decodes it within that length, re-hashes it
+  against the ID (a chunk that fails fails its file), and writes it with
+  its zero runs left out, as the restore would have;
 - ``LEAVE``: a directory the restore is done with: the writer gives it its
   owner, mode and times after every file sent into it, and closes it.
 
@@ -24,8 +32,8 @@ order received, with exactly one ``ANSWERS`` frame per ``FILES`` or
 ``LEAVE`` frame (empty if no file of it ended): the bytes written, or the
 ``errno`` and message of what failed. That frame also hands back the ring
 the ``FILES`` frame used: its bytes are written, and the restore may
-overwrite them. Nothing secret crosses: no key, only the plaintext the
-writer is about to put on disk.
+overwrite them. What crosses: the plaintext the writer is about to put
+on disk (or its payloads), and the blob-ID key; no encryption key.
 
 Why a ring and not the socket: a restore decodes a prefetch batch (8 MiB)
 at a time, and a socket's buffer (208 KiB on a stock system,
@@ -46,6 +54,7 @@ FILES = 2
 LEAVE = 3
 ANSWERS = 4
 RING = 5
+KEY = 6
 
 _DIR = struct.Struct(">I")
 # Parts of a file (FILES): the first creates it, the last finishes it; a
@@ -54,6 +63,7 @@ _DIR = struct.Struct(">I")
 FIRST = 1
 LAST = 2
 ABORT = 4
+SEALED = 8
 
 # tag, flags, directory, mode, chown, uid, gid (-1: none recorded), mtime,
 # size, where its bytes start in the ring, ranges, name length, temporary
@@ -61,6 +71,9 @@ ABORT = 4
 _FILE = struct.Struct(">QBIIBqqqQQIHH")
 _RING = struct.Struct(">Q")
 _RANGE = struct.Struct(">QQ")
+# A SEALED part's chunk: its plaintext's recorded length, its ID.
+_SEALED_CHUNK = struct.Struct(">Q32s")
+KEY_BYTES = 32
 _LEAVE = struct.Struct(">QIIBqqq")
 _ANSWER = struct.Struct(">QiQH")
 
@@ -80,7 +93,9 @@ class Meta:
 class FileJob:
     """One part of a file to create: ``ranges`` are (offset in the file,
     length) of the data in ``data`` (concatenated, in order); whatever no part
-    writes of ``size`` is holes. ``flags``: FIRST and/or LAST."""
+    writes of ``size`` is holes. ``flags``: FIRST, LAST, SEALED. A SEALED
+    part's ranges are its chunks' payloads, ``sealed`` their (plaintext
+    length, chunk ID) in the same order (empty otherwise)."""
 
     tag: int
     flags: int
@@ -91,6 +106,7 @@ class FileJob:
     size: int
     ranges: list[tuple[int, int]]
     data: memoryview
+    sealed: list[tuple[int, bytes]]
 
 
 def _id(value: int | None) -> int:
@@ -108,6 +124,18 @@ def ring_body(size: int) -> bytes:
 def parse_ring(body: bytes) -> int:
     (size,) = _RING.unpack(body)
     return int(size)
+
+
+def key_body(key: bytes) -> bytes:
+    if len(key) != KEY_BYTES:
+        raise ValueError("a blob-ID key is 32 bytes")
+    return key
+
+
+def parse_key(body: bytes) -> bytes:
+    if len(body) != KEY_BYTES:
+        raise ValueError("a blob-ID key is 32 bytes")
+    return body
 
 
 def dir_body(dir_id: int) -> bytes:
@@ -129,9 +157,11 @@ def file_parts(
     size: int,
     ranges: list[tuple[int, int]],
     at: int,
+    sealed: list[tuple[int, bytes]] | None = None,
 ) -> bytes:
     """One file part of a FILES body; its data ranges' bytes are in the ring
-    from ``at`` on, one after the other."""
+    from ``at`` on, one after the other. ``sealed`` (with the SEALED flag):
+    each range's (plaintext length, chunk ID)."""
     return b"".join(
         [
             _FILE.pack(
@@ -152,6 +182,7 @@ def file_parts(
             name,
             temp,
             *(_RANGE.pack(offset, length) for offset, length in ranges),
+            *(_SEALED_CHUNK.pack(raw, chunk_id) for raw, chunk_id in sealed or ()),
         ]
     )
 
@@ -175,16 +206,25 @@ def parse_files(body: bytes, ring: memoryview) -> Iterator[FileJob]:
         for _ in range(count):
             offset, length = _RANGE.unpack_from(view, pos)
             pos += _RANGE.size
-            if offset + length > size:
-                raise ValueError("a data range beyond the file's size")
             ranges.append((offset, length))
             total += length
+        sealed: list[tuple[int, bytes]] = []
+        if flags & SEALED:
+            for offset, _length in ranges:
+                raw, chunk_id = _SEALED_CHUNK.unpack_from(view, pos)
+                pos += _SEALED_CHUNK.size
+                if offset + raw > size:
+                    raise ValueError("a chunk beyond the file's size")
+                sealed.append((raw, chunk_id))
+        elif any(offset + length > size for offset, length in ranges):
+            raise ValueError("a data range beyond the file's size")
         if len(name) != name_len or len(temp) != temp_len:
             raise ValueError("a truncated file record")
         if at + total > len(ring):
             raise ValueError("data beyond the ring")
         meta = Meta(mode, bool(chown), _unid(uid), _unid(gid), mtime)
-        yield FileJob(tag, flags, dir_id, name, temp, meta, size, ranges, ring[at : at + total])
+        data = ring[at : at + total]
+        yield FileJob(tag, flags, dir_id, name, temp, meta, size, ranges, data, sealed)
 
 
 def leave_body(tag: int, dir_id: int, meta: Meta) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from typing import overload
 
 import zstandard
 from blake3 import blake3
@@ -119,7 +120,15 @@ def encode_payload(plaintext: bytes | memoryview, level: int | None) -> bytes:
     return bytes([CODEC_RAW]) + plaintext
 
 
-def decode_payload(payload: bytes, what: str, expected: int | None = None) -> bytes:
+@overload
+def decode_payload(payload: bytes, what: str, expected: int | None = None) -> bytes: ...
+@overload
+def decode_payload(
+    payload: memoryview, what: str, expected: int | None = None
+) -> bytes | memoryview: ...
+def decode_payload(
+    payload: bytes | memoryview, what: str, expected: int | None = None
+) -> bytes | memoryview:
     """Inverse of encode_payload, with the output bounded before it is allocated.
 
     ``expected`` is the plaintext length the format records (a blob's raw
@@ -151,6 +160,27 @@ def decode_payload(payload: bytes, what: str, expected: int | None = None) -> by
     return plain
 
 
+@overload
+def verified_plaintext(
+    id_key: bytes, blob_id: bytes, payload: bytes, raw_length: int, what: str
+) -> bytes: ...
+@overload
+def verified_plaintext(
+    id_key: bytes, blob_id: bytes, payload: memoryview, raw_length: int, what: str
+) -> bytes | memoryview: ...
+def verified_plaintext(
+    id_key: bytes, blob_id: bytes, payload: bytes | memoryview, raw_length: int, what: str
+) -> bytes | memoryview:
+    """A blob's plaintext from its decrypted payload (codec byte ‖ body): decoded
+    within its recorded ``raw_length`` (:func:`decode_payload`), then checked
+    against its ID (keyed BLAKE3 under ``id_key``). A raw payload's plaintext
+    is a view of it. Raises IntegrityError naming ``what``. Thread-safe."""
+    plaintext = decode_payload(payload, what, raw_length)
+    if keyed_hash(id_key, plaintext) != blob_id:
+        raise IntegrityError(f"{what}: content does not match its ID")
+    return plaintext
+
+
 def unrecorded_limit(payload_size: int) -> int:
     """The largest plaintext accepted for a payload whose length is not recorded.
 
@@ -162,7 +192,9 @@ def unrecorded_limit(payload_size: int) -> int:
     return max(UNRECORDED_FLOOR, UNRECORDED_RATIO * payload_size)
 
 
-def _decompress_bounded(frame: bytes, limit: int, expected: int | None, what: str) -> bytes:
+def _decompress_bounded(
+    frame: bytes | memoryview, limit: int, expected: int | None, what: str
+) -> bytes:
     try:
         claimed = zstandard.frame_content_size(frame)
     except zstandard.ZstdError as exc:

@@ -23,10 +23,9 @@ from store.errors import BlobMissing, IntegrityError, ObjectNotFound
 from store.format.crypto import (
     AeadCipher,
     cipher_for,
-    decode_payload,
     decrypt_with,
-    keyed_hash,
     nonce_for_offset,
+    verified_plaintext,
 )
 from store.format.pack import blob_ad, pack_aead_key
 from store.ids import PACK_KIND_FOR_TYPE, BlobId, PackId
@@ -43,12 +42,17 @@ LOCAL_MAX_RANGE = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class LoadedBlob:
-    """A verified blob: its ID, plaintext, and payload as stored (codec byte ‖ body)."""
+    """A blob: its ID, plaintext, payload as stored (codec byte ‖ body) and
+    recorded plaintext length. Verified, unless it was read with
+    ``decode=False`` (then ``plaintext`` is empty, and only the payload's
+    authenticity is known: :func:`store.format.crypto.verified_plaintext`
+    does the rest)."""
 
     blob_id: BlobId
     type: int
     plaintext: bytes
     payload: bytes
+    raw_length: int
 
 
 @dataclass
@@ -89,7 +93,9 @@ def plan_ranges(
     return ranges
 
 
-def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBlob]:
+def _read_range(
+    repo: BlobSource, part: _Range, payloads: bool, decode: bool = True
+) -> list[LoadedBlob]:
     key = pack_name(part.pack_id, part.kind)
     what = f"pack {part.pack_id.hex()}"
     try:
@@ -115,10 +121,19 @@ def _read_range(repo: BlobSource, part: _Range, payloads: bool) -> list[LoadedBl
             blob_ad(location.type, blob_id),
             blob_what,
         )
-        plaintext = decode_payload(payload, blob_what, location.raw_length)
-        if keyed_hash(id_key, plaintext) != blob_id:
-            raise IntegrityError(f"{blob_what}: content does not match its ID")
-        loaded.append(LoadedBlob(blob_id, location.type, plaintext, payload if payloads else b""))
+        if not decode:
+            loaded.append(LoadedBlob(blob_id, location.type, b"", payload, location.raw_length))
+            continue
+        plaintext = verified_plaintext(id_key, blob_id, payload, location.raw_length, blob_what)
+        loaded.append(
+            LoadedBlob(
+                blob_id,
+                location.type,
+                plaintext,
+                payload if payloads else b"",
+                location.raw_length,
+            )
+        )
     return loaded
 
 
@@ -129,12 +144,16 @@ def read_blobs(
     workers: int = 4,
     payloads: bool = True,
     max_range: int = MAX_RANGE,
+    decode: bool = True,
 ) -> Iterator[LoadedBlob]:
     """Every blob of ``blob_ids`` (duplicates once), verified, in no particular order.
 
     ``payloads=False`` leaves ``LoadedBlob.payload`` empty (saves memory when
     only the plaintext is wanted). ``max_range`` bounds each ranged read
-    (and so the memory of the reads in flight).
+    (and so the memory of the reads in flight). ``decode=False`` stops after
+    authentication: each blob's payload, not decompressed nor re-hashed, and
+    an empty ``plaintext`` (for a restore whose writer process does the rest,
+    sources/localdir/offload.py).
 
     Raises BlobMissing (not indexed, or its pack is gone) and IntegrityError
     (authentication, decompression or hash failure), like Repository.load_blob.
@@ -157,21 +176,21 @@ def read_blobs(
                     pack_name(part.pack_id, part.kind), part.start, part.end - part.start
                 )
         for part in ranges:
-            yield from _read_range(repo, part, payloads)
+            yield from _read_range(repo, part, payloads, decode)
         return
     executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="coffer-read")
     in_flight: list[Future[list[LoadedBlob]]] = []
     queue = iter(ranges)
     try:
         for part in queue:
-            in_flight.append(executor.submit(_read_range, repo, part, payloads))
+            in_flight.append(executor.submit(_read_range, repo, part, payloads, decode))
             if len(in_flight) >= 2 * workers:
                 break
         while in_flight:
             done = in_flight.pop(0)
             following = next(queue, None)
             if following is not None:
-                in_flight.append(executor.submit(_read_range, repo, following, payloads))
+                in_flight.append(executor.submit(_read_range, repo, following, payloads, decode))
             yield from done.result()
     finally:
         for future in in_flight:

@@ -13,8 +13,10 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from store.errors import IntegrityError, PathNotFound, StoreError
+from store.format.crypto import verified_plaintext
 from store.format.paths import split_path
 from store.format.snapshot import Snapshot
 from store.format.tree import Entry, TreeReader
@@ -23,6 +25,40 @@ from store.ids import BlobId
 # Loads many chunks at once (in any order), for prefetching: (blob IDs, read
 # threads; 0 reads in the calling thread).
 LoadMany = Callable[[list[BlobId], int], Iterator[tuple[BlobId, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPayload:
+    """A chunk decrypted and authenticated, not yet decoded: its payload (codec
+    byte ‖ body, FORMAT.md §2) and the plaintext length the index records."""
+
+    data: bytes
+    raw_length: int
+
+
+# The same bulk load stopped after authentication (the chunks' payloads).
+LoadPayloads = Callable[[list[BlobId], int], Iterator[tuple[BlobId, ChunkPayload]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkCodec:
+    """Turns a :class:`ChunkPayload` into its verified plaintext (decoded
+    within its recorded length, re-hashed against its ID). Thread-safe.
+
+    ``id_key`` is the repository's blob-ID key: what a helper process that
+    decodes payloads itself needs (the restore's writer process gets it
+    over its socket, never in argv or the environment; docs/security.md).
+    """
+
+    id_key: bytes
+
+    def plaintext(self, blob_id: BlobId, payload: ChunkPayload) -> bytes:
+        """Raises IntegrityError when the payload does not decode to the
+        recorded length or its content is not ``blob_id``'s."""
+        return verified_plaintext(
+            self.id_key, blob_id, payload.data, payload.raw_length, f"chunk {blob_id.hex()[:8]}"
+        )
+
 
 # What one cached chunk costs besides its bytes: the bytes object's header,
 # the blob ID and the ordered dict's node. Counting it keeps the bound true for
@@ -37,6 +73,13 @@ class ChunkCache:
     Concurrent misses on the same chunk load it once (the others wait).
     ``load_many``, if given, serves :meth:`prefetch` (bulk reads by pack),
     on ``read_threads`` threads (0: in the calling thread).
+
+    With ``load_payloads`` and ``codec``, :meth:`prefetch` can also stop
+    after authentication (``decoded=False``): the cache then holds those
+    chunks as :class:`ChunkPayload` (counted at their payload's size),
+    :meth:`payload` hands them out as they are, and :meth:`get` decodes and
+    verifies one the first time it is asked for its plaintext (keeping the
+    plaintext instead).
     """
 
     def __init__(
@@ -45,54 +88,106 @@ class ChunkCache:
         capacity: int = 64 * 1024 * 1024,
         load_many: LoadMany | None = None,
         read_threads: int = 4,
+        *,
+        load_payloads: LoadPayloads | None = None,
+        codec: ChunkCodec | None = None,
     ) -> None:
         self._load = load
         self._load_many = load_many
+        self._load_payloads = load_payloads if codec is not None else None
+        self.codec = codec
         self._read_threads = read_threads
         self._capacity = capacity
         self._size = 0
-        self._items: OrderedDict[BlobId, bytes] = OrderedDict()
+        self._items: OrderedDict[BlobId, bytes | ChunkPayload] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[BlobId, threading.Event] = {}
 
     def get(self, blob_id: BlobId) -> bytes:
+        """A chunk's verified plaintext (loaded if not cached). Raises
+        StoreError (IntegrityError, BlobMissing) when it cannot be had."""
         while True:
             with self._lock:
                 data = self._items.get(blob_id)
                 if data is not None:
                     self._items.move_to_end(blob_id)
-                    return data
+                    break
                 event = self._loading.get(blob_id)
+                mine = event is None
                 if event is None:
                     event = self._loading[blob_id] = threading.Event()
-                    break
+            if mine:
+                return self._load_missing(blob_id, event)
             event.wait()
+        return data if isinstance(data, bytes) else self._decoded(blob_id, data)
+
+    def _load_missing(self, blob_id: BlobId, event: threading.Event) -> bytes:
+        # The one thread loading it; the others wait for ``event``.
         try:
-            data = self._load(blob_id)
-            self._keep(blob_id, data)
-            return data
+            plain = self._load(blob_id)
+            self._keep(blob_id, plain)
+            return plain
         finally:
             with self._lock:
                 del self._loading[blob_id]
             event.set()
 
-    def _keep(self, blob_id: BlobId, data: bytes) -> None:
+    def payload(self, blob_id: BlobId) -> ChunkPayload | None:
+        """The chunk as :meth:`prefetch` left it when that was not decoded;
+        None when the cache holds its plaintext, or nothing."""
         with self._lock:
-            if blob_id not in self._items and len(data) + _ENTRY_OVERHEAD <= self._capacity:
-                self._items[blob_id] = data
-                self._size += len(data) + _ENTRY_OVERHEAD
-                while self._size > self._capacity:
-                    _, evicted = self._items.popitem(last=False)
-                    self._size -= len(evicted) + _ENTRY_OVERHEAD
+            data = self._items.get(blob_id)
+            if isinstance(data, ChunkPayload):
+                self._items.move_to_end(blob_id)
+                return data
+            return None
 
-    def prefetch(self, blob_ids: Iterable[BlobId]) -> None:
+    def _decoded(self, blob_id: BlobId, payload: ChunkPayload) -> bytes:
+        # Outside the lock (decompressing takes a while): two threads asking
+        # at once both decode, and the first to finish is kept.
+        if self.codec is None:
+            raise AssertionError("payloads are cached only with a codec")  # cannot happen
+        plain = self.codec.plaintext(blob_id, payload)
+        with self._lock:
+            if self._items.get(blob_id) is payload:
+                self._items[blob_id] = plain
+                self._size += len(plain) - len(payload.data)
+                self._evict()
+        return plain
+
+    def _keep(self, blob_id: BlobId, data: bytes | ChunkPayload) -> None:
+        size = len(data.data) if isinstance(data, ChunkPayload) else len(data)
+        with self._lock:
+            if blob_id not in self._items and size + _ENTRY_OVERHEAD <= self._capacity:
+                self._items[blob_id] = data
+                self._size += size + _ENTRY_OVERHEAD
+                self._evict()
+
+    def _evict(self) -> None:
+        # With the lock held: the least recently used go until the bound holds.
+        while self._size > self._capacity and self._items:
+            _, evicted = self._items.popitem(last=False)
+            size = len(evicted.data) if isinstance(evicted, ChunkPayload) else len(evicted)
+            self._size -= size + _ENTRY_OVERHEAD
+
+    def prefetch(self, blob_ids: Iterable[BlobId], *, decoded: bool = True) -> None:
         """Load the chunks not yet cached in one bulk read (blocks until done).
 
         Meant for a batch well below the capacity that is read right after.
         Errors are not raised here: the chunk's own read reports them.
+        ``decoded=False`` keeps the chunks as payloads (see the class
+        docstring), where the cache has the loaders for it.
         """
-        if self._load_many is None:
-            return
+        if not decoded and self._load_payloads is not None:
+            self._prefetch(blob_ids, self._load_payloads)
+        elif self._load_many is not None:
+            self._prefetch(blob_ids, self._load_many)
+
+    def _prefetch(
+        self,
+        blob_ids: Iterable[BlobId],
+        load: Callable[[list[BlobId], int], Iterator[tuple[BlobId, bytes | ChunkPayload]]],
+    ) -> None:
         with self._lock:
             wanted = [
                 b
@@ -102,7 +197,7 @@ class ChunkCache:
         if not wanted:
             return
         try:
-            for blob_id, data in self._load_many(wanted, self._read_threads):
+            for blob_id, data in load(wanted, self._read_threads):
                 self._keep(blob_id, data)
         except StoreError:
             return
@@ -115,7 +210,14 @@ class ChunkCache:
         """An empty cache of its own over the same loaders, bounded to ``capacity``
         (bulk reads on ``read_threads`` threads; None keeps this cache's)."""
         threads = self._read_threads if read_threads is None else read_threads
-        return ChunkCache(self._load, capacity, self._load_many, threads)
+        return ChunkCache(
+            self._load,
+            capacity,
+            self._load_many,
+            threads,
+            load_payloads=self._load_payloads,
+            codec=self.codec,
+        )
 
     @property
     def size(self) -> int:
@@ -311,14 +413,17 @@ class SnapshotReader:
             reads_locally=self.reads_locally,
         )
 
-    def prefetch(self, entries: Iterable[Entry]) -> None:
+    def prefetch(self, entries: Iterable[Entry], *, decoded: bool = True) -> None:
         """Read the chunks of these file items in bulk, ahead of opening them.
 
         For restores: one read per pack instead of one per chunk, which is
         what matters on an object store. Keep the batch well below the chunk
-        cache's capacity (64 MiB by default).
+        cache's capacity (64 MiB by default). ``decoded``: as
+        :meth:`ChunkCache.prefetch`.
         """
-        self.chunks.prefetch(chunk for e in entries if e.is_file for chunk, _size in e.chunks)
+        self.chunks.prefetch(
+            (chunk for e in entries if e.is_file for chunk, _size in e.chunks), decoded=decoded
+        )
 
     def open(
         self,

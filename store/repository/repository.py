@@ -50,7 +50,7 @@ from store.repository.blobwriter import BlobWriter
 from store.repository.keyopen import Anchor, unlock
 from store.repository.keyset import Keyset
 from store.repository.marks import find_marked_blob
-from store.repository.reader import ChunkCache, SnapshotReader
+from store.repository.reader import ChunkCache, ChunkCodec, ChunkPayload, SnapshotReader
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,10 @@ class Repository:
         """The shared, bounded cache of decrypted chunks."""
         if self._chunk_cache is None:
             self._chunk_cache = ChunkCache(
-                lambda blob_id: self.load_blob(blob_id, DATA), load_many=self._load_chunks
+                lambda blob_id: self.load_blob(blob_id, DATA),
+                load_many=self._load_chunks,
+                load_payloads=self._load_chunk_payloads,
+                codec=ChunkCodec(self.keyring.blob_id_key),
             )
         return self._chunk_cache
 
@@ -428,6 +431,14 @@ class Repository:
         ):
             if blob.type == DATA:
                 yield blob.blob_id, blob.plaintext
+
+    def _load_chunk_payloads(
+        self, blob_ids: list[BlobId], threads: int
+    ) -> Iterator[tuple[BlobId, ChunkPayload]]:
+        max_range = LOCAL_MAX_RANGE if reads_locally(self.backend) else MAX_RANGE
+        for blob in read_blobs(self, blob_ids, workers=threads, max_range=max_range, decode=False):
+            if blob.type == DATA:
+                yield blob.blob_id, ChunkPayload(blob.payload, blob.raw_length)
 
     def reader(self, snapshot: Snapshot) -> SnapshotReader:
         """Browse and read one snapshot."""

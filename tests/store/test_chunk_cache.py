@@ -1,11 +1,19 @@
-"""The decrypted-chunk cache keeps its memory bound, whatever the chunk sizes."""
+"""The decrypted-chunk cache keeps its memory bound, whatever the chunk sizes,
+and chunks it holds undecoded are verified before their plaintext is used."""
 
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
 
-from store import ChunkCache
+import pytest
+
+from sources.folder import backup_folder
+from store import BackupRun, ChunkCache, ChunkPayload, IntegrityError, Repository
+from store.format.crypto import encode_payload
 from store.ids import BlobId
+from tests.store.support.helpers import make_repo
 
 
 def test_tiny_chunks_stay_within_the_bound() -> None:
@@ -39,3 +47,55 @@ def test_recent_chunks_are_served_from_the_cache() -> None:
     for blob_id in ids:  # 40 * (1000 + overhead) fits in 64 KiB: no second load
         cache.get(blob_id)
     assert loads == ids
+
+
+def _repo_with_text(tmp_path: Path) -> tuple[Repository, list[tuple[BlobId, int]], bytes]:
+    text = b"The quarterly figures are attached; regards, the office.\n" * 4000
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "minutes.txt").write_bytes(text)
+    repo = make_repo(tmp_path / "repo", small=True)
+    with BackupRun(repo) as run:
+        snapshot = backup_folder(run, folder).snapshot
+    entry = repo.reader(snapshot).stat("minutes.txt")
+    assert len(entry.chunks) > 1
+    return repo, list(entry.chunks), text
+
+
+def test_chunks_loaded_undecoded_are_decoded_and_verified_on_first_read(
+    tmp_path: Path,
+) -> None:
+    repo, chunks, text = _repo_with_text(tmp_path)
+    cache = repo.chunk_cache.fresh(4 * 1024 * 1024, read_threads=0)
+    ids = [chunk_id for chunk_id, _size in chunks]
+    cache.prefetch(ids, decoded=False)
+    payloads = [cache.payload(chunk_id) for chunk_id in ids]
+    assert all(
+        p is not None and p.raw_length == size
+        for p, (_, size) in zip(payloads, chunks, strict=True)
+    )
+    # Held at their compressed size: far less than the text.
+    assert cache.size < len(text) / 4
+    assert b"".join(cache.get(chunk_id) for chunk_id in ids) == text
+    assert [cache.payload(chunk_id) for chunk_id in ids] == [None] * len(ids)  # now plaintext
+    assert cache.size > len(text)
+
+
+def test_an_undecoded_chunk_that_is_not_its_id_is_refused(tmp_path: Path) -> None:
+    repo, chunks, _text = _repo_with_text(tmp_path)
+    (first, size), (second, _) = chunks[0], chunks[1]
+    planted = ChunkPayload(encode_payload(b"p" * size, 3), size)
+
+    def swapped(blob_ids: list[BlobId], _threads: int) -> Iterator[tuple[BlobId, ChunkPayload]]:
+        for blob_id in blob_ids:  # authenticated, but another chunk's content
+            yield blob_id, planted
+
+    cache = ChunkCache(
+        lambda blob_id: b"",
+        load_payloads=swapped,
+        codec=repo.chunk_cache.codec,
+    )
+    cache.prefetch([first, second], decoded=False)
+    with pytest.raises(IntegrityError, match="does not match its ID"):
+        cache.get(first)
+    assert cache.payload(second) is planted  # untouched until it is read
