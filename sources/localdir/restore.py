@@ -483,10 +483,14 @@ class _Offload:
     that way while the writer is less than BALANCE_BYTES behind: it decodes
     and re-hashes them itself. Further behind, this thread decodes (the
     cache does, on its first read of the chunk) and sends the plaintext.
-    The restore's thread was the busy one (reading, decrypting,
-    decompressing, hashing, copying) while the writer waited for it a third
-    of the time; each process now takes the decoding when the other is
-    busier (docs/performance.md, "Restore balance").
+    Which process is the busier depends on the machine: where creating
+    files is cheap, this thread (reading, decrypting, decompressing,
+    hashing, copying), and the writer waited for it a third of the time;
+    where the kernel's file work is dear, the writer. The decoding goes to
+    the writer only while it has room (docs/performance.md, "Restore
+    balance": 15% faster into tmpfs, within the spread into ext4 on our
+    VM; two writers, or this thread writing when the writer is behind,
+    were slower and are not done).
     """
 
     START_AFTER = 256
