@@ -119,7 +119,9 @@ class _OpenFile:
             plain_view = memoryview(plain)
             for low, high in data_ranges(plain):
                 _pwrite_all(fd, plain_view[low:high], offset + low)
-            self.written += raw_length
+                # Only what was written: a zero run left out at the end
+                # makes finish() give the file its size.
+                self.written += high - low
 
     def finish(self, job: FileJob) -> None:
         """Size, owner, mode and times, then its name (linked, or renamed

@@ -156,6 +156,21 @@ def test_zero_runs_of_undecoded_chunks_are_holes(tmp_path: Path) -> None:
     assert written.stat().st_blocks * 512 < 256 * 1024  # the zeros were not written
 
 
+def test_a_file_ending_in_zeros_keeps_its_size(tmp_path: Path) -> None:
+    # The zeros are not written: the file must still end where it ends.
+    text = b"Regards,\n" * 200
+    answers = _answers(
+        tmp_path,
+        {
+            b"tail": [_chunk(text), _chunk(text + bytes(300 * 1024))],
+            b"zeros": [_chunk(bytes(200 * 1024))],
+        },
+    )
+    assert [a.errno for a in answers] == [0, 0]
+    assert (tmp_path / "target" / "tail").read_bytes() == text + text + bytes(300 * 1024)
+    assert (tmp_path / "target" / "zeros").read_bytes() == bytes(200 * 1024)
+
+
 def test_a_chunk_that_is_not_its_id_fails_its_file_alone(tmp_path: Path) -> None:
     good = b"kept as it was\n" * 500
     honest_id, _payload, raw = _chunk(b"the original text\n" * 500)
