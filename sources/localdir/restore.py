@@ -21,11 +21,14 @@ Ownership (as tar does it, sources/localdir/owners.py): as root, every item
 gets back the owner and group its snapshot recorded; set-ID bits survive only
 where that owner and group are then the item's.
 
-Temporary files are named ``.coffer-restore-<tag>-<random>``, ``<tag>`` a hash
-of the final name: a restore killed with ``kill -9`` leaves them behind, and
-the next restore of the same items into the same directory removes them
-before writing (a directory the restore creates holds none, and is not
-searched).
+A new file is written unnamed and linked under its name once complete
+(sources/localdir/unnamed.py): a restore killed with ``kill -9`` leaves
+nothing of it. A file that replaces another, or any file where the
+filesystem has no unnamed files, is written to a temporary name,
+``.coffer-restore-<tag>-<random>`` (``<tag>`` a hash of the final name), and
+renamed into place: a killed restore leaves those behind, and the next
+restore of the same items into the same directory removes them before
+writing (a directory the restore creates holds none, and is not searched).
 
 ``select`` narrows a restore beyond path globs (the Microsoft 365 filters of
 sources/m365/restore): it is asked about every file and symlink with its
