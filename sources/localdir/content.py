@@ -118,12 +118,12 @@ def write_content(
             size = len(data)
             ranges = data_ranges(data)
             if ranges == [(0, size)]:
-                _pwrite_all(fd, memoryview(data), offset)
+                pwrite_all(fd, memoryview(data), offset)
             else:
                 holes = True
                 view = memoryview(data)
                 for low, high in ranges:
-                    _pwrite_all(fd, view[low:high], offset + low)
+                    pwrite_all(fd, view[low:high], offset + low)
             offset += size
     if holes:
         os.ftruncate(fd, offset)
@@ -170,7 +170,8 @@ def window_ids(entry: Entry, window: tuple[int, int]) -> list[BlobId]:
     return [chunk_id for chunk_id, _size in entry.chunks[window[0] : window[1]]]
 
 
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    """Write all of ``view`` at ``offset`` (``pwrite`` may write less). Raises OSError."""
     while view:
         done = os.pwrite(fd, view, offset)
         view = view[done:]

@@ -43,7 +43,7 @@ import socket
 import struct
 import sys
 
-from sources.localdir.content import data_ranges
+from sources.localdir.content import data_ranges, pwrite_all
 from sources.localdir.owners import set_owner_and_mode
 from sources.localdir.unnamed import link_into_place, open_unnamed
 from sources.localdir.writewire import (
@@ -109,7 +109,7 @@ class _OpenFile:
             view = job.data[pos : pos + length]
             pos += length
             if id_key is None or not job.flags & SEALED:
-                _pwrite_all(fd, view, offset)
+                pwrite_all(fd, view, offset)
                 self.written += length
                 continue
             raw_length, chunk_id = job.sealed[number]
@@ -118,7 +118,7 @@ class _OpenFile:
             )
             plain_view = memoryview(plain)
             for low, high in data_ranges(plain):
-                _pwrite_all(fd, plain_view[low:high], offset + low)
+                pwrite_all(fd, plain_view[low:high], offset + low)
                 # Only what was written: a zero run left out at the end
                 # makes finish() give the file its size.
                 self.written += high - low
@@ -158,12 +158,6 @@ class _OpenFile:
             os.unlink(self.temp, dir_fd=self.dir_fd)
         except OSError:
             pass
-
-
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        done = os.pwrite(fd, view, offset)
-        view, offset = view[done:], offset + done
 
 
 def _error(exc: OSError) -> tuple[int, str]:

@@ -66,6 +66,11 @@ class ChunkCodec:
 _ENTRY_OVERHEAD = 256
 
 
+def _held_bytes(data: bytes | ChunkPayload) -> int:
+    """What a cached chunk's bytes count against the bound (a payload: its size)."""
+    return len(data.data) if isinstance(data, ChunkPayload) else len(data)
+
+
 class ChunkCache:
     """LRU cache of decrypted chunks, bounded in bytes (each chunk's size plus a
     fixed per-entry overhead, so the bound holds for tiny chunks). Thread-safe.
@@ -156,7 +161,7 @@ class ChunkCache:
         return plain
 
     def _keep(self, blob_id: BlobId, data: bytes | ChunkPayload) -> None:
-        size = len(data.data) if isinstance(data, ChunkPayload) else len(data)
+        size = _held_bytes(data)
         with self._lock:
             if blob_id not in self._items and size + _ENTRY_OVERHEAD <= self._capacity:
                 self._items[blob_id] = data
@@ -167,8 +172,7 @@ class ChunkCache:
         # With the lock held: the least recently used go until the bound holds.
         while self._size > self._capacity and self._items:
             _, evicted = self._items.popitem(last=False)
-            size = len(evicted.data) if isinstance(evicted, ChunkPayload) else len(evicted)
-            self._size -= size + _ENTRY_OVERHEAD
+            self._size -= _held_bytes(evicted) + _ENTRY_OVERHEAD
 
     def prefetch(self, blob_ids: Iterable[BlobId], *, decoded: bool = True) -> None:
         """Load the chunks not yet cached in one bulk read (blocks until done).
