@@ -188,17 +188,21 @@ def test_keys_reach_workers_over_the_pipe_only(
     owner = Owner("folders", "keys", "keys")
     with BackupRun(repo) as run:
         pids = run.worker_pool(2).pids()
+        # The keys did reach them: the backup through them is readable.
+        result = backup_folder(run, source, owner=owner, processes=2)
+        assert run.worker_pids() == pids
+        # Read /proc only now: the workers have answered, so each is past its
+        # exec (while the kernel is still setting one up, its cmdline and
+        # environ read empty, and the checks below would pass vacuously).
         for pid in pids:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             assert b"store.pipeline.worker" in cmdline
+            assert b"PATH=" in environ
             for needle in forbidden:
                 assert needle not in environ, "a secret in a worker's environment"
                 assert needle not in cmdline, "a secret on a worker's command line"
             assert b"COFFER_" not in environ
-        # The keys did reach them: the backup through them is readable.
-        result = backup_folder(run, source, owner=owner, processes=2)
-        assert run.worker_pids() == pids
     assert read_all(repo, result.snapshot) == contents
 
 
