@@ -125,6 +125,11 @@ def write_content(
                 for low, high in ranges:
                     pwrite_all(fd, view[low:high], offset + low)
             offset += size
+        if len(parts) > 1:
+            # Written: evicted first, before chunks loaded for other files
+            # (a restore from an object store writes a batch of small files
+            # beside a large one, and would fetch them again one by one).
+            cache.demote(window_ids(entry, (first, end)))
     if holes:
         os.ftruncate(fd, offset)
     return offset

@@ -6,8 +6,10 @@ in background threads, one batch ahead: while the writers write a batch, the
 next one is read, decrypted and decompressed (AES-GCM, zstd and BLAKE3 are C
 code; zstd and BLAKE3 release the GIL). The restore reads through a chunk
 cache of its own (CACHE_BYTES): two batches and the windows of the large
-files being written stay below it, so nothing is evicted before it is
-written, and the process holds no more than it is about to write.
+file being written stay below it (the restore's threads write one large
+file at a time, and each window once written is evicted first), so nothing
+is evicted before it is written, and the process holds no more than it is
+about to write.
 
 From a local repository every load runs in the calling thread instead
 (``Prefetcher(reader, threads=0)``, chosen by sources/localdir/restore.py):

@@ -11,11 +11,14 @@ file counts as already restored), ``replace``, or ``keep-both`` (the restored
 copy gets a ``(restored N)`` suffix). Running the same restore twice writes
 nothing the second time.
 
-From a local repository the restore runs in this thread, and once it has
-written 256 files of directories it created, a writer process writes the
-rest of those (sources/localdir/offload.py): the same files, names and
-metadata, on a second core. Files of directories that were there before
-are always written here, where conflicts and leftovers are decided.
+From a local repository the restore runs in this thread; from any other
+backend, chunks load in background threads and files are written by a few
+threads. Either way, once it has written 256 files of directories it
+created, a writer process writes the rest of those
+(sources/localdir/offload.py): the same files, names and metadata, on a
+second core. Files of directories that were there before are always written
+here (in this thread or the threads), where conflicts and leftovers are
+decided.
 
 Ownership (as tar does it, sources/localdir/owners.py): as root, every item
 gets back the owner and group its snapshot recorded; set-ID bits survive only
@@ -44,6 +47,7 @@ import itertools
 import os
 import secrets
 import stat
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -412,12 +416,13 @@ def restore_to_dir(
         prefetcher.close()
         os.close(root_fd)
         raise RestoreTargetError(f"cannot list {target}: {exc.strerror}") from exc
-    # Small files of directories this restore creates go to a writer process
-    # (the restore then uses two cores; sources/localdir/offload.py). From an
-    # object store the writer threads overlap the requests instead.
-    offload = _Offload(writers, chain, ownership, reader) if serial else None
-    if offload is not None:
-        prefetcher.undecoded = offload.decodes
+    # Files of directories this restore creates go to a writer process (the
+    # restore then uses two cores; sources/localdir/offload.py), from an
+    # object store too: its threads passing the GIL back and forth at every
+    # system call cost more than they overlapped (docs/performance.md,
+    # "Restores from an object store").
+    offload = _Offload(writers, chain, ownership, reader)
+    prefetcher.undecoded = offload.decodes
     try:
         selected = (
             item
@@ -443,7 +448,7 @@ def restore_to_dir(
             except OSError as exc:
                 writers.record_os_error(rel, exc)
                 continue
-            if offload is not None and chain.fresh and offload.take(rel, entry):
+            if chain.fresh and offload.take(rel, entry):
                 continue
             writers.submit(
                 rel,
@@ -457,16 +462,15 @@ def restore_to_dir(
                 chain.take_leftovers(entry.name),
                 prefetcher.chunks,
                 chain.fresh,
+                large=entry.is_file and entry.size > LARGE,
             )
         writers.drain()
         chain.close()
-        if offload is not None:
-            offload.finish()
+        offload.finish()
     finally:
         writers.close()
         prefetcher.close()
-        if offload is not None:
-            offload.close()
+        offload.close()
         chain.close(use_writer=False)  # after an error: the writer is gone
         os.close(root_fd)
     return result
@@ -563,6 +567,8 @@ class _Offload:
             tag = process.add(
                 rel, dir_id, entry.name, temp, meta, entry.size, ranges, data, tag=tag, last=last
             )
+            if len(parts) > 1:  # sent (copied to the ring): evicted first
+                self._cache.demote(window_ids(entry, window))
         self._record(process.answered())
         return True
 
@@ -626,6 +632,13 @@ class _Writers:
 
     WORKERS = 4
     IN_FLIGHT = 64  # well below a prefetch batch, so its chunks are still cached
+    # Large files (over prefetch.LARGE) written by the threads at once. Each
+    # holds two windows in the chunk cache (content.WINDOW each: the one
+    # written, the next loading) beside the two batches (up to 12 MiB each:
+    # a batch closes past BATCH_BYTES): 2 x 12 + 2 x 4 fits CACHE_BYTES.
+    # With one per thread, their windows evicted each other's, and each
+    # chunk evicted was fetched again on its own.
+    LARGE_AT_ONCE = 1
 
     def __init__(
         self,
@@ -641,17 +654,37 @@ class _Writers:
             ThreadPoolExecutor(workers, thread_name_prefix="coffer-restore") if workers else None
         )
         self._pending: deque[tuple[Future[tuple[str, int]], str, int]] = deque()
+        self._large = threading.BoundedSemaphore(self.LARGE_AT_ONCE)
 
     def submit(
-        self, rel: str, size: int, fn: Callable[..., tuple[str, int]], *args: object
+        self,
+        rel: str,
+        size: int,
+        fn: Callable[..., tuple[str, int]],
+        *args: object,
+        large: bool = False,
     ) -> None:
+        """Restore one item with ``fn(*args)``, in a thread when there are
+        threads. ``large``: a file over prefetch.LARGE, which waits here
+        while LARGE_AT_ONCE others are being written."""
         while len(self._pending) >= self.IN_FLIGHT:
             self._collect_oldest()
         if self._pool is not None:
-            self._pending.append((self._pool.submit(fn, *args), rel, size))
+            if large:
+                self._large.acquire()  # released by the thread that writes it
+                future = self._pool.submit(self._large_one, fn, *args)
+            else:
+                future = self._pool.submit(fn, *args)
+            self._pending.append((future, rel, size))
             return
         self._pending.append((run_now(fn, *args), rel, size))
         self._collect_oldest()
+
+    def _large_one(self, fn: Callable[..., tuple[str, int]], *args: object) -> tuple[str, int]:
+        try:
+            return fn(*args)
+        finally:
+            self._large.release()
 
     def drain(self) -> None:
         """Wait for every submitted item and record it. Raises RestoreTargetError

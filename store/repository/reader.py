@@ -192,12 +192,17 @@ class ChunkCache:
         blob_ids: Iterable[BlobId],
         load: Callable[[list[BlobId], int], Iterator[tuple[BlobId, bytes | ChunkPayload]]],
     ) -> None:
+        wanted: list[BlobId] = []
         with self._lock:
-            wanted = [
-                b
-                for b in dict.fromkeys(blob_ids)
-                if b not in self._items and b not in self._loading
-            ]
+            for b in dict.fromkeys(blob_ids):
+                if b in self._items:
+                    # Cached already (a chunk shared with an earlier batch):
+                    # it is about to be read, so it is now the most recently
+                    # used. Left where it was, the loads below would evict
+                    # it first, and it would be fetched again on its own.
+                    self._items.move_to_end(b)
+                elif b not in self._loading:
+                    wanted.append(b)
         if not wanted:
             return
         try:
@@ -205,6 +210,16 @@ class ChunkCache:
                 self._keep(blob_id, data)
         except StoreError:
             return
+
+    def demote(self, blob_ids: Iterable[BlobId]) -> None:
+        """Make these chunks the first to be evicted (they were read and are
+        not wanted again soon: a large file's window once written), so
+        they do not push out chunks loaded for what is still to be read.
+        Idempotent; chunks not cached are ignored."""
+        with self._lock:
+            for blob_id in blob_ids:
+                if blob_id in self._items:
+                    self._items.move_to_end(blob_id, last=False)
 
     def contains(self, blob_id: BlobId) -> bool:
         with self._lock:

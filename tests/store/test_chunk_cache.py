@@ -49,6 +49,48 @@ def test_recent_chunks_are_served_from_the_cache() -> None:
     assert loads == ids
 
 
+def _cache_of_three() -> tuple[ChunkCache, list[BlobId], list[BlobId]]:
+    """A cache with room for three 1,000-byte chunks, the loads it makes, and
+    four chunk IDs."""
+    loads: list[BlobId] = []
+
+    def load_many(ids: list[BlobId], _threads: int) -> Iterator[tuple[BlobId, bytes]]:
+        loads.extend(ids)
+        return ((blob_id, b"x" * 1000) for blob_id in ids)
+
+    def load(blob_id: BlobId) -> bytes:
+        loads.append(blob_id)
+        return b"x" * 1000
+
+    cache = ChunkCache(load, capacity=3 * (1000 + 256), load_many=load_many)
+    return cache, loads, [BlobId(bytes([n]) * 32) for n in range(4)]
+
+
+def test_a_prefetch_keeps_the_chunks_it_asks_for_that_are_cached() -> None:
+    """A chunk cached before, asked for again by a prefetch (a batch sharing
+    it with an earlier one), becomes recent: the prefetch's loads evict
+    others, not it, and reading it after the prefetch loads nothing."""
+    cache, loads, (old, other, new, newer) = _cache_of_three()
+    cache.prefetch([old, other])  # old is now the least recently used
+    cache.prefetch([old, new, newer])  # loads two: one of the first two goes
+    assert loads == [old, other, new, newer]
+    assert cache.contains(old)
+    assert not cache.contains(other)
+    for blob_id in (old, new, newer):
+        cache.get(blob_id)
+    assert loads == [old, other, new, newer]
+
+
+def test_demoted_chunks_are_evicted_first() -> None:
+    cache, loads, (first, second, third, fourth) = _cache_of_three()
+    cache.prefetch([first, second, third])
+    cache.demote([third, BlobId(b"z" * 32)])  # an uncached one is ignored
+    cache.prefetch([fourth])
+    assert not cache.contains(third)
+    assert all(cache.contains(b) for b in (first, second, fourth))
+    assert loads == [first, second, third, fourth]
+
+
 def _repo_with_text(tmp_path: Path) -> tuple[Repository, list[tuple[BlobId, int]], bytes]:
     text = b"The quarterly figures are attached; regards, the office.\n" * 4000
     folder = tmp_path / "home"
