@@ -144,8 +144,8 @@ def test_an_object_store_restore_fetches_no_chunk_on_its_own(
 def test_an_object_store_restore_writes_through_the_writer_process(tmp_path: Path) -> None:
     """From an object store too, the files of folders the restore creates go
     to the writer process (the threads passing the GIL back and forth cost
-    more than the writes); a large file stays with the threads (which load
-    its next window while writing one) and comes out whole as well."""
+    more than the writes). The large file, among the first files (before
+    the writer starts), is written by the threads and comes out whole too."""
     content = files(9, count=restore._Offload.START_AFTER + 300)
     content["big/a.bin"] = random.Random(10).randbytes(prefetch.LARGE + 300_000)
     repo = make_repo(tmp_path / "repo", small=True)
