@@ -672,7 +672,11 @@ class _Writers:
         if self._pool is not None:
             if large:
                 self._large.acquire()  # released by the thread that writes it
-                future = self._pool.submit(self._large_one, fn, *args)
+                try:
+                    future = self._pool.submit(self._large_one, fn, *args)
+                except BaseException:  # never queued: nobody else releases it
+                    self._large.release()
+                    raise
             else:
                 future = self._pool.submit(fn, *args)
             self._pending.append((future, rel, size))
