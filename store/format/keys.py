@@ -25,6 +25,7 @@ import getpass
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -104,6 +105,12 @@ class KdfParams:
             hash_len=32,
             type=Type.ID,
         )
+
+
+# How a password slot's wrapping key is computed: ``KdfParams.derive`` here,
+# or the same computation elsewhere (store/pipeline/kdf.py runs it in a child
+# process so the command never maps Argon2id's memory).
+Derive = Callable[[KdfParams, bytes, bytes], bytes]
 
 
 @dataclass(frozen=True)
@@ -477,9 +484,12 @@ class KeySlot:
         fields = _with_mac(fields, keyring)
         return KeySlot(self.slot_id, self.kind, self.label, self.created, fields)
 
-    def open_with_password(self, repo_id: str, password: bytes) -> Keyring | None:
+    def open_with_password(
+        self, repo_id: str, password: bytes, *, derive: Derive = KdfParams.derive
+    ) -> Keyring | None:
         """The keyring, or None if the password is not this slot's.
 
+        ``derive`` computes the wrapping key (the same bytes wherever it runs).
         Raises IntegrityError if the password is right but the slot is damaged.
         """
         if self.kind != "password":
@@ -488,7 +498,7 @@ class KeySlot:
         salt = _unb64(self.fields["kdf"].get("salt"), f"{self.name} salt")
         if len(salt) < 8:
             raise IntegrityError(f"{self.name} is damaged: salt too short")
-        wrapping = params.derive(password, salt)
+        wrapping = derive(params, password, salt)
         sealed_private = _unb64(self.fields.get("private_key"), f"{self.name} private key")
         try:
             raw_private = AESGCM(wrapping).decrypt(
@@ -542,8 +552,10 @@ def new_password_slot(
     label: str | None = None,
     kdf: KdfParams | None = None,
     slot_id: str | None = None,
+    derive: Derive = KdfParams.derive,
 ) -> KeySlot:
-    """A fresh password slot (new key pair, new salt) sealing ``keyring``."""
+    """A fresh password slot (new key pair, new salt) sealing ``keyring``;
+    ``derive`` computes its wrapping key (see :data:`Derive`)."""
     if not password:
         raise StoreError("an empty password is not allowed")
     params = kdf or KdfParams()
@@ -573,7 +585,7 @@ def new_password_slot(
             "memory_kib": params.memory_kib,
         },
     }
-    wrapping = params.derive(password, salt)
+    wrapping = derive(params, password, salt)
     fields["private_key"] = _b64(
         AESGCM(wrapping).encrypt(
             ZERO_NONCE, private.private_bytes_raw(), _private_ad(repo_id, fields)

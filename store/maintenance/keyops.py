@@ -41,6 +41,7 @@ from store.format.keys import (
     new_password_slot,
 )
 from store.names import KEYS, KEYSET
+from store.pipeline.kdf import derive_apart
 from store.repository.keyset import Keyset, read_keyset, read_legacy_slots, stray_files
 from store.repository.repository import Repository
 
@@ -224,7 +225,9 @@ def add_password_slot(
     """Add a password slot for ``password``. Raises StoreError when full or empty."""
     found = load_slot_set(repo)
     _check_room(found)
-    slot = new_password_slot(repo.repo_id, repo.keyring, password, label=label, kdf=kdf)
+    slot = new_password_slot(
+        repo.repo_id, repo.keyring, password, label=label, kdf=kdf, derive=derive_apart
+    )
     slots = [*_rewrap_all(repo, found.slots, repo.keyring), slot]
     _commit(
         repo,
@@ -322,6 +325,7 @@ def change_password(repo: Repository, password: bytes, *, kdf: KdfParams | None 
         label=current.label,
         kdf=kdf or current_kdf(repo),
         slot_id=current.slot_id,
+        derive=derive_apart,
     )
     others = [s for s in found.slots if s.slot_id != current.slot_id]
     slots = [*_rewrap_all(repo, others, new), slot]
@@ -374,7 +378,12 @@ def recover_with_escrow(
     found = load_slot_set(repo)
     _check_room(found)
     slot = new_password_slot(
-        repo.repo_id, repo.keyring, new_password, label=label or "recovered", kdf=kdf
+        repo.repo_id,
+        repo.keyring,
+        new_password,
+        label=label or "recovered",
+        kdf=kdf,
+        derive=derive_apart,
     )
     slots = [*_rewrap_all(repo, found.slots, repo.keyring), slot]
     _commit(repo, found, slots, repo.keyring, "recover", slot=slot.slot_id, escrow=repo.slot_id)

@@ -30,6 +30,7 @@ from pathlib import Path
 from store.backend import Backend
 from store.errors import IntegrityError, KeySlotDamaged, StoreError, WrongPassword
 from store.format.keys import Keyring, KeySlot, PrivateKey
+from store.pipeline.kdf import derive_apart
 from store.repository.keyset import read_keyset, read_legacy_slots
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def unlock(
                 tries += 1
                 tried.append(slot)
                 assert password is not None
-                keyring = slot.open_with_password(repo_id, password)
+                keyring = slot.open_with_password(repo_id, password, derive=derive_apart)
         except StoreError as exc:
             # A damaged or unknown slot must not stop the others from opening.
             damaged[slot.name] = str(exc)

@@ -45,6 +45,7 @@ from store.names import (
     reports_of,
     snapshot_name,
 )
+from store.pipeline.kdf import derive_apart
 from store.repository.blobread import LOCAL_MAX_RANGE, MAX_RANGE, read_blobs
 from store.repository.blobwriter import BlobWriter
 from store.repository.keyopen import Anchor, unlock
@@ -101,7 +102,7 @@ class Repository:
             raise AlreadyExists(f"{backend.location} is not empty; refusing to create a repository")
         config = config or RepoConfig.new()
         keyring = Keyring.generate()
-        slot = new_password_slot(config.repo_id, keyring, password, kdf=kdf)
+        slot = new_password_slot(config.repo_id, keyring, password, kdf=kdf, derive=derive_apart)
         # The slot first: a config without a slot would be a locked repository.
         backend.put(KEYSET, Keyset(keyring.current, [slot]).to_json())
         backend.put(CONFIG, config.encode(keyring))
