@@ -169,7 +169,7 @@ class _Merger:
     def _set_id(self, key: bytes, encoded: bytes) -> None:
         item_id = decode(encoded, "run entry").get("i")
         if item_id is not None:
-            self.wtxn.put(str(item_id).encode(), key, db=self.store.ids)
+            self.wtxn.set_id(key, str(item_id).encode())
 
     def _close_until_parent_of(self, key: bytes) -> _OpenDir:
         """Pop directories until the top of the stack is the parent of ``key``

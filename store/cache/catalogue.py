@@ -51,6 +51,9 @@ class OwnerStore:
         # Catalogue items this run reported unchanged one by one, and (after a
         # checkpoint) the items it added before it: what a full enumeration saw.
         self.seen = self.env.open_db(b"seen")
+        # Item IDs the merge set, by path key (merge order), written into
+        # ``ids`` once the merge's read transaction has ended (CatalogueWriter).
+        self.newids = self.env.open_db(b"newids")
         self.pages = MappedPages(path / "data.mdb")
         self._data_file = path / "data.mdb"
         self._buffer: dict[bytes, bytes] = {}
@@ -194,6 +197,7 @@ class OwnerStore:
             txn.drop(self.run, delete=False)
             txn.drop(self.runids, delete=False)
             txn.drop(self.seen, delete=False)
+            txn.drop(self.newids, delete=False)
 
     def run_has_under(self, key: bytes) -> bool:
         """True when the run changed ``key`` itself or anything below it."""
@@ -339,6 +343,17 @@ class CatalogueWriter:
     and marked current again by :meth:`finish` once the snapshot is stored. A
     crash in between leaves a stale catalogue, which the next session rebuilds
     from the repository. Single-threaded (the session's lock is held).
+
+    Item IDs are set in two steps (:meth:`set_id`, then :meth:`finish`): the
+    merge reads the catalogue in one read transaction while this commits, and
+    LMDB reuses no page freed after that reader began. IDs are random keys,
+    so every batch of 4,096 written into ``ids`` during the merge dirtied
+    about 4,000 pages that could not be reused: a first backup of a million
+    items grew the owner's file to 3.7 GB for 250 MB of data
+    (docs/performance.md, "One million items"). The merge now records them
+    by path key (its own order: a few pages a batch), and :meth:`finish`
+    moves them into ``ids`` after the merge's reader has ended, when each
+    batch reuses the pages the ones before it freed.
     """
 
     # Small transactions: LMDB keeps every page a transaction dirtied in a
@@ -373,6 +388,10 @@ class CatalogueWriter:
         self._current().delete(key, db=db)
         self._counted()
 
+    def set_id(self, key: bytes, raw_id: bytes) -> None:
+        """Make ``raw_id`` name ``key`` in ``ids`` at :meth:`finish` (see the class docstring)."""
+        self.put(key, raw_id, self._store.newids)
+
     def get(self, key: bytes, db: Database) -> bytes | None:
         raw = self._current().get(key, db=db)
         return None if raw is None else bytes(raw)
@@ -388,14 +407,39 @@ class CatalogueWriter:
             with store.env.begin(db=store.run) as rtxn:
                 for key in rtxn.cursor().iternext(values=False):
                     self.put(bytes(key), b"", db=store.seen)
+        self._move_new_ids()
         txn = self._current()
         txn.put(b"snapshot", snapshot_id, db=store.meta)
         txn.drop(store.run, delete=False)
         txn.drop(store.runids, delete=False)
+        txn.drop(store.newids, delete=False)
         if final:
             txn.drop(store.seen, delete=False)
         txn.commit()
         self._txn = None
+
+    def _move_new_ids(self) -> None:
+        """``ids[raw_id] = key`` for each ``newids`` entry, in batches. Call
+        only once no read transaction older than the merge's end is open."""
+        store = self._store
+        start = b""
+        while True:
+            # Read through the write transaction: it sees the merge's last,
+            # uncommitted batch. The cursor is done with before the puts,
+            # which may commit it.
+            cursor = self._current().cursor(db=store.newids)
+            batch: list[tuple[bytes, bytes]] = []
+            if cursor.set_range(start):
+                for key, raw_id in cursor:
+                    batch.append((bytes(key), bytes(raw_id)))
+                    if len(batch) >= self.BATCH:
+                        break
+            cursor.close()
+            if not batch:
+                return
+            for key, raw_id in batch:
+                self.put(raw_id, key, store.ids)
+            start = batch[-1][0] + b"\x00"  # the smallest key after the last one moved
 
     def abort(self) -> None:
         """Stop; the catalogue stays marked stale and is rebuilt next time."""
