@@ -4,7 +4,9 @@
 
 Each phase runs in its own process so its peak RSS is its own. The backup
 goes through the engine's streaming API (as a Microsoft 365 source would),
-the listing and the restore through the ``coffer`` command.
+the listing and the restore through the ``coffer`` command. After each
+backup it also reports the local cache's size on disk (the owner's catalogue
+and the blob index: LMDB files that keep their high-water mark).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.bench.engine import allocated_size
 from tools.bench.measure import run_measured
 
 PASSWORD = "scale benchmark"
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{name} failed:\n{measured.output[-3000:]}")
         results[name] = {"seconds": measured.seconds, "peak_rss_mib": measured.peak_rss_mib}
         print(f"{name:28} {measured.seconds:8.1f} s  {measured.peak_rss_mib:7.0f} MiB", flush=True)
+        if "backup" in name:
+            cache_mib = allocated_size(work / "cache") / 2**20
+            results[name]["cache_mib"] = cache_mib
+            print(f"{'  local cache on disk':28} {cache_mib:8.0f} MiB", flush=True)
 
     record(
         "backup",
