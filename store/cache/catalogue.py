@@ -334,6 +334,10 @@ def _walk(reader: TreeReader, root: BlobId, prefix: bytes) -> Iterator[tuple[byt
             yield from _walk(reader, entry.subtree, key)
 
 
+# Item IDs moved from ``newids`` to ``ids`` between two ticks of the mapped pages.
+_MOVE_SLICE = 256
+
+
 class CatalogueWriter:
     """Writes a new catalogue state in batches of bounded size.
 
@@ -432,13 +436,16 @@ class CatalogueWriter:
             if cursor.set_range(start):
                 for key, raw_id in cursor:
                     batch.append((bytes(key), bytes(raw_id)))
-                    if len(batch) >= self.BATCH:
+                    if len(batch) >= _MOVE_SLICE:
                         break
             cursor.close()
             if not batch:
                 return
             for key, raw_id in batch:
                 self.put(raw_id, key, store.ids)
+            # Random keys: each put maps a page of ``ids`` and its neighbours
+            # (fault-around); let them go as the merge's puts do.
+            store.pages.tick(len(batch))
             start = batch[-1][0] + b"\x00"  # the smallest key after the last one moved
 
     def abort(self) -> None:
