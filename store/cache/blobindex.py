@@ -57,6 +57,11 @@ class BlobIndex:
 
     # IDs per read transaction in lookup_many (each slice ticks the mapped pages).
     LOOKUP_SLICE = 256
+    # lookup_many counts each ID towards releasing the mapped pages only in a
+    # larger file: a smaller one costs at most its size mapped, and releasing
+    # costs a re-fault of every page touched again (200,000 lookups: 0.52 s
+    # never released, 0.93 s released every 256; docs/performance.md).
+    SMALL_INDEX = 32 * 1024 * 1024
     MAP_SIZE = 1 << 38  # 256 GiB of address space, enough for ~5 billion blobs
     WRITE_BATCH = 4096
 
@@ -96,16 +101,20 @@ class BlobIndex:
         """:meth:`lookup` of each, in order, in one read transaction (a
         restore's batch: a transaction per blob cost 1.5 s of 100,000).
 
-        Counts as one lookup per ID towards releasing the mapped pages: a
-        restore of a million tiny items looks up thousands of IDs per batch,
-        and counted as one per batch, the whole 170 MB index stayed mapped
-        between releases (docs/performance.md, "One million items"). Looked
-        up in slices of LOOKUP_SLICE, so a batch of 4,096 is released on the
-        way too."""
+        In an index larger than SMALL_INDEX, counts as one lookup per ID
+        towards releasing the mapped pages: a restore of a million tiny items
+        looks up thousands of IDs per batch, and counted as one per batch,
+        the whole 170 MB index stayed mapped between releases
+        (docs/performance.md, "One million items"). Looked up in slices of
+        LOOKUP_SLICE, so a batch of 4,096 is released on the way too."""
+        try:
+            large = self._data_file.stat().st_size > self.SMALL_INDEX
+        except OSError:
+            large = True
         raws: list[bytes | None] = []
         for start in range(0, len(blob_ids), self.LOOKUP_SLICE):
             part = blob_ids[start : start + self.LOOKUP_SLICE]
-            self.pages.tick(len(part))
+            self.pages.tick(len(part) if large else 1)
             with self._env.begin(db=self._blobs, buffers=False) as txn:
                 get = txn.get
                 raws += [get(blob_id) for blob_id in part]

@@ -171,8 +171,6 @@ def _torn(env: lmdb.Environment, path: Path) -> bool:
 
 
 _MADV_DONTNEED = 4
-# Files up to this size stay mapped between explicit releases (MappedPages).
-SMALL_MAPPING = 32 * 1024 * 1024
 _libc: ctypes.CDLL | None = None
 
 
@@ -195,19 +193,11 @@ class MappedPages:
     /proc/self/maps: LMDB maps its whole map size once, so the range does not
     move); they are read again from the page cache if touched. Safe for
     read-only shared mappings; a no-op where /proc is unavailable. Thread-safe.
-
-    A tick is a page lookup or so: a random lookup maps its pages and the
-    kernel's fault-around maps their neighbours, 60 to 90 KiB in all, so the
-    mapping stays within about ``every`` times that between releases. A file
-    of at most ``small`` bytes is left mapped by :meth:`tick` (its mapping
-    cannot grow beyond it, and releasing costs a re-fault of each page
-    touched again: 2 us a lookup at ``every=256``, docs/performance.md).
     """
 
-    def __init__(self, data_file: Path, every: int = 256, small: int = SMALL_MAPPING) -> None:
+    def __init__(self, data_file: Path, every: int = 256) -> None:
         self._path = str(data_file)
         self._every = every
-        self._small = small
         self._count = 0
         self._lock = threading.Lock()
         self._ranges: list[tuple[int, int]] | None = None
@@ -218,11 +208,6 @@ class MappedPages:
             if self._count < self._every:
                 return
             self._count = 0
-        try:
-            if os.stat(self._path).st_size <= self._small:
-                return
-        except OSError:
-            pass  # released below, as before
         self.release()
 
     def _find(self) -> list[tuple[int, int]]:

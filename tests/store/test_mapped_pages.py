@@ -81,31 +81,17 @@ def test_batched_lookups_let_go_of_the_index_pages(
     they touch are released as they are counted, slice by slice, so the
     mapping's resident size stays a fraction of the file (it grew to the
     whole file: 170 MB in the million-item restore). Scaled down: 200,000
-    blobs (an 18 MB file) released every 16 lookups instead of a 170 MB file
-    every 256."""
+    blobs (an 18 MB file, counted as large) released every 16 lookups
+    instead of a 170 MB file every 256."""
     index, ids = _index_of(tmp_path / "blobs", 200_000)
     data_file = tmp_path / "blobs" / "data.mdb"
     try:
         monkeypatch.setattr(BlobIndex, "LOOKUP_SLICE", 16)
-        index.pages = MappedPages(data_file, every=16, small=0)
+        monkeypatch.setattr(BlobIndex, "SMALL_INDEX", 0)
+        index.pages = MappedPages(data_file, every=16)
         file_kib = data_file.stat().st_size // 1024
         assert file_kib > 12 * 1024
         peak = _peak_while_looking_up(index, ids[:50_000], data_file)
         assert peak < file_kib // 3, (peak, file_kib)
-    finally:
-        index.close()
-
-
-def test_a_small_index_stays_mapped(tmp_path: Path) -> None:
-    """An index file up to ``small`` bytes is not released by lookups: its
-    mapping cannot grow beyond the file, and each release would cost a
-    re-fault of every page touched again."""
-    index, ids = _index_of(tmp_path / "blobs", 20_000)
-    data_file = tmp_path / "blobs" / "data.mdb"
-    try:
-        index.pages = MappedPages(data_file, every=16, small=64 * 1024 * 1024)
-        file_kib = data_file.stat().st_size // 1024
-        _peak_while_looking_up(index, ids, data_file)
-        assert _mapped_kib(data_file) > file_kib // 2  # still mapped after the last batch
     finally:
         index.close()
