@@ -23,6 +23,12 @@ import struct
 import sys
 
 _HEADER = struct.Struct(">IIIII")
+# The child's own statuses, read only by store/pipeline/kdf.py (not Coffer's
+# exit codes: store.ExitCode would import the store package, which this
+# process exists not to).
+_ANSWERED = 0
+_FAILED = 1
+_REFUSED = 2
 _PR_SET_PDEATHSIG = 1
 # Bounds far above any accepted slot's (store/format/keys.py checks the real
 # ones before asking): only a guard against a garbled request.
@@ -33,7 +39,7 @@ def _die_with_parent(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+        os._exit(_FAILED)
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -55,7 +61,7 @@ def main() -> int:
         _read_exactly(sock, _HEADER.size)
     )
     if salt_len > _MAX_FIELD or password_len > _MAX_FIELD:
-        return 2
+        return _REFUSED
     salt = _read_exactly(sock, salt_len)
     password = _read_exactly(sock, password_len)
 
@@ -71,11 +77,11 @@ def main() -> int:
         type=Type.ID,
     )
     sock.sendall(key)
-    return 0
+    return _ANSWERED
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
     except Exception:  # the status is the answer; no traceback on stderr
-        sys.exit(1)
+        sys.exit(_FAILED)

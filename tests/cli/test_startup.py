@@ -78,13 +78,22 @@ AUDITED_MAIN = textwrap.dedent(
 
 def test_a_backup_starts_no_child_process_but_its_stat_ahead_helper(tmp_path: Path) -> None:
     """A no-change backup (and a first one) runs in one process but for the
-    stat-ahead helper (sources/folder/statwalker.py, started on purpose):
-    nothing else before the walk forks a helper (ldconfig for
-    ctypes.util.find_library did, twice)."""
+    stat-ahead helper (sources/folder/statwalker.py) and the Argon2id child
+    (store/pipeline/kdfchild.py), both started on purpose: nothing else
+    before the walk forks a helper (ldconfig for ctypes.util.find_library
+    did, twice)."""
     env = new_env(tmp_path)
     init(env)
     make_tree(tmp_path / "src", files=30)
     for _ in range(2):
         result = env.python(AUDITED_MAIN, "-q", "backup", "--path", str(tmp_path / "src"))
         assert result.code == 0, result.err
-        assert "STARTED:-P -m sources.folder.statwalker\n" in result.err, result.err
+        started = next(
+            line.removeprefix("STARTED:").split(",")
+            for line in result.err.splitlines()
+            if line.startswith("STARTED:")
+        )
+        assert started[0] == "-P -m sources.folder.statwalker", result.err
+        assert len(started) == 2, result.err
+        flag, script, parent = started[1].split(" ")
+        assert (flag, Path(script).name, parent.isdigit()) == ("-I", "kdfchild.py", True)
