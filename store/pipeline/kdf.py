@@ -10,7 +10,8 @@ of Coffer's; the command's peak is then its own work's.
 
 Secrets: the password and salt go over a socket pair (the child's standard
 input), never its command line or environment (the environment is the
-helpers' allow-list, store/pipeline/spawn.py). The child dies with the
+helpers' allow-list: it is started like them, store/pipeline/spawn.py).
+The child dies with the
 command (``PR_SET_PDEATHSIG``).
 
 If the child cannot be started or gives no answer (no ``fork`` allowed, no
@@ -27,12 +28,10 @@ import logging
 import os
 import socket
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 from store.format.keys import KdfParams
-from store.pipeline.spawn import worker_environment
+from store.pipeline.spawn import start_child, stop_helper
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +53,21 @@ def derive_apart(params: KdfParams, password: bytes, salt: bytes) -> bytes:
 
 
 def _in_child(params: KdfParams, password: bytes, salt: bytes) -> bytes | None:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with ours:
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-I", str(_CHILD), str(os.getpid())],
-                stdin=theirs.fileno(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                close_fds=True,
-                env=worker_environment(),
-            )
-        except OSError as exc:
-            log.warning("Argon2id runs in this process: cannot start its child (%s)", exc)
-            return None
-        finally:
-            theirs.close()
+    try:
+        process, sock = start_child(["-I", str(_CHILD), str(os.getpid())])
+    except OSError as exc:
+        log.warning("Argon2id runs in this process: cannot start its child (%s)", exc)
+        return None
+    answer = bytearray()
+    with sock:
         try:
             header = _HEADER.pack(
                 params.iterations, params.lanes, params.memory_kib, len(salt), len(password)
             )
-            ours.sendall(header + salt + password)
-            ours.shutdown(socket.SHUT_WR)
-            answer = bytearray()
+            sock.sendall(header + salt + password)
+            sock.shutdown(socket.SHUT_WR)
             while len(answer) < _KEY_BYTES:
-                part = ours.recv(_KEY_BYTES - len(answer))
+                part = sock.recv(_KEY_BYTES - len(answer))
                 if not part:
                     break
                 answer += part
@@ -86,18 +75,10 @@ def _in_child(params: KdfParams, password: bytes, salt: bytes) -> bytes | None:
             log.warning("Argon2id runs in this process: its child failed (%s)", exc)
             answer = bytearray()
         finally:
-            _reap(process)
+            stop_helper(process, sock)
     if len(answer) != _KEY_BYTES or process.returncode != 0:
         log.warning(
             "Argon2id runs in this process: its child ended with status %s", process.returncode
         )
         return None
     return bytes(answer)
-
-
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    try:
-        process.wait(timeout=5.0)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -1,6 +1,8 @@
-"""Starting and stopping a helper process on a socket (backup workers, the restore's writer).
+"""Starting and stopping a helper process on a socket (backup workers, the restore's writer,
+the Argon2id child).
 
-A helper is ``python -P -m <module>`` with one end of an ``AF_UNIX`` stream
+A helper is ``python -P -m <module>`` (the Argon2id child: ``python -I
+<script>``, :func:`start_child`) with one end of an ``AF_UNIX`` stream
 socket as its standard input, stdout and stderr on ``/dev/null``, no other
 descriptor of ours (``close_fds``: never an owner's lock) and an environment
 reduced to an allow-list (no ``COFFER_PASSWORD``, nothing secret: whatever
@@ -37,10 +39,20 @@ def start_helper(module: str) -> tuple[subprocess.Popen[bytes], socket.socket]:
 
     Raises OSError when it cannot be started (nothing is left open then).
     """
+    return start_child(["-P", "-m", module])
+
+
+def start_child(arguments: list[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start ``python <arguments>`` as a helper is started (see the module
+    docstring); (the process, our end of its socket). The arguments are
+    visible to every user of the machine: never a secret.
+
+    Raises OSError when it cannot be started (nothing is left open then).
+    """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-P", "-m", module],
+            [sys.executable, *arguments],
             stdin=theirs.fileno(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

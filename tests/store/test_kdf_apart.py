@@ -19,34 +19,15 @@ import pytest
 from store.format.keys import KdfParams
 from store.pipeline import kdf
 from store.pipeline.kdf import derive_apart
+from tests.cli.support.helpers import helpers_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return found
-
-
-def _wait_for_child(pid: int, timeout: float = 10.0) -> int:
-    """The first child of ``pid`` whose command line names the KDF child."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for child in _children(pid):
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"kdfchild.py" in cmdline:
-                return child
-        time.sleep(0.005)
-    raise AssertionError("no Argon2id child appeared")
+def _wait_for_child(pid: int) -> int:
+    """The KDF child of ``pid``, once its command line names it (after exec)."""
+    wait_for(lambda: bool(helpers_of(pid, "kdfchild.py")), seconds=10)
+    return helpers_of(pid, "kdfchild.py")[0]
 
 
 @pytest.mark.parametrize(
