@@ -47,6 +47,11 @@ class InHand:
         self._period = period
         self._lock = threading.Lock()
         self._held: dict[str, int] = {}  # key -> jobs holding it (a redelivery beside)
+        # Held across a renewal (copy and set) and across a job's end (pop and
+        # delete), so a renewal that copied a key before its job ended never
+        # sets it again after the delete: the ended job would look in hand
+        # until the key lapsed (3 periods: 30 s in production).
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="coffer-inhand", daemon=True)
         self._thread.start()
@@ -61,25 +66,27 @@ class InHand:
         try:
             yield
         finally:
-            with self._lock:
-                left = self._held.pop(key) - 1
-                if left:
-                    self._held[key] = left
-            if not left:
-                try:
-                    self._client.delete(key)
-                except redis.RedisError as exc:
-                    log.info("in hand: %s (the key expires by itself)", exc)
+            with self._renewing:
+                with self._lock:
+                    left = self._held.pop(key) - 1
+                    if left:
+                        self._held[key] = left
+                if not left:
+                    try:
+                        self._client.delete(key)
+                    except redis.RedisError as exc:
+                        log.info("in hand: %s (the key expires by itself)", exc)
 
     def _set(self, keys: Iterable[str]) -> None:
         renew(self._client, keys, self._period, "in hand")
 
     def _loop(self) -> None:
         while not self._stop.wait(self._period):
-            with self._lock:
-                keys = list(self._held)
-            if keys:
-                self._set(keys)
+            with self._renewing:
+                with self._lock:
+                    keys = list(self._held)
+                if keys:
+                    self._set(keys)
 
     def stop(self) -> None:
         """Stop renewing (idempotent; the keys of jobs still held lapse)."""

@@ -4,6 +4,7 @@ real Celery messages; no worker, no simulator."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -92,3 +93,25 @@ def test_enqueueing_rides_out_a_broker_restart(
     finally:
         thread.join()
     assert queued(broker.client(), "coffer", "runc") == {f"users:u{i}" for i in range(20)}
+
+
+def test_a_renewal_never_brings_back_the_key_of_a_job_that_ended(client: redis.Redis) -> None:
+    """The renewal thread copies the held keys, then sets them; a job ending
+    in between had its key deleted and then set again, so it looked in hand
+    for three more periods (30 s in production; this made the test above
+    fail now and then). Many short jobs against a fast renewal: no key of an
+    ended job is left."""
+    hands = InHand(client, period=0.002)
+    rng = random.Random(4)
+    try:
+        back: list[str] = []
+        for number in range(400):
+            field = f"users:race{number}"
+            with hands.holding("race", field):
+                time.sleep(rng.random() * 0.003)
+            time.sleep(0.004)  # two periods: a renewal in flight has landed
+            if in_hand(client, "race", [field]):
+                back.append(field)
+        assert back == []
+    finally:
+        hands.stop()
